@@ -1,0 +1,177 @@
+"""``goipwatch`` command line: run the daemon, score or train on files, simulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from detector import __version__
+
+
+def _run_async(coro) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - declared dependency
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector import logs
+    from detector.daemon import serve
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    return _run_async(serve(cfg, until_done=args.until_done))
+
+
+def _layouts(args: argparse.Namespace):
+    from detector import config as config_mod
+    from probes.csvparse import CANONICAL
+
+    if not args.config:
+        return CANONICAL, CANONICAL
+    cfg = config_mod.load(args.config)
+    by_type = {p.type: p.layout for p in cfg.probes}
+    return by_type.get("cdr_csv", CANONICAL), by_type.get("registrations_csv", CANONICAL)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from detector import batch, config as config_mod, model as model_mod
+
+    cfg = config_mod.load(args.config) if args.config else config_mod.Config()
+    cdr_layout, reg_layout = _layouts(args)
+    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout)
+    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
+              utc_offset_h=cfg.features.utc_offset_h)
+    if args.model:
+        trained = model_mod.load(args.model)
+    else:
+        trained = batch.train_on(loaded, seed=args.seed, **kw)
+    flags = batch.score(loaded, trained, cfg.detector.policy, **kw)
+    batch.write_flags(flags, args.out)
+    batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"))
+    print(f"{len(flags)} SIM(s) flagged of {len(set(loaded.cdr.imsi.tolist()))} seen "
+          f"in {len(loaded.cdr)} records; written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from detector import batch, config as config_mod, model as model_mod
+    from detector.records import parse_iso
+
+    cfg = config_mod.load(args.config) if args.config else config_mod.Config()
+    cdr_layout, reg_layout = _layouts(args)
+    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout)
+    trained = batch.train_on(
+        loaded, seed=args.seed, interval_s=cfg.detector.scoring_interval_s,
+        lateness_s=cfg.features.lateness_s, utc_offset_h=cfg.features.utc_offset_h,
+        start=parse_iso(args.start) if args.start else None,
+        end=parse_iso(args.end) if args.end else None)
+    path, manifest = model_mod.save(trained, args.out)
+    batch.report_rejected(loaded.rejected, path.with_name(path.stem + ".rejected.csv"))
+    print(f"model trained on {trained.manifest['rows']} SIM-days "
+          f"({trained.manifest['training_window']['from']} .. "
+          f"{trained.manifest['training_window']['to']}): {path}, {manifest}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from detector.world.simulate import WorldParams, simulate_world
+
+    summary = simulate_world(WorldParams(subscribers=args.subscribers, days=args.days,
+                                         seed=args.seed, mix=args.mix), args.out)
+    print(f"world written to {summary.out_dir}: {summary.subscribers} SIMs, "
+          f"{summary.records} records in {summary.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from detector.demo import demo
+
+    return _run_async(demo(args.state_dir, subscribers=args.subscribers, days=args.days,
+                           seed=args.seed, dsn=args.dsn))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector.status import status
+
+    return _run_async(status(config_mod.load(args.config), quarantine=args.quarantine))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
+    p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the daemon")
+    r.add_argument("--config", type=Path, required=True)
+    r.add_argument("--until-done", action="store_true",
+                   help="exit once every configured file is processed (no watch directories)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("score", help="replay CDR files in event-time order and write flags")
+    s.add_argument("--cdr", type=Path, nargs="+", required=True)
+    s.add_argument("--subscribers", type=Path, nargs="+")
+    s.add_argument("--model", type=Path, help="trained model (default: fit on the input itself)")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--config", type=Path, help="policy, feature and layout settings")
+    s.add_argument("--seed", type=int, default=0, help="seed when fitting on the input")
+    s.set_defaults(func=cmd_score)
+
+    t = sub.add_parser("train", help="fit the anomaly model on a baseline window")
+    t.add_argument("--cdr", type=Path, nargs="+", required=True)
+    t.add_argument("--subscribers", type=Path, nargs="+")
+    t.add_argument("--start", help="window start, ISO 8601 (default: first record)")
+    t.add_argument("--end", help="window end, ISO 8601, exclusive (default: after the last)")
+    t.add_argument("--out", type=Path, default=Path("models/goipwatch.skops"))
+    t.add_argument("--config", type=Path)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    m = sub.add_parser("simulate", help="write a simulated carrier world with ground truth")
+    m.add_argument("--subscribers", type=int, default=10_000)
+    m.add_argument("--days", type=int, default=2)
+    m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--mix", default="default", help="default | hard | key=value,...")
+    m.add_argument("--out", type=Path, required=True)
+    m.set_defaults(func=cmd_simulate)
+
+    d = sub.add_parser("demo", help="a simulated world through the daemon on the embedded store")
+    d.add_argument("--state-dir", type=Path, default=Path("demo-state"))
+    d.add_argument("--subscribers", type=int, default=3000)
+    d.add_argument("--days", type=int, default=2)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
+    d.set_defaults(func=cmd_demo)
+
+    st = sub.add_parser("status", help="feeds, counters, quarantine and flags in the store")
+    st.add_argument("--config", type=Path, required=True)
+    st.add_argument("--quarantine", type=int, default=10, help="show this many quarantined rows")
+    st.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from detector.config import ConfigError
+    from detector.model import ModelError
+    from detector.store.checkpoint import CheckpointError
+    from detector.store.db import StoreError
+    from detector.store.embedded import EmbeddedStoreError
+    from probes.csvparse import FeedError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ModelError, FeedError, StoreError, EmbeddedStoreError,
+            CheckpointError, FileNotFoundError) as e:
+        print(f"goipwatch {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

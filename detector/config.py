@@ -1,0 +1,212 @@
+"""Configuration: one TOML file → frozen, validated settings.
+
+Every key is documented in config/goipwatch.toml. Unknown keys, wrong types and bad values
+raise :class:`ConfigError` naming the file and the key, so a typo never silently falls back
+to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from detector.scoring import Policy
+from probes.csvparse import CDR_FIELDS, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
+
+PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; says which file, which key and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    state_dir: Path = Path("/var/lib/goipwatch")
+    flags_jsonl: str = "flags.jsonl"
+    idle_score_s: float = 60.0
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    dsn: str = ""                 # empty: an embedded PostgreSQL in state_dir/pg
+    dsn_file: str = ""            # a file holding the DSN (keeps passwords out of the config)
+    pool_size: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    lateness_s: int = 3600
+    utc_offset_h: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    model: str = "models/goipwatch.skops"
+    scoring_interval_s: int = 900
+    policy: Policy = Policy()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    type: str
+    name: str
+    files: tuple[Path, ...] = ()
+    watch: Path | None = None
+    settle_s: float = 2.0
+    poll_s: float = 1.0
+    ignore: tuple[str, ...] = ("*.tmp", "*.part", ".*")
+    block_bytes: int = 32 << 20
+    layout: Layout = Layout()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str = "<defaults>"
+    daemon: DaemonConfig = DaemonConfig()
+    store: StoreConfig = StoreConfig()
+    features: FeatureConfig = FeatureConfig()
+    detector: DetectorConfig = DetectorConfig()
+    probes: tuple[ProbeConfig, ...] = field(default_factory=tuple)
+
+    def path(self, value: str | Path) -> Path:
+        """A path from the config: relative ones are relative to the state directory."""
+        p = Path(value)
+        return p if p.is_absolute() else self.daemon.state_dir / p
+
+
+def _section(where: str, data: Any, cls: type, base: Path, skip: tuple[str, ...] = ()) -> dict:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a table")
+    known = {f.name: f for f in fields(cls) if f.name not in skip}
+    out = {}
+    for key, value in data.items():
+        if key in skip:
+            continue
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        out[key] = _coerce(f"{where}.{key}", value, known[key].default, base)
+    return out
+
+
+def _coerce(where: str, value: Any, default: Any, base: Path) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, (Path, type(None))):
+        ok = isinstance(value, str)
+        value = (base / value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where}: must not be negative")
+    return value
+
+
+def _layout(where: str, data: Any, probe_type: str) -> Layout:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a table")
+    allowed = {"columns", "values", "timestamp_format", "timezone"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(allowed))})")
+    columns = data.get("columns", {})
+    canonical = PROBE_TYPES[probe_type]
+    for key, value in columns.items():
+        if key not in canonical:
+            raise ConfigError(f"{where}.columns.{key}: not a field of {probe_type} "
+                              f"({', '.join(canonical)})")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.columns.{key}: must be a column name")
+    values = data.get("values", {})
+    for key, mapping in values.items():
+        if key not in ("record_type", "direction", "result") or probe_type != "cdr_csv":
+            raise ConfigError(f"{where}.values.{key}: only record_type, direction and result "
+                              "of cdr_csv take value maps")
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ConfigError(f"{where}.values.{key}: must map feed values to canonical ones")
+    tz = data.get("timezone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as e:
+        raise ConfigError(f"{where}.timezone: unknown time zone {tz!r}") from e
+    fmt = data.get("timestamp_format", Layout.timestamp_format)
+    if not isinstance(fmt, str) or "%" not in fmt:
+        raise ConfigError(f"{where}.timestamp_format: must be a strptime format like '%Y-%m-%d %H:%M:%S'")
+    return Layout(columns=dict(columns), values={k: dict(v) for k, v in values.items()},
+                  timestamp_format=fmt, timezone=tz)
+
+
+def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
+    top = {"daemon", "store", "features", "detector", "probes"}
+    for key in data:
+        if key not in top:
+            raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
+    daemon = DaemonConfig(**_section(f"{source}: daemon", data.get("daemon", {}), DaemonConfig, base))
+    if daemon.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{source}: daemon.log_level: one of debug, info, warning, error")
+    store = StoreConfig(**_section(f"{source}: store", data.get("store", {}), StoreConfig, base))
+    feats = FeatureConfig(**_section(f"{source}: features", data.get("features", {}), FeatureConfig, base))
+    if feats.lateness_s >= 86_400:
+        raise ConfigError(f"{source}: features.lateness_s: must be less than 86400 (the 24 h window)")
+    if not -12 <= feats.utc_offset_h <= 14:
+        raise ConfigError(f"{source}: features.utc_offset_h: must be from -12 to 14")
+    det_raw = dict(data.get("detector", {}))
+    policy_keys = {f.name for f in fields(Policy)}
+    policy_raw = {k: det_raw.pop(k) for k in list(det_raw) if k in policy_keys}
+    det = _section(f"{source}: detector", det_raw, DetectorConfig, base, skip=("policy",))
+    policy_vals = _section(f"{source}: detector", policy_raw, Policy, base)
+    try:
+        det["policy"] = Policy(**policy_vals)
+    except ValueError as e:
+        raise ConfigError(f"{source}: detector: {e}") from e
+    if det.get("scoring_interval_s", 900) < 60:
+        raise ConfigError(f"{source}: detector.scoring_interval_s: at least 60")
+    probes = []
+    raw_probes = data.get("probes", [])
+    if not isinstance(raw_probes, list):
+        raise ConfigError(f"{source}: probes: must be an array of tables ([[probes]])")
+    names = set()
+    for i, raw in enumerate(raw_probes):
+        where = f"{source}: probes[{i}]"
+        if not isinstance(raw, dict) or raw.get("type") not in PROBE_TYPES:
+            raise ConfigError(f"{where}.type: one of {', '.join(PROBE_TYPES)}")
+        values = _section(where, raw, ProbeConfig, base, skip=("layout", "files"))
+        files = raw.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ConfigError(f"{where}.files: must be a list of paths")
+        values["files"] = tuple(base / f for f in files)
+        values["layout"] = _layout(f"{where}.layout", raw.get("layout", {}), raw["type"])
+        values.setdefault("name", f"{raw['type']}-{i}")
+        if values["name"] in names:
+            raise ConfigError(f"{where}.name: {values['name']!r} is used twice")
+        names.add(values["name"])
+        if not values["files"] and values.get("watch") is None:
+            raise ConfigError(f"{where}: give 'files' or a 'watch' directory")
+        probes.append(ProbeConfig(**values))
+    return Config(source=source, daemon=daemon, store=store, features=feats,
+                  detector=DetectorConfig(**det), probes=tuple(probes))
+
+
+def load(path: Path) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such configuration file") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    return parse(data, str(path), path.parent)

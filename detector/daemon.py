@@ -1,0 +1,279 @@
+"""The daemon: probes → feature engine → scoring → store and flag stream, on uvloop.
+
+Probes run as concurrent tasks and offer whole files; one consumer applies them in order
+(the feature state has a single writer) and commits a checkpoint after each file. Scoring
+happens on event-time ticks inside the pipeline, and after ``idle_score_s`` without input.
+SIGTERM/SIGINT stop intake, let the file in hand finish, checkpoint and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from pathlib import Path
+
+import asyncpg
+
+from detector import model as model_mod
+from detector.config import Config
+from detector.features.engine import FeatureEngine
+from detector.pipeline import Pipeline
+from detector.records import Rejected, iso
+from detector.scoring import Flag, Scorer
+from detector.sdnotify import Notifier
+from detector.store import checkpoint as cp
+from detector.store.db import connect, redact, resolve_dsn
+from detector.store.embedded import EmbeddedPostgres
+from probes.csvparse import FeedError
+from probes.files import CsvFileProbe, FileWork
+
+log = logging.getLogger("goipwatch.daemon")
+
+
+def flag_json(f: Flag) -> str:
+    return json.dumps({"imsi": f.imsi, "msisdn": f.msisdn, "kind": f.kind, "score": f.score,
+                       "flagged_at": iso(f.flagged_at), "rig_id": f.rig_id,
+                       "reasons": list(f.reasons)}, ensure_ascii=False)
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.notifier = Notifier()
+        self.stopping = asyncio.Event()
+        self.pool: asyncpg.Pool | None = None
+        self._embedded: EmbeddedPostgres | None = None
+        self.model = model_mod.load(config.path(config.detector.model))
+        self.scorer = Scorer(self.model, config.detector.policy)
+        self.probes = [CsvFileProbe(p) for p in config.probes]
+        self.pending = cp.Pending()
+        self._cells_saved = 0
+        self.files_done = 0
+        self._new_engine()
+
+    def _new_engine(self) -> None:
+        f = self.config.features
+        self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
+        self.pipe = Pipeline(self.engine, self.scorer, self.config.detector.scoring_interval_s)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        store = self.config.store
+        dsn, self._embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
+        self.pool = await connect(dsn, self.config.store.pool_size)
+        log.info("store connected", extra={"dsn": redact(dsn)})
+        await self._restore()
+
+    async def _restore(self) -> None:
+        self._new_engine()
+        restored = await cp.restore(self.pool, self.engine, self.pipe)
+        self._cells_saved = restored.cells
+        log.info("checkpoint restored", extra={"sims": restored.sims, "imeis": restored.imeis,
+                                               "flags": restored.flags})
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+        if self._embedded is not None:
+            self._embedded.stop()
+
+    async def run(self, until_done: bool = False) -> None:
+        """Run until :attr:`stopping` is set (by a signal or a caller) or, with ``until_done``,
+        until every probe has offered all its files and they are processed."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
+        seq = iter(range(1 << 62))
+
+        async def offer(work: FileWork) -> None:
+            # Registrations go first so that CDRs meet their SIM's activation and ID data;
+            # each probe waits for its file to be committed before it offers the next.
+            done = loop.create_future()
+            await queue.put((0 if work.kind == "registrations" else 1, next(seq), work, done))
+            await done
+
+        probe_tasks = [asyncio.create_task(p.run(offer, self.stopping), name=f"probe:{p.name}")
+                       for p in self.probes]
+        helpers = []
+        if self.notifier.watchdog_interval_s:
+            helpers.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+        self.notifier.ready(f"{len(self.probes)} probe(s) running")
+        log.info("daemon running", extra={"probes": [p.name for p in self.probes]})
+        try:
+            await self._consume(queue, probe_tasks if until_done else None)
+        finally:
+            self.notifier.stopping()
+            while not queue.empty():
+                queue.get_nowait()[3].cancel()
+            for t in probe_tasks + helpers:
+                t.cancel()
+            await asyncio.gather(*probe_tasks, *helpers, return_exceptions=True)
+            await self.checkpoint()
+            log.info("daemon stopped", extra={"files": self.files_done})
+
+    def stop(self) -> None:
+        log.info("stop requested: finishing the file in hand")
+        self.stopping.set()
+
+    async def _watchdog(self) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(self.notifier.watchdog_interval_s)
+
+    async def _consume(self, queue: asyncio.PriorityQueue, finite: list[asyncio.Task] | None) -> None:
+        idle_s = self.config.daemon.idle_score_s
+        stop_wait = asyncio.create_task(self.stopping.wait())
+        get: asyncio.Task | None = None   # kept across waits so that no taken item is dropped
+        try:
+            while not self.stopping.is_set():
+                if finite is not None and queue.empty() and (get is None or not get.done()) \
+                        and all(t.done() for t in finite):
+                    if get is not None:
+                        get.cancel()
+                        get = None
+                    for t in finite:
+                        if not t.cancelled() and t.exception():
+                            raise t.exception()
+                    await self._score_idle()
+                    return
+                if get is None:
+                    get = asyncio.create_task(queue.get())
+                running = {t for t in finite or () if not t.done()}
+                done, _ = await asyncio.wait({get, stop_wait, *running},
+                                             timeout=idle_s or None,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    if not done and not self.stopping.is_set():
+                        await self._score_idle()
+                    continue
+                _, _, work, finished = get.result()
+                get = None
+                try:
+                    await self.process(work)
+                finally:
+                    if not finished.done():
+                        finished.set_result(None)
+        finally:
+            stop_wait.cancel()
+            if get is not None:
+                get.cancel()
+                if get.done() and not get.cancelled():
+                    get.result()[3].cancel()
+
+    # ---- work ----------------------------------------------------------------------------
+
+    async def process(self, work: FileWork) -> None:
+        """Take in one file exactly once and commit it with everything it changed."""
+        prior = await self.pool.fetch(
+            "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2",
+            work.probe, work.sha256)
+        names = {r["name"] for r in prior}
+        if work.path.name in names:
+            return  # done before (a restart re-offers what is still in the directory)
+        if names:
+            log.warning("duplicate file content skipped", extra={"probe": work.probe,
+                                                                "file": work.path.name})
+            self.pending.files.append(cp.FileDone(
+                work.probe, work.path.name, work.size, work.sha256, "duplicate",
+                detail=f"same content as {sorted(names)[0]}"))
+            await self.checkpoint()
+            return
+        try:
+            records, rejected = await self._apply_file(work)
+        except FeedError as e:
+            self._reject_file(work, str(e))
+            await self.checkpoint()
+            return
+        except (OSError, ValueError) as e:  # read failed part-way: memory holds half a file
+            log.error("file failed part-way; state reloaded from the last checkpoint",
+                      extra={"probe": work.probe, "file": work.path.name, "error": str(e)})
+            self.pending = cp.Pending()
+            await self._restore()
+            self._reject_file(work, f"read failed: {e}")
+            await self.checkpoint()
+            return
+        self.pending.files.append(cp.FileDone(work.probe, work.path.name, work.size,
+                                              work.sha256, "done", records, rejected))
+        self.pending.count(work.probe, "files", 1)
+        await self.checkpoint()
+        self.files_done += 1
+        log.info("file done", extra={"probe": work.probe, "file": work.path.name,
+                                     "records": records, "rejected": rejected})
+
+    def _reject_file(self, work: FileWork, reason: str) -> None:
+        log.error("file rejected", extra={"probe": work.probe, "file": work.path.name,
+                                          "reason": reason})
+        self.pending.files.append(cp.FileDone(work.probe, work.path.name, work.size, work.sha256,
+                                              "rejected", detail=reason))
+        self.pending.quarantine.append((work.probe, Rejected(work.path.name, 0, reason)))
+        self.pending.count(work.probe, "files_rejected", 1)
+
+    async def _apply_file(self, work: FileWork) -> tuple[int, int]:
+        records = rejected = 0
+        async for parsed in work.blocks():
+            batch = parsed.batch
+            bad = list(parsed.rejected)
+            if work.kind == "cdr":
+                fed = await asyncio.to_thread(self.pipe.feed, batch)
+                horizon = iso(self.engine.watermark - self.engine.lateness_s)
+                bad += [Rejected(batch.source, int(line), f"late: event time {iso(ts)} is before "
+                                 f"{horizon} (watermark minus allowed lateness)")
+                        for line, ts in zip(batch.line[fed.late], batch.ts[fed.late])]
+                self.pending.flags += fed.flags
+                applied = len(batch) - int(fed.late.sum())
+            else:
+                await asyncio.to_thread(self.pipe.register, batch)
+                self.pending.registrations.append(batch)
+                applied = len(batch)
+            records += applied
+            rejected += len(bad)
+            self.pending.quarantine += [(work.probe, r) for r in bad]
+            self.pending.count(work.probe, "records", applied)
+            self.pending.count(work.probe, "rejected", len(bad))
+        return records, rejected
+
+    async def _score_idle(self) -> None:
+        flags = await asyncio.to_thread(self.pipe.score_dirty)
+        if flags:
+            self.pending.flags += flags
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        if self.pool is None:
+            return
+        pending, self.pending = self.pending, cp.Pending()
+        try:
+            self._cells_saved = await cp.save(self.pool, self.engine, self.pipe, pending,
+                                              self._cells_saved)
+        except BaseException:
+            self.pending = pending  # nothing committed: keep it for the next try
+            raise
+        self._emit(pending.flags)
+
+    def _emit(self, flags: list[Flag]) -> None:
+        """Append committed flags to the JSON-lines stream."""
+        if not flags:
+            return
+        path = self.config.path(self.config.daemon.flags_jsonl)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            for f in flags:
+                fh.write(flag_json(f) + "\n")
+        log.info("flags raised", extra={"count": len(flags)})
+
+
+async def serve(config: Config, until_done: bool = False) -> int:
+    daemon = Daemon(config)
+    try:
+        await daemon.open()
+        await daemon.run(until_done)
+    finally:
+        await daemon.close()
+    return 0

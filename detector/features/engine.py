@@ -1,0 +1,445 @@
+"""The feature engine: applies record batches to per-SIM state and computes features.
+
+One engine serves the daemon, batch scoring and training, so that a feature means the same
+everywhere. Everything is vectorised over a batch: records are grouped by (SIM, hour slot)
+with ``np.unique`` and reduced with ``bincount``/``reduceat``; there is no per-record loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.features import state as st
+from detector.features.catalog import FEATURES
+from detector.records import CdrBatch, Direction, RecordType, RegistrationBatch, Result
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_HOUR = 3600
+_GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
+_GAP_HALF_LIFE_H = 12.0
+
+
+def _bits(values: np.ndarray, n_bits: int) -> np.ndarray:
+    """One bit (as a uint) chosen by a multiplicative hash of each value."""
+    shift = np.uint64(64 - int(np.log2(n_bits)))
+    h = (values.astype(np.uint64) * _GOLDEN) >> shift
+    return np.left_shift(np.uint64(1), h)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else \
+        np.unpackbits(x.view(np.uint8).reshape(*x.shape, -1), axis=-1).sum(-1)
+
+
+def linear_count(bitmap: np.ndarray, n_bits: int) -> np.ndarray:
+    """Distinct-value estimate of a linear-counting bitmap (Whang et al. 1990)."""
+    zeros = n_bits - _popcount(bitmap).astype(np.float64)
+    return np.where(zeros > 0, -n_bits * np.log(np.maximum(zeros, 1) / n_bits),
+                    n_bits * np.log(n_bits))
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one batch did: the SIM slots it touched and the records refused as late."""
+
+    sims: np.ndarray     # unique SIM slots touched
+    late: np.ndarray     # boolean mask over the batch: older than the allowed lateness
+    new_sims: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeatureFrame:
+    """Feature values of some SIMs at their latest event time."""
+
+    sims: np.ndarray     # SIM slots
+    imsi: np.ndarray     # int64
+    msisdn: np.ndarray
+    at: np.ndarray       # int64 event time of each SIM's latest record
+    values: np.ndarray   # float64 (n, len(FEATURES))
+    activity: np.ndarray  # events in the 24 h window
+
+    def __len__(self) -> int:
+        return len(self.sims)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, FEATURES.index(name)]
+
+
+class FeatureEngine:
+    """Per-SIM windows (1 h and 24 h of event time) over CDRs and registrations."""
+
+    def __init__(self, lateness_s: int = 3600, utc_offset_h: int = 8) -> None:
+        if not 0 <= lateness_s < 24 * _HOUR:
+            raise ValueError("lateness_s must be from 0 to less than 24 h")
+        self.lateness_s = lateness_s
+        self.utc_offset_h = utc_offset_h
+        self.sims = st.KeyIndex()
+        self.imeis = st.KeyIndex()
+        self.sim_state = st.empty_sim_state(0)
+        self.imei_state = st.empty_imei_state(0)
+        self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
+        self.watermark = 0                     # newest event time seen
+        self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
+        self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
+        self.unsaved_imeis = np.zeros(0, bool)
+
+    # ---- intake ----------------------------------------------------------------------
+
+    def _sim_slots(self, imsi: np.ndarray) -> tuple[np.ndarray, int]:
+        slots, added = self.sims.lookup_or_add(imsi)
+        if added:
+            self.sim_state = st.grow(self.sim_state, len(self.sims), st.empty_sim_state)
+            self.dirty = _pad(self.dirty, len(self.sim_state))
+            self.unsaved = _pad(self.unsaved, len(self.sim_state))
+        return slots, added
+
+    def apply_registrations(self, batch: RegistrationBatch) -> np.ndarray:
+        """Record activation time, number and cards-per-ID; returns the SIM slots."""
+        if not len(batch):
+            return np.empty(0, np.int64)
+        slots, _ = self._sim_slots(batch.imsi)
+        s = self.sim_state
+        s["activated"][slots] = batch.activated_at
+        s["msisdn"][slots] = batch.msisdn
+        self.unsaved[slots] = True
+        self._id_keys_update(slots, batch.id_hash)
+        return slots
+
+    def _id_keys_update(self, slots: np.ndarray, id_hash: np.ndarray) -> None:
+        s = self.sim_state
+        s["id_key"][slots] = [
+            int.from_bytes(hashlib.blake2b(str(h).encode(), digest_size=8).digest(), "little",
+                           signed=True) for h in id_hash]
+        has = np.flatnonzero(s["id_key"][: len(self.sims)] != 0)
+        _, inv, counts = np.unique(s["id_key"][has], return_inverse=True, return_counts=True)
+        cards = np.minimum(counts[inv], 65535)
+        self.unsaved[has[s["id_cards"][has] != cards]] = True
+        s["id_cards"][has] = cards
+
+    def apply(self, batch: CdrBatch) -> Applied:
+        """Fold a batch into the state. Records older than ``watermark - lateness`` are
+        refused (returned in ``late``) and change nothing."""
+        n = len(batch)
+        if n == 0:
+            return Applied(np.empty(0, np.int64), np.zeros(0, bool), 0)
+        newest = int(batch.ts.max())
+        horizon = max(self.watermark, newest) - self.lateness_s
+        late = batch.ts < horizon if self.watermark else batch.ts < newest - 24 * _HOUR + _HOUR
+        keep = ~late
+        b = batch.take(keep) if late.any() else batch
+        if not len(b):
+            return Applied(np.empty(0, np.int64), late, 0)
+        self.watermark = max(self.watermark, newest)
+
+        sim, added = self._sim_slots(b.imsi)
+        hour = (b.ts // _HOUR).astype(np.int64)
+        s = self.sim_state
+        usims, inv_sim = np.unique(sim, return_inverse=True)
+        self._advance(s, usims, inv_sim, hour, st.SLOTS, ("cnt", "dur_sum", "dur_sq", "callees",
+                                                           "cells", "top_n"), ("top_cell",))
+        s["msisdn"][sim] = b.msisdn
+        last_ts = np.zeros(len(usims), np.int64)
+        np.maximum.at(last_ts, inv_sim, b.ts)
+        s["last_ts"][usims] = np.maximum(s["last_ts"][usims], last_ts)
+
+        slot = hour % st.SLOTS
+        key = sim * st.SLOTS + slot
+        ukey, inv = np.unique(key, return_inverse=True)
+        k_sim, k_slot = ukey // st.SLOTS, ukey % st.SLOTS
+        self._counters(s, b, inv, len(ukey), k_sim, k_slot)
+        order = np.argsort(inv, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
+        mo_contact = (b.direction == Direction.MO) & (b.record_type != RecordType.DATA) & (b.peer != 0)
+        callee_bits = np.where(mo_contact, _bits(b.peer, st.BITS_CALLEES), np.uint64(0))
+        s["callees"][k_sim, k_slot] |= np.bitwise_or.reduceat(callee_bits[order], starts)
+        gcell = self._global_cells(b)
+        has_cell = gcell >= 0
+        cell_bits = np.where(has_cell, _bits(gcell, st.BITS_CELLS), np.uint64(0)).astype(np.uint32)
+        s["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits[order], starts)
+        self._top_cells(s, inv[has_cell], gcell[has_cell], k_sim, k_slot)
+        self._gaps(s, b, sim)
+        self._devices(b, sim, hour)
+        self.dirty[usims] = True
+        self.unsaved[usims] = True
+        return Applied(usims, late, added)
+
+    @staticmethod
+    def _advance(s: np.ndarray, uslots: np.ndarray, inv: np.ndarray, hour: np.ndarray,
+                 n_slots: int, zero_fields: tuple[str, ...], minus_fields: tuple[str, ...]) -> None:
+        """Move each record's owner to its newest hour, clearing the slots of skipped hours."""
+        new_last = np.full(len(uslots), -1, np.int64)
+        np.maximum.at(new_last, inv, hour)
+        old_last = s["last_hour"][uslots].astype(np.int64)
+        step = np.where(old_last < 0, n_slots, new_last - old_last)
+        moving = step > 0
+        if moving.any():
+            rows = uslots[moving]
+            # slot j is cleared when it lies within the `step` hours after old_last
+            offset = (np.arange(n_slots)[None, :] - (old_last[moving, None] + 1)) % n_slots
+            clear = offset < np.minimum(step[moving], n_slots)[:, None]
+            r, c = np.nonzero(clear)
+            for f in zero_fields:
+                s[f][rows[r], c] = 0
+            for f in minus_fields:
+                s[f][rows[r], c] = -1
+            s["last_hour"][rows] = new_last[moving]
+
+    def _counters(self, s: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
+                  k_sim: np.ndarray, k_slot: np.ndarray) -> None:
+        mo = b.direction == Direction.MO
+        rt = b.record_type
+        klass = np.select(
+            [(rt == RecordType.VOICE) & mo, rt == RecordType.VOICE, (rt == RecordType.SMS) & mo,
+             rt == RecordType.SMS],
+            [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN], st.DATA)
+        counts = np.bincount(inv * st.N_COUNTERS + klass, minlength=n_keys * st.N_COUNTERS)
+        counts = counts.reshape(n_keys, st.N_COUNTERS)
+        answered = (rt == RecordType.VOICE) & mo & (b.result == Result.ANSWERED)
+        counts[:, st.VOICE_OUT_ANSWERED] = np.bincount(inv, weights=answered, minlength=n_keys)
+        cnt = s["cnt"][k_sim, k_slot].astype(np.int64) + counts
+        s["cnt"][k_sim, k_slot] = np.minimum(cnt, 65535)
+        dur = np.where(answered, b.duration, 0).astype(np.float64)
+        s["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
+        s["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
+
+    def _global_cells(self, b: CdrBatch) -> np.ndarray:
+        lut = np.array([self.cells.setdefault(c, len(self.cells)) for c in b.cells] + [-1],
+                       np.int64)
+        return lut[b.cell]
+
+    @staticmethod
+    def _top_cells(s: np.ndarray, inv: np.ndarray, cell: np.ndarray, k_sim: np.ndarray,
+                   k_slot: np.ndarray) -> None:
+        """Keep each hour's most used cell (merged across batches: same cell adds up,
+        a busier new cell replaces it)."""
+        if not len(cell):
+            return
+        pair = inv.astype(np.int64) * (int(cell.max()) + 1) + cell
+        upair, n = np.unique(pair, return_counts=True)
+        key, c = upair // (int(cell.max()) + 1), upair % (int(cell.max()) + 1)
+        order = np.lexsort((n, key))           # per key, busiest last
+        last = np.r_[key[order][1:] != key[order][:-1], True]
+        key, c, n = key[order][last], c[order][last], n[order][last]
+        rs, cs = k_sim[key], k_slot[key]
+        cur, cur_n = s["top_cell"][rs, cs], s["top_n"][rs, cs].astype(np.int64)
+        same = cur == c
+        s["top_n"][rs, cs] = np.minimum(np.where(same, cur_n + n, np.maximum(cur_n, n)), 65535)
+        s["top_cell"][rs, cs] = np.where(same | (n > cur_n), c, cur)
+
+    def _gaps(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
+        """Decayed moments of the gaps between a SIM's successive MO calls."""
+        calls = np.flatnonzero((b.record_type == RecordType.VOICE) & (b.direction == Direction.MO))
+        if not len(calls):
+            return
+        csim, cts = sim[calls], b.ts[calls]
+        order = np.lexsort((cts, csim))
+        csim, cts = csim[order], cts[order]
+        first = np.r_[True, csim[1:] != csim[:-1]]
+        prev = np.where(first, s["last_mo"][csim], np.r_[0, cts[:-1]])
+        gap = (cts - prev).astype(np.float64)
+        valid = (prev > 0) & (gap > 0) & (gap <= _GAP_CAP_S)
+        usim, start = csim[first], np.flatnonzero(first)
+        newest = np.maximum.reduceat(cts, start)
+        elapsed_h = np.maximum(newest - s["last_mo"][usim], 0) / _HOUR
+        decay = np.where(s["last_mo"][usim] > 0, 0.5 ** (elapsed_h / _GAP_HALF_LIFE_H), 0.0)
+        g = s["gap"][usim].astype(np.float64) * decay[:, None]
+        g[:, 0] += np.add.reduceat(valid.astype(np.float64), start)
+        g[:, 1] += np.add.reduceat(np.where(valid, gap, 0.0), start)
+        g[:, 2] += np.add.reduceat(np.where(valid, gap * gap, 0.0), start)
+        s["gap"][usim] = g
+        s["last_mo"][usim] = np.maximum(s["last_mo"][usim], newest)
+
+    def _devices(self, b: CdrBatch, sim: np.ndarray, hour: np.ndarray) -> None:
+        has = b.imei != 0
+        if not has.any():
+            return
+        sim, imei, hour, imsi = sim[has], b.imei[has], hour[has], b.imsi[has]
+        # device side: which SIMs each IMEI carried, per hour
+        dev, added = self.imeis.lookup_or_add(imei)
+        if added:
+            self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
+            self.unsaved_imeis = _pad(self.unsaved_imeis, len(self.imei_state))
+        d = self.imei_state
+        self.unsaved_imeis[dev] = True
+        udev, inv_dev = np.unique(dev, return_inverse=True)
+        self._advance(d, udev, inv_dev, hour, st.SLOTS, ("sims",), ())
+        key = dev * st.SLOTS + hour % st.SLOTS
+        ukey, inv = np.unique(key, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
+        d["sims"][ukey // st.SLOTS, ukey % st.SLOTS] |= np.bitwise_or.reduceat(
+            _bits(imsi, st.BITS_CALLEES)[order], starts)
+        # SIM side: the most recent IMEI_SLOTS devices, each with the hour last seen
+        order = np.lexsort((imei, sim))
+        ss, ii = sim[order], imei[order]
+        start = np.flatnonzero(np.r_[True, (ss[1:] != ss[:-1]) | (ii[1:] != ii[:-1])])
+        psim, pimei = ss[start], ii[start]
+        phour = np.maximum.reduceat(hour[order], start)
+        self._remember_devices(psim, pimei, phour)
+
+    def _remember_devices(self, psim: np.ndarray, pimei: np.ndarray, phour: np.ndarray) -> None:
+        s = self.sim_state
+        table, seen = s["imei"][psim], s["imei_hour"][psim]
+        match = table == pimei[:, None]
+        known = match.any(axis=1)
+        if known.any():
+            r = np.flatnonzero(known)
+            c = match[r].argmax(axis=1)
+            s["imei_hour"][psim[r], c] = np.maximum(seen[r, c], phour[r])
+        new = ~known
+        if not new.any():
+            return
+        nsim, nimei, nhour = psim[new], pimei[new], phour[new]
+        order = np.lexsort((-nhour, nsim))     # per SIM, newest device first
+        nsim, nimei, nhour = nsim[order], nimei[order], nhour[order]
+        first = np.r_[True, nsim[1:] != nsim[:-1]]
+        rank = np.arange(len(nsim)) - np.maximum.accumulate(np.where(first, np.arange(len(nsim)), 0))
+        fits = rank < st.IMEI_SLOTS
+        nsim, nimei, nhour, rank = nsim[fits], nimei[fits], nhour[fits], rank[fits]
+        oldest_first = np.argsort(s["imei_hour"][nsim], axis=1, kind="stable")
+        col = oldest_first[np.arange(len(nsim)), rank]
+        s["imei"][nsim, col] = nimei
+        s["imei_hour"][nsim, col] = nhour
+
+    def take_dirty(self) -> np.ndarray:
+        """SIM slots touched since the last call, and forget them."""
+        d = np.flatnonzero(self.dirty)
+        self.dirty[d] = False
+        return d
+
+    # ---- features ----------------------------------------------------------------------
+
+    def features(self, sims: np.ndarray) -> FeatureFrame:
+        """Feature values of ``sims`` over the window that ends at each SIM's latest hour."""
+        s = self.sim_state[sims]
+        last = s["last_hour"].astype(np.int64)
+        cnt = s["cnt"].astype(np.float64)                     # (n, 24, 6)
+        tot = cnt.sum(axis=1)                                 # (n, 6)
+        cur_slot = (last % st.SLOTS)[:, None]
+        cur = np.take_along_axis(cnt, cur_slot[:, :, None], axis=1)[:, 0, :]
+        prev = np.take_along_axis(cnt, ((cur_slot - 1) % st.SLOTS)[:, :, None], axis=1)[:, 0, :]
+        # 1 h window: the current hour plus the part of the previous hour still inside it
+        frac = 1.0 - (s["last_ts"] % _HOUR) / _HOUR
+        one_h = cur + prev * frac[:, None]
+
+        voice_out, voice_in = tot[:, st.VOICE_OUT], tot[:, st.VOICE_IN]
+        sms_out, sms_in, data = tot[:, st.SMS_OUT], tot[:, st.SMS_IN], tot[:, st.DATA]
+        answered = tot[:, st.VOICE_OUT_ANSWERED]
+        events = voice_out + voice_in + sms_out + sms_in + data
+        contacts = voice_out + sms_out
+
+        callees_24 = np.bitwise_or.reduce(s["callees"], axis=1)
+        cur_bits = np.take_along_axis(s["callees"], cur_slot, axis=1)[:, 0]
+        distinct_24 = np.minimum(linear_count(callees_24, st.BITS_CALLEES), contacts)
+        distinct_1 = np.minimum(linear_count(cur_bits, st.BITS_CALLEES),
+                                cur[:, st.VOICE_OUT] + cur[:, st.SMS_OUT])
+        cells_24 = np.bitwise_or.reduce(s["cells"], axis=1)
+        distinct_cells = linear_count(cells_24, st.BITS_CELLS) * (cells_24 > 0)
+
+        top, top_n = s["top_cell"], s["top_n"].astype(np.float64)
+        same = (top[:, :, None] == top[:, None, :]) & (top[:, :, None] >= 0)
+        dominant = (same * top_n[:, None, :]).sum(axis=2).max(axis=1)
+        dominant_share = np.divide(dominant, events, out=np.zeros_like(events), where=events > 0)
+
+        dur_sum, dur_sq = s["dur_sum"].sum(axis=1), s["dur_sq"].sum(axis=1)
+        dur_mean = np.divide(dur_sum, answered, out=np.zeros_like(answered), where=answered > 0)
+        dur_var = np.divide(dur_sq, answered, out=np.zeros_like(answered), where=answered > 0) - dur_mean**2
+        dur_cv = np.divide(np.sqrt(np.maximum(dur_var, 0)), dur_mean, out=np.zeros_like(dur_mean),
+                           where=(dur_mean > 0) & (answered > 1))
+        g = s["gap"].astype(np.float64)
+        g_mean = np.divide(g[:, 1], g[:, 0], out=np.zeros(len(g)), where=g[:, 0] > 0)
+        g_var = np.divide(g[:, 2], g[:, 0], out=np.zeros(len(g)), where=g[:, 0] > 0) - g_mean**2
+        # few gaps say nothing about regularity: report 1 (a Poisson-like caller) until 3 exist
+        gap_cv = np.where(g[:, 0] >= 3, np.sqrt(np.maximum(g_var, 0)) /
+                          np.maximum(g_mean, 1e-9), 1.0)
+
+        slot_hour = last[:, None] - ((last[:, None] - np.arange(st.SLOTS)[None, :]) % st.SLOTS)
+        local = (slot_hour + self.utc_offset_h) % 24
+        night = (local < 6)
+        per_slot = cnt[:, :, [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN, st.DATA]].sum(axis=2)
+        night_share = np.divide((per_slot * night).sum(axis=1), events,
+                                out=np.zeros_like(events), where=events > 0)
+
+        recent = (s["imei"] != 0) & (s["imei_hour"] > last[:, None] - st.SLOTS)
+        distinct_imeis = recent.sum(axis=1).astype(np.float64)
+        sims_per_imei = self._sims_per_imei(s["imei"], recent)
+
+        age = np.where(s["activated"] > 0, (s["last_ts"] - s["activated"]) / 86400.0, 3650.0)
+        values = np.column_stack([
+            one_h[:, st.VOICE_OUT], voice_out, voice_in, voice_out / (voice_in + 1.0),
+            distinct_1, distinct_24,
+            np.divide(contacts - distinct_24, contacts, out=np.zeros_like(contacts), where=contacts > 0),
+            sms_out, sms_in, data, distinct_cells, dominant_share, distinct_imeis, sims_per_imei,
+            np.divide(answered, voice_out, out=np.ones_like(voice_out), where=voice_out > 0),
+            dur_mean, dur_cv, gap_cv, night_share, np.clip(age, 0, 3650),
+            s["id_cards"].astype(np.float64),
+        ])
+        return FeatureFrame(sims=np.asarray(sims), imsi=self.sims.keys_by_slot[sims],
+                            msisdn=s["msisdn"], at=s["last_ts"], values=values, activity=events)
+
+    def _sims_per_imei(self, imei: np.ndarray, recent: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(imei))
+        if not recent.any():
+            return out
+        r, c = np.nonzero(recent)
+        dev = self.imeis.lookup(imei[r, c])
+        ok = dev >= 0
+        bitmap = np.bitwise_or.reduce(self.imei_state["sims"][dev[ok]], axis=1)
+        est = linear_count(bitmap, st.BITS_CALLEES)
+        np.maximum.at(out, r[ok], np.round(est))
+        return out
+
+    # ---- checkpoints -------------------------------------------------------------------
+
+    def take_unsaved(self) -> tuple[np.ndarray, np.ndarray]:
+        """(SIM slots, IMEI slots) changed since the last call, and forget them."""
+        sims, imeis = np.flatnonzero(self.unsaved), np.flatnonzero(self.unsaved_imeis)
+        self.unsaved[sims] = False
+        self.unsaved_imeis[imeis] = False
+        return sims, imeis
+
+    def mark_unsaved(self, sims: np.ndarray, imeis: np.ndarray) -> None:
+        """Undo :meth:`take_unsaved` after a checkpoint that did not commit."""
+        self.unsaved[sims] = True
+        self.unsaved_imeis[imeis] = True
+
+    def export_sims(self, slots: np.ndarray) -> tuple[list[int], list[bytes]]:
+        return _export(self.sims, self.sim_state, slots)
+
+    def export_imeis(self, slots: np.ndarray) -> tuple[list[int], list[bytes]]:
+        return _export(self.imeis, self.imei_state, slots)
+
+    def import_state(self, sim_keys: list[int], sim_blobs: list[bytes], imei_keys: list[int],
+                     imei_blobs: list[bytes]) -> None:
+        """Load checkpointed records (into an engine that has not seen them)."""
+        if sim_keys:
+            slots, _ = self._sim_slots(np.array(sim_keys, np.int64))
+            self.sim_state[slots] = np.frombuffer(b"".join(sim_blobs), st.SIM_STATE)
+        if imei_keys:
+            slots, _ = self.imeis.lookup_or_add(np.array(imei_keys, np.int64))
+            self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
+            self.unsaved_imeis = _pad(self.unsaved_imeis, len(self.imei_state))
+            self.imei_state[slots] = np.frombuffer(b"".join(imei_blobs), st.IMEI_STATE)
+
+    # ---- size ----------------------------------------------------------------------------
+
+    def state_bytes(self) -> dict[str, float]:
+        n_sims, n_imeis = len(self.sims), len(self.imeis)
+        index = 3 * 8  # sorted key, slot, key-by-slot per entry
+        total = n_sims * (st.SIM_STATE.itemsize + index) + n_imeis * (st.IMEI_STATE.itemsize + index)
+        return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
+                "bytes_per_sim": total / n_sims if n_sims else 0.0,
+                "sim_record_bytes": st.SIM_STATE.itemsize}
+
+
+def _pad(mask: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([mask, np.zeros(n - len(mask), bool)]) if n > len(mask) else mask
+
+
+def _export(index: st.KeyIndex, state: np.ndarray, slots: np.ndarray) -> tuple[list[int], list[bytes]]:
+    raw = state[slots].tobytes()
+    size = state.dtype.itemsize
+    return index.keys_by_slot[slots].tolist(), [raw[i:i + size] for i in range(0, len(raw), size)]

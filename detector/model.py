@@ -1,0 +1,160 @@
+"""The anomaly model: a scikit-learn pipeline (log scaling + IsolationForest) with a manifest.
+
+A model is two files: ``NAME.skops`` (the pipeline, saved with skops, which loads only the
+types it is told to trust instead of running pickled code) and ``NAME.json`` (the manifest:
+feature names, library versions, training window, row count, checksum, the training score
+distribution and per-feature reference percentiles). Loading checks all of it and refuses a
+mismatch with a :class:`ModelError` that says what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import skops
+import skops.io as sio
+from sklearn.ensemble import IsolationForest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from detector import __version__
+from detector.features.catalog import CATALOG, FEATURES
+
+MANIFEST_FORMAT = 1
+# Types the pipeline is made of; anything else in a model file is refused.
+TRUSTED_TYPES = frozenset({
+    "numpy.log1p", "numpy.ufunc", "numpy.dtype", "numpy.ndarray",
+    "sklearn.ensemble._iforest.IsolationForest", "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree", "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "numpy.random._mt19937.MT19937", "numpy.random.mtrand.RandomState",
+    "numpy.random._pcg64.PCG64", "numpy.random._generator.Generator",
+    "builtins.slice",
+})
+QUANTILE_GRID = np.linspace(0.0, 1.0, 2001)
+# Voice-derived ratios are compared only among SIMs that make this many calls in 24 h.
+CALLERS_MIN_VOICE_OUT = 5
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used; the message names the file and the mismatch."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedModel:
+    pipeline: Pipeline
+    manifest: dict
+
+    def anomaly_score(self, values: np.ndarray) -> np.ndarray:
+        """Higher is more anomalous, in (0, 1] (the negated ``score_samples``)."""
+        return -self.pipeline.score_samples(values)
+
+    def threshold(self, quantile: float) -> float:
+        """The anomaly score that ``quantile`` of the training rows stay below."""
+        return float(np.interp(quantile, QUANTILE_GRID, self.manifest["score_quantiles"]))
+
+    def reference(self, feature: str) -> dict[str, float]:
+        return self.manifest["reference"][feature]
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "skops": skops.__version__,
+            "goipwatch": __version__}
+
+
+def _reference(values: np.ndarray) -> dict[str, dict[str, float]]:
+    callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
+    out = {}
+    for i, feat in enumerate(CATALOG):
+        col = values[callers, i] if feat.needs_calls else values[:, i]
+        if not len(col):
+            col = np.zeros(1)
+        p01, p50, p99 = np.percentile(col, [1, 50, 99])
+        out[feat.name] = {"p01": float(p01), "p50": float(p50), "p99": float(p99),
+                          "rows": int(len(col))}
+    return out
+
+
+def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
+        n_estimators: int = 200, max_rows: int = 200_000) -> TrainedModel:
+    """Fit the pipeline on feature rows (one per SIM and day of the baseline window)."""
+    if values.ndim != 2 or values.shape[1] != len(FEATURES):
+        raise ModelError(f"training rows need {len(FEATURES)} feature columns, got {values.shape}")
+    if len(values) < 50:
+        raise ModelError(f"too little training data: {len(values)} SIM-days (need at least 50)")
+    rng = np.random.default_rng(seed)
+    rows = values if len(values) <= max_rows else values[rng.choice(len(values), max_rows, replace=False)]
+    pipeline = Pipeline([
+        ("log", FunctionTransformer(np.log1p)),  # counts are heavy-tailed
+        ("iforest", IsolationForest(n_estimators=n_estimators, random_state=seed)),
+    ]).fit(rows)
+    model = TrainedModel(pipeline, {})
+    scores = model.anomaly_score(rows)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "feature_names": list(FEATURES),
+        "versions": versions(),
+        "training_window": {"from": window[0], "to": window[1]},
+        "rows": int(len(values)),
+        "rows_fitted": int(len(rows)),
+        "params": {"n_estimators": n_estimators, "seed": seed},
+        "score_quantiles": np.quantile(scores, QUANTILE_GRID).round(6).tolist(),
+        "reference": _reference(values),
+    }
+    return TrainedModel(pipeline, manifest)
+
+
+def save(model: TrainedModel, path: Path) -> tuple[Path, Path]:
+    """Write ``path`` (.skops) and its manifest (.json); returns both paths."""
+    path = path.with_suffix(".skops")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(model.pipeline, path)
+    manifest = dict(model.manifest, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    file=path.name)
+    manifest_path = path.with_suffix(".json")
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return path, manifest_path
+
+
+def load(path: Path) -> TrainedModel:
+    """Load a model and refuse it unless its manifest matches this build."""
+    path = Path(path).with_suffix(".skops")
+    manifest_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist (train one with 'goipwatch train')")
+    if not manifest_path.is_file():
+        raise ModelError(f"model {path} has no manifest {manifest_path.name}; refusing to load it")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"manifest {manifest_path} is not JSON: {e}") from e
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise ModelError(f"model {path}: checksum differs from its manifest (file changed?)")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ModelError(f"model {path}: manifest format {manifest.get('format')} "
+                         f"is not {MANIFEST_FORMAT}")
+    if manifest.get("feature_names") != list(FEATURES):
+        raise ModelError(f"model {path} was trained on other features "
+                         f"({manifest.get('feature_names')}); this build computes {list(FEATURES)}")
+    have, want = versions(), manifest.get("versions", {})
+    for lib in ("scikit-learn", "numpy"):
+        if _minor(have[lib]) != _minor(want.get(lib, "")):
+            raise ModelError(f"model {path} was saved with {lib} {want.get(lib)}, "
+                             f"this machine has {have[lib]}; retrain it")
+    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    if untrusted:
+        raise ModelError(f"model {path} holds types outside the pipeline's: {sorted(untrusted)}")
+    pipeline = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
+    return TrainedModel(pipeline, manifest)
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])

@@ -1,0 +1,116 @@
+"""Turning feature rows into flags: the threshold policy and plain-words reasons.
+
+A SIM is flagged when all of these hold (knobs in ``[detector]`` of the config):
+- it had at least ``min_events_24h`` events in its 24 h window (too little activity says
+  nothing about a rig);
+- its anomaly score is above the ``score_quantile`` of the training rows' scores (so the
+  threshold is a share of ordinary SIM-days, not a guess at the fraud rate);
+- at least ``min_reasons`` features lie on the rig-like side of the population's 1st/99th
+  percentile: one odd behaviour alone (say, many callees) does not flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.features.catalog import CATALOG, FEATURES
+from detector.features.engine import FeatureFrame
+from detector.model import CALLERS_MIN_VOICE_OUT, TrainedModel
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    score_quantile: float = 0.995
+    min_reasons: int = 2
+    min_events_24h: int = 10
+    max_reasons: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.score_quantile < 1.0:
+            raise ValueError("score_quantile must be in [0.5, 1)")
+        if self.min_reasons < 1 or self.max_reasons < self.min_reasons:
+            raise ValueError("need 1 <= min_reasons <= max_reasons")
+        if self.min_events_24h < 1:
+            raise ValueError("min_events_24h must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A SIM judged rig-like, with the evidence an analyst reads."""
+
+    imsi: str
+    msisdn: str
+    score: float
+    flagged_at: int                     # event time (epoch s) of the record that tipped it
+    reasons: tuple[str, ...]
+    kind: str = "sim_anomaly"
+    rig_id: str = ""
+    features: dict[str, float] = field(default_factory=dict)
+
+
+class Scorer:
+    def __init__(self, model: TrainedModel, policy: Policy = Policy()) -> None:
+        self.model = model
+        self.policy = policy
+        self.threshold = model.threshold(policy.score_quantile)
+        ref = model.manifest["reference"]
+        self._p01 = np.array([ref[f]["p01"] for f in FEATURES])
+        self._p50 = np.array([ref[f]["p50"] for f in FEATURES])
+        self._p99 = np.array([ref[f]["p99"] for f in FEATURES])
+        self._high = np.array([f.suspicious == "high" for f in CATALOG])
+        self._low = np.array([f.suspicious == "low" for f in CATALOG])
+        self._needs_calls = np.array([f.needs_calls for f in CATALOG])
+
+    def strengths(self, values: np.ndarray) -> np.ndarray:
+        """How far each value lies beyond the rig-like percentile, in units of the
+        population's spread (0 where it does not)."""
+        spread_hi = np.maximum(self._p99 - self._p50, 1e-9)
+        spread_lo = np.maximum(self._p50 - self._p01, 1e-9)
+        hi = np.where(self._high & (values > self._p99), (values - self._p99) / spread_hi + 1, 0)
+        lo = np.where(self._low & (values < self._p01), (self._p01 - values) / spread_lo + 1, 0)
+        callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
+        out = hi + lo
+        out[~callers[:, None] & self._needs_calls[None, :]] = 0
+        return out
+
+    def reasons(self, values: np.ndarray, strengths: np.ndarray) -> tuple[str, ...]:
+        order = np.argsort(-strengths, kind="stable")
+        out = []
+        for i in order[: self.policy.max_reasons]:
+            if strengths[i] <= 0:
+                break
+            feat = CATALOG[i]
+            if feat.suspicious == "high":
+                ref = f"99th percentile of subscribers: {feat.show(self._p99[i])}"
+            else:
+                ref = f"1st percentile of subscribers: {feat.show(self._p01[i])}"
+            out.append(f"{feat.show(values[i])} {feat.phrase}; {ref}")
+        return tuple(out)
+
+    def score(self, frame: FeatureFrame) -> list[Flag]:
+        """Flags for the rows of ``frame`` that pass the policy."""
+        active = frame.activity >= self.policy.min_events_24h
+        if not active.any():
+            return []
+        rows = np.flatnonzero(active)
+        values = frame.values[rows]
+        scores = self.model.anomaly_score(values)
+        above = scores > self.threshold
+        if not above.any():
+            return []
+        strengths = self.strengths(values[above])
+        enough = (strengths > 0).sum(axis=1) >= self.policy.min_reasons
+        flags = []
+        for j, i in enumerate(np.flatnonzero(above)):
+            if not enough[j]:
+                continue
+            r = rows[i]
+            flags.append(Flag(
+                imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
+                score=round(float(scores[i]), 4), flagged_at=int(frame.at[r]),
+                reasons=self.reasons(values[i], strengths[j]),
+                features={f: round(float(v), 3) for f, v in zip(FEATURES, values[i])},
+            ))
+        return flags

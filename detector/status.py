@@ -1,0 +1,33 @@
+"""``goipwatch status``: what the daemon has taken in, refused and flagged (from the store)."""
+
+from __future__ import annotations
+
+import json
+
+from detector.config import Config
+from detector.store.db import connect, resolve_dsn
+
+
+async def status(config: Config, quarantine: int = 10) -> int:
+    dsn, embedded = resolve_dsn(config.store.dsn, config.store.dsn_file, config.daemon.state_dir)
+    pool = await connect(dsn)
+    try:
+        files = await pool.fetch("SELECT probe, status, count(*) n, sum(records) r, "
+                                 "sum(rejected) q FROM ingested_files GROUP BY 1, 2 ORDER BY 1, 2")
+        print("files:")
+        for f in files:
+            print(f"  {f['probe']:<20} {f['status']:<10} {f['n']:>6} files "
+                  f"{f['r'] or 0:>10} records {f['q'] or 0:>8} quarantined")
+        counters = await pool.fetchval("SELECT value FROM engine_state WHERE key = 'counters'")
+        print("counters:", json.dumps(json.loads(counters) if counters else {}))
+        print("flags:", await pool.fetchval("SELECT count(*) FROM flags"))
+        rows = await pool.fetch("SELECT probe, source, line, reason FROM quarantine "
+                                "ORDER BY id DESC LIMIT $1", quarantine)
+        print(f"quarantine (latest {len(rows)}):")
+        for r in rows:
+            print(f"  {r['probe']} {r['source']}:{r['line']}: {r['reason']}")
+    finally:
+        await pool.close()
+        if embedded:
+            embedded.stop()
+    return 0

@@ -1,0 +1,204 @@
+"""Checkpoints: what the daemon has done, committed in one transaction, and read back at start.
+
+A checkpoint carries the files finished since the last one (with their quarantined rows and
+registrations), the feature state of every SIM and device they changed, the engine's clock,
+and the new flags. Because all of it commits together, a crash before the commit leaves the
+store as it was and the files are read again from the start; a crash after it finds them
+done. Either way no record is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import numpy as np
+
+from detector.features import state as st
+from detector.features.engine import FeatureEngine
+from detector.pipeline import Pipeline
+from detector.records import RegistrationBatch, Rejected
+from detector.scoring import Flag
+
+# Checkpointed records are only valid for the layout that wrote them.
+STATE_LAYOUT = hashlib.sha256(
+    (str(st.SIM_STATE.descr) + str(st.IMEI_STATE.descr)).encode()).hexdigest()[:16]
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FileDone:
+    probe: str
+    name: str
+    size: int
+    sha256: str
+    status: str                  # done | rejected | duplicate
+    records: int = 0
+    rejected: int = 0
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Pending:
+    """Work done in memory since the last checkpoint."""
+
+    files: list[FileDone] = field(default_factory=list)
+    quarantine: list[tuple[str, Rejected]] = field(default_factory=list)   # (probe, row)
+    registrations: list[RegistrationBatch] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, probe: str, key: str, n: int) -> None:
+        c = self.counters.setdefault(probe, {})
+        c[key] = c.get(key, 0) + n
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.quarantine or self.registrations or self.flags)
+
+
+def _ts(epoch: int) -> datetime:
+    return datetime.fromtimestamp(int(epoch), UTC)
+
+
+async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pending: Pending,
+               saved_cells: int) -> int:
+    """Commit ``pending`` and the changed state; returns how many cells the store now has."""
+    sims, imeis = engine.take_unsaved()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await _save_state(conn, engine, sims, imeis)
+            names = list(engine.cells)[saved_cells:]
+            if names:
+                await conn.executemany("INSERT INTO cells (id, name) VALUES ($1, $2)",
+                                       [(saved_cells + i, n) for i, n in enumerate(names)])
+            counters = await _merged_counters(conn, pending.counters)
+            await conn.executemany(
+                "INSERT INTO engine_state (key, value) VALUES ($1, $2::jsonb) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick})),
+                 ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters))])
+            await _save_inputs(conn, pending)
+            await _save_flags(conn, pending.flags)
+    except BaseException:
+        engine.mark_unsaved(sims, imeis)
+        raise
+    return saved_cells + len(names)
+
+
+async def _save_state(conn: asyncpg.Connection, engine: FeatureEngine, sims: np.ndarray,
+                      imeis: np.ndarray) -> None:
+    for table, key, (keys, blobs) in (("sim_state", "imsi", engine.export_sims(sims)),
+                                      ("imei_state", "imei", engine.export_imeis(imeis))):
+        if not keys:
+            continue
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS _cp_{table} "
+                           f"(k bigint, state bytea) ON COMMIT DELETE ROWS")
+        await conn.copy_records_to_table(f"_cp_{table}", records=zip(keys, blobs))
+        await conn.execute(
+            f"INSERT INTO {table} ({key}, state) SELECT k, state FROM _cp_{table} "
+            f"ON CONFLICT ({key}) DO UPDATE SET state = EXCLUDED.state"
+            + (", updated_at = now()" if table == "sim_state" else ""))
+
+
+async def _merged_counters(conn: asyncpg.Connection, new: dict) -> dict:
+    row = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'counters' FOR UPDATE")
+    counters = json.loads(row) if row else {}
+    for probe, c in new.items():
+        mine = counters.setdefault(probe, {})
+        for k, v in c.items():
+            mine[k] = mine.get(k, 0) + v
+    return counters
+
+
+async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
+    if pending.files:
+        await conn.executemany(
+            "INSERT INTO ingested_files (probe, name, size, sha256, status, records, rejected, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [(f.probe, f.name, f.size, f.sha256, f.status, f.records, f.rejected, f.detail)
+             for f in pending.files])
+    if pending.quarantine:
+        await conn.copy_records_to_table(
+            "quarantine", columns=["probe", "source", "line", "reason", "raw"],
+            records=[(p, r.source, r.line, r.reason, r.raw) for p, r in pending.quarantine])
+    for reg in pending.registrations:
+        await conn.executemany(
+            "INSERT INTO registrations (imsi, msisdn, iccid, activated_at, id_hash, channel, carrier, source) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (imsi) DO UPDATE SET "
+            "msisdn = EXCLUDED.msisdn, iccid = EXCLUDED.iccid, activated_at = EXCLUDED.activated_at, "
+            "id_hash = EXCLUDED.id_hash, channel = EXCLUDED.channel, carrier = EXCLUDED.carrier, "
+            "source = EXCLUDED.source, updated_at = now()",
+            [(int(r.imsi), int(r.msisdn), r.iccid, _ts(r.activated_at), r.id_hash, r.channel,
+              r.carrier, reg.source) for r in reg.records()])
+
+
+async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> None:
+    for f in flags:
+        flag_id = await conn.fetchval(
+            "INSERT INTO flags (imsi, msisdn, kind, score, flagged_at, rig_id, reasons) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
+            "ON CONFLICT (imsi, kind) DO UPDATE SET score = GREATEST(flags.score, EXCLUDED.score) "
+            "RETURNING id",
+            int(f.imsi), int(f.msisdn) if f.msisdn else None, f.kind, f.score, _ts(f.flagged_at),
+            f.rig_id, json.dumps(list(f.reasons)))
+        await conn.execute(
+            "INSERT INTO flag_history (flag_id, event, score, event_time, detail) "
+            "VALUES ($1, 'raised', $2, $3, $4::jsonb)",
+            flag_id, f.score, _ts(f.flagged_at), json.dumps({"reasons": list(f.reasons)}))
+        await conn.execute(
+            "INSERT INTO feature_snapshots (imsi, event_time, purpose, features) "
+            "VALUES ($1, $2, 'flag', $3::jsonb)", int(f.imsi), _ts(f.flagged_at),
+            json.dumps(f.features))
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    sims: int
+    imeis: int
+    cells: int
+    flags: int
+    counters: dict
+
+
+async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> Restored:
+    """Load the last checkpoint into a fresh engine and pipeline."""
+    async with pool.acquire() as conn:
+        rows = {r["key"]: json.loads(r["value"]) for r in
+                await conn.fetch("SELECT key, value FROM engine_state")}
+        if "layout" in rows and rows["layout"] != STATE_LAYOUT:
+            raise CheckpointError(
+                f"the store holds feature state of layout {rows['layout']}, this build uses "
+                f"{STATE_LAYOUT}; start on an empty store or replay the feeds")
+        cells = await conn.fetch("SELECT id, name FROM cells ORDER BY id")
+        for i, r in enumerate(cells):
+            if r["id"] != i:
+                raise CheckpointError(f"cell table has a gap at id {i}")
+            engine.cells[r["name"]] = i
+        sims = await conn.fetch("SELECT imsi, state FROM sim_state")
+        imeis = await conn.fetch("SELECT imei, state FROM imei_state")
+        engine.import_state([r[0] for r in sims], [r[1] for r in sims],
+                            [r[0] for r in imeis], [r[1] for r in imeis])
+        clock = rows.get("clock", {})
+        engine.watermark = int(clock.get("watermark", 0))
+        pipe.next_tick = int(clock.get("next_tick", 0))
+        flags = await conn.fetch(
+            "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
+        for r in flags:
+            pipe.flagged[str(r["imsi"])] = Flag(
+                imsi=str(r["imsi"]), msisdn=str(r["msisdn"] or ""), score=float(r["score"]),
+                flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
+                kind=r["kind"], rig_id=r["rig_id"])
+    return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
+
+
+async def known_file(pool: asyncpg.Pool, probe: str, sha256: str) -> str | None:
+    """The name under which this content was already taken in, if it was."""
+    return await pool.fetchval(
+        "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2 AND status <> 'duplicate' "
+        "LIMIT 1", probe, sha256)

@@ -1,0 +1,89 @@
+"""PostgreSQL access: connecting (configured DSN or the embedded server) and migrations.
+
+Migrations are the numbered ``migrations/NNN_name.sql`` files, applied in order at start,
+each in its own transaction, under an advisory lock so that several processes starting
+together (daemon, workers, API) apply each one exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+
+MIGRATION_LOCK = 0x60_1F_3A_7C  # advisory lock key, arbitrary but fixed
+_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration shipped, in order."""
+    out = []
+    for entry in resources.files("detector.store").joinpath("migrations").iterdir():
+        m = _NAME.fullmatch(entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.name, entry.read_text()))
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"two migrations share a number: {sorted(versions)}")
+    return sorted(out)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply the migrations this database lacks; returns the names applied."""
+    applied = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+            version integer PRIMARY KEY, name text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now())""")
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in migrations():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                   version, name)
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied
+
+
+async def connect(dsn: str, pool_size: int = 4) -> asyncpg.Pool:
+    """A pool on ``dsn`` with the schema migrated."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max(pool_size, 2),
+                                         command_timeout=120)
+    except (OSError, asyncpg.PostgresError) as e:
+        raise StoreError(f"cannot connect to the store ({redact(dsn)}): {e}") from e
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", re.sub(r"password=\S+", "password=***", dsn))
+
+
+def resolve_dsn(dsn: str, dsn_file: str, state_dir: Path):
+    """(DSN, embedded server or None): the configured DSN, the one in ``dsn_file``, or a
+    private server started in ``state_dir/pg``."""
+    from detector.store.embedded import EmbeddedPostgres
+
+    if dsn:
+        return dsn, None
+    if dsn_file:
+        try:
+            return Path(dsn_file).read_text().strip(), None
+        except OSError as e:
+            raise StoreError(f"store.dsn_file {dsn_file}: {e.strerror}") from e
+    embedded = EmbeddedPostgres(Path(state_dir) / "pg")
+    return embedded.start(), embedded

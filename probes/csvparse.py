@@ -1,0 +1,434 @@
+"""Pure CSV parsing for CDR and registration feeds: bytes in, typed batches and rejects out.
+
+The canonical layouts are documented in README.md; :class:`Layout` maps other layouts
+(column names, value spellings, timestamp format and zone) onto them. Parsing is
+vectorised: lines are split and counted with numpy, fields parsed by pyarrow, checked
+column by column. Each row that fails a check is rejected with its line and the first
+reason; the rows beside it are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+
+from detector import ids
+from detector.records import (
+    RESULTS_BY_TYPE, CdrBatch, Direction, RecordType, RegistrationBatch, Rejected, Result,
+)
+
+CDR_FIELDS = ("record_type", "direction", "start_time", "duration_s", "imsi", "msisdn",
+              "imei", "peer", "cell_id", "result")
+REGISTRATION_FIELDS = ("imsi", "msisdn", "iccid", "activated_at", "id_hash", "channel")
+REGISTRATION_OPTIONAL = ("carrier",)
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+MAX_DURATION_S = 86_400
+
+
+class FeedError(ValueError):
+    """A whole input (file or header) that cannot be read; names the source and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a feed's columns and values map onto a canonical schema."""
+
+    columns: Mapping[str, str] = field(default_factory=dict)   # canonical field -> column name
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # field -> {feed value: canonical}
+    timestamp_format: str = ISO_UTC
+    timezone: str = "UTC"
+
+    def column(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+
+CANONICAL = Layout()
+B = TypeVar("B", CdrBatch, RegistrationBatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed(Generic[B]):
+    batch: B
+    rejected: tuple[Rejected, ...]
+    blank_lines: int = 0
+
+
+# ---- lines ---------------------------------------------------------------------------
+
+def _split_lines(buf: bytes, n_fields: int, first_line: int, source: str
+                 ) -> tuple[bytes, np.ndarray, list[Rejected], int]:
+    """Keep the lines that have ``n_fields`` fields; returns (kept bytes, their line numbers,
+    rejected lines, blank line count)."""
+    if b'"' in buf:
+        return _split_quoted(buf, n_fields, first_line, source)
+    arr = np.frombuffer(buf, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    ends = nl if (len(arr) and arr[-1] == 10) else np.append(nl, len(arr))
+    starts = np.concatenate(([0], nl + 1))[: len(ends)]
+    text_ends = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))  # drop a CR
+    commas = np.concatenate(([0], np.cumsum(arr == 44)))
+    n_commas = commas[text_ends] - commas[starts]
+    blank = text_ends == starts
+    good = ~blank & (n_commas == n_fields - 1)
+    bad = np.flatnonzero(~blank & ~good)
+    numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
+    rejected = [
+        Rejected(source, int(numbers[i]),
+                 f"expected {n_fields} fields, found {int(n_commas[i]) + 1}",
+                 buf[starts[i]:text_ends[i]].decode("utf-8", "replace"))
+        for i in bad
+    ]
+    if good.all():
+        return buf, numbers, rejected, 0
+    line_of_byte = np.concatenate(([0], np.cumsum(arr == 10)[:-1]))
+    kept = arr[good[line_of_byte]].tobytes()
+    return kept, numbers[good], rejected, int(blank.sum())
+
+
+def _split_quoted(buf: bytes, n_fields: int, first_line: int, source: str
+                  ) -> tuple[bytes, np.ndarray, list[Rejected], int]:
+    """Slow path for feeds that quote fields: the csv module knows the physical lines."""
+    text = buf.decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    numbers, rejected, blank = [], [], 0
+    line = first_line
+    for row in reader:
+        here = line
+        line = first_line + reader.line_num
+        if not row or row == [""]:
+            blank += 1
+        elif len(row) != n_fields:
+            rejected.append(Rejected(source, here, f"expected {n_fields} fields, found {len(row)}",
+                                     ",".join(row)))
+        else:
+            writer.writerow(row)
+            numbers.append(here)
+    return out.getvalue().encode(), np.array(numbers, np.int64), rejected, blank
+
+
+def _check_utf8(buf: bytes, first_line: int, source: str) -> tuple[bytes, list[Rejected]]:
+    try:
+        buf.decode("utf-8")
+        return buf, []
+    except UnicodeDecodeError:
+        pass
+    lines = buf.split(b"\n")
+    kept, rejected = [], []
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+            kept.append(line)
+        except UnicodeDecodeError:
+            rejected.append(Rejected(source, first_line + i, "not UTF-8",
+                                     line.decode("utf-8", "replace")))
+            kept.append(b"")  # keeps line numbering; counted as blank
+    return b"\n".join(kept), rejected
+
+
+def _read_table(buf: bytes, header: list[str], lines: np.ndarray) -> pa.Table:
+    if not lines.size:
+        return pa.table({name: pa.array([], pa.string()) for name in header})
+    return pv.read_csv(
+        pa.py_buffer(buf),
+        read_options=pv.ReadOptions(column_names=header, block_size=1 << 24),
+        parse_options=pv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
+        convert_options=pv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False, quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+# ---- column checks -------------------------------------------------------------------
+
+class _Checks:
+    """First failing check per row; messages are built only for the failing rows."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, -1, np.int32)
+        self._why: list[tuple[str, str, pa.Array]] = []
+
+    def fail(self, mask: np.ndarray, name: str, why: str, values: pa.Array) -> None:
+        hit = mask & (self.reason < 0)
+        if hit.any():
+            self.reason[hit] = len(self._why)
+        self._why.append((name, why, values))
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.reason < 0
+
+    def rejected(self, lines: np.ndarray, source: str, raw: Callable[[int], str]) -> list[Rejected]:
+        out = []
+        for i in np.flatnonzero(self.reason >= 0):
+            name, why, values = self._why[self.reason[i]]
+            out.append(Rejected(source, int(lines[i]),
+                                f"{name}: {values[int(i)].as_py()!r} {why}", raw(int(i))))
+        return out
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _digits(col: pa.ChunkedArray, pattern: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ok mask, int64 values with 0 where not ok) for columns of digits."""
+    ok = _np(pc.match_substring_regex(col, pattern))
+    usable = ok & _np(pc.greater(pc.utf8_length(col), 0))
+    nums = pc.cast(pc.if_else(pa.array(usable), col, "0"), pa.int64())
+    return ok, _np(nums)
+
+
+def _strip_plus(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.utf8_ltrim(pc.utf8_trim_whitespace(col), "+")
+
+
+def _codes(col: pa.ChunkedArray, mapping: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    keys = list(mapping)
+    idx = pc.index_in(pc.utf8_trim_whitespace(col), value_set=pa.array(keys, pa.string()))
+    ok = _np(pc.is_valid(idx))
+    lut = np.array([mapping[k] for k in keys] + [-1], np.int8)
+    return ok, lut[_np(pc.fill_null(idx, len(keys))).astype(np.int64)]
+
+
+def _times(col: pa.ChunkedArray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    parsed = pc.strptime(pc.utf8_trim_whitespace(col), format=layout.timestamp_format,
+                         unit="s", error_is_null=True)
+    if layout.timezone.upper() != "UTC":
+        parsed = pc.assume_timezone(parsed, timezone=layout.timezone,
+                                    ambiguous="earliest", nonexistent="earliest")
+    ok = _np(pc.is_valid(parsed))
+    secs = _np(pc.fill_null(pc.cast(parsed, pa.int64()), 0))
+    return ok, secs.astype(np.int64)
+
+
+def _value_map(layout: Layout, name: str, canonical: Mapping[str, int]) -> dict[str, int]:
+    extra = layout.values.get(name, {})
+    out = dict(canonical)
+    for feed_value, canon in extra.items():
+        if canon not in canonical:
+            raise FeedError(f"layout maps {name} value {feed_value!r} to unknown {canon!r}")
+        out[feed_value] = canonical[canon]
+    return out
+
+
+def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str
+            ) -> tuple[list[str], dict[str, str]]:
+    first = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", "replace")
+    header = [h.strip() for h in next(csv.reader([first]), [])]
+    missing = [layout.column(f) for f in required if layout.column(f) not in header]
+    if missing:
+        raise FeedError(f"{source}: header lacks column(s) {', '.join(missing)} "
+                        f"(header: {first[:200]!r})")
+    dup = {h for h in header if header.count(h) > 1}
+    if dup:
+        raise FeedError(f"{source}: header repeats column(s) {', '.join(sorted(dup))}")
+    return header, {f: layout.column(f) for f in required}
+
+
+# ---- CDR -----------------------------------------------------------------------------
+
+_RECORD_TYPES = {"voice": RecordType.VOICE, "sms": RecordType.SMS, "data": RecordType.DATA}
+_DIRECTIONS = {"MO": Direction.MO, "MT": Direction.MT}
+_RESULTS = {r.name.lower(): r.value for r in Result}
+_ALLOWED = np.zeros((3, len(Result)), bool)
+for _rt, _rs in RESULTS_BY_TYPE.items():
+    _ALLOWED[_rt, list(_rs)] = True
+
+
+def _raw_row(table: pa.Table, header: list[str]) -> Callable[[int], str]:
+    return lambda i: ",".join(str(table.column(h)[i].as_py()) for h in header)
+
+
+def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str,
+                    layout: Layout = CANONICAL) -> Parsed[CdrBatch]:
+    """Parse CSV lines (no header) that start at ``first_line`` of ``source``."""
+    body, bad_utf8 = _check_utf8(body, first_line, source)
+    buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
+    rejected = bad_utf8 + rejected
+    table = _read_table(buf, header, lines)
+    col = {f: table.column(layout.column(f)) for f in CDR_FIELDS}
+    checks = _Checks(table.num_rows)
+
+    ok, rtype = _codes(col["record_type"], _value_map(layout, "record_type", _RECORD_TYPES))
+    checks.fail(~ok, "record_type", "is not one of voice, sms, data", col["record_type"])
+    ok, direction = _codes(col["direction"], _value_map(layout, "direction", _DIRECTIONS))
+    checks.fail(~ok, "direction", "is not MO or MT", col["direction"])
+    checks.fail((rtype == RecordType.DATA) & (direction == Direction.MT), "direction",
+                "must be MO for data records", col["direction"])
+    ok, ts = _times(col["start_time"], layout)
+    checks.fail(~ok, "start_time", f"does not match {layout.timestamp_format!r}", col["start_time"])
+    ok, duration = _digits(col["duration_s"], r"^\s*\d{1,6}\s*$")
+    checks.fail(~ok | (duration > MAX_DURATION_S), "duration_s",
+                f"is not whole seconds from 0 to {MAX_DURATION_S}", col["duration_s"])
+    ok, imsi = _digits(pc.utf8_trim_whitespace(col["imsi"]), r"^\d{15}$")
+    checks.fail(~ok, "imsi", "must be 15 digits", col["imsi"])
+    ok, msisdn = _digits(_strip_plus(col["msisdn"]), r"^\d{3,15}$")
+    checks.fail(~ok, "msisdn", "must be 3 to 15 digits (E.164)", col["msisdn"])
+    imei_ok, imei = _imeis(pc.utf8_trim_whitespace(col["imei"]))
+    checks.fail(~imei_ok, "imei", "is not a 14/15-digit IMEI with a valid Luhn digit "
+                "or a 16-digit IMEISV", col["imei"])
+    peer_col = _strip_plus(col["peer"])
+    ok, peer = _digits(peer_col, r"^\d{1,15}$")
+    empty = _np(pc.equal(peer_col, ""))
+    checks.fail(~(ok | (empty & (rtype == RecordType.DATA))), "peer",
+                "must be 1 to 15 digits (empty only for data)", col["peer"])
+    cell, cells, cell_ok = _cells(col["cell_id"])
+    checks.fail(~cell_ok, "cell_id", "is not MCC-MNC-LAC-CI", col["cell_id"])
+    ok, result = _codes(col["result"], _value_map(layout, "result", _RESULTS))
+    valid_type = (rtype >= 0) & (rtype <= 2)
+    allowed = np.zeros(len(result), bool)
+    allowed[valid_type & ok] = _ALLOWED[rtype[valid_type & ok], result[valid_type & ok]]
+    checks.fail(~allowed, "result", "is not a result of this record_type", col["result"])
+
+    rejected += checks.rejected(lines, source, _raw_row(table, header))
+    keep = checks.ok
+    batch = CdrBatch(
+        ts=ts[keep], record_type=rtype[keep], direction=direction[keep],
+        duration=duration[keep].astype(np.int32), imsi=imsi[keep], msisdn=msisdn[keep],
+        imei=imei[keep], peer=peer[keep], cell=cell[keep], result=result[keep],
+        line=lines[keep], cells=cells, source=source,
+    )
+    return Parsed(batch, tuple(rejected), blank)
+
+
+def _imeis(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """IMEI/IMEISV column → (ok, 15-digit IMEI with check digit; 0 when empty)."""
+    ok, num = _digits(col, r"^(\d{14,16})?$")
+    length = _np(pc.utf8_length(col))
+    out = np.zeros(len(num), np.int64)
+    for n, digits_in in ((14, 14), (15, 15), (16, 16)):
+        sel = ok & (length == digits_in)
+        if not sel.any():
+            continue
+        if n == 15:
+            valid = ids.luhn_valid_array(num[sel], 15)
+            out[sel] = np.where(valid, num[sel], 0)
+            ok[np.flatnonzero(sel)[~valid]] = False
+        else:
+            body = num[sel] if n == 14 else num[sel] // 100  # IMEISV: drop the 2-digit SV
+            out[sel] = ids.luhn_complete_array(body, 14)
+    return ok, out
+
+
+def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Cell column → (index into canonical names, names, ok). Empty cells are allowed (-1)."""
+    enc = pc.dictionary_encode(pc.utf8_trim_whitespace(col)).combine_chunks()
+    names, canon_index, lut = [], {}, []
+    for raw in enc.dictionary.to_pylist():
+        if raw == "":
+            lut.append(-1)
+            continue
+        try:
+            name = ids.canonical_cell(raw)
+        except ids.InvalidIdentifier:
+            lut.append(-2)
+            continue
+        lut.append(canon_index.setdefault(name, len(canon_index)))
+        if len(canon_index) > len(names):
+            names.append(name)
+    table = np.array(lut + [-1], np.int32)
+    index = table[_np(enc.indices).astype(np.int64)] if len(enc) else np.empty(0, np.int32)
+    ok = index != -2
+    return np.where(ok, index, -1).astype(np.int32), tuple(names), ok
+
+
+# ---- registrations -------------------------------------------------------------------
+
+def parse_registration_block(body: bytes, header: list[str], first_line: int, source: str,
+                             layout: Layout = CANONICAL) -> Parsed[RegistrationBatch]:
+    body, bad_utf8 = _check_utf8(body, first_line, source)
+    buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
+    rejected = bad_utf8 + rejected
+    table = _read_table(buf, header, lines)
+    col = {f: table.column(layout.column(f)) for f in REGISTRATION_FIELDS}
+    checks = _Checks(table.num_rows)
+    ok, imsi = _digits(pc.utf8_trim_whitespace(col["imsi"]), r"^\d{15}$")
+    checks.fail(~ok, "imsi", "must be 15 digits", col["imsi"])
+    ok, msisdn = _digits(_strip_plus(col["msisdn"]), r"^\d{3,15}$")
+    checks.fail(~ok, "msisdn", "must be 3 to 15 digits (E.164)", col["msisdn"])
+    iccid = pc.utf8_trim_whitespace(col["iccid"])
+    checks.fail(~_np(pc.match_substring_regex(iccid, r"^\d{19,20}$")), "iccid",
+                "must be 19 or 20 digits", col["iccid"])
+    ok, activated = _times(col["activated_at"], layout)
+    checks.fail(~ok, "activated_at", f"does not match {layout.timestamp_format!r}",
+                col["activated_at"])
+    id_hash = pc.utf8_trim_whitespace(col["id_hash"])
+    checks.fail(~_np(pc.match_substring_regex(id_hash, r"^[0-9A-Za-z+/=_-]{16,128}$")), "id_hash",
+                "must be a hash (16-128 characters of hex or base64)", col["id_hash"])
+    checks.fail(_np(pc.match_substring_regex(id_hash, r"^(\d{15}|\d{17}[\dXx])$")), "id_hash",
+                "looks like a raw ID document number; the feed must carry its salted hash",
+                col["id_hash"])
+    channel = pc.utf8_trim_whitespace(col["channel"])
+    checks.fail(~_np(pc.greater(pc.utf8_length(channel), 0)), "channel", "is empty",
+                col["channel"])
+    carrier_name = layout.column("carrier")
+    if carrier_name in table.column_names:
+        carrier = _np(pc.utf8_trim_whitespace(table.column(carrier_name))).astype(object)
+    else:
+        carrier = np.full(table.num_rows, "", object)
+    missing = carrier == ""
+    if missing.any():  # derive the MNO brand from the IMSI's PLMN
+        carrier[missing] = [ids.carrier_for_imsi(str(v)) if v else "" for v in imsi[missing]]
+    rejected += checks.rejected(lines, source, _raw_row(table, header))
+    keep = checks.ok
+    batch = RegistrationBatch(
+        imsi=imsi[keep], msisdn=msisdn[keep], iccid=_np(iccid).astype(object)[keep],
+        activated_at=activated[keep], id_hash=_np(id_hash).astype(object)[keep],
+        channel=_np(channel).astype(object)[keep], carrier=carrier[keep], line=lines[keep],
+        source=source,
+    )
+    return Parsed(batch, tuple(rejected), blank)
+
+
+# ---- files ---------------------------------------------------------------------------
+
+def iter_blocks(path: Path, block_bytes: int = 32 << 20) -> Iterator[tuple[bytes, int]]:
+    """(bytes, line number of the first line) for whole-line blocks of a file, header included."""
+    line = 1
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(block_bytes)
+            if not chunk:
+                break
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            block, carry = data[:cut], data[cut:]
+            yield block, line
+            line += block.count(b"\n")
+    if carry:
+        yield carry, line
+
+
+def read_feed_file(path: Path, kind: str, layout: Layout = CANONICAL,
+                      block_bytes: int = 32 << 20) -> Iterator[Parsed]:
+    """Parse a CDR (``kind='cdr'``) or registration (``'registrations'``) CSV block by block."""
+    parse, required = {
+        "cdr": (parse_cdr_block, CDR_FIELDS),
+        "registrations": (parse_registration_block, REGISTRATION_FIELDS),
+    }[kind]
+    source = path.name
+    header: list[str] | None = None
+    for block, first_line in iter_blocks(path, block_bytes):
+        if header is None:
+            header, _ = _header(block, layout, required, source)
+            nl = block.find(b"\n")
+            block, first_line = (block[nl + 1:] if nl >= 0 else b""), first_line + 1
+        yield parse(block, header, first_line, source, layout)
+    if header is None:
+        raise FeedError(f"{source}: empty file, no header")

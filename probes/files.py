@@ -1,0 +1,134 @@
+"""File probes: CSV feeds given as files or dropped into a directory by mediation.
+
+A probe finds files and offers each to the daemon as a :class:`FileWork`; the daemon reads
+its blocks (parsed in a worker thread), applies them and commits the file as done. A
+dropped file is offered only once it is *settled*: its name matches no ``ignore`` pattern
+(mediation's ``*.tmp``/``*.part`` while writing) and its size and mtime have not changed for
+``settle_s`` seconds, so a file still being written is not read early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.config import ProbeConfig
+from probes.csvparse import Parsed, read_feed_file
+
+log = logging.getLogger(__name__)
+
+KIND_BY_TYPE = {"cdr_csv": "cdr", "registrations_csv": "registrations"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileWork:
+    probe: str
+    kind: str                 # cdr | registrations
+    path: Path
+    size: int
+    sha256: str
+    blocks: Callable[[], AsyncIterator[Parsed]]
+
+
+def sha256_of(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+async def _thread_iter(make) -> AsyncIterator:
+    """Iterate a blocking iterator in a worker thread, one item at a time."""
+    it = await asyncio.to_thread(make)
+    sentinel = object()
+    while (item := await asyncio.to_thread(next, it, sentinel)) is not sentinel:
+        yield item
+
+
+class CsvFileProbe:
+    """Offers the files of one CSV feed (``cdr_csv`` or ``registrations_csv``)."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.kind = KIND_BY_TYPE[config.type]
+        self._seen: dict[Path, tuple[int, int]] = {}     # path -> (size, mtime_ns) at last look
+        self._offered: set[tuple[Path, int, int]] = set()
+        self.failing = False
+
+    def _ignored(self, path: Path) -> bool:
+        return any(fnmatch.fnmatch(path.name, pat) for pat in self.config.ignore)
+
+    def settled(self) -> list[Path]:
+        """Files in the watch directory whose size and mtime held since the last look."""
+        ready = []
+        watch = self.config.watch
+        if watch is None:
+            return ready
+        try:
+            entries = sorted(p for p in watch.iterdir() if p.is_file() and not self._ignored(p))
+        except OSError as e:
+            if not self.failing:  # logged once when it starts failing, once when it recovers
+                log.error("watch directory unreadable", extra={"probe": self.name, "error": str(e)})
+                self.failing = True
+            return ready
+        if self.failing:
+            log.info("watch directory readable again", extra={"probe": self.name})
+            self.failing = False
+        for p in entries:
+            try:
+                stat = p.stat()
+            except FileNotFoundError:
+                continue
+            sig = (stat.st_size, stat.st_mtime_ns)
+            if self._seen.get(p) == sig and (p, *sig) not in self._offered:
+                ready.append(p)
+            self._seen[p] = sig
+        return ready
+
+    def work(self, path: Path, size: int, sha256: str) -> FileWork:
+        layout, block = self.config.layout, self.config.block_bytes
+        return FileWork(
+            probe=self.name, kind=self.kind, path=path, size=size, sha256=sha256,
+            blocks=lambda: _thread_iter(lambda: read_feed_file(path, self.kind, layout, block)),
+        )
+
+    async def run(self, offer: Callable[[FileWork], Awaitable[None]], stopping: asyncio.Event) -> None:
+        """Offer the configured files, then keep watching the drop directory (if any)."""
+        for path in self.config.files:
+            if stopping.is_set():
+                return
+            await self._offer(path, offer)
+        if self.config.watch is None:
+            return
+        self.settled()  # first look: remember sizes; files are offered once they hold still
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=self.config.settle_s)
+            except TimeoutError:
+                pass
+            if stopping.is_set():
+                return
+            for path in self.settled():
+                if stopping.is_set():
+                    return
+                await self._offer(path, offer)
+
+    async def _offer(self, path: Path, offer: Callable[[FileWork], Awaitable[None]]) -> None:
+        try:
+            stat = path.stat()
+            size, digest = await asyncio.to_thread(sha256_of, path)
+        except OSError as e:
+            log.error("input file unreadable", extra={"probe": self.name, "file": path.name,
+                                                      "error": str(e)})
+            return
+        self._offered.add((path, stat.st_size, stat.st_mtime_ns))
+        await offer(self.work(path, size, digest))
