@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from detector import __version__
 from detector.features.catalog import CATALOG, FEATURES
+from detector.forest import FlatForest
 
 MANIFEST_FORMAT = 1
 # Types the pipeline is made of; anything else in a model file is refused.
@@ -50,10 +51,15 @@ class ModelError(RuntimeError):
 class TrainedModel:
     pipeline: Pipeline
     manifest: dict
+    forest: FlatForest = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "forest", FlatForest.from_iforest(self.pipeline[-1]))
 
     def anomaly_score(self, values: np.ndarray) -> np.ndarray:
-        """Higher is more anomalous, in (0, 1] (the negated ``score_samples``)."""
-        return -self.pipeline.score_samples(values)
+        """Higher is more anomalous, in (0, 1]: the pipeline's negated ``score_samples``,
+        computed by :class:`FlatForest`."""
+        return -self.forest.score_samples(self.pipeline[:-1].transform(values))
 
     def threshold(self, quantile: float) -> float:
         """The anomaly score that ``quantile`` of the training rows stay below."""

@@ -120,14 +120,16 @@ class FeatureEngine:
         s["id_cards"][has] = cards
 
     def apply(self, batch: CdrBatch) -> Applied:
-        """Fold a batch into the state. Records older than ``watermark - lateness`` are
-        refused (returned in ``late``) and change nothing."""
+        """Fold a batch into the state. Records older than ``watermark - lateness`` (the
+        watermark counting this batch's newest record) are refused, returned in ``late``, and
+        change nothing. Callers cut input in event-time order first, as
+        :meth:`detector.pipeline.Pipeline.feed` does, so that a batch spans less than that."""
         n = len(batch)
         if n == 0:
             return Applied(np.empty(0, np.int64), np.zeros(0, bool), 0)
         newest = int(batch.ts.max())
         horizon = max(self.watermark, newest) - self.lateness_s
-        late = batch.ts < horizon if self.watermark else batch.ts < newest - 24 * _HOUR + _HOUR
+        late = batch.ts < horizon
         keep = ~late
         b = batch.take(keep) if late.any() else batch
         if not len(b):
