@@ -89,6 +89,47 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from detector import batch, config as config_mod, model as model_mod
+    from detector.world.baseline import run_baseline
+    from detector.world.evaluate import evaluate, format_comparison, format_table
+
+    world = args.world
+    cdr_csv, subs_csv, labels_csv = world / "cdr.csv", world / "subscribers.csv", world / "labels.csv"
+    for f in (cdr_csv, labels_csv):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: not found (is {world} a simulated world?)")
+    cfg = config_mod.Config()
+    loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [])
+    flags_csv = args.flags
+    if flags_csv is None:
+        kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
+                  utc_offset_h=cfg.features.utc_offset_h)
+        trained = model_mod.load(args.model) if args.model else batch.train_on(loaded, seed=args.seed, **kw)
+        flags_csv = world / "flags.csv"
+        batch.write_flags(batch.score(loaded, trained, cfg.detector.policy, **kw), flags_csv)
+    baseline_csv = world / "baseline_flags.csv"
+    run_baseline(cdr_csv, baseline_csv, score_quantile=cfg.detector.policy.score_quantile,
+                 seed=args.seed, cdr=loaded.cdr)
+    ours = evaluate(labels_csv, flags_csv, cdr_csv)
+    base = evaluate(labels_csv, baseline_csv, cdr_csv)
+    print(format_table(ours, f"== goipwatch detector ({flags_csv})"))
+    print()
+    print(format_table(base, f"== naive baseline ({baseline_csv})"))
+    print()
+    print("== side by side")
+    print(format_comparison({"ours": ours, "baseline": base}))
+    out = args.out or world / "evaluation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"world": str(world), "flags": str(flags_csv), "ours": ours,
+                               "baseline_flags": str(baseline_csv), "baseline": base},
+                              indent=2) + "\n", encoding="utf-8")
+    print(f"evaluation written to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from detector.demo import demo
 
@@ -140,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--mix", default="default", help="default | hard | key=value,...")
     m.add_argument("--out", type=Path, required=True)
     m.set_defaults(func=cmd_simulate)
+
+    e = sub.add_parser("evaluate", help="score a simulated world and compare with the naive baseline")
+    e.add_argument("--world", type=Path, required=True, help="directory written by simulate")
+    e.add_argument("--flags", type=Path, help="flags to judge (default: score the world into DIR/flags.csv)")
+    e.add_argument("--out", type=Path, help="result JSON (default: DIR/evaluation.json)")
+    e.add_argument("--model", type=Path, help="trained model (default: fit on the world itself)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the fitted models")
+    e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("demo", help="a simulated world through the daemon on the embedded store")
     d.add_argument("--state-dir", type=Path, default=Path("demo-state"))

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.scoring import Policy
-from probes.csvparse import CDR_FIELDS, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
+from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
 PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL}
 
@@ -143,7 +143,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as e:
         raise ConfigError(f"{where}.timezone: unknown time zone {tz!r}") from e
-    fmt = data.get("timestamp_format", Layout.timestamp_format)
+    fmt = data.get("timestamp_format", ISO_UTC)
     if not isinstance(fmt, str) or "%" not in fmt:
         raise ConfigError(f"{where}.timestamp_format: must be a strptime format like '%Y-%m-%d %H:%M:%S'")
     return Layout(columns=dict(columns), values={k: dict(v) for k, v in values.items()},

@@ -33,8 +33,8 @@ from probes.files import CsvFileProbe, FileWork
 log = logging.getLogger("goipwatch.daemon")
 
 
-def flag_json(f: Flag) -> str:
-    return json.dumps({"imsi": f.imsi, "msisdn": f.msisdn, "kind": f.kind, "score": f.score,
+def flag_json(flag_id: int, f: Flag) -> str:
+    return json.dumps({"flag_id": flag_id, "imsi": f.imsi, "msisdn": f.msisdn, "kind": f.kind, "score": f.score,
                        "flagged_at": iso(f.flagged_at), "rig_id": f.rig_id,
                        "reasons": list(f.reasons)}, ensure_ascii=False)
 
@@ -67,6 +67,7 @@ class Daemon:
         self.pool = await connect(dsn, self.config.store.pool_size)
         log.info("store connected", extra={"dsn": redact(dsn)})
         await self._restore()
+        await self._catch_up_stream()
 
     async def _restore(self) -> None:
         self._new_engine()
@@ -250,23 +251,45 @@ class Daemon:
             return
         pending, self.pending = self.pending, cp.Pending()
         try:
-            self._cells_saved = await cp.save(self.pool, self.engine, self.pipe, pending,
-                                              self._cells_saved)
+            self._cells_saved, ids = await cp.save(self.pool, self.engine, self.pipe, pending,
+                                                   self._cells_saved)
         except BaseException:
             self.pending = pending  # nothing committed: keep it for the next try
             raise
-        self._emit(pending.flags)
+        self._emit(list(zip(ids, pending.flags)))
 
-    def _emit(self, flags: list[Flag]) -> None:
+    @property
+    def _stream(self) -> Path:
+        return self.config.path(self.config.daemon.flags_jsonl)
+
+    def _emit(self, flags: list[tuple[int, Flag]]) -> None:
         """Append committed flags to the JSON-lines stream."""
         if not flags:
             return
-        path = self.config.path(self.config.daemon.flags_jsonl)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            for f in flags:
-                fh.write(flag_json(f) + "\n")
+        self._stream.parent.mkdir(parents=True, exist_ok=True)
+        with self._stream.open("a", encoding="utf-8") as fh:
+            for flag_id, f in flags:
+                fh.write(flag_json(flag_id, f) + "\n")
         log.info("flags raised", extra={"count": len(flags)})
+
+    async def _catch_up_stream(self) -> None:
+        """Append committed flags that a crash kept from the stream (ids past its last line)."""
+        last = 0
+        if self._stream.exists():
+            with self._stream.open("rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(fh.tell() - 65536, 0))
+                lines = fh.read().splitlines()
+            if lines and not self._stream.read_bytes().endswith(b"\n"):
+                with self._stream.open("a") as fh:
+                    fh.write("\n")  # end the torn line so the next flag starts clean
+            for line in reversed(lines):
+                try:
+                    last = int(json.loads(line)["flag_id"])
+                    break
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a crash mid-write
+        self._emit(await cp.flags_after(self.pool, last))
 
 
 async def serve(config: Config, until_done: bool = False) -> int:

@@ -19,7 +19,7 @@ from detector.records import CdrBatch, Direction, RecordType, RegistrationBatch,
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _HOUR = 3600
 _GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
-_GAP_HALF_LIFE_H = 12.0
+_GAP_HALF_LIFE_H = 12.0    # gaps weigh half after 12 h: the regularity of the last day
 
 
 def _bits(values: np.ndarray, n_bits: int) -> np.ndarray:
@@ -232,7 +232,9 @@ class FeatureEngine:
         s["top_cell"][rs, cs] = np.where(same | (n > cur_n), c, cur)
 
     def _gaps(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
-        """Decayed moments of the gaps between a SIM's successive MO calls."""
+        """Decayed moments of the gaps between a SIM's successive MO calls. Each gap is
+        weighted by its age at the SIM's newest call, so the result does not depend on
+        how the calls were cut into batches."""
         calls = np.flatnonzero((b.record_type == RecordType.VOICE) & (b.direction == Direction.MO))
         if not len(calls):
             return
@@ -245,14 +247,18 @@ class FeatureEngine:
         valid = (prev > 0) & (gap > 0) & (gap <= _GAP_CAP_S)
         usim, start = csim[first], np.flatnonzero(first)
         newest = np.maximum.reduceat(cts, start)
-        elapsed_h = np.maximum(newest - s["last_mo"][usim], 0) / _HOUR
-        decay = np.where(s["last_mo"][usim] > 0, 0.5 ** (elapsed_h / _GAP_HALF_LIFE_H), 0.0)
+        newest = np.maximum(newest, s["last_mo"][usim])
+        half_life = _GAP_HALF_LIFE_H * _HOUR
+        age = newest[np.cumsum(first) - 1] - cts
+        w = np.where(valid, 0.5 ** (age / half_life), 0.0)
+        old_age = np.maximum(newest - s["last_mo"][usim], 0)
+        decay = np.where(s["last_mo"][usim] > 0, 0.5 ** (old_age / half_life), 0.0)
         g = s["gap"][usim].astype(np.float64) * decay[:, None]
-        g[:, 0] += np.add.reduceat(valid.astype(np.float64), start)
-        g[:, 1] += np.add.reduceat(np.where(valid, gap, 0.0), start)
-        g[:, 2] += np.add.reduceat(np.where(valid, gap * gap, 0.0), start)
+        g[:, 0] += np.add.reduceat(w, start)
+        g[:, 1] += np.add.reduceat(w * gap, start)
+        g[:, 2] += np.add.reduceat(w * gap * gap, start)
         s["gap"][usim] = g
-        s["last_mo"][usim] = np.maximum(s["last_mo"][usim], newest)
+        s["last_mo"][usim] = newest
 
     def _devices(self, b: CdrBatch, sim: np.ndarray, hour: np.ndarray) -> None:
         has = b.imei != 0

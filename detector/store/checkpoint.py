@@ -67,8 +67,9 @@ def _ts(epoch: int) -> datetime:
 
 
 async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pending: Pending,
-               saved_cells: int) -> int:
-    """Commit ``pending`` and the changed state; returns how many cells the store now has."""
+               saved_cells: int) -> tuple[int, list[int]]:
+    """Commit ``pending`` and the changed state; returns how many cells the store now has
+    and the store ids of the new flags."""
     sims, imeis = engine.take_unsaved()
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -84,11 +85,11 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                 [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick})),
                  ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters))])
             await _save_inputs(conn, pending)
-            await _save_flags(conn, pending.flags)
+            flag_ids = await _save_flags(conn, pending.flags)
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
-    return saved_cells + len(names)
+    return saved_cells + len(names), flag_ids
 
 
 async def _save_state(conn: asyncpg.Connection, engine: FeatureEngine, sims: np.ndarray,
@@ -138,7 +139,8 @@ async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
               r.carrier, reg.source) for r in reg.records()])
 
 
-async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> None:
+async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> list[int]:
+    ids = []
     for f in flags:
         flag_id = await conn.fetchval(
             "INSERT INTO flags (imsi, msisdn, kind, score, flagged_at, rig_id, reasons) "
@@ -155,6 +157,8 @@ async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> None:
             "INSERT INTO feature_snapshots (imsi, event_time, purpose, features) "
             "VALUES ($1, $2, 'flag', $3::jsonb)", int(f.imsi), _ts(f.flagged_at),
             json.dumps(f.features))
+        ids.append(flag_id)
+    return ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +191,13 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         clock = rows.get("clock", {})
         engine.watermark = int(clock.get("watermark", 0))
         pipe.next_tick = int(clock.get("next_tick", 0))
+        if pipe.next_tick:  # SIMs touched since the last tick still await their scoring
+            n = len(engine.sims)
+            engine.dirty[:n] = engine.sim_state["last_ts"][:n] >= pipe.next_tick - pipe.interval_s
         flags = await conn.fetch(
             "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
         for r in flags:
-            pipe.flagged[str(r["imsi"])] = Flag(
-                imsi=str(r["imsi"]), msisdn=str(r["msisdn"] or ""), score=float(r["score"]),
-                flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
-                kind=r["kind"], rig_id=r["rig_id"])
+            pipe.flagged[str(r["imsi"])] = _flag(r)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 
@@ -202,3 +206,17 @@ async def known_file(pool: asyncpg.Pool, probe: str, sha256: str) -> str | None:
     return await pool.fetchval(
         "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2 AND status <> 'duplicate' "
         "LIMIT 1", probe, sha256)
+
+
+async def flags_after(pool: asyncpg.Pool, flag_id: int) -> list[tuple[int, Flag]]:
+    """Committed flags with a store id above ``flag_id``, in id order."""
+    rows = await pool.fetch(
+        "SELECT id, imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
+        "WHERE id > $1 ORDER BY id", flag_id)
+    return [(r["id"], _flag(r)) for r in rows]
+
+
+def _flag(r) -> Flag:
+    return Flag(imsi=str(r["imsi"]), msisdn=str(r["msisdn"] or ""), score=float(r["score"]),
+                flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
+                kind=r["kind"], rig_id=r["rig_id"])

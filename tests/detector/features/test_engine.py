@@ -49,7 +49,7 @@ def test_counts_ratios_and_durations():
     assert f["distinct_cells_24h"] == pytest.approx(2, abs=0.2)
     assert f["dominant_cell_share_24h"] == pytest.approx(11 / 14)
     assert f["distinct_imeis_24h"] == 1 and f["sims_per_imei_24h"] == 1
-    assert f["gap_cv"] == pytest.approx(0.0, abs=1e-6)  # a call every 60 s exactly
+    assert f["gap_cv"] == pytest.approx(0.0, abs=1e-3)  # a call every 60 s exactly
 
 
 def test_window_forgets_hours_older_than_24h_and_1h_window_slides():
@@ -131,12 +131,11 @@ def test_pipeline_gives_the_same_state_for_one_big_batch_or_many_small_ones():
     sims = np.arange(len(one.sims))
     a = one.features(sims).values
     b = many.features(many.sims.lookup(one.sims.keys_by_slot[sims])).values
-    # gap moments decay per batch and the hour's top cell is merged across batches, so
-    # those two are approximate; everything else is exact
-    gap, dom = FEATURES.index("gap_cv"), FEATURES.index("dominant_cell_share_24h")
-    keep = [i for i in range(len(FEATURES)) if i not in (gap, dom)]
-    np.testing.assert_allclose(a[:, keep], b[:, keep], rtol=1e-5)
-    np.testing.assert_allclose(a[:, gap], b[:, gap], rtol=0.1)
+    # the hour's top cell is merged across batches, so dominance is approximate;
+    # everything else matches up to float32 rounding
+    dom = FEATURES.index("dominant_cell_share_24h")
+    keep = [i for i in range(len(FEATURES)) if i != dom]
+    np.testing.assert_allclose(a[:, keep], b[:, keep], rtol=1e-4)
     np.testing.assert_allclose(a[:, dom], b[:, dom], atol=0.1)
     assert len(sims) == 40
 

@@ -1,0 +1,283 @@
+"""Score a flags file against the ground truth of a simulated world.
+
+``evaluate(labels_csv, flags_csv, cdr_csv)`` is a pure function of the three files (nothing
+is written, nothing random) and returns a JSON-ready dict; ``format_table`` renders it as a
+fixed-width table and ``format_comparison`` puts two results (say, ours and the naive
+baseline) side by side. Definitions (see docs/evaluation.md):
+
+- A SIM is *active* when it has at least one record in ``cdr.csv`` or, for a fraud SIM, a
+  non-empty ``first_active``. Without ``cdr_csv`` only the second test is available and every
+  benign SIM counts as active. A flagged SIM is always in scope (a flag is evidence of
+  activity), so the *in-scope* SIMs of a row are ``active | flagged``; SIMs that are neither are
+  left out of every figure (they are listed as ``inactive`` in the row, for the record).
+- Per fraud scenario: SIMs in scope, flagged, recall = flagged / SIMs. Rig recall: a rig (one
+  ``rig_id`` with at least one in-scope SIM) is *found* when at least half of its in-scope SIMs
+  are flagged (``2 * flagged >= sims``). Fraud SIMs without a ``rig_id`` are each their own rig.
+- Time to detect, per flagged fraud SIM with a ``first_active``: ``flagged_at - first_active``
+  in minutes; median and 95th percentile (``numpy.percentile``, linear interpolation).
+- Per benign class: SIMs in scope, flagged, false-positive rate = flagged / SIMs.
+- Flags of IMSIs absent from the labels are false positives of their own row ``unknown``
+  (each is one more negative SIM, flagged).
+- Overall: TP = flagged fraud SIMs, FP = flagged benign SIMs + unknown IMSIs;
+  precision = TP / (TP + FP), recall = TP / fraud SIMs in scope, F1 their harmonic mean;
+  false positives per 10,000 benign SIMs = 10,000 * FP / (benign SIMs in scope + unknown).
+- An IMSI flagged more than once counts once, at its earliest ``flagged_at``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+PERCENTILE = 95
+
+
+def _epoch(s: str) -> int | None:
+    s = s.strip()
+    if not s:
+        return None
+    t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return int(t.timestamp())
+
+
+def _key(imsi: str) -> str:
+    """IMSIs compare as digit strings without leading zeros (``score`` writes ``str(int)``)."""
+    s = imsi.strip()
+    return str(int(s)) if s.isdigit() else s
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _minutes_stats(minutes: list[float]) -> dict:
+    if not minutes:
+        return {"n": 0, "median_min": None, f"p{PERCENTILE}_min": None}
+    a = np.asarray(minutes, dtype=float)
+    return {"n": int(len(a)), "median_min": round(float(np.median(a)), 3),
+            f"p{PERCENTILE}_min": round(float(np.percentile(a, PERCENTILE)), 3)}
+
+
+def _read_labels(path: Path) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[_key(row["imsi"])] = {
+                "fraud": row["label"].strip() == "fraud",
+                "scenario": row["scenario"].strip(),
+                "rig_id": (row.get("rig_id") or "").strip(),
+                "first_active": _epoch(row.get("first_active") or ""),
+            }
+    return out
+
+
+def _read_flags(path: Path) -> dict[str, int]:
+    """IMSI -> earliest flagged_at (epoch s)."""
+    out: dict[str, int] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            k, t = _key(row["imsi"]), _epoch(row["flagged_at"])
+            if t is None:
+                raise ValueError(f"{path}: flag of {row['imsi']} has no flagged_at")
+            out[k] = min(t, out.get(k, t))
+    return out
+
+
+def _cdr_imsis(path: Path) -> set[str]:
+    from probes.csvparse import read_feed_file
+
+    seen: list[np.ndarray] = []
+    for parsed in read_feed_file(Path(path), "cdr"):
+        seen.append(np.unique(parsed.batch.imsi))
+    if not seen:
+        return set()
+    return {str(int(i)) for i in np.unique(np.concatenate(seen))}
+
+
+def evaluate(labels_csv: Path, flags_csv: Path, cdr_csv: Path | None = None) -> dict:
+    labels = _read_labels(Path(labels_csv))
+    flags = _read_flags(Path(flags_csv))
+    in_cdr = _cdr_imsis(Path(cdr_csv)) if cdr_csv is not None else None
+    return evaluate_tables(labels, flags, in_cdr)
+
+
+def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
+                    in_cdr: set[str] | None) -> dict:
+    """``evaluate`` on tables already read: labels by IMSI, earliest flag time by IMSI and the
+    IMSIs seen in the CDRs (``None``: unknown, see the module docstring)."""
+    fraud_rows: dict[str, dict] = {}
+    benign_rows: dict[str, dict] = {}
+    rigs: dict[str, dict[str, list[int]]] = defaultdict(dict)  # scenario -> rig -> [sims, flagged]
+    ttd: dict[str, list[float]] = defaultdict(list)
+
+    for imsi, lab in labels.items():
+        flagged = imsi in flags
+        if lab["fraud"]:
+            active = lab["first_active"] is not None or (in_cdr is not None and imsi in in_cdr)
+        else:
+            active = in_cdr is None or imsi in in_cdr
+        table = fraud_rows if lab["fraud"] else benign_rows
+        row = table.setdefault(lab["scenario"], {"sims": 0, "flagged": 0, "inactive": 0})
+        if not (active or flagged):
+            row["inactive"] += 1
+            continue
+        row["sims"] += 1
+        row["flagged"] += int(flagged)
+        if lab["fraud"]:
+            rig = rigs[lab["scenario"]].setdefault(lab["rig_id"] or f"sim:{imsi}", [0, 0])
+            rig[0] += 1
+            rig[1] += int(flagged)
+            if flagged and lab["first_active"] is not None:
+                ttd[lab["scenario"]].append((flags[imsi] - lab["first_active"]) / 60.0)
+
+    unknown = sorted(k for k in flags if k not in labels)
+
+    scenarios = {}
+    for name in sorted(fraud_rows):
+        r = fraud_rows[name]
+        rr = rigs.get(name, {})
+        found = sum(1 for s, f in rr.values() if 2 * f >= s)
+        scenarios[name] = {
+            "sims": r["sims"], "flagged": r["flagged"], "inactive": r["inactive"],
+            "recall": _ratio(r["flagged"], r["sims"]),
+            "rigs": len(rr), "rigs_found": found, "rig_recall": _ratio(found, len(rr)),
+            "time_to_detect": _minutes_stats(ttd.get(name, [])),
+        }
+    benign = {}
+    for name in sorted(benign_rows):
+        r = benign_rows[name]
+        benign[name] = {"sims": r["sims"], "flagged": r["flagged"], "inactive": r["inactive"],
+                        "fp_rate": _ratio(r["flagged"], r["sims"])}
+
+    tp = sum(r["flagged"] for r in scenarios.values())
+    pos = sum(r["sims"] for r in scenarios.values())
+    fp_benign = sum(r["flagged"] for r in benign.values())
+    fp = fp_benign + len(unknown)
+    neg = sum(r["sims"] for r in benign.values()) + len(unknown)
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, pos)
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall > 0 else
+          (0.0 if precision is not None and recall is not None else None))
+    n_rigs = sum(r["rigs"] for r in scenarios.values())
+    n_found = sum(r["rigs_found"] for r in scenarios.values())
+    overall = {
+        "fraud_sims": pos, "benign_sims": neg - len(unknown), "flagged": tp + fp,
+        "true_positives": tp, "false_positives": fp, "false_negatives": pos - tp,
+        "unknown_flagged": len(unknown),
+        "precision": precision, "recall": recall, "f1": f1,
+        "fp_per_10k_benign": _ratio(10_000 * fp, neg),
+        "rigs": n_rigs, "rigs_found": n_found, "rig_recall": _ratio(n_found, n_rigs),
+        "time_to_detect": _minutes_stats([m for v in ttd.values() for m in v]),
+        "activity_from": "cdr" if in_cdr is not None else "labels",
+    }
+    return {"overall": overall, "scenarios": scenarios, "benign": benign,
+            "unknown_imsis": unknown}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, fmt: str = ".1f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*header), "  ".join("-" * w for w in widths)]
+    out += [fmt.format(*r) for r in rows]
+    return out
+
+
+def format_table(result: dict, title: str = "") -> str:
+    """The result as fixed-width text: fraud scenarios, benign classes, overall."""
+    o = result["overall"]
+    p = f"p{PERCENTILE}_min"
+    lines = [title] if title else []
+    rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["recall"]),
+             f"{r['rigs_found']}/{r['rigs']}", _pct(r["rig_recall"]),
+             _num(r["time_to_detect"]["median_min"]), _num(r["time_to_detect"][p])]
+            for name, r in result["scenarios"].items()]
+    t = o["time_to_detect"]
+    rows.append(["all fraud", str(o["fraud_sims"]), str(o["true_positives"]), _pct(o["recall"]),
+                 f"{o['rigs_found']}/{o['rigs']}", _pct(o["rig_recall"]),
+                 _num(t["median_min"]), _num(t[p])])
+    lines += _grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
+                    "TTD med min", f"TTD p{PERCENTILE} min"], rows)
+    lines.append("")
+    rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["fp_rate"]),
+             _num(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]
+            for name, r in result["benign"].items()]
+    if o["unknown_flagged"]:
+        rows.append(["(not in labels)", "-", str(o["unknown_flagged"]), "-", "-"])
+    rows.append(["all benign", str(o["benign_sims"]), str(o["false_positives"]),
+                 _pct(_ratio(o["false_positives"], o["benign_sims"] + o["unknown_flagged"])),
+                 _num(o["fp_per_10k_benign"])])
+    lines += _grid(["benign class", "SIMs", "flagged", "FP rate", "per 10k"], rows)
+    lines.append("")
+    lines.append(
+        f"precision {_pct(o['precision'])}  recall {_pct(o['recall'])}  "
+        f"F1 {_num(o['f1'], '.3f')}  FP per 10k benign {_num(o['fp_per_10k_benign'])}  "
+        f"flagged {o['flagged']} (TP {o['true_positives']}, FP {o['false_positives']}"
+        + (f", {o['unknown_flagged']} not in labels" if o["unknown_flagged"] else "") + ")")
+    return "\n".join(lines)
+
+
+def format_comparison(results: dict[str, dict]) -> str:
+    """Two or more results side by side (e.g. ``{"ours": a, "baseline": b}``): recall per
+    fraud scenario, flagged per benign class, and the overall figures."""
+    names = list(results)
+    scen = sorted({s for r in results.values() for s in r["scenarios"]})
+    ben = sorted({s for r in results.values() for s in r["benign"]})
+    rows = []
+    for s in scen:
+        sims = next(r["scenarios"][s]["sims"] for r in results.values() if s in r["scenarios"])
+        cells = [s, str(sims)]
+        for n in names:
+            r = results[n]["scenarios"].get(s)
+            cells.append("-" if r is None else f"{r['flagged']} ({_pct(r['recall'])})")
+        for n in names:
+            r = results[n]["scenarios"].get(s)
+            cells.append("-" if r is None else _pct(r["rig_recall"]))
+        rows.append(cells)
+    header = ["fraud scenario", "SIMs"] + [f"{n} flagged (recall)" for n in names] + \
+             [f"{n} rig recall" for n in names]
+    lines = _grid(header, rows)
+    lines.append("")
+    rows = []
+    for s in ben:
+        sims = next(r["benign"][s]["sims"] for r in results.values() if s in r["benign"])
+        rows.append([s, str(sims)] + [
+            "-" if s not in results[n]["benign"] else str(results[n]["benign"][s]["flagged"])
+            for n in names])
+    rows.append(["(not in labels)", "-"] + [str(results[n]["overall"]["unknown_flagged"])
+                                           for n in names])
+    lines += _grid(["benign class", "SIMs"] + [f"{n} flagged" for n in names], rows)
+    lines.append("")
+    p = f"p{PERCENTILE}_min"
+    metrics = [
+        ("flagged", lambda o: str(o["flagged"])),
+        ("precision", lambda o: _pct(o["precision"])),
+        ("recall", lambda o: _pct(o["recall"])),
+        ("F1", lambda o: _num(o["f1"], ".3f")),
+        ("FP per 10k benign", lambda o: _num(o["fp_per_10k_benign"])),
+        ("rig recall", lambda o: _pct(o["rig_recall"])),
+        ("TTD median (min)", lambda o: _num(o["time_to_detect"]["median_min"])),
+        (f"TTD p{PERCENTILE} (min)", lambda o: _num(o["time_to_detect"][p])),
+    ]
+    lines += _grid(["overall"] + names,
+                   [[m] + [f(results[n]["overall"]) for n in names] for m, f in metrics])
+    return "\n".join(lines)

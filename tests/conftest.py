@@ -1,0 +1,60 @@
+"""Shared fixtures: a fresh database on the real PostgreSQL server for each test that asks.
+
+The server is GOIPWATCH_TEST_PG (default postgresql://postgres@127.0.0.1:5432/postgres);
+.ci/run starts one when none answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ADMIN_DSN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _dsn_for(db: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{db}"
+
+
+@pytest.fixture
+async def pg_dsn():
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _dsn_for(name)
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A small simulated world (shared by the tests of one session; do not modify)."""
+    from detector.world.simulate import WorldParams, simulate_world
+
+    out = tmp_path_factory.mktemp("world")
+    simulate_world(WorldParams(subscribers=1500, days=2, seed=11), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_model(small_world, tmp_path_factory):
+    """A model trained on the first day of :func:`small_world`."""
+    from detector import batch, model
+
+    loaded = batch.load_files([small_world / "cdr.csv"], [small_world / "subscribers.csv"])
+    start = int(loaded.cdr.ts.min()) // 86400 * 86400
+    trained = batch.train_on(loaded, start=start, end=start + 86400)
+    path, _ = model.save(trained, tmp_path_factory.mktemp("model") / "m.skops")
+    return path

@@ -1,0 +1,203 @@
+"""The daemon end to end on a real PostgreSQL: exactly-once intake across restarts, SIGTERM
+and kill -9, quarantine of bad input."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from detector import config as config_mod
+from detector.daemon import Daemon
+from detector.demo import split_cdr
+from detector.testing import Row, write_cdr
+from probes.files import CsvFileProbe
+
+
+def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
+                 block_bytes: int = 1 << 20) -> Path:
+    files = ", ".join(json.dumps(str(f)) for f in cdr_files)
+    cfg = tmp / "goipwatch.toml"
+    cfg.write_text(f"""
+[daemon]
+state_dir = {json.dumps(str(tmp / "state"))}
+idle_score_s = 0.0
+[store]
+dsn = {json.dumps(dsn)}
+[detector]
+model = {json.dumps(str(model))}
+[[probes]]
+type = "registrations_csv"
+name = "registrations"
+files = [{json.dumps(str(world / "subscribers.csv"))}]
+[[probes]]
+type = "cdr_csv"
+name = "cdr"
+files = [{files}]
+block_bytes = {block_bytes}
+""")
+    return cfg
+
+
+async def snapshot(dsn: str) -> dict:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            "files": [tuple(r) for r in await conn.fetch(
+                "SELECT probe, name, status, records, rejected FROM ingested_files ORDER BY probe, name")],
+            "counters": json.loads(await conn.fetchval(
+                "SELECT value FROM engine_state WHERE key = 'counters'") or "{}"),
+            "flags": [tuple(r) for r in await conn.fetch(
+                "SELECT imsi, kind, flagged_at, score FROM flags ORDER BY imsi")],
+            "sim_state": await conn.fetchval(
+                "SELECT md5(string_agg(imsi::text || encode(state, 'hex'), ',' ORDER BY imsi)) FROM sim_state"),
+            "quarantine": await conn.fetchval("SELECT count(*) FROM quarantine"),
+        }
+    finally:
+        await conn.close()
+
+
+def cdr_rows(world: Path) -> int:
+    with (world / "cdr.csv").open() as fh:
+        return sum(1 for _ in fh) - 1
+
+
+async def run_daemon(cfg: Path) -> None:
+    daemon = Daemon(config_mod.load(cfg))
+    try:
+        await daemon.open()
+        await daemon.run(until_done=True)
+    finally:
+        await daemon.close()
+
+
+async def test_each_file_is_taken_once_across_restarts(tmp_path, pg_dsn, small_world, small_model):
+    files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=6)
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files)
+    await run_daemon(cfg)
+    first = await snapshot(pg_dsn)
+    assert first["counters"]["cdr"]["records"] == cdr_rows(small_world)
+    assert first["counters"]["cdr"]["files"] == len(files)
+    assert first["quarantine"] == 0
+    assert first["flags"], "the world's rigs should raise flags"
+    stream = [json.loads(x) for x in (tmp_path / "state" / "flags.jsonl").read_text().splitlines()]
+    assert sorted(f["imsi"] for f in stream) == sorted(str(f[0]) for f in first["flags"])
+
+    await run_daemon(cfg)  # a restart over the same files changes nothing
+    assert await snapshot(pg_dsn) == first
+
+    copy = tmp_path / "feed" / "copy-of-first.csv"
+    shutil.copy(files[0], copy)
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files + [copy])
+    await run_daemon(cfg)
+    after = await snapshot(pg_dsn)
+    assert ("cdr", copy.name, "duplicate", 0, 0) in after["files"]
+    assert after["counters"]["cdr"]["records"] == cdr_rows(small_world)
+
+
+async def test_bad_rows_and_bad_files_are_quarantined_and_good_rows_kept(tmp_path, pg_dsn,
+                                                                         small_world, small_model):
+    good = write_cdr(tmp_path / "good.csv", [Row(), Row(imsi="4600"), Row(start_time="yesterday")])
+    headless = tmp_path / "headless.csv"
+    headless.write_text("a,b,c\n1,2,3\n")
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, [good, headless])
+    await run_daemon(cfg)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch("SELECT source, line, reason FROM quarantine ORDER BY source, line")
+        files = {r["name"]: r for r in await conn.fetch("SELECT * FROM ingested_files")}
+    finally:
+        await conn.close()
+    assert [(r["source"], r["line"]) for r in rows] == [("good.csv", 3), ("good.csv", 4),
+                                                        ("headless.csv", 0)]
+    assert "imsi: '4600' must be 15 digits" in rows[0]["reason"]
+    assert "header lacks column(s) record_type" in rows[2]["reason"]
+    assert files["good.csv"]["status"] == "done" and files["good.csv"]["records"] == 1
+    assert files["good.csv"]["rejected"] == 2
+    assert files["headless.csv"]["status"] == "rejected"
+
+
+def test_a_dropped_file_is_offered_only_once_settled(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    probe = CsvFileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
+    growing = drop / "a.csv"
+    growing.write_text("record_type,direction\n")
+    (drop / "b.csv.tmp").write_text("still being written")
+    (drop / ".hidden").write_text("x")
+    assert probe.settled() == []
+    with growing.open("a") as fh:
+        fh.write("voice,MO\n")
+    assert probe.settled() == []            # grew since the last look
+    assert probe.settled() == [growing]     # held still for one interval
+    assert [p.name for p in probe.settled()] == ["a.csv"]
+
+
+def _goipwatch(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "detector.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_log(proc: subprocess.Popen, needle: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if needle in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"daemon never logged {needle!r}")
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+async def test_interrupted_daemon_resumes_to_the_same_state(tmp_path, pg_dsn, small_world,
+                                                           small_model, how):
+    files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=4)
+    # the reference: one uninterrupted run on its own database
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    admin = await asyncpg.connect(pg_dsn)
+    ref_db = pg_dsn.rsplit("/", 1)[1] + "_ref"
+    await admin.execute(f'CREATE DATABASE "{ref_db}"')
+    await admin.close()
+    ref_dsn = pg_dsn.rsplit("/", 1)[0] + "/" + ref_db
+    try:
+        await run_daemon(write_config(ref_dir, ref_dsn, small_model, small_world, files,
+                                      block_bytes=32 << 10))
+        reference = await snapshot(ref_dsn)
+    finally:
+        admin = await asyncpg.connect(pg_dsn)
+        await admin.execute(f'DROP DATABASE "{ref_db}" WITH (FORCE)')
+        await admin.close()
+
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files, block_bytes=32 << 10)
+    proc = _goipwatch("run", "--config", str(cfg), "--until-done")
+    try:
+        _wait_for_log(proc, '"probe": "cdr"')   # registrations done, CDR files under way
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    partial = await snapshot(pg_dsn)
+    assert partial["counters"].get("cdr", {}).get("files", 0) < len(files)
+
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "detector.cli", "run",
+                                             "--config", str(cfg), "--until-done"],
+                            check=True, capture_output=True)
+    resumed = await snapshot(pg_dsn)
+    assert resumed == reference
+    lines = (tmp_path / "state" / "flags.jsonl").read_text().splitlines()
+    ids = [json.loads(x)["flag_id"] for x in lines if x.strip().startswith("{")]
+    assert sorted(set(ids)) == sorted(ids) and len(ids) == len(reference["flags"])
