@@ -46,7 +46,7 @@ class FeatureConfig:
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
-    model: str = "models/goipwatch.skops"
+    model: Path = Path("models/goipwatch.skops")
     scoring_interval_s: int = 900
     policy: Policy = Policy()
 

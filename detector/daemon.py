@@ -46,7 +46,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self._embedded: EmbeddedPostgres | None = None
-        self.model = model_mod.load(config.path(config.detector.model))
+        self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
         self.probes = [CsvFileProbe(p) for p in config.probes]
         self.pending = cp.Pending()

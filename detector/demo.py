@@ -72,7 +72,7 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
         source="demo",
         daemon=DaemonConfig(state_dir=state_dir, idle_score_s=0.0),
         store=StoreConfig(dsn=dsn),
-        detector=DetectorConfig(model=str(model_path)),
+        detector=DetectorConfig(model=model_path),
         probes=(ProbeConfig(type="registrations_csv", name="registrations",
                             files=(world / "subscribers.csv",)),
                 ProbeConfig(type="cdr_csv", name="cdr", files=tuple(files))),

@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from detector import model
+from detector.features.catalog import FEATURES
+
+
+def rows(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.poisson(3.0, size=(n, len(FEATURES))).astype(float)
+
+
+@pytest.fixture
+def trained():
+    return model.fit(rows(), window=("2026-10-05T00:00:00Z", "2026-10-06T00:00:00Z"), seed=1,
+                     n_estimators=50)
+
+
+def test_saved_model_round_trips_with_its_manifest(tmp_path, trained):
+    path, manifest_path = model.save(trained, tmp_path / "m")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["feature_names"] == list(FEATURES)
+    assert manifest["rows"] == 400 and manifest["training_window"]["from"].startswith("2026-10-05")
+    assert {"scikit-learn", "numpy", "python"} <= set(manifest["versions"])
+    loaded = model.load(path)
+    x = rows(50, seed=2)
+    np.testing.assert_allclose(loaded.anomaly_score(x), trained.anomaly_score(x))
+    assert loaded.threshold(0.99) > loaded.threshold(0.5)
+
+
+def test_flat_forest_equals_scikit_learn(trained):
+    x = rows(3000, seed=3) * np.random.default_rng(4).choice([1, 4], size=(3000, len(FEATURES)))
+    sk = -trained.pipeline.score_samples(x)
+    np.testing.assert_allclose(trained.anomaly_score(x[:500]), sk[:500], atol=1e-12)  # flat path
+    np.testing.assert_allclose(trained.anomaly_score(x), sk, atol=1e-12)              # large path
+
+
+def test_anomalies_score_higher():
+    normal = rows(600)
+    odd = normal[:20].copy()
+    odd[:, :10] = odd[:, :10] * 20 + 50
+    m = model.fit(normal, window=("a", "b"), n_estimators=100)
+    assert m.anomaly_score(odd).mean() > m.threshold(0.99)
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda p, m: p.write_bytes(p.read_bytes() + b"x"), "checksum differs"),
+    (lambda p, m: m.update(feature_names=["a"]), "trained on other features"),
+    (lambda p, m: m["versions"].update({"scikit-learn": "0.1.0"}), "saved with scikit-learn 0.1.0"),
+    (lambda p, m: m.update(format=99), "manifest format 99"),
+])
+def test_mismatched_models_are_refused(tmp_path, trained, tamper, message):
+    path, manifest_path = model.save(trained, tmp_path / "m")
+    manifest = json.loads(manifest_path.read_text())
+    tamper(path, manifest)
+    if "sha256" in manifest and message != "checksum differs":
+        manifest["sha256"] = __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(model.ModelError, match=message):
+        model.load(path)
+
+
+def test_missing_model_or_manifest(tmp_path, trained):
+    with pytest.raises(model.ModelError, match="does not exist"):
+        model.load(tmp_path / "nothing.skops")
+    path, manifest_path = model.save(trained, tmp_path / "m")
+    manifest_path.unlink()
+    with pytest.raises(model.ModelError, match="has no manifest"):
+        model.load(path)
+
+
+def test_too_little_training_data():
+    with pytest.raises(model.ModelError, match="too little training data"):
+        model.fit(rows(10), window=("a", "b"))

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from detector import model
+from detector.features.catalog import FEATURES
+from detector.features.engine import FeatureFrame
+from detector.scoring import Policy, Scorer
+
+IDX = {f: i for i, f in enumerate(FEATURES)}
+
+
+def population(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, len(FEATURES)))
+    x[:, IDX["voice_out_24h"]] = rng.poisson(6, n)
+    x[:, IDX["voice_in_24h"]] = rng.poisson(6, n)
+    x[:, IDX["distinct_callees_24h"]] = np.minimum(rng.poisson(4, n), x[:, IDX["voice_out_24h"]])
+    x[:, IDX["voice_out_1h"]] = rng.poisson(1, n)
+    x[:, IDX["distinct_callees_1h"]] = rng.poisson(1, n)
+    x[:, IDX["out_in_ratio_24h"]] = x[:, IDX["voice_out_24h"]] / (x[:, IDX["voice_in_24h"]] + 1)
+    x[:, IDX["answered_ratio_24h"]] = rng.uniform(0.6, 1.0, n)
+    x[:, IDX["duration_mean_24h"]] = rng.uniform(40, 200, n)
+    x[:, IDX["sms_in_24h"]] = rng.poisson(3, n)
+    x[:, IDX["data_sessions_24h"]] = rng.poisson(15, n)
+    x[:, IDX["distinct_cells_24h"]] = rng.integers(1, 6, n)
+    x[:, IDX["sim_age_days"]] = rng.uniform(200, 3000, n)
+    x[:, IDX["cards_on_id"]] = 1 + rng.binomial(2, 0.02, n)
+    x[:, IDX["gap_cv"]] = rng.uniform(0.8, 2.0, n)
+    return x
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    m = model.fit(population(), window=("a", "b"), n_estimators=100)
+    return Scorer(m, Policy(score_quantile=0.99, min_reasons=2, min_events_24h=10))
+
+
+def frame(values, activity=100):
+    values = np.atleast_2d(values)
+    n = len(values)
+    return FeatureFrame(sims=np.arange(n), imsi=np.arange(n) + 460000000000000,
+                        msisdn=np.arange(n) + 8613800000000, at=np.full(n, 1791187200),
+                        values=values, activity=np.full(n, activity))
+
+
+def test_a_gateway_profile_is_flagged_with_plain_reasons(scorer):
+    v = population(1, seed=9)[0]
+    v[IDX["voice_out_24h"]] = 300
+    v[IDX["distinct_callees_24h"]] = 143
+    v[IDX["voice_in_24h"]] = 0
+    v[IDX["out_in_ratio_24h"]] = 300
+    v[IDX["answered_ratio_24h"]] = 0.2
+    v[IDX["data_sessions_24h"]] = 0
+    [flag] = scorer.score(frame(v))
+    assert flag.imsi == "460000000000000" and flag.flagged_at == 1791187200
+    assert flag.score > scorer.threshold
+    p99 = scorer.model.reference("distinct_callees_24h")["p99"]
+    assert f"143 distinct numbers contacted in 24 h; 99th percentile of subscribers: {p99:.0f}" \
+        in flag.reasons
+    assert 2 <= len(flag.reasons) <= 4
+
+
+def test_one_odd_behaviour_alone_does_not_flag(scorer):
+    v = np.median(population(), axis=0)
+    v[IDX["cards_on_id"]] = 40            # the one rig-like value...
+    v[IDX["distinct_cells_24h"]] = 60     # ...beside odd but innocent context (a traveller)
+    loose = Scorer(scorer.model, Policy(score_quantile=0.5, min_reasons=1))
+    strict = Scorer(scorer.model, Policy(score_quantile=0.5, min_reasons=2))
+    [flag] = loose.score(frame(v))
+    assert flag.reasons == ("40 cards registered on the same ID document; "
+                            "99th percentile of subscribers: 2",)
+    assert strict.score(frame(v)) == []
+
+
+def test_too_little_activity_is_not_scored(scorer):
+    v = population(1, seed=9)[0]
+    v[IDX["voice_out_24h"]] = 300
+    v[IDX["distinct_callees_24h"]] = 143
+    v[IDX["answered_ratio_24h"]] = 0.1
+    assert scorer.score(frame(v, activity=5)) == []
+
+
+def test_ordinary_subscribers_are_rarely_flagged(scorer):
+    flags = scorer.score(frame(population(2000, seed=5)))
+    assert len(flags) <= 10
+
+
+@pytest.mark.parametrize("kwargs", [dict(score_quantile=1.0), dict(min_reasons=0),
+                                    dict(min_reasons=5, max_reasons=4), dict(min_events_24h=0)])
+def test_policy_validates(kwargs):
+    with pytest.raises(ValueError):
+        Policy(**kwargs)

@@ -1,0 +1,172 @@
+"""The evaluator's arithmetic on a hand-made world where every figure is worked out here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from detector.cli import main
+from detector.world.evaluate import evaluate, format_comparison, format_table
+
+T0 = "2026-10-05T00:00:00Z"
+
+
+def imsi(n: int) -> str:
+    return f"46000{n:010d}"
+
+
+def at(minutes: float) -> str:
+    """T0 + minutes, ISO UTC."""
+    s = int(minutes * 60)
+    h, rem = divmod(s, 3600)
+    return f"2026-10-05T{h:02d}:{rem // 60:02d}:{rem % 60:02d}Z"
+
+
+# fraud: goip rig R1 = F1..F4, rig R2 = F5, F6 (F6 never active);
+#        sms  rig R3 = F7..F9, F10 without a rig (its own rig)
+# benign: ordinary B1..B7 (B6 never active, B7 not in the CDRs but flagged), call_centre C1, C2
+F = {i: imsi(100 + i) for i in range(1, 11)}
+B = {i: imsi(200 + i) for i in range(1, 8)}
+C = {i: imsi(300 + i) for i in range(1, 3)}
+X = {i: imsi(900 + i) for i in range(1, 3)}  # flagged, not in labels
+
+LABELS = [
+    (F[1], "fraud", "goip", "R1", at(0)),
+    (F[2], "fraud", "goip", "R1", at(0)),
+    (F[3], "fraud", "goip", "R1", at(10)),
+    (F[4], "fraud", "goip", "R1", at(20)),   # active by first_active only (no CDR rows)
+    (F[5], "fraud", "goip", "R2", at(100)),
+    (F[6], "fraud", "goip", "R2", ""),       # never active: left out
+    (F[7], "fraud", "sms", "R3", at(60)),
+    (F[8], "fraud", "sms", "R3", at(60)),
+    (F[9], "fraud", "sms", "R3", ""),        # active by its CDR rows only
+    (F[10], "fraud", "sms", "", at(60)),
+    *[(B[i], "benign", "ordinary", "", "") for i in range(1, 8)],
+    (C[1], "benign", "call_centre", "", ""),
+    (C[2], "benign", "call_centre", "", ""),
+]
+FLAGS = [  # (imsi, flagged_at)
+    (F[1], at(10)),   # TTD 10
+    (F[1], at(50)),   # a second flag of F1: the earliest counts
+    (F[2], at(30)),   # TTD 30
+    (F[5], at(160)),  # TTD 60
+    (F[7], at(65)),   # TTD 5
+    (B[1], at(5)),
+    (B[7], at(5)),
+    (C[1], at(5)),
+    (C[2], at(5)),
+    (X[1], at(5)),
+    (X[2], at(5)),
+]
+IN_CDR = [F[1], F[2], F[3], F[5], F[7], F[8], F[9], F[10], B[1], B[2], B[3], B[4], B[5], C[1], C[2]]
+
+
+def write_world(d: Path) -> tuple[Path, Path, Path]:
+    labels, flags, cdr = d / "labels.csv", d / "flags.csv", d / "cdr.csv"
+    labels.write_text("imsi,label,scenario,rig_id,first_active\n"
+                      + "".join(",".join(r) + "\n" for r in LABELS))
+    flags.write_text("imsi,msisdn,score,flagged_at,rig_id,reasons\n"
+                     + "".join(f"{i},8613800000000,0.7,{t},,x\n" for i, t in FLAGS))
+    cdr.write_text(
+        "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result\n"
+        + "".join(f"voice,MO,{at(k)},30,{i},86138{k:08d},,8613900000000,460-00-1-2,answered\n"
+                  for k, i in enumerate(IN_CDR)))
+    return labels, flags, cdr
+
+
+@pytest.fixture()
+def files(tmp_path):
+    return write_world(tmp_path)
+
+
+def test_fraud_scenarios(files):
+    r = evaluate(*files)
+    goip, sms = r["scenarios"]["goip"], r["scenarios"]["sms"]
+    # goip: F1..F5 active (F6 never), F1, F2, F5 flagged
+    assert (goip["sims"], goip["flagged"], goip["inactive"]) == (5, 3, 1)
+    assert goip["recall"] == pytest.approx(3 / 5)
+    # R1: 2 of 4 flagged -> found (half is enough); R2: its one active SIM flagged -> found
+    assert (goip["rigs"], goip["rigs_found"], goip["rig_recall"]) == (2, 2, 1.0)
+    # TTD 10, 30, 60 -> median 30; p95 at rank 0.95 * 2 = 1.9 -> 30 + 0.9 * 30 = 57
+    assert goip["time_to_detect"] == {"n": 3, "median_min": 30.0, "p95_min": 57.0}
+    # sms: F7..F10 active, only F7 flagged
+    assert (sms["sims"], sms["flagged"], sms["inactive"]) == (4, 1, 0)
+    assert sms["recall"] == pytest.approx(1 / 4)
+    # R3: 1 of 3 flagged -> not found (less than half); F10 alone, unflagged -> not found
+    assert (sms["rigs"], sms["rigs_found"], sms["rig_recall"]) == (2, 0, 0.0)
+    assert sms["time_to_detect"] == {"n": 1, "median_min": 5.0, "p95_min": 5.0}
+
+
+def test_benign_classes_and_unknown(files):
+    r = evaluate(*files)
+    ordinary, cc = r["benign"]["ordinary"], r["benign"]["call_centre"]
+    # B1..B5 in the CDRs, B7 flagged (a flag puts a SIM in scope), B6 left out
+    assert (ordinary["sims"], ordinary["flagged"], ordinary["inactive"]) == (6, 2, 1)
+    assert ordinary["fp_rate"] == pytest.approx(2 / 6)
+    assert (cc["sims"], cc["flagged"], cc["fp_rate"]) == (2, 2, 1.0)
+    assert r["unknown_imsis"] == sorted([str(int(X[1])), str(int(X[2]))])
+
+
+def test_overall(files):
+    o = evaluate(*files)["overall"]
+    tp, fn = 4, 5                 # F1, F2, F5, F7 of 9 active fraud SIMs
+    fp = 2 + 2 + 2                # ordinary B1, B7; call_centre C1, C2; unknown X1, X2
+    assert (o["true_positives"], o["false_negatives"], o["false_positives"]) == (tp, fn, fp)
+    assert (o["fraud_sims"], o["benign_sims"], o["unknown_flagged"], o["flagged"]) == (9, 8, 2, 10)
+    assert o["precision"] == pytest.approx(4 / 10)
+    assert o["recall"] == pytest.approx(4 / 9)
+    assert o["f1"] == pytest.approx(8 / 19)       # 2PR/(P+R) = (32/90) / (76/90)
+    assert o["fp_per_10k_benign"] == pytest.approx(10_000 * 6 / (8 + 2))
+    assert (o["rigs"], o["rigs_found"], o["rig_recall"]) == (4, 2, 0.5)
+    # TTD 5, 10, 30, 60 -> median 20; p95 at rank 2.85 -> 30 + 0.85 * 30 = 55.5
+    assert o["time_to_detect"] == {"n": 4, "median_min": 20.0, "p95_min": 55.5}
+    assert o["activity_from"] == "cdr"
+
+
+def test_without_cdr_activity_comes_from_labels(files):
+    labels, flags, _ = files
+    r = evaluate(labels, flags)
+    # fraud: active = first_active set (or flagged); F9 drops out, F10 stays
+    assert r["scenarios"]["sms"]["sims"] == 3
+    assert r["scenarios"]["goip"]["sims"] == 5
+    # benign: all in scope
+    assert r["benign"]["ordinary"]["sims"] == 7
+    assert r["overall"]["activity_from"] == "labels"
+    assert r["overall"]["recall"] == pytest.approx(4 / 8)
+
+
+def test_no_flags(tmp_path):
+    labels, flags, cdr = write_world(tmp_path)
+    flags.write_text("imsi,msisdn,score,flagged_at,rig_id,reasons\n")
+    o = evaluate(labels, flags, cdr)["overall"]
+    assert o["precision"] is None and o["recall"] == 0.0 and o["f1"] is None
+    assert o["fp_per_10k_benign"] == 0.0 and o["time_to_detect"]["median_min"] is None
+
+
+def test_tables_render(files):
+    r = evaluate(*files)
+    text = format_table(r, "title")
+    lines = text.splitlines()
+    assert lines[0] == "title"
+    assert any(l.startswith("goip ") and "60.0%" in l and "2/2" in l for l in lines)
+    assert any(l.startswith("(not in labels)") for l in lines)
+    assert "precision 40.0%  recall 44.4%  F1 0.421  FP per 10k benign 6000.0" in text
+    both = format_comparison({"ours": r, "baseline": r})
+    assert "ours flagged (recall)" in both and "baseline rig recall" in both
+    json.dumps(r)  # JSON-ready
+    assert not any(isinstance(v, float) and math.isnan(v) for v in r["overall"].values())
+
+
+def test_cli_evaluate_given_flags(files, tmp_path, capsys):
+    labels, flags, cdr = files
+    (tmp_path / "subscribers.csv").unlink(missing_ok=True)
+    out = tmp_path / "res.json"
+    assert main(["evaluate", "--world", str(tmp_path), "--flags", str(flags), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ours"]["overall"]["true_positives"] == 4
+    assert "baseline" in res and (tmp_path / "baseline_flags.csv").is_file()
+    printed = capsys.readouterr().out
+    assert "goipwatch detector" in printed and "naive baseline" in printed
