@@ -78,6 +78,7 @@ class Pipeline:
         sims = self.engine.take_dirty()
         if not len(sims) or self.scorer is None:
             return []
+        sims = sims[self.engine.activity(sims) >= self.scorer.policy.min_events_24h]
         new = []
         for flag in self.scorer.score(self.engine.features(sims)):
             if flag.imsi not in self.flagged:
@@ -86,22 +87,39 @@ class Pipeline:
         return new
 
 
-def training_rows(engine: FeatureEngine, batches: Iterable[CdrBatch],
-                  interval_s: int = 900) -> np.ndarray:
-    """Feature rows for training: each SIM once per day of event time it was active
-    (at the end of that day), so busy SIMs weigh no more than quiet ones."""
-    rows: list[np.ndarray] = []
+def training_rows(engine: FeatureEngine, batches: Iterable[CdrBatch], interval_s: int = 900,
+                  per_sim_day: int = 4, seed: int = 0) -> np.ndarray:
+    """Feature rows for training, as the scorer will see them: snapshots of the SIMs touched
+    at each tick, thinned to at most ``per_sim_day`` random snapshots per SIM and day so that
+    a busy SIM (a gateway is touched every tick) weighs no more than a quiet one."""
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    day_rows: list[np.ndarray] = []
+    day_sims: list[np.ndarray] = []
+
+    def thin() -> None:
+        if not day_rows:
+            return
+        sims, rows = np.concatenate(day_sims), np.concatenate(day_rows)
+        order = np.lexsort((rng.random(len(sims)), sims))
+        sims, rows = sims[order], rows[order]
+        first = np.r_[True, sims[1:] != sims[:-1]]
+        rank = np.arange(len(sims)) - np.maximum.accumulate(np.where(first, np.arange(len(sims)), 0))
+        kept.append(rows[rank < per_sim_day])
+        day_rows.clear()
+        day_sims.clear()
 
     def snapshot(at: int) -> None:
+        sims = engine.take_dirty()
+        if len(sims):
+            day_sims.append(sims)
+            day_rows.append(engine.features(sims).values.astype(np.float32))
         if at % DAY == 0:
-            sims = engine.take_dirty()
-            if len(sims):
-                rows.append(engine.features(sims).values)
+            thin()
 
     pipe = Pipeline(engine, None, interval_s, on_tick=snapshot)
     for b in batches:
         pipe.feed(b)
-    rest = engine.take_dirty()
-    if len(rest):
-        rows.append(engine.features(rest).values)
-    return np.concatenate(rows) if rows else np.empty((0, 0))
+    snapshot(pipe.next_tick)  # the SIMs touched after the last tick
+    thin()
+    return np.concatenate(kept).astype(np.float64) if kept else np.empty((0, 0))

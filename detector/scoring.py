@@ -90,27 +90,23 @@ class Scorer:
         return tuple(out)
 
     def score(self, frame: FeatureFrame) -> list[Flag]:
-        """Flags for the rows of ``frame`` that pass the policy."""
-        active = frame.activity >= self.policy.min_events_24h
-        if not active.any():
+        """Flags for the rows of ``frame`` that pass the policy. The cheap conditions
+        (activity, enough rig-like features) are checked first, so the forest only scores
+        the few rows that could still be flagged; the result is the same."""
+        strengths = self.strengths(frame.values)
+        candidate = (frame.activity >= self.policy.min_events_24h) & \
+            ((strengths > 0).sum(axis=1) >= self.policy.min_reasons)
+        rows = np.flatnonzero(candidate)
+        if not len(rows):
             return []
-        rows = np.flatnonzero(active)
-        values = frame.values[rows]
-        scores = self.model.anomaly_score(values)
-        above = scores > self.threshold
-        if not above.any():
-            return []
-        strengths = self.strengths(values[above])
-        enough = (strengths > 0).sum(axis=1) >= self.policy.min_reasons
+        scores = self.model.anomaly_score(frame.values[rows])
         flags = []
-        for j, i in enumerate(np.flatnonzero(above)):
-            if not enough[j]:
-                continue
-            r = rows[i]
+        for r, score in zip(rows[scores > self.threshold], scores[scores > self.threshold]):
+            values = frame.values[r]
             flags.append(Flag(
                 imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
-                score=round(float(scores[i]), 4), flagged_at=int(frame.at[r]),
-                reasons=self.reasons(values[i], strengths[j]),
-                features={f: round(float(v), 3) for f, v in zip(FEATURES, values[i])},
+                score=round(float(score), 4), flagged_at=int(frame.at[r]),
+                reasons=self.reasons(values, strengths[r]),
+                features={f: round(float(v), 3) for f, v in zip(FEATURES, values)},
             ))
         return flags

@@ -10,6 +10,7 @@ reason; the rows beside it are kept.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -75,8 +76,8 @@ def _split_lines(buf: bytes, n_fields: int, first_line: int, source: str
     ends = nl if (len(arr) and arr[-1] == 10) else np.append(nl, len(arr))
     starts = np.concatenate(([0], nl + 1))[: len(ends)]
     text_ends = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))  # drop a CR
-    commas = np.concatenate(([0], np.cumsum(arr == 44)))
-    n_commas = commas[text_ends] - commas[starts]
+    commas = np.flatnonzero(arr == 44)
+    n_commas = np.searchsorted(commas, text_ends) - np.searchsorted(commas, starts)
     blank = text_ends == starts
     good = ~blank & (n_commas == n_fields - 1)
     bad = np.flatnonzero(~blank & ~good)
@@ -89,8 +90,8 @@ def _split_lines(buf: bytes, n_fields: int, first_line: int, source: str
     ]
     if good.all():
         return buf, numbers, rejected, 0
-    line_of_byte = np.concatenate(([0], np.cumsum(arr == 10)[:-1]))
-    kept = arr[good[line_of_byte]].tobytes()
+    spans = np.r_[starts[1:], len(arr)] - starts   # each line with its newline
+    kept = arr[np.repeat(good, spans)].tobytes()
     return kept, numbers[good], rejected, int(blank.sum())
 
 
@@ -322,6 +323,11 @@ def _imeis(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return ok, out
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _canonical_cell(raw: str) -> str:
+    return ids.canonical_cell(raw)   # a network has few cells: parse each spelling once
+
+
 def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Cell column → (index into canonical names, names, ok). Empty cells are allowed (-1)."""
     enc = pc.dictionary_encode(pc.utf8_trim_whitespace(col)).combine_chunks()
@@ -331,7 +337,7 @@ def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarra
             lut.append(-1)
             continue
         try:
-            name = ids.canonical_cell(raw)
+            name = _canonical_cell(raw)
         except ids.InvalidIdentifier:
             lut.append(-2)
             continue

@@ -19,6 +19,7 @@ from detector.records import CdrBatch, Direction, RecordType, RegistrationBatch,
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _HOUR = 3600
 _GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
+_EVENT_COUNTERS = [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN, st.DATA]
 _GAP_HALF_LIFE_H = 12.0    # gaps weigh half after 12 h: the regularity of the last day
 
 
@@ -320,6 +321,11 @@ class FeatureEngine:
 
     # ---- features ----------------------------------------------------------------------
 
+    def activity(self, sims: np.ndarray) -> np.ndarray:
+        """Events in each SIM's 24 h window (cheap: no other feature is computed)."""
+        cnt = self.sim_state["cnt"][sims]
+        return cnt.sum(axis=1, dtype=np.int64)[:, _EVENT_COUNTERS].sum(axis=1)
+
     def features(self, sims: np.ndarray) -> FeatureFrame:
         """Feature values of ``sims`` over the window that ends at each SIM's latest hour."""
         s = self.sim_state[sims]
@@ -347,9 +353,7 @@ class FeatureEngine:
         cells_24 = np.bitwise_or.reduce(s["cells"], axis=1)
         distinct_cells = linear_count(cells_24, st.BITS_CELLS) * (cells_24 > 0)
 
-        top, top_n = s["top_cell"], s["top_n"].astype(np.float64)
-        same = (top[:, :, None] == top[:, None, :]) & (top[:, :, None] >= 0)
-        dominant = (same * top_n[:, None, :]).sum(axis=2).max(axis=1)
+        dominant = _dominant(s["top_cell"], s["top_n"])
         dominant_share = np.divide(dominant, events, out=np.zeros_like(events), where=events > 0)
 
         dur_sum, dur_sq = s["dur_sum"].sum(axis=1), s["dur_sq"].sum(axis=1)
@@ -367,7 +371,7 @@ class FeatureEngine:
         slot_hour = last[:, None] - ((last[:, None] - np.arange(st.SLOTS)[None, :]) % st.SLOTS)
         local = (slot_hour + self.utc_offset_h) % 24
         night = (local < 6)
-        per_slot = cnt[:, :, [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN, st.DATA]].sum(axis=2)
+        per_slot = cnt[:, :, _EVENT_COUNTERS].sum(axis=2)
         night_share = np.divide((per_slot * night).sum(axis=1), events,
                                 out=np.zeros_like(events), where=events > 0)
 
@@ -451,3 +455,20 @@ def _export(index: st.KeyIndex, state: np.ndarray, slots: np.ndarray) -> tuple[l
     raw = state[slots].tobytes()
     size = state.dtype.itemsize
     return index.keys_by_slot[slots].tolist(), [raw[i:i + size] for i in range(0, len(raw), size)]
+
+
+def _dominant(top: np.ndarray, top_n: np.ndarray) -> np.ndarray:
+    """Per row, the largest total of ``top_n`` over slots that share a ``top`` cell."""
+    n, k = top.shape
+    out = np.zeros(n)
+    if not n:
+        return out
+    order = np.argsort(top, axis=1, kind="stable")
+    cells = np.take_along_axis(top, order, axis=1).ravel()
+    counts = np.take_along_axis(top_n, order, axis=1).ravel().astype(np.float64)
+    row = np.repeat(np.arange(n), k)
+    start = np.flatnonzero(np.r_[True, (cells[1:] != cells[:-1]) | (row[1:] != row[:-1])])
+    sums = np.add.reduceat(counts, start)
+    valid = cells[start] >= 0
+    np.maximum.at(out, row[start][valid], sums[valid])
+    return out
