@@ -109,6 +109,8 @@ class CdrBatch:
     @staticmethod
     def concat(batches: list[CdrBatch]) -> CdrBatch:
         """One batch of all records; cell tables are merged and indices remapped."""
+        if not batches:
+            return CdrBatch.empty()
         names: dict[str, int] = {}
         cells = []
         for b in batches:
@@ -126,6 +128,13 @@ class CdrBatch:
             result=cat("result"), line=cat("line"), cells=tuple(names),
             source=sources.pop() if len(sources) == 1 else "",
         )
+
+    @staticmethod
+    def empty() -> CdrBatch:
+        i8, z = np.int8, np.zeros(0, np.int64)
+        return CdrBatch(ts=z, record_type=z.astype(i8), direction=z.astype(i8),
+                        duration=z.astype(np.int32), imsi=z, msisdn=z, imei=z, peer=z,
+                        cell=z.astype(np.int32), result=z.astype(i8), line=z)
 
     def records(self):
         """The batch as typed records (for inspection and tests, not the hot path)."""

@@ -82,6 +82,7 @@ class FeatureEngine:
         self.sim_state = st.empty_sim_state(0)
         self.imei_state = st.empty_imei_state(0)
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
+        self._cell_lut: tuple = (None, None)   # (batch cell table, its global ids)
         self.watermark = 0                     # newest event time seen
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
         self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
@@ -138,31 +139,32 @@ class FeatureEngine:
         self.watermark = max(self.watermark, newest)
 
         sim, added = self._sim_slots(b.imsi)
+        gcell = self._global_cells(b)
         hour = (b.ts // _HOUR).astype(np.int64)
+        # One sort by (SIM, hour, cell) gives every grouping below: SIMs, (SIM, hour) slots
+        # and (slot, cell) pairs are runs of it.
+        order = np.lexsort((gcell, hour, sim))
+        b, sim, hour, gcell = b.take(order), sim[order], hour[order], gcell[order]
+        new_sim = np.r_[True, sim[1:] != sim[:-1]]
+        new_key = new_sim | np.r_[False, hour[1:] != hour[:-1]]
+        sim_start, key_start = np.flatnonzero(new_sim), np.flatnonzero(new_key)
+        usims = sim[sim_start]
         s = self.sim_state
-        usims, inv_sim = np.unique(sim, return_inverse=True)
-        self._advance(s, usims, inv_sim, hour, st.SLOTS, ("cnt", "dur_sum", "dur_sq", "callees",
-                                                           "cells", "top_n"), ("top_cell",))
-        s["msisdn"][sim] = b.msisdn
-        last_ts = np.zeros(len(usims), np.int64)
-        np.maximum.at(last_ts, inv_sim, b.ts)
-        s["last_ts"][usims] = np.maximum(s["last_ts"][usims], last_ts)
+        self._advance(s, usims, np.maximum.reduceat(hour, sim_start), st.EMPTY_SIM_SLOT)
+        s["msisdn"][usims] = b.msisdn[np.r_[sim_start[1:], len(sim)] - 1]
+        s["last_ts"][usims] = np.maximum(s["last_ts"][usims], np.maximum.reduceat(b.ts, sim_start))
 
-        slot = hour % st.SLOTS
-        key = sim * st.SLOTS + slot
-        ukey, inv = np.unique(key, return_inverse=True)
-        k_sim, k_slot = ukey // st.SLOTS, ukey % st.SLOTS
-        self._counters(s, b, inv, len(ukey), k_sim, k_slot)
-        order = np.argsort(inv, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
+        k_sim, k_slot = sim[key_start], hour[key_start] % st.SLOTS
+        inv = np.cumsum(new_key) - 1          # each record's (SIM, hour) group
+        slots = s["slot"]
+        self._counters(slots, b, inv, len(key_start), k_sim, k_slot)
         mo_contact = (b.direction == Direction.MO) & (b.record_type != RecordType.DATA) & (b.peer != 0)
         callee_bits = np.where(mo_contact, _bits(b.peer, st.BITS_CALLEES), np.uint64(0))
-        s["callees"][k_sim, k_slot] |= np.bitwise_or.reduceat(callee_bits[order], starts)
-        gcell = self._global_cells(b)
+        slots["callees"][k_sim, k_slot] |= np.bitwise_or.reduceat(callee_bits, key_start)
         has_cell = gcell >= 0
         cell_bits = np.where(has_cell, _bits(gcell, st.BITS_CELLS), np.uint64(0)).astype(np.uint32)
-        s["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits[order], starts)
-        self._top_cells(s, inv[has_cell], gcell[has_cell], k_sim, k_slot)
+        slots["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits, key_start)
+        self._top_cells(slots, inv, gcell, new_key, k_sim, k_slot)
         self._gaps(s, b, sim)
         self._devices(b, sim, hour)
         self.dirty[usims] = True
@@ -170,27 +172,22 @@ class FeatureEngine:
         return Applied(usims, late, added)
 
     @staticmethod
-    def _advance(s: np.ndarray, uslots: np.ndarray, inv: np.ndarray, hour: np.ndarray,
-                 n_slots: int, zero_fields: tuple[str, ...], minus_fields: tuple[str, ...]) -> None:
-        """Move each record's owner to its newest hour, clearing the slots of skipped hours."""
-        new_last = np.full(len(uslots), -1, np.int64)
-        np.maximum.at(new_last, inv, hour)
-        old_last = s["last_hour"][uslots].astype(np.int64)
+    def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray, empty: np.ndarray,
+                 n_slots: int = st.SLOTS) -> None:
+        """Move each owner (unique) to its newest hour, clearing the slots of skipped hours."""
+        old_last = s["last_hour"][owners].astype(np.int64)
         step = np.where(old_last < 0, n_slots, new_last - old_last)
         moving = step > 0
         if moving.any():
-            rows = uslots[moving]
+            rows = owners[moving]
             # slot j is cleared when it lies within the `step` hours after old_last
             offset = (np.arange(n_slots)[None, :] - (old_last[moving, None] + 1)) % n_slots
             clear = offset < np.minimum(step[moving], n_slots)[:, None]
             r, c = np.nonzero(clear)
-            for f in zero_fields:
-                s[f][rows[r], c] = 0
-            for f in minus_fields:
-                s[f][rows[r], c] = -1
+            s["slot"][rows[r], c] = empty
             s["last_hour"][rows] = new_last[moving]
 
-    def _counters(self, s: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
+    def _counters(self, slots: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
         mo = b.direction == Direction.MO
         rt = b.record_type
@@ -202,35 +199,40 @@ class FeatureEngine:
         counts = counts.reshape(n_keys, st.N_COUNTERS)
         answered = (rt == RecordType.VOICE) & mo & (b.result == Result.ANSWERED)
         counts[:, st.VOICE_OUT_ANSWERED] = np.bincount(inv, weights=answered, minlength=n_keys)
-        cnt = s["cnt"][k_sim, k_slot].astype(np.int64) + counts
-        s["cnt"][k_sim, k_slot] = np.minimum(cnt, 65535)
+        cnt = slots["cnt"][k_sim, k_slot].astype(np.int64) + counts
+        slots["cnt"][k_sim, k_slot] = np.minimum(cnt, 65535)
         dur = np.where(answered, b.duration, 0).astype(np.float64)
-        s["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
-        s["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
+        slots["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
+        slots["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
 
     def _global_cells(self, b: CdrBatch) -> np.ndarray:
-        lut = np.array([self.cells.setdefault(c, len(self.cells)) for c in b.cells] + [-1],
-                       np.int64)
-        return lut[b.cell]
+        # A block's cell table is shared by every chunk cut from it: map it once.
+        if self._cell_lut[0] is not b.cells:
+            lut = np.array([self.cells.setdefault(c, len(self.cells)) for c in b.cells] + [-1],
+                           np.int64)
+            self._cell_lut = (b.cells, lut)
+        return self._cell_lut[1][b.cell]
 
     @staticmethod
-    def _top_cells(s: np.ndarray, inv: np.ndarray, cell: np.ndarray, k_sim: np.ndarray,
-                   k_slot: np.ndarray) -> None:
+    def _top_cells(slots: np.ndarray, inv: np.ndarray, cell: np.ndarray, new_key: np.ndarray,
+                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
         """Keep each hour's most used cell (merged across batches: same cell adds up,
-        a busier new cell replaces it)."""
-        if not len(cell):
+        a busier new cell replaces it). Records come sorted by (slot, cell)."""
+        has = cell >= 0
+        if not has.any():
             return
-        pair = inv.astype(np.int64) * (int(cell.max()) + 1) + cell
-        upair, n = np.unique(pair, return_counts=True)
-        key, c = upair // (int(cell.max()) + 1), upair % (int(cell.max()) + 1)
+        inv, cell = inv[has], cell[has]
+        start = np.flatnonzero(np.r_[True, (inv[1:] != inv[:-1]) | (cell[1:] != cell[:-1])])
+        key, c = inv[start], cell[start]
+        n = np.diff(np.r_[start, len(inv)])
         order = np.lexsort((n, key))           # per key, busiest last
         last = np.r_[key[order][1:] != key[order][:-1], True]
         key, c, n = key[order][last], c[order][last], n[order][last]
         rs, cs = k_sim[key], k_slot[key]
-        cur, cur_n = s["top_cell"][rs, cs], s["top_n"][rs, cs].astype(np.int64)
+        cur, cur_n = slots["top_cell"][rs, cs], slots["top_n"][rs, cs].astype(np.int64)
         same = cur == c
-        s["top_n"][rs, cs] = np.minimum(np.where(same, cur_n + n, np.maximum(cur_n, n)), 65535)
-        s["top_cell"][rs, cs] = np.where(same | (n > cur_n), c, cur)
+        slots["top_n"][rs, cs] = np.minimum(np.where(same, cur_n + n, np.maximum(cur_n, n)), 65535)
+        slots["top_cell"][rs, cs] = np.where(same | (n > cur_n), c, cur)
 
     def _gaps(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
         """Decayed moments of the gaps between a SIM's successive MO calls. Each gap is
@@ -274,12 +276,14 @@ class FeatureEngine:
         d = self.imei_state
         self.unsaved_imeis[dev] = True
         udev, inv_dev = np.unique(dev, return_inverse=True)
-        self._advance(d, udev, inv_dev, hour, st.SLOTS, ("sims",), ())
+        dev_last = np.full(len(udev), -1, np.int64)
+        np.maximum.at(dev_last, inv_dev, hour)
+        self._advance(d, udev, dev_last, st.EMPTY_IMEI_SLOT)
         key = dev * st.SLOTS + hour % st.SLOTS
         ukey, inv = np.unique(key, return_inverse=True)
         order = np.argsort(inv, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
-        d["sims"][ukey // st.SLOTS, ukey % st.SLOTS] |= np.bitwise_or.reduceat(
+        d["slot"]["sims"][ukey // st.SLOTS, ukey % st.SLOTS] |= np.bitwise_or.reduceat(
             _bits(imsi, st.BITS_CALLEES)[order], starts)
         # SIM side: the most recent IMEI_SLOTS devices, each with the hour last seen
         order = np.lexsort((imei, sim))
@@ -323,14 +327,14 @@ class FeatureEngine:
 
     def activity(self, sims: np.ndarray) -> np.ndarray:
         """Events in each SIM's 24 h window (cheap: no other feature is computed)."""
-        cnt = self.sim_state["cnt"][sims]
+        cnt = self.sim_state["slot"]["cnt"][sims]
         return cnt.sum(axis=1, dtype=np.int64)[:, _EVENT_COUNTERS].sum(axis=1)
 
     def features(self, sims: np.ndarray) -> FeatureFrame:
         """Feature values of ``sims`` over the window that ends at each SIM's latest hour."""
         s = self.sim_state[sims]
         last = s["last_hour"].astype(np.int64)
-        cnt = s["cnt"].astype(np.float64)                     # (n, 24, 6)
+        cnt = s["slot"]["cnt"].astype(np.float64)                     # (n, 24, 6)
         tot = cnt.sum(axis=1)                                 # (n, 6)
         cur_slot = (last % st.SLOTS)[:, None]
         cur = np.take_along_axis(cnt, cur_slot[:, :, None], axis=1)[:, 0, :]
@@ -345,18 +349,18 @@ class FeatureEngine:
         events = voice_out + voice_in + sms_out + sms_in + data
         contacts = voice_out + sms_out
 
-        callees_24 = np.bitwise_or.reduce(s["callees"], axis=1)
-        cur_bits = np.take_along_axis(s["callees"], cur_slot, axis=1)[:, 0]
+        callees_24 = np.bitwise_or.reduce(s["slot"]["callees"], axis=1)
+        cur_bits = np.take_along_axis(s["slot"]["callees"], cur_slot, axis=1)[:, 0]
         distinct_24 = np.minimum(linear_count(callees_24, st.BITS_CALLEES), contacts)
         distinct_1 = np.minimum(linear_count(cur_bits, st.BITS_CALLEES),
                                 cur[:, st.VOICE_OUT] + cur[:, st.SMS_OUT])
-        cells_24 = np.bitwise_or.reduce(s["cells"], axis=1)
+        cells_24 = np.bitwise_or.reduce(s["slot"]["cells"], axis=1)
         distinct_cells = linear_count(cells_24, st.BITS_CELLS) * (cells_24 > 0)
 
-        dominant = _dominant(s["top_cell"], s["top_n"])
+        dominant = _dominant(s["slot"]["top_cell"], s["slot"]["top_n"])
         dominant_share = np.divide(dominant, events, out=np.zeros_like(events), where=events > 0)
 
-        dur_sum, dur_sq = s["dur_sum"].sum(axis=1), s["dur_sq"].sum(axis=1)
+        dur_sum, dur_sq = s["slot"]["dur_sum"].sum(axis=1), s["slot"]["dur_sq"].sum(axis=1)
         dur_mean = np.divide(dur_sum, answered, out=np.zeros_like(answered), where=answered > 0)
         dur_var = np.divide(dur_sq, answered, out=np.zeros_like(answered), where=answered > 0) - dur_mean**2
         dur_cv = np.divide(np.sqrt(np.maximum(dur_var, 0)), dur_mean, out=np.zeros_like(dur_mean),
@@ -399,7 +403,7 @@ class FeatureEngine:
         r, c = np.nonzero(recent)
         dev = self.imeis.lookup(imei[r, c])
         ok = dev >= 0
-        bitmap = np.bitwise_or.reduce(self.imei_state["sims"][dev[ok]], axis=1)
+        bitmap = np.bitwise_or.reduce(self.imei_state["slot"]["sims"][dev[ok]], axis=1)
         est = linear_count(bitmap, st.BITS_CALLEES)
         np.maximum.at(out, r[ok], np.round(est))
         return out

@@ -19,17 +19,24 @@ BITS_CELLS = 32            # linear-counting bitmap of cells per hour
 VOICE_OUT, VOICE_OUT_ANSWERED, VOICE_IN, SMS_OUT, SMS_IN, DATA = range(6)
 N_COUNTERS = 6
 
+# One hour of a SIM (slot-major, so that clearing an hour is one record write).
+SIM_SLOT = np.dtype([
+    ("cnt", "<u2", (N_COUNTERS,)),
+    ("dur_sum", "<f4"),                        # answered MO voice seconds
+    ("dur_sq", "<f4"),
+    ("callees", "<u8"),                        # peers of MO voice and SMS
+    ("cells", "<u4"),
+    ("top_cell", "<i4"),                       # the hour's most used cell (global cell id)
+    ("top_n", "<u2"),
+])
+EMPTY_SIM_SLOT = np.zeros((), SIM_SLOT)
+EMPTY_SIM_SLOT["top_cell"] = -1
+
 SIM_STATE = np.dtype([
     ("last_hour", "<i4"),                      # newest event hour (epoch hours), -1 = none yet
     ("last_ts", "<i8"),                        # newest event time
     ("msisdn", "<i8"),
-    ("cnt", "<u2", (SLOTS, N_COUNTERS)),
-    ("dur_sum", "<f4", (SLOTS,)),              # answered MO voice seconds
-    ("dur_sq", "<f4", (SLOTS,)),
-    ("callees", "<u8", (SLOTS,)),              # peers of MO voice and SMS
-    ("cells", "<u4", (SLOTS,)),
-    ("top_cell", "<i4", (SLOTS,)),             # the hour's most used cell (global cell id)
-    ("top_n", "<u2", (SLOTS,)),
+    ("slot", SIM_SLOT, (SLOTS,)),
     ("last_mo", "<i8"),                        # time of the last MO voice call
     ("gap", "<f4", (3,)),                      # decayed count, sum, sum of squares of call gaps
     ("imei", "<i8", (IMEI_SLOTS,)),            # recent devices
@@ -39,16 +46,19 @@ SIM_STATE = np.dtype([
     ("id_cards", "<u2"),                       # cards registered on the same ID document
 ])
 
+IMEI_SLOT = np.dtype([("sims", "<u8")])     # bitmap of SIMs the device carried that hour
+EMPTY_IMEI_SLOT = np.zeros((), IMEI_SLOT)
+
 IMEI_STATE = np.dtype([
     ("last_hour", "<i4"),
-    ("sims", "<u8", (SLOTS,)),                 # bitmap of SIMs seen per hour
+    ("slot", IMEI_SLOT, (SLOTS,)),
 ])
 
 
 def empty_sim_state(n: int) -> np.ndarray:
     s = np.zeros(n, SIM_STATE)
     s["last_hour"] = -1
-    s["top_cell"] = -1
+    s["slot"] = EMPTY_SIM_SLOT
     s["imei_hour"] = -1
     s["id_cards"] = 1
     return s

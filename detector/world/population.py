@@ -300,7 +300,7 @@ class World:
         if m.any():
             cell = np.where(m & (h >= 7) & (h < 23), hashed_pick(sims, t // 900, 16, n), cell)
         m = kind == MOBILITY["office"]
-        cell = np.where(m, work + hashed_pick(sims, t // HOUR, 17, aux), cell)
+        cell = np.where(m, work + hashed_pick(sims, t // HOUR, 17, np.maximum(aux, 1)), cell)
         m = kind == MOBILITY["shop"]
         cell = np.where(m & (h >= 8) & (h < 22), work, cell)
         return (cell % n).astype(np.int64)
