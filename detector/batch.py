@@ -72,9 +72,9 @@ def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900, lateness_s
     if not len(cdr):
         raise model_mod.ModelError("no records in the training window")
     engine = _engine(loaded, lateness_s, utc_offset_h)
-    rows = training_rows(engine, [cdr], interval_s)
+    data = training_rows(engine, [cdr], interval_s, seed=seed)
     window = (iso(cdr.ts.min()), iso(cdr.ts.max()))
-    return model_mod.fit(rows, window=window, seed=seed)
+    return model_mod.fit(data.rows, window=window, seed=seed, highs=data.highs, lows=data.lows)
 
 
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,

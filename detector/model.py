@@ -27,7 +27,7 @@ from detector import __version__
 from detector.features.catalog import CATALOG, FEATURES
 from detector.forest import FlatForest
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 # Types the pipeline is made of; anything else in a model file is refused.
 TRUSTED_TYPES = frozenset({
     "numpy.log1p", "numpy.ufunc", "numpy.dtype", "numpy.ndarray",
@@ -75,22 +75,31 @@ def versions() -> dict[str, str]:
             "goipwatch": __version__}
 
 
-def _reference(values: np.ndarray) -> dict[str, dict[str, float]]:
+def _reference(values: np.ndarray, highs: np.ndarray, lows: np.ndarray) -> dict[str, dict[str, float]]:
+    """Percentiles per feature: of the SIM-days' highest values where high is rig-like, of
+    their lowest where low is (ratios over calls among callers only), else of snapshots."""
     callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
     out = {}
     for i, feat in enumerate(CATALOG):
-        col = values[callers, i] if feat.needs_calls else values[:, i]
+        if feat.suspicious == "high":
+            col = highs[np.isfinite(highs[:, i]), i]
+        elif feat.suspicious == "low":
+            col = lows[np.isfinite(lows[:, i]), i]
+        else:
+            col = values[callers, i] if feat.needs_calls else values[:, i]
         if not len(col):
             col = np.zeros(1)
-        p01, p50, p99 = np.percentile(col, [1, 50, 99])
-        out[feat.name] = {"p01": float(p01), "p50": float(p50), "p99": float(p99),
-                          "rows": int(len(col))}
+        q = np.percentile(col, [0.1, 1, 50, 99, 99.9])
+        out[feat.name] = dict(zip(("p001", "p01", "p50", "p99", "p999"), map(float, q)),
+                              rows=int(len(col)))
     return out
 
 
 def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
-        n_estimators: int = 200, max_rows: int = 200_000) -> TrainedModel:
-    """Fit the pipeline on feature rows (one per SIM and day of the baseline window)."""
+        n_estimators: int = 200, max_rows: int = 200_000, highs: np.ndarray | None = None,
+        lows: np.ndarray | None = None) -> TrainedModel:
+    """Fit the pipeline on feature rows (snapshots of the baseline window); ``highs`` and
+    ``lows`` (each SIM-day's extremes) set the reason percentiles, ``values`` when absent."""
     if values.ndim != 2 or values.shape[1] != len(FEATURES):
         raise ModelError(f"training rows need {len(FEATURES)} feature columns, got {values.shape}")
     if len(values) < 50:
@@ -112,7 +121,8 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
         "rows_fitted": int(len(rows)),
         "params": {"n_estimators": n_estimators, "seed": seed},
         "score_quantiles": np.quantile(scores, QUANTILE_GRID).round(6).tolist(),
-        "reference": _reference(values),
+        "reference": _reference(values, values if highs is None else highs,
+                                values if lows is None else lows),
     }
     return TrainedModel(pipeline, manifest)
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.features.catalog import CATALOG, FEATURES
 from detector.features.engine import FeatureEngine
+from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import CdrBatch, RegistrationBatch
 from detector.scoring import Flag, Scorer
 
@@ -87,13 +89,27 @@ class Pipeline:
         return new
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class TrainingData:
+    rows: np.ndarray    # snapshots, at most per_sim_day per SIM and day: what the model learns
+    highs: np.ndarray   # per SIM and day, each feature's highest value over the day's snapshots
+    lows: np.ndarray    # ... and lowest; ratios over calls only among snapshots with enough
+                        # calls (-inf / +inf when there were none)
+
+
 def training_rows(engine: FeatureEngine, batches: Iterable[CdrBatch], interval_s: int = 900,
-                  per_sim_day: int = 4, seed: int = 0) -> np.ndarray:
+                  per_sim_day: int = 4, seed: int = 0) -> TrainingData:
     """Feature rows for training, as the scorer will see them: snapshots of the SIMs touched
     at each tick, thinned to at most ``per_sim_day`` random snapshots per SIM and day so that
-    a busy SIM (a gateway is touched every tick) weighs no more than a quiet one."""
+    a busy SIM (a gateway is touched every tick) weighs no more than a quiet one. Also each
+    SIM-day's extremes: a SIM is compared with how far ordinary SIMs go in a day, not with a
+    random moment of theirs (most of which are idle hours)."""
     rng = np.random.default_rng(seed)
+    needs_calls = np.array([f.needs_calls for f in CATALOG])
+    voice_out = FEATURES.index("voice_out_24h")
     kept: list[np.ndarray] = []
+    highs: list[np.ndarray] = []
+    lows: list[np.ndarray] = []
     day_rows: list[np.ndarray] = []
     day_sims: list[np.ndarray] = []
 
@@ -104,8 +120,12 @@ def training_rows(engine: FeatureEngine, batches: Iterable[CdrBatch], interval_s
         order = np.lexsort((rng.random(len(sims)), sims))
         sims, rows = sims[order], rows[order]
         first = np.r_[True, sims[1:] != sims[:-1]]
+        start = np.flatnonzero(first)
         rank = np.arange(len(sims)) - np.maximum.accumulate(np.where(first, np.arange(len(sims)), 0))
         kept.append(rows[rank < per_sim_day])
+        counts = (rows[:, voice_out] >= CALLERS_MIN_VOICE_OUT)[:, None] | ~needs_calls[None, :]
+        highs.append(np.maximum.reduceat(np.where(counts, rows, -np.inf), start, axis=0))
+        lows.append(np.minimum.reduceat(np.where(counts, rows, np.inf), start, axis=0))
         day_rows.clear()
         day_sims.clear()
 
@@ -122,4 +142,7 @@ def training_rows(engine: FeatureEngine, batches: Iterable[CdrBatch], interval_s
         pipe.feed(b)
     snapshot(pipe.next_tick)  # the SIMs touched after the last tick
     thin()
-    return np.concatenate(kept).astype(np.float64) if kept else np.empty((0, 0))
+    if not kept:
+        empty = np.empty((0, len(FEATURES)))
+        return TrainingData(empty, empty, empty)
+    return TrainingData(*(np.concatenate(x).astype(np.float64) for x in (kept, highs, lows)))

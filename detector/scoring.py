@@ -5,8 +5,10 @@ A SIM is flagged when all of these hold (knobs in ``[detector]`` of the config):
   nothing about a rig);
 - its anomaly score is above the ``score_quantile`` of the training rows' scores (so the
   threshold is a share of ordinary SIM-days, not a guess at the fraud rate);
-- at least ``min_reasons`` features lie on the rig-like side of the population's 1st/99th
-  percentile: one odd behaviour alone (say, many callees) does not flag.
+- features of at least ``min_reasons`` independent families (volume, SMS, device, call
+  quality, rhythm, registration) lie on the rig-like side of the population's 1st/99th
+  percentile by at least ``reason_margin`` of its spread: one odd behaviour alone (say, many callees, however many features show it)
+  does not flag.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.features.catalog import CATALOG, FEATURES
+from detector.features.catalog import CATALOG, FAMILIES, FEATURES
 from detector.features.engine import FeatureFrame
 from detector.model import CALLERS_MIN_VOICE_OUT, TrainedModel
 
@@ -26,12 +28,15 @@ class Policy:
     min_reasons: int = 2
     min_events_24h: int = 10
     max_reasons: int = 4
+    reason_margin: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.score_quantile < 1.0:
             raise ValueError("score_quantile must be in [0.5, 1)")
         if self.min_reasons < 1 or self.max_reasons < self.min_reasons:
             raise ValueError("need 1 <= min_reasons <= max_reasons")
+        if self.reason_margin < 0:
+            raise ValueError("reason_margin must not be negative")
         if self.min_events_24h < 1:
             raise ValueError("min_events_24h must be at least 1")
 
@@ -56,36 +61,52 @@ class Scorer:
         self.policy = policy
         self.threshold = model.threshold(policy.score_quantile)
         ref = model.manifest["reference"]
-        self._p01 = np.array([ref[f]["p01"] for f in FEATURES])
+        self._lo = np.array([ref[f]["p01"] for f in FEATURES])
         self._p50 = np.array([ref[f]["p50"] for f in FEATURES])
-        self._p99 = np.array([ref[f]["p99"] for f in FEATURES])
+        self._hi = np.array([ref[f]["p99"] for f in FEATURES])
         self._high = np.array([f.suspicious == "high" for f in CATALOG])
         self._low = np.array([f.suspicious == "low" for f in CATALOG])
         self._needs_calls = np.array([f.needs_calls for f in CATALOG])
+        # feature -> family one-hot, to count independent kinds of evidence per row
+        self._family = np.array([[f.family == fam for fam in FAMILIES] for f in CATALOG])
 
     def strengths(self, values: np.ndarray) -> np.ndarray:
-        """How far each value lies beyond the rig-like percentile, in units of the
-        population's spread (0 where it does not)."""
-        spread_hi = np.maximum(self._p99 - self._p50, 1e-9)
-        spread_lo = np.maximum(self._p50 - self._p01, 1e-9)
-        hi = np.where(self._high & (values > self._p99), (values - self._p99) / spread_hi + 1, 0)
-        lo = np.where(self._low & (values < self._p01), (self._p01 - values) / spread_lo + 1, 0)
+        """How far each value lies beyond the rig-like percentile (99th, or 1st where low is
+        rig-like), in units of the population's spread (p99 − p50, or p50 − p01); 0 unless
+        it lies beyond by at least ``reason_margin`` of that spread. A value just past the
+        99th percentile is what 1 % of ordinary SIMs show: with several families, chance
+        alone would pair two of them."""
+        spread_hi = np.maximum(self._hi - self._p50, 1e-9)
+        spread_lo = np.maximum(self._p50 - self._lo, 1e-9)
+        beyond_hi = (values - self._hi) / spread_hi
+        beyond_lo = (self._lo - values) / spread_lo
+        m = self.policy.reason_margin
+        hi = np.where(self._high & (values > self._hi) & (beyond_hi >= m), beyond_hi + 1, 0)
+        lo = np.where(self._low & (values < self._lo) & (beyond_lo >= m), beyond_lo + 1, 0)
         callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
         out = hi + lo
         out[~callers[:, None] & self._needs_calls[None, :]] = 0
         return out
 
+    def families(self, strengths: np.ndarray) -> np.ndarray:
+        """Number of distinct families with a rig-like feature, per row."""
+        return ((strengths > 0).astype(np.int32) @ self._family.astype(np.int32) > 0).sum(axis=1)
+
     def reasons(self, values: np.ndarray, strengths: np.ndarray) -> tuple[str, ...]:
+        """The strongest rig-like feature of each family, strongest first."""
         order = np.argsort(-strengths, kind="stable")
-        out = []
-        for i in order[: self.policy.max_reasons]:
-            if strengths[i] <= 0:
+        out, seen = [], set()
+        for i in order:
+            if strengths[i] <= 0 or len(out) == self.policy.max_reasons:
                 break
             feat = CATALOG[i]
+            if feat.family in seen:
+                continue
+            seen.add(feat.family)
             if feat.suspicious == "high":
-                ref = f"99th percentile of subscribers: {feat.show(self._p99[i])}"
+                ref = f"99th percentile of subscribers: {feat.show(self._hi[i])}"
             else:
-                ref = f"1st percentile of subscribers: {feat.show(self._p01[i])}"
+                ref = f"1st percentile of subscribers: {feat.show(self._lo[i])}"
             out.append(f"{feat.show(values[i])} {feat.phrase}; {ref}")
         return tuple(out)
 
@@ -95,7 +116,7 @@ class Scorer:
         the few rows that could still be flagged; the result is the same."""
         strengths = self.strengths(frame.values)
         candidate = (frame.activity >= self.policy.min_events_24h) & \
-            ((strengths > 0).sum(axis=1) >= self.policy.min_reasons)
+            (self.families(strengths) >= self.policy.min_reasons)
         rows = np.flatnonzero(candidate)
         if not len(rows):
             return []

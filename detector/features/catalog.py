@@ -1,8 +1,10 @@
 """The feature catalogue: names (the model's column order), meaning, and how a reason reads.
 
 ``suspicious`` says which side of the population is rig-like: "high" values beyond the
-population's 99th percentile, or "low" values below its 1st, become reasons. Definitions
-are in docs/features.md; keep both in step.
+population's 99th percentile, or "low" values below its 1st, become reasons. ``family``
+groups features that measure the same behaviour (40 calls in an hour are also 40 distinct
+callees): the scoring policy counts independent families, not correlated features.
+Definitions are in docs/features.md; keep both in step.
 """
 
 from __future__ import annotations
@@ -17,34 +19,37 @@ class Feature:
     phrase: str              # "{value} <phrase>"
     fmt: str = "{:.0f}"
     needs_calls: bool = False  # a ratio over calls: compared among callers only
+    family: str = ""           # the behaviour it measures (see FAMILIES)
 
     def show(self, value: float) -> str:
         return self.fmt.format(value)
 
 
 CATALOG: tuple[Feature, ...] = (
-    Feature("voice_out_1h", "high", "outgoing calls in the last hour"),
-    Feature("voice_out_24h", "high", "outgoing calls in 24 h"),
+    Feature("voice_out_1h", "high", "outgoing calls in the last hour", family="volume"),
+    Feature("voice_out_24h", "high", "outgoing calls in 24 h", family="volume"),
     Feature("voice_in_24h", "", "incoming calls in 24 h"),
-    Feature("out_in_ratio_24h", "high", "outgoing calls per incoming call in 24 h", "{:.1f}", needs_calls=True),
-    Feature("distinct_callees_1h", "high", "distinct numbers contacted in the last hour"),
-    Feature("distinct_callees_24h", "high", "distinct numbers contacted in 24 h"),
-    Feature("callee_repeat_ratio_24h", "low", "share of contacts that were repeats in 24 h", "{:.2f}", needs_calls=True),
-    Feature("sms_out_24h", "high", "SMS sent in 24 h"),
-    Feature("sms_in_24h", "high", "SMS received in 24 h"),
+    Feature("out_in_ratio_24h", "high", "outgoing calls per incoming call in 24 h", "{:.1f}", needs_calls=True, family="one_way"),
+    Feature("distinct_callees_1h", "high", "distinct numbers contacted in the last hour", family="volume"),
+    Feature("distinct_callees_24h", "high", "distinct numbers contacted in 24 h", family="volume"),
+    Feature("callee_repeat_ratio_24h", "low", "share of contacts that were repeats in 24 h", "{:.2f}", needs_calls=True, family="volume"),
+    Feature("sms_out_24h", "high", "SMS sent in 24 h", family="sms"),
+    Feature("sms_in_24h", "high", "SMS received in 24 h", family="sms"),
     Feature("data_sessions_24h", "", "data sessions in 24 h"),
     Feature("distinct_cells_24h", "", "distinct cells in 24 h"),
     Feature("dominant_cell_share_24h", "", "share of activity in the busiest cell in 24 h", "{:.2f}"),
-    Feature("distinct_imeis_24h", "high", "distinct devices (IMEIs) used in 24 h"),
-    Feature("sims_per_imei_24h", "high", "SIMs seen in the same device in 24 h"),
-    Feature("answered_ratio_24h", "low", "share of outgoing calls answered in 24 h", "{:.2f}", needs_calls=True),
-    Feature("duration_mean_24h", "low", "s mean answered call duration in 24 h", needs_calls=True),
-    Feature("duration_cv_24h", "low", "coefficient of variation of call durations in 24 h", "{:.2f}", needs_calls=True),
-    Feature("gap_cv", "low", "coefficient of variation of gaps between outgoing calls", "{:.2f}", needs_calls=True),
-    Feature("night_share_24h", "high", "share of activity between 00:00 and 06:00 local time", "{:.2f}"),
-    Feature("sim_age_days", "low", "days since the SIM was activated", "{:.1f}"),
-    Feature("cards_on_id", "high", "cards registered on the same ID document"),
+    Feature("distinct_imeis_24h", "high", "distinct devices (IMEIs) used in 24 h", family="device"),
+    Feature("sims_per_imei_24h", "high", "SIMs seen in the same device in 24 h", family="device"),
+    Feature("answered_ratio_24h", "low", "share of outgoing calls answered in 24 h", "{:.2f}", needs_calls=True, family="call_quality"),
+    Feature("duration_mean_24h", "low", "s mean answered call duration in 24 h", needs_calls=True, family="call_quality"),
+    Feature("duration_cv_24h", "low", "coefficient of variation of call durations in 24 h", "{:.2f}", needs_calls=True, family="call_quality"),
+    Feature("gap_cv", "low", "coefficient of variation of gaps between outgoing calls", "{:.2f}", needs_calls=True, family="rhythm"),
+    Feature("night_share_24h", "high", "share of activity between 00:00 and 06:00 local time", "{:.2f}", family="rhythm"),
+    Feature("sim_age_days", "low", "days since the SIM was activated", "{:.1f}", family="registration"),
+    Feature("cards_on_id", "high", "cards registered on the same ID document", family="registration"),
 )
 
 FEATURES: tuple[str, ...] = tuple(f.name for f in CATALOG)
+FAMILIES: tuple[str, ...] = ("volume", "one_way", "sms", "device", "call_quality", "rhythm",
+                             "registration")
 BY_NAME = {f.name: f for f in CATALOG}

@@ -54,10 +54,25 @@ def test_a_gateway_profile_is_flagged_with_plain_reasons(scorer):
     [flag] = scorer.score(frame(v))
     assert flag.imsi == "460000000000000" and flag.flagged_at == 1791187200
     assert flag.score > scorer.threshold
-    p99 = scorer.model.reference("distinct_callees_24h")["p99"]
-    assert f"143 distinct numbers contacted in 24 h; 99th percentile of subscribers: {p99:.0f}" \
-        in flag.reasons
+    p99 = scorer.model.reference("out_in_ratio_24h")["p99"]
+    assert f"300.0 outgoing calls per incoming call in 24 h; 99th percentile of subscribers: " \
+        f"{p99:.1f}" in flag.reasons
+    # one reason per kind of evidence: volume shows once, however many volume features fire
+    volume = [r for r in flag.reasons if "outgoing calls in 24 h" in r or "distinct numbers" in r]
+    assert len(volume) == 1
+    assert any("share of outgoing calls answered" in r for r in flag.reasons)
     assert 2 <= len(flag.reasons) <= 4
+
+
+def test_correlated_features_count_as_one_kind_of_evidence(scorer):
+    v = np.median(population(), axis=0)
+    v[IDX["voice_out_1h"]] = 60            # volume, four ways
+    v[IDX["voice_out_24h"]] = 400
+    v[IDX["distinct_callees_1h"]] = 60
+    v[IDX["distinct_callees_24h"]] = 390
+    strict = Scorer(scorer.model, Policy(score_quantile=0.5, min_reasons=2))
+    assert strict.families(strict.strengths(v[None, :]))[0] == 1
+    assert strict.score(frame(v)) == []
 
 
 def test_one_odd_behaviour_alone_does_not_flag(scorer):
