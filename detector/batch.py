@@ -7,16 +7,19 @@ same path the daemon takes; nothing here computes a feature or a flag itself.
 from __future__ import annotations
 
 import csv
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from detector import model as model_mod
+from detector.config import Config
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
+from detector.rigs import Rig, RigBook, RigPolicy
 from detector.scoring import Flag, Policy, Scorer
 from probes.csvparse import CANONICAL, Layout, read_feed_file
 
@@ -77,13 +80,40 @@ def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900, lateness_s
     return model_mod.fit(data.rows, window=window, seed=seed, highs=data.highs, lows=data.lows)
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    flags: list[Flag]
+    rigs: list[Rig]
+
+
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
-          interval_s: int = 900, lateness_s: int = 3600, utc_offset_h: int = 8) -> list[Flag]:
-    engine = _engine(loaded, lateness_s, utc_offset_h)
-    pipe = Pipeline(engine, Scorer(model, policy), interval_s)
+          rig_policy: RigPolicy = RigPolicy(), interval_s: int = 900, lateness_s: int = 3600,
+          utc_offset_h: int = 8) -> Scored:
+    engine = FeatureEngine(lateness_s=lateness_s, utc_offset_h=utc_offset_h)
+    scorer = Scorer(model, policy)
+    pipe = Pipeline(engine, scorer, interval_s, rigs=RigBook(engine, scorer, rig_policy))
+    if loaded.registrations is not None:
+        pipe.register(loaded.registrations)
     flags = pipe.feed(loaded.cdr).flags
     flags += pipe.score_dirty()
-    return sorted(flags, key=lambda f: (f.flagged_at, f.imsi))
+    # rigs grow after their first flags: give every flag its rig's final id
+    flags = [replace(f, rig_id=pipe.rigs.rig_of(f.imsi)) for f in flags]
+    return Scored(sorted(flags, key=lambda f: (f.flagged_at, f.imsi)), pipe.rigs.rigs())
+
+
+def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:
+    """``goipwatch score``: the model at ``model_path``, or one fitted on the input itself,
+    then the replay, with the settings of ``cfg``."""
+    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
+              utc_offset_h=cfg.features.utc_offset_h)
+    trained = model_mod.load(model_path) if model_path else train_on(loaded, seed=seed, **kw)
+    return score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs, **kw)
+
+
+def write_outputs(scored: Scored, out: Path) -> None:
+    """flags.csv (the contract) and, beside it, ``<name>.rigs.jsonl``."""
+    write_flags(scored.flags, out)
+    write_rigs(scored.rigs, out.with_name(out.stem + ".rigs.jsonl"))
 
 
 def write_flags(flags: list[Flag], out: Path) -> None:
@@ -94,6 +124,15 @@ def write_flags(flags: list[Flag], out: Path) -> None:
         for f in flags:
             w.writerow((f.imsi, f.msisdn, f"{f.score:.4f}", iso(f.flagged_at), f.rig_id,
                         " | ".join(f.reasons)))
+
+
+def write_rigs(rigs: list[Rig], out: Path) -> None:
+    """One JSON object per rig: id, SIMs, devices, cells, window and evidence."""
+    with out.open("w") as fh:
+        for r in rigs:
+            fh.write(json.dumps({"rig_id": r.id, "sims": sorted(r.sims), "devices": sorted(r.devices),
+                                 "cells": sorted(r.cells), "first": iso(r.first), "last": iso(r.last),
+                                 "evidence": r.summary()}) + "\n")
 
 
 def write_rejected(rejected: tuple[Rejected, ...], out: Path) -> None:

@@ -40,22 +40,19 @@ def _layouts(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from detector import batch, config as config_mod, model as model_mod
+    import numpy as np
+
+    from detector import batch, config as config_mod
 
     cfg = config_mod.load(args.config) if args.config else config_mod.Config()
     cdr_layout, reg_layout = _layouts(args)
     loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout)
-    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
-              utc_offset_h=cfg.features.utc_offset_h)
-    if args.model:
-        trained = model_mod.load(args.model)
-    else:
-        trained = batch.train_on(loaded, seed=args.seed, **kw)
-    flags = batch.score(loaded, trained, cfg.detector.policy, **kw)
-    batch.write_flags(flags, args.out)
+    scored = batch.detect(loaded, cfg, args.model, args.seed)
+    batch.write_outputs(scored, args.out)
     batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"))
-    print(f"{len(flags)} SIM(s) flagged of {len(set(loaded.cdr.imsi.tolist()))} seen "
-          f"in {len(loaded.cdr)} records; written to {args.out}", file=sys.stderr)
+    print(f"{len(scored.flags)} SIM(s) flagged in {len(scored.rigs)} rig(s), of "
+          f"{len(np.unique(loaded.cdr.imsi))} seen in {len(loaded.cdr)} records; "
+          f"written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -92,7 +89,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from detector import batch, config as config_mod, model as model_mod
+    from detector import batch, config as config_mod
     from detector.world.baseline import run_baseline
     from detector.world.evaluate import evaluate, format_comparison, format_table
 
@@ -105,11 +102,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [])
     flags_csv = args.flags
     if flags_csv is None:
-        kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
-                  utc_offset_h=cfg.features.utc_offset_h)
-        trained = model_mod.load(args.model) if args.model else batch.train_on(loaded, seed=args.seed, **kw)
         flags_csv = world / "flags.csv"
-        batch.write_flags(batch.score(loaded, trained, cfg.detector.policy, **kw), flags_csv)
+        batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed), flags_csv)
     baseline_csv = world / "baseline_flags.csv"
     run_baseline(cdr_csv, baseline_csv, score_quantile=cfg.detector.policy.score_quantile,
                  seed=args.seed, cdr=loaded.cdr)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detector.rigs import RigPolicy
 from detector.scoring import Policy
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
@@ -49,6 +50,7 @@ class DetectorConfig:
     model: Path = Path("models/goipwatch.skops")
     scoring_interval_s: int = 900
     policy: Policy = Policy()
+    rigs: RigPolicy = RigPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +167,16 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
     if not -12 <= feats.utc_offset_h <= 14:
         raise ConfigError(f"{source}: features.utc_offset_h: must be from -12 to 14")
     det_raw = dict(data.get("detector", {}))
-    policy_keys = {f.name for f in fields(Policy)}
-    policy_raw = {k: det_raw.pop(k) for k in list(det_raw) if k in policy_keys}
-    det = _section(f"{source}: detector", det_raw, DetectorConfig, base, skip=("policy",))
-    policy_vals = _section(f"{source}: detector", policy_raw, Policy, base)
-    try:
-        det["policy"] = Policy(**policy_vals)
-    except ValueError as e:
-        raise ConfigError(f"{source}: detector: {e}") from e
+    # the policies' knobs sit flat in [detector], beside its own keys
+    nested = {"policy": Policy, "rigs": RigPolicy}
+    taken = {name: {k: det_raw.pop(k) for k in list(det_raw) if k in {f.name for f in fields(cls)}}
+             for name, cls in nested.items()}
+    det = _section(f"{source}: detector", det_raw, DetectorConfig, base, skip=tuple(nested))
+    for name, cls in nested.items():
+        try:
+            det[name] = cls(**_section(f"{source}: detector", taken[name], cls, base))
+        except ValueError as e:
+            raise ConfigError(f"{source}: detector: {e}") from e
     if det.get("scoring_interval_s", 900) < 60:
         raise ConfigError(f"{source}: detector.scoring_interval_s: at least 60")
     probes = []

@@ -18,6 +18,7 @@ from detector.features.catalog import CATALOG, FEATURES
 from detector.features.engine import FeatureEngine
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import CdrBatch, RegistrationBatch
+from detector.rigs import RigBook
 from detector.scoring import Flag, Scorer
 
 DAY = 86_400
@@ -31,18 +32,21 @@ class Fed:
 
 class Pipeline:
     def __init__(self, engine: FeatureEngine, scorer: Scorer | None, interval_s: int = 900,
-                 on_tick: Callable[[int], None] | None = None) -> None:
+                 on_tick: Callable[[int], None] | None = None, rigs: RigBook | None = None) -> None:
         if interval_s < 60:
             raise ValueError("scoring interval must be at least 60 s of event time")
         self.engine = engine
         self.scorer = scorer
         self.interval_s = interval_s
         self.on_tick = on_tick
+        self.rigs = rigs
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
         self.next_tick = 0                     # event time of the next scoring tick
 
     def register(self, batch: RegistrationBatch) -> None:
         self.engine.apply_registrations(batch)
+        if self.rigs is not None:
+            self.rigs.register(batch)
 
     def feed(self, batch: CdrBatch) -> Fed:
         """Apply a batch; returns the records refused as late and the new flags."""
@@ -81,8 +85,14 @@ class Pipeline:
         if not len(sims) or self.scorer is None:
             return []
         sims = sims[self.engine.activity(sims) >= self.scorer.policy.min_events_24h]
+        if not len(sims):
+            return []
+        frame = self.engine.features(sims)
+        flags, strengths = self.scorer.assess(frame)
+        if self.rigs is not None:
+            flags = self.rigs.extend(frame, strengths, flags, self.flagged)
         new = []
-        for flag in self.scorer.score(self.engine.features(sims)):
+        for flag in flags:
             if flag.imsi not in self.flagged:
                 self.flagged[flag.imsi] = flag
                 new.append(flag)

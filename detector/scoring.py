@@ -111,15 +111,19 @@ class Scorer:
         return tuple(out)
 
     def score(self, frame: FeatureFrame) -> list[Flag]:
-        """Flags for the rows of ``frame`` that pass the policy. The cheap conditions
-        (activity, enough rig-like features) are checked first, so the forest only scores
-        the few rows that could still be flagged; the result is the same."""
+        """Flags for the rows of ``frame`` that pass the policy."""
+        return self.assess(frame)[0]
+
+    def assess(self, frame: FeatureFrame) -> tuple[list[Flag], np.ndarray]:
+        """(flags, strengths of every row). The cheap conditions (activity, enough kinds of
+        rig-like evidence) are checked first, so the forest only scores the few rows that
+        could still be flagged; the result is the same."""
         strengths = self.strengths(frame.values)
         candidate = (frame.activity >= self.policy.min_events_24h) & \
             (self.families(strengths) >= self.policy.min_reasons)
         rows = np.flatnonzero(candidate)
         if not len(rows):
-            return []
+            return [], strengths
         scores = self.model.anomaly_score(frame.values[rows])
         flags = []
         for r, score in zip(rows[scores > self.threshold], scores[scores > self.threshold]):
@@ -130,4 +134,4 @@ class Scorer:
                 reasons=self.reasons(values, strengths[r]),
                 features={f: round(float(v), 3) for f, v in zip(FEATURES, values)},
             ))
-        return flags
+        return flags, strengths

@@ -1,0 +1,296 @@
+"""Rigs: SIMs that work together, found from evidence that is costly to fake.
+
+At each scoring tick, after the per-SIM scorer, :class:`RigBook`
+1. adds the **co-location** kind of evidence: a cell where at least ``hot_cell_min_sims``
+   active SIMs show rig-like behaviour in the same hour *and behave like machines*: no data
+   session in 24 h and almost no incoming calls (one service, one way: a gateway port or a
+   modem neither browses nor gets called back ~100× less than it calls (Murynets et al.);
+   a call-centre agent's or courier's phone does both) — each such SIM with another kind of
+   evidence of its own is flagged (``rig``);
+2. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
+   a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
+   registration** (one ID document, one channel, consecutive ICCIDs, activated within
+   ``bulk_window_s``) one of whose cards is flagged, used or not (``bulk_registration``);
+3. groups flagged SIMs into rigs (union-find over shared devices, hot cells and bulk
+   registrations) with a stable id and an evidence summary.
+
+Single behaviours never flag here either: co-location needs a second kind of evidence, and
+an association needs a flagged SIM on the other end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from detector.features import state as st
+from detector.features.catalog import FEATURES
+from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.records import RegistrationBatch, iso
+from detector.scoring import Flag, Scorer
+
+_DATA = FEATURES.index("data_sessions_24h")
+_VOICE_IN = FEATURES.index("voice_in_24h")
+MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
+
+
+@dataclass(frozen=True, slots=True)
+class RigPolicy:
+    hot_cell_min_sims: int = 5
+    bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
+    bulk_window_s: int = 3 * 3600   # activated within this span
+    associate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hot_cell_min_sims < 2 or self.bulk_min_cards < 2:
+            raise ValueError("hot_cell_min_sims and bulk_min_cards must be at least 2")
+
+
+@dataclass(slots=True)
+class Rig:
+    id: str
+    sims: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    cells: set[str] = field(default_factory=set)
+    first: int = 0
+    last: int = 0
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.sims)} SIMs"]
+        if self.devices:
+            parts.append(f"{len(self.devices)} devices")
+        if self.cells:
+            parts.append(f"{len(self.cells)} cells")
+        parts.append(f"active {iso(self.first)} .. {iso(self.last)}")
+        return "; ".join(parts + sorted(self.evidence.values()))
+
+
+def rig_id_for(imsi: str) -> str:
+    """A rig's id: derived from its founding SIM, without showing the IMSI."""
+    return "rig-" + hashlib.blake2b(imsi.encode(), digest_size=5).hexdigest()
+
+
+class RigBook:
+    def __init__(self, engine: FeatureEngine, scorer: Scorer, policy: RigPolicy = RigPolicy()) -> None:
+        self.engine = engine
+        self.scorer = scorer
+        self.policy = policy
+        self._parent: dict[str, str] = {}
+        self._founded: dict[str, int] = {}           # root -> time of its first flag
+        self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
+        self._bulk_of: dict[int, tuple[int, ...]] = {}  # imsi -> imsis of its bulk registration
+        self._bulk_text: dict[int, str] = {}
+        self._machines: dict[int, dict[str, int]] = defaultdict(dict)  # cell -> {imsi: hour}
+
+    # ---- registrations -------------------------------------------------------------------
+
+    def register(self, batch: RegistrationBatch) -> None:
+        """Find bulk registrations: one ID document, one channel, consecutive ICCIDs,
+        activated within the window (the structure of 一证多卡 batches)."""
+        if not len(batch):
+            return
+        body = np.array([int(i[:-1]) for i in batch.iccid], np.int64)  # without the Luhn digit
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, key in enumerate(zip(batch.id_hash.tolist(), batch.channel.tolist())):
+            groups[key].append(i)
+        for (_, channel), idx in groups.items():
+            if len(idx) < self.policy.bulk_min_cards:
+                continue
+            idx = np.array(idx)[np.argsort(body[idx])]
+            # runs of consecutive ICCIDs activated close together
+            breaks = np.flatnonzero(np.diff(body[idx]) != 1) + 1
+            for run in np.split(idx, breaks):
+                span = int(batch.activated_at[run].max() - batch.activated_at[run].min())
+                if len(run) < self.policy.bulk_min_cards or span > self.policy.bulk_window_s:
+                    continue
+                members = tuple(int(x) for x in batch.imsi[run])
+                text = (f"{len(run)} cards on one ID document with consecutive ICCIDs "
+                        f"from channel {channel}, activated within {span // 60} minutes")
+                for m in members:
+                    self._bulk_of[m] = members
+                    self._bulk_text[m] = text
+
+    # ---- evidence at a tick ----------------------------------------------------------------
+
+    def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
+               flagged: dict[str, Flag]) -> list[Flag]:
+        """Rig flags for this tick, beyond the per-SIM ``flags`` (already in ``flagged``
+        or not); links every new flag into its rig."""
+        new = list(flags)
+        taken = set(flagged) | {f.imsi for f in flags}
+        families = self.scorer.families(strengths)
+        new += self._hot_cells(frame, strengths, families, taken)
+        if self.policy.associate:
+            new += self._shared_devices(frame, strengths, families, taken, new)
+            new += self._bulk_siblings(taken, new)
+        for f in new:
+            self._link(f)
+        return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
+
+    def _hot_cells(self, frame, strengths, families, taken) -> list[Flag]:
+        s = self.engine.sim_state[frame.sims]
+        last = s["last_hour"].astype(np.int64)
+        cell = s["slot"]["top_cell"][np.arange(len(last)), last % st.SLOTS]
+        machine = (families >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
+            (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity)
+        # machine-like SIMs per cell, remembered across ticks: the SIMs of a rig need not
+        # all be touched in the same 15 minutes, only in the same hour
+        rows = np.flatnonzero(machine)
+        for r in rows:
+            self._machines[int(cell[r])][str(int(frame.imsi[r]))] = int(last[r])
+        names = list(self.engine.cells)
+        out = []
+        for r in rows:
+            imsi = str(int(frame.imsi[r]))
+            if imsi in taken or families[r] < self.scorer.policy.min_reasons - 1:
+                continue
+            peers = self._machines[int(cell[r])]
+            n = sum(1 for h in peers.values() if h >= last[r] - 1)
+            if n < self.policy.hot_cell_min_sims:
+                continue
+            where = names[cell[r]]
+            reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
+                      f"almost no incoming calls within the hour")
+            out.append(self._flag(frame, strengths, r, "rig", reason))
+            self._evidence[imsi]["cell"] = f"{n} machine-like SIMs active together in cell {where}"
+            taken.add(imsi)
+        return out
+
+    def _shared_devices(self, frame, strengths, families, taken, flags) -> list[Flag]:
+        flagged_slots = self.engine.sims.lookup(np.array([int(f.imsi) for f in flags], np.int64))
+        if not len(flagged_slots):
+            return []
+        s = self.engine.sim_state
+        dev = s["imei"][flagged_slots]
+        dev = np.unique(dev[dev != 0])
+        cand = frame.sims
+        shares = np.isin(s["imei"][cand], dev).any(axis=1) & (families >= 1)
+        out = []
+        for r in np.flatnonzero(shares):
+            imsi = str(int(frame.imsi[r]))
+            if imsi in taken:
+                continue
+            reason = "shares a device (IMEI) with a flagged SIM"
+            out.append(self._flag(frame, strengths, r, "rig_member", reason))
+            taken.add(imsi)
+        return out
+
+    def _bulk_siblings(self, taken, flags) -> list[Flag]:
+        out = []
+        for f in list(flags):
+            members = self._bulk_of.get(int(f.imsi), ())
+            for m in members:
+                imsi = str(m)
+                if imsi in taken:
+                    continue
+                slot = self.engine.sims.lookup(np.array([m], np.int64))[0]
+                msisdn = str(int(self.engine.sim_state["msisdn"][slot])) if slot >= 0 else ""
+                out.append(Flag(imsi=imsi, msisdn=msisdn, score=f.score, flagged_at=f.flagged_at,
+                                reasons=(f"{self._bulk_text[m]}; a card of it is flagged",),
+                                kind="bulk_registration"))
+                taken.add(imsi)
+        return out
+
+    def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
+              reason: str) -> Flag:
+        values = frame.values[r]
+        own = self.scorer.reasons(values, strengths[r])
+        return Flag(imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
+                    score=round(float(self.scorer.model.anomaly_score(values[None, :])[0]), 4),
+                    flagged_at=int(frame.at[r]), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
+                    kind=kind, features={f: round(float(v), 3) for f, v in zip(FEATURES, values)})
+
+    # ---- grouping --------------------------------------------------------------------------
+
+    def _find(self, imsi: str) -> str:
+        root = imsi
+        while self._parent.get(root, root) != root:
+            root = self._parent[root]
+        while self._parent.get(imsi, imsi) != root:  # path compression
+            self._parent[imsi], imsi = root, self._parent[imsi]
+        return root
+
+    def _union(self, a: str, b: str) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if (self._founded[rb], rb) < (self._founded[ra], ra):  # the older rig keeps its id
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+
+    def _link(self, f: Flag) -> None:
+        if f.imsi in self._parent:
+            return
+        self._parent[f.imsi] = f.imsi
+        self._founded[f.imsi] = f.flagged_at
+        for other in self._partners(f.imsi):
+            if other in self._parent:
+                self._union(f.imsi, other)
+
+    def _partners(self, imsi: str) -> list[str]:
+        """Flagged SIMs that share a device, a hot cell or a bulk registration with ``imsi``."""
+        out = [str(m) for m in self._bulk_of.get(int(imsi), ()) if str(m) != imsi]
+        slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
+        if slot < 0:
+            return out
+        s = self.engine.sim_state
+        devices = s["imei"][slot][s["imei"][slot] != 0]
+        flagged = np.array([int(x) for x in self._parent if x != imsi], np.int64)
+        if not len(flagged):
+            return out
+        fslots = self.engine.sims.lookup(flagged)
+        ok = fslots >= 0
+        fs, fimsi = fslots[ok], flagged[ok]
+        if len(devices):
+            out += [str(x) for x in fimsi[np.isin(s["imei"][fs], devices).any(axis=1)]]
+        if "cell" in self._evidence.get(imsi, {}):
+            last = int(s["last_hour"][slot])
+            cell = s["slot"]["top_cell"][slot, last % st.SLOTS]
+            same = (s["slot"]["top_cell"][fs, s["last_hour"][fs] % st.SLOTS] == cell) & \
+                (np.abs(s["last_hour"][fs].astype(np.int64) - last) <= 1)
+            out += [str(x) for x in fimsi[same]]
+        return out
+
+    def rig_of(self, imsi: str) -> str:
+        """The rig id of a flagged SIM that has partners; empty for a lone SIM."""
+        if imsi not in self._parent:
+            return ""
+        root = self._find(imsi)
+        alone = root == imsi and not any(self._find(x) == root for x in self._parent if x != imsi)
+        return "" if alone else rig_id_for(root)
+
+    def rigs(self) -> list[Rig]:
+        """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""
+        members: dict[str, list[str]] = defaultdict(list)
+        for imsi in self._parent:
+            members[self._find(imsi)].append(imsi)
+        out = []
+        s = self.engine.sim_state
+        names = list(self.engine.cells)
+        for root, sims in members.items():
+            if len(sims) < 2:
+                continue
+            rig = Rig(rig_id_for(root), set(sims))
+            slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
+            slots = slots[slots >= 0]
+            devices = s["imei"][slots]
+            rig.devices = {str(int(d)) for d in devices[devices != 0]}
+            cells = s["slot"]["top_cell"][slots].ravel()
+            rig.cells = {names[c] for c in cells[cells >= 0]}
+            rig.first = self._founded[root]
+            rig.last = int(s["last_ts"][slots].max()) if len(slots) else rig.first
+            for imsi in sims:
+                rig.evidence.update(self._evidence.get(imsi, {}))
+                if int(imsi) in self._bulk_text:
+                    rig.evidence["registration"] = self._bulk_text[int(imsi)]
+            shared = len(rig.devices) < len(slots) * st.IMEI_SLOTS and \
+                np.unique(devices[devices != 0]).size < (devices != 0).sum()
+            if shared:
+                rig.evidence["devices"] = (f"{len(slots)} SIMs rotate over "
+                                           f"{len(rig.devices)} shared devices")
+            out.append(rig)
+        return sorted(out, key=lambda r: (r.first, r.id))
