@@ -22,6 +22,7 @@ from detector.config import Config
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
+from detector.rigs import RigBook
 from detector.scoring import Flag, Scorer
 from detector.sdnotify import Notifier
 from detector.store import checkpoint as cp
@@ -57,7 +58,8 @@ class Daemon:
     def _new_engine(self) -> None:
         f = self.config.features
         self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
-        self.pipe = Pipeline(self.engine, self.scorer, self.config.detector.scoring_interval_s)
+        self.pipe = Pipeline(self.engine, self.scorer, self.config.detector.scoring_interval_s,
+                             rigs=RigBook(self.engine, self.scorer, self.config.detector.rigs))
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -250,6 +252,8 @@ class Daemon:
         if self.pool is None:
             return
         pending, self.pending = self.pending, cp.Pending()
+        if pending.flags:  # new members may have grown or merged rigs
+            pending.rigs = self.pipe.rigs.rigs()
         try:
             self._cells_saved, ids = await cp.save(self.pool, self.engine, self.pipe, pending,
                                                    self._cells_saved)

@@ -247,13 +247,36 @@ class RigBook:
         fs, fimsi = fslots[ok], flagged[ok]
         if len(devices):
             out += [str(x) for x in fimsi[np.isin(s["imei"][fs], devices).any(axis=1)]]
-        if "cell" in self._evidence.get(imsi, {}):
-            last = int(s["last_hour"][slot])
-            cell = s["slot"]["top_cell"][slot, last % st.SLOTS]
-            same = (s["slot"]["top_cell"][fs, s["last_hour"][fs] % st.SLOTS] == cell) & \
-                (np.abs(s["last_hour"][fs].astype(np.int64) - last) <= 1)
-            out += [str(x) for x in fimsi[same]]
+        last = int(s["last_hour"][slot])
+        cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
+        peers = self._machines.get(cell, {})
+        if imsi in peers:  # machine-like SIMs flagged in the same cell within the hour
+            together = [x for x, h in peers.items() if x != imsi and x in self._parent
+                        and abs(h - peers[imsi]) <= 1]
+            if together:
+                self._evidence[imsi]["cell"] = (f"machine-like SIMs active together in cell "
+                                                f"{list(self.engine.cells)[cell]}")
+            out += together
         return out
+
+    def recent_machines(self) -> dict[str, dict[str, int]]:
+        """The hot-cell memory (cell -> {imsi: hour}) of the last hours, for checkpoints."""
+        horizon = (self.engine.watermark // 3600) - 2
+        return {str(c): {i: h for i, h in m.items() if h >= horizon}
+                for c, m in self._machines.items() if any(h >= horizon for h in m.values())}
+
+    def restore_machines(self, saved: dict[str, dict[str, int]]) -> None:
+        for c, m in saved.items():
+            self._machines[int(c)].update(m)
+
+    def restore(self, members: dict[str, list[tuple[str, int]]]) -> None:
+        """Rebuild the grouping from stored rigs: rig id -> [(imsi, first flag time)]."""
+        for rig_id, sims in members.items():
+            roots = [imsi for imsi, _ in sims if rig_id_for(imsi) == rig_id]
+            root = roots[0] if roots else min(sims, key=lambda x: (x[1], x[0]))[0]
+            for imsi, at in sims:
+                self._parent[imsi] = root
+                self._founded[imsi] = at
 
     def rig_of(self, imsi: str) -> str:
         """The rig id of a flagged SIM that has partners; empty for a lone SIM."""

@@ -21,6 +21,7 @@ from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
+from detector.rigs import Rig
 from detector.scoring import Flag
 
 # Checkpointed records are only valid for the layout that wrote them.
@@ -52,6 +53,7 @@ class Pending:
     quarantine: list[tuple[str, Rejected]] = field(default_factory=list)   # (probe, row)
     registrations: list[RegistrationBatch] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    rigs: list[Rig] = field(default_factory=list)     # rigs whose membership may have changed
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, probe: str, key: str, n: int) -> None:
@@ -83,9 +85,11 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                 "INSERT INTO engine_state (key, value) VALUES ($1, $2::jsonb) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick})),
-                 ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters))])
+                 ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
+                 ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {}))])
             await _save_inputs(conn, pending)
             flag_ids = await _save_flags(conn, pending.flags)
+            await _save_rigs(conn, pending.rigs)
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
@@ -161,6 +165,24 @@ async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> list[int]:
     return ids
 
 
+async def _save_rigs(conn: asyncpg.Connection, rigs: list[Rig]) -> None:
+    for r in rigs:
+        await conn.execute(
+            "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
+            "VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8) ON CONFLICT (id) DO UPDATE "
+            "SET sims = EXCLUDED.sims, members = EXCLUDED.members, devices = EXCLUDED.devices, "
+            "cells = EXCLUDED.cells, last_at = EXCLUDED.last_at, evidence = EXCLUDED.evidence, "
+            "updated_at = now()",
+            r.id, len(r.sims), json.dumps(sorted(r.sims)), json.dumps(sorted(r.devices)),
+            json.dumps(sorted(r.cells)), _ts(r.first), _ts(r.last), r.summary())
+        await conn.execute("UPDATE flags SET rig_id = $1 WHERE imsi = ANY($2::bigint[]) AND rig_id <> $1",
+                           r.id, [int(x) for x in r.sims])
+    if rigs:  # rigs merged into others are gone
+        await conn.execute("DELETE FROM rigs WHERE id <> ALL($1::text[]) AND id IN "
+                           "(SELECT DISTINCT rig_id FROM flags WHERE imsi = ANY($2::bigint[]))",
+                           [r.id for r in rigs], [int(x) for r in rigs for x in r.sims])
+
+
 @dataclass(frozen=True, slots=True)
 class Restored:
     sims: int
@@ -198,6 +220,8 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
         for r in flags:
             pipe.flagged[str(r["imsi"])] = _flag(r)
+        if pipe.rigs is not None:
+            await _restore_rigs(conn, pipe)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 
@@ -206,6 +230,26 @@ async def known_file(pool: asyncpg.Pool, probe: str, sha256: str) -> str | None:
     return await pool.fetchval(
         "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2 AND status <> 'duplicate' "
         "LIMIT 1", probe, sha256)
+
+
+async def _restore_rigs(conn: asyncpg.Connection, pipe: Pipeline) -> None:
+    regs = await conn.fetch("SELECT imsi, msisdn, iccid, activated_at, id_hash, channel, carrier "
+                            "FROM registrations")
+    if regs:
+        col = list(zip(*regs))
+        pipe.rigs.register(RegistrationBatch(
+            imsi=np.array(col[0], np.int64), msisdn=np.array(col[1], np.int64),
+            iccid=np.array(col[2], object),
+            activated_at=np.array([int(t.timestamp()) for t in col[3]], np.int64),
+            id_hash=np.array(col[4], object), channel=np.array(col[5], object),
+            carrier=np.array(col[6], object), line=np.zeros(len(regs), np.int64)))
+    members: dict[str, list[tuple[str, int]]] = {}
+    for f in pipe.flagged.values():
+        if f.rig_id:
+            members.setdefault(f.rig_id, []).append((f.imsi, f.flagged_at))
+    pipe.rigs.restore(members)
+    saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'hot_cells'")
+    pipe.rigs.restore_machines(json.loads(saved) if saved else {})
 
 
 async def flags_after(pool: asyncpg.Pool, flag_id: int) -> list[tuple[int, Flag]]:

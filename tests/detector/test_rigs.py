@@ -1,0 +1,129 @@
+"""Rig grouping on hand-built cases, scored with a model trained on a simulated world."""
+
+import numpy as np
+import pytest
+
+from detector import model as model_mod
+from detector.features.engine import FeatureEngine
+from detector.pipeline import Pipeline
+from detector.records import CdrBatch, RegistrationBatch
+from detector.rigs import RigBook, RigPolicy, rig_id_for
+from detector.scoring import Policy, Scorer
+from detector.testing import T0, imei, imsi
+
+HOUR = 3600
+START = T0 + 2 * 86400 + 9 * HOUR   # after the model's world, in office hours (UTC)
+
+
+def calls(rows):
+    """rows: (t, imsi, imei, cell, peer, direction, record_type, result, duration)"""
+    rows = sorted(rows)
+    cells = sorted({r[3] for r in rows})
+    a = lambda i, dt=np.int64: np.array([r[i] for r in rows], dt)  # noqa: E731
+    return CdrBatch(ts=a(0), imsi=a(1), imei=a(2), cell=np.array([cells.index(r[3]) for r in rows], np.int32),
+                    peer=a(4), direction=a(5, np.int8), record_type=a(6, np.int8),
+                    result=a(7, np.int8), duration=a(8, np.int32), msisdn=a(1) % 10**11 + 8613000000000,
+                    line=np.arange(len(rows)), cells=tuple(cells))
+
+
+def registrations(imsis, id_hash, first_iccid, channel, activated, step_s=120):
+    n = len(imsis)
+    iccid = [str(first_iccid + i) + "0" for i in range(n)]  # body runs; last digit stands for Luhn
+    return RegistrationBatch(
+        imsi=np.array(imsis, np.int64), msisdn=np.array(imsis, np.int64) % 10**11 + 8613000000000,
+        iccid=np.array(iccid, object), activated_at=activated + step_s * np.arange(n),
+        id_hash=np.array([id_hash] * n, object), channel=np.array([channel] * n, object),
+        carrier=np.array(["China Mobile"] * n, object), line=np.arange(n))
+
+
+@pytest.fixture
+def pipe(small_model):
+    engine = FeatureEngine()
+    scorer = Scorer(model_mod.load(small_model), Policy())
+    return Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+
+
+def run(pipe, batch):
+    flags = pipe.feed(batch).flags + pipe.score_dirty()
+    return {f.imsi: f for f in flags}
+
+
+def gateway_rows(sims, devices, cell, hours=6, gap_s=70, rotate_s=1800, victim0=8613500000000):
+    """Ports of a gateway calling fresh numbers back to back; SIMs rotate over the ports."""
+    rows, victim = [], victim0
+    for port, dev in enumerate(devices):
+        for k in range(hours * HOUR // gap_s):
+            t = START + k * gap_s + port * 7
+            sim = sims[(port + (t - START) // rotate_s) % len(sims)]
+            answered = k % 5 == 0
+            rows.append((t, sim, dev, cell, victim, 0, 0, 0 if answered else 1, 20 if answered else 0))
+            victim += 1
+    return rows
+
+
+def test_sims_rotating_over_shared_ports_form_one_rig(pipe):
+    sims = [int(imsi(100 + i)) for i in range(8)]
+    ports = [int(imei(900 + p, tac="86000001")) for p in range(4)]
+    flags = run(pipe, calls(gateway_rows(sims, ports, "460-00-200-7")))
+    assert set(flags) == {str(s) for s in sims}
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in sims} and rig.devices == {str(p) for p in ports}
+    assert {f.rig_id for f in flags.values()} == {rig.id}
+    assert "rotate over 4 shared devices" in rig.summary()
+    assert rig.cells == {"460-00-200-7"}
+
+
+def test_co_moving_cohort_is_one_rig(pipe):
+    sims = [int(imsi(200 + i)) for i in range(6)]
+    rows, victim = [], 8613600000000
+    for i, sim in enumerate(sims):
+        dev = int(imei(700 + i, tac="86000002"))
+        for k in range(6 * HOUR // 80):
+            t = START + k * 80 + i * 5
+            cell = f"460-00-300-{1 + (t - START) // 1200}"   # the vehicle moves every 20 minutes
+            rows.append((t, sim, dev, cell, victim, 0, 0, 1, 0))
+            victim += 1
+    flags = run(pipe, calls(rows))
+    assert len(flags) >= 5
+    rigs = pipe.rigs.rigs()
+    assert len(rigs) == 1 and rigs[0].sims == set(flags)
+    assert len(rigs[0].cells) > 3
+    assert "machine-like SIMs active together" in rigs[0].summary()
+
+
+def test_enterprise_account_used_by_people_is_not_flagged(pipe):
+    sims = [int(imsi(300 + i)) for i in range(20)]
+    pipe.register(registrations(sims, "c0ffee" * 4, 898600100000000000, "CH0042", START - 30 * 86400))
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, sim in enumerate(sims):
+        dev = int(imei(500 + i, tac="35209900"))
+        contacts = 8613700000000 + 100 * i + np.arange(6)
+        for k in range(8):
+            t = START + int(rng.integers(0, 8 * HOUR))
+            rows.append((t, sim, dev, "460-00-400-1", int(rng.choice(contacts)), int(k % 3 == 0), 0, 0, 90))
+        for k in range(6):
+            rows.append((START + int(rng.integers(0, 8 * HOUR)), sim, dev, "460-00-400-1", 0, 0, 2, 5, 300))
+    assert run(pipe, calls(rows)) == {}
+    assert pipe.rigs.rigs() == []
+
+
+def test_a_flagged_card_brings_its_bulk_registration_with_it(pipe):
+    cards = [int(imsi(400 + i)) for i in range(10)]
+    pipe.register(registrations(cards, "bad5eed" * 3, 898600200000000000, "CH0666", START - 3 * HOUR))
+    in_gateway = cards[:4]
+    ports = [int(imei(800 + p, tac="86000003")) for p in range(4)]
+    rows = gateway_rows(in_gateway, ports, "460-00-500-2", rotate_s=10**9)  # fixed SIM per port
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(c) for c in cards}
+    unused = [flags[str(c)] for c in cards[4:]]
+    assert {f.kind for f in unused} == {"bulk_registration"}
+    assert "10 cards on one ID document with consecutive ICCIDs from channel CH0666" in unused[0].reasons[0]
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(c) for c in cards}
+    assert "consecutive ICCIDs" in rig.summary()
+
+
+def test_rig_ids_do_not_show_the_imsi():
+    rid = rig_id_for("460001234567890")
+    assert rid.startswith("rig-") and "460001234567890" not in rid and len(rid) == 14
