@@ -72,14 +72,12 @@ class Scorer:
 
     def strengths(self, values: np.ndarray) -> np.ndarray:
         """How far each value lies beyond the rig-like percentile (99th, or 1st where low is
-        rig-like), in units of the population's spread (p99 − p50, or p50 − p01), measured
-        in log1p space as the model sees them (counts and ages are heavy-tailed); 0 unless it
+        rig-like), in units of the population's spread (p99 − p50, or p50 − p01); 0 unless it
         lies beyond by at least ``reason_margin`` spreads. A value just past the 99th
         percentile is what 1 % of ordinary SIMs show: across several families, chance alone
         would pair two of them."""
-        v, hi, lo, mid = (np.log1p(np.maximum(x, 0)) for x in (values, self._hi, self._lo, self._p50))
-        above = (v - hi) / np.maximum(hi - mid, 1e-9)
-        below = (lo - v) / np.maximum(mid - lo, 1e-9)
+        above = (values - self._hi) / np.maximum(self._hi - self._p50, 1e-9)
+        below = (self._lo - values) / np.maximum(self._p50 - self._lo, 1e-9)
         m = self.policy.reason_margin
         out = np.where(self._high & (values > self._hi) & (above >= m), above + 1, 0.0) + \
             np.where(self._low & (values < self._lo) & (below >= m), below + 1, 0.0)

@@ -1,0 +1,78 @@
+"""``goipwatch score`` and ``goipwatch train`` as a user runs them (the flags.csv contract)."""
+
+import csv
+import json
+
+from detector.cli import main
+from detector.testing import Row, write_cdr
+
+HEADER = ["imsi", "msisdn", "score", "flagged_at", "rig_id", "reasons"]
+
+
+def read(path):
+    with path.open() as fh:
+        return list(csv.reader(fh))
+
+
+def labels(world):
+    with (world / "labels.csv").open() as fh:
+        return {r["imsi"]: r for r in csv.DictReader(fh)}
+
+
+def test_score_flags_the_rigs_of_a_world_with_reasons(tmp_path, small_world, small_model, capsys):
+    out = tmp_path / "flags.csv"
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--subscribers",
+                 str(small_world / "subscribers.csv"), "--model", str(small_model),
+                 "--out", str(out)]) == 0
+    rows = read(out)
+    assert rows[0] == HEADER
+    flags = [dict(zip(HEADER, r)) for r in rows[1:]]
+    truth = labels(small_world)
+    fraud = [f for f in flags if truth[f["imsi"]]["label"] == "fraud"]
+    assert len(fraud) >= 0.8 * len(flags), "most flags should be fraud SIMs"
+    assert len({truth[f["imsi"]]["rig_id"] for f in fraud}) >= 3, "several rigs should be found"
+    for f in flags:
+        assert f["flagged_at"].endswith("Z") and 0 < float(f["score"]) <= 1
+        assert f["reasons"] and "percentile of subscribers" in f["reasons"] or "cards" in f["reasons"] \
+            or "SIMs in cell" in f["reasons"] or "device" in f["reasons"]
+    rigs = [json.loads(x) for x in (tmp_path / "flags.rigs.jsonl").read_text().splitlines()]
+    assert rigs and all(r["rig_id"].startswith("rig-") and len(r["sims"]) >= 2 for r in rigs)
+    in_rigs = {s for r in rigs for s in r["sims"]}
+    assert {f["imsi"] for f in flags if f["rig_id"]} == in_rigs
+    assert "flagged in" in capsys.readouterr().err
+
+
+def test_score_without_model_fits_on_the_input(tmp_path, small_world):
+    out = tmp_path / "flags.csv"
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--out", str(out)]) == 0
+    rows = read(out)
+    assert rows[0] == HEADER and len(rows) > 1
+    truth = labels(small_world)
+    assert sum(truth[r[0]]["label"] == "fraud" for r in rows[1:]) >= 0.8 * (len(rows) - 1)
+
+
+def test_score_keeps_bad_rows_aside(tmp_path, small_world, small_model, capsys):
+    bad = write_cdr(tmp_path / "bad.csv", [Row(), Row(imsi="x"), Row(result="lost")])
+    out = tmp_path / "flags.csv"
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), str(bad), "--model",
+                 str(small_model), "--out", str(out)]) == 0
+    rejected = read(tmp_path / "flags.rejected.csv")
+    assert rejected[0] == ["source", "line", "reason", "raw"]
+    assert [(r[0], r[1]) for r in rejected[1:]] == [("bad.csv", "3"), ("bad.csv", "4")]
+    assert "2 input row(s) rejected" in capsys.readouterr().err
+
+
+def test_train_writes_model_and_manifest(tmp_path, small_world):
+    out = tmp_path / "m.skops"
+    assert main(["train", "--cdr", str(small_world / "cdr.csv"), "--subscribers",
+                 str(small_world / "subscribers.csv"), "--start", "2026-10-05T00:00:00Z",
+                 "--end", "2026-10-06T00:00:00Z", "--out", str(out)]) == 0
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["training_window"]["from"].startswith("2026-10-05")
+    assert manifest["training_window"]["to"] < "2026-10-06"
+
+
+def test_unreadable_model_is_a_clear_error(tmp_path, small_world, capsys):
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--model",
+                 str(tmp_path / "none.skops"), "--out", str(tmp_path / "f.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
