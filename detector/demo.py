@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -85,11 +86,12 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
         async with daemon.pool.acquire() as conn:  # a demo starts from an empty store
             await conn.execute("TRUNCATE ingested_files, quarantine, registrations, sim_state, "
                                "imei_state, cells, engine_state, flag_history, flags, "
-                               "feature_snapshots")
+                               "feature_snapshots, rigs")
         await daemon._restore()
         await daemon.run(until_done=True)
         rows = await daemon.pool.fetch(
-            "SELECT imsi, msisdn, score, flagged_at, reasons FROM flags ORDER BY flagged_at, imsi")
+            "SELECT imsi, kind, rig_id, score, flagged_at, reasons FROM flags ORDER BY flagged_at, imsi")
+        rigs = await daemon.pool.fetch("SELECT id, evidence FROM rigs ORDER BY first_at, id")
     finally:
         await daemon.close()
 
@@ -97,9 +99,9 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
     print(f"4/4 {len(rows)} SIM(s) flagged; the first ten:")
     for r in rows[:10]:
         truth = labels.get(str(r["imsi"]), {})
-        print(f"  {r['imsi']} ({truth.get('scenario', '?')}) score {r['score']:.3f} "
-              f"at {r['flagged_at']:%Y-%m-%d %H:%M}Z")
-        for reason in __import__("json").loads(r["reasons"]):
+        print(f"  {r['imsi']} ({truth.get('scenario', '?')}) {r['kind']} score {r['score']:.3f} "
+              f"at {r['flagged_at']:%Y-%m-%d %H:%M}Z {r['rig_id']}")
+        for reason in json.loads(r["reasons"]):
             print(f"      - {reason}")
     flagged = Counter(labels.get(str(r["imsi"]), {}).get("scenario", "?") for r in rows)
     fraud = Counter(v["scenario"] for v in labels.values() if v["label"] == "fraud")
@@ -108,5 +110,8 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
           f"by scenario (flagged / fraud SIMs):")
     for scen in sorted(set(fraud) | set(flagged)):
         print(f"      {scen:<16} {flagged.get(scen, 0):>5} / {fraud.get(scen, 0)}")
+    print(f"    {len(rigs)} rig(s):")
+    for rig in rigs:
+        print(f"      {rig['id']}: {rig['evidence']}")
     print(f"    flags stream: {state_dir / 'flags.jsonl'}")
     return 0

@@ -8,6 +8,7 @@ binaries shipped in a wheel), listens on a Unix socket only, and stops with the 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ class EmbeddedPostgres:
                                      "installed: install it or set store.dsn") from e
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR
+                warnings.simplefilter("ignore")
+                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
         except Exception as e:
             raise EmbeddedStoreError(f"embedded PostgreSQL in {self.data_dir} did not start: {e}") from e
         log.info("embedded PostgreSQL running", extra={"data_dir": str(self.data_dir)})
