@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from pathlib import Path
@@ -54,6 +55,7 @@ class Layout:
 
 CANONICAL = Layout()
 B = TypeVar("B", CdrBatch, RegistrationBatch)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,9 +423,27 @@ def iter_blocks(path: Path, block_bytes: int = 32 << 20) -> Iterator[tuple[bytes
         yield carry, line
 
 
+def prefetched(items: Iterable[T]) -> Iterator[T]:
+    """``items``, with the next one produced in a worker thread while the caller handles the
+    current one. Parsing spends most of its time in pyarrow and numpy, which release the GIL,
+    so on two cores it overlaps with the caller's work. Errors surface at the same item."""
+    it = iter(items)
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
+        ahead = pool.submit(next, it, end)
+        while (item := ahead.result()) is not end:
+            ahead = pool.submit(next, it, end)
+            yield item
+
+
 def read_feed_file(path: Path, kind: str, layout: Layout = CANONICAL,
-                      block_bytes: int = 32 << 20) -> Iterator[Parsed]:
-    """Parse a CDR (``kind='cdr'``) or registration (``'registrations'``) CSV block by block."""
+                   block_bytes: int = 32 << 20) -> Iterator[Parsed]:
+    """Parse a CDR (``kind='cdr'``) or registration (``'registrations'``) CSV block by block;
+    the next block is parsed in the background while the caller handles the current one."""
+    return prefetched(_parse_blocks(path, kind, layout, block_bytes))
+
+
+def _parse_blocks(path: Path, kind: str, layout: Layout, block_bytes: int) -> Iterator[Parsed]:
     parse, required = {
         "cdr": (parse_cdr_block, CDR_FIELDS),
         "registrations": (parse_registration_block, REGISTRATION_FIELDS),

@@ -8,7 +8,7 @@ with ``np.unique`` and reduced with ``bincount``/``reduceat``; there is no per-r
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from detector.records import CdrBatch, Direction, RecordType, RegistrationBatch,
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _HOUR = 3600
 _GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
-_EVENT_COUNTERS = [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN, st.DATA]
 _GAP_HALF_LIFE_H = 12.0    # gaps weigh half after 12 h: the regularity of the last day
+_FEATURE_CHUNK = 4096      # SIMs per pass of features()
 
 
 def _bits(values: np.ndarray, n_bits: int) -> np.ndarray:
@@ -40,6 +40,39 @@ def linear_count(bitmap: np.ndarray, n_bits: int) -> np.ndarray:
     zeros = n_bits - _popcount(bitmap).astype(np.float64)
     return np.where(zeros > 0, -n_bits * np.log(np.maximum(zeros, 1) / n_bits),
                     n_bits * np.log(n_bits))
+
+
+def _sort_order(*keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort(keys)`` (last key primary, stable) for non-negative integer keys, as one
+    argsort of the keys packed into int64: several times faster. The record's position fills
+    the low bits, so the unstable sort breaks ties as lexsort does."""
+    n = len(keys[0])
+    if n == 0:
+        return np.empty(0, np.int64)
+    widths = [int(k.max()).bit_length() for k in keys]
+    shift = (n - 1).bit_length()
+    if shift + sum(widths) > 63:
+        return np.lexsort(keys)
+    packed = np.arange(n, dtype=np.int64)
+    for k, width in zip(keys, widths):
+        packed |= k.astype(np.int64) << shift
+        shift += width
+    return np.argsort(packed)
+
+
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal keys (arrays sorted together)."""
+    change = np.zeros(len(keys[0]), bool)
+    change[0:1] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(change)
+
+
+# (record type, direction) -> counter; data records are counted whatever their direction
+_KLASS = np.full((3, 2), st.DATA, np.int64)
+_KLASS[RecordType.VOICE, [Direction.MO, Direction.MT]] = st.VOICE_OUT, st.VOICE_IN
+_KLASS[RecordType.SMS, [Direction.MO, Direction.MT]] = st.SMS_OUT, st.SMS_IN
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +110,8 @@ class FeatureEngine:
             raise ValueError("lateness_s must be from 0 to less than 24 h")
         self.lateness_s = lateness_s
         self.utc_offset_h = utc_offset_h
+        # slot j only ever holds hours = j (mod 24), so the night slots are fixed
+        self._night_slots = np.flatnonzero((np.arange(st.SLOTS) + utc_offset_h) % 24 < 6)
         self.sims = st.KeyIndex()
         self.imeis = st.KeyIndex()
         self.sim_state = st.empty_sim_state(0)
@@ -84,6 +119,8 @@ class FeatureEngine:
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
         self._cell_lut: tuple = (None, None)   # (batch cell table, its global ids)
         self.watermark = 0                     # newest event time seen
+        self.events = np.zeros(0, np.int32)    # per SIM: events in the 24 h window, kept
+        # apart from the 1 KB records so that the activity gate reads 4 bytes per SIM
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
         self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
         self.unsaved_imeis = np.zeros(0, bool)
@@ -94,6 +131,7 @@ class FeatureEngine:
         slots, added = self.sims.lookup_or_add(imsi)
         if added:
             self.sim_state = st.grow(self.sim_state, len(self.sims), st.empty_sim_state)
+            self.events = _pad(self.events, len(self.sim_state))
             self.dirty = _pad(self.dirty, len(self.sim_state))
             self.unsaved = _pad(self.unsaved, len(self.sim_state))
         return slots, added
@@ -143,14 +181,14 @@ class FeatureEngine:
         hour = (b.ts // _HOUR).astype(np.int64)
         # One sort by (SIM, hour, cell) gives every grouping below: SIMs, (SIM, hour) slots
         # and (slot, cell) pairs are runs of it.
-        order = np.lexsort((gcell, hour, sim))
+        order = _sort_order(gcell + 1, hour - hour.min(), sim)
         b, sim, hour, gcell = b.take(order), sim[order], hour[order], gcell[order]
         new_sim = np.r_[True, sim[1:] != sim[:-1]]
         new_key = new_sim | np.r_[False, hour[1:] != hour[:-1]]
         sim_start, key_start = np.flatnonzero(new_sim), np.flatnonzero(new_key)
         usims = sim[sim_start]
         s = self.sim_state
-        self._advance(s, usims, np.maximum.reduceat(hour, sim_start), st.EMPTY_SIM_SLOT)
+        self._advance_sims(usims, np.maximum.reduceat(hour, sim_start))
         s["msisdn"][usims] = b.msisdn[np.r_[sim_start[1:], len(sim)] - 1]
         s["last_ts"][usims] = np.maximum(s["last_ts"][usims], np.maximum.reduceat(b.ts, sim_start))
 
@@ -172,35 +210,39 @@ class FeatureEngine:
         return Applied(usims, late, added)
 
     @staticmethod
-    def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray, empty: np.ndarray,
-                 n_slots: int = st.SLOTS) -> None:
-        """Move each owner (unique) to its newest hour, clearing the slots of skipped hours."""
+    def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray,
+                 n_slots: int = st.SLOTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move each owner (unique) to its newest hour; returns the (record, slot) pairs of
+        the hours it skipped, for the caller to clear, and whether the owner had an hour
+        before (else its slots are still empty)."""
         old_last = s["last_hour"][owners].astype(np.int64)
         step = np.where(old_last < 0, n_slots, new_last - old_last)
         moving = step > 0
-        if moving.any():
-            rows = owners[moving]
-            # slot j is cleared when it lies within the `step` hours after old_last
-            offset = (np.arange(n_slots)[None, :] - (old_last[moving, None] + 1)) % n_slots
-            clear = offset < np.minimum(step[moving], n_slots)[:, None]
-            r, c = np.nonzero(clear)
-            s["slot"][rows[r], c] = empty
-            s["last_hour"][rows] = new_last[moving]
+        rows = owners[moving]
+        # slot j is cleared when it lies within the `step` hours after old_last
+        offset = (np.arange(n_slots)[None, :] - (old_last[moving, None] + 1)) % n_slots
+        r, c = np.nonzero(offset < np.minimum(step[moving], n_slots)[:, None])
+        s["last_hour"][rows] = new_last[moving]
+        return rows[r], c, old_last[moving][r] >= 0
+
+    def _advance_sims(self, sims: np.ndarray, new_last: np.ndarray) -> None:
+        rows, c, used = self._advance(self.sim_state, sims, new_last)
+        slots = self.sim_state["slot"]
+        np.subtract.at(self.events, rows[used], _slot_events(slots["cnt"][rows[used], c[used]]))
+        _void(slots)[rows, c] = _void(st.EMPTY_SIM_SLOT)
 
     def _counters(self, slots: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
-        mo = b.direction == Direction.MO
         rt = b.record_type
-        klass = np.select(
-            [(rt == RecordType.VOICE) & mo, rt == RecordType.VOICE, (rt == RecordType.SMS) & mo,
-             rt == RecordType.SMS],
-            [st.VOICE_OUT, st.VOICE_IN, st.SMS_OUT, st.SMS_IN], st.DATA)
+        klass = _KLASS[rt, b.direction]
         counts = np.bincount(inv * st.N_COUNTERS + klass, minlength=n_keys * st.N_COUNTERS)
         counts = counts.reshape(n_keys, st.N_COUNTERS)
-        answered = (rt == RecordType.VOICE) & mo & (b.result == Result.ANSWERED)
+        answered = (rt == RecordType.VOICE) & (b.direction == Direction.MO) & (b.result == Result.ANSWERED)
         counts[:, st.VOICE_OUT_ANSWERED] = np.bincount(inv, weights=answered, minlength=n_keys)
-        cnt = slots["cnt"][k_sim, k_slot].astype(np.int64) + counts
-        slots["cnt"][k_sim, k_slot] = np.minimum(cnt, 65535)
+        old = slots["cnt"][k_sim, k_slot]
+        cnt = np.minimum(old.astype(np.int64) + counts, 65535)
+        slots["cnt"][k_sim, k_slot] = cnt
+        np.add.at(self.events, k_sim, _slot_events(cnt) - _slot_events(old))
         dur = np.where(answered, b.duration, 0).astype(np.float64)
         slots["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
         slots["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
@@ -222,10 +264,10 @@ class FeatureEngine:
         if not has.any():
             return
         inv, cell = inv[has], cell[has]
-        start = np.flatnonzero(np.r_[True, (inv[1:] != inv[:-1]) | (cell[1:] != cell[:-1])])
+        start = _runs(inv, cell)
         key, c = inv[start], cell[start]
         n = np.diff(np.r_[start, len(inv)])
-        order = np.lexsort((n, key))           # per key, busiest last
+        order = _sort_order(n, key)             # per key, busiest last
         last = np.r_[key[order][1:] != key[order][:-1], True]
         key, c, n = key[order][last], c[order][last], n[order][last]
         rs, cs = k_sim[key], k_slot[key]
@@ -242,7 +284,7 @@ class FeatureEngine:
         if not len(calls):
             return
         csim, cts = sim[calls], b.ts[calls]
-        order = np.lexsort((cts, csim))
+        order = _sort_order(cts - cts.min(), csim)
         csim, cts = csim[order], cts[order]
         first = np.r_[True, csim[1:] != csim[:-1]]
         prev = np.where(first, s["last_mo"][csim], np.r_[0, cts[:-1]])
@@ -268,30 +310,31 @@ class FeatureEngine:
         if not has.any():
             return
         sim, imei, hour, imsi = sim[has], b.imei[has], hour[has], b.imsi[has]
-        # device side: which SIMs each IMEI carried, per hour
         dev, added = self.imeis.lookup_or_add(imei)
         if added:
             self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
             self.unsaved_imeis = _pad(self.unsaved_imeis, len(self.imei_state))
-        d = self.imei_state
         self.unsaved_imeis[dev] = True
-        udev, inv_dev = np.unique(dev, return_inverse=True)
-        dev_last = np.full(len(udev), -1, np.int64)
-        np.maximum.at(dev_last, inv_dev, hour)
-        self._advance(d, udev, dev_last, st.EMPTY_IMEI_SLOT)
-        key = dev * st.SLOTS + hour % st.SLOTS
-        ukey, inv = np.unique(key, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(inv[order]) != 0])
-        d["slot"]["sims"][ukey // st.SLOTS, ukey % st.SLOTS] |= np.bitwise_or.reduceat(
-            _bits(imsi, st.BITS_CALLEES)[order], starts)
+        self._device_sims(dev, hour, imsi)
         # SIM side: the most recent IMEI_SLOTS devices, each with the hour last seen
-        order = np.lexsort((imei, sim))
-        ss, ii = sim[order], imei[order]
-        start = np.flatnonzero(np.r_[True, (ss[1:] != ss[:-1]) | (ii[1:] != ii[:-1])])
-        psim, pimei = ss[start], ii[start]
+        order = _sort_order(dev, sim)
+        ss, dd = sim[order], dev[order]
+        start = _runs(ss, dd)
         phour = np.maximum.reduceat(hour[order], start)
-        self._remember_devices(psim, pimei, phour)
+        self._remember_devices(ss[start], imei[order][start], phour)
+
+    def _device_sims(self, dev: np.ndarray, hour: np.ndarray, imsi: np.ndarray) -> None:
+        """Device side: which SIMs each device carried, per hour."""
+        d = self.imei_state
+        slot = hour % st.SLOTS
+        order = _sort_order(slot, dev)
+        dev, slot = dev[order], slot[order]
+        dev_start = _runs(dev)
+        rows, c, _ = self._advance(d, dev[dev_start], np.maximum.reduceat(hour[order], dev_start))
+        _void(d["slot"])[rows, c] = _void(st.EMPTY_IMEI_SLOT)
+        start = _runs(dev, slot)
+        d["slot"]["sims"][dev[start], slot[start]] |= np.bitwise_or.reduceat(
+            _bits(imsi[order], st.BITS_CALLEES), start)
 
     def _remember_devices(self, psim: np.ndarray, pimei: np.ndarray, phour: np.ndarray) -> None:
         s = self.sim_state
@@ -306,7 +349,8 @@ class FeatureEngine:
         if not new.any():
             return
         nsim, nimei, nhour = psim[new], pimei[new], phour[new]
-        order = np.lexsort((-nhour, nsim))     # per SIM, newest device first
+        # per SIM, newest device first (ties: lowest IMEI first)
+        order = _sort_order(nimei, nhour.max() - nhour, nsim)
         nsim, nimei, nhour = nsim[order], nimei[order], nhour[order]
         first = np.r_[True, nsim[1:] != nsim[:-1]]
         rank = np.arange(len(nsim)) - np.maximum.accumulate(np.where(first, np.arange(len(nsim)), 0))
@@ -327,21 +371,31 @@ class FeatureEngine:
 
     def activity(self, sims: np.ndarray) -> np.ndarray:
         """Events in each SIM's 24 h window (cheap: no other feature is computed)."""
-        cnt = self.sim_state["slot"]["cnt"][sims]
-        return cnt.sum(axis=1, dtype=np.int64)[:, _EVENT_COUNTERS].sum(axis=1)
+        return self.events[sims].astype(np.int64)
 
     def features(self, sims: np.ndarray) -> FeatureFrame:
         """Feature values of ``sims`` over the window that ends at each SIM's latest hour."""
-        s = self.sim_state[sims]
+        sims = np.asarray(sims)
+        if len(sims) <= _FEATURE_CHUNK:
+            return self._features(sims)
+        # in chunks, so that the (n, 24) temporaries stay in the CPU cache
+        parts = [self._features(sims[i:i + _FEATURE_CHUNK])
+                 for i in range(0, len(sims), _FEATURE_CHUNK)]
+        return FeatureFrame(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                               for f in fields(FeatureFrame)})
+
+    def _features(self, sims: np.ndarray) -> FeatureFrame:
+        s = _void(self.sim_state)[sims].view(st.SIM_STATE)
+        rows = np.arange(len(s))
+        slot = s["slot"]
         last = s["last_hour"].astype(np.int64)
-        cnt = s["slot"]["cnt"].astype(np.float64)                     # (n, 24, 6)
-        tot = cnt.sum(axis=1)                                 # (n, 6)
-        cur_slot = (last % st.SLOTS)[:, None]
-        cur = np.take_along_axis(cnt, cur_slot[:, :, None], axis=1)[:, 0, :]
-        prev = np.take_along_axis(cnt, ((cur_slot - 1) % st.SLOTS)[:, :, None], axis=1)[:, 0, :]
+        cur_slot = last % st.SLOTS
+        cnt = slot["cnt"]                                     # (n, 24, 6) uint16
+        tot = cnt.sum(axis=1, dtype=np.int64).astype(np.float64)    # (n, 6)
+        cur = cnt[rows, cur_slot].astype(np.float64)
         # 1 h window: the current hour plus the part of the previous hour still inside it
         frac = 1.0 - (s["last_ts"] % _HOUR) / _HOUR
-        one_h = cur + prev * frac[:, None]
+        voice_out_1h = cur[:, st.VOICE_OUT] + cnt[rows, (cur_slot - 1) % st.SLOTS, st.VOICE_OUT] * frac
 
         voice_out, voice_in = tot[:, st.VOICE_OUT], tot[:, st.VOICE_IN]
         sms_out, sms_in, data = tot[:, st.SMS_OUT], tot[:, st.SMS_IN], tot[:, st.DATA]
@@ -349,18 +403,17 @@ class FeatureEngine:
         events = voice_out + voice_in + sms_out + sms_in + data
         contacts = voice_out + sms_out
 
-        callees_24 = np.bitwise_or.reduce(s["slot"]["callees"], axis=1)
-        cur_bits = np.take_along_axis(s["slot"]["callees"], cur_slot, axis=1)[:, 0]
+        callees_24 = np.bitwise_or.reduce(slot["callees"], axis=1)
         distinct_24 = np.minimum(linear_count(callees_24, st.BITS_CALLEES), contacts)
-        distinct_1 = np.minimum(linear_count(cur_bits, st.BITS_CALLEES),
+        distinct_1 = np.minimum(linear_count(slot["callees"][rows, cur_slot], st.BITS_CALLEES),
                                 cur[:, st.VOICE_OUT] + cur[:, st.SMS_OUT])
-        cells_24 = np.bitwise_or.reduce(s["slot"]["cells"], axis=1)
+        cells_24 = np.bitwise_or.reduce(slot["cells"], axis=1)
         distinct_cells = linear_count(cells_24, st.BITS_CELLS) * (cells_24 > 0)
 
-        dominant = _dominant(s["slot"]["top_cell"], s["slot"]["top_n"])
+        dominant = _dominant(slot["top_cell"], slot["top_n"])
         dominant_share = np.divide(dominant, events, out=np.zeros_like(events), where=events > 0)
 
-        dur_sum, dur_sq = s["slot"]["dur_sum"].sum(axis=1), s["slot"]["dur_sq"].sum(axis=1)
+        dur_sum, dur_sq = slot["dur_sum"].sum(axis=1), slot["dur_sq"].sum(axis=1)
         dur_mean = np.divide(dur_sum, answered, out=np.zeros_like(answered), where=answered > 0)
         dur_var = np.divide(dur_sq, answered, out=np.zeros_like(answered), where=answered > 0) - dur_mean**2
         dur_cv = np.divide(np.sqrt(np.maximum(dur_var, 0)), dur_mean, out=np.zeros_like(dur_mean),
@@ -372,12 +425,8 @@ class FeatureEngine:
         gap_cv = np.where(g[:, 0] >= 3, np.sqrt(np.maximum(g_var, 0)) /
                           np.maximum(g_mean, 1e-9), 1.0)
 
-        slot_hour = last[:, None] - ((last[:, None] - np.arange(st.SLOTS)[None, :]) % st.SLOTS)
-        local = (slot_hour + self.utc_offset_h) % 24
-        night = (local < 6)
-        per_slot = cnt[:, :, _EVENT_COUNTERS].sum(axis=2)
-        night_share = np.divide((per_slot * night).sum(axis=1), events,
-                                out=np.zeros_like(events), where=events > 0)
+        night = _slot_events(cnt[:, self._night_slots]).sum(axis=1).astype(np.float64)
+        night_share = np.divide(night, events, out=np.zeros_like(events), where=events > 0)
 
         recent = (s["imei"] != 0) & (s["imei_hour"] > last[:, None] - st.SLOTS)
         distinct_imeis = recent.sum(axis=1).astype(np.float64)
@@ -385,7 +434,7 @@ class FeatureEngine:
 
         age = np.where(s["activated"] > 0, (s["last_ts"] - s["activated"]) / 86400.0, 3650.0)
         values = np.column_stack([
-            one_h[:, st.VOICE_OUT], voice_out, voice_in, voice_out / (voice_in + 1.0),
+            voice_out_1h, voice_out, voice_in, voice_out / (voice_in + 1.0),
             distinct_1, distinct_24,
             np.divide(contacts - distinct_24, contacts, out=np.zeros_like(contacts), where=contacts > 0),
             sms_out, sms_in, data, distinct_cells, dominant_share, distinct_imeis, sims_per_imei,
@@ -393,7 +442,7 @@ class FeatureEngine:
             dur_mean, dur_cv, gap_cv, night_share, np.clip(age, 0, 3650),
             s["id_cards"].astype(np.float64),
         ])
-        return FeatureFrame(sims=np.asarray(sims), imsi=self.sims.keys_by_slot[sims],
+        return FeatureFrame(sims=sims, imsi=self.sims.keys_by_slot[sims],
                             msisdn=s["msisdn"], at=s["last_ts"], values=values, activity=events)
 
     def _sims_per_imei(self, imei: np.ndarray, recent: np.ndarray) -> np.ndarray:
@@ -434,6 +483,7 @@ class FeatureEngine:
         if sim_keys:
             slots, _ = self._sim_slots(np.array(sim_keys, np.int64))
             self.sim_state[slots] = np.frombuffer(b"".join(sim_blobs), st.SIM_STATE)
+            self.events[slots] = _slot_events(self.sim_state["slot"]["cnt"][slots]).sum(axis=1)
         if imei_keys:
             slots, _ = self.imeis.lookup_or_add(np.array(imei_keys, np.int64))
             self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
@@ -445,14 +495,25 @@ class FeatureEngine:
     def state_bytes(self) -> dict[str, float]:
         n_sims, n_imeis = len(self.sims), len(self.imeis)
         index = 3 * 8  # sorted key, slot, key-by-slot per entry
-        total = n_sims * (st.SIM_STATE.itemsize + index) + n_imeis * (st.IMEI_STATE.itemsize + index)
+        per_sim = st.SIM_STATE.itemsize + self.events.itemsize + index
+        total = n_sims * per_sim + n_imeis * (st.IMEI_STATE.itemsize + index)
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
                 "sim_record_bytes": st.SIM_STATE.itemsize}
 
 
-def _pad(mask: np.ndarray, n: int) -> np.ndarray:
-    return np.concatenate([mask, np.zeros(n - len(mask), bool)]) if n > len(mask) else mask
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([a, np.zeros(n - len(a), a.dtype)]) if n > len(a) else a
+
+
+def _void(a: np.ndarray) -> np.ndarray:
+    """Records as opaque bytes: copying them skips numpy's field-by-field structured copy."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize)))
+
+
+def _slot_events(cnt: np.ndarray) -> np.ndarray:
+    """Events in each row of slot counters (..., N_COUNTERS)."""
+    return cnt.sum(axis=-1, dtype=np.int64) - cnt[..., st.VOICE_OUT_ANSWERED]
 
 
 def _export(index: st.KeyIndex, state: np.ndarray, slots: np.ndarray) -> tuple[list[int], list[bytes]]:
@@ -463,16 +524,14 @@ def _export(index: st.KeyIndex, state: np.ndarray, slots: np.ndarray) -> tuple[l
 
 def _dominant(top: np.ndarray, top_n: np.ndarray) -> np.ndarray:
     """Per row, the largest total of ``top_n`` over slots that share a ``top`` cell."""
-    n, k = top.shape
-    out = np.zeros(n)
-    if not n:
-        return out
-    order = np.argsort(top, axis=1, kind="stable")
-    cells = np.take_along_axis(top, order, axis=1).ravel()
-    counts = np.take_along_axis(top_n, order, axis=1).ravel().astype(np.float64)
-    row = np.repeat(np.arange(n), k)
-    start = np.flatnonzero(np.r_[True, (cells[1:] != cells[:-1]) | (row[1:] != row[:-1])])
-    sums = np.add.reduceat(counts, start)
-    valid = cells[start] >= 0
-    np.maximum.at(out, row[start][valid], sums[valid])
-    return out
+    # Sort each row by cell (count in the low bits), then total each run of one cell as a
+    # difference of running sums at the run's end.
+    packed = np.sort((top.astype(np.int64) << 16) | top_n, axis=1)
+    cells, counts = packed >> 16, packed & 0xFFFF
+    total = counts.cumsum(axis=1)
+    run_end = np.ones(cells.shape, bool)
+    run_end[:, :-1] = cells[:, 1:] != cells[:, :-1]
+    before = np.zeros_like(total)
+    before[:, 1:] = np.maximum.accumulate(np.where(run_end, total, 0), axis=1)[:, :-1]
+    runs = np.where(run_end & (cells >= 0), total - before, 0)
+    return runs.max(axis=1, initial=0).astype(np.float64)

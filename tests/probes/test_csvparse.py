@@ -5,7 +5,7 @@ import pytest
 
 from detector.records import Direction, RecordType, Result
 from detector.testing import Row, imei, write_cdr, write_registrations
-from probes.csvparse import FeedError, Layout, read_feed_file
+from probes.csvparse import FeedError, Layout, prefetched, read_feed_file
 
 
 def parse_all(path: Path, kind: str = "cdr", layout: Layout = Layout(), block_bytes: int = 1 << 20):
@@ -134,3 +134,16 @@ def test_registrations(tmp_path):
     assert [r.imsi for r in records] == ["460000000000001", "460110000000004"]
     assert records[0].carrier == "China Mobile" and records[1].carrier == "China Telecom"
     assert [(r.line, r.reason.split(":")[0]) for r in rejected] == [(3, "iccid"), (4, "id_hash")]
+
+
+def test_prefetched_keeps_order_and_raises_at_the_failing_item():
+    def items():
+        yield from range(5)
+        raise FeedError("broken at 5")
+
+    got = []
+    with pytest.raises(FeedError, match="broken at 5"):
+        for x in prefetched(items()):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+    assert list(prefetched(iter([]))) == []

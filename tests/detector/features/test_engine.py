@@ -162,3 +162,46 @@ def test_state_size_is_bounded():
     assert size["sims"] == 100 and size["imeis"] == 100
     assert st.SIM_STATE.itemsize <= 1100
     assert size["bytes_per_sim"] < 1400
+
+
+def test_sort_order_is_lexsort():
+    from detector.features.engine import _sort_order
+
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 4, 500), rng.integers(0, 3, 500)
+    np.testing.assert_array_equal(_sort_order(a, b), np.lexsort((a, b)))
+    wide = rng.integers(0, 2**40, 500)  # too wide to pack: falls back to lexsort
+    np.testing.assert_array_equal(_sort_order(wide, b, a), np.lexsort((wide, b, a)))
+
+
+def test_dominant_totals_the_busiest_cell():
+    from detector.features.engine import _dominant
+
+    rng = np.random.default_rng(6)
+    top = rng.integers(-1, 4, (200, st.SLOTS)).astype(np.int32)
+    top_n = rng.integers(0, 65536, (200, st.SLOTS)).astype(np.uint16)
+    expect = [max([top_n[i][top[i] == c].sum(dtype=np.int64) for c in set(top[i]) - {-1}], default=0)
+              for i in range(len(top))]
+    np.testing.assert_array_equal(_dominant(top, top_n), expect)
+
+
+def test_activity_follows_the_window_and_checkpoints():
+    rng = np.random.default_rng(7)
+    e = FeatureEngine()
+    for day_hour in range(0, 60, 3):   # the window slides over earlier hours
+        n = 300
+        e.apply(batch(np.column_stack([
+            3600 * day_hour + rng.integers(0, 3600, n), SIM + rng.integers(0, 20, n),
+            rng.integers(0, 3, n), np.zeros(n), rng.integers(0, 100, n),
+            8613900000000 + rng.integers(0, 50, n), rng.integers(0, 3, n), np.zeros(n),
+            np.full(n, PHONE)])))
+        sims = np.arange(len(e.sims))
+        cnt = e.sim_state["slot"]["cnt"][sims].sum(axis=1, dtype=np.int64)
+        recount = cnt.sum(axis=1) - cnt[:, st.VOICE_OUT_ANSWERED]
+        np.testing.assert_array_equal(e.activity(sims), recount)
+        np.testing.assert_array_equal(e.features(sims).activity, recount)
+    sims, imeis = e.take_unsaved()
+    f = FeatureEngine()
+    f.import_state(*e.export_sims(sims), *e.export_imeis(imeis))
+    np.testing.assert_array_equal(f.activity(f.sims.lookup(e.sims.keys_by_slot[sims])),
+                                  e.activity(sims))
