@@ -254,14 +254,30 @@ def _raw_row(table: pa.Table, header: list[str]) -> Callable[[int], str]:
     return lambda i: ",".join(str(table.column(h)[i].as_py()) for h in header)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Block:
+    table: pa.Table
+    col: dict[str, pa.ChunkedArray]   # canonical field -> its column
+    lines: np.ndarray                 # source line of each table row
+    rejected: list[Rejected]          # lines refused before field checks
+    blank: int
+
+
+def _block(body: bytes, header: list[str], first_line: int, source: str, layout: Layout,
+           fields: tuple[str, ...]) -> _Block:
+    """The lines of a block that are UTF-8 and have the header's field count, as a table."""
+    body, bad_utf8 = _check_utf8(body, first_line, source)
+    buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
+    table = _read_table(buf, header, lines)
+    return _Block(table, {f: table.column(layout.column(f)) for f in fields}, lines,
+                  bad_utf8 + rejected, blank)
+
+
 def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str,
                     layout: Layout = CANONICAL) -> Parsed[CdrBatch]:
     """Parse CSV lines (no header) that start at ``first_line`` of ``source``."""
-    body, bad_utf8 = _check_utf8(body, first_line, source)
-    buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
-    rejected = bad_utf8 + rejected
-    table = _read_table(buf, header, lines)
-    col = {f: table.column(layout.column(f)) for f in CDR_FIELDS}
+    blk = _block(body, header, first_line, source, layout, CDR_FIELDS)
+    table, col, lines, rejected = blk.table, blk.col, blk.lines, blk.rejected
     checks = _Checks(table.num_rows)
 
     ok, rtype = _codes(col["record_type"], _value_map(layout, "record_type", _RECORD_TYPES))
@@ -303,7 +319,7 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
         imei=imei[keep], peer=peer[keep], cell=cell[keep], result=result[keep],
         line=lines[keep], cells=cells, source=source,
     )
-    return Parsed(batch, tuple(rejected), blank)
+    return Parsed(batch, tuple(rejected), blk.blank)
 
 
 def _imeis(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -356,11 +372,8 @@ def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarra
 
 def parse_registration_block(body: bytes, header: list[str], first_line: int, source: str,
                              layout: Layout = CANONICAL) -> Parsed[RegistrationBatch]:
-    body, bad_utf8 = _check_utf8(body, first_line, source)
-    buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
-    rejected = bad_utf8 + rejected
-    table = _read_table(buf, header, lines)
-    col = {f: table.column(layout.column(f)) for f in REGISTRATION_FIELDS}
+    blk = _block(body, header, first_line, source, layout, REGISTRATION_FIELDS)
+    table, col, lines, rejected = blk.table, blk.col, blk.lines, blk.rejected
     checks = _Checks(table.num_rows)
     ok, imsi = _digits(pc.utf8_trim_whitespace(col["imsi"]), r"^\d{15}$")
     checks.fail(~ok, "imsi", "must be 15 digits", col["imsi"])
@@ -397,7 +410,7 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
         channel=_np(channel).astype(object)[keep], carrier=carrier[keep], line=lines[keep],
         source=source,
     )
-    return Parsed(batch, tuple(rejected), blank)
+    return Parsed(batch, tuple(rejected), blk.blank)
 
 
 # ---- files ---------------------------------------------------------------------------
