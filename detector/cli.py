@@ -138,6 +138,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _run_async(status(config_mod.load(args.config), quarantine=args.quarantine))
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from detector import config as config_mod, feedback
+    from detector.store.db import session
+
+    cfg = config_mod.load(args.config)
+
+    async def go() -> int:
+        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+            if args.verdict == "allow":
+                kind, value = next((k, v) for k, v in (("imsi", args.imsi), ("id_hash", args.id_hash),
+                                                        ("cell", args.cell)) if v)
+                await feedback.allow(pool, kind, value, args.reason or "", args.by)
+                print(f"allow-listed {kind} {value}: not flagged again")
+            else:
+                if not args.imsi:
+                    raise feedback.FeedbackError("confirm and dismiss take --imsi")
+                n = await feedback.judge(pool, args.imsi, args.verdict, args.by, args.note or "")
+                print(f"{args.verdict}: {n} flag(s) of {args.imsi} by {args.by}")
+        return 0
+
+    return _run_async(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -192,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
     d.set_defaults(func=cmd_demo)
 
+    fb = sub.add_parser("feedback", help="confirm or dismiss a flag, or allow-list a subscriber")
+    fb.add_argument("verdict", choices=("confirm", "dismiss", "allow"))
+    fb.add_argument("--config", type=Path, required=True)
+    who = fb.add_mutually_exclusive_group(required=True)
+    who.add_argument("--imsi")
+    who.add_argument("--id-hash", help="allow: an account's ID-document hash")
+    who.add_argument("--cell", help="allow: a cell (MCC-MNC-LAC-CI)")
+    fb.add_argument("--by", required=True, help="the analyst")
+    fb.add_argument("--note", help="confirm/dismiss: why")
+    fb.add_argument("--reason", help="allow: why (required)")
+    fb.set_defaults(func=cmd_feedback)
+
     st = sub.add_parser("status", help="feeds, counters, quarantine and flags in the store")
     st.add_argument("--config", type=Path, required=True)
     st.add_argument("--quarantine", type=int, default=10, help="show this many quarantined rows")
@@ -204,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from detector.model import ModelError
     from detector.store.checkpoint import CheckpointError
     from detector.store.db import StoreError
+    from detector.feedback import FeedbackError
     from detector.store.embedded import EmbeddedStoreError
     from probes.csvparse import FeedError
 
@@ -211,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, ModelError, FeedError, StoreError, EmbeddedStoreError,
-            CheckpointError, FileNotFoundError) as e:
+            CheckpointError, FeedbackError, FileNotFoundError) as e:
         print(f"goipwatch {args.command}: error: {e}", file=sys.stderr)
         return 2
 

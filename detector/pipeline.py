@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.features.catalog import CATALOG, FEATURES
+from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import CdrBatch, RegistrationBatch
@@ -32,7 +33,8 @@ class Fed:
 
 class Pipeline:
     def __init__(self, engine: FeatureEngine, scorer: Scorer | None, interval_s: int = 900,
-                 on_tick: Callable[[int], None] | None = None, rigs: RigBook | None = None) -> None:
+                 on_tick: Callable[[int], None] | None = None, rigs: RigBook | None = None,
+                 allow: AllowList | None = None) -> None:
         if interval_s < 60:
             raise ValueError("scoring interval must be at least 60 s of event time")
         self.engine = engine
@@ -40,6 +42,7 @@ class Pipeline:
         self.interval_s = interval_s
         self.on_tick = on_tick
         self.rigs = rigs
+        self.allow = allow if allow is not None else AllowList()
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
         self.next_tick = 0                     # event time of the next scoring tick
 
@@ -89,8 +92,10 @@ class Pipeline:
             return []
         frame = self.engine.features(sims)
         flags, strengths = self.scorer.assess(frame)
+        allowed = lambda f: self.allow.allows(f, self.engine)  # noqa: E731
+        flags = [f for f in flags if not allowed(f)]
         if self.rigs is not None:
-            flags = self.rigs.extend(frame, strengths, flags, self.flagged)
+            flags = self.rigs.extend(frame, strengths, flags, self.flagged, skip=allowed)
         new = []
         for flag in flags:
             if flag.imsi not in self.flagged:

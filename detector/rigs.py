@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -117,16 +118,19 @@ class RigBook:
     # ---- evidence at a tick ----------------------------------------------------------------
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
-               flagged: dict[str, Flag]) -> list[Flag]:
+               flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
+               ) -> list[Flag]:
         """Rig flags for this tick, beyond the per-SIM ``flags`` (already in ``flagged``
-        or not); links every new flag into its rig."""
+        or not), less those ``skip`` refuses (the allow-list); links every new flag into its
+        rig."""
         new = list(flags)
         taken = set(flagged) | {f.imsi for f in flags}
         families = self.scorer.families(strengths)
-        new += self._hot_cells(frame, strengths, families, taken)
+        new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            new += self._shared_devices(frame, strengths, families, taken, new)
-            new += self._bulk_siblings(taken, new)
+            new += [f for f in self._shared_devices(frame, strengths, families, taken, new)
+                    if not skip(f)]
+            new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
         for f in new:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 from detector.config import Config
-from detector.store.db import connect, resolve_dsn
+from detector.store.db import session
 
 
 async def status(config: Config, quarantine: int = 10) -> int:
-    dsn, embedded = resolve_dsn(config.store.dsn, config.store.dsn_file, config.daemon.state_dir)
-    pool = await connect(dsn)
-    try:
+    async with session(config.store, config.daemon.state_dir) as pool:
         files = await pool.fetch("SELECT probe, status, count(*) n, sum(records) r, "
                                  "sum(rejected) q FROM ingested_files GROUP BY 1, 2 ORDER BY 1, 2")
         print("files:")
@@ -26,8 +24,4 @@ async def status(config: Config, quarantine: int = 10) -> int:
         print(f"quarantine (latest {len(rows)}):")
         for r in rows:
             print(f"  {r['probe']} {r['source']}:{r['line']}: {r['reason']}")
-    finally:
-        await pool.close()
-        if embedded:
-            embedded.stop()
     return 0

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from detector.ids import luhn_check_digit
+from detector.records import CdrBatch
 from probes.csvparse import CDR_FIELDS, REGISTRATION_FIELDS
 
-T0 = 1_791_158_400  # 2026-10-05T00:00:00Z
+T0 = 1_791_158_400  # 2026-10-05T00:00:00Z, the simulator's default start
+START = T0 + 2 * 86400 + 9 * 3600  # after a 2-day world, in office hours (UTC)
 
 
 def imei(n: int, tac: str = "35209900") -> str:
@@ -54,3 +58,32 @@ def write_registrations(path: Path, rows: list[tuple[str, ...]], carrier: bool =
     header = REGISTRATION_FIELDS + (("carrier",) if carrier else ())
     path.write_text("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n")
     return path
+
+
+def cdr_batch(rows) -> CdrBatch:
+    """A batch from rows of (t, imsi, imei, cell, peer, direction, record_type, result,
+    duration), with numeric codes (detector.records)."""
+    rows = sorted(rows)
+    cells = sorted({r[3] for r in rows})
+
+    def col(i: int, dtype=np.int64) -> np.ndarray:
+        return np.array([r[i] for r in rows], dtype)
+
+    return CdrBatch(ts=col(0), imsi=col(1), imei=col(2),
+                    cell=np.array([cells.index(r[3]) for r in rows], np.int32), peer=col(4),
+                    direction=col(5, np.int8), record_type=col(6, np.int8), result=col(7, np.int8),
+                    duration=col(8, np.int32), msisdn=col(1) % 10**11 + 8613000000000,
+                    line=np.arange(len(rows)), cells=tuple(cells))
+
+
+def gateway_rows(sims, devices, cell, hours=6, gap_s=70, rotate_s=1800, victim0=8613500000000):
+    """Ports of a gateway calling fresh numbers back to back; SIMs rotate over the ports."""
+    rows, victim = [], victim0
+    for port, dev in enumerate(devices):
+        for k in range(hours * 3600 // gap_s):
+            t = START + k * gap_s + port * 7
+            sim = sims[(port + (t - START) // rotate_s) % len(sims)]
+            answered = k % 5 == 0
+            rows.append((t, sim, dev, cell, victim, 0, 0, 0 if answered else 1, 20 if answered else 0))
+            victim += 1
+    return rows

@@ -19,6 +19,7 @@ import numpy as np
 
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
+from detector.feedback import load_allowlist
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
@@ -90,6 +91,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
             await _save_inputs(conn, pending)
             flag_ids = await _save_flags(conn, pending.flags)
             await _save_rigs(conn, pending.rigs)
+            await load_allowlist(conn, pipe.allow)  # entries analysts added meanwhile
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
@@ -222,6 +224,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             pipe.flagged[str(r["imsi"])] = _flag(r)
         if pipe.rigs is not None:
             await _restore_rigs(conn, pipe)
+        await load_allowlist(conn, pipe.allow)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 

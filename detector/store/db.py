@@ -7,6 +7,7 @@ together (daemon, workers, API) apply each one exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -87,3 +88,19 @@ def resolve_dsn(dsn: str, dsn_file: str, state_dir: Path):
             raise StoreError(f"store.dsn_file {dsn_file}: {e.strerror}") from e
     embedded = EmbeddedPostgres(Path(state_dir) / "pg")
     return embedded.start(), embedded
+
+
+@contextlib.asynccontextmanager
+async def session(store, state_dir: Path):
+    """A pool on the configured store (``[store]`` settings), for commands that run beside
+    the daemon or instead of it; an embedded server is stopped afterwards."""
+    dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, state_dir)
+    try:
+        pool = await connect(dsn, store.pool_size)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()

@@ -9,21 +9,9 @@ from detector.pipeline import Pipeline
 from detector.records import CdrBatch, RegistrationBatch
 from detector.rigs import RigBook, RigPolicy, rig_id_for
 from detector.scoring import Policy, Scorer
-from detector.testing import T0, imei, imsi
+from detector.testing import START, cdr_batch as calls, gateway_rows, imei, imsi
 
 HOUR = 3600
-START = T0 + 2 * 86400 + 9 * HOUR   # after the model's world, in office hours (UTC)
-
-
-def calls(rows):
-    """rows: (t, imsi, imei, cell, peer, direction, record_type, result, duration)"""
-    rows = sorted(rows)
-    cells = sorted({r[3] for r in rows})
-    a = lambda i, dt=np.int64: np.array([r[i] for r in rows], dt)  # noqa: E731
-    return CdrBatch(ts=a(0), imsi=a(1), imei=a(2), cell=np.array([cells.index(r[3]) for r in rows], np.int32),
-                    peer=a(4), direction=a(5, np.int8), record_type=a(6, np.int8),
-                    result=a(7, np.int8), duration=a(8, np.int32), msisdn=a(1) % 10**11 + 8613000000000,
-                    line=np.arange(len(rows)), cells=tuple(cells))
 
 
 def registrations(imsis, id_hash, first_iccid, channel, activated, step_s=120):
@@ -46,19 +34,6 @@ def pipe(small_model):
 def run(pipe, batch):
     flags = pipe.feed(batch).flags + pipe.score_dirty()
     return {f.imsi: f for f in flags}
-
-
-def gateway_rows(sims, devices, cell, hours=6, gap_s=70, rotate_s=1800, victim0=8613500000000):
-    """Ports of a gateway calling fresh numbers back to back; SIMs rotate over the ports."""
-    rows, victim = [], victim0
-    for port, dev in enumerate(devices):
-        for k in range(hours * HOUR // gap_s):
-            t = START + k * gap_s + port * 7
-            sim = sims[(port + (t - START) // rotate_s) % len(sims)]
-            answered = k % 5 == 0
-            rows.append((t, sim, dev, cell, victim, 0, 0, 0 if answered else 1, 20 if answered else 0))
-            victim += 1
-    return rows
 
 
 def test_sims_rotating_over_shared_ports_form_one_rig(pipe):
