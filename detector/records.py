@@ -186,6 +186,35 @@ class RegistrationBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalingEvent:
+    """One signalling message (or request with its answer), normalised across protocols.
+
+    ``kind`` is what it means for detection (``attach``, ``location_update``, ``auth``,
+    ``imei_check``, ``call_attempt``, ``call_answer``, ``call_release``, ``sms``,
+    ``session``, ``register``, ``purge``, ``identity``, ``other``); ``message`` is the
+    protocol's own name (``updateLocation``, ``IAM``, ``ULR``, ``Create Session Request``,
+    ``INVITE``). Identifiers are normalised as in CDRs (IMSI digits, MSISDN E.164 digits,
+    15-digit IMEI with check digit, canonical ``MCC-MNC-LAC-CI``/``MCC-MNC-TAC-ECI`` cell),
+    None where absent. ``correlation_id`` ties a request to its answer (TCAP transaction,
+    Diameter hop-by-hop/end-to-end ids, GTP sequence number, SIP Call-ID); ``latency_ms`` is
+    the request-to-answer time when both were seen.
+    """
+
+    ts: float
+    kind: str
+    protocol: str
+    message: str
+    imsi: str | None = None
+    msisdn: str | None = None
+    imei: str | None = None
+    cell_id: str | None = None
+    peer: str | None = None
+    correlation_id: str | None = None
+    latency_ms: float | None = None
+    frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """Input that could not be used, kept with where it came from and why."""
 

@@ -25,18 +25,19 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; returns its DSN."""
-        try:
-            import pgserver
-        except ImportError as e:  # declared dependency; missing only in a broken install
-            raise EmbeddedStoreError("no DSN configured and the 'pgserver' package is not "
-                                     "installed: install it or set store.dsn") from e
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR
+            warnings.simplefilter("ignore")
+            try:
+                import pgserver
+            except ImportError as e:  # declared dependency; missing only in a broken install
+                raise EmbeddedStoreError("no DSN configured and the 'pgserver' package is not "
+                                         "installed: install it or set store.dsn") from e
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
                 self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        except Exception as e:
-            raise EmbeddedStoreError(f"embedded PostgreSQL in {self.data_dir} did not start: {e}") from e
+            except Exception as e:
+                raise EmbeddedStoreError(f"embedded PostgreSQL in {self.data_dir} did not start: "
+                                         f"{e}") from e
         log.info("embedded PostgreSQL running", extra={"data_dir": str(self.data_dir)})
         return self._server.get_uri()
 
