@@ -161,6 +161,25 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return _run_async(go())
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from probes.signalling import CaptureError, read_capture
+    from probes.signalling.output import format_jsonl, format_table
+
+    try:
+        capture = read_capture(args.file)
+    except CaptureError as e:
+        print(f"goipwatch inspect: error: {e}", file=sys.stderr)
+        return 2
+    lines = format_jsonl(capture.events) if args.jsonl else format_table(capture.events)
+    for line in lines:
+        print(line)
+    if capture.error:  # the events above are those read before the damage
+        print(f"goipwatch inspect: error: {capture.error} "
+              f"({len(capture.events)} event(s) read before it)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -226,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--note", help="confirm/dismiss: why")
     fb.add_argument("--reason", help="allow: why (required)")
     fb.set_defaults(func=cmd_feedback)
+
+    ins = sub.add_parser("inspect", help="print the normalised signalling events of a capture")
+    ins.add_argument("file", type=Path, help="pcap or pcapng file")
+    ins.add_argument("--jsonl", action="store_true",
+                     help="one JSON object per line (keys: ts, kind, protocol, message, imsi, "
+                          "msisdn, imei, cell_id, peer, correlation_id, latency_ms, frame)")
+    ins.set_defaults(func=cmd_inspect)
 
     st = sub.add_parser("status", help="feeds, counters, quarantine and flags in the store")
     st.add_argument("--config", type=Path, required=True)

@@ -40,7 +40,7 @@ MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 
 @dataclass(frozen=True, slots=True)
 class RigPolicy:
-    hot_cell_min_sims: int = 5
+    hot_cell_min_sims: int = 3
     bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
     bulk_window_s: int = 3 * 3600   # activated within this span
     associate: bool = True
