@@ -146,6 +146,7 @@ class RigBook:
         rows = np.flatnonzero(machine)
         for r in rows:
             self._machines[int(cell[r])][str(int(frame.imsi[r]))] = int(last[r])
+        self._forget_before(int(last.max()) - 2)
         names = list(self.engine.cells)
         out = []
         for r in rows:
@@ -263,11 +264,19 @@ class RigBook:
             out += together
         return out
 
+    def _forget_before(self, hour: int) -> None:
+        """Drop hot-cell memory older than ``hour``: it can no longer count (bounded state)."""
+        for c in list(self._machines):
+            kept = {i: h for i, h in self._machines[c].items() if h >= hour}
+            if kept:
+                self._machines[c] = kept
+            else:
+                del self._machines[c]
+
     def recent_machines(self) -> dict[str, dict[str, int]]:
         """The hot-cell memory (cell -> {imsi: hour}) of the last hours, for checkpoints."""
-        horizon = (self.engine.watermark // 3600) - 2
-        return {str(c): {i: h for i, h in m.items() if h >= horizon}
-                for c, m in self._machines.items() if any(h >= horizon for h in m.values())}
+        self._forget_before(self.engine.watermark // 3600 - 2)
+        return {str(c): dict(m) for c, m in self._machines.items()}
 
     def restore_machines(self, saved: dict[str, dict[str, int]]) -> None:
         for c, m in saved.items():
