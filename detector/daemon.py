@@ -104,6 +104,8 @@ class Daemon:
 
         probe_tasks = [asyncio.create_task(p.run(offer, self.stopping), name=f"probe:{p.name}")
                        for p in self.probes]
+        for t in probe_tasks:
+            t.add_done_callback(_log_probe_end)
         helpers = []
         if self.notifier.watchdog_interval_s:
             helpers.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -294,6 +296,12 @@ class Daemon:
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line from a crash mid-write
         self._emit(await cp.flags_after(self.pool, last))
+
+
+def _log_probe_end(task: asyncio.Task) -> None:
+    """A probe that dies is logged at once, not found out at shutdown."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("probe failed", extra={"probe": task.get_name(), "error": repr(task.exception())})
 
 
 async def serve(config: Config, until_done: bool = False) -> int:
