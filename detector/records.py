@@ -189,7 +189,7 @@ class RegistrationBatch:
 class SignalingEvent:
     """One signalling message (or request with its answer), normalised across protocols.
 
-    ``kind`` is what it means for detection (``attach``, ``location_update``, ``auth``,
+    ``kind`` is what it means for detection (``attach``, ``detach``, ``location_update``, ``auth``,
     ``imei_check``, ``call_attempt``, ``call_answer``, ``call_release``, ``sms``,
     ``session``, ``register``, ``purge``, ``identity``, ``other``); ``message`` is the
     protocol's own name (``updateLocation``, ``IAM``, ``ULR``, ``Create Session Request``,

@@ -57,8 +57,8 @@ def ims_imsi(value: str | None) -> str | None:
     m = _IMS_IMSI.search(value or "")
     if not m:
         return None
-    digits, mnc, mcc = m.groups()
-    if not digits.startswith(mcc) or digits[3:3 + len(mnc.lstrip("0") or "0")] not in mnc:
+    digits, mnc, mcc = m.groups()  # the domain always writes a 3-digit MNC (zero-padded)
+    if not digits.startswith(mcc) or mnc not in (digits[3:6], "0" + digits[3:5]):
         return None
     return codec.imsi(digits)
 

@@ -18,9 +18,7 @@ from pathlib import Path
 SEPARATOR = "\x1e"   # between fields
 AGGREGATOR = "\x1f"  # between occurrences of one field
 
-# Preferences every run needs. The public ISUP trace uses the M3UA draft-6 format; the
-# dissector tries the RFC format by default and stops at M3UA. Draft-6 framing is only
-# chosen for M3UA, so RFC 4666 traffic in other captures is misread; see docs/signalling.md.
+# TShark preferences (``-o name:value``) of a run; none by default (see capture.M3UA_DRAFT6).
 DEFAULT_PREFS: tuple[str, ...] = ()
 
 _INVALID_FIELDS = re.compile(r"Some fields aren't valid:\s*\n((?:\t\S+\n?)+)")
