@@ -17,7 +17,8 @@ from detector.rigs import RigPolicy
 from detector.scoring import Policy
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
-PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL}
+PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL,
+               "pcap": ()}
 
 
 class ConfigError(ValueError):
@@ -193,6 +194,8 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise ConfigError(f"{where}.files: must be a list of paths")
         values["files"] = tuple(base / f for f in files)
+        if raw["type"] == "pcap" and "layout" in raw:
+            raise ConfigError(f"{where}.layout: a pcap probe has no layout (TShark dissects it)")
         values["layout"] = _layout(f"{where}.layout", raw.get("layout", {}), raw["type"])
         values.setdefault("name", f"{raw['type']}-{i}")
         if values["name"] in names:

@@ -29,7 +29,7 @@ from detector.store import checkpoint as cp
 from detector.store.db import connect, redact, resolve_dsn
 from detector.store.embedded import EmbeddedPostgres
 from probes.csvparse import FeedError
-from probes.files import CsvFileProbe, FileWork
+from probes.files import FileProbe, FileWork
 
 log = logging.getLogger("goipwatch.daemon")
 
@@ -49,7 +49,7 @@ class Daemon:
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
-        self.probes = [CsvFileProbe(p) for p in config.probes]
+        self.probes = [FileProbe(p) for p in config.probes]
         self.pending = cp.Pending()
         self._cells_saved = 0
         self.files_done = 0
@@ -225,7 +225,7 @@ class Daemon:
         async for parsed in work.blocks():
             batch = parsed.batch
             bad = list(parsed.rejected)
-            if work.kind == "cdr":
+            if work.kind in ("cdr", "signalling"):
                 fed = await asyncio.to_thread(self.pipe.feed, batch)
                 horizon = iso(self.engine.watermark - self.engine.lateness_s)
                 bad += [Rejected(batch.source, int(line), f"late: event time {iso(ts)} is before "

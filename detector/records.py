@@ -21,7 +21,10 @@ class RecordType(IntEnum):
     VOICE = 0
     SMS = 1
     DATA = 2
-    # Signalling events (location update, attach, IMEI check, ...) take codes from 8 up.
+    # A signalling observation (attach, location update, IMEI check, ...): where and on which
+    # device the SIM was. It counts as no traffic, so calls seen both in CDRs and in
+    # signalling are not counted twice.
+    SIGNAL = 8
 
 
 class Direction(IntEnum):

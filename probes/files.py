@@ -1,4 +1,4 @@
-"""File probes: CSV feeds given as files or dropped into a directory by mediation.
+"""File probes: CSV feeds and signalling captures, given as files or dropped into a directory.
 
 A probe finds files and offers each to the daemon as a :class:`FileWork`; the daemon reads
 its blocks (parsed in a worker thread), applies them and commits the file as done. A
@@ -13,16 +13,17 @@ import asyncio
 import fnmatch
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from detector.config import ProbeConfig
+from detector.records import Rejected
 from probes.csvparse import Parsed, read_feed_file
 
 log = logging.getLogger(__name__)
 
-KIND_BY_TYPE = {"cdr_csv": "cdr", "registrations_csv": "registrations"}
+KIND_BY_TYPE = {"cdr_csv": "cdr", "registrations_csv": "registrations", "pcap": "signalling"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,20 @@ async def _thread_iter(make) -> AsyncIterator:
         yield item
 
 
-class CsvFileProbe:
-    """Offers the files of one CSV feed (``cdr_csv`` or ``registrations_csv``)."""
+def read_capture_file(path: Path) -> Iterator[Parsed]:
+    """A capture as one block of signalling observations; a damaged capture keeps the
+    events before the damage and records why."""
+    from probes.signalling import read_capture
+    from probes.signalling.observations import observations
+
+    capture = read_capture(path)
+    obs = observations(capture.events, path.name)
+    rejected = (Rejected(path.name, 0, f"capture damaged: {capture.error}"),) if capture.error else ()
+    yield Parsed(obs.batch, rejected)
+
+
+class FileProbe:
+    """Offers the files of one feed: ``cdr_csv``, ``registrations_csv`` or ``pcap``."""
 
     def __init__(self, config: ProbeConfig) -> None:
         self.config = config
@@ -96,10 +109,10 @@ class CsvFileProbe:
 
     def work(self, path: Path, size: int, sha256: str) -> FileWork:
         layout, block = self.config.layout, self.config.block_bytes
-        return FileWork(
-            probe=self.name, kind=self.kind, path=path, size=size, sha256=sha256,
-            blocks=lambda: _thread_iter(lambda: read_feed_file(path, self.kind, layout, block)),
-        )
+        read = (lambda: read_capture_file(path)) if self.kind == "signalling" else \
+            (lambda: read_feed_file(path, self.kind, layout, block))
+        return FileWork(probe=self.name, kind=self.kind, path=path, size=size, sha256=sha256,
+                        blocks=lambda: _thread_iter(read))
 
     async def run(self, offer: Callable[[FileWork], Awaitable[None]], stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any)."""

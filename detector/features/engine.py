@@ -69,8 +69,11 @@ def _runs(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-# (record type, direction) -> counter; data records are counted whatever their direction
-_KLASS = np.full((3, 2), st.DATA, np.int64)
+# (record type, direction) -> counter; data records are counted whatever their direction,
+# signalling observations in a spare column that is dropped (they are not traffic)
+_NO_COUNTER = st.N_COUNTERS
+_KLASS = np.full((RecordType.SIGNAL + 1, 2), _NO_COUNTER, np.int64)
+_KLASS[RecordType.DATA] = st.DATA
 _KLASS[RecordType.VOICE, [Direction.MO, Direction.MT]] = st.VOICE_OUT, st.VOICE_IN
 _KLASS[RecordType.SMS, [Direction.MO, Direction.MT]] = st.SMS_OUT, st.SMS_IN
 
@@ -189,7 +192,8 @@ class FeatureEngine:
         usims = sim[sim_start]
         s = self.sim_state
         self._advance_sims(usims, np.maximum.reduceat(hour, sim_start))
-        s["msisdn"][usims] = b.msisdn[np.r_[sim_start[1:], len(sim)] - 1]
+        latest = b.msisdn[np.r_[sim_start[1:], len(sim)] - 1]  # 0 when the record had none
+        s["msisdn"][usims] = np.where(latest != 0, latest, s["msisdn"][usims])
         s["last_ts"][usims] = np.maximum(s["last_ts"][usims], np.maximum.reduceat(b.ts, sim_start))
 
         k_sim, k_slot = sim[key_start], hour[key_start] % st.SLOTS
@@ -202,7 +206,9 @@ class FeatureEngine:
         has_cell = gcell >= 0
         cell_bits = np.where(has_cell, _bits(gcell, st.BITS_CELLS), np.uint64(0)).astype(np.uint32)
         slots["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits, key_start)
-        self._top_cells(slots, inv, gcell, new_key, k_sim, k_slot)
+        # the busiest cell is a share of traffic: observations mark the cell, not its count
+        traffic_cell = np.where(b.record_type == RecordType.SIGNAL, -1, gcell)
+        self._top_cells(slots, inv, traffic_cell, new_key, k_sim, k_slot)
         self._gaps(s, b, sim)
         self._devices(b, sim, hour)
         self.dirty[usims] = True
@@ -235,8 +241,9 @@ class FeatureEngine:
                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
         rt = b.record_type
         klass = _KLASS[rt, b.direction]
-        counts = np.bincount(inv * st.N_COUNTERS + klass, minlength=n_keys * st.N_COUNTERS)
-        counts = counts.reshape(n_keys, st.N_COUNTERS)
+        width = st.N_COUNTERS + 1
+        counts = np.bincount(inv * width + klass, minlength=n_keys * width)
+        counts = counts.reshape(n_keys, width)[:, : st.N_COUNTERS]
         answered = (rt == RecordType.VOICE) & (b.direction == Direction.MO) & (b.result == Result.ANSWERED)
         counts[:, st.VOICE_OUT_ANSWERED] = np.bincount(inv, weights=answered, minlength=n_keys)
         old = slots["cnt"][k_sim, k_slot]

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 import pytest
 
 from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.demo import split_cdr
+from detector.features.catalog import FEATURES
 from detector.testing import Row, write_cdr
-from probes.files import CsvFileProbe
+from probes.files import FileProbe
 
 
 def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
@@ -127,7 +129,7 @@ async def test_bad_rows_and_bad_files_are_quarantined_and_good_rows_kept(tmp_pat
 def test_a_dropped_file_is_offered_only_once_settled(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
-    probe = CsvFileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
+    probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
     growing = drop / "a.csv"
     growing.write_text("record_type,direction\n")
     (drop / "b.csv.tmp").write_text("still being written")
@@ -201,3 +203,49 @@ async def test_interrupted_daemon_resumes_to_the_same_state(tmp_path, pg_dsn, sm
     lines = (tmp_path / "state" / "flags.jsonl").read_text().splitlines()
     ids = [json.loads(x)["flag_id"] for x in lines if x.strip().startswith("{")]
     assert sorted(set(ids)) == sorted(ids) and len(ids) == len(reference["flags"])
+
+
+CAPTURE = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "ndpi_gtp_c.pcap"
+
+
+@pytest.mark.skipif(not CAPTURE.exists() or not shutil.which("tshark"),
+                    reason="needs ../shared/captures and tshark")
+async def test_capture_and_cdr_probes_feed_one_feature_state(tmp_path, pg_dsn, small_model):
+    # the capture's subscriber (GTPv2 Create Session: IMSI, MEI, ECGI) makes two calls,
+    # seen in CDRs from another phone in another cell
+    sub, phone = "987654112233445", "352099001761481"
+    cdr = write_cdr(tmp_path / "cdr.csv", [
+        Row(imsi=sub, imei=phone, start_time="2021-03-03T10:40:00Z", cell_id="460-00-4097-1"),
+        Row(imsi=sub, imei=phone, start_time="2021-03-03T10:41:00Z", cell_id="460-00-4097-1")])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+[daemon]
+state_dir = {json.dumps(str(tmp_path / "state"))}
+idle_score_s = 0.0
+[store]
+dsn = {json.dumps(pg_dsn)}
+[detector]
+model = {json.dumps(str(small_model))}
+[[probes]]
+type = "pcap"
+name = "gtp"
+files = [{json.dumps(str(CAPTURE))}]
+[[probes]]
+type = "cdr_csv"
+name = "cdr"
+files = [{json.dumps(str(cdr))}]
+""")
+    daemon = Daemon(config_mod.load(cfg))
+    try:
+        await daemon.open()
+        await daemon.run(until_done=True)
+        slot = daemon.engine.sims.lookup(np.array([int(sub)]))
+        f = dict(zip(FEATURES, daemon.engine.features(slot).values[0]))
+        counters = (await snapshot(pg_dsn))["counters"]
+    finally:
+        await daemon.close()
+    assert f["distinct_imeis_24h"] == 2          # the CDR phone and the MEI from GTPv2
+    assert round(f["distinct_cells_24h"]) == 2    # the CDR cell and the ECGI from GTPv2
+    assert f["voice_out_24h"] == 2                # observations are not traffic
+    assert f["dominant_cell_share_24h"] == 1.0
+    assert counters["cdr"]["records"] == 2 and counters["gtp"]["records"] >= 1
