@@ -16,6 +16,7 @@ import numpy as np
 
 from detector import model as model_mod
 from detector.config import Config
+from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
@@ -99,6 +100,35 @@ def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
     # rigs grow after their first flags: give every flag its rig's final id
     flags = [replace(f, rig_id=pipe.rigs.rig_of(f.imsi)) for f in flags]
     return Scored(sorted(flags, key=lambda f: (f.flagged_at, f.imsi)), pipe.rigs.rigs())
+
+
+def read_labels(path: Path) -> dict[str, int]:
+    """Analysts' verdicts as a CSV with ``imsi`` and ``label`` (``fraud``/``confirm``/``1`` or
+    ``benign``/``dismiss``/``0``); a simulated world's labels.csv is one."""
+    truth = {"fraud": 1, "confirm": 1, "1": 1, "benign": 0, "dismiss": 0, "0": 0}
+    with Path(path).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"imsi", "label"} <= set(reader.fieldnames):
+            raise model_mod.ModelError(f"{path}: needs the columns imsi and label")
+        out = {}
+        for n, row in enumerate(reader, start=2):
+            if row["label"].strip().lower() not in truth:
+                raise model_mod.ModelError(f"{path}:{n}: label {row['label']!r} is not one of "
+                                           f"{', '.join(truth)}")
+            out[row["imsi"].strip()] = truth[row["label"].strip().lower()]
+    return out
+
+
+def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[str, int],
+                 cfg: Config, seed: int = 0) -> model_mod.TrainedModel:
+    """Fit the supervised layer on the labelled flags that ``trained`` raises on ``loaded``."""
+    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
+              utc_offset_h=cfg.features.utc_offset_h)
+    flags = [f for f in score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs,
+                              **kw).flags if f.features and f.imsi in labels]
+    values = np.array([[f.features[name] for name in FEATURES] for f in flags]).reshape(-1, len(FEATURES))
+    return model_mod.with_reranker(trained, values, np.array([f.score for f in flags]),
+                                   np.array([labels[f.imsi] for f in flags]), seed)
 
 
 def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:

@@ -68,9 +68,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         lateness_s=cfg.features.lateness_s, utc_offset_h=cfg.features.utc_offset_h,
         start=parse_iso(args.start) if args.start else None,
         end=parse_iso(args.end) if args.end else None)
+    if args.confirmed:
+        trained = batch.add_reranker(loaded, trained, batch.read_labels(args.confirmed), cfg,
+                                     args.seed)
     path, manifest = model_mod.save(trained, args.out)
     batch.report_rejected(loaded.rejected, path.with_name(path.stem + ".rejected.csv"))
-    print(f"model trained on {trained.manifest['rows']} SIM-days "
+    print(f"model trained on {trained.manifest['rows']} SIM snapshots "
           f"({trained.manifest['training_window']['from']} .. "
           f"{trained.manifest['training_window']['to']}): {path}, {manifest}", file=sys.stderr)
     return 0
@@ -208,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("models/goipwatch.skops"))
     t.add_argument("--config", type=Path)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--confirmed", type=Path,
+                   help="analysts' verdicts (CSV imsi,label): also train the supervised layer "
+                        "that re-ranks flags")
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("simulate", help="write a simulated carrier world with ground truth")

@@ -21,13 +21,14 @@ import skops
 import skops.io as sio
 from sklearn.ensemble import IsolationForest
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from detector import __version__
 from detector.features.catalog import CATALOG, FEATURES
 from detector.forest import FlatForest
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 # Types the pipeline is made of; anything else in a model file is refused.
 TRUSTED_TYPES = frozenset({
     "numpy.log1p", "numpy.ufunc", "numpy.dtype", "numpy.ndarray",
@@ -37,7 +38,11 @@ TRUSTED_TYPES = frozenset({
     "numpy.random._mt19937.MT19937", "numpy.random.mtrand.RandomState",
     "numpy.random._pcg64.PCG64", "numpy.random._generator.Generator",
     "builtins.slice",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.preprocessing._data.StandardScaler",
 })
+# Below this many analyst labels of each kind the supervised layer is not trained.
+RERANK_MIN_LABELS = 5
 QUANTILE_GRID = np.linspace(0.0, 1.0, 2001)
 # Voice-derived ratios are compared only among SIMs that make this many calls in 24 h.
 CALLERS_MIN_VOICE_OUT = 5
@@ -51,6 +56,7 @@ class ModelError(RuntimeError):
 class TrainedModel:
     pipeline: Pipeline
     manifest: dict
+    reranker: Pipeline | None = None      # supervised layer from analysts' labels, if trained
     forest: FlatForest = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +66,12 @@ class TrainedModel:
         """Higher is more anomalous, in (0, 1]: the pipeline's negated ``score_samples``,
         computed by :class:`FlatForest`."""
         return -self.forest.score_samples(self.pipeline[:-1].transform(values))
+
+    def fraud_probability(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+        """The supervised layer's probability that each row is fraud (None without one)."""
+        if self.reranker is None or not len(values):
+            return None if self.reranker is None else np.empty(0)
+        return self.reranker.predict_proba(rerank_inputs(values, scores))[:, 1]
 
     def threshold(self, quantile: float) -> float:
         """The anomaly score that ``quantile`` of the training rows stay below."""
@@ -127,11 +139,33 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
     return TrainedModel(pipeline, manifest)
 
 
+def rerank_inputs(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.log1p(np.maximum(values, 0)), scores])
+
+
+def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
+                  labels: np.ndarray, seed: int = 0) -> TrainedModel:
+    """``model`` plus a supervised layer fitted on flagged rows that analysts labelled
+    (1 confirmed fraud, 0 dismissed): it re-ranks what the anomaly policy flags. Logistic
+    regression with balanced classes: labels are few, and a simple model says why."""
+    pos, neg = int(labels.sum()), int(len(labels) - labels.sum())
+    if min(pos, neg) < RERANK_MIN_LABELS:
+        raise ModelError(f"the supervised layer needs at least {RERANK_MIN_LABELS} confirmed and "
+                         f"{RERANK_MIN_LABELS} dismissed flags; have {pos} and {neg}")
+    reranker = Pipeline([
+        ("scale", StandardScaler()),
+        ("logit", LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000,
+                                     random_state=seed)),
+    ]).fit(rerank_inputs(values, scores), labels)
+    manifest = dict(model.manifest, rerank={"confirmed": pos, "dismissed": neg})
+    return TrainedModel(model.pipeline, manifest, reranker)
+
+
 def save(model: TrainedModel, path: Path) -> tuple[Path, Path]:
     """Write ``path`` (.skops) and its manifest (.json); returns both paths."""
     path = path.with_suffix(".skops")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(model.pipeline, path)
+    sio.dump({"anomaly": model.pipeline, "rerank": model.reranker}, path)
     manifest = dict(model.manifest, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                     file=path.name)
     manifest_path = path.with_suffix(".json")
@@ -168,8 +202,8 @@ def load(path: Path) -> TrainedModel:
     untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
     if untrusted:
         raise ModelError(f"model {path} holds types outside the pipeline's: {sorted(untrusted)}")
-    pipeline = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
-    return TrainedModel(pipeline, manifest)
+    parts = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
+    return TrainedModel(parts["anomaly"], manifest, parts["rerank"])
 
 
 def _minor(version: str) -> tuple[str, ...]:

@@ -160,7 +160,10 @@ class RigBook:
             where = names[cell[r]]
             reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
                       f"almost no incoming calls within the hour")
-            out.append(self._flag(frame, strengths, r, "rig", reason))
+            flag = self._flag(frame, strengths, r, "rig", reason)
+            if flag is None:
+                continue
+            out.append(flag)
             self._evidence[imsi]["cell"] = f"{n} machine-like SIMs active together in cell {where}"
             taken.add(imsi)
         return out
@@ -179,9 +182,11 @@ class RigBook:
             imsi = str(int(frame.imsi[r]))
             if imsi in taken:
                 continue
-            reason = "shares a device (IMEI) with a flagged SIM"
-            out.append(self._flag(frame, strengths, r, "rig_member", reason))
-            taken.add(imsi)
+            flag = self._flag(frame, strengths, r, "rig_member",
+                              "shares a device (IMEI) with a flagged SIM")
+            if flag is not None:
+                out.append(flag)
+                taken.add(imsi)
         return out
 
     def _bulk_siblings(self, taken, flags) -> list[Flag]:
@@ -201,11 +206,15 @@ class RigBook:
         return out
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
-              reason: str) -> Flag:
+              reason: str) -> Flag | None:
+        """The flag of row ``r``, unless the supervised layer vetoes it."""
         values = frame.values[r]
+        score = self.scorer.model.anomaly_score(values[None, :])
+        if not self.scorer.plausible(values[None, :], score)[0]:
+            return None
         own = self.scorer.reasons(values, strengths[r])
         return Flag(imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
-                    score=round(float(self.scorer.model.anomaly_score(values[None, :])[0]), 4),
+                    score=round(float(score[0]), 4),
                     flagged_at=int(frame.at[r]), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
                     kind=kind, features={f: round(float(v), 3) for f, v in zip(FEATURES, values)})
 

@@ -29,6 +29,7 @@ class Policy:
     min_events_24h: int = 10
     max_reasons: int = 4
     reason_margin: float = 0.5
+    rerank_min_probability: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.score_quantile < 1.0:
@@ -85,6 +86,12 @@ class Scorer:
         out[~callers[:, None] & self._needs_calls[None, :]] = 0
         return out
 
+    def plausible(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Rows the supervised layer (when the model has one) does not veto: analysts'
+        confirmed and dismissed flags taught it what the anomaly policy gets wrong."""
+        p = self.model.fraud_probability(values, scores)
+        return np.ones(len(values), bool) if p is None else p >= self.policy.rerank_min_probability
+
     def families(self, strengths: np.ndarray) -> np.ndarray:
         """Number of distinct families with a rig-like feature, per row."""
         return ((strengths > 0).astype(np.int32) @ self._family.astype(np.int32) > 0).sum(axis=1)
@@ -122,8 +129,11 @@ class Scorer:
         if not len(rows):
             return [], strengths
         scores = self.model.anomaly_score(frame.values[rows])
+        keep = scores > self.threshold
+        rows, scores = rows[keep], scores[keep]
+        keep = self.plausible(frame.values[rows], scores)
         flags = []
-        for r, score in zip(rows[scores > self.threshold], scores[scores > self.threshold]):
+        for r, score in zip(rows[keep], scores[keep]):
             values = frame.values[r]
             flags.append(Flag(
                 imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),

@@ -76,3 +76,34 @@ def test_unreadable_model_is_a_clear_error(tmp_path, small_world, capsys):
     assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--model",
                  str(tmp_path / "none.skops"), "--out", str(tmp_path / "f.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_with_analysts_verdicts_adds_the_supervised_layer(tmp_path, small_world, small_model):
+    # verdicts on the flags of a first run: half confirmed, half dismissed
+    first = tmp_path / "flags.csv"
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--subscribers",
+                 str(small_world / "subscribers.csv"), "--model", str(small_model),
+                 "--out", str(first)]) == 0
+    flagged = [r[0] for r in read(first)[1:]]
+    assert len(flagged) >= 10
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("imsi,label\n" + "".join(
+        f"{imsi},{'confirm' if i % 2 else 'dismiss'}\n" for i, imsi in enumerate(flagged)))
+    out = tmp_path / "m.skops"
+    # the same baseline window as small_model, so that its replay raises the same flags
+    assert main(["train", "--cdr", str(small_world / "cdr.csv"), "--subscribers",
+                 str(small_world / "subscribers.csv"), "--start", "2026-10-05T00:00:00Z",
+                 "--end", "2026-10-06T00:00:00Z", "--confirmed", str(verdicts),
+                 "--out", str(out)]) == 0
+    rerank = json.loads(out.with_suffix(".json").read_text())["rerank"]
+    assert rerank["confirmed"] >= 5 and rerank["dismissed"] >= 5
+    assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--model", str(out),
+                 "--out", str(tmp_path / "again.csv")]) == 0
+
+
+def test_bad_verdicts_file_is_a_clear_error(tmp_path, small_world, capsys):
+    bad = tmp_path / "v.csv"
+    bad.write_text("imsi,label\n460000000000001,maybe\n")
+    assert main(["train", "--cdr", str(small_world / "cdr.csv"), "--confirmed", str(bad),
+                 "--out", str(tmp_path / "m.skops")]) == 2
+    assert "v.csv:2: label 'maybe'" in capsys.readouterr().err

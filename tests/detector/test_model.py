@@ -74,3 +74,27 @@ def test_missing_model_or_manifest(tmp_path, trained):
 def test_too_little_training_data():
     with pytest.raises(model.ModelError, match="too little training data"):
         model.fit(rows(10), window=("a", "b"))
+
+
+def test_supervised_layer_round_trips_and_vetoes_what_analysts_dismissed(tmp_path, trained):
+    rng = np.random.default_rng(7)
+    fraud = rows(30, seed=8) * 10 + 40      # confirmed: far out
+    dismissed = rows(30, seed=9) + 1        # dismissed: near the population
+    values = np.vstack([fraud, dismissed])
+    scores = trained.anomaly_score(values)
+    labels = np.r_[np.ones(30), np.zeros(30)]
+    both = model.with_reranker(trained, values, scores, labels)
+    assert both.manifest["rerank"] == {"confirmed": 30, "dismissed": 30}
+    path, _ = model.save(both, tmp_path / "r")
+    loaded = model.load(path)
+    p = loaded.fraud_probability(values, scores)
+    assert p[:30].mean() > 0.9 and p[30:].mean() < 0.1
+    assert trained.fraud_probability(values, scores) is None     # no layer, no veto
+    assert rng is not None
+
+
+def test_supervised_layer_needs_labels_of_both_kinds(trained):
+    values = rows(20)
+    with pytest.raises(model.ModelError, match="at least 5 confirmed and 5 dismissed"):
+        model.with_reranker(trained, values, trained.anomaly_score(values),
+                            np.r_[np.ones(18), np.zeros(2)])
