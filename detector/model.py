@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,7 +166,8 @@ def save(model: TrainedModel, path: Path) -> tuple[Path, Path]:
     """Write ``path`` (.skops) and its manifest (.json); returns both paths."""
     path = path.with_suffix(".skops")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump({"anomaly": model.pipeline, "rerank": model.reranker}, path)
+    sio.dump({"anomaly": model.pipeline, "rerank": model.reranker}, path,
+             compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     manifest = dict(model.manifest, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                     file=path.name)
     manifest_path = path.with_suffix(".json")

@@ -98,3 +98,9 @@ def test_supervised_layer_needs_labels_of_both_kinds(trained):
     with pytest.raises(model.ModelError, match="at least 5 confirmed and 5 dismissed"):
         model.with_reranker(trained, values, trained.anomaly_score(values),
                             np.r_[np.ones(18), np.zeros(2)])
+
+
+def test_the_shipped_model_loads_with_its_supervised_layer():
+    from pathlib import Path
+    shipped = model.load(Path(__file__).resolve().parents[2] / "models" / "goipwatch.skops")
+    assert shipped.reranker is not None and shipped.manifest["rerank"]["dismissed"] >= 5
