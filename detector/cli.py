@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -174,8 +175,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"goipwatch inspect: error: {e}", file=sys.stderr)
         return 2
     lines = format_jsonl(capture.events) if args.jsonl else format_table(capture.events)
-    for line in lines:
-        print(line)
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `goipwatch inspect F | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if capture.error:  # the events above are those read before the damage
         print(f"goipwatch inspect: error: {capture.error} "
               f"({len(capture.events)} event(s) read before it)", file=sys.stderr)
