@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.rigs import RigPolicy
 from detector.scoring import Policy
+from detector.verify.config import SenderConfig
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
 PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL,
@@ -75,6 +76,7 @@ class Config:
     features: FeatureConfig = FeatureConfig()
     detector: DetectorConfig = DetectorConfig()
     probes: tuple[ProbeConfig, ...] = field(default_factory=tuple)
+    verification: SenderConfig | None = None    # [verification]: line-verification requests
 
     def path(self, value: str | Path) -> Path:
         """A path from the config: relative ones are relative to the state directory."""
@@ -154,7 +156,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
 
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
-    top = {"daemon", "store", "features", "detector", "probes"}
+    top = {"daemon", "store", "features", "detector", "probes", "verification"}
     for key in data:
         if key not in top:
             raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
@@ -204,8 +206,14 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         if not values["files"] and values.get("watch") is None:
             raise ConfigError(f"{where}: give 'files' or a 'watch' directory")
         probes.append(ProbeConfig(**values))
+    verification = None
+    if "verification" in data:
+        try:
+            verification = SenderConfig.from_toml(data["verification"], f"{source}: verification")
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
     return Config(source=source, daemon=daemon, store=store, features=feats,
-                  detector=DetectorConfig(**det), probes=tuple(probes))
+                  detector=DetectorConfig(**det), probes=tuple(probes), verification=verification)
 
 
 def load(path: Path) -> Config:

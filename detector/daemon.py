@@ -107,12 +107,21 @@ class Daemon:
         for t in probe_tasks:
             t.add_done_callback(_log_probe_end)
         helpers = []
+        if self.config.verification is not None:
+            from detector import verify  # aiohttp loads only when requests are configured
+            verify.configure(self.config.verification.policy)
+            self.config.verification.load_secret()  # a missing secret fails at start, loudly
+            helpers.append(asyncio.create_task(
+                verify.run_sender(self.pool, self.config.verification, self.stopping),
+                name="verification-sender"))
         if self.notifier.watchdog_interval_s:
             helpers.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         self.notifier.ready(f"{len(self.probes)} probe(s) running")
         log.info("daemon running", extra={"probes": [p.name for p in self.probes]})
         try:
             await self._consume(queue, probe_tasks if until_done else None)
+            if until_done and self.config.verification is not None:
+                await self._drain_outbox()
         finally:
             self.notifier.stopping()
             while not queue.empty():
@@ -122,6 +131,18 @@ class Daemon:
             await asyncio.gather(*probe_tasks, *helpers, return_exceptions=True)
             await self.checkpoint()
             log.info("daemon stopped", extra={"files": self.files_done})
+
+    async def _drain_outbox(self, limit_s: float = 60.0) -> None:
+        """Before a finite run ends, give the sender time to deliver what is due (what it
+        cannot deliver stays in the outbox for the next start)."""
+        deadline = asyncio.get_running_loop().time() + limit_s
+        while not self.stopping.is_set() and asyncio.get_running_loop().time() < deadline:
+            due = await self.pool.fetchval(
+                "SELECT count(*) FROM verification_outbox WHERE status IN ('pending', 'sending') "
+                "AND attempts = 0")
+            if not due:
+                return
+            await asyncio.sleep(0.2)
 
     def stop(self) -> None:
         log.info("stop requested: finishing the file in hand")

@@ -86,7 +86,8 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
         async with daemon.pool.acquire() as conn:  # a demo starts from an empty store
             await conn.execute("TRUNCATE ingested_files, quarantine, registrations, sim_state, "
                                "imei_state, cells, engine_state, flag_history, flags, "
-                               "feature_snapshots, rigs")
+                               "feature_snapshots, rigs, verification_outbox, "
+                               "verification_outcomes")
         await daemon._restore()
         await daemon.run(until_done=True)
         rows = await daemon.pool.fetch(

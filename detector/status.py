@@ -6,6 +6,7 @@ import json
 
 from detector.config import Config
 from detector.store.db import session
+from detector.verify import outbox_summary
 
 
 async def status(config: Config, quarantine: int = 10) -> int:
@@ -19,6 +20,8 @@ async def status(config: Config, quarantine: int = 10) -> int:
         counters = await pool.fetchval("SELECT value FROM engine_state WHERE key = 'counters'")
         print("counters:", json.dumps(json.loads(counters) if counters else {}))
         print("flags:", await pool.fetchval("SELECT count(*) FROM flags"))
+        outbox = await outbox_summary(pool)
+        print("verification outbox:", json.dumps(outbox, default=str))
         rows = await pool.fetch("SELECT probe, source, line, reason FROM quarantine "
                                 "ORDER BY id DESC LIMIT $1", quarantine)
         print(f"quarantine (latest {len(rows)}):")

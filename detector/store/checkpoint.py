@@ -24,6 +24,7 @@ from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
 from detector.scoring import Flag
+from detector.verify import outbox as verify_outbox
 
 # Checkpointed records are only valid for the layout that wrote them.
 STATE_LAYOUT = hashlib.sha256(
@@ -91,6 +92,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
             await _save_inputs(conn, pending)
             flag_ids = await _save_flags(conn, pending.flags)
             await _save_rigs(conn, pending.rigs)
+            await verify_outbox.enqueue(conn, pending.flags, flag_ids, pending.rigs)  # same transaction
             await load_allowlist(conn, pipe.allow)  # entries analysts added meanwhile
     except BaseException:
         engine.mark_unsaved(sims, imeis)

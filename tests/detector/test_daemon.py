@@ -249,3 +249,46 @@ files = [{json.dumps(str(cdr))}]
     assert f["voice_out_24h"] == 2                # observations are not traffic
     assert f["dominant_cell_share_24h"] == 1.0
     assert counters["cdr"]["records"] == 2 and counters["gtp"]["records"] >= 1
+
+
+async def test_flags_reach_the_verification_platform(tmp_path, pg_dsn, small_world, small_model,
+                                                     monkeypatch):
+    from aiohttp import web
+
+    from detector.verify import verify_signature
+
+    secret = "s3cret-for-the-test-platform"
+    got = []
+
+    async def accept(request):
+        body = await request.read()
+        assert verify_signature(secret.encode(), request.headers["X-Goipwatch-Timestamp"], body,
+                                request.headers["X-Goipwatch-Signature"], time.time())
+        got.append((request.headers["Idempotency-Key"], json.loads(body)))
+        return web.json_response({"accepted": True})
+
+    app = web.Application()
+    app.router.add_post("/v1/verification-requests", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("GOIPWATCH_PLATFORM_SECRET", secret)
+    try:
+        files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
+        cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files)
+        cfg.write_text(cfg.read_text() + f"""
+[verification]
+url = "http://127.0.0.1:{port}/v1/verification-requests"
+secret_env = "GOIPWATCH_PLATFORM_SECRET"
+""")
+        await run_daemon(cfg)
+        flags = (await snapshot(pg_dsn))["flags"]
+    finally:
+        await runner.cleanup()
+    assert flags and got
+    lines = {line["imsi"] for _, body in got for line in body.get("lines", [])}
+    assert lines <= {str(f[0]) for f in flags} and lines
+    assert len({key for key, _ in got}) == len(got)     # each request once
+    assert secret not in (tmp_path / "state").joinpath("flags.jsonl").read_text()
