@@ -189,6 +189,51 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """The API alone, against the daemon's store (a separate process from detection)."""
+    import signal
+
+    from detector import config as config_mod, logs
+    from detector.daemon import serve_api
+    from detector.store.db import session
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    if cfg.api is None or not cfg.api.enabled:
+        raise config_mod.ConfigError(f"{args.config}: no enabled [api] table")
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+            runner = await serve_api(pool, cfg)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+        return 0
+
+    return _run_async(go())
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector.api import verify_audit
+    from detector.store.db import session
+
+    cfg = config_mod.load(args.config)
+
+    async def go() -> int:
+        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+            report = await verify_audit(pool)
+        print(report.summary())
+        return 0 if report.ok else 1
+
+    return _run_async(go())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -264,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one JSON object per line (keys: ts, kind, protocol, message, imsi, "
                           "msisdn, imei, cell_id, peer, correlation_id, latency_ms, frame)")
     ins.set_defaults(func=cmd_inspect)
+
+    a = sub.add_parser("api", help="serve the lookup API alone, against the daemon's store")
+    a.add_argument("--config", type=Path, required=True)
+    a.set_defaults(func=cmd_api)
+
+    au = sub.add_parser("audit", help="check the hash-chained audit log of lookups")
+    au.add_argument("action", choices=("verify",))
+    au.add_argument("--config", type=Path, required=True)
+    au.set_defaults(func=cmd_audit)
 
     st = sub.add_parser("status", help="feeds, counters, quarantine and flags in the store")
     st.add_argument("--config", type=Path, required=True)

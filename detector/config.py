@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.rigs import RigPolicy
 from detector.scoring import Policy
+from detector.api.config import ApiConfig
 from detector.verify.config import SenderConfig
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
@@ -77,6 +78,7 @@ class Config:
     detector: DetectorConfig = DetectorConfig()
     probes: tuple[ProbeConfig, ...] = field(default_factory=tuple)
     verification: SenderConfig | None = None    # [verification]: line-verification requests
+    api: ApiConfig | None = None                 # [api]: subscriber lookups, status callbacks
 
     def path(self, value: str | Path) -> Path:
         """A path from the config: relative ones are relative to the state directory."""
@@ -156,7 +158,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
 
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
-    top = {"daemon", "store", "features", "detector", "probes", "verification"}
+    top = {"daemon", "store", "features", "detector", "probes", "verification", "api"}
     for key in data:
         if key not in top:
             raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
@@ -212,8 +214,15 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
             verification = SenderConfig.from_toml(data["verification"], f"{source}: verification")
         except ValueError as e:
             raise ConfigError(str(e)) from e
+    api = None
+    if "api" in data:
+        try:
+            api = ApiConfig.from_toml(data["api"], f"{source}: api")
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
     return Config(source=source, daemon=daemon, store=store, features=feats,
-                  detector=DetectorConfig(**det), probes=tuple(probes), verification=verification)
+                  detector=DetectorConfig(**det), probes=tuple(probes), verification=verification,
+                  api=api)
 
 
 def load(path: Path) -> Config:

@@ -46,6 +46,7 @@ class Daemon:
         self.notifier = Notifier()
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
+        self._api = None   # the API's runner, when [api] is configured
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
@@ -70,6 +71,7 @@ class Daemon:
         log.info("store connected", extra={"dsn": redact(dsn)})
         await self._restore()
         await self._catch_up_stream()
+        self._api = await serve_api(self.pool, self.config)
 
     async def _restore(self) -> None:
         self._new_engine()
@@ -79,6 +81,9 @@ class Daemon:
                                                "flags": restored.flags})
 
     async def close(self) -> None:
+        if self._api is not None:
+            await self._api.cleanup()
+            self._api = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
@@ -317,6 +322,22 @@ class Daemon:
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line from a crash mid-write
         self._emit(await cp.flags_after(self.pool, last))
+
+
+async def serve_api(pool: asyncpg.Pool, config: Config):
+    """Start the lookup API (with the verification status callbacks when requests are
+    configured) if ``[api]`` is enabled; returns its runner, or None."""
+    if config.api is None or not config.api.enabled:
+        return None
+    from detector.api import start_api
+    routes = []
+    if config.verification is not None:
+        from detector.verify import status_routes
+        routes.append(status_routes(pool, config.verification.load_secret(),
+                                    config.verification.max_skew_s))
+    runner = await start_api(pool, config.api, routes)
+    log.info("API listening", extra={"addresses": [str(a) for a in runner.addresses]})
+    return runner
 
 
 def _log_probe_end(task: asyncio.Task) -> None:

@@ -292,3 +292,54 @@ secret_env = "GOIPWATCH_PLATFORM_SECRET"
     assert lines <= {str(f[0]) for f in flags} and lines
     assert len({key for key, _ in got}) == len(got)     # each request once
     assert secret not in (tmp_path / "state").joinpath("flags.jsonl").read_text()
+
+
+async def test_the_daemon_serves_lookups_from_the_detection_process(tmp_path, pg_dsn, small_world,
+                                                                    small_model, capsys):
+    import hashlib
+
+    import aiohttp
+
+    from detector.cli import main
+
+    token = "officer-wang-token-for-tests"
+    creds = tmp_path / "credentials.toml"
+    creds.write_text(f"""
+[[tokens]]
+sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"
+client_id = "psb-kunming"
+identity = "officer:wang"
+role = "police"
+""")
+    files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files)
+    cfg.write_text(cfg.read_text() + f"""
+[api]
+enabled = true
+host = "127.0.0.1"
+port = 0
+tokens_file = {json.dumps(str(creds))}
+""")
+    daemon = Daemon(config_mod.load(cfg))
+    try:
+        await daemon.open()
+        await daemon.run(until_done=True)
+        flagged = (await snapshot(pg_dsn))["flags"][0][0]
+        host, port = daemon._api.addresses[0][:2]
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"http://{host}:{port}/v1/lookups",
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"number": str(flagged), "number_type": "imsi",
+                                      "case_ref": "KM-2026-0042", "legal_basis": "ATOFL art. 11",
+                                      "officer": "wang"})
+            answer = await r.json()
+            refused = await http.post(f"http://{host}:{port}/v1/lookups",
+                                      headers={"Authorization": f"Bearer {token}"},
+                                      json={"number": str(flagged), "number_type": "imsi",
+                                            "officer": "wang", "legal_basis": "x"})
+    finally:
+        await daemon.close()
+    assert r.status == 200 and answer["subscribers"][0]["flags"]
+    assert refused.status == 400 and refused.content_type == "application/problem+json"
+    assert await asyncio.to_thread(main, ["audit", "verify", "--config", str(cfg)]) == 0
+    assert "2" in capsys.readouterr().out     # both requests are in the chain

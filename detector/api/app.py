@@ -1,0 +1,407 @@
+"""The HTTP API: subscriber lookups, the client-credentials token endpoint, the OpenAPI
+description, audit verification; every error as ``application/problem+json``.
+
+Logs carry request ids, client ids, method, route template, status and latency only: never a
+number, a case reference or a body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import ssl
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from detector import ids
+from detector.api import audit, lookup
+from detector.api.auth import Authenticator, Credentials, Identity
+from detector.api.config import ApiConfig
+from detector.api.ratelimit import RateLimiter
+
+log = logging.getLogger("goipwatch.api")
+
+PROBLEM = "application/problem+json"
+LOOKUP_FIELDS = {"number": str, "number_type": str, "case_ref": str, "legal_basis": str,
+                 "officer": str}
+_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")   # printable, bounded free text
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+CONFIG = web.AppKey("config", ApiConfig)
+AUTH = web.AppKey("auth", Authenticator)
+LIMITER = web.AppKey("limiter", RateLimiter)
+SPEC = web.AppKey("spec", dict)
+AUDIT = web.AppKey("audit", audit.AuditWriter)
+_RequestKey = getattr(web, "RequestKey", None)   # aiohttp >= 3.12; plain strings before
+REQUEST_ID = _RequestKey("request_id", str) if _RequestKey else "request_id"
+CLIENT_ID = _RequestKey("client_id", str) if _RequestKey else "client_id"
+WHO = _RequestKey("identity", Identity) if _RequestKey else "identity"
+
+TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 406: "Not acceptable", 413: "Request body too large",
+    415: "Unsupported media type", 429: "Too many requests", 500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+class Refusal(Exception):
+    """A request answered with a problem document."""
+
+    def __init__(self, status: int, reason: str, detail: str, headers: dict | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_body(status: int, reason: str, detail: str, request_id: str, **extra: Any) -> bytes:
+    doc = {"type": f"urn:goipwatch:problem:{reason}", "title": TITLES.get(status, "Error"),
+           "status": status, "reason": reason, "detail": detail, "instance": request_id}
+    doc.update(extra)
+    return json.dumps(doc).encode()
+
+
+def problem(request: web.Request, status: int, reason: str, detail: str,
+            headers: dict | None = None, **extra: Any) -> web.Response:
+    return web.Response(status=status, body=problem_body(status, reason, detail,
+                                                         request.get(REQUEST_ID, ""), **extra),
+                        content_type=PROBLEM, headers=headers)
+
+
+# ---- middleware: request id, logging, problem documents ------------------------------------
+
+@web.middleware
+async def envelope(request: web.Request, handler):
+    request[REQUEST_ID] = uuid.uuid4().hex
+    request[CLIENT_ID] = ""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except Refusal as r:
+        response = problem(request, r.status, r.reason, r.detail, r.headers, **r.extra)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        reason = {404: "not_found", 405: "method_not_allowed",
+                  413: "body_too_large"}.get(e.status, f"http_{e.status}")
+        headers = {k: v for k, v in e.headers.items() if k.lower() == "allow"}
+        response = problem(request, e.status, reason, e.reason, headers)
+    except Exception:
+        log.exception("api handler failed", extra={"request_id": request[REQUEST_ID]})
+        response = problem(request, 500, "internal_error", "the request could not be handled")
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    route = request.match_info.route.resource
+    log.info("api request", extra={
+        "request_id": request[REQUEST_ID], "client_id": request[CLIENT_ID],
+        "method": request.method, "route": route.canonical if route is not None else "-",
+        "status": response.status, "latency_ms": round((time.perf_counter() - started) * 1e3, 2)})
+    return response
+
+
+# ---- authentication -----------------------------------------------------------------------
+
+def _remote(request: web.Request) -> str:
+    return request.remote or ""
+
+
+async def authenticate(request: web.Request) -> Identity:
+    """The identity behind a request (bearer token first, then the client certificate),
+    rate-limited per client; raises :class:`Refusal` (401, 429)."""
+    app = request.app
+    header = request.headers.get("Authorization")
+    who: Identity | None = None
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 512:
+            await _limit(request, "ip:" + _remote(request))
+            raise Refusal(401, "invalid_token", "Authorization must be 'Bearer <token>'",
+                          {"WWW-Authenticate": 'Bearer error="invalid_request"'})
+        who = await app[AUTH].by_token(token)
+        if who is None:
+            await _limit(request, "ip:" + _remote(request))
+            raise Refusal(401, "invalid_token", "the bearer token is unknown or expired",
+                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    else:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        who = app[AUTH].by_certificate(ssl_object)
+        if who is None:
+            await _limit(request, "ip:" + _remote(request))
+            has_cert = ssl_object is not None and ssl_object.getpeercert(binary_form=True)
+            if has_cert:
+                raise Refusal(401, "unknown_certificate",
+                              "the client certificate is not mapped to an identity")
+            raise Refusal(401, "missing_credentials",
+                          "a bearer token or a client certificate is required",
+                          {"WWW-Authenticate": 'Bearer realm="goipwatch"'})
+    request[CLIENT_ID] = who.client_id
+    request[WHO] = who
+    await _limit(request, "client:" + who.client_id)
+    return who
+
+
+async def _limit(request: web.Request, key: str) -> None:
+    wait = request.app[LIMITER].take(key)
+    if wait > 0:
+        after = RateLimiter.retry_after(wait)
+        raise Refusal(429, "rate_limited", f"too many requests; retry after {after} s",
+                      {"Retry-After": after})
+
+
+# ---- lookups ------------------------------------------------------------------------------
+
+async def _json_body(request: web.Request) -> Any:
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise Refusal(415, "unsupported_media_type", "the body must be application/json")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Refusal(413, "body_too_large",
+                      f"the body exceeds {request.app[CONFIG].max_body_bytes} bytes") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Refusal(400, "malformed_json", f"the body is not valid JSON ({type(e).__name__})") from None
+
+
+def _validate_lookup(body: Any) -> dict[str, str]:
+    if not isinstance(body, dict):
+        raise Refusal(400, "invalid_body", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(LOOKUP_FIELDS))
+    if unknown:
+        raise Refusal(400, "unknown_field", f"unknown field {unknown[0]!r}", field=unknown[0])
+    for name in ("case_ref", "legal_basis", "officer", "number", "number_type"):
+        value = body.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise Refusal(400, f"missing_{name}", f"{name} is required", field=name)
+        if not isinstance(value, str):
+            raise Refusal(400, "invalid_type", f"{name} must be a string", field=name)
+    for name in ("case_ref", "legal_basis", "officer"):
+        if not _TEXT.fullmatch(body[name].strip()):
+            raise Refusal(400, "invalid_value",
+                          f"{name} must be 1-200 printable characters", field=name)
+    if body["number_type"] not in lookup.NUMBER_TYPES:
+        raise Refusal(400, "invalid_number_type",
+                      f"number_type must be one of {', '.join(lookup.NUMBER_TYPES)}",
+                      field="number_type")
+    try:
+        number = lookup.normalise_number(body["number_type"], body["number"][:64])
+    except ids.InvalidIdentifier as e:
+        raise Refusal(400, "invalid_number", f"number: {e.why}", field="number") from None
+    return {"number_type": body["number_type"], "number": number,
+            "case_ref": body["case_ref"].strip(), "legal_basis": body["legal_basis"].strip(),
+            "officer": body["officer"].strip()}
+
+
+def _text_of(body: Any, key: str) -> str:
+    """A request field as recorded in the audit even when the request is refused."""
+    if isinstance(body, dict) and isinstance(body.get(key), str):
+        return body[key][:200]
+    return ""
+
+
+async def post_lookup(request: web.Request) -> web.Response:
+    app = request.app
+    entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "lookup",
+                             "remote": _remote(request)}
+    body: Any = None
+    try:
+        try:
+            who = await authenticate(request)
+        finally:
+            who_ = request.get(WHO)
+            if who_ is not None:
+                entry.update(client_id=who_.client_id, identity=who_.identity, role=who_.role,
+                             auth=who_.auth)
+        try:
+            body = await _json_body(request)
+        finally:
+            entry.update(case_ref=_text_of(body, "case_ref"),
+                         legal_basis=_text_of(body, "legal_basis"),
+                         officer=_text_of(body, "officer"),
+                         query={"number_type": _text_of(body, "number_type"),
+                                "number": _text_of(body, "number")[:64]})
+        if not lookup.ROLE_SECTIONS[who.role]:
+            raise Refusal(403, "role_forbidden",
+                          f"the role {who.role!r} may not look up subscribers")
+        q = _validate_lookup(body)
+        entry["query"] = {"number_type": q["number_type"], "number": q["number"]}
+        async with app[POOL].acquire() as conn:
+            found = await lookup.find(conn, q["number_type"], q["number"],
+                                      app[CONFIG].max_subscribers)
+        if not found.subscribers:
+            raise Refusal(404, "no_subscriber", "the store holds nothing on this number")
+        answer = {
+            "request_id": request[REQUEST_ID], "case_ref": q["case_ref"],
+            "number_type": q["number_type"], "number": q["number"], "role": who.role,
+            "answered_at": lookup.iso(datetime.now(UTC)),
+            "subscribers": [lookup.project(s, who.role) for s in found.subscribers],
+            "truncated": found.truncated,
+        }
+        raw = json.dumps(answer, ensure_ascii=False).encode()
+        entry.update(status=200, outcome="answered", reason="",
+                     fields=tuple(lookup.field_paths(answer)), answer_sha256=audit.digest(raw))
+        try:
+            await app[AUDIT].append(audit.AuditEntry(**entry))
+        except (OSError, asyncpg.PostgresError):
+            log.exception("audit append failed; answer withheld",
+                          extra={"request_id": request[REQUEST_ID]})
+            raise Refusal(503, "audit_unavailable",
+                          "the lookup could not be audited, so it is not answered") from None
+        return web.Response(body=raw, content_type="application/json",
+                            headers={"Cache-Control": "no-store"})
+    except Refusal as r:
+        if r.reason == "audit_unavailable":
+            raise
+        raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
+        entry.update(status=r.status, outcome="not_found" if r.status == 404 else "refused",
+                     reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
+        try:
+            await app[AUDIT].append(audit.AuditEntry(**entry))
+        except (OSError, asyncpg.PostgresError):
+            log.exception("audit append failed for a refusal",
+                          extra={"request_id": request[REQUEST_ID]})
+        return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
+
+
+# ---- OAuth2 client credentials ------------------------------------------------------------
+
+async def post_token(request: web.Request) -> web.Response:
+    app = request.app
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise Refusal(415, "unsupported_media_type",
+                      "the body must be application/x-www-form-urlencoded", error="invalid_request")
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise Refusal(413, "body_too_large", "the body is too large") from None
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            client_id, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Refusal(401, "invalid_client", "malformed Basic credentials",
+                          {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client") from None
+    if form.get("grant_type") != "client_credentials":
+        raise Refusal(400, "unsupported_grant_type", "grant_type must be client_credentials",
+                      error="unsupported_grant_type")
+    if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id or not secret:
+        raise Refusal(401, "invalid_client", "client_id and client_secret are required",
+                      {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client")
+    await _limit(request, "client:" + client_id[:128])
+    who = app[AUTH].credentials.check_client(client_id, secret)
+    if who is None:
+        raise Refusal(401, "invalid_client", "unknown client or wrong secret",
+                      {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client")
+    request[CLIENT_ID] = who.client_id
+    token, ttl = await app[AUTH].issue(who)
+    return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl},
+                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+# ---- the rest -----------------------------------------------------------------------------
+
+async def get_audit_verify(request: web.Request) -> web.Response:
+    who = await authenticate(request)
+    if who.role != "admin":
+        raise Refusal(403, "role_forbidden", "only the admin role may verify the audit log")
+    report = await audit.verify_audit(request.app[POOL])
+    return web.json_response({
+        "ok": report.ok, "rows": report.rows, "head_seq": report.head_seq,
+        "head_hash": report.head_hash, "summary": report.summary(), "truncated": report.truncated,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems]})
+
+
+async def get_health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def get_openapi_yaml(request: web.Request) -> web.Response:
+    path = request.app[CONFIG].openapi_path
+    try:
+        text = path.read_text()
+    except OSError:
+        raise Refusal(404, "not_found", "the OpenAPI description is not installed") from None
+    return web.Response(text=text, content_type="application/yaml")
+
+
+async def get_openapi_json(request: web.Request) -> web.Response:
+    spec = request.app[SPEC]
+    if "doc" not in spec:
+        try:
+            import yaml
+        except ImportError:
+            raise Refusal(404, "not_found", "serving JSON needs PyYAML; see /openapi.yaml") from None
+        try:
+            spec["doc"] = yaml.safe_load(request.app[CONFIG].openapi_path.read_text())
+        except OSError:
+            raise Refusal(404, "not_found", "the OpenAPI description is not installed") from None
+    return web.json_response(spec["doc"])
+
+
+def make_app(pool: asyncpg.Pool, config: ApiConfig,
+             routes: Sequence[web.RouteTableDef] = (),
+             credentials: Credentials | None = None) -> web.Application:
+    """The API application on ``pool`` (a migrated store). ``routes`` are mounted beside the
+    API's own (say, the platform's status callbacks); ``credentials`` overrides
+    ``config.tokens_file``."""
+    if credentials is None:
+        credentials = Credentials.load(config.tokens_file) if config.tokens_file else Credentials.empty()
+    app = web.Application(middlewares=[envelope], client_max_size=config.max_body_bytes)
+    app[POOL] = pool
+    app[CONFIG] = config
+    app[AUTH] = Authenticator(pool, credentials, config.token_ttl_s)
+    app[LIMITER] = RateLimiter(config.rate_per_s, config.burst)
+    app[SPEC] = {}
+    app[AUDIT] = audit.AuditWriter(pool)
+    app.router.add_post("/v1/lookups", post_lookup)
+    app.router.add_post("/oauth/token", post_token)
+    app.router.add_get("/v1/audit/verify", get_audit_verify)
+    app.router.add_get("/v1/health", get_health)
+    app.router.add_get("/openapi.yaml", get_openapi_yaml)
+    app.router.add_get("/openapi.json", get_openapi_json)
+    for table in routes:
+        app.add_routes(table)
+    return app
+
+
+def server_ssl_context(config: ApiConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.client_ca:
+        ctx.load_verify_locations(config.client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED if config.require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+async def start_api(pool: asyncpg.Pool, config: ApiConfig,
+                    routes: Sequence[web.RouteTableDef] = ()) -> web.AppRunner:
+    """Serve the API on ``config.host:config.port`` (TLS and client certificates when
+    configured); returns the runner (``await runner.cleanup()`` stops it; ``runner.addresses``
+    holds the bound address, for port 0)."""
+    app = make_app(pool, config, routes)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=server_ssl_context(config))
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner

@@ -1,0 +1,202 @@
+"""The audit log of the lookup API: append-only and hash-chained (``audit_log``, migration 005).
+
+Row ``n`` stores ``prev_hash`` (the hash of row ``n-1``; 64 zeros for row 1) and ``hash``, the
+SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of all its other columns, the
+time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. ``audit_head`` holds the newest (seq, hash); an
+insert locks and moves it (triggers), so the chain grows one row at a time across processes. :func:`verify_audit` walks
+the chain: an edited row no longer matches its hash, a deleted or reordered row breaks the
+sequence and the links, a deleted tail leaves the head pointing past the last row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+GENESIS = "0" * 64
+COLUMNS = ("seq", "at", "request_id", "action", "client_id", "identity", "role", "auth",
+           "remote", "case_ref", "legal_basis", "officer", "query", "status", "outcome",
+           "reason", "fields", "answer_sha256", "prev_hash")
+_JSON_COLUMNS = ("query", "fields")
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _at(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    doc = {k: row[k] for k in COLUMNS}
+    doc["at"] = _at(doc["at"])
+    return digest(canonical(doc))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What one request asked and what it was answered (everything but the chain)."""
+    request_id: str
+    action: str = "lookup"
+    client_id: str = ""
+    identity: str = ""
+    role: str = ""
+    auth: str = "none"
+    remote: str = ""
+    case_ref: str = ""
+    legal_basis: str = ""
+    officer: str = ""
+    query: dict = field(default_factory=dict)
+    status: int = 0
+    outcome: str = ""
+    reason: str = ""
+    fields: tuple[str, ...] = ()
+    answer_sha256: str = ""
+
+
+class AuditWriter:
+    """Appends to the chain in one statement each: the head is cached in the process (appends
+    of one process are serialised by a lock); the insert trigger checks that the row continues
+    the stored head and moves it, so when another process appended meanwhile the insert is
+    refused, the head re-read and the row re-chained."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._lock = asyncio.Lock()
+        self._head: tuple[int, str] | None = None
+
+    async def append(self, entry: AuditEntry, attempts: int = 20) -> tuple[int, str]:
+        """Append ``entry``; returns its (seq, hash)."""
+        async with self._lock:
+            for _ in range(attempts):
+                if self._head is None:
+                    r = await self.pool.fetchrow("SELECT seq, hash FROM audit_head WHERE one")
+                    self._head = (r["seq"], r["hash"])
+                row = _row(entry, *self._head)
+                h = row_hash(row)
+                try:
+                    await self.pool.execute(_INSERT, *_args(row), h)
+                except asyncpg.IntegrityConstraintViolationError:
+                    self._head = None        # another process appended: re-chain on its head
+                    continue
+                except BaseException:
+                    self._head = None        # unknown outcome (say, a lost connection)
+                    raise
+                self._head = (row["seq"], h)
+                return self._head
+        raise asyncpg.IntegrityConstraintViolationError(
+            f"audit append lost the race {attempts} times")
+
+
+def _row(entry: AuditEntry, head_seq: int, head_hash: str) -> dict[str, Any]:
+    return {
+        "seq": head_seq + 1, "at": datetime.now(UTC), "request_id": entry.request_id,
+        "action": entry.action, "client_id": entry.client_id, "identity": entry.identity,
+        "role": entry.role, "auth": entry.auth, "remote": entry.remote,
+        "case_ref": entry.case_ref, "legal_basis": entry.legal_basis,
+        "officer": entry.officer, "query": dict(entry.query), "status": int(entry.status),
+        "outcome": entry.outcome, "reason": entry.reason, "fields": list(entry.fields),
+        "answer_sha256": entry.answer_sha256, "prev_hash": head_hash,
+    }
+
+
+def _args(row: dict[str, Any]) -> list[Any]:
+    return [json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in COLUMNS]
+
+
+_INSERT = "INSERT INTO audit_log ({}, hash) VALUES ({}, ${})".format(
+    ", ".join(COLUMNS),
+    ", ".join(f"${i}::jsonb" if c in _JSON_COLUMNS else f"${i}" for i, c in enumerate(COLUMNS, 1)),
+    len(COLUMNS) + 1)
+
+
+async def append(pool: asyncpg.Pool, entry: AuditEntry) -> tuple[int, str]:
+    """Append ``entry`` to the chain (a one-off writer; the API keeps an :class:`AuditWriter`)."""
+    return await AuditWriter(pool).append(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    seq: int
+    kind: str          # edited, missing, out_of_order, broken_link, head_mismatch
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    rows: int
+    head_seq: int
+    head_hash: str
+    problems: tuple[AuditProblem, ...] = ()
+    truncated: bool = False     # more problems than were kept
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"audit chain intact: {self.rows} rows, head {self.head_seq} {self.head_hash[:16]}"
+        kinds: dict[str, int] = {}
+        for p in self.problems:
+            kinds[p.kind] = kinds.get(p.kind, 0) + 1
+        what = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        return f"audit chain BROKEN: {what} (first at seq {self.problems[0].seq})"
+
+
+async def verify_audit(pool: asyncpg.Pool, max_problems: int = 100,
+                       expected_head: tuple[int, str] | None = None) -> AuditReport:
+    """Walk the whole chain and report any edit, deletion or reordering.
+
+    ``expected_head`` is an anchor kept outside the store (say, a head logged or exported
+    earlier): the chain must still contain that row with that hash."""
+    problems: list[AuditProblem] = []
+    truncated = False
+
+    def problem(seq: int, kind: str, detail: str) -> None:
+        nonlocal truncated
+        if len(problems) < max_problems:
+            problems.append(AuditProblem(seq, kind, detail))
+        else:
+            truncated = True
+
+    rows = 0
+    prev_seq, prev_hash = 0, GENESIS
+    seen_anchor = expected_head is None or expected_head[0] == 0
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE one")
+        cols = ", ".join(COLUMNS)
+        async for r in conn.cursor(f"SELECT {cols}, hash FROM audit_log ORDER BY seq",
+                                   prefetch=2000):
+            rows += 1
+            row = dict(r)
+            for c in _JSON_COLUMNS:
+                row[c] = json.loads(row[c])
+            seq = row["seq"]
+            if seq != prev_seq + 1:
+                problem(seq, "missing" if seq > prev_seq + 1 else "out_of_order",
+                        f"row {seq} follows row {prev_seq}")
+            if row["prev_hash"] != prev_hash:
+                problem(seq, "broken_link", "prev_hash is not the hash of the row before it")
+            if row_hash(row) != row["hash"]:
+                problem(seq, "edited", "the row does not match its hash")
+            if expected_head is not None and seq == expected_head[0]:
+                seen_anchor = row["hash"] == expected_head[1]
+            prev_seq, prev_hash = seq, row["hash"]
+    head_seq, head_hash = (head["seq"], head["hash"]) if head else (0, GENESIS)
+    if head is None:
+        problem(0, "head_mismatch", "audit_head is gone")
+    elif (head_seq, head_hash) != (prev_seq, prev_hash):
+        problem(head_seq, "head_mismatch",
+                f"the head is row {head_seq}, the chain ends at row {prev_seq}")
+    if not seen_anchor:
+        problem(expected_head[0], "head_mismatch", "the chain no longer holds the expected head")
+    return AuditReport(not problems, rows, head_seq, head_hash, tuple(problems), truncated)

@@ -1,0 +1,88 @@
+"""Settings of the subscriber-lookup API (the ``[api]`` table of the configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "goipwatch.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls_cert: str = ""              # server certificate chain (PEM); empty: plain HTTP
+    tls_key: str = ""               # its private key (PEM)
+    client_ca: str = ""             # CA bundle for client certificates (mutual TLS)
+    require_client_cert: bool = False  # refuse the TLS handshake without a client certificate
+    tokens_file: str = ""           # credentials: token hashes, clients, certificates (TOML)
+    token_ttl_s: int = 900          # lifetime of tokens issued by POST /oauth/token
+    rate_per_s: float = 5.0         # requests per second per client (token bucket refill)
+    burst: int = 20                 # bucket size
+    max_body_bytes: int = 16384
+    max_subscribers: int = 50       # SIMs answered for one number (an IMEI may carry several)
+    openapi: str = ""               # the OpenAPI description served; empty: the repository's
+
+    @classmethod
+    def from_toml(cls, table: dict[str, Any], where: str = "api") -> "ApiConfig":
+        """Validated settings from a parsed TOML table; ``ValueError`` names ``where.key``."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where}: must be a table")
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+            default = known[key].default
+            name = f"{where}.{key}"
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name}: must be true or false")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{name}: must be an integer")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{name}: must be a number")
+                value = float(value)
+            elif not isinstance(value, str):
+                raise ValueError(f"{name}: must be a string")
+            values[key] = value
+        cfg = cls(**values)
+        cfg._check(where)
+        return cfg
+
+    def _check(self, where: str) -> None:
+        def bad(key: str, why: str) -> ValueError:
+            return ValueError(f"{where}.{key}: {why}")
+
+        if not self.host:
+            raise bad("host", "must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise bad("port", "must be 0..65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise bad("tls_key" if self.tls_cert else "tls_cert",
+                      "tls_cert and tls_key go together")
+        if self.client_ca and not self.tls_cert:
+            raise bad("client_ca", "mutual TLS needs tls_cert and tls_key")
+        if self.require_client_cert and not self.client_ca:
+            raise bad("require_client_cert", "needs client_ca")
+        if not self.tokens_file and not self.client_ca and self.enabled:
+            raise bad("tokens_file", "the API needs credentials: tokens_file and/or client_ca")
+        if not 60 <= self.token_ttl_s <= 86400:
+            raise bad("token_ttl_s", "must be 60..86400 seconds")
+        if not self.rate_per_s > 0:
+            raise bad("rate_per_s", "must be > 0")
+        if self.burst < 1:
+            raise bad("burst", "must be at least 1")
+        if not 256 <= self.max_body_bytes <= 1 << 20:
+            raise bad("max_body_bytes", "must be 256..1048576")
+        if not 1 <= self.max_subscribers <= 1000:
+            raise bad("max_subscribers", "must be 1..1000")
+
+    @property
+    def openapi_path(self) -> Path:
+        return Path(self.openapi) if self.openapi else DEFAULT_OPENAPI

@@ -1,0 +1,214 @@
+"""Subscriber lookups: what the store knows about a number, and what each role may see.
+
+Sources: ``registrations`` (who registered the SIM, when, through which channel), ``flags``
+(kinds, scores, reasons, status), ``rigs`` (membership and evidence), ``feature_snapshots``
+(the feature values behind the newest flag) and ``sim_state``, the checkpointed feature state,
+which holds the SIM's last :data:`~detector.features.state.IMEI_SLOTS` devices with the hour
+each was last seen and the most used cell of each of its last 24 active hours. Device and
+cell history is therefore hourly and as of the daemon's last checkpoint; there is no
+per-event history. An IMEI finds the SIMs of the rigs that contain the device (the store has
+no device → SIM index for unflagged SIMs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from detector import ids
+from detector.features import state as st
+
+NUMBER_TYPES = ("msisdn", "imsi", "imei")
+ROLES = ("police", "analyst", "regulator", "admin")
+
+# Sections of a subscriber each role receives (regulators get no subscriber data at all).
+ROLE_SECTIONS: dict[str, frozenset[str]] = {
+    "police": frozenset({"imsi", "msisdn", "registration", "devices", "cells", "flags", "rig",
+                         "evidence"}),
+    "admin": frozenset({"imsi", "msisdn", "registration", "devices", "cells", "flags", "rig",
+                        "evidence"}),
+    "analyst": frozenset({"imsi", "msisdn", "registration", "flags", "rig", "evidence"}),
+    "regulator": frozenset(),
+}
+# Registration fields each role receives.
+ROLE_REGISTRATION: dict[str, tuple[str, ...]] = {
+    "police": ("activated_at", "channel", "carrier", "id_hash"),
+    "admin": ("activated_at", "channel", "carrier", "id_hash"),
+    "analyst": ("activated_at", "channel", "carrier"),
+    "regulator": (),
+}
+
+
+def iso(t: datetime | int | float | None) -> str | None:
+    if t is None:
+        return None
+    if not isinstance(t, datetime):
+        t = datetime.fromtimestamp(int(t), UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def imei_text(n: int | str) -> str:
+    return str(int(n)).zfill(15)
+
+
+def normalise_number(number_type: str, number: str) -> str:
+    """The stored digits of ``number``; raises :class:`ids.InvalidIdentifier`."""
+    if number_type == "msisdn":
+        return ids.normalise_msisdn(number)
+    if number_type == "imsi":
+        return ids.parse_imsi(number).digits
+    return ids.parse_imei(number).imei
+
+
+@dataclass(slots=True)
+class Found:
+    subscribers: list[dict[str, Any]]
+    truncated: bool = False
+
+
+async def _state_layout_ok(conn: asyncpg.Connection) -> bool:
+    from detector.store.checkpoint import STATE_LAYOUT
+
+    value = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'layout'")
+    return value is not None and json.loads(value) == STATE_LAYOUT
+
+
+def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
+    """(devices with last seen, [(hour, global cell id)] newest first) from a SIM record."""
+    if len(state) != st.SIM_STATE.itemsize:
+        return [], []
+    s = np.frombuffer(state, st.SIM_STATE)[0]
+    devices = []
+    for imei, hour in zip(s["imei"].tolist(), s["imei_hour"].tolist()):
+        if imei and hour >= 0:
+            devices.append({"imei": imei_text(imei), "last_seen": iso(hour * 3600)})
+    devices.sort(key=lambda d: d["last_seen"], reverse=True)
+    last = int(s["last_hour"])
+    cells = []
+    if last >= 0:
+        top = s["slot"]["top_cell"]
+        for back in range(st.SLOTS):
+            hour = last - back
+            if hour < 0:
+                break
+            c = int(top[hour % st.SLOTS])
+            if c >= 0:
+                cells.append((hour, c))
+    return devices, cells
+
+
+async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
+    """Everything the store holds on the SIMs behind ``number`` (normalised digits)."""
+    if number_type == "imsi":
+        imsis = [int(number)]
+    elif number_type == "msisdn":
+        rows = await conn.fetch(
+            "SELECT imsi FROM registrations WHERE msisdn = $1 UNION "
+            "SELECT imsi FROM flags WHERE msisdn = $1", int(number))
+        imsis = sorted(r["imsi"] for r in rows)
+    else:
+        rows = await conn.fetch("SELECT members FROM rigs WHERE devices ? $1", str(int(number)))
+        imsis = sorted({int(m) for r in rows for m in json.loads(r["members"])})
+    truncated = len(imsis) > limit
+    imsis = imsis[:limit]
+    if not imsis:
+        return Found([])
+
+    regs = {r["imsi"]: r for r in await conn.fetch(
+        "SELECT imsi, msisdn, activated_at, id_hash, channel, carrier FROM registrations "
+        "WHERE imsi = ANY($1::bigint[])", imsis)}
+    flags: dict[int, list] = {}
+    for r in await conn.fetch(
+            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+            "WHERE imsi = ANY($1::bigint[]) ORDER BY flagged_at, kind", imsis):
+        flags.setdefault(r["imsi"], []).append(r)
+    rig_ids = sorted({f["rig_id"] for fs in flags.values() for f in fs if f["rig_id"]})
+    rigs = {r["id"]: r for r in await conn.fetch(
+        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
+        "WHERE id = ANY($1::text[])", rig_ids)} if rig_ids else {}
+    snaps = {r["imsi"]: r for r in await conn.fetch(
+        "SELECT DISTINCT ON (imsi) imsi, event_time, purpose, features FROM feature_snapshots "
+        "WHERE imsi = ANY($1::bigint[]) ORDER BY imsi, event_time DESC, id DESC", imsis)}
+    states = {}
+    if await _state_layout_ok(conn):
+        states = {r["imsi"]: r for r in await conn.fetch(
+            "SELECT imsi, state, updated_at FROM sim_state WHERE imsi = ANY($1::bigint[])", imsis)}
+    history = {imsi: _history(r["state"]) for imsi, r in states.items()}
+    cell_ids = sorted({c for _, cells in history.values() for _, c in cells})
+    cell_names = {r["id"]: r["name"] for r in await conn.fetch(
+        "SELECT id, name FROM cells WHERE id = ANY($1::int[])", cell_ids)} if cell_ids else {}
+
+    out = []
+    for imsi in imsis:
+        reg, fl, state = regs.get(imsi), flags.get(imsi, []), states.get(imsi)
+        if reg is None and not fl and state is None:
+            continue
+        msisdn = reg["msisdn"] if reg else next((f["msisdn"] for f in fl if f["msisdn"]), None)
+        sub: dict[str, Any] = {"imsi": str(imsi), "msisdn": str(msisdn) if msisdn else None}
+        sub["registration"] = None if reg is None else {
+            "activated_at": iso(reg["activated_at"]), "channel": reg["channel"],
+            "carrier": reg["carrier"], "id_hash": reg["id_hash"]}
+        devices, cells = history.get(imsi, ([], []))
+        sub["devices"] = devices
+        sub["cells"] = [{"cell_id": cell_names.get(c, str(c)), "hour": iso(h * 3600)}
+                        for h, c in cells]
+        sub["flags"] = [{"kind": f["kind"], "score": round(float(f["score"]), 4),
+                         "flagged_at": iso(f["flagged_at"]), "status": f["status"],
+                         "rig_id": f["rig_id"] or None, "reasons": json.loads(f["reasons"])}
+                        for f in fl]
+        rig_id = next((f["rig_id"] for f in fl if f["rig_id"] in rigs), None)
+        sub["rig"] = None
+        if rig_id:
+            r = rigs[rig_id]
+            sub["rig"] = {"id": r["id"], "sims": r["sims"], "members": json.loads(r["members"]),
+                          "devices": [imei_text(d) for d in json.loads(r["devices"])],
+                          "cells": json.loads(r["cells"]), "first_at": iso(r["first_at"]),
+                          "last_at": iso(r["last_at"]), "evidence": r["evidence"]}
+        snap = snaps.get(imsi)
+        sub["evidence"] = None if snap is None else {
+            "event_time": iso(snap["event_time"]), "purpose": snap["purpose"],
+            "features": json.loads(snap["features"])}
+        sub["state_as_of"] = iso(state["updated_at"]) if state is not None else None
+        out.append(sub)
+    return Found(out, truncated)
+
+
+def project(sub: dict[str, Any], role: str) -> dict[str, Any]:
+    """The part of a subscriber record ``role`` may see."""
+    sections = ROLE_SECTIONS[role]
+    out: dict[str, Any] = {}
+    for key, value in sub.items():
+        if key == "state_as_of":
+            if sections & {"devices", "cells"}:
+                out[key] = value
+        elif key == "registration":
+            if key in sections:
+                out[key] = None if value is None else {
+                    k: value[k] for k in ROLE_REGISTRATION[role]}
+        elif key in sections:
+            out[key] = value
+    return out
+
+
+def field_paths(obj: Any, prefix: str = "") -> list[str]:
+    """The field paths present in an answer (``subscribers[].registration.id_hash``), for the
+    audit: what was disclosed, without the values."""
+    paths: set[str] = set()
+
+    def walk(o: Any, p: str) -> None:
+        if isinstance(o, dict):
+            for k, v in o.items():
+                q = f"{p}.{k}" if p else k
+                paths.add(q)
+                walk(v, q)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v, p + "[]")
+
+    walk(obj, prefix)
+    return sorted(paths)

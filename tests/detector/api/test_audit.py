@@ -1,0 +1,148 @@
+"""The audit chain: appends refused edits, and verify_audit finds edits, deletions and
+reorderings made behind the triggers' back (as a superuser could)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from detector.api import verify_audit
+from detector.api.audit import AuditEntry, append
+from tests.detector.api.conftest import BODY, auth
+
+
+async def _fill(pool, n: int = 5) -> None:
+    for i in range(n):
+        await append(pool, AuditEntry(request_id=f"r{i}", client_id="police-client", identity="desk",
+                                      role="police", auth="bearer", remote="127.0.0.1",
+                                      case_ref=f"C-{i}", legal_basis="law", officer="o",
+                                      query={"number_type": "msisdn", "number": "8613800138000"},
+                                      status=200, outcome="answered",
+                                      fields=("subscribers", "subscribers[].imsi"),
+                                      answer_sha256="ab" * 32))
+
+
+async def _behind_triggers(pool, *sql: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")  # triggers off
+        for s in sql:
+            await conn.execute(s)
+
+
+async def test_intact_chain_verifies(pool):
+    empty = await verify_audit(pool)
+    assert empty.ok and empty.rows == 0 and empty.head_seq == 0
+    await _fill(pool)
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 5 and report.head_seq == 5
+    assert report.head_hash == await pool.fetchval("SELECT hash FROM audit_log WHERE seq = 5")
+    assert "intact" in report.summary()
+    assert (await verify_audit(pool, expected_head=(3, await pool.fetchval(
+        "SELECT hash FROM audit_log WHERE seq = 3")))).ok
+
+
+async def test_triggers_refuse_update_delete_truncate_and_forged_rows(pool):
+    await _fill(pool, 2)
+    for sql in ("UPDATE audit_log SET case_ref = 'x' WHERE seq = 1",
+                "DELETE FROM audit_log WHERE seq = 2",
+                "TRUNCATE audit_log",
+                "UPDATE audit_head SET seq = 1",
+                "DELETE FROM audit_head"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pool.execute(sql)
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+        await pool.execute(
+            "INSERT INTO audit_log SELECT 7, at, request_id, action, client_id, identity, role, auth, "
+            "remote, case_ref, legal_basis, officer, query, status, outcome, reason, fields, "
+            "answer_sha256, prev_hash, 'forged' FROM audit_log WHERE seq = 2")
+    assert (await verify_audit(pool)).ok
+
+
+async def test_edit_is_detected(pool):
+    await _fill(pool)
+    await _behind_triggers(pool, "UPDATE audit_log SET case_ref = 'C-other' WHERE seq = 3")
+    report = await verify_audit(pool)
+    assert not report.ok
+    assert [(p.seq, p.kind) for p in report.problems] == [(3, "edited")]
+    assert "BROKEN" in report.summary()
+
+
+async def test_edit_with_rehash_breaks_the_next_link(pool):
+    await _fill(pool)
+    from detector.api.audit import COLUMNS, row_hash
+    import json
+    row = dict(await pool.fetchrow("SELECT * FROM audit_log WHERE seq = 2"))
+    row["officer"] = "someone else"
+    for c in ("query", "fields"):
+        row[c] = json.loads(row[c])
+    h = row_hash({k: row[k] for k in COLUMNS})
+    await _behind_triggers(pool, f"UPDATE audit_log SET officer = 'someone else', hash = '{h}' WHERE seq = 2")
+    assert [(p.seq, p.kind) for p in (await verify_audit(pool)).problems] == [(3, "broken_link")]
+
+
+async def test_deletion_in_the_middle_is_detected(pool):
+    await _fill(pool)
+    await _behind_triggers(pool, "DELETE FROM audit_log WHERE seq = 2")
+    kinds = {(p.seq, p.kind) for p in (await verify_audit(pool)).problems}
+    assert kinds == {(3, "missing"), (3, "broken_link")}
+
+
+async def test_deletion_of_the_tail_is_detected(pool):
+    await _fill(pool)
+    await _behind_triggers(pool, "DELETE FROM audit_log WHERE seq >= 4")
+    report = await verify_audit(pool)
+    assert [(p.seq, p.kind) for p in report.problems] == [(5, "head_mismatch")]
+
+
+async def test_deletion_of_the_tail_and_head_rewind_is_caught_by_an_anchor(pool):
+    await _fill(pool)
+    anchor = (5, await pool.fetchval("SELECT hash FROM audit_log WHERE seq = 5"))
+    await _behind_triggers(pool, "DELETE FROM audit_log WHERE seq >= 4",
+                           "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3)")
+    assert (await verify_audit(pool)).ok            # without an outside anchor: undetectable
+    report = await verify_audit(pool, expected_head=anchor)
+    assert [(p.seq, p.kind) for p in report.problems] == [(5, "head_mismatch")]
+
+
+async def test_reordering_is_detected(pool):
+    await _fill(pool)
+    await _behind_triggers(pool,
+                           "UPDATE audit_log SET seq = -2 WHERE seq = 2",
+                           "UPDATE audit_log SET seq = 2 WHERE seq = 4",
+                           "UPDATE audit_log SET seq = 4 WHERE seq = -2")
+    problems = {(p.seq, p.kind) for p in (await verify_audit(pool)).problems}
+    assert {(2, "edited"), (4, "edited")} <= problems
+    assert (2, "broken_link") in problems and (3, "broken_link") in problems
+
+
+async def test_every_lookup_is_audited_in_one_chain(client, pool):
+    await client.post("/v1/lookups", json=BODY, headers=auth("police"))
+    await client.post("/v1/lookups", json=BODY, headers=auth("regulator"))
+    await client.post("/v1/lookups", json={**BODY, "legal_basis": None}, headers=auth("analyst"))
+    await client.post("/v1/lookups", json=BODY)
+    rows = await pool.fetch("SELECT seq, status, reason, prev_hash, hash FROM audit_log ORDER BY seq")
+    assert [(r["status"], r["reason"]) for r in rows] == [
+        (200, ""), (403, "role_forbidden"), (400, "missing_legal_basis"), (401, "missing_credentials")]
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:]))
+    # admins verify through the API; others may not
+    resp = await client.get("/v1/audit/verify", headers=auth("admin"))
+    doc = await resp.json()
+    assert resp.status == 200 and doc["ok"] and doc["rows"] == 4
+    assert (await client.get("/v1/audit/verify", headers=auth("police"))).status == 403
+    await _behind_triggers(pool, "UPDATE audit_log SET status = 200 WHERE seq = 2")
+    doc = await (await client.get("/v1/audit/verify", headers=auth("admin"))).json()
+    assert not doc["ok"] and doc["problems"][0] == {"seq": 2, "kind": "edited",
+                                                      "detail": "the row does not match its hash"}
+
+
+async def test_writers_of_several_processes_share_one_chain(pool):
+    from detector.api.audit import AuditWriter
+    import asyncio
+    writers = [AuditWriter(pool) for _ in range(3)]     # as three API processes would
+
+    async def write(w, i):
+        await w.append(AuditEntry(request_id=f"r{i}", status=200, outcome="answered"))
+
+    await asyncio.gather(*[write(writers[i % 3], i) for i in range(30)])
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 30 and report.head_seq == 30
