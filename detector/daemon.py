@@ -114,7 +114,6 @@ class Daemon:
         helpers = []
         if self.config.verification is not None:
             from detector import verify  # aiohttp loads only when requests are configured
-            verify.configure(self.config.verification.policy)
             self.config.verification.load_secret()  # a missing secret fails at start, loudly
             helpers.append(asyncio.create_task(
                 verify.run_sender(self.pool, self.config.verification, self.stopping),
@@ -283,8 +282,10 @@ class Daemon:
         if pending.flags:  # new members may have grown or merged rigs
             pending.rigs = self.pipe.rigs.rigs()
         try:
-            self._cells_saved, ids = await cp.save(self.pool, self.engine, self.pipe, pending,
-                                                   self._cells_saved)
+            verification = self.config.verification
+            self._cells_saved, ids = await cp.save(
+                self.pool, self.engine, self.pipe, pending, self._cells_saved,
+                verification.policy if verification is not None else None)
         except BaseException:
             self.pending = pending  # nothing committed: keep it for the next try
             raise

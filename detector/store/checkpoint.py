@@ -25,6 +25,7 @@ from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
 from detector.scoring import Flag
 from detector.verify import outbox as verify_outbox
+from detector.verify.policy import ActionPolicy
 
 # Checkpointed records are only valid for the layout that wrote them.
 STATE_LAYOUT = hashlib.sha256(
@@ -71,7 +72,7 @@ def _ts(epoch: int) -> datetime:
 
 
 async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pending: Pending,
-               saved_cells: int) -> tuple[int, list[int]]:
+               saved_cells: int, verify_policy: ActionPolicy | None = None) -> tuple[int, list[int]]:
     """Commit ``pending`` and the changed state; returns how many cells the store now has
     and the store ids of the new flags."""
     sims, imeis = engine.take_unsaved()
@@ -92,7 +93,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
             await _save_inputs(conn, pending)
             flag_ids = await _save_flags(conn, pending.flags)
             await _save_rigs(conn, pending.rigs)
-            await verify_outbox.enqueue(conn, pending.flags, flag_ids, pending.rigs)  # same transaction
+            # the verification requests of the new flags, in the flags' own transaction
+            await verify_outbox.enqueue(conn, pending.flags, flag_ids, pending.rigs, verify_policy)
             await load_allowlist(conn, pipe.allow)  # entries analysts added meanwhile
     except BaseException:
         engine.mark_unsaved(sims, imeis)
