@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import sys
 import time
@@ -28,27 +26,13 @@ import numpy as np  # noqa: E402
 import pyarrow  # noqa: E402
 import sklearn  # noqa: E402
 
+from benchmarks.machine import machine  # noqa: E402
 from detector import batch  # noqa: E402
 from detector.features.engine import FeatureEngine  # noqa: E402
 from detector.pipeline import Pipeline  # noqa: E402
 from detector.scoring import Policy, Scorer  # noqa: E402
 from detector.world.simulate import WorldParams, simulate_world  # noqa: E402
 from probes.csvparse import read_feed_file  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "pyarrow": pyarrow.__version__, "scikit-learn": sklearn.__version__}
 
 
 def world(workdir: Path, subscribers: int, days: int, seed: int) -> Path:
@@ -113,7 +97,8 @@ def main() -> None:
         "sim_record_bytes": state["sim_record_bytes"],
         "imeis": state["imeis"],
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "machine": machine(),
+        "machine": machine(numpy=np.__version__, pyarrow=pyarrow.__version__,
+                           **{"scikit-learn": sklearn.__version__}),
     }
     print(json.dumps(result, indent=1))
 

@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import machine  # noqa: E402
 from probes.signalling import read_capture  # noqa: E402
 from probes.signalling.capture import display_filter, fields  # noqa: E402
 from probes.signalling.tshark import command  # noqa: E402
@@ -45,19 +45,9 @@ MAGMA = ROOT.parent / "shared" / "captures" / "magma_gx_gy_combined_04_210505_13
 SIP_GENERATOR = ROOT / "tests" / "probes" / "signalling" / "traces" / "sip_invite_burst.py"
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    version = subprocess.run(["tshark", "-v"], capture_output=True, text=True,
-                             check=False).stdout.splitlines()
-    return {"cpu": cpu, "nproc": os.cpu_count(), "tshark": version[0] if version else "?",
-            "python": platform.python_version()}
+def tshark_version() -> str:
+    out = subprocess.run(["tshark", "-v"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else "?"
 
 
 def sip_capture(workdir: Path, packets: int) -> Path:
@@ -141,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     files = args.files or [MAGMA, sip_capture(args.workdir, args.sip_packets)]
     load_before = os.getloadavg()
-    report = {"machine": machine(), "repeat": args.repeat,
+    report = {"machine": machine(tshark=tshark_version()), "repeat": args.repeat,
               "results": [bench(f, args.repeat) for f in files]}
     # Other work on the machine slows TShark and the probe alike, not always equally.
     report["loadavg_1min_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]

@@ -208,21 +208,20 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         if not values["files"] and values.get("watch") is None:
             raise ConfigError(f"{where}: give 'files' or a 'watch' directory")
         probes.append(ProbeConfig(**values))
-    verification = None
-    if "verification" in data:
-        try:
-            verification = SenderConfig.from_toml(data["verification"], f"{source}: verification")
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
-    api = None
-    if "api" in data:
-        try:
-            api = ApiConfig.from_toml(data["api"], f"{source}: api")
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
     return Config(source=source, daemon=daemon, store=store, features=feats,
-                  detector=DetectorConfig(**det), probes=tuple(probes), verification=verification,
-                  api=api)
+                  detector=DetectorConfig(**det), probes=tuple(probes),
+                  verification=_optional(data, "verification", SenderConfig, source),
+                  api=_optional(data, "api", ApiConfig, source))
+
+
+def _optional(data: dict, key: str, cls, source: str):
+    """A section whose type validates itself (``from_toml``), or None when absent."""
+    if key not in data:
+        return None
+    try:
+        return cls.from_toml(data[key], f"{source}: {key}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def load(path: Path) -> Config:

@@ -315,7 +315,6 @@ def _write_subscribers(path: Path, reg, activated: np.ndarray) -> None:
 
 
 def _write_labels(path: Path, reg, fraud, scen, scenario_names, rig_code, rig_names, first) -> None:
-    n = len(reg.imsi)
     labels = str_table(["benign", "fraud"])[fraud.astype(np.int64)]
     fa = iso_seconds(np.maximum(first, 0))
     fa[first < 0] = NUL

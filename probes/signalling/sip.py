@@ -5,7 +5,7 @@
   peer is To (R-URI when To has no number); a BYE sent by the far end is turned round
   using the dialogue's INVITE (:func:`orient`).
 - IMSI: an IMS private/public identity derived from the IMSI (TS 23.003 13.3,
-  ``<IMSI>@ims.mncXXX.mccYYY.3gppnetwork.org``) in the R-URI or Authorization username.
+  ``<IMSI>@ims.mnc<MNC>.mcc<MCC>.3gppnetwork.org``) in the R-URI or Authorization username.
 - Cell: ``P-Access-Network-Info`` ``utran-cell-id-3gpp`` (UTRAN/E-UTRAN) or ``cgi-3gpp``.
 - IMEI: the ``+sip.instance`` Contact parameter ``<urn:gsma:imei:TAC-SNR-CD>`` (RFC 7254).
 

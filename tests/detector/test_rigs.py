@@ -6,7 +6,7 @@ import pytest
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
-from detector.records import CdrBatch, RegistrationBatch
+from detector.records import RegistrationBatch
 from detector.rigs import RigBook, RigPolicy, rig_id_for
 from detector.scoring import Policy, Scorer
 from detector.testing import START, cdr_batch as calls, gateway_rows, imei, imsi
