@@ -69,15 +69,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         lateness_s=cfg.features.lateness_s, utc_offset_h=cfg.features.utc_offset_h,
         start=parse_iso(args.start) if args.start else None,
         end=parse_iso(args.end) if args.end else None)
-    if args.confirmed:
-        trained = batch.add_reranker(loaded, trained, batch.read_labels(args.confirmed), cfg,
-                                     args.seed)
+    labels = batch.read_labels(args.confirmed) if args.confirmed else None
+    if args.confirmed_from_store:
+        if not args.config:
+            raise config_mod.ConfigError("--confirmed-from-store reads the store of --config")
+        labels = _run_async(_store_verdicts(cfg))
+    if labels is not None:
+        trained = batch.add_reranker(loaded, trained, labels, cfg, args.seed)
     path, manifest = model_mod.save(trained, args.out)
     batch.report_rejected(loaded.rejected, path.with_name(path.stem + ".rejected.csv"))
     print(f"model trained on {trained.manifest['rows']} SIM snapshots "
           f"({trained.manifest['training_window']['from']} .. "
           f"{trained.manifest['training_window']['to']}): {path}, {manifest}", file=sys.stderr)
     return 0
+
+
+async def _store_verdicts(cfg) -> dict[str, int]:
+    from detector.feedback import verdicts
+    from detector.store.db import session
+
+    async with session(cfg.store, cfg.daemon.state_dir) as pool:
+        return await verdicts(pool)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -262,9 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("models/goipwatch.skops"))
     t.add_argument("--config", type=Path)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--confirmed", type=Path,
-                   help="analysts' verdicts (CSV imsi,label): also train the supervised layer "
-                        "that re-ranks flags")
+    verdict_source = t.add_mutually_exclusive_group()
+    verdict_source.add_argument("--confirmed", type=Path,
+                                help="analysts' verdicts (CSV imsi,label): also train the "
+                                     "supervised layer that re-ranks flags")
+    verdict_source.add_argument("--confirmed-from-store", action="store_true",
+                                help="the same from the store's feedback (analysts and the "
+                                     "platform's outcomes); needs --config")
     t.set_defaults(func=cmd_train)
 
     m = sub.add_parser("simulate", help="write a simulated carrier world with ground truth")

@@ -117,3 +117,11 @@ async def judge(pool: asyncpg.Pool, imsi: str, verdict: str, actor: str, note: s
             "VALUES ($1, $2, now(), $3, $4::jsonb)",
             [(r["id"], status, actor, json.dumps({"note": note})) for r in ids_])
     return len(ids_)
+
+
+async def verdicts(pool: asyncpg.Pool) -> dict[str, int]:
+    """Each SIM's latest verdict (1 confirmed, 0 dismissed), from analysts and from the
+    platform's outcomes: the labels of the supervised layer (``goipwatch train --confirmed-from-store``)."""
+    rows = await pool.fetch("SELECT DISTINCT ON (imsi) imsi, verdict FROM feedback "
+                            "ORDER BY imsi, recorded_at DESC, id DESC")
+    return {str(r["imsi"]): int(r["verdict"] == "confirm") for r in rows}

@@ -101,3 +101,19 @@ def test_allow_by_account_matches_the_registration_key():
         channel=np.array(["CH1"], object), carrier=np.array(["China Mobile"], object),
         line=np.array([2])))
     assert int(engine.sim_state["id_key"][0]) == id_key("acme0000callcentre")
+
+
+async def _verdicts(dsn: str) -> dict:
+    from detector.feedback import verdicts
+    pool = await connect(dsn)
+    try:
+        await pool.executemany("INSERT INTO feedback (imsi, verdict, actor) VALUES ($1, $2, $3)",
+                               [(SIMS[0], "dismiss", "alice"), (SIMS[0], "confirm", "platform"),
+                                (SIMS[1], "dismiss", "bob")])
+        return await verdicts(pool)
+    finally:
+        await pool.close()
+
+
+def test_the_latest_verdict_of_each_sim_is_its_label(pg_dsn):
+    assert asyncio.run(_verdicts(pg_dsn)) == {str(SIMS[0]): 1, str(SIMS[1]): 0}
