@@ -1,5 +1,6 @@
 """The HTTP API: subscriber lookups, the client-credentials token endpoint, the OpenAPI
-description, audit verification; every error as ``application/problem+json``.
+description, audit verification, and the analysts' endpoints (``detector.api.analyst``); every
+error as ``application/problem+json``.
 
 Logs carry request ids, client ids, method, route template, status and latency only: never a
 number, a case reference or a body.
@@ -208,7 +209,7 @@ def _validate_lookup(body: Any) -> dict[str, str]:
 def _text_of(body: Any, key: str) -> str:
     """A request field as recorded in the audit even when the request is refused."""
     if isinstance(body, dict) and isinstance(body.get(key), str):
-        return body[key][:200]
+        return body[key][:200].replace("\x00", "\ufffd")     # the store refuses NUL
     return ""
 
 
@@ -373,6 +374,10 @@ def make_app(pool: asyncpg.Pool, config: ApiConfig,
     app.router.add_get("/v1/health", get_health)
     app.router.add_get("/openapi.yaml", get_openapi_yaml)
     app.router.add_get("/openapi.json", get_openapi_json)
+    # the analysts' endpoints import this module, so they are mounted here, not imported above
+    from detector.api import analyst
+
+    analyst.add_routes(app)
     for table in routes:
         app.add_routes(table)
     return app

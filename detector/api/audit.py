@@ -76,17 +76,24 @@ class AuditWriter:
         self._lock = asyncio.Lock()
         self._head: tuple[int, str] | None = None
 
-    async def append(self, entry: AuditEntry, attempts: int = 20) -> tuple[int, str]:
-        """Append ``entry``; returns its (seq, hash)."""
+    async def append(self, entry: AuditEntry, attempts: int = 20,
+                     conn: asyncpg.Connection | None = None) -> tuple[int, str]:
+        """Append ``entry``; returns its (seq, hash). With ``conn`` (inside the caller's
+        transaction) the row commits or rolls back with what the caller changed; the head
+        stays locked until then. Call :meth:`forget` when such a transaction rolls back."""
         async with self._lock:
             for _ in range(attempts):
                 if self._head is None:
-                    r = await self.pool.fetchrow("SELECT seq, hash FROM audit_head WHERE one")
+                    r = await (conn or self.pool).fetchrow("SELECT seq, hash FROM audit_head WHERE one")
                     self._head = (r["seq"], r["hash"])
                 row = _row(entry, *self._head)
                 h = row_hash(row)
                 try:
-                    await self.pool.execute(_INSERT, *_args(row), h)
+                    if conn is None:
+                        await self.pool.execute(_INSERT, *_args(row), h)
+                    else:
+                        async with conn.transaction():      # a savepoint: a lost race is retried
+                            await conn.execute(_INSERT, *_args(row), h)
                 except asyncpg.IntegrityConstraintViolationError:
                     self._head = None        # another process appended: re-chain on its head
                     continue
@@ -97,6 +104,10 @@ class AuditWriter:
                 return self._head
         raise asyncpg.IntegrityConstraintViolationError(
             f"audit append lost the race {attempts} times")
+
+    def forget(self) -> None:
+        """Re-read the head at the next append (a transaction holding an append rolled back)."""
+        self._head = None
 
 
 def _row(entry: AuditEntry, head_seq: int, head_hash: str) -> dict[str, Any]:

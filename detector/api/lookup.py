@@ -102,6 +102,21 @@ def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
     return devices, cells
 
 
+def flag_doc(f: Any) -> dict[str, Any]:
+    """A ``flags`` row as answered (kind, score, time, status, rig, reasons; no ID hash)."""
+    return {"kind": f["kind"], "score": round(float(f["score"]), 4),
+            "flagged_at": iso(f["flagged_at"]), "status": f["status"],
+            "rig_id": f["rig_id"] or None, "reasons": json.loads(f["reasons"])}
+
+
+def rig_doc(r: Any) -> dict[str, Any]:
+    """A ``rigs`` row as answered: members (IMSIs), devices (IMEIs), cells, window, evidence."""
+    return {"id": r["id"], "sims": r["sims"], "members": json.loads(r["members"]),
+            "devices": [imei_text(d) for d in json.loads(r["devices"])],
+            "cells": json.loads(r["cells"]), "first_at": iso(r["first_at"]),
+            "last_at": iso(r["last_at"]), "evidence": r["evidence"]}
+
+
 async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
     """Everything the store holds on the SIMs behind ``number`` (normalised digits)."""
     if number_type == "imsi":
@@ -157,18 +172,9 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
         sub["devices"] = devices
         sub["cells"] = [{"cell_id": cell_names.get(c, str(c)), "hour": iso(h * 3600)}
                         for h, c in cells]
-        sub["flags"] = [{"kind": f["kind"], "score": round(float(f["score"]), 4),
-                         "flagged_at": iso(f["flagged_at"]), "status": f["status"],
-                         "rig_id": f["rig_id"] or None, "reasons": json.loads(f["reasons"])}
-                        for f in fl]
+        sub["flags"] = [flag_doc(f) for f in fl]
         rig_id = next((f["rig_id"] for f in fl if f["rig_id"] in rigs), None)
-        sub["rig"] = None
-        if rig_id:
-            r = rigs[rig_id]
-            sub["rig"] = {"id": r["id"], "sims": r["sims"], "members": json.loads(r["members"]),
-                          "devices": [imei_text(d) for d in json.loads(r["devices"])],
-                          "cells": json.loads(r["cells"]), "first_at": iso(r["first_at"]),
-                          "last_at": iso(r["last_at"]), "evidence": r["evidence"]}
+        sub["rig"] = rig_doc(rigs[rig_id]) if rig_id else None
         snap = snaps.get(imsi)
         sub["evidence"] = None if snap is None else {
             "event_time": iso(snap["event_time"]), "purpose": snap["purpose"],

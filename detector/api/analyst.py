@@ -1,0 +1,406 @@
+"""The analysts' endpoints (issue 6 part 3): open flags, rigs, a SIM's timeline, verdicts on
+flags, allow-list entries and the verification outbox.
+
+Analysts and admins only (police and regulators: 403; requeueing dead letters: admin only).
+Every request, answered or refused, is appended to the audit log like a lookup: who (client,
+identity, role), when, the action and its parameters, the status and outcome, the field paths
+answered and the SHA-256 of the body sent. A request runs in one transaction with its audit
+row: an action (a verdict, an allow-list entry, a requeue) is only committed together with
+the row that records it, and when the row cannot be appended nothing is changed or answered
+(``503 audit_unavailable``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from detector import feedback, ids
+from detector.api import audit, lookup
+from detector.api.app import (
+    _TEXT,
+    AUDIT,
+    POOL,
+    PROBLEM,
+    REQUEST_ID,
+    WHO,
+    Refusal,
+    _json_body,
+    _remote,
+    authenticate,
+    log,
+    problem_body,
+)
+from detector.api.auth import Identity
+from detector.verify import outbox
+
+ANALYSTS = frozenset({"analyst", "admin"})
+ADMINS = frozenset({"admin"})
+FLAG_STATUSES = ("open", "confirmed", "dismissed", "any")
+MAX_LIMIT = 1000
+MAX_NOTE = 1000
+_NOTE = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]*")   # printable, newlines and tabs allowed
+
+Handler = Callable[[web.Request, Identity, dict, asyncpg.Connection], Awaitable[Any]]
+
+
+def actor_of(who: Identity) -> str:
+    """How an API user is named in ``feedback``, ``allowlist`` and ``flag_history``."""
+    return f"{who.identity} ({who.client_id})"
+
+
+class _OnConnection:
+    """A connection passed where a pool is expected (``feedback.judge``, ``outbox``): their
+    statements join the request's transaction (their own transactions become savepoints)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    def acquire(self) -> _OnConnection:
+        return self
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``handler`` behind authentication, the role check and the audit.
+
+    ``handler(request, who, query, conn)`` records the request's parameters in ``query`` (as
+    soon as they are known, so refusals keep them) and returns the answer's JSON document; it
+    runs inside a transaction on ``conn`` that also holds the audit row."""
+
+    async def serve(request: web.Request) -> web.Response:
+        app = request.app
+        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": action,
+                                 "remote": _remote(request)}
+        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
+        try:
+            try:
+                who = await authenticate(request)
+            finally:
+                w = request.get(WHO)
+                if w is not None:
+                    entry.update(client_id=w.client_id, identity=w.identity, role=w.role, auth=w.auth)
+            if who.role not in roles:
+                raise Refusal(403, "role_forbidden",
+                              f"the role {who.role!r} may not use {request.method} {request.path}")
+            try:
+                async with app[POOL].acquire() as conn, conn.transaction():
+                    answer = await handler(request, who, query, conn)
+                    raw = json.dumps(answer, ensure_ascii=False).encode()
+                    entry.update(query=_scrub(query), status=200,
+                                 outcome="applied" if request.method == "POST" else "answered",
+                                 reason="", fields=tuple(lookup.field_paths(answer)),
+                                 answer_sha256=audit.digest(raw))
+                    try:
+                        await app[AUDIT].append(audit.AuditEntry(**entry), conn=conn)
+                    except (OSError, asyncpg.PostgresError) as e:
+                        raise _AuditFailed() from e
+            except _AuditFailed:
+                app[AUDIT].forget()
+                log.exception("audit append failed; request not served",
+                              extra={"request_id": request[REQUEST_ID]})
+                raise Refusal(503, "audit_unavailable",
+                              "the request could not be audited, so it is not served "
+                              "(nothing was changed)") from None
+            except BaseException:
+                app[AUDIT].forget()       # an append of the rolled-back transaction is gone
+                raise
+            return web.Response(body=raw, content_type="application/json",
+                                headers={"Cache-Control": "no-store"})
+        except Refusal as r:
+            if r.reason == "audit_unavailable":
+                raise
+            raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
+            entry.update(query=_scrub(query), status=r.status,
+                         outcome="not_found" if r.status == 404 else "refused",
+                         reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
+            await _append_quietly(app, entry)
+            return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
+        except web.HTTPException:
+            raise
+        except Exception:
+            entry.update(query=_scrub(query), status=500, outcome="error", reason="internal_error",
+                         fields=(), answer_sha256="")
+            await _append_quietly(app, entry)
+            raise
+
+    serve.__name__ = f"serve_{action.replace('.', '_')}"
+    return serve
+
+
+def _scrub(obj: Any) -> Any:
+    """``obj`` with NUL characters replaced (PostgreSQL text and jsonb refuse them), so that
+    whatever was sent can be audited."""
+    if isinstance(obj, str):
+        return obj.replace("\x00", "\ufffd")
+    if isinstance(obj, dict):
+        return {_scrub(k): _scrub(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+class _AuditFailed(Exception):
+    pass
+
+
+async def _append_quietly(app: web.Application, entry: dict) -> None:
+    try:
+        await app[AUDIT].append(audit.AuditEntry(**entry))
+    except (OSError, asyncpg.PostgresError):
+        log.exception("audit append failed for a refusal",
+                      extra={"request_id": entry["request_id"]})
+
+
+# ---- input --------------------------------------------------------------------------------
+
+def _params(request: web.Request, known: tuple[str, ...], query: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key not in known:
+            raise Refusal(400, "unknown_field", f"unknown query parameter {key[:64]!r}",
+                          field=key[:64])
+        if key in out:
+            raise Refusal(400, "invalid_value", f"{key} is given twice", field=key)
+        out[key] = value
+    query["params"] = {k: v[:64] for k, v in out.items()}
+    return out
+
+
+def _int_param(params: dict[str, str], name: str, default: int) -> int:
+    text = params.get(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise Refusal(400, "invalid_value", f"{name} must be an integer 1..{MAX_LIMIT}", field=name)
+    return int(text)
+
+
+def _imsi(text: str) -> str:
+    try:
+        return ids.parse_imsi(text[:64]).digits
+    except ids.InvalidIdentifier as e:
+        raise Refusal(400, "invalid_number", f"imsi: {e.why}", field="imsi") from None
+
+
+async def _object(request: web.Request, fields: dict[str, type], required: tuple[str, ...],
+                  empty_ok: bool = False) -> dict[str, Any]:
+    """The JSON object of the body: known fields of the right types, required ones present."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise Refusal(400, "invalid_body", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise Refusal(400, "unknown_field", f"unknown field {unknown[0][:64]!r}", field=unknown[0][:64])
+    for name in required:
+        value = body.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise Refusal(400, f"missing_{name}", f"{name} is required", field=name)
+    for name, kind in fields.items():
+        if name in body and not isinstance(body[name], kind):
+            raise Refusal(400, "invalid_type", f"{name} must be {_KIND_NAMES[kind]}", field=name)
+    return body
+
+
+_KIND_NAMES = {str: "a string", list: "an array"}
+
+
+# ---- flags, rigs, timeline -----------------------------------------------------------------
+
+async def list_flags(request: web.Request, who: Identity, query: dict,
+                     conn: asyncpg.Connection) -> dict:
+    params = _params(request, ("status", "limit"), query)
+    status = params.get("status", "open")
+    if status not in FLAG_STATUSES:
+        raise Refusal(400, "invalid_value", f"status must be one of {', '.join(FLAG_STATUSES)}",
+                      field="status")
+    limit = _int_param(params, "limit", 100)
+    rows = await conn.fetch(
+        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+        "WHERE $1 = 'any' OR status = $1 ORDER BY flagged_at DESC, id DESC LIMIT $2",
+        status, limit + 1)
+    return {"status": status, "truncated": len(rows) > limit,
+            "flags": [{"imsi": str(r["imsi"]), "msisdn": str(r["msisdn"]) if r["msisdn"] else None,
+                       **lookup.flag_doc(r)} for r in rows[:limit]]}
+
+
+async def list_rigs(request: web.Request, who: Identity, query: dict,
+                    conn: asyncpg.Connection) -> dict:
+    limit = _int_param(_params(request, ("limit",), query), "limit", 100)
+    rows = await conn.fetch(
+        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
+        "ORDER BY last_at DESC, id LIMIT $1", limit + 1)
+    return {"truncated": len(rows) > limit, "rigs": [lookup.rig_doc(r) for r in rows[:limit]]}
+
+
+async def get_rig(request: web.Request, who: Identity, query: dict,
+                  conn: asyncpg.Connection) -> dict:
+    _params(request, (), query)
+    rig_id = request.match_info["id"][:128]
+    query["rig_id"] = rig_id
+    if not _TEXT.fullmatch(rig_id):
+        raise Refusal(404, "no_rig", "the store holds no rig with this id")
+    r = await conn.fetchrow(
+        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
+        "WHERE id = $1", rig_id)
+    if r is None:
+        raise Refusal(404, "no_rig", "the store holds no rig with this id")
+    flags = await conn.fetch(
+        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+        "WHERE rig_id = $1 ORDER BY imsi, flagged_at, kind", rig_id)
+    return {"rig": lookup.rig_doc(r),
+            "flags": [{"imsi": str(f["imsi"]), "msisdn": str(f["msisdn"]) if f["msisdn"] else None,
+                       **lookup.flag_doc(f)} for f in flags]}
+
+
+async def sim_timeline(request: web.Request, who: Identity, query: dict,
+                       conn: asyncpg.Connection) -> dict:
+    _params(request, (), query)
+    query["imsi"] = request.match_info["imsi"][:64]
+    imsi = _imsi(request.match_info["imsi"])
+    query["imsi"] = imsi
+    n = int(imsi)
+    events: list[tuple[Any, int, int, dict]] = []   # (time, source order, id, event)
+    for r in await conn.fetch(
+            "SELECT h.id, h.event, h.score, h.event_time, h.actor, h.detail, f.kind "
+            "FROM flag_history h JOIN flags f ON f.id = h.flag_id WHERE f.imsi = $1", n):
+        events.append((r["event_time"], 0, r["id"], {
+            "at": lookup.iso(r["event_time"]), "source": "flag_history", "event": r["event"],
+            "flag_kind": r["kind"],
+            "score": round(float(r["score"]), 4) if r["score"] is not None else None,
+            "actor": r["actor"], "detail": json.loads(r["detail"])}))
+    for r in await conn.fetch(
+            "SELECT id, verdict, actor, note, recorded_at FROM feedback WHERE imsi = $1", n):
+        events.append((r["recorded_at"], 1, r["id"], {
+            "at": lookup.iso(r["recorded_at"]), "source": "feedback", "event": r["verdict"],
+            "actor": r["actor"], "note": r["note"]}))
+    requests = await conn.fetch(
+        "SELECT o.id, o.request_id, o.action, o.status, o.created_at, o.delivered_at "
+        "FROM verification_outbox o WHERE o.line_imsi = $1 "
+        "OR o.flag_id IN (SELECT id FROM flags WHERE imsi = $1) "
+        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', $1::text))", n)
+    for r in requests:
+        events.append((r["created_at"], 2, r["id"], {
+            "at": lookup.iso(r["created_at"]), "source": "verification",
+            "event": "verification_requested", "request_id": str(r["request_id"]),
+            "action": r["action"], "status": r["status"],
+            "delivered_at": lookup.iso(r["delivered_at"])}))
+    if requests:
+        for r in await conn.fetch(
+                "SELECT v.id, v.request_id, v.outcome, v.outcome_at, v.detail, o.action "
+                "FROM verification_outcomes v JOIN verification_outbox o USING (request_id) "
+                "WHERE v.request_id = ANY($1::uuid[])", [r["request_id"] for r in requests]):
+            events.append((r["outcome_at"], 3, r["id"], {
+                "at": lookup.iso(r["outcome_at"]), "source": "verification",
+                "event": f"verification_{r['outcome']}", "request_id": str(r["request_id"]),
+                "action": r["action"], "outcome": r["outcome"], "detail": json.loads(r["detail"])}))
+    if not events:
+        raise Refusal(404, "no_flag", "the store holds no flag, feedback or verification for this SIM")
+    events.sort(key=lambda e: e[:3])
+    flags = await conn.fetch(
+        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+        "WHERE imsi = $1 ORDER BY flagged_at, kind", n)
+    return {"imsi": imsi, "flags": [lookup.flag_doc(f) for f in flags],
+            "events": [e[3] for e in events]}
+
+
+# ---- actions ------------------------------------------------------------------------------
+
+async def post_verdict(request: web.Request, who: Identity, query: dict,
+                       conn: asyncpg.Connection) -> dict:
+    query["imsi"] = request.match_info["imsi"][:64]
+    imsi = _imsi(request.match_info["imsi"])
+    query["imsi"] = imsi
+    body = await _object(request, {"verdict": str, "note": str}, ("verdict",))
+    query.update(verdict=body["verdict"][:32], note=body.get("note", "")[:200])
+    if body["verdict"] not in ("confirm", "dismiss"):
+        raise Refusal(400, "invalid_value", "verdict must be confirm or dismiss", field="verdict")
+    note = body.get("note", "")
+    if len(note) > MAX_NOTE or not _NOTE.fullmatch(note):
+        raise Refusal(400, "invalid_value",
+                      f"note must be at most {MAX_NOTE} printable characters", field="note")
+    try:
+        n = await feedback.judge(_OnConnection(conn), imsi, body["verdict"], actor_of(who), note)
+    except feedback.FeedbackError:
+        raise Refusal(404, "no_flag", "the store holds no flag for this SIM") from None
+    status = {"confirm": "confirmed", "dismiss": "dismissed"}[body["verdict"]]
+    return {"imsi": imsi, "verdict": body["verdict"], "status": status, "flags": n,
+            "actor": actor_of(who)}
+
+
+async def post_allowlist(request: web.Request, who: Identity, query: dict,
+                         conn: asyncpg.Connection) -> dict:
+    body = await _object(request, {"kind": str, "value": str, "reason": str},
+                         ("kind", "value", "reason"))
+    query.update(kind=body["kind"][:32], value=body["value"][:128], reason=body["reason"][:200])
+    if body["kind"] not in feedback.ALLOW_KINDS:
+        raise Refusal(400, "invalid_value",
+                      f"kind must be one of {', '.join(feedback.ALLOW_KINDS)}", field="kind")
+    reason = body["reason"].strip()
+    if not _TEXT.fullmatch(reason):
+        raise Refusal(400, "invalid_value", "reason must be 1-200 printable characters",
+                      field="reason")
+    try:
+        value = feedback.normalise(body["kind"], body["value"][:200])
+    except feedback.FeedbackError as e:
+        raise Refusal(400, "invalid_value", f"value: {e}", field="value") from None
+    query["value"] = value
+    await feedback.allow(_OnConnection(conn), body["kind"], value, reason, actor_of(who))
+    return {"kind": body["kind"], "value": value, "reason": reason, "actor": actor_of(who)}
+
+
+# ---- the verification outbox ---------------------------------------------------------------
+
+async def get_outbox(request: web.Request, who: Identity, query: dict,
+                     conn: asyncpg.Connection) -> dict:
+    dead_limit = _int_param(_params(request, ("dead_limit",), query), "dead_limit", 20)
+    return await outbox.outbox_summary(_OnConnection(conn), dead_limit)
+
+
+async def post_requeue(request: web.Request, who: Identity, query: dict,
+                       conn: asyncpg.Connection) -> dict:
+    body = await _object(request, {"request_ids": list}, (), empty_ok=True)
+    given = body.get("request_ids")
+    request_ids = None
+    if given is not None:
+        if len(given) > MAX_LIMIT:
+            raise Refusal(400, "invalid_value", f"at most {MAX_LIMIT} request_ids",
+                          field="request_ids")
+        try:
+            request_ids = [str(uuid.UUID(x)) for x in given if isinstance(x, str)]
+        except ValueError:
+            request_ids = None
+        if request_ids is None or len(request_ids) != len(given):
+            raise Refusal(400, "invalid_value", "request_ids must be UUID strings",
+                          field="request_ids")
+    query["request_ids"] = request_ids if request_ids is not None else "all"
+    n = await outbox.requeue_dead(_OnConnection(conn), request_ids)
+    return {"requeued": n}
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/flags", audited("flags.list", ANALYSTS, list_flags))
+    r.add_post("/v1/flags/{imsi}/verdict", audited("flags.verdict", ANALYSTS, post_verdict))
+    r.add_get("/v1/rigs", audited("rigs.list", ANALYSTS, list_rigs))
+    r.add_get("/v1/rigs/{id}", audited("rigs.get", ANALYSTS, get_rig))
+    r.add_get("/v1/sims/{imsi}/timeline", audited("sims.timeline", ANALYSTS, sim_timeline))
+    r.add_post("/v1/allowlist", audited("allowlist.add", ANALYSTS, post_allowlist))
+    r.add_get("/v1/outbox", audited("outbox.summary", ANALYSTS, get_outbox))
+    r.add_post("/v1/outbox/requeue", audited("outbox.requeue", ADMINS, post_requeue))
