@@ -230,6 +230,27 @@ def cmd_api(args: argparse.Namespace) -> int:
     return _run_async(go())
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    import json
+
+    from detector import config as config_mod
+    from detector.store.db import session
+    from detector.verify import outbox_summary, requeue_dead
+
+    cfg = config_mod.load(args.config)
+
+    async def go() -> int:
+        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+            if args.action == "requeue":
+                n = await requeue_dead(pool, args.request_id or None)
+                print(f"{n} dead letter(s) queued again")
+            else:
+                print(json.dumps(await outbox_summary(pool), default=str, indent=1))
+        return 0
+
+    return _run_async(go())
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from detector import config as config_mod
     from detector.api import verify_audit
@@ -329,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("api", help="serve the lookup API alone, against the daemon's store")
     a.add_argument("--config", type=Path, required=True)
     a.set_defaults(func=cmd_api)
+
+    ob = sub.add_parser("outbox", help="the verification outbox: summary and dead letters")
+    ob.add_argument("action", choices=("show", "requeue"))
+    ob.add_argument("--config", type=Path, required=True)
+    ob.add_argument("--request-id", action="append", help="requeue only these (repeatable)")
+    ob.set_defaults(func=cmd_outbox)
 
     au = sub.add_parser("audit", help="check the hash-chained audit log of lookups")
     au.add_argument("action", choices=("verify",))

@@ -117,3 +117,12 @@ async def _verdicts(dsn: str) -> dict:
 
 def test_the_latest_verdict_of_each_sim_is_its_label(pg_dsn):
     assert asyncio.run(_verdicts(pg_dsn)) == {str(SIMS[0]): 1, str(SIMS[1]): 0}
+
+
+def test_outbox_command_shows_and_requeues(tmp_path, pg_dsn, capsys):
+    asyncio.run(_seed_flag(pg_dsn))  # migrates the store
+    c = cfg(tmp_path, pg_dsn)
+    assert main(["outbox", "show", "--config", c]) == 0
+    assert '"pending": 0' in capsys.readouterr().out
+    assert main(["outbox", "requeue", "--config", c]) == 0
+    assert "0 dead letter(s) queued again" in capsys.readouterr().out
