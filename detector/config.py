@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from detector.rigs import RigPolicy
 from detector.scoring import Policy
 from detector.api.config import ApiConfig
+from detector.ops import OpsConfig
 from detector.verify.config import SenderConfig
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
@@ -79,6 +80,7 @@ class Config:
     probes: tuple[ProbeConfig, ...] = field(default_factory=tuple)
     verification: SenderConfig | None = None    # [verification]: line-verification requests
     api: ApiConfig | None = None                 # [api]: subscriber lookups, status callbacks
+    ops: OpsConfig | None = None                 # [ops]: /livez, /readyz, /metrics
 
     def path(self, value: str | Path) -> Path:
         """A path from the config: relative ones are relative to the state directory."""
@@ -158,7 +160,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
 
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
-    top = {"daemon", "store", "features", "detector", "probes", "verification", "api"}
+    top = {"daemon", "store", "features", "detector", "probes", "verification", "api", "ops"}
     for key in data:
         if key not in top:
             raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
@@ -211,7 +213,8 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
     return Config(source=source, daemon=daemon, store=store, features=feats,
                   detector=DetectorConfig(**det), probes=tuple(probes),
                   verification=_optional(data, "verification", SenderConfig, source),
-                  api=_optional(data, "api", ApiConfig, source))
+                  api=_optional(data, "api", ApiConfig, source),
+                  ops=_optional(data, "ops", OpsConfig, source))
 
 
 def _optional(data: dict, key: str, cls, source: str):

@@ -47,6 +47,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self._api = None   # the API's runner, when [api] is configured
+        self._ops = None   # the operations listener, when [ops] is configured
+        self._probe_tasks: list[asyncio.Task] = []
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
@@ -72,6 +74,9 @@ class Daemon:
         await self._restore()
         await self._catch_up_stream()
         self._api = await serve_api(self.pool, self.config)
+        if self.config.ops is not None and self.config.ops.enabled:
+            from detector.ops import start_ops
+            self._ops = await start_ops(self, self.config.ops)
 
     async def _restore(self) -> None:
         self._new_engine()
@@ -80,7 +85,15 @@ class Daemon:
         log.info("checkpoint restored", extra={"sims": restored.sims, "imeis": restored.imeis,
                                                "flags": restored.flags})
 
+    def probes_running(self) -> bool:
+        """No probe has died (a finished file list is not a failure)."""
+        return not any(t.done() and not t.cancelled() and t.exception() is not None
+                       for t in self._probe_tasks)
+
     async def close(self) -> None:
+        if self._ops is not None:
+            await self._ops.cleanup()
+            self._ops = None
         if self._api is not None:
             await self._api.cleanup()
             self._api = None
@@ -111,6 +124,7 @@ class Daemon:
                        for p in self.probes]
         for t in probe_tasks:
             t.add_done_callback(_log_probe_end)
+        self._probe_tasks = probe_tasks
         helpers = []
         if self.config.verification is not None:
             from detector import verify  # aiohttp loads only when requests are configured

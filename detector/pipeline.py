@@ -9,6 +9,7 @@ came from a file replayed in one go or from a drop directory over a day.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ class Pipeline:
         self.rigs = rigs
         self.allow = allow if allow is not None else AllowList()
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
+        self.stats = {"ticks": 0, "seconds": 0.0}   # scoring work, for /metrics
         self.next_tick = 0                     # event time of the next scoring tick
 
     def register(self, batch: RegistrationBatch) -> None:
@@ -84,6 +86,14 @@ class Pipeline:
         return self.score_dirty()
 
     def score_dirty(self) -> list[Flag]:
+        started = time.perf_counter()
+        try:
+            return self._score_dirty()
+        finally:
+            self.stats["ticks"] += 1
+            self.stats["seconds"] += time.perf_counter() - started
+
+    def _score_dirty(self) -> list[Flag]:
         sims = self.engine.take_dirty()
         if not len(sims) or self.scorer is None:
             return []

@@ -343,3 +343,28 @@ tokens_file = {json.dumps(str(creds))}
     assert refused.status == 400 and refused.content_type == "application/problem+json"
     assert await asyncio.to_thread(main, ["audit", "verify", "--config", str(cfg)]) == 0
     assert "2" in capsys.readouterr().out     # both requests are in the chain
+
+
+async def test_health_and_metrics_carry_no_subscriber_data(tmp_path, pg_dsn, small_world, small_model):
+    import aiohttp
+
+    files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
+    cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files)
+    cfg.write_text(cfg.read_text() + '\n[ops]\nhost = "127.0.0.1"\nport = 0\n')
+    daemon = Daemon(config_mod.load(cfg))
+    try:
+        await daemon.open()
+        await daemon.run(until_done=True)
+        host, port = daemon._ops.addresses[0][:2]
+        async with aiohttp.ClientSession() as http:
+            live = await http.get(f"http://{host}:{port}/livez")
+            ready = await http.get(f"http://{host}:{port}/readyz")
+            metrics = await (await http.get(f"http://{host}:{port}/metrics")).text()
+        flagged = [str(f[0]) for f in (await snapshot(pg_dsn))["flags"]]
+    finally:
+        await daemon.close()
+    assert live.status == 200 and ready.status == 200
+    assert f'goipwatch_records_total{{probe="cdr"}} {cdr_rows(small_world)}' in metrics
+    assert 'goipwatch_flags{kind="sim_anomaly"}' in metrics
+    assert "goipwatch_feature_state_bytes" in metrics and "goipwatch_scoring_ticks_total" in metrics
+    assert not any(imsi in metrics for imsi in flagged)

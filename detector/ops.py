@@ -1,0 +1,122 @@
+"""Operations endpoints of the daemon: ``/livez``, ``/readyz`` and Prometheus ``/metrics``.
+
+Served on their own listener (``[ops]``, loopback by default) without authentication, so that
+systemd, a load balancer or Prometheus can reach them without police credentials; they carry
+no subscriber data: labels are probe names, flag kinds and outbox states only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from detector.daemon import Daemon
+
+
+@dataclass(frozen=True, slots=True)
+class OpsConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+    @classmethod
+    def from_toml(cls, table: dict, where: str = "ops") -> OpsConfig:
+        if not isinstance(table, dict):
+            raise ValueError(f"{where}: must be a table")
+        known = {f.name: f for f in fields(cls)}
+        for key, value in table.items():
+            if key not in known:
+                raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(known)})")
+            if not isinstance(value, type(known[key].default)) or isinstance(value, bool) != \
+                    isinstance(known[key].default, bool):
+                raise ValueError(f"{where}.{key}: expected {type(known[key].default).__name__}")
+        out = cls(**table)
+        if not 0 <= out.port <= 65535:
+            raise ValueError(f"{where}.port: must be 0 to 65535")
+        return out
+
+
+def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
+    if labels:
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return f"{name}{{{inner}}} {value}"
+    return f"{name} {value}"
+
+
+async def metrics_text(daemon: Daemon) -> str:
+    """The Prometheus exposition of the daemon's state (committed counters from the store)."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(_line(name, v, labels) for labels, v in samples)
+
+    pool = daemon.pool
+    counters = json.loads(await pool.fetchval(
+        "SELECT value FROM engine_state WHERE key = 'counters'") or "{}")
+    for key, name, help_ in (("records", "records_total", "records applied"),
+                             ("rejected", "records_quarantined_total", "rows quarantined"),
+                             ("files", "files_total", "files taken in"),
+                             ("files_rejected", "files_rejected_total", "files rejected whole")):
+        metric(f"goipwatch_{name}", "counter", f"{help_}, per probe",
+               [({"probe": p}, c.get(key, 0)) for p, c in sorted(counters.items())])
+    flags = await pool.fetch("SELECT kind, count(*) n FROM flags GROUP BY kind ORDER BY kind")
+    metric("goipwatch_flags", "gauge", "flagged SIMs, per kind",
+           [({"kind": r["kind"]}, r["n"]) for r in flags])
+    size = daemon.engine.state_bytes()
+    metric("goipwatch_feature_sims", "gauge", "SIMs in the feature state", [({}, size["sims"])])
+    metric("goipwatch_feature_state_bytes", "gauge", "bytes of feature state", [({}, size["bytes"])])
+    lag = time.time() - daemon.engine.watermark if daemon.engine.watermark else 0
+    metric("goipwatch_event_time_lag_seconds", "gauge",
+           "wall clock minus the newest event time taken in", [({}, round(lag, 3))])
+    stats = daemon.pipe.stats
+    metric("goipwatch_scoring_seconds_total", "counter", "time spent scoring ticks",
+           [({}, round(stats["seconds"], 6))])
+    metric("goipwatch_scoring_ticks_total", "counter", "scoring ticks", [({}, stats["ticks"])])
+    outbox = await pool.fetch("SELECT status, count(*) n, "
+                              "extract(epoch FROM now() - min(created_at)) age "
+                              "FROM verification_outbox GROUP BY status")
+    metric("goipwatch_outbox_requests", "gauge", "verification requests, per status",
+           [({"status": r["status"]}, r["n"]) for r in outbox])
+    pending_age = max((float(r["age"] or 0) for r in outbox if r["status"] == "pending"), default=0)
+    metric("goipwatch_outbox_oldest_pending_seconds", "gauge",
+           "age of the oldest undelivered request", [({}, round(pending_age, 3))])
+    return "\n".join(out) + "\n"
+
+
+def make_ops_app(daemon: Daemon) -> web.Application:
+    async def livez(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})   # answering at all: the loop runs
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks = {"store": False, "probes": daemon.probes_running()}
+        try:
+            checks["store"] = await daemon.pool.fetchval("SELECT 1") == 1
+        except Exception:  # a store that does not answer is what readiness reports
+            checks["store"] = False
+        ready = all(checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=await metrics_text(daemon),
+                            content_type="text/plain", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_ops(daemon: Daemon, config: OpsConfig) -> web.AppRunner:
+    runner = web.AppRunner(make_ops_app(daemon), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    return runner
