@@ -73,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.confirmed_from_store:
         if not args.config:
             raise config_mod.ConfigError("--confirmed-from-store reads the store of --config")
-        labels = _run_async(_store_verdicts(cfg))
+        from detector.feedback import verdicts
+        labels = _on_store(cfg, verdicts)
     if labels is not None:
         trained = batch.add_reranker(loaded, trained, labels, cfg, args.seed)
     path, manifest = model_mod.save(trained, args.out)
@@ -84,12 +85,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _store_verdicts(cfg) -> dict[str, int]:
-    from detector.feedback import verdicts
+def _on_store(cfg, work):
+    """``await work(pool)`` on the configured store (the embedded one is stopped after)."""
     from detector.store.db import session
 
-    async with session(cfg.store, cfg.daemon.state_dir) as pool:
-        return await verdicts(pool)
+    async def go():
+        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+            return await work(pool)
+
+    return _run_async(go())
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -156,25 +160,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from detector import config as config_mod, feedback
-    from detector.store.db import session
 
-    cfg = config_mod.load(args.config)
-
-    async def go() -> int:
-        async with session(cfg.store, cfg.daemon.state_dir) as pool:
-            if args.verdict == "allow":
-                kind, value = next((k, v) for k, v in (("imsi", args.imsi), ("id_hash", args.id_hash),
-                                                        ("cell", args.cell)) if v)
-                await feedback.allow(pool, kind, value, args.reason or "", args.by)
-                print(f"allow-listed {kind} {value}: not flagged again")
-            else:
-                if not args.imsi:
-                    raise feedback.FeedbackError("confirm and dismiss take --imsi")
-                n = await feedback.judge(pool, args.imsi, args.verdict, args.by, args.note or "")
-                print(f"{args.verdict}: {n} flag(s) of {args.imsi} by {args.by}")
+    async def work(pool) -> int:
+        if args.verdict == "allow":
+            kind, value = next((k, v) for k, v in (("imsi", args.imsi), ("id_hash", args.id_hash),
+                                                    ("cell", args.cell)) if v)
+            await feedback.allow(pool, kind, value, args.reason or "", args.by)
+            print(f"allow-listed {kind} {value}: not flagged again")
+        else:
+            if not args.imsi:
+                raise feedback.FeedbackError("confirm and dismiss take --imsi")
+            n = await feedback.judge(pool, args.imsi, args.verdict, args.by, args.note or "")
+            print(f"{args.verdict}: {n} flag(s) of {args.imsi} by {args.by}")
         return 0
 
-    return _run_async(go())
+    return _on_store(config_mod.load(args.config), work)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -234,37 +234,25 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     import json
 
     from detector import config as config_mod
-    from detector.store.db import session
     from detector.verify import outbox_summary, requeue_dead
 
-    cfg = config_mod.load(args.config)
-
-    async def go() -> int:
-        async with session(cfg.store, cfg.daemon.state_dir) as pool:
-            if args.action == "requeue":
-                n = await requeue_dead(pool, args.request_id or None)
-                print(f"{n} dead letter(s) queued again")
-            else:
-                print(json.dumps(await outbox_summary(pool), default=str, indent=1))
+    async def work(pool) -> int:
+        if args.action == "requeue":
+            print(f"{await requeue_dead(pool, args.request_id or None)} dead letter(s) queued again")
+        else:
+            print(json.dumps(await outbox_summary(pool), default=str, indent=1))
         return 0
 
-    return _run_async(go())
+    return _on_store(config_mod.load(args.config), work)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from detector import config as config_mod
     from detector.api import verify_audit
-    from detector.store.db import session
 
-    cfg = config_mod.load(args.config)
-
-    async def go() -> int:
-        async with session(cfg.store, cfg.daemon.state_dir) as pool:
-            report = await verify_audit(pool)
-        print(report.summary())
-        return 0 if report.ok else 1
-
-    return _run_async(go())
+    report = _on_store(config_mod.load(args.config), verify_audit)
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

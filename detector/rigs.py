@@ -82,6 +82,7 @@ class RigBook:
         self.policy = policy
         self._parent: dict[str, str] = {}
         self._founded: dict[str, int] = {}           # root -> time of its first flag
+        self._size: dict[str, int] = {}              # root -> flagged SIMs in its rig
         self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
         self._bulk_of: dict[int, tuple[int, ...]] = {}  # imsi -> imsis of its bulk registration
         self._bulk_text: dict[int, str] = {}
@@ -235,12 +236,14 @@ class RigBook:
         if (self._founded[rb], rb) < (self._founded[ra], ra):  # the older rig keeps its id
             ra, rb = rb, ra
         self._parent[rb] = ra
+        self._size[ra] += self._size.pop(rb)
 
     def _link(self, f: Flag) -> None:
         if f.imsi in self._parent:
             return
         self._parent[f.imsi] = f.imsi
         self._founded[f.imsi] = f.flagged_at
+        self._size[f.imsi] = 1
         for other in self._partners(f.imsi):
             if other in self._parent:
                 self._union(f.imsi, other)
@@ -291,22 +294,27 @@ class RigBook:
         for c, m in saved.items():
             self._machines[int(c)].update(m)
 
-    def restore(self, members: dict[str, list[tuple[str, int]]]) -> None:
-        """Rebuild the grouping from stored rigs: rig id -> [(imsi, first flag time)]."""
-        for rig_id, sims in members.items():
-            roots = [imsi for imsi, _ in sims if rig_id_for(imsi) == rig_id]
-            root = roots[0] if roots else min(sims, key=lambda x: (x[1], x[0]))[0]
-            for imsi, at in sims:
-                self._parent[imsi] = root
-                self._founded[imsi] = at
+    def restore(self, flags: list[Flag]) -> None:
+        """Rebuild the grouping from stored flags: each rig under the SIM its id came from
+        (else its first flag), lone flagged SIMs as rigs of one, so that later flags still
+        link to them."""
+        members: dict[str, list[Flag]] = defaultdict(list)
+        for f in flags:
+            members[f.rig_id or f"lone:{f.imsi}"].append(f)
+        for rig_id, group in members.items():
+            roots = [f.imsi for f in group if rig_id_for(f.imsi) == rig_id]
+            root = roots[0] if roots else min(group, key=lambda f: (f.flagged_at, f.imsi)).imsi
+            for f in group:
+                self._parent[f.imsi] = root
+            self._founded[root] = min(f.flagged_at for f in group)
+            self._size[root] = len(group)
 
     def rig_of(self, imsi: str) -> str:
         """The rig id of a flagged SIM that has partners; empty for a lone SIM."""
         if imsi not in self._parent:
             return ""
         root = self._find(imsi)
-        alone = root == imsi and not any(self._find(x) == root for x in self._parent if x != imsi)
-        return "" if alone else rig_id_for(root)
+        return rig_id_for(root) if self._size[root] > 1 else ""
 
     def rigs(self) -> list[Rig]:
         """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""

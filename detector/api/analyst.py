@@ -29,11 +29,11 @@ from detector.api.app import (
     POOL,
     PROBLEM,
     REQUEST_ID,
-    WHO,
     Refusal,
     _json_body,
     _remote,
-    authenticate,
+    append_quietly,
+    authenticate_into,
     log,
     problem_body,
 )
@@ -88,12 +88,7 @@ def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[w
                                  "remote": _remote(request)}
         query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
         try:
-            try:
-                who = await authenticate(request)
-            finally:
-                w = request.get(WHO)
-                if w is not None:
-                    entry.update(client_id=w.client_id, identity=w.identity, role=w.role, auth=w.auth)
+            who = await authenticate_into(request, entry)
             if who.role not in roles:
                 raise Refusal(403, "role_forbidden",
                               f"the role {who.role!r} may not use {request.method} {request.path}")
@@ -128,14 +123,14 @@ def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[w
             entry.update(query=_scrub(query), status=r.status,
                          outcome="not_found" if r.status == 404 else "refused",
                          reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
-            await _append_quietly(app, entry)
+            await append_quietly(app, entry)
             return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
         except web.HTTPException:
             raise
         except Exception:
             entry.update(query=_scrub(query), status=500, outcome="error", reason="internal_error",
                          fields=(), answer_sha256="")
-            await _append_quietly(app, entry)
+            await append_quietly(app, entry)
             raise
 
     serve.__name__ = f"serve_{action.replace('.', '_')}"
@@ -156,14 +151,6 @@ def _scrub(obj: Any) -> Any:
 
 class _AuditFailed(Exception):
     pass
-
-
-async def _append_quietly(app: web.Application, entry: dict) -> None:
-    try:
-        await app[AUDIT].append(audit.AuditEntry(**entry))
-    except (OSError, asyncpg.PostgresError):
-        log.exception("audit append failed for a refusal",
-                      extra={"request_id": entry["request_id"]})
 
 
 # ---- input --------------------------------------------------------------------------------

@@ -213,19 +213,32 @@ def _text_of(body: Any, key: str) -> str:
     return ""
 
 
+async def authenticate_into(request: web.Request, entry: dict[str, Any]) -> Identity:
+    """Authenticate, recording the caller in the audit ``entry`` even when refused."""
+    try:
+        return await authenticate(request)
+    finally:
+        who = request.get(WHO)
+        if who is not None:
+            entry.update(client_id=who.client_id, identity=who.identity, role=who.role,
+                         auth=who.auth)
+
+
+async def append_quietly(app: web.Application, entry: dict[str, Any]) -> None:
+    """Audit a refusal; a failure is logged (the refusal itself gave nothing away)."""
+    try:
+        await app[AUDIT].append(audit.AuditEntry(**entry))
+    except (OSError, asyncpg.PostgresError):
+        log.exception("audit append failed for a refusal", extra={"request_id": entry["request_id"]})
+
+
 async def post_lookup(request: web.Request) -> web.Response:
     app = request.app
     entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "lookup",
                              "remote": _remote(request)}
     body: Any = None
     try:
-        try:
-            who = await authenticate(request)
-        finally:
-            who_ = request.get(WHO)
-            if who_ is not None:
-                entry.update(client_id=who_.client_id, identity=who_.identity, role=who_.role,
-                             auth=who_.auth)
+        who = await authenticate_into(request, entry)
         try:
             body = await _json_body(request)
         finally:
@@ -269,11 +282,7 @@ async def post_lookup(request: web.Request) -> web.Response:
         raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
         entry.update(status=r.status, outcome="not_found" if r.status == 404 else "refused",
                      reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
-        try:
-            await app[AUDIT].append(audit.AuditEntry(**entry))
-        except (OSError, asyncpg.PostgresError):
-            log.exception("audit append failed for a refusal",
-                          extra={"request_id": request[REQUEST_ID]})
+        await append_quietly(app, entry)
         return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
 
 

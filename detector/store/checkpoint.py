@@ -250,11 +250,7 @@ async def _restore_rigs(conn: asyncpg.Connection, pipe: Pipeline) -> None:
             activated_at=np.array([int(t.timestamp()) for t in col[3]], np.int64),
             id_hash=np.array(col[4], object), channel=np.array(col[5], object),
             carrier=np.array(col[6], object), line=np.zeros(len(regs), np.int64)))
-    members: dict[str, list[tuple[str, int]]] = {}
-    for f in pipe.flagged.values():
-        if f.rig_id:
-            members.setdefault(f.rig_id, []).append((f.imsi, f.flagged_at))
-    pipe.rigs.restore(members)
+    pipe.rigs.restore(list(pipe.flagged.values()))
     saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'hot_cells'")
     pipe.rigs.restore_machines(json.loads(saved) if saved else {})
 

@@ -102,3 +102,16 @@ def test_a_flagged_card_brings_its_bulk_registration_with_it(pipe):
 def test_rig_ids_do_not_show_the_imsi():
     rid = rig_id_for("460001234567890")
     assert rid.startswith("rig-") and "460001234567890" not in rid and len(rid) == 14
+
+
+def test_restored_rigs_keep_their_ids_and_lone_sims_can_still_join(pipe):
+    from detector.scoring import Flag
+    a, b, lone = "460000000000501", "460000000000502", "460000000000503"
+    rid = rig_id_for(b)   # the rig was founded by b
+    book = pipe.rigs
+    book.restore([Flag(a, "1", 0.7, 200, (), rig_id=rid), Flag(b, "2", 0.7, 100, (), rig_id=rid),
+                  Flag(lone, "3", 0.7, 300, ())])
+    assert book.rig_of(a) == book.rig_of(b) == rid
+    assert book.rig_of(lone) == ""
+    book._union(lone, a)   # a later link (shared device, hot cell, registration)
+    assert book.rig_of(lone) == rid   # the older rig keeps its id
