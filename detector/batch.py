@@ -23,6 +23,8 @@ from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.rigs import Rig, RigBook, RigPolicy
 from detector.scoring import Flag, Policy, Scorer
 from probes.csvparse import CANONICAL, Layout, read_feed_file
+from probes.signalling.capture import read_capture
+from probes.signalling.observations import observations
 
 FLAGS_HEADER = ("imsi", "msisdn", "score", "flagged_at", "rig_id", "reasons")
 REJECTED_HEADER = ("source", "line", "reason", "raw")
@@ -36,13 +38,21 @@ class Loaded:
 
 
 def load_files(cdr_paths: list[Path], subscriber_paths: list[Path] = (),
-               cdr_layout: Layout = CANONICAL, reg_layout: Layout = CANONICAL) -> Loaded:
+               cdr_layout: Layout = CANONICAL, reg_layout: Layout = CANONICAL,
+               capture_paths: list[Path] = ()) -> Loaded:
+    """CDR and registration files, and captures whose signalling events join the CDRs as
+    observations (cells, devices, attaches), as the daemon's pcap probe does."""
     rejected: list[Rejected] = []
     cdr = []
     for p in cdr_paths:
         for parsed in read_feed_file(Path(p), "cdr", cdr_layout):
             cdr.append(parsed.batch)
             rejected += parsed.rejected
+    for p in capture_paths:
+        capture = read_capture(p)
+        if capture.error:
+            rejected.append(Rejected(str(p), 0, capture.error, ""))
+        cdr.append(observations(capture.events, str(p)).batch)
     regs = []
     for p in subscriber_paths:
         for parsed in read_feed_file(Path(p), "registrations", reg_layout):

@@ -19,6 +19,9 @@ def _run_async(coro) -> int:
     return uvloop.run(coro)
 
 
+CAPTURE_HELP = "pcap/pcapng files whose signalling joins the CDRs (cells, devices, attaches)"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from detector import config as config_mod
     from detector import logs
@@ -47,7 +50,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config) if args.config else config_mod.Config()
     cdr_layout, reg_layout = _layouts(args)
-    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout)
+    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout,
+                              args.capture or [])
     scored = batch.detect(loaded, cfg, args.model, args.seed)
     batch.write_outputs(scored, args.out)
     batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"))
@@ -63,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config) if args.config else config_mod.Config()
     cdr_layout, reg_layout = _layouts(args)
-    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout)
+    loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout,
+                              args.capture or [])
     trained = batch.train_on(
         loaded, seed=args.seed, interval_s=cfg.detector.scoring_interval_s,
         lateness_s=cfg.features.lateness_s, utc_offset_h=cfg.features.utc_offset_h,
@@ -100,7 +105,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from detector.world.simulate import WorldParams, simulate_world
 
     summary = simulate_world(WorldParams(subscribers=args.subscribers, days=args.days,
-                                         seed=args.seed, mix=args.mix), args.out)
+                                         seed=args.seed, mix=args.mix, pcap=args.pcap), args.out)
     print(f"world written to {summary.out_dir}: {summary.subscribers} SIMs, "
           f"{summary.records} records in {summary.seconds:.1f} s", file=sys.stderr)
     return 0
@@ -110,6 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from detector import batch, config as config_mod
+    from detector.records import RecordType
     from detector.world.baseline import run_baseline
     from detector.world.evaluate import evaluate, format_comparison, format_table
 
@@ -119,14 +125,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise FileNotFoundError(f"{f}: not found (is {world} a simulated world?)")
     cfg = config_mod.Config()
-    loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [])
+    capture = world / "signalling.pcap"
+    loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [],
+                              capture_paths=[capture] if capture.is_file() and not args.no_signalling else [])
     flags_csv = args.flags
     if flags_csv is None:
         flags_csv = world / "flags.csv"
         batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed), flags_csv)
     baseline_csv = world / "baseline_flags.csv"
     run_baseline(cdr_csv, baseline_csv, score_quantile=cfg.detector.policy.score_quantile,
-                 seed=args.seed, cdr=loaded.cdr)
+                 seed=args.seed, cdr=loaded.cdr.take(loaded.cdr.record_type < RecordType.SIGNAL))
     ours = evaluate(labels_csv, flags_csv, cdr_csv)
     base = evaluate(labels_csv, baseline_csv, cdr_csv)
     print(format_table(ours, f"== goipwatch detector ({flags_csv})"))
@@ -269,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="replay CDR files in event-time order and write flags")
     s.add_argument("--cdr", type=Path, nargs="+", required=True)
     s.add_argument("--subscribers", type=Path, nargs="+")
+    s.add_argument("--capture", type=Path, nargs="+", help=CAPTURE_HELP)
     s.add_argument("--model", type=Path, help="trained model (default: fit on the input itself)")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--config", type=Path, help="policy, feature and layout settings")
@@ -278,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fit the anomaly model on a baseline window")
     t.add_argument("--cdr", type=Path, nargs="+", required=True)
     t.add_argument("--subscribers", type=Path, nargs="+")
+    t.add_argument("--capture", type=Path, nargs="+", help=CAPTURE_HELP)
     t.add_argument("--start", help="window start, ISO 8601 (default: first record)")
     t.add_argument("--end", help="window end, ISO 8601, exclusive (default: after the last)")
     t.add_argument("--out", type=Path, default=Path("models/goipwatch.skops"))
@@ -298,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--mix", default="default", help="default | hard | key=value,...")
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--pcap", action="store_true",
+                   help="also write signalling.pcap: the attaches of the world as GTPv2-C")
     m.set_defaults(func=cmd_simulate)
 
     e = sub.add_parser("evaluate", help="score a simulated world and compare with the naive baseline")
@@ -306,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="result JSON (default: DIR/evaluation.json)")
     e.add_argument("--model", type=Path, help="trained model (default: fit on the world itself)")
     e.add_argument("--seed", type=int, default=0, help="seed of the fitted models")
+    e.add_argument("--no-signalling", action="store_true",
+                   help="ignore the world's signalling.pcap (to measure what it adds)")
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("demo", help="a simulated world through the daemon on the embedded store")

@@ -25,6 +25,9 @@ class RecordType(IntEnum):
     # device the SIM was. It counts as no traffic, so calls seen both in CDRs and in
     # signalling are not counted twice.
     SIGNAL = 8
+    # A power-on or attach (NAS Attach request, or the S11 Create Session Request an attach
+    # triggers): an observation like SIGNAL that also feeds synchronised-attach evidence.
+    ATTACH = 9
 
 
 class Direction(IntEnum):

@@ -7,12 +7,18 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    modem neither browses nor gets called back ~100× less than it calls (Murynets et al.);
    a call-centre agent's or courier's phone does both) — each such SIM with another kind of
    evidence of its own is flagged (``rig``);
-2. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
+2. adds the **synchronised power-on** kind of evidence (signalling): SIMs that attached in
+   one cell within seconds of each other and did so again later with the same companions
+   (at least ``co_power_min_sims`` SIMs both times: one box powering on, day after day;
+   a crowd or a site's power cut coincides once) and that place calls or send SMS (meters
+   never do) are flagged (``rig``);
+3. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
    a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
-   ``bulk_window_s``) one of whose cards is flagged, used or not (``bulk_registration``);
-3. groups flagged SIMs into rigs (union-find over shared devices, hot cells and bulk
-   registrations) with a stable id and an evidence summary.
+   ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
+   enough kinds of evidence besides its registration), used or not (``bulk_registration``);
+4. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts
+   and bulk registrations) with a stable id and an evidence summary.
 
 Single behaviours never flag here either: co-location needs a second kind of evidence, and
 an association needs a flagged SIM on the other end.
@@ -29,25 +35,27 @@ import numpy as np
 
 from detector.features import state as st
 from detector.features.catalog import FEATURES
-from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
 from detector.records import RegistrationBatch, iso
 from detector.scoring import Flag, Scorer
 
 _DATA = FEATURES.index("data_sessions_24h")
 _VOICE_IN = FEATURES.index("voice_in_24h")
+_SENDS = [FEATURES.index("voice_out_24h"), FEATURES.index("sms_out_24h")]
 MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 
 
 @dataclass(frozen=True, slots=True)
 class RigPolicy:
     hot_cell_min_sims: int = 3
+    co_power_min_sims: int = 3      # SIMs powering on together, twice
     bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
     bulk_window_s: int = 3 * 3600   # activated within this span
     associate: bool = True
 
     def __post_init__(self) -> None:
-        if self.hot_cell_min_sims < 2 or self.bulk_min_cards < 2:
-            raise ValueError("hot_cell_min_sims and bulk_min_cards must be at least 2")
+        if min(self.hot_cell_min_sims, self.bulk_min_cards, self.co_power_min_sims) < 2:
+            raise ValueError("hot_cell_min_sims, co_power_min_sims and bulk_min_cards must be at least 2")
 
 
 @dataclass(slots=True)
@@ -128,6 +136,7 @@ class RigBook:
         taken = set(flagged) | {f.imsi for f in flags}
         families = self.scorer.families(strengths)
         new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
+        new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
         if self.policy.associate:
             new += [f for f in self._shared_devices(frame, strengths, families, taken, new)
                     if not skip(f)]
@@ -169,6 +178,31 @@ class RigBook:
             taken.add(imsi)
         return out
 
+    def _co_powered(self, frame, strengths, taken) -> list[Flag]:
+        again = self.engine.repeated_bursts(frame.sims)
+        sends = frame.values[:, _SENDS].sum(axis=1) > 0
+        rows = np.flatnonzero((again + 1 >= self.policy.co_power_min_sims) & sends &
+                              (frame.activity >= self.scorer.policy.min_events_24h))
+        s = self.engine.sim_state
+        names = list(self.engine.cells)
+        out = []
+        for r in rows:
+            imsi = str(int(frame.imsi[r]))
+            if imsi in taken:
+                continue
+            rec = s[frame.sims[r]]
+            where = names[rec["sync_cell"]]
+            reason = (f"powered on with {rec['sync_n']} other SIMs within {SYNC_WINDOW_S} s in "
+                      f"cell {where} at {iso(rec['sync_ts'])}, {again[r]} of them also at "
+                      f"{iso(rec['prev_sync_ts'])} (synchronised attach, signalling)")
+            flag = self._flag(frame, strengths, r, "rig", reason)
+            if flag is None:
+                continue
+            out.append(flag)
+            self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}, again and again"
+            taken.add(imsi)
+        return out
+
     def _shared_devices(self, frame, strengths, families, taken, flags) -> list[Flag]:
         flagged_slots = self.engine.sims.lookup(np.array([int(f.imsi) for f in flags], np.int64))
         if not len(flagged_slots):
@@ -194,6 +228,8 @@ class RigBook:
         out = []
         for f in list(flags):
             members = self._bulk_of.get(int(f.imsi), ())
+            if members and not self._used_like_a_rig(f):
+                continue
             for m in members:
                 imsi = str(m)
                 if imsi in taken:
@@ -205,6 +241,16 @@ class RigBook:
                                 kind="bulk_registration"))
                 taken.add(imsi)
         return out
+
+    def _used_like_a_rig(self, f: Flag) -> bool:
+        """Whether a card's own use, not its registration, made it a flag: rig evidence, or
+        enough kinds of rig-like behaviour without the registration family (which every
+        card of an enterprise account shares: its cards are told apart by their use)."""
+        if f.kind != "sim_anomaly" or not f.features:
+            return f.kind in ("rig", "rig_member")
+        values = np.array([[f.features[name] for name in FEATURES]])
+        return self.scorer.families(self.scorer.strengths(values), without=("registration",))[0] \
+            >= self.scorer.policy.min_reasons
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
               reason: str) -> Flag | None:
@@ -264,6 +310,10 @@ class RigBook:
         fs, fimsi = fslots[ok], flagged[ok]
         if len(devices):
             out += [str(x) for x in fimsi[np.isin(s["imei"][fs], devices).any(axis=1)]]
+        if s["sync_ts"][slot] > 0:  # one power-on burst: one box
+            burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
+                (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
+            out += [str(x) for x in fimsi[burst]]
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
         peers = self._machines.get(cell, {})

@@ -92,9 +92,12 @@ class Scorer:
         p = self.model.fraud_probability(values, scores)
         return np.ones(len(values), bool) if p is None else p >= self.policy.rerank_min_probability
 
-    def families(self, strengths: np.ndarray) -> np.ndarray:
-        """Number of distinct families with a rig-like feature, per row."""
-        return ((strengths > 0).astype(np.int32) @ self._family.astype(np.int32) > 0).sum(axis=1)
+    def families(self, strengths: np.ndarray, without: tuple[str, ...] = ()) -> np.ndarray:
+        """Number of distinct families with a rig-like feature, per row (leaving out the
+        families ``without``)."""
+        counted = np.array([fam not in without for fam in FAMILIES])
+        per_family = (strengths > 0).astype(np.int32) @ self._family.astype(np.int32) > 0
+        return (per_family & counted).sum(axis=1)
 
     def reasons(self, values: np.ndarray, strengths: np.ndarray) -> tuple[str, ...]:
         """The strongest rig-like feature of each family, strongest first."""

@@ -47,9 +47,11 @@ CATALOG: tuple[Feature, ...] = (
     Feature("night_share_24h", "high", "share of activity between 00:00 and 06:00 local time", "{:.2f}", family="rhythm"),
     Feature("sim_age_days", "low", "days since the SIM was activated", "{:.1f}", family="registration"),
     Feature("cards_on_id", "high", "cards registered on the same ID document", family="registration"),
+    Feature("attach_sync_24h", "high", "other SIMs attached in the same cell within 30 s of it (signalling, 24 h)",
+            family="sync"),
 )
 
 FEATURES: tuple[str, ...] = tuple(f.name for f in CATALOG)
 FAMILIES: tuple[str, ...] = ("volume", "one_way", "sms", "device", "call_quality", "rhythm",
-                             "registration")
+                             "registration", "sync")
 BY_NAME = {f.name: f for f in CATALOG}

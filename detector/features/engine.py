@@ -21,6 +21,11 @@ _HOUR = 3600
 _GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
 _GAP_HALF_LIFE_H = 12.0    # gaps weigh half after 12 h: the regularity of the last day
 _FEATURE_CHUNK = 4096      # SIMs per pass of features()
+# A rig's modules register one after another when the box powers on or swaps SIMs: attaches
+# in one cell within this many seconds of each other count as one burst. People switch
+# phones on at unrelated moments; in a busy cell (200 attaches a day) a chance neighbour
+# within 30 s happens about once in five attaches, three or more almost never.
+SYNC_WINDOW_S = 30
 
 
 def _bits(values: np.ndarray, n_bits: int) -> np.ndarray:
@@ -72,7 +77,7 @@ def _runs(*keys: np.ndarray) -> np.ndarray:
 # (record type, direction) -> counter; data records are counted whatever their direction,
 # signalling observations in a spare column that is dropped (they are not traffic)
 _NO_COUNTER = st.N_COUNTERS
-_KLASS = np.full((RecordType.SIGNAL + 1, 2), _NO_COUNTER, np.int64)
+_KLASS = np.full((max(RecordType) + 1, 2), _NO_COUNTER, np.int64)
 _KLASS[RecordType.DATA] = st.DATA
 _KLASS[RecordType.VOICE, [Direction.MO, Direction.MT]] = st.VOICE_OUT, st.VOICE_IN
 _KLASS[RecordType.SMS, [Direction.MO, Direction.MT]] = st.SMS_OUT, st.SMS_IN
@@ -127,6 +132,9 @@ class FeatureEngine:
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
         self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
         self.unsaved_imeis = np.zeros(0, bool)
+        # recent attaches (event time, global cell, IMSI), newest `lateness + window` seconds:
+        # a late attach is still compared with the ones it was close to
+        self.attaches = np.zeros((0, 3), np.int64)
 
     # ---- intake ----------------------------------------------------------------------
 
@@ -207,13 +215,81 @@ class FeatureEngine:
         cell_bits = np.where(has_cell, _bits(gcell, st.BITS_CELLS), np.uint64(0)).astype(np.uint32)
         slots["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits, key_start)
         # the busiest cell is a share of traffic: observations mark the cell, not its count
-        traffic_cell = np.where(b.record_type == RecordType.SIGNAL, -1, gcell)
+        traffic_cell = np.where(b.record_type >= RecordType.SIGNAL, -1, gcell)
         self._top_cells(slots, inv, traffic_cell, new_key, k_sim, k_slot)
         self._gaps(s, b, sim)
         self._devices(b, sim, hour)
         self.dirty[usims] = True
         self.unsaved[usims] = True
+        self._sync_attaches(b, gcell)
         return Applied(usims, late, added)
+
+    def _sync_attaches(self, b: CdrBatch, gcell: np.ndarray) -> None:
+        """Bursts of attaches: per attach, the other SIMs attaching in the same cell within
+        ``SYNC_WINDOW_S`` (how many, and a bitmap of which). Each SIM keeps its latest burst
+        and the one before, so that the same SIMs powering on together again can be seen.
+        Attaches of earlier batches still in the buffer are counted again with the new ones,
+        so the result does not depend on how the input was cut into batches."""
+        new = (b.record_type == RecordType.ATTACH) & (gcell >= 0)
+        if not new.any():
+            return
+        buf = np.concatenate([self.attaches,
+                              np.column_stack([b.ts[new], gcell[new], b.imsi[new]])])
+        buf = np.unique(buf, axis=0)        # sorted by (time, cell, IMSI); repeats folded
+        self.attaches = buf[buf[:, 0] >= self.watermark - self.lateness_s - SYNC_WINDOW_S]
+        order = np.lexsort((buf[:, 0], buf[:, 1]))    # by cell, then time
+        ts, cell, imsi = buf[order, 0], buf[order, 1], buf[order, 2]
+        n = len(ts)
+        same = np.ones(n, bool)
+        bits = np.zeros(n, np.uint64)
+        me = _bits(imsi, 64)
+        for d in range(1, n):               # neighbours d places apart, while any is close
+            close = (cell[d:] == cell[:-d]) & (ts[d:] - ts[:-d] <= SYNC_WINDOW_S) & same[:n - d]
+            if not close.any():
+                break
+            same[:n - d] = close
+            near = close & (imsi[d:] != imsi[:-d])
+            bits[:-d] |= np.where(near, me[d:], 0)
+            bits[d:] |= np.where(near, me[:-d], 0)
+        others = np.minimum(np.round(linear_count(bits, 64)), 65535).astype(np.int64) * (bits != 0)
+        hit = others > 0
+        if hit.any():
+            self._note_bursts(imsi[hit], ts[hit], cell[hit], others[hit], bits[hit])
+
+    def _note_bursts(self, imsi, ts, cell, others, bits) -> None:
+        """Fold bursts into the SIMs' latest/previous burst, oldest first per SIM: a burst
+        within an hour of the latest is the same one seen again (merged), a later one
+        replaces it and the latest becomes the previous."""
+        order = np.lexsort((ts, imsi))
+        imsi, ts, cell, others, bits = imsi[order], ts[order], cell[order], others[order], bits[order]
+        sims = self.sims.lookup(imsi)
+        s = self.sim_state
+        rank = np.arange(len(sims))
+        rank -= np.maximum.accumulate(np.where(np.r_[True, sims[1:] != sims[:-1]], rank, 0))
+        for k in range(int(rank.max()) + 1):
+            r = rank == k
+            sm, t, c, n, bb = sims[r], ts[r], cell[r], others[r], bits[r]
+            cur_t = s["sync_ts"][sm]
+            again = (cur_t > 0) & (np.abs(t - cur_t) < _HOUR)
+            later = ~again & (t > cur_t)
+            g, a = sm[again], again
+            s["sync_bits"][g] |= bb[a]
+            s["sync_n"][g] = np.maximum(s["sync_n"][g], n[a])
+            s["sync_ts"][g] = np.maximum(cur_t[a], t[a])
+            g, a = sm[later], later
+            s["prev_sync_ts"][g], s["prev_sync_bits"][g] = s["sync_ts"][g], s["sync_bits"][g]
+            s["sync_n"][g], s["sync_cell"][g], s["sync_ts"][g], s["sync_bits"][g] = n[a], c[a], t[a], bb[a]
+            touched = sm[again | later]
+            self.dirty[touched] = True
+            self.unsaved[touched] = True
+
+    def repeated_bursts(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, how many SIMs of its latest burst were also in the burst before (an
+        estimate from the bitmaps): the same SIMs powering on together again."""
+        s = self.sim_state
+        both = (s["sync_ts"][sims] > 0) & (s["prev_sync_ts"][sims] > 0)
+        common = s["sync_bits"][sims] & s["prev_sync_bits"][sims]
+        return np.where(both & (common != 0), np.round(linear_count(common, 64)), 0).astype(np.int64)
 
     @staticmethod
     def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray,
@@ -448,6 +524,7 @@ class FeatureEngine:
             np.divide(answered, voice_out, out=np.ones_like(voice_out), where=voice_out > 0),
             dur_mean, dur_cv, gap_cv, night_share, np.clip(age, 0, 3650),
             s["id_cards"].astype(np.float64),
+            np.where(s["sync_ts"] > s["last_ts"] - 24 * _HOUR, s["sync_n"], 0).astype(np.float64),
         ])
         return FeatureFrame(sims=sims, imsi=self.sims.keys_by_slot[sims],
                             msisdn=s["msisdn"], at=s["last_ts"], values=values, activity=events)

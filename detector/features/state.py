@@ -44,6 +44,14 @@ SIM_STATE = np.dtype([
     ("activated", "<i8"),                      # registration time, 0 = unknown
     ("id_key", "<i8"),                         # hash of the registration's ID document hash
     ("id_cards", "<u2"),                       # cards registered on the same ID document
+    # synchronised attaches: the SIM's latest burst (others attached in its cell within
+    # SYNC_WINDOW_S, when, where, a bitmap of who) and the burst before it
+    ("sync_n", "<u2"),
+    ("sync_cell", "<i4"),
+    ("sync_ts", "<i8"),
+    ("sync_bits", "<u8"),
+    ("prev_sync_ts", "<i8"),
+    ("prev_sync_bits", "<u8"),
 ])
 
 IMEI_SLOT = np.dtype([("sims", "<u8")])     # bitmap of SIMs the device carried that hour

@@ -89,7 +89,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick})),
                  ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
-                 ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {}))])
+                 ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {})),
+                 ("attaches", json.dumps(engine.attaches.tolist()))])
             await _save_inputs(conn, pending)
             flag_ids = await _save_flags(conn, pending.flags)
             await _save_rigs(conn, pending.rigs)
@@ -218,6 +219,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
                             [r[0] for r in imeis], [r[1] for r in imeis])
         clock = rows.get("clock", {})
         engine.watermark = int(clock.get("watermark", 0))
+        engine.attaches = np.array(rows.get("attaches", []), np.int64).reshape(-1, 3)
         pipe.next_tick = int(clock.get("next_tick", 0))
         if pipe.next_tick:  # SIMs touched since the last tick still await their scoring
             n = len(engine.sims)

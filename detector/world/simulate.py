@@ -41,6 +41,7 @@ from detector.world.encoding import (
 from detector.world.population import BENIGN_ORDER, GROUPS, World, generate_benign, plan_benign, setup_benign
 from detector.world.registration import BRANDS, NET_MNC, register
 from detector.world.scenarios import FRAUD_ORDER, generate_fraud, plan_fraud
+from detector.world.signalling import world_signalling, write_pcap
 
 CDR_HEADER = "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result"
 SUBSCRIBERS_HEADER = "imsi,msisdn,iccid,activated_at,id_hash,channel,carrier"
@@ -76,6 +77,7 @@ class WorldParams:
     seed: int = 1
     mix: str = "default"  # "default" | "hard" | "key=value,..." overrides (a preset name may lead)
     start: str = "2026-10-05T00:00:00Z"  # world start, UTC
+    pcap: bool = False  # also write signalling.pcap (GTPv2-C attaches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     order = np.argsort(rec["t"], kind="stable")
     imei = devices.imei
     _write_cdr(out_dir / "cdr.csv", rec, order, reg, imei, cells)
+    attaches = _write_signalling(out_dir / "signalling.pcap", ctx, rec, order, bplan, fplan, reg,
+                                 imei, cells) if params.pcap else None
 
     # first fraudulent record per fraud SIM (all records of a fraud SIM are fraudulent activity)
     first = np.full(n, -1, dtype=np.int64)
@@ -244,7 +248,9 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
              "start": iso_scalar(r.start)}
             for r in fplan.rigs
         ],
-        "files": ["cdr.csv", "subscribers.csv", "labels.csv", "world.json"],
+        "signalling": {"file": "signalling.pcap", "attaches": attaches} if params.pcap else None,
+        "files": ["cdr.csv", "subscribers.csv", "labels.csv", "world.json"]
+                 + (["signalling.pcap"] if params.pcap else []),
     }
     (out_dir / "world.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return WorldSummary(out_dir, records_total, n, sim_counts, time.perf_counter() - t_begin)
@@ -294,6 +300,15 @@ def _write_cdr(path: Path, rec: dict[str, np.ndarray], order: np.ndarray, reg, i
                 results[rec["result"][idx]],
             ]
             f.write(csv_rows(cols))
+
+
+def _write_signalling(path: Path, ctx: Ctx, rec, order, bplan, fplan, reg, imei: np.ndarray,
+                      cells: Cells) -> int:
+    row = reg.net.astype(np.int64)[rec["sim"]] * cells.n + rec["cell"]
+    used, inv = np.unique(row, return_inverse=True)
+    names = [bytes(r).replace(b"\0", b"").decode() for r in _cell_table(cells)[used]]
+    sig = world_signalling(ctx, {**rec, "cell": inv}, order, bplan, fplan)
+    return write_pcap(path, sig, reg.imsi, reg.msisdn, imei, names)
 
 
 def _write_subscribers(path: Path, reg, activated: np.ndarray) -> None:

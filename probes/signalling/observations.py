@@ -4,7 +4,9 @@ Each event with an IMSI becomes one ``RecordType.SIGNAL`` record (no traffic: CD
 calls and messages, so nothing is counted twice) carrying its cell and IMEI. The feature
 engine folds them into the SIM's cells and devices, which gives cell stasis, IMEI churn and
 SIMs per device for SIMs whose CDRs lack them. Events without an IMSI say nothing about a
-SIM's state and are left out (counted).
+SIM's state and are left out (counted). Attaches (a NAS Attach request, or the S11 Create
+Session Request with which the core network answers one) become ``RecordType.ATTACH``, which
+the engine also compares across SIMs for synchronised power-on of co-located SIMs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.records import CdrBatch, Direction, RecordType, Result, SignalingEvent
+
+ATTACH_MESSAGES = frozenset({("gtpv2", "Create Session Request")})
+
+
+def is_attach(e: SignalingEvent) -> bool:
+    return e.kind == "attach" or (e.protocol, e.message) in ATTACH_MESSAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,8 @@ def observations(events: list[SignalingEvent], source: str) -> Observations:
     zeros = np.zeros(n, np.int64)
     batch = CdrBatch(
         ts=np.array([int(e.ts) for e in rows], np.int64),
-        record_type=np.full(n, RecordType.SIGNAL, np.int8),
+        record_type=np.array([RecordType.ATTACH if is_attach(e) else RecordType.SIGNAL
+                              for e in rows], np.int8).reshape(n),
         direction=np.full(n, Direction.MO, np.int8),
         duration=np.zeros(n, np.int32),
         imsi=np.array([int(e.imsi) for e in rows], np.int64),

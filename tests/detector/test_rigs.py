@@ -115,3 +115,62 @@ def test_restored_rigs_keep_their_ids_and_lone_sims_can_still_join(pipe):
     assert book.rig_of(lone) == ""
     book._union(lone, a)   # a later link (shared device, hot cell, registration)
     assert book.rig_of(lone) == rid   # the older rig keeps its id
+
+
+def _person_day(sim, dev, day0, cell, rng, contacts):
+    """A human-looking day: calls to a few repeated contacts, calls back, data sessions."""
+    rows = []
+    for k in range(12):
+        t = day0 + 8 * HOUR + int(rng.integers(0, 10 * HOUR))
+        rows.append((t, sim, dev, cell, int(rng.choice(contacts)), int(k % 3 == 0), k % 4 == 3 and 2 or 0, 0, 60))
+    return rows
+
+
+def _power_on(sims, devs, t0, cell):
+    from detector.records import RecordType
+    return [(t0 + 2 * i, s, d, cell, 0, 0, RecordType.ATTACH, 6, 0) for i, (s, d) in enumerate(zip(sims, devs))]
+
+
+def test_sims_powering_on_together_day_after_day_are_one_rig_and_meters_are_not(pipe):
+    rng = np.random.default_rng(3)
+    box = [int(imsi(600 + i)) for i in range(4)]
+    box_devs = [int(imei(600 + i, tac="35209900")) for i in range(4)]
+    meters = [int(imsi(700 + i)) for i in range(5)]
+    meter_devs = [int(imei(700 + i, tac="86104540")) for i in range(5)]
+    flagged = {}
+    for day in range(2):
+        day0 = START - 9 * HOUR + day * 86400
+        rows = _power_on(box, box_devs, day0 + 7 * HOUR, "460-00-500-1")
+        rows += _power_on(meters, meter_devs, day0 + 3 * HOUR, "460-00-500-2")
+        for s, d in zip(box, box_devs):
+            rows += _person_day(s, d, day0, "460-00-500-1", rng, 8613800000000 + 10 * s % 1000 + np.arange(5))
+        for s, d in zip(meters, meter_devs):   # a data session every 30 minutes
+            rows += [(day0 + k * 1800 + 60, s, d, "460-00-500-2", 0, 0, 2, 6, 10) for k in range(48)]
+        flags = run(pipe, calls(rows))
+        if day == 0:
+            assert not flags                    # one burst is a coincidence
+        flagged.update(flags)
+    assert set(flagged) == {str(s) for s in box}
+    assert {f.kind for f in flagged.values()} == {"rig"}
+    assert "synchronised attach" in next(iter(flagged.values())).reasons[0]
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+    assert "power on together" in rig.summary()
+
+
+def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
+    from detector.features.catalog import FEATURES
+    from detector.scoring import Flag
+    ref = pipe.scorer.model.manifest["reference"]
+    typical = {f: ref[f]["p50"] for f in FEATURES}
+
+    def flag(**extreme):
+        values = dict(typical, **{k: ref[k]["p99"] * 10 + 10 for k in extreme})
+        return Flag("460000000000601", "1", 0.7, START, (), features=values)
+
+    book = pipe.rigs
+    # a busy sales person on a 12-card company account: fan-out and the account itself
+    assert not book._used_like_a_rig(flag(distinct_callees_1h=1, cards_on_id=1))
+    # a card in a gateway: its own use is rig-like twice over
+    assert book._used_like_a_rig(flag(voice_out_24h=1, out_in_ratio_24h=1, cards_on_id=1))
+    assert book._used_like_a_rig(Flag("460000000000602", "2", 0.7, START, (), kind="rig"))

@@ -205,3 +205,87 @@ def test_activity_follows_the_window_and_checkpoints():
     f.import_state(*e.export_sims(sims), *e.export_imeis(imeis))
     np.testing.assert_array_equal(f.activity(f.sims.lookup(e.sims.keys_by_slot[sims])),
                                   e.activity(sims))
+
+
+# ---- synchronised attaches (signalling) -------------------------------------------------
+
+
+def _attach(t, sim, cell="460-00-4097-1"):
+    from detector.records import Direction, RecordType, Result
+    return (T_SYNC + t, sim, 0, cell, 0, Direction.MO, RecordType.ATTACH, Result.OK, 0)
+
+
+T_SYNC = 1_791_158_400 + 10 * 3600
+
+
+def _sync_of(engine, imsis):
+    frame = engine.features(engine.sims.lookup(np.array(imsis, np.int64)))
+    return dict(zip(imsis, frame.column("attach_sync_24h").tolist()))
+
+
+def test_attaches_of_a_rig_powering_on_count_the_other_sims_in_the_burst():
+    from detector.testing import cdr_batch
+    rig = [460001000000001 + i for i in range(4)]
+    later, elsewhere = 460001000000100, 460001000000200
+    rows = [_attach(3 * i, s) for i, s in enumerate(rig)]        # one box: 0, 3, 6, 9 s
+    rows += [_attach(300, later), _attach(4, elsewhere, cell="460-00-4097-2")]
+    engine = FeatureEngine()
+    engine.apply(cdr_batch(rows))
+    sync = _sync_of(engine, rig + [later, elsewhere])
+    assert [sync[s] for s in rig] == [3, 3, 3, 3]
+    assert sync[later] == 0 and sync[elsewhere] == 0
+
+
+def test_a_burst_cut_across_batches_counts_as_in_one_batch():
+    from detector.testing import cdr_batch
+    rig = [460001000000001 + i for i in range(5)]
+    rows = [_attach(5 * i, s) for i, s in enumerate(rig)]        # 0..20 s, all within 30 s
+    whole, cut = FeatureEngine(), FeatureEngine()
+    whole.apply(cdr_batch(rows))
+    cut.apply(cdr_batch(rows[:2]))
+    cut.apply(cdr_batch(rows[2:]))
+    assert _sync_of(whole, rig) == _sync_of(cut, rig) == {s: 4.0 for s in rig}
+    # attaches 31 s apart are not one burst
+    spread = FeatureEngine()
+    spread.apply(cdr_batch([_attach(31 * i, s) for i, s in enumerate(rig)]))
+    assert set(_sync_of(spread, rig).values()) == {0.0}
+
+
+def test_a_burst_is_forgotten_24_hours_after_it_happened():
+    from detector.records import Direction, RecordType, Result
+    from detector.testing import cdr_batch
+    rig = [460001000000001 + i for i in range(3)]
+    engine = FeatureEngine()
+    engine.apply(cdr_batch([_attach(i, s) for i, s in enumerate(rig)]))
+    assert _sync_of(engine, rig)[rig[0]] == 2
+    call = (T_SYNC + 25 * 3600, rig[0], 0, "460-00-4097-1", 8613900000001, Direction.MO,
+            RecordType.VOICE, Result.ANSWERED, 30)
+    engine.apply(cdr_batch([call]))
+    assert _sync_of(engine, rig)[rig[0]] == 0
+
+
+def test_attaches_are_observations_not_traffic():
+    from detector.testing import cdr_batch
+    engine = FeatureEngine()
+    engine.apply(cdr_batch([_attach(i, 460001000000001 + i) for i in range(3)]))
+    frame = engine.features(np.arange(3))
+    assert frame.activity.tolist() == [0, 0, 0]
+    assert frame.column("distinct_cells_24h").tolist() == pytest.approx([1, 1, 1], abs=0.05)
+
+
+def test_the_same_sims_powering_on_together_again_is_seen():
+    from detector.testing import cdr_batch
+    box = [460001000000001 + i for i in range(4)]
+    crowd = 460001000000050
+    engine = FeatureEngine()
+    engine.apply(cdr_batch([_attach(2 * i, s) for i, s in enumerate(box)] + [_attach(7, crowd)]))
+    slots = engine.sims.lookup(np.array(box + [crowd], np.int64))
+    assert engine.repeated_bursts(slots).tolist() == [0, 0, 0, 0, 0]      # once is chance
+    # next morning: the box again, without the passer-by
+    engine.apply(cdr_batch([_attach(86400 + 2 * i, s) for i, s in enumerate(box)]))
+    assert engine.repeated_bursts(slots).tolist() == [3, 3, 3, 3, 0]
+    assert _sync_of(engine, box) == {s: 3.0 for s in box}
+    # a late module of the same burst merges into it instead of starting a new one
+    engine.apply(cdr_batch([_attach(86400 + 20, 460001000000009)]))
+    assert engine.repeated_bursts(slots).tolist()[:4] == [3, 3, 3, 3]
+    assert _sync_of(engine, box) == {s: 4.0 for s in box}
