@@ -7,11 +7,12 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    modem neither browses nor gets called back ~100× less than it calls (Murynets et al.);
    a call-centre agent's or courier's phone does both) — each such SIM with another kind of
    evidence of its own is flagged (``rig``);
-2. adds the **synchronised power-on** kind of evidence (signalling): SIMs that attached in
-   one cell within seconds of each other and did so again later with the same companions
-   (at least ``co_power_min_sims`` SIMs both times: one box powering on, day after day;
-   a crowd or a site's power cut coincides once) and that place calls or send SMS (meters
-   never do) are flagged (``rig``);
+2. adds the **synchronised power-on** kind of evidence (signalling): at least
+   ``co_power_min_sims`` SIMs that attached in one cell within seconds of each other, that
+   place calls or send SMS (meters never do) and have one other kind of evidence of their own
+   (like a hot cell) — or none but did so again later with the same companions (one box
+   powering on, day after day; a crowd or a site's power cut coincides once) — are flagged
+   (``rig``);
 3. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
    a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
@@ -179,9 +180,14 @@ class RigBook:
         return out
 
     def _co_powered(self, frame, strengths, taken) -> list[Flag]:
+        others = self.policy.co_power_min_sims - 1
         again = self.engine.repeated_bursts(frame.sims)
+        twice = again >= others
+        # one burst is co-location, like a hot cell: one more kind of evidence
+        once = (frame.column("attach_sync_24h") >= others) & \
+            (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
         sends = frame.values[:, _SENDS].sum(axis=1) > 0
-        rows = np.flatnonzero((again + 1 >= self.policy.co_power_min_sims) & sends &
+        rows = np.flatnonzero((twice | once) & sends &
                               (frame.activity >= self.scorer.policy.min_events_24h))
         s = self.engine.sim_state
         names = list(self.engine.cells)
@@ -193,13 +199,14 @@ class RigBook:
             rec = s[frame.sims[r]]
             where = names[rec["sync_cell"]]
             reason = (f"powered on with {rec['sync_n']} other SIMs within {SYNC_WINDOW_S} s in "
-                      f"cell {where} at {iso(rec['sync_ts'])}, {again[r]} of them also at "
-                      f"{iso(rec['prev_sync_ts'])} (synchronised attach, signalling)")
-            flag = self._flag(frame, strengths, r, "rig", reason)
+                      f"cell {where} at {iso(rec['sync_ts'])}")
+            if twice[r]:
+                reason += f", {again[r]} of them also at {iso(rec['prev_sync_ts'])}"
+            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)")
             if flag is None:
                 continue
             out.append(flag)
-            self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}, again and again"
+            self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}"
             taken.add(imsi)
         return out
 

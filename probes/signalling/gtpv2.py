@@ -2,9 +2,17 @@
 
 A response is paired with its request by the sequence number between the same two hosts.
 Responses carry no identities, so the pairing mainly gives the latency.
+
+Only the Create Session Request names the subscriber; the later messages of the session
+(Modify Bearer with a new ULI: a location update; Delete Session: a detach) are addressed by
+tunnel id. :func:`orient` keeps, per pair of hosts, the control-plane TEIDs both ends chose
+for the session (the request's and the response's first F-TEID, the sender's own) and gives
+a later message whose header TEID is one of them the session's IMSI, MSISDN and MEI.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from probes.signalling import codec
 from probes.signalling.correlate import ANSWER, REQUEST, Message
@@ -16,7 +24,9 @@ FIELDS = (
     "gtpv2.message_type", "gtpv2.seq", "e212.imsi", "gtpv2.mei", "e164.msisdn",
     "e212.ecgi.mcc", "e212.ecgi.mnc", "gtpv2.ecgi_eci", "gtpv2.tai_tac",
     "e212.cgi.mcc", "e212.cgi.mnc", "gtpv2.uli_cgi_lac", "gtpv2.uli_cgi_ci",
+    "gtpv2.teid", "gtpv2.f_teid_gre_key",
 )
+CREATE_REQUEST, CREATE_RESPONSE = 32, 33
 
 # message type -> (name, kind, role)
 MESSAGES = {
@@ -52,9 +62,47 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
         return []
     name, kind, role = known
     seq = row.first("gtpv2.seq") or ""
+    # (header TEID, the sender's own control TEID): read by orient(), then dropped
+    tunnels = (codec.int_or_none(types[0]), _teid(row.first("gtpv2.teid")),
+               _teid(row.first("gtpv2.f_teid_gre_key")))
     return [Message(
         ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=name, kind=kind, role=role,
-        key=(f.hosts, seq), correlation_id=seq, fold_repeats=True,
+        key=(f.hosts, seq, tunnels), correlation_id=seq, fold_repeats=True,
         imsi=codec.imsi(row.first("e212.imsi")), imei=codec.imei(row.first("gtpv2.mei")),
         msisdn=codec.e164(row.first("e164.msisdn")), cell_id=uli_cell(row),
     )]
+
+
+def _teid(value: str | None) -> int | None:
+    try:
+        return int(value, 16) if value else None
+    except ValueError:
+        return None
+
+
+_SESSION_IDS = ("imsi", "msisdn", "imei")
+
+
+def orient(msgs: list[Message]) -> list[Message]:
+    """Give the messages of a session the identities of its Create Session Request, and
+    restore every GTPv2 key to (hosts, sequence number) for request/answer pairing."""
+    sessions: dict[tuple, dict[str, str]] = {}      # (hosts, TEID) -> identities
+    creating: dict[tuple, dict[str, str]] = {}      # (hosts, seq) -> identities
+    out = []
+    for m in sorted(msgs, key=lambda m: m.frame):
+        if m.protocol != PROTOCOL or m.key is None or len(m.key) != 3:
+            out.append(m)
+            continue
+        hosts, seq, (mtype, header, own) = m.key
+        ids = {k: getattr(m, k) for k in _SESSION_IDS if getattr(m, k)}
+        if mtype == CREATE_REQUEST and ids.get("imsi"):
+            creating[(hosts, seq)] = ids
+            if own is not None:
+                sessions[(hosts, own)] = ids
+        elif mtype == CREATE_RESPONSE and (hosts, seq) in creating and own is not None:
+            sessions[(hosts, own)] = creating.pop((hosts, seq))
+        elif header and (hosts, header) in sessions:
+            known = sessions[(hosts, header)]
+            m = replace(m, **{k: v for k, v in known.items() if not getattr(m, k)})
+        out.append(replace(m, key=(hosts, seq)))
+    return out

@@ -53,6 +53,10 @@ def test_ndpi_gtp_c():
     assert cs.cell_id == "896-457-4660-305419896"  # TAI TAC 0x1234, ECGI ECI 305419896
     assert cs.kind == "session" and cs.correlation_id == "0x4b5462"
     assert cs.latency_ms == pytest.approx(1.158)   # frame 2 answers frame 1
+    # The Delete Session Request names no one: its header TEID 0x35529206 is the PGW's
+    # control TEID from the Create Session Response's F-TEID, so it is the same session.
+    (ds,) = by_message(c, "Delete Session Request")
+    assert (ds.imsi, ds.msisdn, ds.imei) == (cs.imsi, cs.msisdn, cs.imei)
 
 
 def test_magma_inbound_roaming_01():
@@ -63,6 +67,8 @@ def test_magma_inbound_roaming_01():
         ("diameter", "AIR"): 1, ("diameter", "ULR"): 1, ("diameter", "PUR"): 1,
         ("gtpv2", "Create Session Request"): 1, ("gtpv2", "Delete Session Request"): 1}
     assert values(c, "imsi") == {"001020000000064"}
+    # Delete Session Request (frame 207) to TEID 0x13, the PGW's F-TEID in the response
+    assert by_message(c, "Delete Session Request")[0].imsi == "001020000000064"
     (ulr,) = by_message(c, "ULR")
     assert ulr.msisdn == "0015102000064"       # raw TBCD 005101020060f4 of the ULA
     assert ulr.imsi == "001020000000064" and ulr.latency_ms is not None
@@ -79,6 +85,10 @@ def test_magma_inbound_roaming_01():
 def test_magma_nsa_connection():
     c = capture("magma_nsa_connection.pcap")
     assert counts(c)[("gtpv2", "Modify Bearer Request")] == 2
+    # S11: both Modify Bearer Requests and the Delete Session Request go to TEID 0x2, the
+    # SGW's control TEID in the Create Session Response: the session of IMSI ...1140
+    linked = by_message(c, "Modify Bearer Request") + by_message(c, "Delete Session Request")
+    assert [e.imsi for e in linked] == ["222010100001140"] * 3
     assert values(c, "imsi") == {"222010100001140"}
     assert values(c, "imei") == {"868876040227120"}      # IMEISV 8688760402271206
     assert values(c, "cell_id") == {"222-01-1-917760"}   # ECI 0x000e0100

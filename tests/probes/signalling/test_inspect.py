@@ -24,7 +24,8 @@ def test_jsonl_contract(capsys):
     first = json.loads(lines[0])
     assert list(first)[:len(CONTRACT)] == CONTRACT
     assert first["imsi"] == "987654112233445" and first["peer"] is None
-    assert json.loads(lines[1])["imsi"] is None  # null where absent
+    second = json.loads(lines[1])                  # the Delete Session Request
+    assert second["peer"] is None and second["latency_ms"] is not None  # null where absent
 
 
 @needs_tshark

@@ -89,3 +89,26 @@ def test_correlate_folds_retransmissions_only_when_asked():
                        role=REQUEST, key=("c",), fold_repeats=fold)
     assert len(correlate([req(1, True), req(2, True)])) == 1
     assert len(correlate([req(1, False), req(2, False)])) == 2  # MAP: one dialogue per link
+
+
+def test_gtpv2_messages_of_a_session_get_its_identities_by_tunnel_id_between_the_same_hosts():
+    from probes.signalling import gtpv2
+    from probes.signalling.correlate import ANSWER, REQUEST, Message
+
+    a, b, other = frozenset({"10.0.0.1", "10.0.0.2"}), frozenset({"10.0.0.1", "10.0.0.2"}), \
+        frozenset({"10.0.0.1", "10.0.0.9"})
+
+    def msg(frame, hosts, seq, mtype, header, own, role=REQUEST, **ids):
+        return Message(ts=frame, frame=frame, protocol="gtpv2", message=str(mtype), kind="session",
+                       role=role, key=(hosts, seq, (mtype, header, own)), **ids)
+
+    out = gtpv2.orient([
+        msg(1, a, "0x1", 32, 0, 0x100, imsi="460001234567890", msisdn="8613800000001"),
+        msg(2, b, "0x1", 33, 0x100, 0x200, role=ANSWER),
+        msg(3, a, "0x2", 34, 0x200, None),              # Modify Bearer to the SGW's TEID
+        msg(4, other, "0x3", 34, 0x200, None),          # same TEID, another pair of hosts
+        msg(5, a, "0x4", 36, 0x999, None),              # a TEID nobody announced
+    ])
+    assert [m.imsi for m in out] == ["460001234567890", None, "460001234567890", None, None]
+    assert out[2].msisdn == "8613800000001"
+    assert [m.key for m in out] == [(a, "0x1"), (b, "0x1"), (a, "0x2"), (other, "0x3"), (a, "0x4")]
