@@ -7,7 +7,10 @@ Inputs by default: the public magma Gx/Gy capture (``../shared/captures/
 magma_gx_gy_combined_04_210505_133027-1.pcapng``, 2.9 MB, 4070 frames) and a large SIP
 capture generated once into ``--workdir`` (default /tmp/goipwatch-bench): the GOIP-like
 INVITE burst of ``tests/probes/signalling/traces/sip_invite_burst.py`` repeated with fresh
-Call-IDs and times to ``--sip-packets`` packets (default 50,000; needs scapy).
+Call-IDs and times to ``--sip-packets`` packets (default 50,000; needs scapy); and the
+signalling capture of a simulated world (``goipwatch simulate --pcap``, ``--world-subscribers``
+subscribers over one day, default 100,000: GTPv2-C Create Session Requests, every frame an
+event).
 
 For every file, in the same run and interleaved (best of ``--repeat`` wall times each):
 
@@ -78,6 +81,16 @@ def sip_capture(workdir: Path, packets: int) -> Path:
     return out
 
 
+def world_capture(workdir: Path, subscribers: int) -> Path:
+    """The attaches of a simulated one-day world (GTPv2-C), written once."""
+    from detector.world.simulate import WorldParams, simulate_world
+
+    out = workdir / f"world_{subscribers}" / "signalling.pcap"
+    if not out.exists():
+        simulate_world(WorldParams(subscribers=subscribers, days=1, seed=7, pcap=True), out.parent)
+    return out
+
+
 def timed(fn) -> tuple[float, object]:
     t = time.perf_counter()
     result = fn()
@@ -124,12 +137,14 @@ def bench(path: Path, repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("files", nargs="*", type=Path, help="captures (default: magma Gx/Gy + SIP burst)")
+    ap.add_argument("files", nargs="*", type=Path, help="captures (default: magma Gx/Gy, SIP burst, simulated world)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
     ap.add_argument("--sip-packets", type=int, default=50_000)
+    ap.add_argument("--world-subscribers", type=int, default=100_000)
     args = ap.parse_args(argv)
-    files = args.files or [MAGMA, sip_capture(args.workdir, args.sip_packets)]
+    files = args.files or [MAGMA, sip_capture(args.workdir, args.sip_packets),
+                           world_capture(args.workdir, args.world_subscribers)]
     load_before = os.getloadavg()
     report = {"machine": machine(tshark=tshark_version()), "repeat": args.repeat,
               "results": [bench(f, args.repeat) for f in files]}
