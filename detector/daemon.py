@@ -272,8 +272,10 @@ class Daemon:
                         for line, ts in zip(batch.line[fed.late], batch.ts[fed.late])]
                 self.pending.flags += fed.flags
                 applied = len(batch) - int(fed.late.sum())
+                self.pending.facts.add_records(work.probe, work.path.name, batch, ~fed.late)
             else:
                 await asyncio.to_thread(self.pipe.register, batch)
+                self.pending.facts.add_registrations(work.probe, work.path.name, batch)
                 self.pending.registrations.append(batch)
                 applied = len(batch)
             records += applied
