@@ -82,5 +82,7 @@ class ReportConfig:
         return self.regions[best] if best else UNMAPPED
 
     def operator_type(self, carrier: str) -> str:
+        if carrier.startswith("("):        # "(no registration)"
+            return "unknown"
         host = self.virtual_operators.get(carrier)
         return f"virtual operator on {host}" if host else "network operator"

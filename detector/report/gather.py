@@ -574,7 +574,7 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     d0, d1 = start.date(), end.date()
     all_days = [d0 + timedelta(days=i) for i in range((d1 - d0).days)]
     days = await conn.fetch(
-        "SELECT probe, day, sum(records) AS records, count(DISTINCT source) AS files FROM feed_days "
+        "SELECT probe, day, sum(records)::bigint AS records, count(DISTINCT source) AS files FROM feed_days "
         "WHERE day >= $1 AND day < $2 GROUP BY 1, 2 ORDER BY 1, 2", d0, d1)
     files = await conn.fetch(
         "WITH mine AS (SELECT DISTINCT probe, source FROM feed_days WHERE day >= $1 AND day < $2), "

@@ -51,13 +51,14 @@ def _page(plt, title: str, subtitle: str, report: Report):
         fig.text(0.04, 0.915, subtitle, fontsize=9.5, color=MUTED, va="top")
     fig.text(0.04, 0.02, f"goipwatch monthly report {report.month} · period "
              f"{report.start:%Y-%m-%d} – {report.end:%Y-%m-%d} UTC (end excluded) · generated "
-             f"{report.generated_at:%Y-%m-%d %H:%M} UTC · definitions on the last page",
+             f"{report.generated_at:%Y-%m-%d %H:%M} UTC · definitions on the last two pages",
              fontsize=7, color=MUTED)
     return fig
 
 
 def _table(fig, rect, headers: list[str], rows: list[list[str]], size: float = 7.5,
-           widths: list[float] | None = None, highlight: int | None = None) -> None:
+           widths: list[float] | None = None, highlight: int | None = None, left: int = 1) -> None:
+    """A table whose first ``left`` columns (labels) are left-aligned, numbers right."""
     ax = fig.add_axes(rect)
     ax.axis("off")
     if not rows:
@@ -74,13 +75,20 @@ def _table(fig, rect, headers: list[str], rows: list[list[str]], size: float = 7
         if r == 0:
             cell.set_facecolor("#dde6f0")
             cell.set_text_props(weight="bold", wrap=True)
-            cell.set_height(cell.get_height() * 2.1)
+            cell.set_height(cell.get_height() * (1 + max(h.count("\n") for h in headers)) * 1.05)
         elif r % 2 == 0:
             cell.set_facecolor("#f5f7fa")
-        if c == 0 and r > 0:
+        if c < left and r > 0:
             cell.get_text().set_horizontalalignment("left")
+            cell.PAD = 0.04
         if highlight is not None and r == highlight:
             cell.set_text_props(weight="bold")
+
+
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _wrap_lines(items: list[str], width: int) -> list[str]:
@@ -185,7 +193,7 @@ def _carriers(plt, report: Report):
              _num(r[4]), _num(r[5]), _num(r[6]), _num(r[7]), _num(r[8]), _num(r[9]), _num(r[10]),
              _num(r[-1])] for r in t.rows]
     _table(fig, [0.04, 0.06, 0.92, 0.42], headers, body,
-           widths=[0.13, 0.13] + [0.074] * 10)
+           widths=[0.13, 0.15] + [0.072] * 10, left=2)
     return fig
 
 
@@ -210,12 +218,13 @@ def _timing(plt, report: Report):
                     va="bottom", fontsize=7.5)
         ax.set_title(title, fontsize=9.5, loc="left")
         ax.set_ylabel("cards" if i == 0 else "requests", fontsize=8)
+        ax.yaxis.set_major_locator(_integer_ticks())
         ax.tick_params(axis="y", labelsize=7.5)
         ax.spines[["top", "right"]].set_visible(False)
     within = [c.label for c in t.columns if c.key == "requests_within_share"][0]
-    headers = ["Carrier / brand", "Timed\ncards", "1st activity\n→ flag, median",
-               "1st activity\n→ flag, p95", "Requests", "Flag → request\nmedian",
-               "Flag → request\np95", within.replace("Requests delivered ", "Delivered\n"),
+    headers = ["Carrier / brand", "Timed\ncards", "1st activity\n→ flag\nmedian",
+               "1st activity\n→ flag\np95", "Requests", "Flag →\nrequest\nmedian",
+               "Flag →\nrequest\np95", within.replace("Requests delivered ", "Delivered\n"),
                "Re-verify\nrequests", "Passed", "Failed", "Suspend\nrequests", "Suspended",
                "Police\nconfirmed", "Awaiting\noutcome"]
     k = {c.key: i for i, c in enumerate(t.columns)}
@@ -227,7 +236,7 @@ def _timing(plt, report: Report):
              _num(r[k["suspend_requests"]]), _num(r[k["suspended"]]),
              _num(r[k["police_confirmed"]]), _num(r[k["awaiting_outcome"]])] for r in t.rows]
     _table(fig, [0.04, 0.06, 0.92, 0.36], headers, body, size=7,
-           widths=[0.13] + [0.062] * 14)
+           widths=[0.14] + [0.0614] * 14)
     return fig
 
 
@@ -277,6 +286,7 @@ def _channels(plt, report: Report, top: int):
         ax.set_xticks(list(xs), [r[1] for r in rows], rotation=45, ha="right", fontsize=7)
         ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel("fraud-involved cards", fontsize=8)
+    ax.yaxis.set_major_locator(_integer_ticks())
     ax.tick_params(axis="y", labelsize=7.5)
     ax.spines[["top", "right"]].set_visible(False)
     headers = ["Rank", "Channel", "Active\nsubscribers", "Fraud-involved\ncards", "per\n10,000",
@@ -284,7 +294,7 @@ def _channels(plt, report: Report, top: int):
     body = [[str(r[0]), r[1], _num(r[2]), _num(r[3]), _num(r[4]), _num(r[5]), _num(r[6]),
              f"{r[7]:+d}", "–" if r[8] is None else f"{r[8]:+.2f}"] for r in rows[:12]]
     _table(fig, [0.04, 0.06, 0.92, 0.42], headers, body,
-           widths=[0.05, 0.14] + [0.1] * 7)
+           widths=[0.05, 0.14] + [0.1] * 7, left=2)
     return fig
 
 
@@ -296,7 +306,7 @@ def _regions(plt, report: Report):
     k = {c.key: i for i, c in enumerate(t.columns)}
     headers = ["Region", "Active\nsubscribers", "Flagged\ncards", "Confirmed\nfraud",
                "Fraud-\ninvolved", "per\n10,000", "Rigs", "Bulk-reg.\ncards",
-               "1st activity →\nflag, median", "Flag → request\nmedian", "Delivered\nwithin",
+               "1st activity\n→ flag\nmedian", "Flag →\nrequest\nmedian", "Delivered\nwithin\nservice level",
                "Passed\nre-verif.", "Suspended"]
     body = [[r[0], _num(r[k["active_subscribers"]]), _num(r[k["flagged_cards"]]),
              _num(r[k["confirmed_fraud_cards"]]), _num(r[k["fraud_involved_cards"]]),
@@ -315,7 +325,7 @@ def _lookups_coverage(plt, report: Report):
     fig.text(0.04, 0.86, "Police lookups", fontsize=11, weight="bold", va="top")
     _table(fig, [0.04, 0.56, 0.44, 0.28], ["Outcome", "Reason", "Lookups", "Share"],
            [[r[0], r[1] or "", _num(r[2]), _pct(r[3])] for r in lk.rows],
-           widths=[0.3, 0.4, 0.15, 0.15])
+           widths=[0.3, 0.4, 0.15, 0.15], left=2)
     fig.text(0.52, 0.86, "How to read", fontsize=11, weight="bold", va="top")
     _text_block(fig, 0.52, 0.82, _wrap_lines([lk.description], 70), size=8, color=MUTED)
     cov = report.table("coverage_feeds")
@@ -325,26 +335,35 @@ def _lookups_coverage(plt, report: Report):
             "Files rejected\nwhole", "Duplicate\nfiles", "Records\napplied", "Rows\nquarantined"],
            [[r[0], f"{r[1]} of {r[2]}", r[3] or "none", _num(r[4]), _num(r[5]), _num(r[6]),
              _num(r[7]), _num(r[8])] for r in cov.rows],
-           widths=[0.12, 0.08, 0.32, 0.08, 0.1, 0.08, 0.1, 0.1])
+           widths=[0.12, 0.08, 0.32, 0.08, 0.1, 0.08, 0.1, 0.1], left=3)
     q = report.table("coverage_quarantine")
     fig.text(0.04, 0.22, "Quarantined rows by reason", fontsize=11, weight="bold", va="top")
     _table(fig, [0.04, 0.05, 0.6, 0.15], ["Feed", "Reason", "Rows"],
-           [[r[0], r[1], _num(r[2])] for r in q.rows[:6]], widths=[0.2, 0.65, 0.15])
+           [[r[0], r[1], _num(r[2])] for r in q.rows[:6]], widths=[0.2, 0.65, 0.15], left=2)
     return fig
 
 
 def _definitions(plt, report: Report):
     fig = _page(plt, "Definitions", "what every number in this report counts", report)
-    lines = [f"{term}: {meaning}" for term, meaning in report.definitions]
-    y = _text_block(fig, 0.04, 0.88, _wrap_lines(lines, 115), size=8.2, step=0.021)
+    y = 0.87
+    for term, meaning in report.definitions:
+        fig.text(0.04, y, term, fontsize=8.5, weight="bold", va="top", color=INK)
+        lines = textwrap.wrap(meaning, 120)
+        y = _text_block(fig, 0.25, y, lines, size=8.5, step=0.022) - 0.008
+    return fig
+
+
+def _column_definitions(plt, report: Report):
+    fig = _page(plt, "Definitions: columns of the carrier and region tables",
+                "label [unit]: what is counted (the CSV's columns.csv and the XLSX sheets hold "
+                "the same for every table)", report)
     carriers = report.table("carriers")
-    cols = [f"{c.label} [{c.unit}]: {c.definition}" for c in carriers.columns[2:]]
-    fig.text(0.04, y - 0.01, "Columns of the carrier and region tables", fontsize=10,
-             weight="bold", va="top")
-    left = _wrap_lines(cols[: len(cols) // 2], 88)
-    right = _wrap_lines(cols[len(cols) // 2:], 88)
-    _text_block(fig, 0.04, y - 0.045, left, size=6.8, step=0.0165)
-    _text_block(fig, 0.52, y - 0.045, right, size=6.8, step=0.0165)
+    y = 0.87
+    for c in carriers.columns:
+        fig.text(0.04, y, c.label, fontsize=7.6, weight="bold", va="top", color=INK)
+        fig.text(0.255, y, c.unit or "", fontsize=7, va="top", color=MUTED)
+        lines = textwrap.wrap(c.definition, 128)
+        y = _text_block(fig, 0.36, y, lines, size=7.6, step=0.0165) - 0.006
     return fig
 
 
@@ -360,7 +379,7 @@ def pdf_bytes(report: Report, top_channels: int = 20) -> bytes:
                                  "Creator": "goipwatch report"}) as pdf:
         for make in (_summary, _carriers, _timing, _trend,
                      lambda p, r: _channels(p, r, top_channels), _regions, _lookups_coverage,
-                     _definitions):
+                     _definitions, _column_definitions):
             fig = make(plt, report)
             pdf.savefig(fig)
             plt.close(fig)
