@@ -352,6 +352,8 @@ async def serve_api(pool: asyncpg.Pool, config: Config):
         from detector.verify import status_routes
         routes.append(status_routes(pool, config.verification.load_secret(),
                                     config.verification.max_skew_s))
+    from detector.api.reports import report_routes
+    routes.append(report_routes(config.report))      # GET /v1/reports/{month}: regulators
     runner = await start_api(pool, config.api, routes)
     log.info("API listening", extra={"addresses": [str(a) for a in runner.addresses]})
     return runner

@@ -10,9 +10,9 @@ October 2026, by hand:
   30 s reverified, s5 reverify not delivered; s4's and the police lead are not counted.
 """
 
+import json
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 
 from detector.report import ReportConfig, ReportError, gather, parse_month
@@ -153,7 +153,7 @@ async def test_coverage_names_feeds_gaps_and_quarantine(report):
 
 
 async def test_every_column_is_defined_and_no_subscriber_identifier_leaves(report):
-    doc = report.to_json()
+    doc = json.loads(json.dumps(report.to_json()))        # plain JSON all through
     for t in report.tables:
         for c in t.columns:
             assert c.label and c.definition, (t.name, c.key)
