@@ -609,7 +609,7 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
                      status[probe]["rejected"], status[probe]["duplicate"], sum(got.values()),
                      q_probe[probe]))
         if got:
-            notes.append(f"feed {probe}: records for {len(got)} of {len(all_days)} days of "
+            notes.append(f"feed {probe}: records dated on {len(got)} of {len(all_days)} days of "
                          f"{month_name}" + (f"; none on days {_day_ranges(missing)}" if missing else
                                             " (every day)")
                          + f"; {sum(got.values())} records applied, {q_probe[probe]} rows "
@@ -634,7 +634,8 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
                      "in region 'unmapped'")
     feeds = Table(
         "coverage_feeds", "Data coverage: feeds",
-        "one row per feed (probe): which days of the month it delivered records for", (
+        "one row per feed (probe): which days of the month it delivered records for; a "
+        "record's day is its event time (a call's start, a registration's activation)", (
             _c("feed", "Feed", "", "the probe's name in the configuration"),
             _c("days_with_records", "Days with records", "days",
                "days of the month (UTC, event time) with at least one applied record"),

@@ -209,6 +209,14 @@ def _timing(plt, report: Report):
         ax = fig.add_axes([0.06 + i * 0.48, 0.55, 0.4, 0.3])
         rows = [r for r in tta.rows if r[0] == measure]
         labels, counts = [r[1] for r in rows], [r[2] for r in rows]
+        ax.set_title(title, fontsize=9.5, loc="left")
+        if not any(counts):
+            ax.axis("off")
+            ax.text(0, 0.8, "nothing to show for this period" + (
+                "" if i == 0 else ":\nno re-verification or suspension request was written for "
+                "the month's cards\n(requests need a [verification] table in the daemon's "
+                "configuration)"), fontsize=8.5, color=MUTED, va="top", transform=ax.transAxes)
+            continue
         bars = ax.bar(range(len(rows)), counts, color=color)
         if labels and labels[-1] in ("no recorded activity", "not delivered"):
             bars[-1].set_color("#b0b7c0")
@@ -216,7 +224,6 @@ def _timing(plt, report: Report):
         for b, n in zip(bars, counts):
             ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{n}", ha="center",
                     va="bottom", fontsize=7.5)
-        ax.set_title(title, fontsize=9.5, loc="left")
         ax.set_ylabel("cards" if i == 0 else "requests", fontsize=8)
         ax.yaxis.set_major_locator(_integer_ticks())
         ax.tick_params(axis="y", labelsize=7.5)

@@ -148,7 +148,7 @@ async def test_coverage_names_feeds_gaps_and_quarantine(report):
     assert report.table("coverage_quarantine").rows == (
         ("cdr", "imsi", 2), ("cdr", "late", 1), ("cdr", "no header", 1))
     notes = " ".join(report.coverage_notes)
-    assert "feed cdr: records for 4 of 31 days of October 2026; none on days 4, 6-31" in notes
+    assert "feed cdr: records dated on 4 of 31 days of October 2026; none on days 4, 6-31" in notes
     assert "feed registrations: no records for October 2026" in notes
 
 
