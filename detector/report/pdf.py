@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from detector.report.tables import Report, Table
+from detector.report.tables import Report
 
 A4 = (11.69, 8.27)
 INK, MUTED, ACCENT, WARN = "#1b1f24", "#5b6470", "#2f6690", "#c0392b"
