@@ -63,6 +63,9 @@ def xlsx_bytes(report: Report) -> bytes:
                     cell.font = Font(size=8)
         for row in t.rows:
             ws.append(list(row))
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"   # a name from a feed ("=HYPERLINK(...)") stays text
         ws.freeze_panes = ws.cell(HEADER_ROWS + 1, 2)
         ws.row_dimensions[3].height = 90
         for i, c in enumerate(t.columns, start=1):

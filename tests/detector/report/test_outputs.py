@@ -72,3 +72,20 @@ async def test_pdf_has_its_pages(written):
                                            (86400, "24.0 h"), (3 * 86400, "3.0 d")])
 def test_durations_read_in_their_unit(seconds, text):
     assert human_s(seconds) == text
+
+
+def test_names_from_feeds_never_become_formulas():
+    import io
+    import zipfile
+    from datetime import UTC, datetime
+
+    from detector.report.tables import Column, Report, Table
+    from detector.report.xlsx import xlsx_bytes
+
+    t = Table("channels", "Channels", "one per channel", (Column("channel", "Channel", "", "dealer code"),),
+              (('=HYPERLINK("http://evil.example","x")',),))
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    body = xlsx_bytes(Report("2026-10", now, now, now, (t,), (), (), (), ()))
+    sheet = zipfile.ZipFile(io.BytesIO(body)).read("xl/worksheets/sheet2.xml")
+    assert b"<f>" not in sheet
+    assert openpyxl.load_workbook(io.BytesIO(body))["channels"].cell(4, 1).value.startswith("=HYPERLINK")
