@@ -39,36 +39,45 @@ class Activity:
 
 def month_of(ts: np.ndarray) -> np.ndarray:
     """Months since 1970-01 (UTC) of epoch seconds."""
+    if len(ts):
+        lo, hi = ts.min(), ts.max()
+        first = np.array([lo], "datetime64[s]").astype("datetime64[M]")
+        if first == np.array([hi], "datetime64[s]").astype("datetime64[M]"):
+            return np.full(len(ts), first.astype(np.int64)[0], np.int64)   # the usual case
     return ts.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
 
 
 def _reduce(month, imsi, first, last, events, cell_at, cell_code) -> tuple[np.ndarray, ...]:
     """Group rows by (month, imsi): min first, max last, summed events, and the cell code of
-    the row with the newest located record."""
+    the row with the newest located record (cell_at -1: not located)."""
     key = (month << _IMSI_BITS) | imsi
-    order = np.lexsort((cell_at, key))
-    key, first, last, events = key[order], first[order], last[order], events[order]
-    cell_at, cell_code = cell_at[order], cell_code[order]
+    order = np.argsort(key)
+    key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(key)] - 1          # newest located row sorts last in a group
+    # newest located record and its cell in one maximum: (time << bits) | code
+    bits = max(int(cell_code.max(initial=0)) + 1, 1).bit_length()
+    packed = np.where(cell_at >= 0, (cell_at << bits) | np.maximum(cell_code, 0), -1)[order]
+    best = np.maximum.reduceat(packed, starts)
     return (key[starts] >> _IMSI_BITS, key[starts] & ((1 << _IMSI_BITS) - 1),
-            np.minimum.reduceat(first, starts), np.maximum.reduceat(last, starts),
-            np.add.reduceat(events, starts), cell_at[ends], cell_code[ends])
+            np.minimum.reduceat(first[order], starts), np.maximum.reduceat(last[order], starts),
+            np.add.reduceat(events[order], starts), np.where(best >= 0, best >> bits, -1),
+            np.where(best >= 0, best & ((1 << bits) - 1), -1))
 
 
 def summarise(batch: CdrBatch, keep: np.ndarray | None = None) -> Activity:
     """The activity rows of ``batch`` (only the records where ``keep``, e.g. not late)."""
-    if keep is not None:
-        batch = batch.take(keep)
-    if not len(batch):
+    ts, imsi, code = batch.ts, batch.imsi, batch.cell
+    if keep is not None and not keep.all():
+        ts, imsi, code = ts[keep], imsi[keep], code[keep]
+    if not len(ts):
         return _empty()
-    ts = batch.ts.astype(np.int64)
-    code = batch.cell.astype(np.int64)
+    ts = ts.astype(np.int64, copy=False)
+    code = code.astype(np.int64)
     month, imsi, first, last, events, cell_at, code = _reduce(
-        month_of(ts), batch.imsi.astype(np.int64), ts, ts, np.ones(len(ts), np.int64),
+        month_of(ts), imsi.astype(np.int64, copy=False), ts, ts, np.ones(len(ts), np.int64),
         np.where(code >= 0, ts, -1), code)
     names = np.array(list(batch.cells) + [""], dtype=object)
-    return Activity(month, imsi, first, last, events, cell_at, names[np.where(cell_at >= 0, code, -1)])
+    return Activity(month, imsi, first, last, events, cell_at, names[code])
 
 
 def merge(parts: list[Activity]) -> Activity:
@@ -86,7 +95,8 @@ def merge(parts: list[Activity]) -> Activity:
     month, imsi, first, last, events, cell_at, code = _reduce(
         cat("month"), cat("imsi"), cat("first"), cat("last"), cat("events"), cat("cell_at"),
         code.astype(np.int64))
-    return Activity(month, imsi, first, last, events, cell_at, names.astype(object)[code])
+    return Activity(month, imsi, first, last, events, cell_at,
+                    np.append(names.astype(object), "")[code])   # code -1: never located
 
 
 def _empty() -> Activity:

@@ -69,3 +69,11 @@ async def test_saved_facts_add_up_across_checkpoints(pg_dsn):
         (date(2026, 11, 1), 1, at(NOV1), at(NOV1), "460-00-2-2")]
     assert days == [("a.csv", date(2026, 10, 31), 1), ("b.csv", date(2026, 10, 31), 1),
                     ("b.csv", date(2026, 11, 1), 1)]
+
+
+def test_a_sim_never_located_stays_without_a_cell_when_parts_merge():
+    a = activity.summarise(batch([OCT31], [7], [-1]), np.array([True]))
+    b = activity.summarise(batch([OCT31 + 5], [8], [1]), np.array([True]))
+    merged = {i: c for i, c in zip(activity.merge([a, b]).imsi.tolist(),
+                                   activity.merge([a, b]).cell.tolist())}
+    assert merged == {7: "", 8: "460-00-2-2"}
