@@ -54,6 +54,8 @@ def test_simulated_month_to_report(tmp_path, pg_dsn, small_world, small_model, c
         cdr_imsis = {row["imsi"] for row in csv.DictReader(fh)}
     flagged, rigs, events, late, requests, delivered = asyncio.run(_store_counts(pg_dsn))
     assert requests > 0 and delivered == requests        # the platform took every request
+    asyncio.run(run_daemon(cfg))                          # a restart re-offers every file
+    assert asyncio.run(_store_counts(pg_dsn))[2] == events   # activity is not counted twice
     assert flagged > 0
     assert events == cdr_rows(small_world) - late        # every applied record, once
 
