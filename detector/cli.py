@@ -263,6 +263,26 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector.report import gather, parse_month, write_all
+
+    parse_month(args.month)             # a malformed month fails before the store is opened
+    cfg = config_mod.load(args.config)
+
+    async def work(pool):
+        return await gather(pool, args.month, cfg.report)
+
+    report = _on_store(cfg, work)
+    paths = write_all(report, args.out, cfg.report)
+    carriers = report.table("carriers")
+    print(f"report {report.month}: {sum(carriers.column('flagged_cards'))} flagged and "
+          f"{sum(carriers.column('fraud_involved_cards'))} fraud-involved card(s) of "
+          f"{sum(carriers.column('active_subscribers'))} active, {len(carriers.rows)} carrier(s); "
+          f"{len(paths)} files in {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -364,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", type=Path, required=True)
     au.set_defaults(func=cmd_audit)
 
+    rp = sub.add_parser("report", help="the monthly problem-carrier report for regulators")
+    rp.add_argument("--month", required=True, help="YYYY-MM (UTC calendar month)")
+    rp.add_argument("--out", type=Path, required=True,
+                    help="directory: one CSV per table, report-YYYY-MM.xlsx, .pdf and .json")
+    rp.add_argument("--config", type=Path, required=True)
+    rp.set_defaults(func=cmd_report)
+
     st = sub.add_parser("status", help="feeds, counters, quarantine and flags in the store")
     st.add_argument("--config", type=Path, required=True)
     st.add_argument("--quarantine", type=int, default=10, help="show this many quarantined rows")
@@ -378,13 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     from detector.store.db import StoreError
     from detector.feedback import FeedbackError
     from detector.store.embedded import EmbeddedStoreError
+    from detector.report import ReportError
     from probes.csvparse import FeedError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, ModelError, FeedError, StoreError, EmbeddedStoreError,
-            CheckpointError, FeedbackError, FileNotFoundError) as e:
+            CheckpointError, FeedbackError, ReportError, FileNotFoundError) as e:
         print(f"goipwatch {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -272,8 +272,10 @@ class Daemon:
                         for line, ts in zip(batch.line[fed.late], batch.ts[fed.late])]
                 self.pending.flags += fed.flags
                 applied = len(batch) - int(fed.late.sum())
+                self.pending.facts.add_records(work.probe, work.path.name, batch, ~fed.late)
             else:
                 await asyncio.to_thread(self.pipe.register, batch)
+                self.pending.facts.add_registrations(work.probe, work.path.name, batch)
                 self.pending.registrations.append(batch)
                 applied = len(batch)
             records += applied
@@ -350,6 +352,8 @@ async def serve_api(pool: asyncpg.Pool, config: Config):
         from detector.verify import status_routes
         routes.append(status_routes(pool, config.verification.load_secret(),
                                     config.verification.max_skew_s))
+    from detector.api.reports import report_routes
+    routes.append(report_routes(config.report))      # GET /v1/reports/{month}: regulators
     runner = await start_api(pool, config.api, routes)
     log.info("API listening", extra={"addresses": [str(a) for a in runner.addresses]})
     return runner

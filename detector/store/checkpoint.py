@@ -24,6 +24,7 @@ from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
 from detector.scoring import Flag
+from detector.store import activity
 from detector.verify import outbox as verify_outbox
 from detector.verify.policy import ActionPolicy
 
@@ -58,13 +59,14 @@ class Pending:
     flags: list[Flag] = field(default_factory=list)
     rigs: list[Rig] = field(default_factory=list)     # rigs whose membership may have changed
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    facts: activity.Facts = field(default_factory=activity.Facts)   # for the monthly report
 
     def count(self, probe: str, key: str, n: int) -> None:
         c = self.counters.setdefault(probe, {})
         c[key] = c.get(key, 0) + n
 
     def __bool__(self) -> bool:
-        return bool(self.files or self.quarantine or self.registrations or self.flags)
+        return bool(self.files or self.quarantine or self.registrations or self.flags or self.facts)
 
 
 def _ts(epoch: int) -> datetime:
@@ -92,6 +94,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                  ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {})),
                  ("attaches", json.dumps(engine.attaches.tolist()))])
             await _save_inputs(conn, pending)
+            await activity.save(conn, pending.facts)
             flag_ids = await _save_flags(conn, pending.flags)
             await _save_rigs(conn, pending.rigs)
             # the verification requests of the new flags, in the flags' own transaction

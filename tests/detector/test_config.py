@@ -17,6 +17,8 @@ def test_example_config_loads_and_paths_are_relative_to_it():
     assert cfg.detector.model == example.parent / "../models/goipwatch.skops"
     assert [p.type for p in cfg.probes] == ["registrations_csv", "cdr_csv"]
     assert cfg.detector.policy.score_quantile == 0.995
+    assert cfg.report.within_s == 180 and cfg.report.operator_type("Xiaomi Mobile") == \
+        "virtual operator on China Unicom"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -33,6 +35,9 @@ def test_example_config_loads_and_paths_are_relative_to_it():
     ("[[probes]]\ntype = 'cdr_csv'\nwatch = 'd'\n[probes.layout.columns]\nimsii = 'IMSI'\n",
      r"probes\[0\].layout.columns.imsii: not a field of cdr_csv"),
     ("[daemon\n", r"not valid TOML"),
+    ("[report]\nwithin_s = 0\n", r"c.toml: report.within_s: must be 1..86400"),
+    ("[report.regions]\n'460-00-x' = 'North'\n", r"c.toml: report.regions.'460-00-x': not a prefix"),
+    ("[report]\ntop_channel = 5\n", r"c.toml: report.top_channel: unknown key"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, message):
     with pytest.raises(config.ConfigError, match=message):

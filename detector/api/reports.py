@@ -1,0 +1,136 @@
+"""The monthly report over the API (issue 7): ``GET /v1/reports/{month}`` for the regulator
+(and admin) role.
+
+``?format=json`` (default) answers every table with its columns' units and definitions, the
+definitions and the data coverage; ``format=xlsx`` and ``format=pdf`` the workbook and the
+document; ``format=csv&table=NAME`` one table. Regulators see aggregates only: the report holds
+no subscriber identifier. Every request, answered or refused, is audited like a lookup
+(action ``reports.get``, the month and format as its query, the SHA-256 of the body sent); an
+answer that cannot be audited is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from detector.api import audit
+from detector.api.app import (
+    AUDIT,
+    POOL,
+    PROBLEM,
+    REQUEST_ID,
+    Refusal,
+    _remote,
+    append_quietly,
+    authenticate_into,
+    log,
+    problem_body,
+)
+from detector.report import ReportConfig, ReportError, gather, parse_month
+from detector.report.tables import Report
+
+REPORT_ROLES = frozenset({"regulator", "admin"})
+FORMATS = {"json": "application/json", "csv": "text/csv",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+           "pdf": "application/pdf"}
+_render_lock = asyncio.Lock()     # matplotlib's pyplot state is not thread-safe
+
+
+def _params(request: web.Request, query: dict) -> tuple[str, str]:
+    params: dict[str, str] = {}
+    for key, value in request.query.items():
+        if key not in ("format", "table"):
+            raise Refusal(400, "unknown_field", f"unknown query parameter {key[:64]!r}", field=key[:64])
+        if key in params:
+            raise Refusal(400, "invalid_value", f"{key} is given twice", field=key)
+        params[key] = value[:64]
+    query["params"] = params
+    fmt = params.get("format", "json")
+    if fmt not in FORMATS:
+        raise Refusal(400, "invalid_value", f"format must be one of {', '.join(FORMATS)}",
+                      field="format")
+    table = params.get("table", "")
+    if bool(table) != (fmt == "csv"):
+        raise Refusal(400, "invalid_value", "table is given with format=csv, and only then",
+                      field="table")
+    return fmt, table
+
+
+async def _render(report: Report, fmt: str, table: str, config: ReportConfig) -> tuple[bytes, list[str]]:
+    """(body, field paths for the audit)."""
+    if fmt == "json":
+        doc = report.to_json()
+        return json.dumps(doc, ensure_ascii=False).encode(), sorted(doc)
+    if fmt == "csv":
+        from detector.report.csvout import table_csv
+        try:
+            t = report.table(table)
+        except KeyError:
+            raise Refusal(404, "no_table", f"no table {table!r} (tables: "
+                          f"{', '.join(t.name for t in report.tables)})") from None
+        return table_csv(t).encode(), [f"{table}.csv"]
+    if fmt == "xlsx":
+        from detector.report.xlsx import xlsx_bytes
+        return await asyncio.to_thread(xlsx_bytes, report), [f"report-{report.month}.xlsx"]
+    from detector.report.pdf import pdf_bytes
+    async with _render_lock:
+        body = await asyncio.to_thread(pdf_bytes, report, config.top_channels)
+    return body, [f"report-{report.month}.pdf"]
+
+
+def report_routes(config: ReportConfig = ReportConfig()) -> web.RouteTableDef:
+    """The report route, for ``make_app(..., routes=[...])``."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/v1/reports/{month}")
+    async def get_report(request: web.Request) -> web.Response:
+        app = request.app
+        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "reports.get",
+                                 "remote": _remote(request)}
+        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
+        try:
+            who = await authenticate_into(request, entry)
+            if who.role not in REPORT_ROLES:
+                raise Refusal(403, "role_forbidden",
+                              f"the role {who.role!r} may not read the monthly report")
+            month = request.match_info["month"][:16]
+            query["month"] = month
+            fmt, table = _params(request, query)
+            try:
+                parse_month(month)
+            except ReportError as e:
+                raise Refusal(400, "invalid_value", str(e), field="month") from None
+            report = await gather(app[POOL], month, config)
+            body, fields = await _render(report, fmt, table, config)
+            entry.update(query=query, status=200, outcome="answered", reason="",
+                         fields=tuple(fields), answer_sha256=audit.digest(body))
+            try:
+                await app[AUDIT].append(audit.AuditEntry(**entry))
+            except (OSError, asyncpg.PostgresError):
+                log.exception("audit append failed; report withheld",
+                              extra={"request_id": request[REQUEST_ID]})
+                raise Refusal(503, "audit_unavailable",
+                              "the request could not be audited, so it is not answered") from None
+            headers = {"Cache-Control": "no-store"}
+            if fmt != "json":
+                name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"
+                headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            return web.Response(body=body, headers=headers,
+                                content_type=FORMATS[fmt].split(";")[0],
+                                charset="utf-8" if fmt in ("json", "csv") else None)
+        except Refusal as r:
+            if r.reason == "audit_unavailable":
+                raise
+            raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
+            entry.update(query=query, status=r.status,
+                         outcome="not_found" if r.status == 404 else "refused",
+                         reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
+            await append_quietly(app, entry)
+            return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
+
+    return routes

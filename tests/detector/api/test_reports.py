@@ -1,0 +1,81 @@
+"""GET /v1/reports/{month}: the monthly report for regulators, audited, without subscriber data."""
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from detector.api.reports import report_routes
+from detector.report import ReportConfig
+from tests.detector.api.conftest import IMSI, MSISDN, OTHER_IMSI, audit_rows, auth
+
+
+@pytest.fixture
+async def rclient(pool, api_config, make_client):
+    return await make_client(pool, api_config, [report_routes(ReportConfig())])
+
+
+async def test_regulator_reads_the_report_as_json_with_definitions(rclient, pool):
+    r = await rclient.get("/v1/reports/2026-10", headers=auth("regulator"))
+    assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+    text = await r.text()
+    doc = json.loads(text)
+    carriers = doc["tables"]["carriers"]
+    cm = next(row for row in carriers["rows"] if row["carrier"] == "China Mobile")
+    assert cm["flagged_cards"] == 2 and cm["rigs"] == 1 and cm["largest_rig"] == 2
+    assert all(c["definition"] for c in carriers["columns"])
+    assert doc["coverage"] and doc["definitions"]
+    for secret in (IMSI, OTHER_IMSI, MSISDN):
+        assert secret not in text
+    row = (await audit_rows(pool))[-1]
+    assert (row["action"], row["role"], row["status"], row["outcome"]) == \
+        ("reports.get", "regulator", 200, "answered")
+    assert json.loads(row["query"])["month"] == "2026-10"
+
+
+@pytest.mark.parametrize("fmt, magic, ctype", [
+    ("pdf", b"%PDF", "application/pdf"),
+    ("xlsx", b"PK", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+])
+async def test_documents_for_download(rclient, fmt, magic, ctype):
+    r = await rclient.get(f"/v1/reports/2026-10?format={fmt}", headers=auth("admin"))
+    assert r.status == 200 and r.content_type == ctype
+    body = await r.read()
+    assert body.startswith(magic)
+    assert f'report-2026-10.{fmt}' in r.headers["Content-Disposition"]
+    if fmt == "xlsx":
+        names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+        assert "xl/workbook.xml" in names
+
+
+async def test_one_table_as_csv(rclient):
+    r = await rclient.get("/v1/reports/2026-10?format=csv&table=channels", headers=auth("regulator"))
+    assert r.status == 200
+    lines = (await r.text()).splitlines()
+    assert lines[0].startswith("rank,channel,active_subscribers,fraud_involved_cards")
+    r = await rclient.get("/v1/reports/2026-10?format=csv&table=nope", headers=auth("regulator"))
+    assert r.status == 404 and (await r.json())["reason"] == "no_table"
+
+
+@pytest.mark.parametrize("role, path, status, reason", [
+    ("police", "/v1/reports/2026-10", 403, "role_forbidden"),
+    ("analyst", "/v1/reports/2026-10", 403, "role_forbidden"),
+    ("regulator", "/v1/reports/2026-13", 400, "invalid_value"),
+    ("regulator", "/v1/reports/2026-10?format=doc", 400, "invalid_value"),
+    ("regulator", "/v1/reports/2026-10?format=csv", 400, "invalid_value"),
+    ("regulator", "/v1/reports/2026-10?colour=red", 400, "unknown_field"),
+])
+async def test_refusals_are_problems_and_audited(rclient, pool, role, path, status, reason):
+    r = await rclient.get(path, headers=auth(role))
+    assert r.status == status and r.content_type == "application/problem+json"
+    assert (await r.json())["reason"] == reason
+    row = (await audit_rows(pool))[-1]
+    assert (row["action"], row["role"], row["status"], row["reason"]) == \
+        ("reports.get", role, status, reason)
+
+
+async def test_unauthenticated_requests_are_refused(rclient, pool):
+    r = await rclient.get("/v1/reports/2026-10")
+    assert r.status == 401
+    assert (await audit_rows(pool))[-1]["outcome"] == "refused"
