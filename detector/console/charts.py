@@ -98,7 +98,7 @@ def cell_grid_svg(rows: list[tuple[str, list[tuple[int, str]]]], rig_cells: list
     cw = max(8, min(22, (WIDTH - LABEL_W - 20) // len(columns)))
     legend_rows = (len(rig_cells) + 1 + 2) // 3
     height = 44 + ROW_H * len(rows) + 10 + 18 * legend_rows
-    width = LABEL_W + cw * len(columns) + 20
+    width = max(LABEL_W + cw * len(columns) + 20, LABEL_W + 3 * 230)   # room for the legend
     out = [f'<svg class="chart" role="img" aria-label="most used cell per SIM and hour" '
            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            f'xmlns="http://www.w3.org/2000/svg">']

@@ -139,6 +139,7 @@ def page(action: str, handler: Handler) -> Callable[[web.Request], Awaitable[web
             session = await sessions.find_session(app[POOL], app[AUTH].credentials,
                                                   request.cookies.get(sessions.COOKIE))
             if session is None:
+                await _limit(request, "ip:" + _remote(request))
                 if request.method == "GET":
                     entry.update(query=analyst._scrub(query), status=303, outcome="refused",
                                  reason="no_session", fields=(), answer_sha256="")

@@ -25,7 +25,7 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 SIMS = ("460001234560001", "460001234560002", "460001234560003")
 IMEIS = tuple(int(p + str(ids.luhn_check_digit(p))) for p in ("35693803564380", "35693803564390"))
 CELLS = ("460-00-4101-1234", "460-00-4101-1235")
-FLAGGED = int(datetime(2026, 10, 5, 7, 40, tzinfo=UTC).timestamp())
+FLAGGED = int(datetime.now(UTC).timestamp()) // 3600 * 3600 - 6 * 3600   # event times lag a little
 RIG = Rig(id="rig-0a1b2c3d4e", sims=set(SIMS), devices={str(i) for i in IMEIS},
           cells=set(CELLS), first=FLAGGED, last=FLAGGED + 4 * 3600,
           evidence={"shared": f"2 shared devices {HOSTILE}"})
