@@ -238,7 +238,8 @@ async def post_login(request: web.Request) -> web.Response:
         if who.role not in CONSOLE_ROLES:
             raise Refusal(403, "role_forbidden",
                           f"the role {who.role!r} may not use the analysts' console")
-        token, session = await sessions.open_session(app[POOL], who,
+        await sessions.close_session(app[POOL], request.cookies.get(sessions.COOKIE))
+        token, _ = await sessions.open_session(app[POOL], who,
                                                      app[CONFIG].console_session_ttl_s)
         entry.update(query=analyst._scrub(query), status=303, outcome="applied", reason="",
                      fields=(), answer_sha256="")

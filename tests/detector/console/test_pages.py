@@ -187,3 +187,38 @@ async def test_expired_session_is_refused(client, pool):
     await login(client)
     await pool.execute("UPDATE console_sessions SET expires_at = now() - interval '1 s'")
     assert (await client.get("/console/rigs", allow_redirects=False)).status == 303
+
+
+async def test_console_off_mounts_no_page(pool, api_config):
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from detector.api import make_app
+    async with TestClient(TestServer(make_app(pool, replace(api_config, console=False)),
+                                     host="127.0.0.1")) as c:
+        assert (await c.get("/console/login")).status == 404
+
+
+async def test_a_verdict_that_cannot_be_audited_is_not_applied(client, pool):
+    import asyncpg
+
+    from detector.api.app import AUDIT
+    await login(client)
+    page = await (await client.get(f"/console/rigs/{RIG.id}")).text()
+    writer = client.server.app[AUDIT]
+    real = writer.append
+
+    async def failing(entry, attempts=20, conn=None):
+        if conn is not None:
+            raise asyncpg.PostgresConnectionError("audit store unavailable")
+        return await real(entry, attempts, conn)
+
+    writer.append = failing
+    resp = await client.post(f"/console/rigs/{RIG.id}/verdict",
+                             data={"csrf": csrf_of(page), "verdict": "confirm"})
+    assert resp.status == 503 and "could not be audited" in await resp.text()
+    assert await statuses(pool) == {"open"}
+    assert await pool.fetchval("SELECT count(*) FROM feedback") == 0
+    writer.append = real
+    assert (await verify_audit(pool)).ok
