@@ -200,6 +200,13 @@ def page(action: str, handler: Handler) -> Callable[[web.Request], Awaitable[web
                              reason=r.reason, fields=(), answer_sha256=audit.digest(body.encode()))
                 await append_quietly(app, entry)
             return html(body, r.status, r.headers)
+        except web.HTTPException:
+            raise
+        except Exception:       # answered 500 by the envelope; the attempt is still audited
+            entry.update(query=analyst._scrub(query), status=500, outcome="error",
+                         reason="internal_error", fields=(), answer_sha256="")
+            await append_quietly(app, entry)
+            raise
 
     serve.__name__ = f"console_{action.replace('.', '_')}"
     return serve
@@ -239,8 +246,7 @@ async def post_login(request: web.Request) -> web.Response:
             raise Refusal(403, "role_forbidden",
                           f"the role {who.role!r} may not use the analysts' console")
         await sessions.close_session(app[POOL], request.cookies.get(sessions.COOKIE))
-        token, _ = await sessions.open_session(app[POOL], who,
-                                                     app[CONFIG].console_session_ttl_s)
+        token, _ = await sessions.open_session(app[POOL], who, app[CONFIG].console_session_ttl_s)
         entry.update(query=analyst._scrub(query), status=303, outcome="applied", reason="",
                      fields=(), answer_sha256="")
         try:

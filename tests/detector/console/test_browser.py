@@ -105,7 +105,20 @@ class Page:
         await self.do(el.send_keys, value)
 
     async def click(self, css: str) -> None:
-        await self.do((await self.find(css)).click)
+        """Click what submits a form or follows a link, and wait for the next page (a click
+        returns before the navigation it starts)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def go() -> None:
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            wait = WebDriverWait(self.driver, 30)
+            wait.until(ec.staleness_of(old))
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+        await self.do(go)
 
     async def path(self) -> str:
         url = await self.do(lambda: self.driver.current_url)
