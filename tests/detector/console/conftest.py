@@ -101,3 +101,25 @@ async def login(client, client_id: str = ANALYST_ID, secret: str = ANALYST_SECRE
 
 def csrf_of(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+async def add_verification(pool) -> None:
+    """A verification request of the first SIM answered 'failed' by the platform, and a dead
+    letter whose last error is hostile."""
+    import uuid
+    from datetime import timedelta
+
+    async with pool.acquire() as conn:
+        flag_id = await conn.fetchval("SELECT id FROM flags WHERE imsi = $1", int(SIMS[0]))
+        at = datetime.fromtimestamp(FLAGGED, UTC)
+        for n, status, error in ((1, "delivered", None), (2, "dead", f"HTTP 503 {HOSTILE}")):
+            await conn.execute(
+                "INSERT INTO verification_outbox (request_id, idempotency_key, flag_id, action, "
+                "line_imsi, rig_id, body, status, attempts, last_status, last_error, created_at, "
+                "delivered_at) VALUES ($1, $2, $3, 'reverify', $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12)",
+                uuid.UUID(int=n), f"key-{n}", flag_id, int(SIMS[0]), RIG.id,
+                json.dumps({"lines": [{"imsi": SIMS[0]}]}), status, 1 if n == 1 else 8,
+                200 if n == 1 else 503, error, at + timedelta(minutes=5 * n),
+                at + timedelta(minutes=6) if n == 1 else None)
+        await conn.execute("INSERT INTO verification_outcomes (request_id, outcome, outcome_at) "
+                           "VALUES ($1, 'failed', $2)", uuid.UUID(int=1), at + timedelta(hours=1))

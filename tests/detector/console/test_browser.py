@@ -25,6 +25,7 @@ from tests.detector.console.conftest import (
     POLICE_SECRET,
     RIG,
     SIMS,
+    add_verification,
 )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -145,6 +146,7 @@ def page(browser, base_url, tmp_path) -> Page:
 
 
 async def test_analyst_logs_in_opens_a_rig_and_confirms_it(page, pool):
+    await add_verification(pool)
     await page.login(ANALYST_ID, "wrong-secret")
     assert await page.path() == "/console/login"
     assert "unknown client or wrong secret" in await page.text("#login-error")
@@ -172,10 +174,16 @@ async def test_analyst_logs_in_opens_a_rig_and_confirms_it(page, pool):
 
     await page.click(f'#sims a[href="/console/sims/{SIMS[0]}"]')
     assert await page.text("#sim-status") == "confirmed"
+    assert "verification_failed" in await page.text("#events")
     await page.shot("sim")
     await page.open("/console/outbox")
+    assert "HTTP 503 <script>" in await page.text("#dead")      # shown as text
     await page.shot("outbox")
-    await page.open("/console/allowlist")
+    await page.open(f"/console/sims/{SIMS[1]}")
+    await page.type('input[name="reason"]', "IoT meter of Acme")
+    await page.click("#allow-sim")
+    assert await page.path() == "/console/allowlist"
+    assert SIMS[1] in await page.text("#allowlist")
     await page.shot("allowlist")
     await page.click("#logout")
     assert await page.path() == "/console/login"
@@ -184,7 +192,8 @@ async def test_analyst_logs_in_opens_a_rig_and_confirms_it(page, pool):
     actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY seq")]
     assert actions == ["console.login", "console.login", "console.rigs", "console.rig",
                        "console.rig_verdict", "console.rig", "console.sim", "console.outbox",
-                       "console.allowlist", "console.logout"]
+                       "console.sim", "console.allowlist_add", "console.allowlist",
+                       "console.logout"]
 
 
 async def test_police_identity_is_refused(page, pool):

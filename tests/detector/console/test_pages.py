@@ -222,3 +222,16 @@ async def test_a_verdict_that_cannot_be_audited_is_not_applied(client, pool):
     assert await pool.fetchval("SELECT count(*) FROM feedback") == 0
     writer.append = real
     assert (await verify_audit(pool)).ok
+
+
+async def test_outbox_and_timeline_show_verification(client, pool):
+    from tests.detector.console.conftest import add_verification
+    await add_verification(pool)
+    await login(client)
+    page = await (await client.get("/console/outbox")).text()
+    assert "00000000-0000-0000-0000-000000000002" in page and "HTTP 503 &lt;script&gt;" in page
+    assert "<script>" not in page
+    assert "<td>failed</td>" in page
+    page = await (await client.get(f"/console/sims/{SIMS[0]}")).text()
+    assert "verification_requested" in page and "verification_failed" in page
+    assert page.count("<path") == 3          # a diamond per request and per outcome
