@@ -266,6 +266,18 @@ async def get_rig(request: web.Request, who: Identity, query: dict,
     return found
 
 
+async def rig_summaries(conn: asyncpg.Connection, rig_ids: list[str],
+                        top: int = 3) -> dict[str, dict[str, Any]]:
+    """Per rig, from its flags: the highest score, the set of statuses and the reasons of its
+    ``top`` highest-scored flags (aggregated in the store: a list of many big rigs stays cheap)."""
+    rows = await conn.fetch(
+        "SELECT rig_id, max(score) AS score, array_agg(DISTINCT status) AS statuses, "
+        "(array_agg(reasons ORDER BY score DESC, id))[1:$2] AS reasons FROM flags "
+        "WHERE rig_id = ANY($1::text[]) GROUP BY rig_id", rig_ids, top)
+    return {r["rig_id"]: {"score": round(float(r["score"]), 4), "statuses": sorted(r["statuses"]),
+                          "reasons": [json.loads(x) for x in r["reasons"]]} for r in rows}
+
+
 async def rig_with_flags(conn: asyncpg.Connection, rig_id: str) -> dict | None:
     """A rig and its members' flags (as answered), or None."""
     r = await conn.fetchrow(

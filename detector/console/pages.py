@@ -289,28 +289,42 @@ async def post_logout(request: web.Request, session: sessions.Session, query: di
 
 # ---- rigs ---------------------------------------------------------------------------------
 
+def status_of(statuses: set[str]) -> str:
+    """A rig's status from its flags': open while any is open, else confirmed or dismissed
+    when all agree, else mixed."""
+    if not statuses or "open" in statuses:
+        return "open"
+    return next(iter(statuses)) if len(statuses) == 1 else "mixed"
+
+
+def merged_reasons(lists: list[list], most: int = 5) -> list[str]:
+    out: list[str] = []
+    for reasons in lists:
+        for r in reasons:
+            if isinstance(r, str) and r not in out:
+                out.append(r)
+    return out[:most]
+
+
 def summarise(flags: list[dict]) -> dict[str, Any]:
-    """A rig's (or SIM's) score, status and reasons from its flags: the highest score; open
-    while any flag is open, else confirmed or dismissed when all agree, else mixed; the
-    reasons of the highest-scored flags first, each once."""
-    if not flags:
-        return {"score": 0.0, "status": "open", "reasons": []}
-    statuses = {f["status"] for f in flags}
-    status = ("open" if "open" in statuses else statuses.pop() if len(statuses) == 1
-              else "mixed")
-    reasons: list[str] = []
-    for f in sorted(flags, key=lambda f: -f["score"]):
-        for r in f["reasons"]:
-            if isinstance(r, str) and r not in reasons:
-                reasons.append(r)
-    return {"score": max(f["score"] for f in flags), "status": status, "reasons": reasons[:5]}
+    """A rig's (or SIM's) score, status and reasons from its flags: the highest score, the
+    status (:func:`status_of`), the reasons of the highest-scored flags first, each once."""
+    ranked = sorted(flags, key=lambda f: -f["score"])
+    return {"score": ranked[0]["score"] if ranked else 0.0,
+            "status": status_of({f["status"] for f in flags}),
+            "reasons": merged_reasons([f["reasons"] for f in ranked])}
 
 
 async def rigs_page(request, session, query, conn, form) -> View:
     newest = await analyst.rigs_newest(conn, MAX_RIGS)
-    flags = await analyst.rig_flags(conn, [r["id"] for r in newest["rigs"]])
-    rigs = [{"id": r["id"], "sims": r["sims"], "last_at": r["last_at"],
-             **summarise(flags[r["id"]])} for r in newest["rigs"]]
+    summaries = await analyst.rig_summaries(conn, [r["id"] for r in newest["rigs"]])
+    empty = {"score": 0.0, "statuses": [], "reasons": []}
+    rigs = []
+    for r in newest["rigs"]:
+        s = summaries.get(r["id"], empty)
+        rigs.append({"id": r["id"], "sims": r["sims"], "last_at": r["last_at"], "score": s["score"],
+                     "status": status_of(set(s["statuses"])),
+                     "reasons": merged_reasons(s["reasons"])})
     return View("rigs.html", {"rigs": rigs, "truncated": newest["truncated"]})
 
 

@@ -145,6 +145,8 @@ async def test_confirming_a_rig_confirms_every_member(client, pool):
     assert resp.status == 200 and resp.url.path == f"/console/rigs/{RIG.id}"
     assert 'id="rig-status">confirmed<' in await resp.text()
     assert await statuses(pool) == {"confirmed"}
+    listed = await (await client.get("/console/rigs")).text()
+    assert 'class="status status-confirmed">confirmed<' in listed and '"status status-open"' not in listed
     fb = await pool.fetch("SELECT imsi, verdict, actor, note FROM feedback ORDER BY imsi")
     assert [(str(r["imsi"]), r["verdict"], r["actor"], r["note"]) for r in fb] == [
         (s, "confirm", ACTOR, "site visit") for s in SIMS]
