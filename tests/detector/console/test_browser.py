@@ -48,9 +48,21 @@ def _browser_or_skip():
         pytest.skip(why)
 
 
+def test_a_missing_browser_skips_locally_and_fails_under_ci(monkeypatch):
+    import tests.detector.console.test_browser as me
+    monkeypatch.setattr(me, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="/nonexistent/chromium"):
+        _browser_or_skip()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="installs chromium and chromium-driver"):
+        _browser_or_skip()
+
+
 @pytest.fixture
-def browser(tmp_path):
+def browser(tmp_path, monkeypatch):
     _browser_or_skip()
+    monkeypatch.setenv("SE_OFFLINE", "true")     # Selenium Manager must never download
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
