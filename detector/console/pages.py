@@ -1,290 +1,26 @@
 """The console's pages and forms, mounted under ``/console`` on the API's application.
 
-Every page and action goes through :func:`page`: the session cookie, the analyst role, the
-CSRF token of a POST form, the rate limit, and one transaction holding whatever the action
-changed together with its audit row (written like the analyst API's: who, the action and its
-parameters, the status and outcome, the field paths shown and the SHA-256 of the page). A
-refused request (no session, another role, a bad form) is audited too. The data come from
-the analyst API's query functions (``detector.api.analyst``, ``detector.api.lookup``) and
-the feedback module; this module only renders them.
+The data come from the analyst API's query functions (``detector.api.analyst``,
+``detector.api.lookup``) and the feedback module; this module only shapes and renders them
+behind :func:`detector.console.audited.page` (session, role, CSRF, audit).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import asyncpg
-import jinja2
 from aiohttp import web
 
 from detector import feedback, ids
-from detector.api import analyst, audit, lookup
-from detector.api.app import (
-    _TEXT,
-    AUDIT,
-    AUTH,
-    CONFIG,
-    POOL,
-    REQUEST_ID,
-    TITLES,
-    WHO,
-    CLIENT_ID,
-    Refusal,
-    _limit,
-    _remote,
-    append_quietly,
-    log,
-)
-from detector.console import charts, sessions
+from detector.api import analyst, lookup
+from detector.api.app import _TEXT, Refusal
+from detector.console import charts, login
+from detector.console.audited import Form, View, page, see_other
 from detector.verify import outbox
 
-CONSOLE_ROLES = frozenset({"analyst"})
 MAX_RIGS = 200
 MAX_TIMELINE_ROWS = 60
-MAX_FORM_BYTES = 8192
-
-_HERE = Path(__file__).resolve().parent
-CSS = (_HERE / "console.css").read_text()
-_CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; "
-                                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                                "base-uri 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"),
-                          autoescape=True)
-
-
-@dataclass(slots=True)
-class View:
-    """What a handler answers: a page (template with its data) or a redirect after a POST.
-    ``data`` is what the page discloses (its field paths go to the audit); ``extra`` holds
-    what is drawn from it (charts)."""
-    template: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    redirect: str = ""
-    end_session: bool = False     # the redirect also deletes the session cookie
-
-
-@dataclass(frozen=True, slots=True)
-class Form:
-    fields: dict[str, str]
-
-    def get(self, name: str, default: str = "") -> str:
-        return self.fields.get(name, default)
-
-
-Handler = Callable[[web.Request, sessions.Session, dict, asyncpg.Connection, Form], Awaitable[View]]
-
-
-def render(template: str, **context: Any) -> str:
-    return _ENV.get_template(template).render(css=jinja2.utils.markupsafe.Markup(CSS),
-                                              **context)
-
-
-def html(body: str, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
-                        headers={**SECURITY_HEADERS, **(headers or {})})
-
-
-def see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={**SECURITY_HEADERS, "Location": location})
-
-
-def error_page(request: web.Request, r: Refusal, session: sessions.Session | None) -> str:
-    return render("error.html", who=session.who if session else None,
-                  csrf=session.csrf if session else "", status=r.status,
-                  title=TITLES.get(r.status, "Error"), reason=r.reason, detail=r.detail)
-
-
-async def read_form(request: web.Request, query: dict) -> Form:
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise Refusal(415, "unsupported_media_type", "the form must be url-encoded")
-    if (request.content_length or 0) > MAX_FORM_BYTES:
-        raise Refusal(413, "body_too_large", f"the form exceeds {MAX_FORM_BYTES} bytes")
-    try:
-        posted = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        raise Refusal(413, "body_too_large", "the form is too large") from None
-    out: dict[str, str] = {}
-    for key, value in posted.items():
-        if not isinstance(value, str) or key in out:
-            raise Refusal(400, "invalid_form", f"form field {key[:64]!r} is not a single text")
-        out[key] = value
-    query["form"] = {k: v[:200] for k, v in out.items() if k not in ("csrf", "secret")}
-    return Form(out)
-
-
-def page(action: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """``handler`` behind the session, the role check, CSRF (POST) and the audit."""
-
-    async def serve(request: web.Request) -> web.Response:
-        app = request.app
-        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": action,
-                                 "remote": _remote(request), "auth": "session"}
-        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
-        session: sessions.Session | None = None
-        try:
-            session = await sessions.find_session(app[POOL], app[AUTH].credentials,
-                                                  request.cookies.get(sessions.COOKIE))
-            if session is None:
-                await _limit(request, "ip:" + _remote(request))
-                if request.method == "GET":
-                    entry.update(query=analyst._scrub(query), status=303, outcome="refused",
-                                 reason="no_session", fields=(), answer_sha256="")
-                    await append_quietly(app, entry)
-                    return see_other("/console/login")
-                raise Refusal(401, "no_session", "log in first (no session, or it expired)")
-            who = session.who
-            request[CLIENT_ID], request[WHO] = who.client_id, who
-            entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-            await _limit(request, "client:" + who.client_id)
-            if who.role not in CONSOLE_ROLES:
-                raise Refusal(403, "role_forbidden",
-                              f"the role {who.role!r} may not use the analysts' console")
-            form = Form({})
-            if request.method == "POST":
-                form = await read_form(request, query)
-                if not sessions.same_token(form.get("csrf"), session.csrf):
-                    raise Refusal(403, "csrf_mismatch",
-                                  "the form's CSRF token is missing or wrong; reload the page")
-            try:
-                async with app[POOL].acquire() as conn, conn.transaction():
-                    view = await handler(request, session, query, conn, form)
-                    if view.redirect:
-                        body, status = "", 303
-                    else:
-                        body = render(view.template, who=who, csrf=session.csrf, **view.data,
-                                      **view.extra)
-                        status = 200
-                    entry.update(query=analyst._scrub(query), status=status,
-                                 outcome="applied" if request.method == "POST" else "answered",
-                                 reason="", fields=tuple(lookup.field_paths(view.data)),
-                                 answer_sha256=audit.digest(body.encode()))
-                    try:
-                        await app[AUDIT].append(audit.AuditEntry(**entry), conn=conn)
-                    except (OSError, asyncpg.PostgresError) as e:
-                        raise analyst._AuditFailed() from e
-            except analyst._AuditFailed:
-                app[AUDIT].forget()
-                log.exception("audit append failed; console request not served",
-                              extra={"request_id": request[REQUEST_ID]})
-                raise Refusal(503, "audit_unavailable",
-                              "the request could not be audited, so it is not served "
-                              "(nothing was changed)") from None
-            except BaseException:
-                app[AUDIT].forget()
-                raise
-            if view.redirect:
-                resp = see_other(view.redirect)
-                if view.end_session:
-                    resp.del_cookie(sessions.COOKIE, path="/console")
-                return resp
-            return html(body)
-        except Refusal as r:
-            body = error_page(request, r, session)
-            if r.reason != "audit_unavailable":
-                entry.update(query=analyst._scrub(query), status=r.status,
-                             outcome="not_found" if r.status == 404 else "refused",
-                             reason=r.reason, fields=(), answer_sha256=audit.digest(body.encode()))
-                await append_quietly(app, entry)
-            return html(body, r.status, r.headers)
-        except web.HTTPException:
-            raise
-        except Exception:       # answered 500 by the envelope; the attempt is still audited
-            entry.update(query=analyst._scrub(query), status=500, outcome="error",
-                         reason="internal_error", fields=(), answer_sha256="")
-            await append_quietly(app, entry)
-            raise
-
-    serve.__name__ = f"console_{action.replace('.', '_')}"
-    return serve
-
-
-# ---- login and logout ----------------------------------------------------------------------
-
-async def get_login(request: web.Request) -> web.Response:
-    """The login form (discloses nothing, so it is not audited); sets the double-submit
-    token the form must return."""
-    token = sessions.new_token()
-    resp = html(render("login.html", who=None, csrf="", login_csrf=token, error="",
-                       client_id=""))
-    _set_cookie(request, resp, sessions.LOGIN_COOKIE, token, 900, "/console/login")
-    return resp
-
-
-async def post_login(request: web.Request) -> web.Response:
-    app = request.app
-    entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "console.login",
-                             "remote": _remote(request), "auth": "session"}
-    query: dict[str, Any] = {"method": "POST", "path": request.path[:200]}
-    client_id = ""
-    try:
-        await _limit(request, "ip:" + _remote(request))
-        form = await read_form(request, query)
-        client_id = form.get("client_id")[:128]
-        if not sessions.same_token(form.get("csrf"), request.cookies.get(sessions.LOGIN_COOKIE, "")):
-            raise Refusal(403, "csrf_mismatch", "the login form expired; reload the page")
-        await _limit(request, "client:" + client_id)
-        who = app[AUTH].credentials.check_client(client_id, form.get("secret"))
-        if who is None:
-            raise Refusal(401, "invalid_client", "unknown client or wrong secret")
-        request[CLIENT_ID] = who.client_id
-        entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-        if who.role not in CONSOLE_ROLES:
-            raise Refusal(403, "role_forbidden",
-                          f"the role {who.role!r} may not use the analysts' console")
-        await sessions.close_session(app[POOL], request.cookies.get(sessions.COOKIE))
-        token, _ = await sessions.open_session(app[POOL], who, app[CONFIG].console_session_ttl_s)
-        entry.update(query=analyst._scrub(query), status=303, outcome="applied", reason="",
-                     fields=(), answer_sha256="")
-        try:
-            await app[AUDIT].append(audit.AuditEntry(**entry))
-        except (OSError, asyncpg.PostgresError):
-            await sessions.close_session(app[POOL], token)
-            log.exception("audit append failed; login refused",
-                          extra={"request_id": request[REQUEST_ID]})
-            raise Refusal(503, "audit_unavailable", "the login could not be audited") from None
-        resp = see_other("/console/rigs")
-        _set_cookie(request, resp, sessions.COOKIE, token, app[CONFIG].console_session_ttl_s,
-                    "/console")
-        resp.del_cookie(sessions.LOGIN_COOKIE, path="/console/login")
-        return resp
-    except Refusal as r:
-        if r.reason != "audit_unavailable":
-            entry.update(query=analyst._scrub(query), status=r.status, outcome="refused",
-                         reason=r.reason, fields=(), answer_sha256="")
-            await append_quietly(app, entry)
-        if r.status in (401, 403) and r.reason != "csrf_mismatch" and r.reason != "role_forbidden":
-            token = sessions.new_token()     # the form again, with the reason
-            resp = html(render("login.html", who=None, csrf="", login_csrf=token,
-                               error=r.detail, client_id=client_id), r.status)
-            _set_cookie(request, resp, sessions.LOGIN_COOKIE, token, 900, "/console/login")
-            return resp
-        return html(error_page(request, r, None), r.status, r.headers)
-
-
-def _set_cookie(request: web.Request, resp: web.StreamResponse, name: str, value: str,
-                max_age: int, path: str) -> None:
-    resp.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
-                    secure=request.secure, samesite="Strict")
-
-
-async def post_logout(request: web.Request, session: sessions.Session, query: dict,
-                      conn: asyncpg.Connection, form: Form) -> View:
-    await sessions.close_session(analyst._OnConnection(conn), request.cookies.get(sessions.COOKIE))
-    return View(redirect="/console/login", end_session=True)
 
 
 # ---- rigs ---------------------------------------------------------------------------------
@@ -490,9 +226,9 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/console", index)
     r.add_get("/console/", index)
-    r.add_get("/console/login", get_login)
-    r.add_post("/console/login", post_login)
-    r.add_post("/console/logout", page("console.logout", post_logout))
+    r.add_get("/console/login", login.get_login)
+    r.add_post("/console/login", login.post_login)
+    r.add_post("/console/logout", page("console.logout", login.post_logout))
     r.add_get("/console/rigs", page("console.rigs", rigs_page))
     r.add_get("/console/rigs/{id}", page("console.rig", rig_page))
     r.add_post("/console/rigs/{id}/verdict", page("console.rig_verdict", post_rig_verdict))
