@@ -237,3 +237,35 @@ async def test_outbox_and_timeline_show_verification(client, pool):
     page = await (await client.get(f"/console/sims/{SIMS[0]}")).text()
     assert "verification_requested" in page and "verification_failed" in page
     assert page.count("<path") == 3          # a diamond per request and per outcome
+
+
+async def test_over_tls_the_session_cookie_is_secure(pool, tmp_path):
+    import re
+    import ssl
+
+    import aiohttp
+
+    from detector.api import ApiConfig, start_api
+    from tests.detector.api.certs import Ca, write_pair
+    from tests.detector.console.conftest import credentials_toml
+    ca = Ca("goipwatch test CA")
+    cert, key = write_pair(*ca.issue("localhost", server=True), tmp_path, "server")
+    creds = tmp_path / "credentials.toml"
+    creds.write_text(credentials_toml())
+    runner = await start_api(pool, ApiConfig.from_toml({
+        "host": "127.0.0.1", "port": 0, "tls_cert": str(cert), "tls_key": str(key),
+        "tokens_file": str(creds)}))
+    url = "https://127.0.0.1:%d" % runner.addresses[0][1]
+    ctx = ssl.create_default_context(cafile=str(ca.write(tmp_path / "ca.crt")))
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            form = await (await s.get(url + "/console/login", ssl=ctx)).text()
+            token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+            resp = await s.post(url + "/console/login", ssl=ctx, allow_redirects=False,
+                                data={"csrf": token, "client_id": ANALYST_ID, "secret": ANALYST_SECRET})
+            assert resp.status == 303
+            cookie = next(c for c in resp.headers.getall("Set-Cookie")
+                          if c.startswith("goipwatch_console="))
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        await runner.cleanup()
