@@ -33,6 +33,7 @@ from detector.console.audited import (
     see_other,
 )
 
+
 async def get_login(request: web.Request) -> web.Response:
     """The login form (discloses nothing, so it is not audited); sets the double-submit
     token the form must return."""
@@ -85,7 +86,7 @@ async def post_login(request: web.Request) -> web.Response:
             entry.update(query=analyst._scrub(query), status=r.status, outcome="refused",
                          reason=r.reason, fields=(), answer_sha256="")
             await append_quietly(app, entry)
-        if r.status in (401, 403) and r.reason != "csrf_mismatch" and r.reason != "role_forbidden":
+        if r.reason == "invalid_client":
             token = sessions.new_token()     # the form again, with the reason
             resp = html(render("login.html", who=None, csrf="", login_csrf=token,
                                error=r.detail, client_id=client_id), r.status)

@@ -21,6 +21,7 @@ from detector.verify import outbox
 
 MAX_RIGS = 200
 MAX_TIMELINE_ROWS = 60
+OUTSIDE = ""        # a cell that is not one of the rig's (not named to analysts)
 
 
 # ---- rigs ---------------------------------------------------------------------------------
@@ -103,22 +104,27 @@ async def rig_page(request, session, query, conn, form) -> View:
                      "kinds": [f["kind"] for f in fl], "score": s["score"] if fl else None,
                      "status": s["status"] if fl else "unflagged", "reasons": s["reasons"]})
     shown = members[:MAX_TIMELINE_ROWS]
-    rows = []
+    timelines = []
     for imsi in shown:
         events = await analyst.sim_events(conn, imsi)
-        rows.append((imsi, _marks(events["events"]) if events else []))
+        timelines.append({"imsi": imsi, "events": events["events"] if events else []})
     _, history = await lookup.sim_histories(conn, [int(m) for m in shown])
-    # only the rig's own devices and cells are shown (what /v1/rigs/{id} answers analysts)
-    grid = [(imsi, [(h, c) for h, c in history.get(int(imsi), ([], []))[1]]) for imsi in shown]
-    device_rows = []
+    # Only the rig's own cells and devices are named (what /v1/rigs/{id} answers analysts):
+    # an hour in another cell is "outside", a device outside the rig is left out.
+    rig_cells = set(rig["cells"])
+    cell_hours, device_rows = [], []
     for imsi in shown:
-        seen = {d["imei"]: d["last_seen"] for d in history.get(int(imsi), ([], []))[0]}
+        devices, cells = history.get(int(imsi), ([], []))
+        cell_hours.append({"imsi": imsi, "hours": [
+            {"hour": h, "cell": c if c in rig_cells else OUTSIDE} for h, c in cells]})
+        seen = {d["imei"]: d["last_seen"] for d in devices}
         device_rows.append({"imsi": imsi, "seen": [seen.get(d) for d in rig["devices"]]})
     summary = summarise(flags)
     data = {"rig": rig, "sims": sims, "score": summary["score"], "status": summary["status"],
             "reasons": summary["reasons"], "devices": rig["devices"],
-            "device_rows": device_rows}
-    extra = {"timeline": charts.timeline_svg(rows),
+            "device_rows": device_rows, "timelines": timelines, "cell_hours": cell_hours}
+    grid = [(c["imsi"], [(x["hour"], x["cell"]) for x in c["hours"]]) for c in cell_hours]
+    extra = {"timeline": charts.timeline_svg([(t["imsi"], _marks(t["events"])) for t in timelines]),
              "grid": charts.cell_grid_svg(grid, rig["cells"]),
              "timeline_cut": len(members) > len(shown), "timeline_rows": len(shown)}
     return View("rig.html", data, extra)

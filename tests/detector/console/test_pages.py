@@ -135,6 +135,9 @@ async def test_rig_page_draws_timeline_cells_and_devices_of_the_rig_only(client,
     assert page.count("<circle") == 3             # one 'raised' event per SIM
     row = (await audit_rows(pool))[-1]
     assert (row["action"], row["query"]) == ("console.rig", '{"path": "/console/rigs/rig-0a1b2c3d4e", "method": "GET", "rig_id": "rig-0a1b2c3d4e"}')
+    fields = await pool.fetchval("SELECT fields FROM audit_log ORDER BY seq DESC LIMIT 1")
+    assert all(f in fields for f in ('"cell_hours[].hours[].cell"', '"timelines[].events[].at"',
+                                     '"device_rows[].seen"', '"sims[].msisdn"'))
 
 
 async def test_confirming_a_rig_confirms_every_member(client, pool):
