@@ -230,10 +230,27 @@ async def list_flags(request: web.Request, who: Identity, query: dict,
 async def list_rigs(request: web.Request, who: Identity, query: dict,
                     conn: asyncpg.Connection) -> dict:
     limit = _int_param(_params(request, ("limit",), query), "limit", 100)
+    return await rigs_newest(conn, limit)
+
+
+async def rigs_newest(conn: asyncpg.Connection, limit: int) -> dict:
+    """The ``limit`` rigs with the newest activity (the API's and the console's list)."""
     rows = await conn.fetch(
         "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
         "ORDER BY last_at DESC, id LIMIT $1", limit + 1)
     return {"truncated": len(rows) > limit, "rigs": [lookup.rig_doc(r) for r in rows[:limit]]}
+
+
+async def rig_flags(conn: asyncpg.Connection, rig_ids: list[str]) -> dict[str, list[dict]]:
+    """The flags of each rig (as answered), by rig id."""
+    out: dict[str, list[dict]] = {i: [] for i in rig_ids}
+    for f in await conn.fetch(
+            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+            "WHERE rig_id = ANY($1::text[]) ORDER BY imsi, flagged_at, kind", rig_ids):
+        out[f["rig_id"]].append({"imsi": str(f["imsi"]),
+                                 "msisdn": str(f["msisdn"]) if f["msisdn"] else None,
+                                 **lookup.flag_doc(f)})
+    return out
 
 
 async def get_rig(request: web.Request, who: Identity, query: dict,
@@ -243,17 +260,32 @@ async def get_rig(request: web.Request, who: Identity, query: dict,
     query["rig_id"] = rig_id
     if not _TEXT.fullmatch(rig_id):
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
+    found = await rig_with_flags(conn, rig_id)
+    if found is None:
+        raise Refusal(404, "no_rig", "the store holds no rig with this id")
+    return found
+
+
+async def rig_summaries(conn: asyncpg.Connection, rig_ids: list[str],
+                        top: int = 3) -> dict[str, dict[str, Any]]:
+    """Per rig, from its flags: the highest score, the set of statuses and the reasons of its
+    ``top`` highest-scored flags (aggregated in the store: a list of many big rigs stays cheap)."""
+    rows = await conn.fetch(
+        "SELECT rig_id, max(score) AS score, array_agg(DISTINCT status) AS statuses, "
+        "(array_agg(reasons ORDER BY score DESC, id))[1:$2] AS reasons FROM flags "
+        "WHERE rig_id = ANY($1::text[]) GROUP BY rig_id", rig_ids, top)
+    return {r["rig_id"]: {"score": round(float(r["score"]), 4), "statuses": sorted(r["statuses"]),
+                          "reasons": [json.loads(x) for x in r["reasons"]]} for r in rows}
+
+
+async def rig_with_flags(conn: asyncpg.Connection, rig_id: str) -> dict | None:
+    """A rig and its members' flags (as answered), or None."""
     r = await conn.fetchrow(
         "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
         "WHERE id = $1", rig_id)
     if r is None:
-        raise Refusal(404, "no_rig", "the store holds no rig with this id")
-    flags = await conn.fetch(
-        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-        "WHERE rig_id = $1 ORDER BY imsi, flagged_at, kind", rig_id)
-    return {"rig": lookup.rig_doc(r),
-            "flags": [{"imsi": str(f["imsi"]), "msisdn": str(f["msisdn"]) if f["msisdn"] else None,
-                       **lookup.flag_doc(f)} for f in flags]}
+        return None
+    return {"rig": lookup.rig_doc(r), "flags": (await rig_flags(conn, [rig_id]))[rig_id]}
 
 
 async def sim_timeline(request: web.Request, who: Identity, query: dict,
@@ -262,6 +294,15 @@ async def sim_timeline(request: web.Request, who: Identity, query: dict,
     query["imsi"] = request.match_info["imsi"][:64]
     imsi = _imsi(request.match_info["imsi"])
     query["imsi"] = imsi
+    found = await sim_events(conn, imsi)
+    if found is None:
+        raise Refusal(404, "no_flag", "the store holds no flag, feedback or verification for this SIM")
+    return found
+
+
+async def sim_events(conn: asyncpg.Connection, imsi: str) -> dict | None:
+    """A SIM's flags and its events (flag history, verdicts, verification requests and
+    outcomes) in time order; None when the store holds none of them."""
     n = int(imsi)
     events: list[tuple[Any, int, int, dict]] = []   # (time, source order, id, event)
     for r in await conn.fetch(
@@ -298,7 +339,7 @@ async def sim_timeline(request: web.Request, who: Identity, query: dict,
                 "event": f"verification_{r['outcome']}", "request_id": str(r["request_id"]),
                 "action": r["action"], "outcome": r["outcome"], "detail": json.loads(r["detail"])}))
     if not events:
-        raise Refusal(404, "no_flag", "the store holds no flag, feedback or verification for this SIM")
+        return None
     events.sort(key=lambda e: e[:3])
     flags = await conn.fetch(
         "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "

@@ -387,6 +387,10 @@ def make_app(pool: asyncpg.Pool, config: ApiConfig,
     from detector.api import analyst
 
     analyst.add_routes(app)
+    if config.console:
+        from detector import console
+
+        console.add_routes(app)
     for table in routes:
         app.add_routes(table)
     return app

@@ -25,6 +25,8 @@ class ApiConfig:
     max_body_bytes: int = 16384
     max_subscribers: int = 50       # SIMs answered for one number (an IMEI may carry several)
     openapi: str = ""               # the OpenAPI description served; empty: the repository's
+    console: bool = True            # the analysts' web console under /console (analyst clients)
+    console_session_ttl_s: int = 28800  # a console login lasts this long (then log in again)
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "api") -> "ApiConfig":
@@ -82,6 +84,8 @@ class ApiConfig:
             raise bad("max_body_bytes", "must be 256..1048576")
         if not 1 <= self.max_subscribers <= 1000:
             raise bad("max_subscribers", "must be 1..1000")
+        if not 300 <= self.console_session_ttl_s <= 86400:
+            raise bad("console_session_ttl_s", "must be 300..86400 seconds")
 
     @property
     def openapi_path(self) -> Path:

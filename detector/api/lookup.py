@@ -102,6 +102,22 @@ def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
     return devices, cells
 
 
+async def sim_histories(conn: asyncpg.Connection, imsis: list[int]
+                        ) -> tuple[dict[int, Any], dict[int, tuple[list[dict], list[tuple[int, str]]]]]:
+    """The checkpointed state rows of ``imsis`` and, per SIM, (devices with last seen,
+    [(hour, cell id)] newest first); nothing when the stored layout is not this version's."""
+    if not await _state_layout_ok(conn):
+        return {}, {}
+    states = {r["imsi"]: r for r in await conn.fetch(
+        "SELECT imsi, state, updated_at FROM sim_state WHERE imsi = ANY($1::bigint[])", imsis)}
+    raw = {imsi: _history(r["state"]) for imsi, r in states.items()}
+    cell_ids = sorted({c for _, cells in raw.values() for _, c in cells})
+    names = {r["id"]: r["name"] for r in await conn.fetch(
+        "SELECT id, name FROM cells WHERE id = ANY($1::int[])", cell_ids)} if cell_ids else {}
+    return states, {imsi: (devices, [(h, names.get(c, str(c))) for h, c in cells])
+                    for imsi, (devices, cells) in raw.items()}
+
+
 def flag_doc(f: Any) -> dict[str, Any]:
     """A ``flags`` row as answered (kind, score, time, status, rig, reasons; no ID hash)."""
     return {"kind": f["kind"], "score": round(float(f["score"]), 4),
@@ -149,14 +165,7 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
     snaps = {r["imsi"]: r for r in await conn.fetch(
         "SELECT DISTINCT ON (imsi) imsi, event_time, purpose, features FROM feature_snapshots "
         "WHERE imsi = ANY($1::bigint[]) ORDER BY imsi, event_time DESC, id DESC", imsis)}
-    states = {}
-    if await _state_layout_ok(conn):
-        states = {r["imsi"]: r for r in await conn.fetch(
-            "SELECT imsi, state, updated_at FROM sim_state WHERE imsi = ANY($1::bigint[])", imsis)}
-    history = {imsi: _history(r["state"]) for imsi, r in states.items()}
-    cell_ids = sorted({c for _, cells in history.values() for _, c in cells})
-    cell_names = {r["id"]: r["name"] for r in await conn.fetch(
-        "SELECT id, name FROM cells WHERE id = ANY($1::int[])", cell_ids)} if cell_ids else {}
+    states, history = await sim_histories(conn, imsis)
 
     out = []
     for imsi in imsis:
@@ -170,8 +179,7 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
             "carrier": reg["carrier"], "id_hash": reg["id_hash"]}
         devices, cells = history.get(imsi, ([], []))
         sub["devices"] = devices
-        sub["cells"] = [{"cell_id": cell_names.get(c, str(c)), "hour": iso(h * 3600)}
-                        for h, c in cells]
+        sub["cells"] = [{"cell_id": c, "hour": iso(h * 3600)} for h, c in cells]
         sub["flags"] = [flag_doc(f) for f in fl]
         rig_id = next((f["rig_id"] for f in fl if f["rig_id"] in rigs), None)
         sub["rig"] = rig_doc(rigs[rig_id]) if rig_id else None

@@ -30,6 +30,8 @@ def test_defaults_and_values():
     ({"enabled": True}, "tokens_file"),
     ({"token_ttl_s": 5}, "token_ttl_s"),
     ({"host": ""}, "host"),
+    ({"console": "yes"}, "console"),
+    ({"console_session_ttl_s": 60}, "console_session_ttl_s"),
 ])
 def test_bad_values_name_the_key(table, key):
     with pytest.raises(ValueError, match=rf"^config\.toml \[api\]\.{key}:"):
