@@ -17,6 +17,7 @@ from detector.rigs import RigPolicy
 from detector.scoring import Policy
 from detector.api.config import ApiConfig
 from detector.ops import OpsConfig
+from detector.scale.config import ScaleConfig
 from detector.verify.config import SenderConfig
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
@@ -81,6 +82,7 @@ class Config:
     verification: SenderConfig | None = None    # [verification]: line-verification requests
     api: ApiConfig | None = None                 # [api]: subscriber lookups, status callbacks
     ops: OpsConfig | None = None                 # [ops]: /livez, /readyz, /metrics
+    scale: ScaleConfig | None = None             # [scale]: publisher and workers over NATS JetStream
 
     def path(self, value: str | Path) -> Path:
         """A path from the config: relative ones are relative to the state directory."""
@@ -160,7 +162,8 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
 
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
-    top = {"daemon", "store", "features", "detector", "probes", "verification", "api", "ops"}
+    top = {"daemon", "store", "features", "detector", "probes", "verification", "api", "ops",
+           "scale"}
     for key in data:
         if key not in top:
             raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
@@ -214,7 +217,8 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
                   detector=DetectorConfig(**det), probes=tuple(probes),
                   verification=_optional(data, "verification", SenderConfig, source),
                   api=_optional(data, "api", ApiConfig, source),
-                  ops=_optional(data, "ops", OpsConfig, source))
+                  ops=_optional(data, "ops", OpsConfig, source),
+                  scale=_optional(data, "scale", ScaleConfig, source))
 
 
 def _optional(data: dict, key: str, cls, source: str):
