@@ -287,6 +287,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_rigs(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector import logs
+    from detector.scale.bus import BusError
+    from detector.scale.commands import rigs
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    try:
+        return _run_async(rigs(cfg, args.until_idle))
+    except BusError as e:
+        print(f"goipwatch rigs: error: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -402,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--until-idle", type=float, metavar="SECONDS",
                     help="exit after this long without a message (finite runs, tests)")
     wk.set_defaults(func=cmd_worker)
+
+    rg = sub.add_parser("rigs", help="scale-out: the rig stage over the workers' summaries")
+    rg.add_argument("--config", type=Path, required=True, help="with a [scale] section")
+    rg.add_argument("--until-idle", type=float, metavar="SECONDS",
+                    help="exit after this long without a summary (finite runs, tests)")
+    rg.set_defaults(func=cmd_rigs)
     return p
 
 

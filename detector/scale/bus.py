@@ -51,3 +51,19 @@ async def consumer_from(js, cfg: ScaleConfig, partition: int, after_seq: int):
         max_ack_pending=max(cfg.fetch_batch * 4, 1024))
     return await js.pull_subscribe(cfg.subject(partition), durable=durable, stream=cfg.stream,
                                    config=config)
+
+
+async def summary_consumer(js, cfg: ScaleConfig, after_seq: int):
+    """The rig stage's pull subscription on every partition's summaries, after ``after_seq``."""
+    durable = f"{cfg.stream}_rigs"
+    try:
+        await js.delete_consumer(cfg.stream, durable)
+    except NotFoundError:
+        pass
+    config = api.ConsumerConfig(
+        durable_name=durable, filter_subject=f"{cfg.subject_prefix}.sum.>",
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1,
+        ack_policy=api.AckPolicy.EXPLICIT, ack_wait=float(cfg.ack_wait_s),
+        max_ack_pending=max(cfg.fetch_batch * 4, 1024))
+    return await js.pull_subscribe(f"{cfg.subject_prefix}.sum.>", durable=durable, stream=cfg.stream,
+                                   config=config)

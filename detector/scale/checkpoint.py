@@ -32,10 +32,10 @@ async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
             await conn.execute(
                 "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
                 "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-                "updated_at = now() WHERE stream = $1 AND partition = $2",
+                "outbox = $10, updated_at = now() WHERE stream = $1 AND partition = $2",
                 stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
                 json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
-                json.dumps(STATE_LAYOUT))
+                json.dumps(STATE_LAYOUT), part.outbox)
             for kind, (keys, blobs) in (("s", engine.export_sims(sims)), ("i", engine.export_imeis(imeis))):
                 if not keys:
                     continue
@@ -86,6 +86,7 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
         engine.dirty[dirty[dirty >= 0]] = True
         part.last_seq = int(row["last_seq"])
         part.counters = json.loads(row["counters"])
+        part.outbox = list(row["outbox"])
         # the partition's own flags: a SIM it flagged is not flagged again
         flags = await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
                                  "WHERE kind = 'sim_anomaly'")

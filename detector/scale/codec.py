@@ -12,7 +12,11 @@ Kinds (each on one partition's subject):
   document across the whole population (counted by the publisher, which sees it all);
 - ``tick``: score the SIMs touched since the last tick (sent to every partition, so every
   partition scores at the same event times whatever the number of workers);
-- ``flush``: score what is pending now (the end of a finite feed).
+- ``flush``: score what is pending now (the end of a finite feed);
+- ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
+  or flush, the partition's SIMs with rig-like evidence: their feature rows, the evidence
+  strengths, their fixed-size records (cells renamed to a table of the message) and the
+  per-SIM flags of that tick.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ from detector.records import CdrBatch
 
 MAGIC = b"GWS1"
 _LEN = struct.Struct("<I")
-KINDS = ("cdr", "reg", "tick", "flush")
+KINDS = ("cdr", "reg", "tick", "flush", "sum")
 
 CDR_COLUMNS = {"ts": "<i8", "imsi": "<i8", "imei": "<i8", "cell": "<i4", "peer": "<i8",
                "direction": "i1", "record_type": "i1", "result": "i1", "duration": "<i4",
                "msisdn": "<i8", "line": "<i8"}
 REG_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "activated_at": "<i8", "id_cards": "<i4",
                "id_key": "<i8"}
-_COLUMNS = {"cdr": CDR_COLUMNS, "reg": REG_COLUMNS, "tick": {}, "flush": {}}
+SUM_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "at": "<i8", "activity": "<i8", "values": "<f8",
+               "strengths": "<f8", "state": "u1"}
+_COLUMNS = {"cdr": CDR_COLUMNS, "reg": REG_COLUMNS, "tick": {}, "flush": {}, "sum": SUM_COLUMNS}
 
 
 class BadMessage(ValueError):
@@ -102,7 +108,7 @@ def decode(data: bytes) -> Message:
         raise BadMessage(f"{kind} message: columns {sorted(set(spec) - set(columns))} missing")
     if at != len(data):
         raise BadMessage(f"{kind} message: {len(data) - at} bytes after the last column")
-    if len({len(c) for c in columns.values()}) > 1:
+    if kind != "sum" and len({len(c) for c in columns.values()}) > 1:
         raise BadMessage(f"{kind} message: columns of different lengths")
     _check_fields(kind, fields_, columns)
     return Message(kind, fields_, columns)
@@ -128,6 +134,20 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
             raise BadMessage("cdr message: a record is newer than the message's watermark")
         if (columns["imsi"] <= 0).any():
             raise BadMessage("cdr message: a record has no IMSI")
+    if kind == "sum":
+        from detector.features import state as st
+        from detector.features.catalog import FEATURES
+
+        need("partition", int)
+        need("at", int)
+        cells, flags = f.get("cells"), f.get("flags")
+        if not isinstance(cells, list) or not isinstance(flags, list) or f.get("step") not in ("tick", "flush"):
+            raise BadMessage("sum message: needs step (tick|flush), cells and flags")
+        n = len(columns["imsi"])
+        if any(len(columns[k]) != n for k in ("msisdn", "at", "activity")) or \
+                len(columns["values"]) != n * len(FEATURES) or len(columns["strengths"]) != n * len(FEATURES) \
+                or len(columns["state"]) != n * st.SIM_STATE.itemsize:
+            raise BadMessage("sum message: column lengths do not match its number of SIMs")
     if kind == "reg":
         need("source", str)
         if (columns["imsi"] <= 0).any():

@@ -78,3 +78,11 @@ def worker_partitions(cfg: Config, index: int | None, of: int | None, partitions
         return owned(index, of, scale.partitions)
     except ValueError as e:
         raise ConfigError(f"worker: {e}") from e
+
+
+async def rigs(cfg: Config, idle_exit_s: float | None) -> int:
+    from detector.scale.rigstage import RigStage
+
+    _scale(cfg)
+    await RigStage(cfg).run(idle_exit_s)
+    return 0

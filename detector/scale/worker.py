@@ -28,6 +28,7 @@ from detector.scale import bus, checkpoint as scp, codec
 from detector.scale.config import ScaleConfig
 from detector.scale.partition import partition_of
 from detector.scale.publisher import record_stream
+from detector.scale.summaries import Summaries
 from detector.scoring import Scorer
 from detector.store.checkpoint import Pending
 from detector.store.db import connect, resolve_dsn
@@ -44,6 +45,7 @@ class Partition:
     last_seq: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     pending: Pending = field(default_factory=Pending)
+    outbox: list[bytes] = field(default_factory=list)   # summaries for the rig stage
 
     @property
     def probe(self) -> str:
@@ -88,9 +90,11 @@ class Partition:
                 self.count("ticks_repeated")  # a tick republished after the publisher restarted
                 return
             self.pending.flags += self.pipe.tick(at)
+            self.outbox.append(self.pipe.rigs.take("tick", at))
             self.count("ticks")
         else:  # flush
             self.pending.flags += self.pipe.score_dirty()
+            self.outbox.append(self.pipe.rigs.take("flush", int(msg.fields.get("watermark", 0))))
             self.count("flushes")
 
     def _check_partition(self, msg: codec.Message) -> None:
@@ -103,7 +107,8 @@ class Partition:
 def make_partition(config: Config, scorer: Scorer, number: int) -> Partition:
     f = config.features
     engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
-    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s)
+    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s,
+                    rigs=Summaries(engine, scorer, number))
     return Partition(number, config.scale.partitions, engine, pipe)
 
 
@@ -125,11 +130,11 @@ class Worker:
     def stop(self) -> None:
         self.stopping.set()
 
-    async def run(self, idle_exit_s: float | None = None) -> None:
-        """Consume until stopped (SIGTERM/SIGINT) or, with ``idle_exit_s``, until no partition
-        has had a message for that long."""
+    async def run(self, idle_exit_s: float | None = None, signals: bool = True) -> None:
+        """Consume until stopped (SIGTERM/SIGINT, unless ``signals`` is false) or, with
+        ``idle_exit_s``, until no partition has had a message for that long."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         store = self.config.store
@@ -143,6 +148,7 @@ class Worker:
             for n in self.numbers:
                 part = self.parts[n] = make_partition(self.config, self.scorer, n)
                 await scp.restore(pool, self.scale.stream, part)
+                await self._send_outbox(js, part)   # what the last run committed but may not have sent
                 subs[n] = await bus.consumer_from(js, self.scale, n, part.last_seq)
             log.info("worker running", extra={"partitions": list(self.numbers)})
             last_message = time.monotonic()
@@ -151,7 +157,7 @@ class Worker:
                 for n in self.numbers:
                     if self.stopping.is_set():
                         break
-                    got += await self._step(pool, self.parts[n], subs[n])
+                    got += await self._step(js, pool, self.parts[n], subs[n])
                 if got:
                     last_message = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - last_message >= idle_exit_s:
@@ -164,7 +170,18 @@ class Worker:
                 embedded.stop()
         log.info("worker stopped", extra={"applied": self.applied})
 
-    async def _step(self, pool: asyncpg.Pool, part: Partition, sub) -> int:
+    async def _send_outbox(self, js, part: Partition) -> None:
+        """Send the committed summaries; the rig stage drops what it has already (same
+        partition and step), so sending again after a crash is harmless."""
+        for data in part.outbox:
+            head = codec.decode(data).fields
+            await js.publish_async(self.scale.summary_subject(part.number), data, stream=self.scale.stream,
+                                   headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}"})
+        if part.outbox:
+            await js.publish_async_completed()
+        part.outbox = []
+
+    async def _step(self, js, pool: asyncpg.Pool, part: Partition, sub) -> int:
         try:
             msgs = await sub.fetch(self.scale.fetch_batch, timeout=0.05)
         except asyncio.TimeoutError:
@@ -173,6 +190,7 @@ class Worker:
         if fresh:
             await asyncio.to_thread(self._apply_all, part, fresh)
             await scp.save(pool, self.scale.stream, part)
+            await self._send_outbox(js, part)
         for m in msgs:  # after the commit: a crash before here redelivers, and they are skipped
             await m.ack()
         self.applied += len(fresh)

@@ -38,10 +38,15 @@ CREATE TABLE scale_partitions (
     cells       jsonb       NOT NULL DEFAULT '[]',
     dirty       bytea       NOT NULL DEFAULT '',     -- int64 IMSIs touched since the last tick
     counters    jsonb       NOT NULL DEFAULT '{}',
+    outbox      bytea[]     NOT NULL DEFAULT '{}',   -- summaries for the rig stage, sent after the commit
     layout      jsonb       NOT NULL DEFAULT '{}',
     updated_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stream, partition)
 );
+
+-- The rig stage keeps its own row at partition -1: last_seq is the summary sequence it has
+-- fully handled, watermark/next_tick the last (event time, step) it processed, counters its
+-- hot-cell memory.
 
 -- Fixed-size records (detector.features.state) of one partition: 's' = SIM, 'i' = device.
 -- A device seen by SIMs of several partitions has one record in each.

@@ -68,7 +68,7 @@ async def make_db():
 
 
 def write_scale_config(tmp: Path, dsn: str, model: Path, stream: str, prefix: str,
-                       partitions: int = 6, fetch_batch: int = 64, block_bytes: int = 1 << 20) -> Path:
+                       partitions: int = 3, fetch_batch: int = 64, block_bytes: int = 1 << 20) -> Path:
     cfg = tmp / f"{stream}.toml"
     cfg.write_text(f"""
 [daemon]
@@ -109,3 +109,19 @@ async def wait_all(procs: list[subprocess.Popen], timeout: float = 120) -> None:
     for p in procs:
         out, err = await asyncio.to_thread(p.communicate, timeout=timeout)
         assert p.returncode == 0, f"worker failed ({p.returncode}):\n{err}"
+
+
+@pytest.fixture(scope="session")
+def scale_world(tmp_path_factory):
+    """(world directory, model path): a small world (500 SIMs, 2 days, a gateway among
+    them) and a model trained on its first day, so that each replay takes seconds."""
+    from detector import batch, model
+    from detector.world.simulate import WorldParams, simulate_world
+
+    out = tmp_path_factory.mktemp("scale_world")
+    simulate_world(WorldParams(subscribers=500, days=2, seed=11), out)
+    loaded = batch.load_files([out / "cdr.csv"], [out / "subscribers.csv"])
+    start = int(loaded.cdr.ts.min()) // 86400 * 86400
+    path, _ = model.save(batch.train_on(loaded, start=start, end=start + 86400),
+                         tmp_path_factory.mktemp("scale_model") / "m.skops")
+    return out, path

@@ -11,10 +11,13 @@ import asyncpg
 import nats
 import numpy as np
 
+from detector import config as config_mod
 from detector.scale.codec import CDR_COLUMNS, encode
-from detector.scale.partition import partition_of
+from detector.scale.partition import owned, partition_of
+from detector.scale.rigstage import RigStage
+from detector.scale.worker import Worker
 from detector.testing import cdr_batch, imei
-from tests.detector.scale.conftest import NATS_URL, cli, run_cli, wait_all, write_scale_config
+from tests.detector.scale.conftest import NATS_URL, cli, run_cli, write_scale_config
 
 
 def publish(cfg, world, *extra):
@@ -22,58 +25,68 @@ def publish(cfg, world, *extra):
                    "--cdr", str(world / "cdr.csv"), "--flush", *extra)
 
 
-def workers(cfg, n: int, idle: str = "1.5"):
-    return [cli("worker", "--config", str(cfg), "--index", str(i), "--of", str(n), "--until-idle", idle)
-            for i in range(n)]
+async def replay(cfg, n: int) -> None:
+    """``n`` workers (in this process: each its own store and NATS connections, partitions and
+    engines, as in its own process, without n interpreter start-ups), then the rig stage."""
+    c = config_mod.load(cfg)
+    parts = c.scale.partitions
+    await asyncio.gather(*(Worker(c, owned(i, n, parts)).run(1.0, signals=False) for i in range(n)))
+    await RigStage(c).run(1.0, signals=False)
 
 
 async def outcome(dsn: str) -> dict:
     conn = await asyncpg.connect(dsn)
     try:
         flags = [tuple(r) for r in await conn.fetch(
-            "SELECT imsi, kind, flagged_at, score, reasons FROM flags ORDER BY imsi, kind")]
+            "SELECT imsi, kind, flagged_at, score, reasons, rig_id FROM flags ORDER BY imsi, kind")]
+        rigs = [tuple(r) for r in await conn.fetch("SELECT id, members, evidence FROM rigs ORDER BY id")]
         history = await conn.fetchval("SELECT count(*) FROM flag_history")
-        parts = await conn.fetch("SELECT partition, last_seq, counters FROM scale_partitions ORDER BY partition")
+        parts = await conn.fetch("SELECT partition, last_seq, counters FROM scale_partitions "
+                                 "WHERE partition >= 0 ORDER BY partition")   # -1: the rig stage
         counters: dict[str, int] = {}
         for r in parts:
             for k, v in json.loads(r["counters"]).items():
                 counters[k] = counters.get(k, 0) + v
         states = await conn.fetchval("SELECT md5(string_agg(md5(state), '' ORDER BY partition, kind, key)) "
-                                     "FROM scale_state")
-        return {"flags": flags, "history": history, "counters": counters, "states": states,
+                                     "FROM scale_state WHERE partition >= 0")
+        return {"flags": flags, "rigs": rigs, "history": history, "counters": counters, "states": states,
                 "last_seq": {r["partition"]: r["last_seq"] for r in parts}}
     finally:
         await conn.close()
 
 
-async def test_one_and_three_workers_give_the_same_flags(small_world, small_model, pg_dsn, make_db,
-                                                          scale_names, tmp_path):
+async def test_one_and_three_workers_give_the_same_flags(scale_world, pg_dsn, make_db, scale_names,
+                                                          tmp_path):
+    small_world, small_model = scale_world
     stream, prefix = scale_names()
     one = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix)
     three_dsn = await make_db()
     (tmp_path / "b").mkdir()
     three = write_scale_config(tmp_path / "b", three_dsn, small_model, stream, prefix)
     publish(one, small_world)   # one stream, replayed by two independent deployments
-    await wait_all(workers(one, 1))
-    await wait_all(workers(three, 3))
+    await replay(one, 1)
+    await replay(three, 3)
     a, b = await outcome(pg_dsn), await outcome(three_dsn)
-    assert a["flags"], "the world's gateways raise flags"
+    assert {f[1] for f in a["flags"]} >= {"sim_anomaly", "rig_member"}, "the world's gateway is found"
+    assert a["rigs"] and all(any(f[5] == r[0] for f in a["flags"]) for r in a["rigs"])
     assert a["flags"] == b["flags"]
+    assert a["rigs"] == b["rigs"]
     assert a["history"] == b["history"] == len(a["flags"])
     assert a["counters"] == b["counters"]
-    assert a["counters"]["records"] > 70_000 and a["counters"].get("bad_messages", 0) == 0
+    assert a["counters"]["records"] > 25_000 and a["counters"].get("bad_messages", 0) == 0
     assert a["states"] == b["states"]      # the checkpointed per-SIM records, byte for byte
 
 
 async def test_kill_9_mid_stream_then_restart_matches_an_uninterrupted_run(
-        small_world, small_model, pg_dsn, make_db, scale_names, tmp_path):
+        scale_world, pg_dsn, make_db, scale_names, tmp_path):
+    small_world, small_model = scale_world
     stream, prefix = scale_names()
-    calm = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix, fetch_batch=16)
+    calm = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix, fetch_batch=8)
     crash_dsn = await make_db()
     (tmp_path / "b").mkdir()
-    crash = write_scale_config(tmp_path / "b", crash_dsn, small_model, stream, prefix, fetch_batch=16)
+    crash = write_scale_config(tmp_path / "b", crash_dsn, small_model, stream, prefix, fetch_batch=8)
     publish(calm, small_world)
-    await wait_all(workers(calm, 1))
+    await replay(calm, 1)
     expected = await outcome(pg_dsn)
     total = sum(expected["last_seq"].values())
 
@@ -94,15 +107,18 @@ async def test_kill_9_mid_stream_then_restart_matches_an_uninterrupted_run(
         await conn.close()
     assert victim.returncode == -signal.SIGKILL
     assert 0 < at_kill < total, "killed mid-stream"
-    await wait_all(workers(crash, 1))
+    await replay(crash, 1)   # a worker in place of the killed one, from its checkpoint
     got = await outcome(crash_dsn)
     assert got["flags"] == expected["flags"]
+    assert got["rigs"] == expected["rigs"]
     assert got["history"] == expected["history"]
     assert got["counters"] == expected["counters"]   # nothing lost, nothing applied twice
     assert got["states"] == expected["states"]
 
 
-async def test_bad_message_is_quarantined_and_the_worker_goes_on(small_model, pg_dsn, scale_names, tmp_path):
+async def test_bad_message_is_quarantined_and_the_worker_goes_on(scale_world, pg_dsn, scale_names,
+                                                                  tmp_path):
+    small_model = scale_world[1]
     stream, prefix = scale_names()
     cfg = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix, partitions=2)
     t0 = 1_791_158_400
