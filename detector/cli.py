@@ -275,6 +275,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from detector import config as config_mod
     from detector import logs
     from detector.scale.bus import BusError
+    from detector.scale.checkpoint import OwnedElsewhere
     from detector.scale.commands import worker, worker_partitions
 
     cfg = config_mod.load(args.config)
@@ -282,7 +283,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     parts = worker_partitions(cfg, args.index, args.of, args.partitions)
     try:
         return _run_async(worker(cfg, parts, args.until_idle))
-    except BusError as e:
+    except (BusError, OwnedElsewhere) as e:
         print(f"goipwatch worker: error: {e}", file=sys.stderr)
         return 2
 
@@ -291,13 +292,14 @@ def cmd_rigs(args: argparse.Namespace) -> int:
     from detector import config as config_mod
     from detector import logs
     from detector.scale.bus import BusError
+    from detector.scale.checkpoint import OwnedElsewhere
     from detector.scale.commands import rigs
 
     cfg = config_mod.load(args.config)
     logs.setup(cfg.daemon.log_level)
     try:
         return _run_async(rigs(cfg, args.until_idle))
-    except BusError as e:
+    except (BusError, OwnedElsewhere) as e:
         print(f"goipwatch rigs: error: {e}", file=sys.stderr)
         return 2
 

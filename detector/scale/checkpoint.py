@@ -9,6 +9,7 @@ again and are skipped) or after.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -96,3 +97,23 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
             if ok:
                 pipe.flagged[str(r["imsi"])] = _flag(r)
         await load_allowlist(conn, pipe.allow)
+
+
+class OwnedElsewhere(RuntimeError):
+    """Another running process holds the partition."""
+
+
+async def claim(conn: asyncpg.Connection, stream: str, partitions: tuple[int, ...],
+                wait_s: float = 15.0) -> None:
+    """Hold a session advisory lock per partition on ``conn`` for as long as it is open, so
+    that two workers (or two rig stages, partition -1) never apply the same partition. Waits
+    up to ``wait_s`` for a lock: the server may not yet have noticed that the previous holder
+    was killed."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    for p in partitions:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1), $2)", stream, p):
+            if asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+                continue
+            raise OwnedElsewhere(f"partition {p} of stream {stream} is held by another running "
+                                 f"process (two workers with overlapping partitions?)")

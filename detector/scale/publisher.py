@@ -16,6 +16,7 @@ the clock of the last complete file and JetStream drops what it already holds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class Publisher:
         self.interval_s = interval_s
         self.lateness_s = lateness_s
         self.clock = Clock()
+        self._acks: list = []     # JetStream's answers to the messages of the file in hand
 
     async def open(self) -> None:
         """Make the stream if needed and read the clock; refuses a partition count other
@@ -120,8 +122,17 @@ class Publisher:
         self.clock = Clock(row["watermark"], row["next_tick"])
 
     async def _send(self, subject: str, data: bytes, msg_id: str) -> None:
-        await self.js.publish_async(subject, data, stream=self.cfg.stream,
-                                    headers={"Nats-Msg-Id": msg_id})
+        self._acks.append(await self.js.publish_async(subject, data, stream=self.cfg.stream,
+                                                      headers={"Nats-Msg-Id": msg_id}))
+
+    async def _confirmed(self) -> None:
+        """Wait until JetStream has stored (or de-duplicated) every message sent; raises
+        when it refused one, so that the file is not recorded as published."""
+        acks, self._acks = self._acks, []
+        try:
+            await asyncio.gather(*acks)
+        except Exception as e:
+            raise PublishError(f"JetStream refused a message of stream {self.cfg.stream}: {e}") from e
 
     async def _all_partitions(self, kind: str, fields: dict, msg_id: str) -> int:
         data = codec.encode(kind, fields)
@@ -163,7 +174,7 @@ class Publisher:
                                                 "watermark": clock.watermark}, part["columns"])
                     await self._send(self.cfg.subject(p), data, f"{sha}:{b}:{k}:{p}")
                     messages += 1
-        await self.js.publish_async_completed()
+        await self._confirmed()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO scale_published (stream, sha256, probe, name, kind, records, rejected, messages) "
@@ -209,7 +220,7 @@ class Publisher:
         """Ask every partition to score what is pending (the end of a finite feed)."""
         n = await self._all_partitions("flush", {"watermark": self.clock.watermark},
                                        f"{self.cfg.stream}:flush:{self.clock.watermark}")
-        await self.js.publish_async_completed()
+        await self._confirmed()
         return n
 
 

@@ -37,6 +37,7 @@ from detector.feedback import AllowList, load_allowlist
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import RigBook
 from detector.scale import bus, codec
+from detector.scale.checkpoint import claim
 from detector.scale.config import ScaleConfig
 from detector.scale.publisher import record_stream
 from detector.scale.summaries import flags_of
@@ -225,7 +226,9 @@ class RigStage:
         dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
         pool = await connect(dsn, store.pool_size)
         nc, js = await bus.connect(self.scale)
+        owner = await pool.acquire()   # one rig stage per stream
         try:
+            await claim(owner, self.scale.stream, (RIG_PARTITION,))
             await bus.ensure_stream(js, self.scale)
             await record_stream(pool, self.scale)
             await self.restore(pool)
@@ -253,6 +256,7 @@ class RigStage:
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
+            await pool.release(owner)
             await pool.close()
             if embedded is not None:
                 embedded.stop()

@@ -141,7 +141,9 @@ class Worker:
         dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
         pool = await connect(dsn, store.pool_size)
         nc, js = await bus.connect(self.scale)
+        owner = await pool.acquire()   # holds the partitions' locks while this worker runs
         try:
+            await scp.claim(owner, self.scale.stream, self.numbers)
             await bus.ensure_stream(js, self.scale)
             await record_stream(pool, self.scale)
             subs = {}
@@ -165,6 +167,7 @@ class Worker:
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
+            await pool.release(owner)
             await pool.close()
             if embedded is not None:
                 embedded.stop()
@@ -173,12 +176,13 @@ class Worker:
     async def _send_outbox(self, js, part: Partition) -> None:
         """Send the committed summaries; the rig stage drops what it has already (same
         partition and step), so sending again after a crash is harmless."""
+        acks = []
         for data in part.outbox:
             head = codec.decode(data).fields
-            await js.publish_async(self.scale.summary_subject(part.number), data, stream=self.scale.stream,
-                                   headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}"})
-        if part.outbox:
-            await js.publish_async_completed()
+            acks.append(await js.publish_async(
+                self.scale.summary_subject(part.number), data, stream=self.scale.stream,
+                headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}"}))
+        await asyncio.gather(*acks)   # an error leaves them in the outbox for the next start
         part.outbox = []
 
     async def _step(self, js, pool: asyncpg.Pool, part: Partition, sub) -> int:

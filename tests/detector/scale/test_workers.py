@@ -10,6 +10,7 @@ import time
 import asyncpg
 import nats
 import numpy as np
+import pytest
 
 from detector import config as config_mod
 from detector.scale.codec import CDR_COLUMNS, encode
@@ -154,3 +155,21 @@ async def test_bad_message_is_quarantined_and_the_worker_goes_on(scale_world, pg
     assert "SIMs of another partition" in q[1]["reason"]
     assert counters["bad_messages"] == 2 and counters["messages"] == 4
     assert counters["records"] == len(good)     # the good data on both sides of the bad is kept
+
+
+async def test_a_partition_is_applied_by_one_process_at_a_time(pg_dsn):
+    from detector.scale.checkpoint import OwnedElsewhere, claim
+
+    first, second = await asyncpg.connect(pg_dsn), await asyncpg.connect(pg_dsn)
+    try:
+        await claim(first, "S", (0, 1))
+        await claim(second, "S", (2,), wait_s=0)          # other partitions are free
+        await claim(second, "OTHER", (0,), wait_s=0)      # and the same partition of another stream
+        with pytest.raises(OwnedElsewhere, match="partition 1 of stream S is held by another running"):
+            await claim(second, "S", (1,), wait_s=0.3)
+        await first.close()                               # the holder dies: the partition is free
+        await claim(second, "S", (1,), wait_s=5)
+    finally:
+        for c in (first, second):
+            if not c.is_closed():
+                await c.close()
