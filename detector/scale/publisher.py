@@ -17,6 +17,7 @@ the clock of the last complete file and JetStream drops what it already holds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from detector.scale import codec
 from detector.scale.config import ScaleConfig
 from detector.scale.partition import partition_of
 from detector.store import checkpoint as cp
-from probes.csvparse import CANONICAL, Layout, read_feed_file
+from probes.csvparse import CANONICAL, FeedError, Layout, read_feed_file
 from probes.files import sha256_of
 
 log = logging.getLogger("goipwatch.publish")
@@ -151,7 +152,16 @@ class Publisher:
         clock = Clock(self.clock.watermark, self.clock.next_tick)
         rejected: list[Rejected] = []
         records = messages = 0
-        for b, parsed in enumerate(read_feed_file(path, kind, layout, block_bytes)):
+        blocks = enumerate(read_feed_file(path, kind, layout, block_bytes))
+        try:   # the header is read with the first block: a bad one fails before anything is sent
+            first = next(blocks, None)
+        except FeedError as e:   # no usable header: nothing of it was sent
+            log.error("file rejected", extra={"file": path.name, "reason": str(e)})
+            await self.pool.execute(
+                "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
+                probe, path.name, str(e))
+            return Published(path.name, "rejected", rejected=1)
+        for b, parsed in itertools.chain([first] if first else [], blocks):
             rejected += parsed.rejected
             if kind == "registrations":
                 records += len(parsed.batch)
