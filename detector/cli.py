@@ -265,7 +265,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     logs.setup(cfg.daemon.log_level)
     try:
-        return _run_async(publish(cfg, args.cdr or [], args.subscribers or [], args.flush))
+        return _run_async(publish(cfg, args.cdr or [], args.subscribers or [], args.flush, args.watch))
     except (BusError, PublishError) as e:
         print(f"goipwatch publish: error: {e}", file=sys.stderr)
         return 2
@@ -409,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--cdr", type=Path, nargs="+", help="CDR files (default: the probes' files)")
     pb.add_argument("--subscribers", type=Path, nargs="+", help="registration files (published first)")
     pb.add_argument("--flush", action="store_true", help="then ask every partition to score what is pending")
+    pb.add_argument("--watch", action="store_true",
+                    help="run the configured probes (files, then drop directories) until SIGTERM")
     pb.set_defaults(func=cmd_publish)
 
     wk = sub.add_parser("worker", help="scale-out: a detector worker owning some partitions")

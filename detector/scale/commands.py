@@ -17,9 +17,12 @@ def _scale(cfg: Config):
     return cfg.scale
 
 
-async def publish(cfg: Config, cdr: list[Path], subscribers: list[Path], flush: bool) -> int:
+async def publish(cfg: Config, cdr: list[Path], subscribers: list[Path], flush: bool,
+                  watch: bool = False) -> int:
     """Publish registration files first (CDRs then meet their SIM's registration), then CDR
-    files; without files, the ``files`` of the configured probes."""
+    files; without files, the ``files`` of the configured probes. With ``watch``, run the
+    configured probes as the daemon does (their files, then their drop directories) until
+    SIGTERM/SIGINT."""
     from detector.scale import bus
     from detector.scale.publisher import Publisher
     from detector.store.db import session
@@ -38,6 +41,9 @@ async def publish(cfg: Config, cdr: list[Path], subscribers: list[Path], flush: 
         async with session(cfg.store, cfg.daemon.state_dir) as pool:
             pub = Publisher(js, pool, scale, cfg.detector.scoring_interval_s, cfg.features.lateness_s)
             await pub.open()
+            if watch:
+                await _watch(cfg, pub)
+                return 0
             for path, kind, probe in work:
                 t = "registrations_csv" if kind == "registrations" else "cdr_csv"
                 done = await pub.publish_file(path, kind, probe, layouts.get(t, _canonical()),
@@ -86,3 +92,33 @@ async def rigs(cfg: Config, idle_exit_s: float | None) -> int:
     _scale(cfg)
     await RigStage(cfg).run(idle_exit_s)
     return 0
+
+
+async def _watch(cfg: Config, pub) -> None:
+    """The configured CSV probes offer files; each is published whole, one at a time (the
+    publisher's clock has one writer), in the order offered."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from probes.files import FileProbe
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stopping.set)
+    one_at_a_time = asyncio.Lock()
+    probes = {p.name: p for p in cfg.probes if p.type in ("cdr_csv", "registrations_csv")}
+
+    async def offer(work) -> None:
+        async with one_at_a_time:
+            p = probes[work.probe]
+            done = await pub.publish_file(work.path, work.kind, work.probe, p.layout, p.block_bytes)
+            log.info("offered file handled", extra={"file": done.name, "status": done.status})
+
+    tasks = [asyncio.create_task(FileProbe(p).run(offer, stopping)) for p in probes.values()]
+    await stopping.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

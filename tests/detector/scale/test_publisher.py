@@ -94,3 +94,41 @@ async def test_partition_count_is_fixed_per_stream(pg_dsn, scale_names):
     finally:
         await nc.close()
         await pool.close()
+
+
+async def test_publish_watch_takes_dropped_files_until_sigterm(scale_world, pg_dsn, scale_names, tmp_path):
+    import asyncio
+    import signal
+    import time
+
+    import asyncpg
+
+    from tests.detector.scale.conftest import cli, write_scale_config
+
+    stream, prefix = scale_names()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    cfg = write_scale_config(drop, pg_dsn, scale_world[1], stream, prefix)   # its probe watches drop/
+    cfg = cfg.rename(tmp_path / cfg.name)
+    proc = cli("publish", "--config", str(cfg), "--watch")
+    try:
+        write_cdr(drop / "cdr-1.csv.part", [Row(start_time=at(60 * i), imsi=imsi(i % 4)) for i in range(20)])
+        (drop / "cdr-1.csv.part").rename(drop / "cdr-1.csv")     # mediation's atomic rename
+        conn = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            if conn is None:
+                try:
+                    conn = await asyncpg.connect(pg_dsn)
+                except OSError:
+                    continue
+            if await conn.fetchval("SELECT to_regclass('scale_published') IS NOT NULL") and \
+                    await conn.fetchval("SELECT records FROM scale_published WHERE name = 'cdr-1.csv'"):
+                break
+        assert await conn.fetchval("SELECT records FROM scale_published WHERE name = 'cdr-1.csv'") == 20
+        await conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 0, err
