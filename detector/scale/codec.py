@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.records import CdrBatch
+from detector.records import CdrBatch, Direction, RecordType, Result
 
 MAGIC = b"GWS1"
 _LEN = struct.Struct("<I")
@@ -134,6 +134,14 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
             raise BadMessage("cdr message: a record is newer than the message's watermark")
         if (columns["imsi"] <= 0).any():
             raise BadMessage("cdr message: a record has no IMSI")
+        # the engine indexes tables by these codes: a value out of range must not reach it
+        for name, allowed in (("record_type", [int(t) for t in RecordType]),
+                              ("direction", [int(d) for d in Direction]),
+                              ("result", [int(r) for r in Result])):
+            if not np.isin(columns[name], allowed).all():
+                raise BadMessage(f"cdr message: {name} outside {allowed}")
+        if len(columns["ts"]) and (columns["ts"].min() <= 0 or columns["duration"].min() < 0):
+            raise BadMessage("cdr message: a record has no event time or a negative duration")
     if kind == "sum":
         from detector.features import state as st
         from detector.features.catalog import FEATURES
@@ -152,3 +160,5 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
         need("source", str)
         if (columns["imsi"] <= 0).any():
             raise BadMessage("reg message: a registration has no IMSI")
+        if (columns["id_cards"] < 1).any():
+            raise BadMessage("reg message: a card count below 1")

@@ -39,6 +39,13 @@ def _with_header(data: bytes, change) -> bytes:
     return data[:4] + struct.pack("<I", len(h)) + h + data[8 + n:]
 
 
+def _set_column(data: bytes, name: str, value: int) -> bytes:
+    msg = decode(data)
+    cols = {k: v.copy() for k, v in msg.columns.items()}
+    cols[name][0] = value
+    return encode("cdr", msg.fields, cols)
+
+
 @pytest.mark.parametrize("damage, reason", [
     (lambda d: b"junk" + d[4:], "not a goipwatch scale message"),
     (lambda d: d[:-3], "runs past the end|different lengths|bytes after"),
@@ -49,6 +56,9 @@ def _with_header(data: bytes, change) -> bytes:
     (lambda d: _with_header(d, lambda h: h["fields"].update(watermark=0)), "newer than the message's watermark"),
     (lambda d: _with_header(d, lambda h: h["columns"].pop()), "missing"),
     (lambda d: _with_header(d, lambda h: h["columns"][0].__setitem__(1, "<f8")), "bad column entry"),
+    (lambda d: _set_column(d, "record_type", 99), "record_type outside"),
+    (lambda d: _set_column(d, "direction", 7), "direction outside"),
+    (lambda d: _set_column(d, "duration", -5), "negative duration"),
 ])
 def test_damage_is_refused_with_a_reason(damage, reason):
     data, _ = _cdr()
