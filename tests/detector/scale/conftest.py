@@ -3,7 +3,6 @@ one), a stream and subject prefix of each test's own (deleted afterwards), run c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -103,12 +102,6 @@ def run_cli(*args: str, timeout: float = 120) -> str:
     out, err = p.communicate(timeout=timeout)
     assert p.returncode == 0, f"goipwatch {args[0]} failed ({p.returncode}):\n{err}"
     return err
-
-
-async def wait_all(procs: list[subprocess.Popen], timeout: float = 120) -> None:
-    for p in procs:
-        out, err = await asyncio.to_thread(p.communicate, timeout=timeout)
-        assert p.returncode == 0, f"worker failed ({p.returncode}):\n{err}"
 
 
 @pytest.fixture(scope="session")
