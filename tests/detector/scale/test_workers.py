@@ -59,12 +59,13 @@ async def outcome(dsn: str) -> dict:
 async def test_one_and_three_workers_give_the_same_flags(scale_world, pg_dsn, make_db, scale_names,
                                                           tmp_path):
     small_world, small_model = scale_world
-    stream, prefix = scale_names()
-    one = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix)
+    # two deployments, each with its own stream and store (the rig stage reads every
+    # partition's summaries of its stream: sharing one would share those too)
+    one = write_scale_config(tmp_path, pg_dsn, small_model, *scale_names())
     three_dsn = await make_db()
-    (tmp_path / "b").mkdir()
-    three = write_scale_config(tmp_path / "b", three_dsn, small_model, stream, prefix)
-    publish(one, small_world)   # one stream, replayed by two independent deployments
+    three = write_scale_config(tmp_path, three_dsn, small_model, *scale_names())
+    publish(one, small_world)
+    publish(three, small_world)
     await replay(one, 1)
     await replay(three, 3)
     a, b = await outcome(pg_dsn), await outcome(three_dsn)
@@ -81,12 +82,11 @@ async def test_one_and_three_workers_give_the_same_flags(scale_world, pg_dsn, ma
 async def test_kill_9_mid_stream_then_restart_matches_an_uninterrupted_run(
         scale_world, pg_dsn, make_db, scale_names, tmp_path):
     small_world, small_model = scale_world
-    stream, prefix = scale_names()
-    calm = write_scale_config(tmp_path, pg_dsn, small_model, stream, prefix, fetch_batch=8)
+    calm = write_scale_config(tmp_path, pg_dsn, small_model, *scale_names(), fetch_batch=8)
     crash_dsn = await make_db()
-    (tmp_path / "b").mkdir()
-    crash = write_scale_config(tmp_path / "b", crash_dsn, small_model, stream, prefix, fetch_batch=8)
-    publish(calm, small_world)
+    crash = write_scale_config(tmp_path, crash_dsn, small_model, *scale_names(), fetch_batch=8)
+    publish(calm, small_world)    # both streams hold the feed at the same sequences
+    publish(crash, small_world)
     await replay(calm, 1)
     expected = await outcome(pg_dsn)
     total = sum(expected["last_seq"].values())
