@@ -283,6 +283,55 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector import logs
+    from detector.scale.bus import BusError
+    from detector.scale.commands import publish
+    from detector.scale.publisher import PublishError
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    try:
+        return _run_async(publish(cfg, args.cdr or [], args.subscribers or [], args.flush, args.watch))
+    except (BusError, PublishError) as e:
+        print(f"goipwatch publish: error: {e}", file=sys.stderr)
+        return 2
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector import logs
+    from detector.scale.bus import BusError
+    from detector.scale.checkpoint import OwnedElsewhere
+    from detector.scale.commands import worker, worker_partitions
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    parts = worker_partitions(cfg, args.index, args.of, args.partitions)
+    try:
+        return _run_async(worker(cfg, parts, args.until_idle))
+    except (BusError, OwnedElsewhere) as e:
+        print(f"goipwatch worker: error: {e}", file=sys.stderr)
+        return 2
+
+
+def cmd_rigs(args: argparse.Namespace) -> int:
+    from detector import config as config_mod
+    from detector import logs
+    from detector.scale.bus import BusError
+    from detector.scale.checkpoint import OwnedElsewhere
+    from detector.scale.commands import rigs
+
+    cfg = config_mod.load(args.config)
+    logs.setup(cfg.daemon.log_level)
+    try:
+        return _run_async(rigs(cfg, args.until_idle))
+    except (BusError, OwnedElsewhere) as e:
+        print(f"goipwatch rigs: error: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="goipwatch", description=__doc__)
     p.add_argument("--version", action="version", version=f"goipwatch {__version__}")
@@ -395,6 +444,30 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", type=Path, required=True)
     st.add_argument("--quarantine", type=int, default=10, help="show this many quarantined rows")
     st.set_defaults(func=cmd_status)
+
+    pb = sub.add_parser("publish", help="scale-out: put feed files on the NATS JetStream stream")
+    pb.add_argument("--config", type=Path, required=True, help="with a [scale] section")
+    pb.add_argument("--cdr", type=Path, nargs="+", help="CDR files (default: the probes' files)")
+    pb.add_argument("--subscribers", type=Path, nargs="+", help="registration files (published first)")
+    pb.add_argument("--flush", action="store_true", help="then ask every partition to score what is pending")
+    pb.add_argument("--watch", action="store_true",
+                    help="run the configured probes (files, then drop directories) until SIGTERM")
+    pb.set_defaults(func=cmd_publish)
+
+    wk = sub.add_parser("worker", help="scale-out: a detector worker owning some partitions")
+    wk.add_argument("--config", type=Path, required=True, help="with a [scale] section")
+    wk.add_argument("--index", type=int, help="this worker's number, 0-based (with --of)")
+    wk.add_argument("--of", type=int, help="how many workers share the partitions")
+    wk.add_argument("--partitions", help="or the partitions to own, e.g. 0,3,5-7")
+    wk.add_argument("--until-idle", type=float, metavar="SECONDS",
+                    help="exit after this long without a message (finite runs, tests)")
+    wk.set_defaults(func=cmd_worker)
+
+    rg = sub.add_parser("rigs", help="scale-out: the rig stage over the workers' summaries")
+    rg.add_argument("--config", type=Path, required=True, help="with a [scale] section")
+    rg.add_argument("--until-idle", type=float, metavar="SECONDS",
+                    help="exit after this long without a summary (finite runs, tests)")
+    rg.set_defaults(func=cmd_rigs)
     return p
 
 

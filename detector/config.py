@@ -18,6 +18,7 @@ from detector.scoring import Policy
 from detector.api.config import ApiConfig
 from detector.ops import OpsConfig
 from detector.report.config import ReportConfig
+from detector.scale.config import ScaleConfig
 from detector.verify.config import SenderConfig
 from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
 
@@ -83,6 +84,7 @@ class Config:
     api: ApiConfig | None = None                 # [api]: subscriber lookups, status callbacks
     ops: OpsConfig | None = None                 # [ops]: /livez, /readyz, /metrics
     report: ReportConfig = ReportConfig()        # [report]: the monthly regulator report
+    scale: ScaleConfig | None = None             # [scale]: publisher and workers over NATS JetStream
 
     def path(self, value: str | Path) -> Path:
         """A path from the config: relative ones are relative to the state directory."""
@@ -163,7 +165,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:
     top = {"daemon", "store", "features", "detector", "probes", "verification", "api", "ops",
-           "report"}
+           "report", "scale"}
     for key in data:
         if key not in top:
             raise ConfigError(f"{source}: unknown section [{key}] (known: {', '.join(sorted(top))})")
@@ -218,7 +220,8 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
                   verification=_optional(data, "verification", SenderConfig, source),
                   api=_optional(data, "api", ApiConfig, source),
                   ops=_optional(data, "ops", OpsConfig, source),
-                  report=_optional(data, "report", ReportConfig, source) or ReportConfig())
+                  report=_optional(data, "report", ReportConfig, source) or ReportConfig(),
+                  scale=_optional(data, "scale", ScaleConfig, source))
 
 
 def _optional(data: dict, key: str, cls, source: str):

@@ -159,11 +159,30 @@ class FeatureEngine:
         self._id_keys_update(slots, batch.id_hash)
         return slots
 
+    @staticmethod
+    def id_key(id_hash: str) -> int:
+        """The int64 key of an ID document hash."""
+        return int.from_bytes(hashlib.blake2b(str(id_hash).encode(), digest_size=8).digest(),
+                              "little", signed=True)
+
+    def set_registrations(self, imsi: np.ndarray, msisdn: np.ndarray, activated_at: np.ndarray,
+                          id_key: np.ndarray, id_cards: np.ndarray) -> np.ndarray:
+        """Registrations with their cards-per-ID counted elsewhere (a scale-out worker holds
+        only its partition's SIMs; the publisher counts over the whole population)."""
+        if not len(imsi):
+            return np.empty(0, np.int64)
+        slots, _ = self._sim_slots(imsi)
+        s = self.sim_state
+        s["activated"][slots] = activated_at
+        s["msisdn"][slots] = msisdn
+        s["id_key"][slots] = id_key
+        s["id_cards"][slots] = np.minimum(id_cards, 65535)
+        self.unsaved[slots] = True
+        return slots
+
     def _id_keys_update(self, slots: np.ndarray, id_hash: np.ndarray) -> None:
         s = self.sim_state
-        s["id_key"][slots] = [
-            int.from_bytes(hashlib.blake2b(str(h).encode(), digest_size=8).digest(), "little",
-                           signed=True) for h in id_hash]
+        s["id_key"][slots] = [self.id_key(h) for h in id_hash]
         has = np.flatnonzero(s["id_key"][: len(self.sims)] != 0)
         _, inv, counts = np.unique(s["id_key"][has], return_inverse=True, return_counts=True)
         cards = np.minimum(counts[inv], 65535)

@@ -1,0 +1,206 @@
+"""Benchmark: the scale-out over NATS JetStream with 1, 2 and 3 detector workers.
+
+    python benchmarks/scale.py                        # 20,000 SIMs x 1 day
+    python benchmarks/scale.py --subscribers 100000 --workers 1 2 3
+
+Needs the NATS server on 127.0.0.1:4222 (JetStream) and PostgreSQL on 127.0.0.1:5432 (as
+.ci/run starts them). Simulates the world once (cached in --workdir), trains a model on a
+separate small world, publishes the world once to a stream of its own (timed: the
+publisher's records/s), then for each worker count replays that stream into a fresh database
+with that many ``goipwatch worker`` processes and times from the first checkpoint to the
+last partition's final one (start-up excluded). Prints records/s per run, each worker's
+peak RSS, the feature state bytes per SIM, and the machine. The stream and the databases
+are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg  # noqa: E402
+import nats  # noqa: E402
+import numpy as np  # noqa: E402
+import sklearn  # noqa: E402
+
+from benchmarks.machine import machine  # noqa: E402
+from benchmarks.pipeline import world  # noqa: E402
+from detector import batch, model as model_mod  # noqa: E402
+from detector.features import state as st  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("GOIPWATCH_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def dsn_for(db: str) -> str:
+    return ADMIN.rpartition("/")[0] + "/" + db
+
+
+def config(path: Path, dsn: str, model: Path, stream: str, prefix: str, partitions: int,
+           fetch_batch: int) -> Path:
+    path.write_text(f"""
+[daemon]
+state_dir = {json.dumps(str(path.parent / "state"))}
+log_level = "warning"
+[store]
+dsn = {json.dumps(dsn)}
+[detector]
+model = {json.dumps(str(model))}
+[scale]
+nats_url = {json.dumps(NATS_URL)}
+stream = {json.dumps(stream)}
+subject_prefix = {json.dumps(prefix)}
+partitions = {partitions}
+fetch_batch = {fetch_batch}
+""")
+    return path
+
+
+def cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "detector.cli", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dict:
+    """Replay the stream with ``n`` workers; times the first to the last checkpoint."""
+    procs = [cli("worker", "--config", str(cfg), "--index", str(i), "--of", str(n), "--until-idle", "3")
+             for i in range(n)]
+    peaks = [0.0] * n
+    started = finished = None
+    conn = None
+    while any(p.poll() is None for p in procs):
+        peaks = [max(pk, peak_rss_mib(p.pid)) for pk, p in zip(peaks, procs)]
+        if conn is None:
+            try:
+                conn = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError):
+                pass
+        if conn is not None and finished is None and \
+                await conn.fetchval("SELECT to_regclass('scale_partitions') IS NOT NULL"):
+            rows = dict(await conn.fetch("SELECT partition, last_seq FROM scale_partitions WHERE partition >= 0"))
+            if started is None and any(rows.values()):
+                started = time.perf_counter()
+            if rows and all(rows.get(p, 0) >= s for p, s in final.items()):
+                finished = time.perf_counter()
+        await asyncio.sleep(0.05)
+    for p in procs:
+        if p.returncode:
+            raise RuntimeError(f"worker failed: {p.stderr.read()}")
+    counters = {}
+    for (c,) in await conn.fetch("SELECT counters FROM scale_partitions WHERE partition >= 0"):
+        for k, v in json.loads(c).items():
+            counters[k] = counters.get(k, 0) + v
+    sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE kind = 's'")
+    flags = await conn.fetchval("SELECT count(*) FROM flags")
+    await conn.close()
+    seconds = (finished or time.perf_counter()) - (started or time.perf_counter())
+    return {"workers": n, "records": counters.get("records", 0), "seconds": round(seconds, 1),
+            "records_per_s": round(counters.get("records", 0) / max(seconds, 1e-9)),
+            "flags": flags, "sims": sims, "worker_peak_rss_mib": [round(x) for x in peaks]}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subscribers", type=int, default=20_000)
+    ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--partitions", type=int, default=12)
+    ap.add_argument("--fetch-batch", type=int, default=256)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    model_path = args.workdir / f"scale-model-s{args.seed}.skops"
+    if not model_path.exists():
+        train_world = world(args.workdir, 20_000, 2, args.seed + 1000)
+        model_mod.save(batch.train_on(batch.load_files([train_world / "cdr.csv"],
+                                                       [train_world / "subscribers.csv"])), model_path)
+    w = world(args.workdir, args.subscribers, args.days, args.seed)
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix = f"GWBENCH_{tag}", f"gwbench.{tag}"
+    dbs = []
+
+    async def new_db() -> str:
+        dbs.append(f"gw_bench_scale_{tag}_{len(dbs)}")
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'CREATE DATABASE "{dbs[-1]}"')
+        await admin.close()
+        return dsn_for(dbs[-1])
+
+    runs = []
+    try:
+        pub_cfg = config(args.workdir / f"{stream}-pub.toml", await new_db(), model_path, stream, prefix,
+                         args.partitions, args.fetch_batch)
+        t = time.perf_counter()
+        p = cli("publish", "--config", str(pub_cfg), "--subscribers", str(w / "subscribers.csv"),
+                "--cdr", str(w / "cdr.csv"), "--flush")
+        _, err = p.communicate()
+        if p.returncode:
+            raise RuntimeError(f"publish failed: {err}")
+        publish_s = time.perf_counter() - t
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        info = await js.stream_info(stream, subjects_filter=f"{prefix}.cdr.>")
+        msgs, stream_bytes = info.state.messages, info.state.bytes
+        final = {}
+        for part in range(args.partitions):   # each partition's last sequence on the stream
+            last = await js.get_last_msg(stream, f"{prefix}.cdr.{part}")
+            final[part] = last.seq
+        for n in args.workers:
+            cfg = config(args.workdir / f"{stream}-{n}.toml", await new_db(), model_path, stream, prefix,
+                         args.partitions, args.fetch_batch)
+            runs.append(await run_workers(cfg, dsn_for(dbs[-1]), n, final))
+            print(json.dumps(runs[-1]), file=sys.stderr)
+        await js.delete_stream(stream)
+        await nc.close()
+    finally:
+        admin = await asyncpg.connect(ADMIN)
+        for db in dbs:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+    records = runs[0]["records"] if runs else 0
+    index = 3 * 8
+    result = {
+        "world": w.name, "records": records, "partitions": args.partitions,
+        "fetch_batch": args.fetch_batch, "stream_messages": msgs,
+        "stream_bytes_per_record": round(stream_bytes / max(records, 1), 1),
+        "publish_s": round(publish_s, 1), "publish_records_per_s": round(records / publish_s),
+        "runs": runs,
+        "sim_state_bytes_per_sim": st.SIM_STATE.itemsize + 4 + index,
+        "imei_state_bytes_per_device": st.IMEI_STATE.itemsize + index,
+        "machine": machine(numpy=np.__version__, **{"scikit-learn": sklearn.__version__,
+                                                    "nats-server": _nats_version()}),
+    }
+    print(json.dumps(result, indent=1))
+
+
+def _nats_version() -> str:
+    try:
+        return subprocess.run(["nats-server", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,119 @@
+"""A partition's checkpoint: its feature state and the last stream sequence it applied,
+committed in one transaction with the flags and quarantined messages that came of it.
+
+The worker acks its messages only after this commit, and on restart skips any message whose
+sequence is not above the committed one: a message is applied exactly once whether the
+worker dies before the commit (the messages come again), between commit and acks (they come
+again and are skipped) or after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import numpy as np
+
+from detector.feedback import load_allowlist
+from detector.scale.partition import partition_of
+from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
+from detector.store.checkpoint import Pending
+
+
+async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
+    """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids."""
+    engine, pipe = part.engine, part.pipe
+    pending, part.pending = part.pending, Pending()
+    sims, imeis = engine.take_unsaved()
+    n = len(engine.sims)
+    dirty = engine.sims.keys_by_slot[np.flatnonzero(engine.dirty[:n])].astype("<i8").tobytes()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
+                "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
+                "outbox = $10, updated_at = now() WHERE stream = $1 AND partition = $2",
+                stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
+                json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
+                json.dumps(STATE_LAYOUT), part.outbox)
+            for kind, (keys, blobs) in (("s", engine.export_sims(sims)), ("i", engine.export_imeis(imeis))):
+                if not keys:
+                    continue
+                await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _scale_cp (k bigint, state bytea) "
+                                   "ON COMMIT DELETE ROWS")
+                await conn.copy_records_to_table("_scale_cp", records=zip(keys, blobs))
+                await conn.execute(
+                    "INSERT INTO scale_state (stream, partition, kind, key, state) "
+                    "SELECT $1, $2, $3, k, state FROM _scale_cp ON CONFLICT (stream, partition, kind, key) "
+                    "DO UPDATE SET state = EXCLUDED.state", stream, part.number, kind)
+                await conn.execute("TRUNCATE _scale_cp")
+            ids = await _save_flags(conn, pending.flags)
+            if pending.quarantine:
+                await conn.copy_records_to_table(
+                    "quarantine", columns=["probe", "source", "line", "reason", "raw"],
+                    records=[(p, r.source, r.line, r.reason, r.raw) for p, r in pending.quarantine])
+            await load_allowlist(conn, pipe.allow)
+    except BaseException:
+        engine.mark_unsaved(sims, imeis)
+        part.pending = pending
+        raise
+    return ids
+
+
+async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
+    """Load partition ``part.number``'s checkpoint into its fresh engine and pipeline (an
+    empty checkpoint row is made for a partition never seen)."""
+    engine, pipe = part.engine, part.pipe
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO scale_partitions (stream, partition, layout) VALUES ($1, $2, $3::jsonb) "
+                           "ON CONFLICT DO NOTHING", stream, part.number, json.dumps(STATE_LAYOUT))
+        row = await conn.fetchrow("SELECT * FROM scale_partitions WHERE stream = $1 AND partition = $2",
+                                  stream, part.number)
+        if json.loads(row["layout"]) != STATE_LAYOUT:
+            raise CheckpointError(f"partition {part.number} of {stream} holds feature state of layout "
+                                  f"{json.loads(row['layout'])}, this build uses {STATE_LAYOUT}")
+        for i, name in enumerate(json.loads(row["cells"])):
+            engine.cells[name] = i
+        rows = await conn.fetch("SELECT kind, key, state FROM scale_state WHERE stream = $1 AND partition = $2",
+                                stream, part.number)
+        sims = [r for r in rows if r["kind"] == "s"]
+        imeis = [r for r in rows if r["kind"] == "i"]
+        engine.import_state([r["key"] for r in sims], [r["state"] for r in sims],
+                            [r["key"] for r in imeis], [r["state"] for r in imeis])
+        engine.watermark = int(row["watermark"])
+        pipe.next_tick = int(row["next_tick"])
+        dirty = engine.sims.lookup(np.frombuffer(row["dirty"], "<i8").astype(np.int64))
+        engine.dirty[dirty[dirty >= 0]] = True
+        part.last_seq = int(row["last_seq"])
+        part.counters = json.loads(row["counters"])
+        part.outbox = list(row["outbox"])
+        # the partition's own flags: a SIM it flagged is not flagged again
+        flags = await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
+                                 "WHERE kind = 'sim_anomaly'")
+        mine = partition_of(np.array([r["imsi"] for r in flags], np.int64), part.partitions) == part.number \
+            if flags else np.zeros(0, bool)
+        for r, ok in zip(flags, mine):
+            if ok:
+                pipe.flagged[str(r["imsi"])] = _flag(r)
+        await load_allowlist(conn, pipe.allow)
+
+
+class OwnedElsewhere(RuntimeError):
+    """Another running process holds the partition."""
+
+
+async def claim(conn: asyncpg.Connection, stream: str, partitions: tuple[int, ...],
+                wait_s: float = 15.0) -> None:
+    """Hold a session advisory lock per partition on ``conn`` for as long as it is open, so
+    that two workers (or two rig stages, partition -1) never apply the same partition. Waits
+    up to ``wait_s`` for a lock: the server may not yet have noticed that the previous holder
+    was killed."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    for p in partitions:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1), $2)", stream, p):
+            if asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+                continue
+            raise OwnedElsewhere(f"partition {p} of stream {stream} is held by another running "
+                                 f"process (two workers with overlapping partitions?)")

@@ -1,0 +1,164 @@
+"""The wire format of the scale-out stream: compact, self-describing binary messages.
+
+A message is ``GWS1`` + a 4-byte little-endian header length + a JSON header + the raw
+little-endian bytes of its columns, one after the other. The header names the message kind,
+its scalar fields and each column's name, dtype and length, so a worker checks a message
+completely before it touches its state; anything wrong raises :class:`BadMessage` saying what.
+
+Kinds (each on one partition's subject):
+- ``cdr``: the records of one partition cut from one event-time piece of a file, the piece's
+  cell table, and the publisher's watermark after the piece;
+- ``reg``: registrations of the partition's SIMs with the number of cards on the same ID
+  document across the whole population (counted by the publisher, which sees it all);
+- ``tick``: score the SIMs touched since the last tick (sent to every partition, so every
+  partition scores at the same event times whatever the number of workers);
+- ``flush``: score what is pending now (the end of a finite feed);
+- ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
+  or flush, the partition's SIMs with rig-like evidence: their feature rows, the evidence
+  strengths, their fixed-size records (cells renamed to a table of the message) and the
+  per-SIM flags of that tick.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.records import CdrBatch, Direction, RecordType, Result
+
+MAGIC = b"GWS1"
+_LEN = struct.Struct("<I")
+KINDS = ("cdr", "reg", "tick", "flush", "sum")
+
+CDR_COLUMNS = {"ts": "<i8", "imsi": "<i8", "imei": "<i8", "cell": "<i4", "peer": "<i8",
+               "direction": "i1", "record_type": "i1", "result": "i1", "duration": "<i4",
+               "msisdn": "<i8", "line": "<i8"}
+REG_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "activated_at": "<i8", "id_cards": "<i4",
+               "id_key": "<i8"}
+SUM_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "at": "<i8", "activity": "<i8", "values": "<f8",
+               "strengths": "<f8", "state": "u1"}
+_COLUMNS = {"cdr": CDR_COLUMNS, "reg": REG_COLUMNS, "tick": {}, "flush": {}, "sum": SUM_COLUMNS}
+
+
+class BadMessage(ValueError):
+    """A message that cannot be applied; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    kind: str
+    fields: dict                                  # scalar header fields
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def cdr_batch(self) -> CdrBatch:
+        c = self.columns
+        return CdrBatch(ts=c["ts"], imsi=c["imsi"], imei=c["imei"], cell=c["cell"], peer=c["peer"],
+                        direction=c["direction"], record_type=c["record_type"], result=c["result"],
+                        duration=c["duration"], msisdn=c["msisdn"], line=c["line"],
+                        source=self.fields.get("source", ""), cells=tuple(self.fields["cells"]))
+
+
+def encode(kind: str, fields: dict, columns: dict[str, np.ndarray] | None = None) -> bytes:
+    spec = _COLUMNS[kind]
+    columns = columns or {}
+    if set(columns) != set(spec):
+        raise ValueError(f"{kind} message needs the columns {sorted(spec)}")
+    parts, layout = [], []
+    for name, dtype in spec.items():
+        a = np.ascontiguousarray(columns[name], dtype=dtype)
+        layout.append([name, dtype, len(a)])
+        parts.append(a.tobytes())
+    header = json.dumps({"kind": kind, "fields": fields, "columns": layout},
+                        separators=(",", ":")).encode()
+    return b"".join([MAGIC, _LEN.pack(len(header)), header, *parts])
+
+
+def decode(data: bytes) -> Message:
+    if len(data) < 8 or data[:4] != MAGIC:
+        raise BadMessage(f"not a goipwatch scale message (starts {bytes(data[:8])!r})")
+    (n,) = _LEN.unpack_from(data, 4)
+    if 8 + n > len(data):
+        raise BadMessage(f"header of {n} bytes runs past the {len(data)}-byte message")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadMessage(f"header is not JSON: {e}") from None
+    if not isinstance(header, dict) or header.get("kind") not in KINDS:
+        raise BadMessage(f"unknown message kind {header.get('kind') if isinstance(header, dict) else header!r}")
+    kind, spec = header["kind"], _COLUMNS[header["kind"]]
+    fields_ = header.get("fields")
+    layout = header.get("columns")
+    if not isinstance(fields_, dict) or not isinstance(layout, list):
+        raise BadMessage(f"{kind} message: header lacks fields or columns")
+    columns, at = {}, 8 + n
+    for entry in layout:
+        if not (isinstance(entry, list) and len(entry) == 3 and entry[0] in spec
+                and entry[1] == spec[entry[0]] and isinstance(entry[2], int) and entry[2] >= 0):
+            raise BadMessage(f"{kind} message: bad column entry {entry!r}")
+        name, dtype, length = entry
+        size = np.dtype(dtype).itemsize * length
+        if at + size > len(data):
+            raise BadMessage(f"{kind} message: column {name} runs past the end of the message")
+        columns[name] = np.frombuffer(data, dtype, length, at)
+        at += size
+    if set(columns) != set(spec):
+        raise BadMessage(f"{kind} message: columns {sorted(set(spec) - set(columns))} missing")
+    if at != len(data):
+        raise BadMessage(f"{kind} message: {len(data) - at} bytes after the last column")
+    if kind != "sum" and len({len(c) for c in columns.values()}) > 1:
+        raise BadMessage(f"{kind} message: columns of different lengths")
+    _check_fields(kind, fields_, columns)
+    return Message(kind, fields_, columns)
+
+
+def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
+    def need(name: str, typ: type) -> None:
+        if not isinstance(f.get(name), typ) or isinstance(f.get(name), bool):
+            raise BadMessage(f"{kind} message: field {name} missing or not {typ.__name__}")
+
+    if kind == "tick":
+        need("at", int)
+    if kind == "cdr":
+        need("watermark", int)
+        need("source", str)
+        cells = f.get("cells")
+        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+            raise BadMessage("cdr message: field cells must be a list of cell names")
+        cell = columns["cell"]
+        if len(cell) and (cell.min() < -1 or cell.max() >= len(cells)):
+            raise BadMessage(f"cdr message: cell index outside its table of {len(cells)} cells")
+        if len(columns["ts"]) and columns["ts"].max() > f["watermark"]:
+            raise BadMessage("cdr message: a record is newer than the message's watermark")
+        if (columns["imsi"] <= 0).any():
+            raise BadMessage("cdr message: a record has no IMSI")
+        # the engine indexes tables by these codes: a value out of range must not reach it
+        for name, allowed in (("record_type", [int(t) for t in RecordType]),
+                              ("direction", [int(d) for d in Direction]),
+                              ("result", [int(r) for r in Result])):
+            if not np.isin(columns[name], allowed).all():
+                raise BadMessage(f"cdr message: {name} outside {allowed}")
+        if len(columns["ts"]) and (columns["ts"].min() <= 0 or columns["duration"].min() < 0):
+            raise BadMessage("cdr message: a record has no event time or a negative duration")
+    if kind == "sum":
+        from detector.features import state as st
+        from detector.features.catalog import FEATURES
+
+        need("partition", int)
+        need("at", int)
+        cells, flags = f.get("cells"), f.get("flags")
+        if not isinstance(cells, list) or not isinstance(flags, list) or f.get("step") not in ("tick", "flush"):
+            raise BadMessage("sum message: needs step (tick|flush), cells and flags")
+        n = len(columns["imsi"])
+        if any(len(columns[k]) != n for k in ("msisdn", "at", "activity")) or \
+                len(columns["values"]) != n * len(FEATURES) or len(columns["strengths"]) != n * len(FEATURES) \
+                or len(columns["state"]) != n * st.SIM_STATE.itemsize:
+            raise BadMessage("sum message: column lengths do not match its number of SIMs")
+    if kind == "reg":
+        need("source", str)
+        if (columns["imsi"] <= 0).any():
+            raise BadMessage("reg message: a registration has no IMSI")
+        if (columns["id_cards"] < 1).any():
+            raise BadMessage("reg message: a card count below 1")

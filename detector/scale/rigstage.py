@@ -1,0 +1,266 @@
+"""The rig stage: rigs from the per-SIM summaries of all partitions.
+
+Rig evidence spans partitions (the SIMs of one gateway hash to different partitions), so no
+worker can see it. Each worker sends, after every tick, one ``sum`` message with its SIMs
+that show rig-like evidence; the rig stage waits until it has that step from every
+partition, rebuilds the step's feature frame from them (records included, their cells
+renamed into its own table) and runs the same :class:`detector.rigs.RigBook` as the
+single-process daemon: co-located machine-like SIMs in a cell, shared devices, bulk
+registrations (read from the store, where the publisher put them), union-find into rigs.
+
+It handles steps in event-time order, exactly once: each step's new flags, rigs, records and
+the summary position commit in one transaction; summaries of steps already handled are
+dropped, a partition's repeated summary of a pending step replaces the first. Its own
+checkpoint is the row of partition -1 in ``scale_partitions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections import defaultdict
+from datetime import datetime
+
+import asyncpg
+import numpy as np
+
+from detector import model as model_mod
+from detector.config import Config
+from detector.features import state as st
+from detector.features.catalog import FEATURES
+from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.feedback import AllowList, load_allowlist
+from detector.records import RegistrationBatch, Rejected
+from detector.rigs import RigBook
+from detector.scale import bus, codec
+from detector.scale.checkpoint import claim
+from detector.scale.config import ScaleConfig
+from detector.scale.publisher import record_stream
+from detector.scale.summaries import flags_of
+from detector.scoring import Flag, Scorer
+from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
+from detector.store.db import connect, resolve_dsn
+
+log = logging.getLogger("goipwatch.rigs")
+RIG_PARTITION = -1
+_STEP = {"tick": 0, "flush": 1}
+
+
+class RigStage:
+    def __init__(self, config: Config) -> None:
+        if config.scale is None:
+            raise ValueError("the configuration has no [scale] section")
+        self.config = config
+        self.scale: ScaleConfig = config.scale
+        self.scorer = Scorer(model_mod.load(config.detector.model), config.detector.policy)
+        f = config.features
+        self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
+        self.book = RigBook(self.engine, self.scorer, config.detector.rigs)
+        self.allow = AllowList()
+        self.flagged: dict[str, Flag] = {}
+        self.done: tuple[int, int] = (0, 0)           # last (event time, step) handled
+        self.pending: dict[tuple[int, int], dict[int, tuple[int, codec.Message]]] = defaultdict(dict)
+        self.handled_seq = 0                          # summaries before this one are handled
+        self.seen_seq = 0
+        self.counters: dict[str, int] = {}
+        self.quarantine: list[Rejected] = []
+        self._regs_seen: datetime | None = None
+        self.stopping = asyncio.Event()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    # ---- checkpoint ------------------------------------------------------------------------
+
+    async def restore(self, pool: asyncpg.Pool) -> None:
+        async with pool.acquire() as conn:
+            await conn.execute("INSERT INTO scale_partitions (stream, partition, layout) VALUES ($1, $2, $3::jsonb) "
+                               "ON CONFLICT DO NOTHING", self.scale.stream, RIG_PARTITION, json.dumps(STATE_LAYOUT))
+            row = await conn.fetchrow("SELECT * FROM scale_partitions WHERE stream = $1 AND partition = $2",
+                                      self.scale.stream, RIG_PARTITION)
+            for i, name in enumerate(json.loads(row["cells"])):
+                self.engine.cells[name] = i
+            rows = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
+                                    "AND kind = 's'", self.scale.stream, RIG_PARTITION)
+            self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
+            self.engine.watermark = int(row["watermark"])
+            self.done = (int(row["watermark"]), int(row["next_tick"]))
+            self.handled_seq = self.seen_seq = int(row["last_seq"])
+            meta = json.loads(row["counters"])
+            self.counters = meta.get("counters", {})
+            # the flags of the steps handled (workers may have committed later ones already)
+            for r in await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
+                                      "WHERE flagged_at <= to_timestamp($1) ORDER BY id", self.done[0]):
+                self.flagged.setdefault(str(r["imsi"]), _flag(r))
+            await self._registrations(conn)
+            self.book.restore(list(self.flagged.values()))
+            self.book.restore_machines(meta.get("hot_cells", {}))
+            await load_allowlist(conn, self.allow)
+
+    async def _registrations(self, conn: asyncpg.Connection) -> None:
+        """Bulk registrations: the store's registrations when they changed since last read."""
+        newest = await conn.fetchval("SELECT max(updated_at) FROM registrations")
+        if newest is None or newest == self._regs_seen:
+            return
+        self._regs_seen = newest
+        regs = await conn.fetch("SELECT imsi, msisdn, iccid, activated_at, id_hash, channel, carrier "
+                                "FROM registrations ORDER BY imsi")
+        col = list(zip(*regs))
+        self.book.register(RegistrationBatch(
+            imsi=np.array(col[0], np.int64), msisdn=np.array(col[1], np.int64),
+            iccid=np.array(col[2], object), activated_at=np.array([int(t.timestamp()) for t in col[3]], np.int64),
+            id_hash=np.array(col[4], object), channel=np.array(col[5], object),
+            carrier=np.array(col[6], object), line=np.zeros(len(regs), np.int64)))
+
+    # ---- steps -------------------------------------------------------------------------------
+
+    def offer(self, seq: int, data: bytes) -> None:
+        """Take one summary; bad ones are kept with their reason."""
+        self.seen_seq = max(self.seen_seq, seq)
+        try:
+            msg = codec.decode(data)
+            if msg.kind != "sum" or not 0 <= msg.fields["partition"] < self.scale.partitions:
+                raise codec.BadMessage(f"{msg.kind} message on a summary subject, or a partition "
+                                       f"outside 0..{self.scale.partitions - 1}")
+        except codec.BadMessage as e:
+            self.count("bad_messages")
+            self.quarantine.append(Rejected(f"summary seq {seq}", seq, f"bad message: {e}",
+                                            bytes(data[:200]).hex()))
+            return
+        key = (int(msg.fields["at"]), _STEP[msg.fields["step"]])
+        if key <= self.done:
+            self.count("summaries_repeated")
+            return
+        self.pending[key][int(msg.fields["partition"])] = (seq, msg)
+
+    def ready(self) -> tuple[int, int] | None:
+        """The oldest step every partition has summarised, if it is the oldest pending."""
+        if not self.pending:
+            return None
+        key = min(self.pending)
+        return key if len(self.pending[key]) == self.scale.partitions else None
+
+    def step(self, key: tuple[int, int]) -> tuple[list[Flag], np.ndarray]:
+        """Run the rig book on one complete step; returns the new rig flags and the slots of
+        the SIM records it took in."""
+        msgs = [m for _, (_, m) in sorted(self.pending.pop(key).items())]
+        self.done = key
+        self.count("steps")
+        flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
+        n_feat = len(FEATURES)
+        imsi = np.concatenate([m.columns["imsi"] for m in msgs])
+        if not len(imsi):
+            return [], np.empty(0, np.int64)
+        order = np.argsort(imsi, kind="stable")
+        records = np.concatenate([self._renamed(m) for m in msgs])[order]
+        slots, _ = self.engine._sim_slots(imsi[order])
+        self.engine.sim_state[slots] = records
+        self.engine.watermark = max(self.engine.watermark, key[0])
+        cat = lambda name: np.concatenate([m.columns[name] for m in msgs])[order]  # noqa: E731
+        frame = FeatureFrame(sims=slots, imsi=imsi[order], msisdn=cat("msisdn"), at=cat("at"),
+                             values=cat_2d(msgs, "values", n_feat)[order], activity=cat("activity"))
+        strengths = cat_2d(msgs, "strengths", n_feat)[order]
+        known = dict(self.flagged)
+        allowed = lambda f: self.allow.allows(f, self.engine)  # noqa: E731
+        out = self.book.extend(frame, strengths, flags, known, skip=allowed)
+        new = []
+        for f in out:
+            if f.imsi not in self.flagged:
+                self.flagged[f.imsi] = f
+                if f.kind != "sim_anomaly":
+                    new.append(f)
+        self.count("rig_flags", len(new))
+        return new, slots
+
+    def _renamed(self, msg: codec.Message) -> np.ndarray:
+        """The message's SIM records with their cells renamed into this stage's table."""
+        records = np.frombuffer(msg.columns["state"].tobytes(), st.SIM_STATE).copy()
+        lut = np.array([self.engine.cells.setdefault(c, len(self.engine.cells)) for c in msg.fields["cells"]]
+                       + [-1], np.int64)
+        top = records["slot"]["top_cell"]
+        records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
+        return records
+
+    async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
+        first_pending = min((seq for by_p in self.pending.values() for seq, _ in by_p.values()), default=None)
+        handled = (first_pending - 1) if first_pending is not None else self.seen_seq
+        keys, blobs = self.engine.export_sims(np.unique(slots)) if len(slots) else ([], [])
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, cells = $6::jsonb, "
+                "counters = $7::jsonb, updated_at = now() WHERE stream = $1 AND partition = $2",
+                self.scale.stream, RIG_PARTITION, handled, self.done[0], self.done[1],
+                json.dumps(list(self.engine.cells)),
+                json.dumps({"counters": self.counters, "hot_cells": self.book.recent_machines()}))
+            if keys:
+                await conn.executemany(
+                    "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
+                    "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
+                    [(self.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
+            await _save_flags(conn, new)
+            if new:
+                await _save_rigs(conn, self.book.rigs())
+            if self.quarantine:
+                await conn.copy_records_to_table(
+                    "quarantine", columns=["probe", "source", "line", "reason", "raw"],
+                    records=[("rig-stage", r.source, r.line, r.reason, r.raw) for r in self.quarantine])
+                self.quarantine = []
+            await self._registrations(conn)
+            await load_allowlist(conn, self.allow)
+        self.handled_seq = handled
+
+    # ---- running -----------------------------------------------------------------------------
+
+    async def run(self, idle_exit_s: float | None = None, signals: bool = True) -> None:
+        """Handle summaries until stopped (SIGTERM/SIGINT, unless ``signals`` is false) or,
+        with ``idle_exit_s``, until none has come for that long."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
+        store = self.config.store
+        dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
+        pool = await connect(dsn, store.pool_size)
+        nc, js = await bus.connect(self.scale)
+        owner = await pool.acquire()   # one rig stage per stream
+        try:
+            await claim(owner, self.scale.stream, (RIG_PARTITION,))
+            await bus.ensure_stream(js, self.scale)
+            await record_stream(pool, self.scale)
+            await self.restore(pool)
+            sub = await bus.summary_consumer(js, self.scale, self.handled_seq)
+            last = time.monotonic()
+            while not self.stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self.scale.fetch_batch, timeout=0.2)
+                except asyncio.TimeoutError:
+                    msgs = []
+                for m in msgs:
+                    if m.metadata.sequence.stream > self.handled_seq:
+                        self.offer(m.metadata.sequence.stream, m.data)
+                while (key := self.ready()) is not None:
+                    new, slots = await asyncio.to_thread(self.step, key)
+                    await self.save(pool, new, slots)
+                if self.quarantine:
+                    await self.save(pool, [], np.empty(0, np.int64))
+                for m in msgs:
+                    await m.ack()
+                if msgs:
+                    last = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - last >= idle_exit_s:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            await pool.release(owner)
+            await pool.close()
+            if embedded is not None:
+                embedded.stop()
+
+
+def cat_2d(msgs: list[codec.Message], name: str, width: int) -> np.ndarray:
+    return np.concatenate([m.columns[name].reshape(-1, width) for m in msgs])

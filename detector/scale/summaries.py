@@ -1,0 +1,82 @@
+"""What a worker tells the rig stage after each tick: its SIMs with rig-like evidence.
+
+:class:`Summaries` takes the place of the :class:`detector.rigs.RigBook` in a worker's
+pipeline. At each scoring it keeps the rows the rig logic can use (SIMs with at least one
+family of rig-like evidence, and the SIMs flagged in that tick) instead of acting on them;
+after the tick the worker turns them into one ``sum`` message for the rig stage, which needs
+no other SIM of the population.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.scale import codec
+from detector.scoring import Flag, Scorer
+
+
+class Summaries:
+    def __init__(self, engine: FeatureEngine, scorer: Scorer, partition: int) -> None:
+        self.engine = engine
+        self.scorer = scorer
+        self.partition = partition
+        self._frames: list[tuple[FeatureFrame, np.ndarray]] = []
+        self._flags: list[Flag] = []
+
+    def register(self, batch) -> None:  # registrations reach the rig stage through the store
+        pass
+
+    def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
+               flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
+               ) -> list[Flag]:
+        just = np.isin(frame.imsi, np.array([int(f.imsi) for f in flags], np.int64))
+        keep = (self.scorer.families(strengths) >= 1) | just
+        if keep.any():
+            rows = np.flatnonzero(keep)
+            self._frames.append((FeatureFrame(frame.sims[rows], frame.imsi[rows], frame.msisdn[rows],
+                                              frame.at[rows], frame.values[rows], frame.activity[rows]),
+                                 strengths[rows]))
+        self._flags += flags
+        return flags
+
+    def take(self, step: str, at: int) -> bytes:
+        """The ``sum`` message of this tick (``step`` tick or flush at event time ``at``)."""
+        frames, self._frames = self._frames, []
+        flags, self._flags = self._flags, []
+        if frames:
+            sims = np.concatenate([f.sims for f, _ in frames])
+            # a SIM scored twice in one step (flush after tick) keeps its last row
+            _, last = np.unique(sims[::-1], return_index=True)
+            pick = np.sort(len(sims) - 1 - last)
+            cat = lambda name: np.concatenate([getattr(f, name) for f, _ in frames])[pick]  # noqa: E731
+            sims, imsi, msisdn, at_, values, activity = (cat(n) for n in
+                                                          ("sims", "imsi", "msisdn", "at", "values", "activity"))
+            strengths = np.concatenate([s for _, s in frames])[pick]
+        else:
+            sims = imsi = msisdn = at_ = activity = np.empty(0, np.int64)
+            values = strengths = np.empty((0, 0))
+        records = self.engine.sim_state[sims].copy()
+        top = records["slot"]["top_cell"]
+        used = np.unique(top[top >= 0])
+        records["slot"]["top_cell"] = np.where(top >= 0, np.searchsorted(used, top), -1)
+        names = list(self.engine.cells)
+        fields = {"partition": self.partition, "step": step, "at": int(at),
+                  "cells": [names[i] for i in used],
+                  "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,
+                             "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind}
+                            for f in flags]}
+        return codec.encode("sum", fields, {
+            "imsi": imsi, "msisdn": msisdn, "at": at_, "activity": activity,
+            "values": values.ravel(), "strengths": strengths.ravel(),
+            "state": records.view(np.uint8).ravel() if len(records) else np.empty(0, np.uint8)})
+
+
+def flags_of(msg: codec.Message) -> list[Flag]:
+    return [Flag(imsi=f["imsi"], msisdn=f["msisdn"], score=f["score"], flagged_at=f["flagged_at"],
+                 reasons=tuple(f["reasons"]), kind=f["kind"]) for f in msg.fields["flags"]]
+
+
+
