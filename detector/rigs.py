@@ -9,7 +9,7 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    evidence of its own is flagged (``rig``);
 2. adds the **synchronised power-on** kind of evidence (signalling): at least
    ``co_power_min_sims`` SIMs that attached in one cell within seconds of each other, that
-   place calls or send SMS (meters never do) and have one other kind of evidence of their own
+   have calls or SMS (meters have neither) and have one other kind of evidence of their own
    (like a hot cell) — or none but did so again later with the same companions (one box
    powering on, day after day; a crowd or a site's power cut coincides once) — are flagged
    (``rig``);
@@ -42,7 +42,7 @@ from detector.scoring import Flag, Scorer
 
 _DATA = FEATURES.index("data_sessions_24h")
 _VOICE_IN = FEATURES.index("voice_in_24h")
-_SENDS = [FEATURES.index("voice_out_24h"), FEATURES.index("sms_out_24h")]
+_CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_out_24h", "sms_in_24h")]
 MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 
 
@@ -186,8 +186,8 @@ class RigBook:
         # one burst is co-location, like a hot cell: one more kind of evidence
         once = (frame.column("attach_sync_24h") >= others) & \
             (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
-        sends = frame.values[:, _SENDS].sum(axis=1) > 0
-        rows = np.flatnonzero((twice | once) & sends &
+        talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
+        rows = np.flatnonzero((twice | once) & talks &
                               (frame.activity >= self.scorer.policy.min_events_24h))
         s = self.engine.sim_state
         names = list(self.engine.cells)
