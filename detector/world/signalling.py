@@ -2,9 +2,8 @@
 
 ``simulate --pcap`` adds ``signalling.pcap``: what an S11 tap (MME → SGW, GTPv2-C) of the
 simulated network would show of attaches: one Create Session Request each (IMSI, MSISDN,
-MEI, ULI with TAI and ECGI). Location updates, IMEI checks and call set-ups are not written
-yet (a Modify Bearer Request carries no IMSI: it needs the probe to link it to its Create
-Session by tunnel id first). The behaviours (assumptions, documented in docs/simulator.md):
+MEI, ULI with TAI and ECGI). Location updates (Modify Bearer), detaches (Delete Session),
+IMEI checks and call set-ups are not written yet. The behaviours (assumptions, documented in docs/simulator.md):
 
 - people: on some days the phone was off overnight and attaches before its first use of the
   day; now and then it re-attaches (flight mode, no coverage) at an unrelated moment;
