@@ -150,6 +150,7 @@ class KafkaProbe:
         self.finite = False       # with the daemon's --until-done: stop at the offsets of start
         self.pos = _Positions()
         self._consumer = None
+        self._suspect = ""        # an error the client reported, to be checked
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{self.name}")
 
     def resume(self, offsets: dict[tuple[str, int], int]) -> None:
@@ -175,24 +176,29 @@ class KafkaProbe:
 
         settings = self.kafka.client_settings()
         settings.update({"client.id": f"goipwatch-{self.name}", "auto.offset.reset": "earliest",
-                         "error_cb": self._on_error,
-                         "logger": logging.getLogger(f"{__name__}.client")})
+                         "error_cb": self._on_error, "log.connection.close": False,
+                         "logger": _ClientLog()})
         return Consumer(settings)
 
     def _on_error(self, err) -> None:
+        """librdkafka reports errors when a poll serves them, possibly after the broker is
+        back: an error only makes the probe look at the cluster now (see :meth:`_assign`)."""
         if err.fatal() or err.name() in _DOWN:
-            self.health.failing(f"{err.name()}: {err.str()}")
+            self._suspect = f"{err.name()}: {err.str()}"
         else:
             log.debug("kafka client error", extra={"probe": self.name, "error": err.str()})
 
-    def _assign(self, consumer, timeout_s: float = 10.0) -> None:
-        """Assign the partitions not yet assigned, at the store's offset or per ``start``."""
+    def _assign(self, consumer, timeout_s: float = 5.0) -> None:
+        """Assign the partitions not yet assigned, at the store's offset or per ``start``.
+        Its metadata request is also the health check: failing, or answered."""
         from confluent_kafka import KafkaException, TopicPartition
 
+        suspect, self._suspect = self._suspect, ""
         try:
             meta = consumer.list_topics(timeout=timeout_s)
         except KafkaException as e:
-            self.health.failing(f"metadata: {e.args[0].str() if e.args else e}")
+            why = f"metadata: {e.args[0].str() if e.args else e}"
+            self.health.failing(f"{suspect} ({why})" if suspect else why)
             return
         new, missing = [], []
         for topic in self.kafka.topics:
@@ -309,7 +315,7 @@ class KafkaProbe:
                 if self.finite and self.caught_up():
                     return
                 messages = await self._call(self._collect, consumer)
-                if loop.time() >= next_look:
+                if loop.time() >= next_look or self._suspect:
                     await self._call(self._assign, consumer)   # partitions added meanwhile
                     next_look = loop.time() + self.kafka.metadata_s
                 if not messages:
@@ -320,6 +326,16 @@ class KafkaProbe:
             self._consumer = None
             await asyncio.shield(self._call(consumer.close))
             self._pool.shutdown(wait=False)
+
+
+class _ClientLog:
+    """librdkafka's own log lines, at debug level: it logs every failed reconnect, while the
+    probe's :class:`InputHealth` reports an outage once each way."""
+
+    _log = logging.getLogger(f"{__name__}.client")
+
+    def log(self, level: int, msg: str, *args) -> None:
+        self._log.debug(msg, *args)
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
