@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +22,7 @@ import asyncpg
 from detector import model as model_mod
 from detector.config import Config, ProbeConfig
 from detector.features.engine import FeatureEngine
+from detector.metrics import Histogram
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
 from detector.rigs import RigBook
@@ -58,6 +60,7 @@ class Daemon:
         self._cells_saved = 0
         self.files_done = 0
         self.newest: dict[str, int] = {}   # newest event time taken in, per probe (for /metrics)
+        self.checkpoint_seconds = Histogram()
         self._new_engine()
 
     def _new_engine(self) -> None:
@@ -321,6 +324,7 @@ class Daemon:
         pending, self.pending = self.pending, cp.Pending()
         if pending.flags:  # new members may have grown or merged rigs
             pending.rigs = self.pipe.rigs.rigs()
+        started = time.perf_counter()
         try:
             verification = self.config.verification
             self._cells_saved, ids = await cp.save(
@@ -329,6 +333,7 @@ class Daemon:
         except BaseException:
             self.pending = pending  # nothing committed: keep it for the next try
             raise
+        self.checkpoint_seconds.observe(time.perf_counter() - started)
         self._emit(list(zip(ids, pending.flags)))
 
     @property
