@@ -244,10 +244,12 @@ class KafkaProbe:
         out: list[Received] = []
         size = 0
         deadline: float | None = None
+        upto = dict(self.pos.read)
         while len(out) < k.batch_messages and size < k.batch_bytes:
             timeout = min(k.batch_s, 0.5) if deadline is None else deadline - time.monotonic()
-            if timeout <= 0:
-                break
+            if timeout <= 0 or (self.finite and out and all(
+                    upto.get(key, 0) >= end for key, end in self.pos.end.items())):
+                break   # a finite run need not wait out batch_s at the end of the topic
             got = consumer.consume(num_messages=min(k.batch_messages - len(out), 10_000),
                                    timeout=timeout)
             if not got and deadline is None:
@@ -259,6 +261,7 @@ class KafkaProbe:
                     continue
                 value = m.value()
                 out.append(Received(m.topic(), m.partition(), m.offset(), value))
+                upto[(m.topic(), m.partition())] = m.offset() + 1
                 size += len(value or b"")
             if out and deadline is None:
                 deadline = time.monotonic() + k.batch_s

@@ -383,3 +383,4 @@ async def test_a_broker_outage_is_logged_once_when_it_starts_and_once_when_it_en
     assert states == ["input failing", "input recovered"]
     assert probe.health.up
     assert await offsets(pg_dsn) == {(topic, 0): 1}
+
