@@ -1,8 +1,8 @@
 """Checkpoints: what the daemon has done, committed in one transaction, and read back at start.
 
 A checkpoint carries the files finished since the last one (with their quarantined rows and
-registrations), the feature state of every SIM and device they changed, the engine's clock,
-and the new flags. Because all of it commits together, a crash before the commit leaves the
+registrations), the Kafka offsets up to which messages were applied, the feature state of
+every SIM and device they changed, the engine's clock, and the new flags. Because all of it commits together, a crash before the commit leaves the
 store as it was and the files are read again from the start; a crash after it finds them
 done. Either way no record is lost or counted twice.
 """
