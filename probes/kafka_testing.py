@@ -53,6 +53,20 @@ class MockKafka:
         finally:
             c.close()
 
+    def retained(self, topic: str) -> int:
+        """Messages the mock still holds on ``topic`` (it drops the oldest beyond ~5 MB a
+        partition)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "mock-inspector",
+                      "log_level": 3})
+        try:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            marks = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts]
+            return sum(high - low for low, high in marks)
+        finally:
+            c.close()
+
     def committed(self, group: str, topic: str) -> dict[int, int]:
         """Offsets the group committed to Kafka, per partition (-1001: none)."""
         from confluent_kafka import Consumer, TopicPartition
