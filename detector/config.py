@@ -20,10 +20,12 @@ from detector.ops import OpsConfig
 from detector.report.config import ReportConfig
 from detector.scale.config import ScaleConfig
 from detector.verify.config import SenderConfig
-from probes.csvparse import CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL, Layout
+from probes.csvparse import (CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL,
+                             FeedError, Layout, check_header)
+from probes.kafka_config import KafkaConfig
 
 PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL,
-               "pcap": ()}
+               "pcap": (), "kafka": CDR_FIELDS}
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,7 @@ class ProbeConfig:
     ignore: tuple[str, ...] = ("*.tmp", "*.part", ".*")
     block_bytes: int = 32 << 20
     layout: Layout = Layout()
+    kafka: KafkaConfig | None = None     # type kafka: [probes.kafka]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,7 @@ def _layout(where: str, data: Any, probe_type: str) -> Layout:
             raise ConfigError(f"{where}.columns.{key}: must be a column name")
     values = data.get("values", {})
     for key, mapping in values.items():
-        if key not in ("record_type", "direction", "result") or probe_type != "cdr_csv":
+        if key not in ("record_type", "direction", "result") or probe_type not in ("cdr_csv", "kafka"):
             raise ConfigError(f"{where}.values.{key}: only record_type, direction and result "
                               "of cdr_csv take value maps")
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
@@ -200,7 +203,7 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         where = f"{source}: probes[{i}]"
         if not isinstance(raw, dict) or raw.get("type") not in PROBE_TYPES:
             raise ConfigError(f"{where}.type: one of {', '.join(PROBE_TYPES)}")
-        values = _section(where, raw, ProbeConfig, base, skip=("layout", "files"))
+        values = _section(where, raw, ProbeConfig, base, skip=("layout", "files", "kafka"))
         files = raw.get("files", [])
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise ConfigError(f"{where}.files: must be a list of paths")
@@ -212,7 +215,11 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         if values["name"] in names:
             raise ConfigError(f"{where}.name: {values['name']!r} is used twice")
         names.add(values["name"])
-        if not values["files"] and values.get("watch") is None:
+        if raw["type"] == "kafka":
+            values["kafka"] = _kafka(where, raw, values["layout"])
+        elif "kafka" in raw:
+            raise ConfigError(f"{where}.kafka: only a probe of type kafka reads Kafka")
+        elif not values["files"] and values.get("watch") is None:
             raise ConfigError(f"{where}: give 'files' or a 'watch' directory")
         probes.append(ProbeConfig(**values))
     return Config(source=source, daemon=daemon, store=store, features=feats,
@@ -222,6 +229,20 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
                   ops=_optional(data, "ops", OpsConfig, source),
                   report=_optional(data, "report", ReportConfig, source) or ReportConfig(),
                   scale=_optional(data, "scale", ScaleConfig, source))
+
+
+def _kafka(where: str, raw: dict, layout: Layout) -> KafkaConfig:
+    """A kafka probe's [probes.kafka] table; its rows' columns must cover the layout."""
+    if raw.get("files") or raw.get("watch") is not None:
+        raise ConfigError(f"{where}: a kafka probe reads topics, not 'files' or 'watch'")
+    if "kafka" not in raw:
+        raise ConfigError(f"{where}.kafka: a probe of type kafka needs a [probes.kafka] table")
+    try:
+        kafka = KafkaConfig.from_toml(raw["kafka"], f"{where}.kafka")
+        check_header(list(kafka.columns), layout, CDR_FIELDS, f"{where}.kafka.columns")
+    except (ValueError, FeedError) as e:
+        raise ConfigError(str(e)) from e
+    return kafka
 
 
 def _optional(data: dict, key: str, cls, source: str):

@@ -1,7 +1,8 @@
 """The daemon: probes → feature engine → scoring → store and flag stream, on uvloop.
 
-Probes run as concurrent tasks and offer whole files; one consumer applies them in order
-(the feature state has a single writer) and commits a checkpoint after each file. Scoring
+Probes run as concurrent tasks and offer whole files (file probes) or micro-batches of
+messages (Kafka); one consumer applies them in order (the feature state has a single writer)
+and commits a checkpoint after each, with the Kafka offsets it covers. Scoring
 happens on event-time ticks inside the pipeline, and after ``idle_score_s`` without input.
 SIGTERM/SIGINT stop intake, let the file in hand finish, checkpoint and exit 0.
 """
@@ -13,13 +14,15 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from pathlib import Path
 
 import asyncpg
 
 from detector import model as model_mod
-from detector.config import Config
+from detector.config import Config, ProbeConfig
 from detector.features.engine import FeatureEngine
+from detector.metrics import Histogram
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
 from detector.rigs import RigBook
@@ -52,10 +55,12 @@ class Daemon:
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
-        self.probes = [FileProbe(p) for p in config.probes]
+        self.probes = [make_probe(p) for p in config.probes]
         self.pending = cp.Pending()
         self._cells_saved = 0
         self.files_done = 0
+        self.newest: dict[str, int] = {}   # newest event time taken in, per probe (for /metrics)
+        self.checkpoint_seconds = Histogram()
         self._new_engine()
 
     def _new_engine(self) -> None:
@@ -72,6 +77,9 @@ class Daemon:
         self.pool = await connect(dsn, self.config.store.pool_size)
         log.info("store connected", extra={"dsn": redact(dsn)})
         await self._restore()
+        for probe in self.probes:
+            if hasattr(probe, "resume"):   # stream probes start where the checkpoint ends
+                probe.resume(await cp.stream_offsets(self.pool, probe.name))
         await self._catch_up_stream()
         self._api = await serve_api(self.pool, self.config)
         if self.config.ops is not None and self.config.ops.enabled:
@@ -120,6 +128,9 @@ class Daemon:
             await queue.put((0 if work.kind == "registrations" else 1, next(seq), work, done))
             await done
 
+        for p in self.probes:
+            if hasattr(p, "finite"):   # a stream ends, for --until-done, where it stood at start
+                p.finite = until_done
         probe_tasks = [asyncio.create_task(p.run(offer, self.stopping), name=f"probe:{p.name}")
                        for p in self.probes]
         for t in probe_tasks:
@@ -215,6 +226,9 @@ class Daemon:
 
     async def process(self, work: FileWork) -> None:
         """Take in one file exactly once and commit it with everything it changed."""
+        if not isinstance(work, FileWork):
+            await self._process_stream(work)
+            return
         prior = await self.pool.fetch(
             "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2",
             work.probe, work.sha256)
@@ -251,6 +265,17 @@ class Daemon:
         log.info("file done", extra={"probe": work.probe, "file": work.path.name,
                                      "records": records, "rejected": rejected})
 
+    async def _process_stream(self, work) -> None:
+        """Apply a micro-batch of messages and commit it with the offsets after it."""
+        records, rejected = await self._apply_file(work)
+        for (topic, partition), offset in work.offsets.items():
+            self.pending.offsets[(work.probe, topic, partition)] = offset
+        self.pending.count(work.probe, "messages", work.messages)
+        await self.checkpoint()
+        work.on_stored()
+        log.debug("messages done", extra={"probe": work.probe, "messages": work.messages,
+                                          "records": records, "rejected": rejected})
+
     def _reject_file(self, work: FileWork, reason: str) -> None:
         log.error("file rejected", extra={"probe": work.probe, "file": work.path.name,
                                           "reason": reason})
@@ -267,15 +292,19 @@ class Daemon:
             if work.kind in ("cdr", "signalling"):
                 fed = await asyncio.to_thread(self.pipe.feed, batch)
                 horizon = iso(self.engine.watermark - self.engine.lateness_s)
-                bad += [Rejected(batch.source, int(line), f"late: event time {iso(ts)} is before "
+                bad += [Rejected(*work.locate(batch.source, int(line)),
+                                 f"late: event time {iso(ts)} is before "
                                  f"{horizon} (watermark minus allowed lateness)")
                         for line, ts in zip(batch.line[fed.late], batch.ts[fed.late])]
                 self.pending.flags += fed.flags
                 applied = len(batch) - int(fed.late.sum())
-                self.pending.facts.add_records(work.probe, work.path.name, batch, ~fed.late)
+                self.pending.facts.add_records(work.probe, work.name, batch, ~fed.late)
+                if len(batch):
+                    newest = int(batch.ts.max())
+                    self.newest[work.probe] = max(self.newest.get(work.probe, 0), newest)
             else:
                 await asyncio.to_thread(self.pipe.register, batch)
-                self.pending.facts.add_registrations(work.probe, work.path.name, batch)
+                self.pending.facts.add_registrations(work.probe, work.name, batch)
                 self.pending.registrations.append(batch)
                 applied = len(batch)
             records += applied
@@ -297,6 +326,7 @@ class Daemon:
         pending, self.pending = self.pending, cp.Pending()
         if pending.flags:  # new members may have grown or merged rigs
             pending.rigs = self.pipe.rigs.rigs()
+        started = time.perf_counter()
         try:
             verification = self.config.verification
             self._cells_saved, ids = await cp.save(
@@ -305,6 +335,7 @@ class Daemon:
         except BaseException:
             self.pending = pending  # nothing committed: keep it for the next try
             raise
+        self.checkpoint_seconds.observe(time.perf_counter() - started)
         self._emit(list(zip(ids, pending.flags)))
 
     @property
@@ -357,6 +388,14 @@ async def serve_api(pool: asyncpg.Pool, config: Config):
     runner = await start_api(pool, config.api, routes)
     log.info("API listening", extra={"addresses": [str(a) for a in runner.addresses]})
     return runner
+
+
+def make_probe(config: ProbeConfig):
+    """The probe of a ``[[probes]]`` entry (the Kafka client loads only when one is used)."""
+    if config.type == "kafka":
+        from probes.kafka import KafkaProbe
+        return KafkaProbe(config)
+    return FileProbe(config)
 
 
 def _log_probe_end(task: asyncio.Task) -> None:

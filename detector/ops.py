@@ -2,7 +2,8 @@
 
 Served on their own listener (``[ops]``, loopback by default) without authentication, so that
 systemd, a load balancer or Prometheus can reach them without police credentials; they carry
-no subscriber data: labels are probe names, flag kinds and outbox states only.
+no subscriber data: labels are probe names, Kafka topics, flag kinds, outbox states and HTTP
+statuses only. docs/operations.md lists every metric.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from detector.metrics import LOOKUP_SECONDS
 
 if TYPE_CHECKING:
     from detector.daemon import Daemon
@@ -62,6 +65,7 @@ async def metrics_text(daemon: Daemon) -> str:
         "SELECT value FROM engine_state WHERE key = 'counters'") or "{}")
     for key, name, help_ in (("records", "records_total", "records applied"),
                              ("rejected", "records_quarantined_total", "rows quarantined"),
+                             ("messages", "messages_total", "stream messages taken in"),
                              ("files", "files_total", "files taken in"),
                              ("files_rejected", "files_rejected_total", "files rejected whole")):
         metric(f"goipwatch_{name}", "counter", f"{help_}, per probe",
@@ -75,10 +79,26 @@ async def metrics_text(daemon: Daemon) -> str:
     lag = time.time() - daemon.engine.watermark if daemon.engine.watermark else 0
     metric("goipwatch_event_time_lag_seconds", "gauge",
            "wall clock minus the newest event time taken in", [({}, round(lag, 3))])
+    now = time.time()
+    metric("goipwatch_input_event_time_lag_seconds", "gauge",
+           "wall clock minus the newest event time taken in, per probe",
+           [({"probe": p}, round(now - t, 3)) for p, t in sorted(daemon.newest.items())])
+    metric("goipwatch_input_up", "gauge", "1 while the input answers, 0 while it is failing",
+           [({"probe": p.name}, int(p.health.up)) for p in daemon.probes if hasattr(p, "health")])
+    metric("goipwatch_kafka_lag_messages", "gauge",
+           "messages on the brokers not yet committed to the store, per probe and topic",
+           [({"probe": p.name, "topic": t}, n) for p in daemon.probes if hasattr(p, "lag")
+            for t, n in sorted(p.lag().items())])
     stats = daemon.pipe.stats
     metric("goipwatch_scoring_seconds_total", "counter", "time spent scoring ticks",
            [({}, round(stats["seconds"], 6))])
     metric("goipwatch_scoring_ticks_total", "counter", "scoring ticks", [({}, stats["ticks"])])
+    out.extend(daemon.pipe.tick_seconds.exposition(
+        "goipwatch_scoring_tick_seconds", "time of each scoring tick"))
+    out.extend(daemon.checkpoint_seconds.exposition(
+        "goipwatch_checkpoint_seconds", "time of each checkpoint commit"))
+    out.extend(LOOKUP_SECONDS.exposition(
+        "goipwatch_lookup_seconds", "time to answer a subscriber lookup, per HTTP status"))
     outbox = await pool.fetch("SELECT status, count(*) n, "
                               "extract(epoch FROM now() - min(created_at)) age "
                               "FROM verification_outbox GROUP BY status")
@@ -101,7 +121,11 @@ def make_ops_app(daemon: Daemon) -> web.Application:
         except Exception:  # a store that does not answer is what readiness reports
             checks["store"] = False
         ready = all(checks.values())
-        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+        # an input that fails (broker down) is reported, not a reason to be taken out of
+        # service: the daemon still answers lookups and resumes the input when it is back
+        failing = sorted(p.name for p in daemon.probes if hasattr(p, "health") and not p.health.up)
+        return web.json_response({"ready": ready, "checks": checks, "failing_inputs": failing},
+                                 status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=await metrics_text(daemon),

@@ -19,6 +19,7 @@ from detector.features.catalog import CATALOG, FEATURES
 from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
 from detector.model import CALLERS_MIN_VOICE_OUT
+from detector.metrics import Histogram
 from detector.records import CdrBatch, RegistrationBatch
 from detector.rigs import RigBook
 from detector.scoring import Flag, Scorer
@@ -46,6 +47,7 @@ class Pipeline:
         self.allow = allow if allow is not None else AllowList()
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
         self.stats = {"ticks": 0, "seconds": 0.0}   # scoring work, for /metrics
+        self.tick_seconds = Histogram()             # ... and how long each tick took
         self.next_tick = 0                     # event time of the next scoring tick
 
     def register(self, batch: RegistrationBatch) -> None:
@@ -90,8 +92,10 @@ class Pipeline:
         try:
             return self._score_dirty()
         finally:
+            took = time.perf_counter() - started
             self.stats["ticks"] += 1
-            self.stats["seconds"] += time.perf_counter() - started
+            self.stats["seconds"] += took
+            self.tick_seconds.observe(took)
 
     def _score_dirty(self) -> list[Flag]:
         sims = self.engine.take_dirty()

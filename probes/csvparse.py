@@ -230,6 +230,14 @@ def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str
             ) -> tuple[list[str], dict[str, str]]:
     first = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", "replace")
     header = [h.strip() for h in next(csv.reader([first]), [])]
+    check_header(header, layout, required, source, first)
+    return header, {f: layout.column(f) for f in required}
+
+
+def check_header(header: list[str], layout: Layout, required: tuple[str, ...], source: str,
+                 first: str = "") -> None:
+    """Raise :class:`FeedError` when ``header`` lacks a required column or repeats one."""
+    first = first or ",".join(header)
     missing = [layout.column(f) for f in required if layout.column(f) not in header]
     if missing:
         raise FeedError(f"{source}: header lacks column(s) {', '.join(missing)} "
@@ -237,7 +245,6 @@ def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str
     dup = {h for h in header if header.count(h) > 1}
     if dup:
         raise FeedError(f"{source}: header repeats column(s) {', '.join(sorted(dup))}")
-    return header, {f: layout.column(f) for f in required}
 
 
 # ---- CDR -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from detector.config import ProbeConfig
 from detector.records import Rejected
 from probes.csvparse import Parsed, read_feed_file
+from probes.health import InputHealth
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,15 @@ class FileWork:
     size: int
     sha256: str
     blocks: Callable[[], AsyncIterator[Parsed]]
+
+    @property
+    def name(self) -> str:
+        """The input's name in reports and coverage: the file's."""
+        return self.path.name
+
+    def locate(self, source: str, line: int) -> tuple[str, int]:
+        """Where a record of a block came from (for quarantine): its file and line."""
+        return source, line
 
 
 def sha256_of(path: Path) -> tuple[int, str]:
@@ -75,7 +85,7 @@ class FileProbe:
         self.kind = KIND_BY_TYPE[config.type]
         self._seen: dict[Path, tuple[int, int]] = {}     # path -> (size, mtime_ns) at last look
         self._offered: set[tuple[Path, int, int]] = set()
-        self.failing = False
+        self.health = InputHealth(self.name, log)
 
     def _ignored(self, path: Path) -> bool:
         return any(fnmatch.fnmatch(path.name, pat) for pat in self.config.ignore)
@@ -89,13 +99,9 @@ class FileProbe:
         try:
             entries = sorted(p for p in watch.iterdir() if p.is_file() and not self._ignored(p))
         except OSError as e:
-            if not self.failing:  # logged once when it starts failing, once when it recovers
-                log.error("watch directory unreadable", extra={"probe": self.name, "error": str(e)})
-                self.failing = True
+            self.health.failing(f"watch directory unreadable: {e}")
             return ready
-        if self.failing:
-            log.info("watch directory readable again", extra={"probe": self.name})
-            self.failing = False
+        self.health.ok()
         for p in entries:
             try:
                 stat = p.stat()

@@ -1,8 +1,8 @@
 """Checkpoints: what the daemon has done, committed in one transaction, and read back at start.
 
 A checkpoint carries the files finished since the last one (with their quarantined rows and
-registrations), the feature state of every SIM and device they changed, the engine's clock,
-and the new flags. Because all of it commits together, a crash before the commit leaves the
+registrations), the Kafka offsets up to which messages were applied, the feature state of
+every SIM and device they changed, the engine's clock, and the new flags. Because all of it commits together, a crash before the commit leaves the
 store as it was and the files are read again from the start; a crash after it finds them
 done. Either way no record is lost or counted twice.
 """
@@ -60,13 +60,16 @@ class Pending:
     rigs: list[Rig] = field(default_factory=list)     # rigs whose membership may have changed
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     facts: activity.Facts = field(default_factory=activity.Facts)   # for the monthly report
+    # stream inputs: (probe, topic, partition) -> next offset, covered by this checkpoint
+    offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
     def count(self, probe: str, key: str, n: int) -> None:
         c = self.counters.setdefault(probe, {})
         c[key] = c.get(key, 0) + n
 
     def __bool__(self) -> bool:
-        return bool(self.files or self.quarantine or self.registrations or self.flags or self.facts)
+        return bool(self.files or self.quarantine or self.registrations or self.flags
+                    or self.facts or self.offsets)
 
 
 def _ts(epoch: int) -> datetime:
@@ -142,6 +145,13 @@ async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
         await conn.copy_records_to_table(
             "quarantine", columns=["probe", "source", "line", "reason", "raw"],
             records=[(p, r.source, r.line, r.reason, r.raw) for p, r in pending.quarantine])
+    if pending.offsets:
+        await conn.executemany(
+            "INSERT INTO stream_offsets (probe, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (probe, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
+            "updated_at = now()",
+            [(probe, topic, partition, offset)
+             for (probe, topic, partition), offset in sorted(pending.offsets.items())])
     for reg in pending.registrations:
         await conn.executemany(
             "INSERT INTO registrations (imsi, msisdn, iccid, activated_at, id_hash, channel, carrier, source) "
@@ -235,6 +245,13 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             await _restore_rigs(conn, pipe)
         await load_allowlist(conn, pipe.allow)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
+
+
+async def stream_offsets(pool: asyncpg.Pool, probe: str) -> dict[tuple[str, int], int]:
+    """The next offset to read of each (topic, partition) a stream probe has checkpointed."""
+    rows = await pool.fetch("SELECT topic, partition, next_offset FROM stream_offsets "
+                            "WHERE probe = $1", probe)
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
 async def known_file(pool: asyncpg.Pool, probe: str, sha256: str) -> str | None:
