@@ -252,15 +252,20 @@ class FeatureEngine:
         new = (b.record_type == RecordType.ATTACH) & (gcell >= 0)
         if not new.any():
             return
-        buf = np.concatenate([self.attaches,
-                              np.column_stack([b.ts[new], gcell[new], b.imsi[new]])])
-        buf = np.unique(buf, axis=0)        # sorted by (time, cell, IMSI); repeats folded
+        old = self.attaches
+        added = np.unique(np.column_stack([b.ts[new], gcell[new], b.imsi[new]]), axis=0)
+        added = added[~np.isin(_rows(added), _rows(old))]     # a repeated attach changes nothing
+        if not len(added):
+            return
+        buf = np.concatenate([old, added])
+        fresh = np.r_[np.zeros(len(old), bool), np.ones(len(added), bool)]
         self.attaches = buf[buf[:, 0] >= self.watermark - self.lateness_s - SYNC_WINDOW_S]
-        order = np.lexsort((buf[:, 0], buf[:, 1]))    # by cell, then time
-        ts, cell, imsi = buf[order, 0], buf[order, 1], buf[order, 2]
+        order = np.lexsort((buf[:, 2], buf[:, 0], buf[:, 1]))    # by cell, then time
+        ts, cell, imsi, fresh = buf[order, 0], buf[order, 1], buf[order, 2], fresh[order]
         n = len(ts)
         same = np.ones(n, bool)
         bits = np.zeros(n, np.uint64)
+        changed = fresh.copy()              # new attaches and those a new one is close to
         me = _bits(imsi, 64)
         for d in range(1, n):               # neighbours d places apart, while any is close
             close = (cell[d:] == cell[:-d]) & (ts[d:] - ts[:-d] <= SYNC_WINDOW_S) & same[:n - d]
@@ -270,8 +275,12 @@ class FeatureEngine:
             near = close & (imsi[d:] != imsi[:-d])
             bits[:-d] |= np.where(near, me[d:], 0)
             bits[d:] |= np.where(near, me[:-d], 0)
+            changed[:-d] |= near & fresh[d:]
+            changed[d:] |= near & fresh[:-d]
         others = np.minimum(np.round(linear_count(bits, 64)), 65535).astype(np.int64) * (bits != 0)
-        hit = others > 0
+        # bursts without a new attach were noted before: noting them again would only mark
+        # their SIMs for rescoring and rewriting
+        hit = (others > 0) & changed
         if hit.any():
             self._note_bursts(imsi[hit], ts[hit], cell[hit], others[hit], bits[hit])
 
@@ -603,6 +612,11 @@ class FeatureEngine:
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
                 "sim_record_bytes": st.SIM_STATE.itemsize}
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """Each row of a 2-D int64 array as one opaque value (for ``np.isin`` on rows)."""
+    return np.ascontiguousarray(a).view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
 
 
 def _pad(a: np.ndarray, n: int) -> np.ndarray:
