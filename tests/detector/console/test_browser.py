@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,22 @@ class Page:
         return await self.do(self.driver.find_element, By.CSS_SELECTOR, css)
 
     async def text(self, css: str) -> str:
-        return (await self.find(css)).text
+        """The element's text, found again when the page replaced it between the find and
+        the read (a loaded machine can still be settling the page the click led to)."""
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.common.by import By
+
+        def read() -> str:
+            for attempt in range(5):
+                try:
+                    return self.driver.find_element(By.CSS_SELECTOR, css).text
+                except WebDriverException:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.2)
+            raise AssertionError("unreachable")
+
+        return await self.do(read)
 
     async def type(self, css: str, value: str) -> None:
         el = await self.find(css)
