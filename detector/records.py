@@ -28,6 +28,9 @@ class RecordType(IntEnum):
     # A power-on or attach (NAS Attach request, or the S11 Create Session Request an attach
     # triggers): an observation like SIGNAL that also feeds synchronised-attach evidence.
     ATTACH = 9
+    # The UE's answer to an authentication request (NAS, paired with it): an observation whose
+    # ``duration`` holds the answer's latency in milliseconds (how long the SIM took).
+    AUTH = 10
 
 
 class Direction(IntEnum):

@@ -13,12 +13,16 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    (like a hot cell) — or none but did so again later with the same companions (one box
    powering on, day after day; a crowd or a site's power cut coincides once) — are flagged
    (``rig``);
-3. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
+3. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
+   authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
+   phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
+   and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
+4. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
    a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
    ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
    enough kinds of evidence besides its registration), used or not (``bulk_registration``);
-4. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts
+5. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts
    and bulk registrations) with a stable id and an evidence summary.
 
 Single behaviours never flag here either: co-location needs a second kind of evidence, and
@@ -50,6 +54,7 @@ MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 class RigPolicy:
     hot_cell_min_sims: int = 3
     co_power_min_sims: int = 3      # SIMs powering on together, twice
+    remote_sim_auth_ms: int = 1000  # mean authentication latency of a SIM in a SIM bank
     bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
     bulk_window_s: int = 3 * 3600   # activated within this span
     associate: bool = True
@@ -57,6 +62,8 @@ class RigPolicy:
     def __post_init__(self) -> None:
         if min(self.hot_cell_min_sims, self.bulk_min_cards, self.co_power_min_sims) < 2:
             raise ValueError("hot_cell_min_sims, co_power_min_sims and bulk_min_cards must be at least 2")
+        if self.remote_sim_auth_ms < 1:
+            raise ValueError("remote_sim_auth_ms must be at least 1")
 
 
 @dataclass(slots=True)
@@ -138,6 +145,7 @@ class RigBook:
         families = self.scorer.families(strengths)
         new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
         new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
+        new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
             new += [f for f in self._shared_devices(frame, strengths, families, taken, new)
                     if not skip(f)]
@@ -207,6 +215,26 @@ class RigBook:
                 continue
             out.append(flag)
             self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}"
+            taken.add(imsi)
+        return out
+
+    def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
+        latency, answers = self.engine.auth_latency(frame.sims)
+        rows = np.flatnonzero((latency >= self.policy.remote_sim_auth_ms) & (answers >= 2) &
+                              (families >= self.scorer.policy.min_reasons - 1) &
+                              (frame.activity >= self.scorer.policy.min_events_24h))
+        out = []
+        for r in rows:
+            imsi = str(int(frame.imsi[r]))
+            if imsi in taken:
+                continue
+            reason = (f"answers authentication in {latency[r] / 1000:.1f} s on average (phones: "
+                      f"0.1-0.3 s): a SIM far from its radio, as in a remote SIM bank (signalling)")
+            flag = self._flag(frame, strengths, r, "rig", reason)
+            if flag is None:
+                continue
+            out.append(flag)
+            self._evidence[imsi]["remote"] = "SIMs answer authentication slowly (remote SIM bank)"
             taken.add(imsi)
         return out
 

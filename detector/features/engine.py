@@ -21,6 +21,7 @@ _HOUR = 3600
 _GAP_CAP_S = 4 * _HOUR      # longer pauses are breaks, not the rhythm of a dialler
 _GAP_HALF_LIFE_H = 12.0    # gaps weigh half after 12 h: the regularity of the last day
 _FEATURE_CHUNK = 4096      # SIMs per pass of features()
+_AUTH_HALF_LIFE_H = 12.0   # an authentication's latency weighs half after 12 h
 # A rig's modules register one after another when the box powers on or swaps SIMs: attaches
 # in one cell within this many seconds of each other count as one burst. People switch
 # phones on at unrelated moments; in a busy cell (200 attaches a day) a chance neighbour
@@ -241,7 +242,37 @@ class FeatureEngine:
         self.dirty[usims] = True
         self.unsaved[usims] = True
         self._sync_attaches(b, gcell)
+        self._auths(s, b, sim)
         return Applied(usims, late, added)
+
+    def _auths(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
+        """Decayed count and sum of the SIM's authentication latencies, each weighted by its
+        age at the SIM's newest one (so batch boundaries do not matter)."""
+        auth = np.flatnonzero(b.record_type == RecordType.AUTH)
+        if not len(auth):
+            return
+        asim, ats, ms = sim[auth], b.ts[auth], b.duration[auth].astype(np.float64)
+        order = _sort_order(ats - ats.min(), asim)
+        asim, ats, ms = asim[order], ats[order], ms[order]
+        first = np.r_[True, asim[1:] != asim[:-1]]
+        usim, start = asim[first], np.flatnonzero(first)
+        newest = np.maximum(np.maximum.reduceat(ats, start), s["last_auth"][usim])
+        half_life = _AUTH_HALF_LIFE_H * _HOUR
+        w = 0.5 ** ((newest[np.cumsum(first) - 1] - ats) / half_life)
+        decay = np.where(s["last_auth"][usim] > 0,
+                         0.5 ** ((newest - s["last_auth"][usim]) / half_life), 0.0)
+        a = s["auth"][usim].astype(np.float64) * decay[:, None]
+        a[:, 0] += np.add.reduceat(w, start)
+        a[:, 1] += np.add.reduceat(w * ms, start)
+        s["auth"][usim] = a
+        s["last_auth"][usim] = newest
+
+    def auth_latency(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean authentication latency in ms, decayed number of authentications) per SIM;
+        0 and 0 for a SIM never seen authenticating."""
+        a = self.sim_state["auth"][sims].astype(np.float64)
+        mean = np.divide(a[:, 1], a[:, 0], out=np.zeros(len(a)), where=a[:, 0] > 0)
+        return mean, a[:, 0]
 
     def _sync_attaches(self, b: CdrBatch, gcell: np.ndarray) -> None:
         """Bursts of attaches: per attach, the other SIMs attaching in the same cell within

@@ -52,6 +52,9 @@ SIM_STATE = np.dtype([
     ("sync_bits", "<u8"),
     ("prev_sync_ts", "<i8"),
     ("prev_sync_bits", "<u8"),
+    # the SIM's answers to authentication: decayed count and sum of latencies (ms), newest time
+    ("auth", "<f4", (2,)),
+    ("last_auth", "<i8"),
 ])
 
 IMEI_SLOT = np.dtype([("sims", "<u8")])     # bitmap of SIMs the device carried that hour

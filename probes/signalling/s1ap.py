@@ -1,4 +1,4 @@
-"""S1AP with NAS EMM: attach, identity, detach and tracking-area updates.
+"""S1AP with NAS EMM: attach, authentication, identity, detach and tracking-area updates.
 
 NAS carries the IMSI (attach request or identity response) and the IMEISV (identity
 response, or security mode complete when the MME asks for it); S1AP carries the cell
@@ -6,6 +6,11 @@ response, or security mode complete when the MME asks for it); S1AP carries the 
 UE context (S1 association plus eNB-UE-S1AP-ID, renewed at each InitialUEMessage) is the
 unit: :func:`orient` gives every event of a context the identities seen anywhere in it.
 NAS messages that are ciphered cannot be read (TShark shows no EMM type): they are skipped.
+
+The MME's Authentication request and the UE's Authentication response (sent before NAS
+security starts, so readable) are paired within the UE context: their latency is the time
+the SIM took to compute its answer plus the radio round trip, ~0.1-0.3 s for a phone and
+much longer for a SIM that sits in a remote SIM bank (Kouam et al., "SigN", 2025).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from probes.signalling import codec
-from probes.signalling.correlate import SINGLE, Message
+from probes.signalling.correlate import ANSWER, REQUEST, SINGLE, Message
 from probes.signalling.tshark import FrameInfo, Row
 
 PROTOCOL = "s1ap"
@@ -23,10 +28,13 @@ FIELDS = ("s1ap.procedureCode", "s1ap.ENB_UE_S1AP_ID", "nas_eps.nas_msg_emm_type
           "e212.ecgi.mcc", "e212.ecgi.mnc", "s1ap.CellIdentity", "s1ap.tAC")
 INITIAL_UE_MESSAGE = "12"
 
-# EMM message type -> (name, kind)
-EMM = {0x41: ("Attach request", "attach"), 0x45: ("Detach request", "detach"),
-       0x48: ("Tracking area update request", "location_update"),
-       0x56: ("Identity response", "identity"), 0x5E: ("Security mode complete", "identity")}
+# EMM message type -> (name, kind, role)
+EMM = {0x41: ("Attach request", "attach", SINGLE), 0x45: ("Detach request", "detach", SINGLE),
+       0x48: ("Tracking area update request", "location_update", SINGLE),
+       0x52: ("Authentication request", "auth", REQUEST),
+       0x53: ("Authentication response", "auth", ANSWER),
+       0x56: ("Identity response", "identity", SINGLE),
+       0x5E: ("Security mode complete", "identity", SINGLE)}
 
 
 def _cell(row: Row) -> str | None:
@@ -45,21 +53,23 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
     known = EMM.get(codec.int_or_none(emm[0]) or -1)
     if known is None:
         return []
-    name, kind = known
+    name, kind, role = known
     if name == "Security mode complete" and not row.has("gsm_a.imeisv"):
         return []
     enb_id = row.first("s1ap.ENB_UE_S1AP_ID") or ""
     return [Message(
-        ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=name, kind=kind, role=SINGLE,
+        ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=name, kind=kind, role=role,
         # key: the UE context; procs[0] lets orient() notice a new InitialUEMessage
         key=(f.hosts, enb_id, procs[0] == INITIAL_UE_MESSAGE), correlation_id=f"enb-ue:{enb_id}",
+        standalone=role != ANSWER,          # a response whose request was not captured: no latency
         imsi=codec.imsi(row.first("e212.imsi")),
         imei=codec.imei(row.first("gsm_a.imeisv") or row.first("gsm_a.imei")),
         cell_id=_cell(row))]
 
 
 def orient(msgs: list[Message]) -> list[Message]:
-    """Share IMSI, IMEI and cell across the S1AP events of one UE context."""
+    """Share IMSI, IMEI and cell across the S1AP events of one UE context; key the
+    authentication request and response by that context, for pairing."""
     context_of: list[int | None] = []
     current: dict[tuple, int] = {}
     n = 0
@@ -79,5 +89,6 @@ def orient(msgs: list[Message]) -> list[Message]:
             for k in ("imsi", "imei", "cell_id"):
                 if getattr(m, k) and k not in found:
                     found[k] = getattr(m, k)
-    return [m if c is None else replace(m, key=None, **{k: getattr(m, k) or v for k, v in ids[c].items()})
+    return [m if c is None else replace(m, key=None if m.role == SINGLE else c,
+                                        **{k: getattr(m, k) or v for k, v in ids[c].items()})
             for m, c in zip(msgs, context_of, strict=True)]

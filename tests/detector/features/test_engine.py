@@ -289,3 +289,24 @@ def test_the_same_sims_powering_on_together_again_is_seen():
     engine.apply(cdr_batch([_attach(86400 + 20, 460001000000009)]))
     assert engine.repeated_bursts(slots).tolist()[:4] == [3, 3, 3, 3]
     assert _sync_of(engine, box) == {s: 4.0 for s in box}
+
+
+def _auth(t, sim, ms):
+    from detector.records import Direction, RecordType, Result
+    return (T_SYNC + t, sim, 0, "460-00-4097-1", 0, Direction.MO, RecordType.AUTH, Result.OK, ms)
+
+
+def test_authentication_latency_is_a_decayed_mean_whatever_the_batches():
+    from detector.testing import cdr_batch
+    sim = 460001000000001
+    rows = [_auth(0, sim, 2000), _auth(1800, sim, 4000)]
+    w = 0.5 ** (1800 / (12 * 3600))                              # the first, 30 minutes older
+    whole, cut = FeatureEngine(), FeatureEngine()
+    whole.apply(cdr_batch(rows))
+    cut.apply(cdr_batch(rows[:1]))
+    cut.apply(cdr_batch(rows[1:]))
+    for engine in (whole, cut):
+        latency, answers = engine.auth_latency(engine.sims.lookup(np.array([sim])))
+        assert latency[0] == pytest.approx((w * 2000 + 4000) / (w + 1), rel=1e-5)
+        assert answers[0] == pytest.approx(1 + w, rel=1e-5)
+    assert whole.features(np.arange(1)).activity.tolist() == [0]     # not traffic

@@ -63,6 +63,7 @@ def test_magma_inbound_roaming_01():
     c = capture("magma_inbound_roaming_01_210505_130828-1.pcapng")
     assert counts(c) == {
         ("s1ap", "Attach request"): 1, ("s1ap", "Identity response"): 1,
+        ("s1ap", "Authentication request"): 1,
         ("s1ap", "Security mode complete"): 1, ("s1ap", "Detach request"): 1,
         ("diameter", "AIR"): 1, ("diameter", "ULR"): 1, ("diameter", "PUR"): 1,
         ("gtpv2", "Create Session Request"): 1, ("gtpv2", "Delete Session Request"): 1}
@@ -79,7 +80,11 @@ def test_magma_inbound_roaming_01():
     for e in c.events:
         if e.protocol == "s1ap":
             assert (e.imsi, e.imei, e.cell_id) == ("001020000000064", "357149040067732", "001-01-1-257")
-    assert [e.kind for e in c.events if e.protocol == "s1ap"] == ["attach", "identity", "identity", "detach"]
+    assert [e.kind for e in c.events if e.protocol == "s1ap"] == [
+        "attach", "identity", "auth", "identity", "detach"]
+    # NAS Authentication request (frame 20) answered by the (simulated) UE in frame 21
+    (auth,) = by_message(c, "Authentication request")
+    assert auth.latency_ms == pytest.approx(0.118)
 
 
 def test_magma_nsa_connection():
@@ -93,6 +98,9 @@ def test_magma_nsa_connection():
     assert values(c, "imei") == {"868876040227120"}      # IMEISV 8688760402271206
     assert values(c, "cell_id") == {"222-01-1-917760"}   # ECI 0x000e0100
     assert values(c, "msisdn") == set()
+    # a real UE: Authentication request in frame 22, its response 155 ms later in frame 24
+    (auth,) = by_message(c, "Authentication request")
+    assert auth.latency_ms == pytest.approx(155.211) and auth.imsi == "222010100001140"
 
 
 def test_magma_gx_gy_ccr_identities():
@@ -121,6 +129,7 @@ def test_ndpi_diameter_gy():
 def test_pycrate_s1ap_ims_sip():
     c = capture("pycrate_s1ap_pcapr.pcap")
     assert counts(c) == {("s1ap", "Attach request"): 1, ("s1ap", "Security mode complete"): 1,
+                         ("s1ap", "Authentication request"): 1,
                          ("s1ap", "Detach request"): 1, ("sip", "REGISTER"): 3,
                          ("sip", "INVITE"): 1, ("sip", "BYE"): 1, ("sip", "MESSAGE"): 1}
     (invite,) = by_message(c, "INVITE")
@@ -136,6 +145,7 @@ def test_pycrate_s1ap_ims_sip():
     # The UE attached with a GUTI: NAS gives the IMEISV (3544270632334702) but no IMSI.
     assert values(c, "imei", "s1ap") == {"354427063233479"}
     assert values(c, "imsi", "s1ap") == set()
+    assert by_message(c, "Authentication request")[0].latency_ms == pytest.approx(111.0)
 
 
 def test_ndpi_sip_numbers_and_retransmissions():

@@ -112,3 +112,20 @@ def test_gtpv2_messages_of_a_session_get_its_identities_by_tunnel_id_between_the
     assert [m.imsi for m in out] == ["460001234567890", None, "460001234567890", None, None]
     assert out[2].msisdn == "8613800000001"
     assert [m.key for m in out] == [(a, "0x1"), (b, "0x1"), (a, "0x2"), (other, "0x3"), (a, "0x4")]
+
+
+def test_ue_authentications_become_auth_observations_with_their_latency():
+    from detector.records import RecordType, SignalingEvent
+    from probes.signalling.observations import observations
+
+    events = [
+        SignalingEvent(ts=10.0, kind="auth", protocol="s1ap", message="Authentication request",
+                       imsi="460001234567890", latency_ms=2350.4, cell_id="460-00-1-2"),
+        SignalingEvent(ts=11.0, kind="auth", protocol="diameter", message="AIR",
+                       imsi="460001234567890", latency_ms=12.0),           # the HSS, not the SIM
+        SignalingEvent(ts=12.0, kind="auth", protocol="s1ap", message="Authentication request",
+                       imsi="460001234567891"),                            # never answered
+    ]
+    batch = observations(events, "x.pcap").batch
+    assert batch.record_type.tolist() == [RecordType.AUTH, RecordType.SIGNAL, RecordType.SIGNAL]
+    assert batch.duration.tolist() == [2350, 0, 0]
