@@ -41,10 +41,26 @@ def display_filter(mappers=MAPPERS) -> str:
     return " || ".join([m.MARKER for m in mappers] + ["m3ua"])
 
 
-def needs_m3ua_draft6(rows: list[Row]) -> bool:
-    """True when M3UA DATA (class 1, type 1) lacks the RFC 4666 Protocol Data parameter."""
-    return any(r.first("m3ua.message_class") == "1" and r.first("m3ua.message_type") == "1"
-               and M3UA_PROTOCOL_DATA not in r.all("m3ua.parameter_tag") for r in rows)
+def needs_m3ua_draft6(row: Row) -> bool:
+    """True when the row's M3UA DATA (class 1, type 1) lacks the RFC 4666 Protocol Data
+    parameter."""
+    return row.first("m3ua.message_class") == "1" and row.first("m3ua.message_type") == "1" \
+        and M3UA_PROTOCOL_DATA not in row.all("m3ua.parameter_tag")
+
+
+def _map(rows) -> tuple[list[Message], bool]:
+    """Every frame's messages, as the rows arrive; and whether M3UA needs draft 6."""
+    msgs: list[Message] = []
+    draft6 = False
+    for row in rows:
+        draft6 = draft6 or needs_m3ua_draft6(row)
+        f = FrameInfo.of(row)
+        if f is None:
+            continue
+        for m in MAPPERS:
+            if row.has(m.MARKER):
+                msgs.extend(m.messages(row, f))
+    return msgs, draft6
 
 
 def read_capture(path: str | Path, tshark: str = "tshark") -> Capture:
@@ -55,16 +71,10 @@ def read_capture(path: str | Path, tshark: str = "tshark") -> Capture:
     """
     path = Path(path)
     d = dissect(path, fields(), display_filter(), tshark=tshark)
-    if needs_m3ua_draft6(d.rows):
+    msgs, draft6 = _map(d)
+    if draft6:
         d = dissect(path, fields(), display_filter(), prefs=M3UA_DRAFT6, tshark=tshark)
-    msgs: list[Message] = []
-    for row in d.rows:
-        f = FrameInfo.of(row)
-        if f is None:
-            continue
-        for m in MAPPERS:
-            if row.has(m.MARKER):
-                msgs.extend(m.messages(row, f))
+        msgs, _ = _map(d)
     for m in MAPPERS:  # whole-capture passes (dialogue orientation, UE contexts)
         if hasattr(m, "orient"):
             msgs = m.orient(msgs)

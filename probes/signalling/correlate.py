@@ -41,6 +41,9 @@ class Message:
     # False for a message that means nothing alone (a MAP ReturnError carries no operation):
     # it is dropped when its request was not captured.
     standalone: bool = True
+    # What a protocol's whole-capture pass needs to link messages beyond request/answer
+    # pairs (GTPv2: the tunnel ids of a session); never part of the event.
+    context: tuple | None = None
 
     def event(self) -> SignalingEvent:
         return SignalingEvent(ts=self.ts, kind=self.kind, protocol=self.protocol,

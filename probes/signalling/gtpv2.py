@@ -62,12 +62,12 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
         return []
     name, kind, role = known
     seq = row.first("gtpv2.seq") or ""
-    # (header TEID, the sender's own control TEID): read by orient(), then dropped
-    tunnels = (codec.int_or_none(types[0]), _teid(row.first("gtpv2.teid")),
-               _teid(row.first("gtpv2.f_teid_gre_key")))
     return [Message(
         ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=name, kind=kind, role=role,
-        key=(f.hosts, seq, tunnels), correlation_id=seq, fold_repeats=True,
+        key=(f.hosts, seq), correlation_id=seq, fold_repeats=True,
+        # (type, header TEID, the sender's own control TEID), for orient()
+        context=(codec.int_or_none(types[0]), _teid(row.first("gtpv2.teid")),
+                 _teid(row.first("gtpv2.f_teid_gre_key"))),
         imsi=codec.imsi(row.first("e212.imsi")), imei=codec.imei(row.first("gtpv2.mei")),
         msisdn=codec.e164(row.first("e164.msisdn")), cell_id=uli_cell(row),
     )]
@@ -84,25 +84,26 @@ _SESSION_IDS = ("imsi", "msisdn", "imei")
 
 
 def orient(msgs: list[Message]) -> list[Message]:
-    """Give the messages of a session the identities of its Create Session Request, and
-    restore every GTPv2 key to (hosts, sequence number) for request/answer pairing."""
+    """Give the messages of a session the identities of its Create Session Request."""
     sessions: dict[tuple, dict[str, str]] = {}      # (hosts, TEID) -> identities
     creating: dict[tuple, dict[str, str]] = {}      # (hosts, seq) -> identities
     out = []
     for m in sorted(msgs, key=lambda m: m.frame):
-        if m.protocol != PROTOCOL or m.key is None or len(m.key) != 3:
+        if m.protocol != PROTOCOL or m.context is None:
             out.append(m)
             continue
-        hosts, seq, (mtype, header, own) = m.key
-        ids = {k: getattr(m, k) for k in _SESSION_IDS if getattr(m, k)}
-        if mtype == CREATE_REQUEST and ids.get("imsi"):
+        hosts, seq = m.key
+        mtype, header, own = m.context
+        if mtype == CREATE_REQUEST and m.imsi:
+            ids = {k: getattr(m, k) for k in _SESSION_IDS if getattr(m, k)}
             creating[(hosts, seq)] = ids
             if own is not None:
                 sessions[(hosts, own)] = ids
         elif mtype == CREATE_RESPONSE and (hosts, seq) in creating and own is not None:
             sessions[(hosts, own)] = creating.pop((hosts, seq))
         elif header and (hosts, header) in sessions:
-            known = sessions[(hosts, header)]
-            m = replace(m, **{k: v for k, v in known.items() if not getattr(m, k)})
-        out.append(replace(m, key=(hosts, seq)))
+            missing = {k: v for k, v in sessions[(hosts, header)].items() if not getattr(m, k)}
+            if missing:
+                m = replace(m, **missing)
+        out.append(m)
     return out

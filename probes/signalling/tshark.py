@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,21 +32,27 @@ class CaptureError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One frame: every requested field's occurrences, in the order TShark met them."""
+    """One frame: every requested field's occurrences, in the order TShark met them.
 
-    values: tuple[tuple[str, ...], ...]
+    ``columns`` holds TShark's text per field; occurrences are split out only when a mapper
+    asks (most of the ~80 fields are empty or never read for a given frame)."""
+
+    columns: tuple[str, ...]
     index: dict[str, int] = field(compare=False)
 
     def all(self, name: str) -> tuple[str, ...]:
         i = self.index.get(name)
-        return self.values[i] if i is not None else ()
+        if i is None or not self.columns[i]:
+            return ()
+        return tuple(self.columns[i].split(AGGREGATOR))
 
     def first(self, name: str) -> str | None:
-        v = self.all(name)
-        return v[0] if v else None
+        i = self.index.get(name)
+        return self.columns[i].partition(AGGREGATOR)[0] if i is not None and self.columns[i] else None
 
     def has(self, name: str) -> bool:
-        return bool(self.all(name))
+        i = self.index.get(name)
+        return i is not None and bool(self.columns[i])
 
 
 def parse_fields_output(text: str, fields: Sequence[str]) -> list[Row]:
@@ -55,15 +62,13 @@ def parse_fields_output(text: str, fields: Sequence[str]) -> list[Row]:
     dropped rather than misread.
     """
     index = {f: i for i, f in enumerate(fields)}
-    rows = []
-    for line in text.split("\n"):
-        if not line:
-            continue
-        cols = line.rstrip("\r").split(SEPARATOR)
-        if len(cols) != len(fields):
-            continue
-        rows.append(Row(tuple(tuple(c.split(AGGREGATOR)) if c else () for c in cols), index))
-    return rows
+    rows = (_row(line, index) for line in text.split("\n"))
+    return [r for r in rows if r is not None]
+
+
+def _row(line: str, index: dict[str, int]) -> Row | None:
+    cols = line.rstrip("\r\n").split(SEPARATOR)
+    return Row(tuple(cols), index) if len(cols) == len(index) and line.strip("\r\n") else None
 
 
 def invalid_fields(stderr: str) -> list[str]:
@@ -93,40 +98,63 @@ def command(path: Path, fields: Iterable[str], display_filter: str,
     return cmd
 
 
-@dataclass(frozen=True, slots=True)
 class Dissection:
-    rows: list[Row]
-    error: str | None            # set when the file is damaged; rows hold what came before
-    dropped_fields: tuple[str, ...] = ()
+    """TShark's rows of ``path``, read while TShark still runs (so that a caller's Python
+    work on them overlaps TShark's own on the other core). Iterate once; ``error`` (the
+    file is damaged: the rows are those before the damage) and ``dropped_fields`` (fields
+    this TShark does not know) are set when the iteration ends. A file that gives no row at
+    all raises :class:`CaptureError` naming it."""
+
+    def __init__(self, path: Path, fields: Sequence[str], display_filter: str,
+                 prefs: Sequence[str] = DEFAULT_PREFS, tshark: str = "tshark") -> None:
+        exe = shutil.which(tshark)
+        if exe is None:
+            raise CaptureError(f"{path}: cannot dissect: {tshark} is not installed "
+                               "(Debian: apt-get install tshark)")
+        if not path.is_file():
+            raise CaptureError(f"{path}: no such capture file")
+        self.path, self.fields, self.filter, self.prefs, self.exe = \
+            path, list(fields), display_filter, list(prefs), exe
+        self.error: str | None = None
+        self.dropped_fields: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Row]:
+        for _ in range(2):          # again without the fields this TShark refused
+            rows = 0
+            index = {f: i for i, f in enumerate(self.fields)}
+            with tempfile.TemporaryFile("w+", errors="replace") as err:
+                proc = subprocess.Popen(command(self.path, self.fields, self.filter, self.prefs,
+                                                self.exe),
+                                        stdout=subprocess.PIPE, stderr=err, text=True,
+                                        errors="replace")
+                try:
+                    for line in proc.stdout:
+                        row = _row(line, index)
+                        if row is not None:
+                            rows += 1
+                            yield row
+                finally:
+                    proc.stdout.close()
+                    returncode = proc.wait()
+                err.seek(0)
+                stderr = err.read()
+            bad = invalid_fields(stderr)
+            if not bad or rows:
+                break
+            self.dropped_fields += tuple(bad)
+            self.fields = [f for f in self.fields if f not in bad]
+        problem = damage(stderr) if returncode != 0 or _CUT_SHORT in stderr else None
+        if returncode != 0 and problem is None:
+            problem = f"tshark exited with status {returncode}"
+        if problem and not rows and _CUT_SHORT not in problem:
+            raise CaptureError(f"{self.path}: {_strip_path(problem, self.path)}")
+        self.error = f"{self.path}: {_strip_path(problem, self.path)}" if problem else None
 
 
 def dissect(path: Path, fields: Sequence[str], display_filter: str,
             prefs: Sequence[str] = DEFAULT_PREFS, tshark: str = "tshark") -> Dissection:
-    """Run TShark once over ``path`` (twice if this TShark lacks some fields)."""
-    exe = shutil.which(tshark)
-    if exe is None:
-        raise CaptureError(f"{path}: cannot dissect: {tshark} is not installed "
-                           "(Debian: apt-get install tshark)")
-    if not path.is_file():
-        raise CaptureError(f"{path}: no such capture file")
-    fields = list(fields)
-    dropped: list[str] = []
-    for _ in range(2):
-        proc = subprocess.run(command(path, fields, display_filter, prefs, exe),
-                              capture_output=True, text=True, errors="replace", check=False)
-        bad = invalid_fields(proc.stderr)
-        if not bad:
-            break
-        dropped += bad
-        fields = [f for f in fields if f not in bad]
-    rows = parse_fields_output(proc.stdout, fields)
-    problem = damage(proc.stderr) if proc.returncode != 0 or _CUT_SHORT in proc.stderr else None
-    if proc.returncode != 0 and problem is None:
-        problem = f"tshark exited with status {proc.returncode}"
-    if problem and not rows and _CUT_SHORT not in problem:
-        raise CaptureError(f"{path}: {_strip_path(problem, path)}")
-    return Dissection(rows, f"{path}: {_strip_path(problem, path)}" if problem else None,
-                      tuple(dropped))
+    """TShark over ``path``: an iterable of rows, read as TShark writes them."""
+    return Dissection(path, fields, display_filter, prefs, tshark)
 
 
 def _strip_path(message: str, path: Path) -> str:

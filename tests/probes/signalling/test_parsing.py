@@ -100,7 +100,7 @@ def test_gtpv2_messages_of_a_session_get_its_identities_by_tunnel_id_between_the
 
     def msg(frame, hosts, seq, mtype, header, own, role=REQUEST, **ids):
         return Message(ts=frame, frame=frame, protocol="gtpv2", message=str(mtype), kind="session",
-                       role=role, key=(hosts, seq, (mtype, header, own)), **ids)
+                       role=role, key=(hosts, seq), context=(mtype, header, own), **ids)
 
     out = gtpv2.orient([
         msg(1, a, "0x1", 32, 0, 0x100, imsi="460001234567890", msisdn="8613800000001"),
