@@ -105,10 +105,9 @@ async def rig_page(request, session, query, conn, form) -> View:
                      "kinds": [f["kind"] for f in fl], "score": s["score"] if fl else None,
                      "status": s["status"] if fl else "unflagged", "reasons": s["reasons"]})
     shown = members[:MAX_TIMELINE_ROWS]
-    timelines = []
-    for imsi in shown:
-        events = await analyst.sim_events(conn, imsi)
-        timelines.append({"imsi": imsi, "events": events["events"] if events else []})
+    found_events = await analyst.sim_events_many(conn, shown)
+    timelines = [{"imsi": imsi, "events": found_events[imsi]["events"] if imsi in found_events else []}
+                 for imsi in shown]
     _, history = await lookup.sim_histories(conn, [int(m) for m in shown])
     # Only the rig's own cells and devices are named (what /v1/rigs/{id} answers analysts):
     # an hour in another cell is "outside", a device outside the rig is left out.
