@@ -22,21 +22,9 @@ import asyncpg
 from aiohttp import web
 
 from detector import feedback, ids
-from detector.api import audit, lookup
-from detector.api.app import (
-    _TEXT,
-    AUDIT,
-    POOL,
-    PROBLEM,
-    REQUEST_ID,
-    Refusal,
-    _json_body,
-    _remote,
-    append_quietly,
-    authenticate_into,
-    log,
-    problem_body,
-)
+from detector.api import lookup
+from detector.api.app import PRINTABLE_TEXT, Refusal, _json_body
+from detector.api.audited import Caller, OnConnection, audited_handler
 from detector.api.auth import Identity
 from detector.verify import outbox
 
@@ -45,7 +33,7 @@ ADMINS = frozenset({"admin"})
 FLAG_STATUSES = ("open", "confirmed", "dismissed", "any")
 MAX_LIMIT = 1000
 MAX_NOTE = 1000
-_NOTE = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]*")   # printable, newlines and tabs allowed
+NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]*")   # printable, newlines and tabs allowed
 
 Handler = Callable[[web.Request, Identity, dict, asyncpg.Connection], Awaitable[Any]]
 
@@ -55,102 +43,19 @@ def actor_of(who: Identity) -> str:
     return f"{who.identity} ({who.client_id})"
 
 
-class _OnConnection:
-    """A connection passed where a pool is expected (``feedback.judge``, ``outbox``): their
-    statements join the request's transaction (their own transactions become savepoints)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-
-    def acquire(self) -> _OnConnection:
-        return self
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        return self._conn
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """``handler`` behind authentication, the role check and the audit.
+def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``handler`` behind authentication, the role check and the audit
+    (:func:`detector.api.audited.audited_handler`).
 
     ``handler(request, who, query, conn)`` records the request's parameters in ``query`` (as
     soon as they are known, so refusals keep them) and returns the answer's JSON document; it
     runs inside a transaction on ``conn`` that also holds the audit row."""
 
-    async def serve(request: web.Request) -> web.Response:
-        app = request.app
-        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": action,
-                                 "remote": _remote(request)}
-        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
-        try:
-            who = await authenticate_into(request, entry)
-            if who.role not in roles:
-                raise Refusal(403, "role_forbidden",
-                              f"the role {who.role!r} may not use {request.method} {request.path}")
-            try:
-                async with app[POOL].acquire() as conn, conn.transaction():
-                    answer = await handler(request, who, query, conn)
-                    raw = json.dumps(answer, ensure_ascii=False).encode()
-                    entry.update(query=_scrub(query), status=200,
-                                 outcome="applied" if request.method == "POST" else "answered",
-                                 reason="", fields=tuple(lookup.field_paths(answer)),
-                                 answer_sha256=audit.digest(raw))
-                    try:
-                        await app[AUDIT].append(audit.AuditEntry(**entry), conn=conn)
-                    except (OSError, asyncpg.PostgresError) as e:
-                        raise _AuditFailed() from e
-            except _AuditFailed:
-                app[AUDIT].forget()
-                log.exception("audit append failed; request not served",
-                              extra={"request_id": request[REQUEST_ID]})
-                raise Refusal(503, "audit_unavailable",
-                              "the request could not be audited, so it is not served "
-                              "(nothing was changed)") from None
-            except BaseException:
-                app[AUDIT].forget()       # an append of the rolled-back transaction is gone
-                raise
-            return web.Response(body=raw, content_type="application/json",
-                                headers={"Cache-Control": "no-store"})
-        except Refusal as r:
-            if r.reason == "audit_unavailable":
-                raise
-            raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
-            entry.update(query=_scrub(query), status=r.status,
-                         outcome="not_found" if r.status == 404 else "refused",
-                         reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
-            await append_quietly(app, entry)
-            return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
-        except web.HTTPException:
-            raise
-        except Exception:
-            entry.update(query=_scrub(query), status=500, outcome="error", reason="internal_error",
-                         fields=(), answer_sha256="")
-            await append_quietly(app, entry)
-            raise
+    async def with_identity(request: web.Request, caller: Caller, query: dict,
+                            conn: asyncpg.Connection) -> Any:
+        return await handler(request, caller.who, query, conn)
 
-    serve.__name__ = f"serve_{action.replace('.', '_')}"
-    return serve
-
-
-def _scrub(obj: Any) -> Any:
-    """``obj`` with NUL characters replaced (PostgreSQL text and jsonb refuse them), so that
-    whatever was sent can be audited."""
-    if isinstance(obj, str):
-        return obj.replace("\x00", "\ufffd")
-    if isinstance(obj, dict):
-        return {_scrub(k): _scrub(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_scrub(v) for v in obj]
-    return obj
-
-
-class _AuditFailed(Exception):
-    pass
+    return audited_handler(action, roles, with_identity)
 
 
 # ---- input --------------------------------------------------------------------------------
@@ -258,7 +163,7 @@ async def get_rig(request: web.Request, who: Identity, query: dict,
     _params(request, (), query)
     rig_id = request.match_info["id"][:128]
     query["rig_id"] = rig_id
-    if not _TEXT.fullmatch(rig_id):
+    if not PRINTABLE_TEXT.fullmatch(rig_id):
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
     found = await rig_with_flags(conn, rig_id)
     if found is None:
@@ -348,6 +253,70 @@ async def sim_events(conn: asyncpg.Connection, imsi: str) -> dict | None:
             "events": [e[3] for e in events]}
 
 
+async def sim_events_many(conn: asyncpg.Connection, imsis: list[str]) -> dict[str, dict]:
+    """:func:`sim_events` of several SIMs (IMSI digits) in five queries instead of five per
+    SIM, by IMSI; a SIM of which the store holds no event is left out."""
+    names = {int(i): i for i in imsis}
+    wanted = sorted(names)
+    # per SIM: (time, source order, id, event)
+    events: dict[int, list[tuple[Any, int, int, dict]]] = {n: [] for n in wanted}
+    for r in await conn.fetch(
+            "SELECT f.imsi, h.id, h.event, h.score, h.event_time, h.actor, h.detail, f.kind "
+            "FROM flag_history h JOIN flags f ON f.id = h.flag_id "
+            "WHERE f.imsi = ANY($1::bigint[])", wanted):
+        events[r["imsi"]].append((r["event_time"], 0, r["id"], {
+            "at": lookup.iso(r["event_time"]), "source": "flag_history", "event": r["event"],
+            "flag_kind": r["kind"],
+            "score": round(float(r["score"]), 4) if r["score"] is not None else None,
+            "actor": r["actor"], "detail": json.loads(r["detail"])}))
+    for r in await conn.fetch(
+            "SELECT imsi, id, verdict, actor, note, recorded_at FROM feedback "
+            "WHERE imsi = ANY($1::bigint[])", wanted):
+        events[r["imsi"]].append((r["recorded_at"], 1, r["id"], {
+            "at": lookup.iso(r["recorded_at"]), "source": "feedback", "event": r["verdict"],
+            "actor": r["actor"], "note": r["note"]}))
+    # a request concerns a SIM as its line, through its flag, or as one of its body's lines
+    # (a rig's police lead names several): one row per (SIM, request)
+    requests = await conn.fetch(
+        "SELECT q.imsi AS for_imsi, o.id, o.request_id, o.action, o.status, o.created_at, "
+        "o.delivered_at FROM unnest($1::bigint[]) AS q(imsi) JOIN verification_outbox o "
+        "ON o.line_imsi = q.imsi OR o.flag_id IN (SELECT id FROM flags WHERE imsi = q.imsi) "
+        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', q.imsi::text))",
+        wanted)
+    sims_of: dict[Any, list[int]] = {}
+    for r in requests:
+        sims_of.setdefault(r["request_id"], []).append(r["for_imsi"])
+        events[r["for_imsi"]].append((r["created_at"], 2, r["id"], {
+            "at": lookup.iso(r["created_at"]), "source": "verification",
+            "event": "verification_requested", "request_id": str(r["request_id"]),
+            "action": r["action"], "status": r["status"],
+            "delivered_at": lookup.iso(r["delivered_at"])}))
+    if sims_of:
+        for r in await conn.fetch(
+                "SELECT v.id, v.request_id, v.outcome, v.outcome_at, v.detail, o.action "
+                "FROM verification_outcomes v JOIN verification_outbox o USING (request_id) "
+                "WHERE v.request_id = ANY($1::uuid[])", list(sims_of)):
+            for n in sims_of[r["request_id"]]:
+                events[n].append((r["outcome_at"], 3, r["id"], {
+                    "at": lookup.iso(r["outcome_at"]), "source": "verification",
+                    "event": f"verification_{r['outcome']}", "request_id": str(r["request_id"]),
+                    "action": r["action"], "outcome": r["outcome"],
+                    "detail": json.loads(r["detail"])}))
+    found = [n for n in wanted if events[n]]
+    if not found:
+        return {}
+    flags: dict[int, list[dict]] = {n: [] for n in found}
+    for f in await conn.fetch(
+            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
+            "WHERE imsi = ANY($1::bigint[]) ORDER BY imsi, flagged_at, kind", found):
+        flags[f["imsi"]].append(lookup.flag_doc(f))
+    out = {}
+    for n in found:
+        events[n].sort(key=lambda e: e[:3])
+        out[names[n]] = {"imsi": names[n], "flags": flags[n], "events": [e[3] for e in events[n]]}
+    return out
+
+
 # ---- actions ------------------------------------------------------------------------------
 
 async def post_verdict(request: web.Request, who: Identity, query: dict,
@@ -360,11 +329,11 @@ async def post_verdict(request: web.Request, who: Identity, query: dict,
     if body["verdict"] not in ("confirm", "dismiss"):
         raise Refusal(400, "invalid_value", "verdict must be confirm or dismiss", field="verdict")
     note = body.get("note", "")
-    if len(note) > MAX_NOTE or not _NOTE.fullmatch(note):
+    if len(note) > MAX_NOTE or not NOTE_TEXT.fullmatch(note):
         raise Refusal(400, "invalid_value",
                       f"note must be at most {MAX_NOTE} printable characters", field="note")
     try:
-        n = await feedback.judge(_OnConnection(conn), imsi, body["verdict"], actor_of(who), note)
+        n = await feedback.judge(OnConnection(conn), imsi, body["verdict"], actor_of(who), note)
     except feedback.FeedbackError:
         raise Refusal(404, "no_flag", "the store holds no flag for this SIM") from None
     status = {"confirm": "confirmed", "dismiss": "dismissed"}[body["verdict"]]
@@ -381,7 +350,7 @@ async def post_allowlist(request: web.Request, who: Identity, query: dict,
         raise Refusal(400, "invalid_value",
                       f"kind must be one of {', '.join(feedback.ALLOW_KINDS)}", field="kind")
     reason = body["reason"].strip()
-    if not _TEXT.fullmatch(reason):
+    if not PRINTABLE_TEXT.fullmatch(reason):
         raise Refusal(400, "invalid_value", "reason must be 1-200 printable characters",
                       field="reason")
     try:
@@ -389,7 +358,7 @@ async def post_allowlist(request: web.Request, who: Identity, query: dict,
     except feedback.FeedbackError as e:
         raise Refusal(400, "invalid_value", f"value: {e}", field="value") from None
     query["value"] = value
-    await feedback.allow(_OnConnection(conn), body["kind"], value, reason, actor_of(who))
+    await feedback.allow(OnConnection(conn), body["kind"], value, reason, actor_of(who))
     return {"kind": body["kind"], "value": value, "reason": reason, "actor": actor_of(who)}
 
 
@@ -398,7 +367,7 @@ async def post_allowlist(request: web.Request, who: Identity, query: dict,
 async def get_outbox(request: web.Request, who: Identity, query: dict,
                      conn: asyncpg.Connection) -> dict:
     dead_limit = _int_param(_params(request, ("dead_limit",), query), "dead_limit", 20)
-    return await outbox.outbox_summary(_OnConnection(conn), dead_limit)
+    return await outbox.outbox_summary(OnConnection(conn), dead_limit)
 
 
 async def post_requeue(request: web.Request, who: Identity, query: dict,
@@ -418,7 +387,7 @@ async def post_requeue(request: web.Request, who: Identity, query: dict,
             raise Refusal(400, "invalid_value", "request_ids must be UUID strings",
                           field="request_ids")
     query["request_ids"] = request_ids if request_ids is not None else "all"
-    n = await outbox.requeue_dead(_OnConnection(conn), request_ids)
+    n = await outbox.requeue_dead(OnConnection(conn), request_ids)
     return {"requeued": n}
 
 

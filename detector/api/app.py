@@ -35,7 +35,7 @@ log = logging.getLogger("goipwatch.api")
 PROBLEM = "application/problem+json"
 LOOKUP_FIELDS = {"number": str, "number_type": str, "case_ref": str, "legal_basis": str,
                  "officer": str}
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")   # printable, bounded free text
+PRINTABLE_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,200}")   # printable, bounded free text
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 CONFIG = web.AppKey("config", ApiConfig)
@@ -113,7 +113,7 @@ async def envelope(request: web.Request, handler):
 
 # ---- authentication -----------------------------------------------------------------------
 
-def _remote(request: web.Request) -> str:
+def remote_of(request: web.Request) -> str:
     return request.remote or ""
 
 
@@ -127,19 +127,19 @@ async def authenticate(request: web.Request) -> Identity:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 512:
-            await _limit(request, "ip:" + _remote(request))
+            await rate_limit(request, "ip:" + remote_of(request))
             raise Refusal(401, "invalid_token", "Authorization must be 'Bearer <token>'",
                           {"WWW-Authenticate": 'Bearer error="invalid_request"'})
         who = await app[AUTH].by_token(token)
         if who is None:
-            await _limit(request, "ip:" + _remote(request))
+            await rate_limit(request, "ip:" + remote_of(request))
             raise Refusal(401, "invalid_token", "the bearer token is unknown or expired",
                           {"WWW-Authenticate": 'Bearer error="invalid_token"'})
     else:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         who = app[AUTH].by_certificate(ssl_object)
         if who is None:
-            await _limit(request, "ip:" + _remote(request))
+            await rate_limit(request, "ip:" + remote_of(request))
             has_cert = ssl_object is not None and ssl_object.getpeercert(binary_form=True)
             if has_cert:
                 raise Refusal(401, "unknown_certificate",
@@ -149,11 +149,11 @@ async def authenticate(request: web.Request) -> Identity:
                           {"WWW-Authenticate": 'Bearer realm="goipwatch"'})
     request[CLIENT_ID] = who.client_id
     request[WHO] = who
-    await _limit(request, "client:" + who.client_id)
+    await rate_limit(request, "client:" + who.client_id)
     return who
 
 
-async def _limit(request: web.Request, key: str) -> None:
+async def rate_limit(request: web.Request, key: str) -> None:
     wait = request.app[LIMITER].take(key)
     if wait > 0:
         after = RateLimiter.retry_after(wait)
@@ -191,7 +191,7 @@ def _validate_lookup(body: Any) -> dict[str, str]:
         if not isinstance(value, str):
             raise Refusal(400, "invalid_type", f"{name} must be a string", field=name)
     for name in ("case_ref", "legal_basis", "officer"):
-        if not _TEXT.fullmatch(body[name].strip()):
+        if not PRINTABLE_TEXT.fullmatch(body[name].strip()):
             raise Refusal(400, "invalid_value",
                           f"{name} must be 1-200 printable characters", field=name)
     if body["number_type"] not in lookup.NUMBER_TYPES:
@@ -236,7 +236,7 @@ async def append_quietly(app: web.Application, entry: dict[str, Any]) -> None:
 async def post_lookup(request: web.Request) -> web.Response:
     app = request.app
     entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "lookup",
-                             "remote": _remote(request)}
+                             "remote": remote_of(request)}
     body: Any = None
     try:
         who = await authenticate_into(request, entry)
@@ -327,7 +327,7 @@ async def post_token(request: web.Request) -> web.Response:
     if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id or not secret:
         raise Refusal(401, "invalid_client", "client_id and client_secret are required",
                       {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client")
-    await _limit(request, "client:" + client_id[:128])
+    await rate_limit(request, "client:" + client_id[:128])
     who = app[AUTH].credentials.check_client(client_id, secret)
     if who is None:
         raise Refusal(401, "invalid_client", "unknown client or wrong secret",

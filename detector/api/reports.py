@@ -13,24 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
-
 import asyncpg
 from aiohttp import web
 
-from detector.api import audit
-from detector.api.app import (
-    AUDIT,
-    POOL,
-    PROBLEM,
-    REQUEST_ID,
-    Refusal,
-    _remote,
-    append_quietly,
-    authenticate_into,
-    log,
-    problem_body,
-)
+from detector.api.app import Refusal
+from detector.api.audited import Answer, Caller, as_answer, audited_handler
 from detector.report import ReportConfig, ReportError, gather, parse_month
 from detector.report.tables import Report
 
@@ -87,50 +74,28 @@ def report_routes(config: ReportConfig = ReportConfig()) -> web.RouteTableDef:
     """The report route, for ``make_app(..., routes=[...])``."""
     routes = web.RouteTableDef()
 
-    @routes.get("/v1/reports/{month}")
-    async def get_report(request: web.Request) -> web.Response:
-        app = request.app
-        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "reports.get",
-                                 "remote": _remote(request)}
-        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
+    async def answer(request: web.Request, caller: Caller, query: dict,
+                     pool: asyncpg.Pool) -> Answer:
+        month = request.match_info["month"][:16]
+        query["month"] = month
+        fmt, table = _params(request, query)
         try:
-            who = await authenticate_into(request, entry)
-            if who.role not in REPORT_ROLES:
-                raise Refusal(403, "role_forbidden",
-                              f"the role {who.role!r} may not read the monthly report")
-            month = request.match_info["month"][:16]
-            query["month"] = month
-            fmt, table = _params(request, query)
-            try:
-                parse_month(month)
-            except ReportError as e:
-                raise Refusal(400, "invalid_value", str(e), field="month") from None
-            report = await gather(app[POOL], month, config)
-            body, fields = await _render(report, fmt, table, config)
-            entry.update(query=query, status=200, outcome="answered", reason="",
-                         fields=tuple(fields), answer_sha256=audit.digest(body))
-            try:
-                await app[AUDIT].append(audit.AuditEntry(**entry))
-            except (OSError, asyncpg.PostgresError):
-                log.exception("audit append failed; report withheld",
-                              extra={"request_id": request[REQUEST_ID]})
-                raise Refusal(503, "audit_unavailable",
-                              "the request could not be audited, so it is not answered") from None
-            headers = {"Cache-Control": "no-store"}
-            if fmt != "json":
-                name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"
-                headers["Content-Disposition"] = f'attachment; filename="{name}"'
-            return web.Response(body=body, headers=headers,
-                                content_type=FORMATS[fmt].split(";")[0],
-                                charset="utf-8" if fmt in ("json", "csv") else None)
-        except Refusal as r:
-            if r.reason == "audit_unavailable":
-                raise
-            raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
-            entry.update(query=query, status=r.status,
-                         outcome="not_found" if r.status == 404 else "refused",
-                         reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
-            await append_quietly(app, entry)
-            return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
+            parse_month(month)
+        except ReportError as e:
+            raise Refusal(400, "invalid_value", str(e), field="month") from None
+        report = await gather(pool, month, config)
+        body, fields = await _render(report, fmt, table, config)
+        headers = {"Cache-Control": "no-store"}
+        if fmt != "json":
+            name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return Answer(web.Response(body=body, headers=headers,
+                                   content_type=FORMATS[fmt].split(";")[0],
+                                   charset="utf-8" if fmt in ("json", "csv") else None),
+                      body, tuple(fields))
 
+    # the report takes its own read-only snapshot, so it is not run in the audit's transaction
+    routes.get("/v1/reports/{month}")(audited_handler(
+        "reports.get", REPORT_ROLES, answer, render=as_answer,
+        forbidden="may not read the monthly report", in_transaction=False))
     return routes

@@ -22,21 +22,9 @@ import asyncpg
 import jinja2
 from aiohttp import web
 
-from detector.api import analyst, audit, lookup
-from detector.api.app import (
-    AUDIT,
-    AUTH,
-    CLIENT_ID,
-    POOL,
-    REQUEST_ID,
-    TITLES,
-    WHO,
-    Refusal,
-    _limit,
-    _remote,
-    append_quietly,
-    log,
-)
+from detector.api import lookup
+from detector.api.app import AUTH, CLIENT_ID, POOL, TITLES, WHO, Refusal, rate_limit, remote_of
+from detector.api.audited import Answer, Caller, audited_handler
 from detector.console import sessions
 
 CONSOLE_ROLES = frozenset({"analyst"})
@@ -119,87 +107,65 @@ async def read_form(request: web.Request, query: dict) -> Form:
     return Form(out)
 
 
-def page(action: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """``handler`` behind the session, the role check, CSRF (POST) and the audit."""
+async def session_gate(request: web.Request, entry: dict) -> Caller:
+    """The console's gate: the session cookie (a GET without one is sent to the login page,
+    audited as refused), rate-limited per client."""
+    app = request.app
+    entry["auth"] = "session"
+    session = await sessions.find_session(app[POOL], app[AUTH].credentials,
+                                          request.cookies.get(sessions.COOKIE))
+    if session is None:
+        await rate_limit(request, "ip:" + remote_of(request))
+        if request.method == "GET":
+            raise Refusal(303, "no_session", "log in first", {"Location": "/console/login"})
+        raise Refusal(401, "no_session", "log in first (no session, or it expired)")
+    who = session.who
+    request[CLIENT_ID], request[WHO] = who.client_id, who
+    entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
+    await rate_limit(request, "client:" + who.client_id)
+    return Caller(who, session=session)
 
-    async def serve(request: web.Request) -> web.Response:
-        app = request.app
-        entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": action,
-                                 "remote": _remote(request), "auth": "session"}
-        query: dict[str, Any] = {"method": request.method, "path": request.path[:200]}
-        session: sessions.Session | None = None
-        try:
-            session = await sessions.find_session(app[POOL], app[AUTH].credentials,
-                                                  request.cookies.get(sessions.COOKIE))
-            if session is None:
-                await _limit(request, "ip:" + _remote(request))
-                if request.method == "GET":
-                    entry.update(query=analyst._scrub(query), status=303, outcome="refused",
-                                 reason="no_session", fields=(), answer_sha256="")
-                    await append_quietly(app, entry)
-                    return see_other("/console/login")
-                raise Refusal(401, "no_session", "log in first (no session, or it expired)")
-            who = session.who
-            request[CLIENT_ID], request[WHO] = who.client_id, who
-            entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-            await _limit(request, "client:" + who.client_id)
-            if who.role not in CONSOLE_ROLES:
-                raise Refusal(403, "role_forbidden",
-                              f"the role {who.role!r} may not use the analysts' console")
-            form = Form({})
-            if request.method == "POST":
-                form = await read_form(request, query)
-                if not sessions.same_token(form.get("csrf"), session.csrf):
-                    raise Refusal(403, "csrf_mismatch",
-                                  "the form's CSRF token is missing or wrong; reload the page")
-            try:
-                async with app[POOL].acquire() as conn, conn.transaction():
-                    view = await handler(request, session, query, conn, form)
-                    if view.redirect:
-                        body, status = "", 303
-                    else:
-                        body = render(view.template, who=who, csrf=session.csrf, **view.data,
-                                      **view.extra)
-                        status = 200
-                    entry.update(query=analyst._scrub(query), status=status,
-                                 outcome="applied" if request.method == "POST" else "answered",
-                                 reason="", fields=tuple(lookup.field_paths(view.data)),
-                                 answer_sha256=audit.digest(body.encode()))
-                    try:
-                        await app[AUDIT].append(audit.AuditEntry(**entry), conn=conn)
-                    except (OSError, asyncpg.PostgresError) as e:
-                        raise analyst._AuditFailed() from e
-            except analyst._AuditFailed:
-                app[AUDIT].forget()
-                log.exception("audit append failed; console request not served",
-                              extra={"request_id": request[REQUEST_ID]})
-                raise Refusal(503, "audit_unavailable",
-                              "the request could not be audited, so it is not served "
-                              "(nothing was changed)") from None
-            except BaseException:
-                app[AUDIT].forget()
-                raise
-            if view.redirect:
-                resp = see_other(view.redirect)
-                if view.end_session:
-                    resp.del_cookie(sessions.COOKIE, path="/console")
-                return resp
-            return html(body)
-        except Refusal as r:
-            body = error_page(request, r, session)
-            if r.reason != "audit_unavailable":
-                entry.update(query=analyst._scrub(query), status=r.status,
-                             outcome="not_found" if r.status == 404 else "refused",
-                             reason=r.reason, fields=(), answer_sha256=audit.digest(body.encode()))
-                await append_quietly(app, entry)
-            return html(body, r.status, r.headers)
-        except web.HTTPException:
-            raise
-        except Exception:       # answered 500 by the envelope; the attempt is still audited
-            entry.update(query=analyst._scrub(query), status=500, outcome="error",
-                         reason="internal_error", fields=(), answer_sha256="")
-            await append_quietly(app, entry)
-            raise
 
+async def admit_form(request: web.Request, caller: Caller, query: dict) -> Caller:
+    """A POST's form, with the session's CSRF token."""
+    if request.method != "POST":
+        return Caller(caller.who, caller.session, Form({}))
+    form = await read_form(request, query)
+    if not sessions.same_token(form.get("csrf"), caller.session.csrf):
+        raise Refusal(403, "csrf_mismatch",
+                      "the form's CSRF token is missing or wrong; reload the page")
+    return Caller(caller.who, caller.session, form)
+
+
+def render_view(request: web.Request, caller: Caller, view: View) -> Answer:
+    if view.redirect:
+        resp = see_other(view.redirect)
+        if view.end_session:
+            resp.del_cookie(sessions.COOKIE, path="/console")
+        return Answer(resp, b"", tuple(lookup.field_paths(view.data)))
+    body = render(view.template, who=caller.who, csrf=caller.session.csrf, **view.data,
+                  **view.extra)
+    return Answer(html(body), body.encode(), tuple(lookup.field_paths(view.data)))
+
+
+def refused_page(request: web.Request, r: Refusal,
+                 caller: Caller | None) -> tuple[web.StreamResponse, bytes | None]:
+    if r.status == 303:               # no session: to the login page
+        return see_other(r.headers["Location"]), None
+    body = error_page(request, r, caller.session if caller else None)
+    return html(body, r.status, r.headers), body.encode()
+
+
+def page(action: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``handler`` behind the session, the role check, CSRF (POST) and the audit
+    (:func:`detector.api.audited.audited_handler`)."""
+
+    async def with_session(request: web.Request, caller: Caller, query: dict,
+                           conn: asyncpg.Connection) -> View:
+        return await handler(request, caller.session, query, conn, caller.form)
+
+    serve = audited_handler(action, CONSOLE_ROLES, with_session, gate=session_gate,
+                            admit=admit_form, render=render_view, refuse=refused_page,
+                            forbidden="may not use the analysts' console")
     serve.__name__ = f"console_{action.replace('.', '_')}"
     return serve

@@ -7,7 +7,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from detector.api import analyst, audit
+from detector.api import audit
+from detector.api.audited import OnConnection, scrub
 from detector.api.app import (
     AUDIT,
     AUTH,
@@ -16,9 +17,9 @@ from detector.api.app import (
     POOL,
     REQUEST_ID,
     Refusal,
-    _limit,
-    _remote,
     append_quietly,
+    rate_limit,
+    remote_of,
     log,
 )
 from detector.console import sessions
@@ -47,16 +48,16 @@ async def get_login(request: web.Request) -> web.Response:
 async def post_login(request: web.Request) -> web.Response:
     app = request.app
     entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "console.login",
-                             "remote": _remote(request), "auth": "session"}
+                             "remote": remote_of(request), "auth": "session"}
     query: dict[str, Any] = {"method": "POST", "path": request.path[:200]}
     client_id = ""
     try:
-        await _limit(request, "ip:" + _remote(request))
+        await rate_limit(request, "ip:" + remote_of(request))
         form = await read_form(request, query)
         client_id = form.get("client_id")[:128]
         if not sessions.same_token(form.get("csrf"), request.cookies.get(sessions.LOGIN_COOKIE, "")):
             raise Refusal(403, "csrf_mismatch", "the login form expired; reload the page")
-        await _limit(request, "client:" + client_id)
+        await rate_limit(request, "client:" + client_id)
         who = app[AUTH].credentials.check_client(client_id, form.get("secret"))
         if who is None:
             raise Refusal(401, "invalid_client", "unknown client or wrong secret")
@@ -67,7 +68,7 @@ async def post_login(request: web.Request) -> web.Response:
                           f"the role {who.role!r} may not use the analysts' console")
         await sessions.close_session(app[POOL], request.cookies.get(sessions.COOKIE))
         token, _ = await sessions.open_session(app[POOL], who, app[CONFIG].console_session_ttl_s)
-        entry.update(query=analyst._scrub(query), status=303, outcome="applied", reason="",
+        entry.update(query=scrub(query), status=303, outcome="applied", reason="",
                      fields=(), answer_sha256="")
         try:
             await app[AUDIT].append(audit.AuditEntry(**entry))
@@ -83,7 +84,7 @@ async def post_login(request: web.Request) -> web.Response:
         return resp
     except Refusal as r:
         if r.reason != "audit_unavailable":
-            entry.update(query=analyst._scrub(query), status=r.status, outcome="refused",
+            entry.update(query=scrub(query), status=r.status, outcome="refused",
                          reason=r.reason, fields=(), answer_sha256="")
             await append_quietly(app, entry)
         if r.reason == "invalid_client":
@@ -103,5 +104,5 @@ def _set_cookie(request: web.Request, resp: web.StreamResponse, name: str, value
 
 async def post_logout(request: web.Request, session: sessions.Session, query: dict,
                       conn: asyncpg.Connection, form: Form) -> View:
-    await sessions.close_session(analyst._OnConnection(conn), request.cookies.get(sessions.COOKIE))
+    await sessions.close_session(OnConnection(conn), request.cookies.get(sessions.COOKIE))
     return View(redirect="/console/login", end_session=True)

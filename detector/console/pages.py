@@ -14,7 +14,8 @@ from aiohttp import web
 
 from detector import feedback, ids
 from detector.api import analyst, lookup
-from detector.api.app import _TEXT, Refusal
+from detector.api.app import PRINTABLE_TEXT, Refusal
+from detector.api.audited import OnConnection
 from detector.console import charts, login
 from detector.console.audited import Form, View, page, see_other
 from detector.verify import outbox
@@ -68,7 +69,7 @@ async def rigs_page(request, session, query, conn, form) -> View:
 def _rig_id(request: web.Request, query: dict) -> str:
     rig_id = request.match_info["id"][:128]
     query["rig_id"] = rig_id
-    if not _TEXT.fullmatch(rig_id):
+    if not PRINTABLE_TEXT.fullmatch(rig_id):
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
     return rig_id
 
@@ -104,10 +105,9 @@ async def rig_page(request, session, query, conn, form) -> View:
                      "kinds": [f["kind"] for f in fl], "score": s["score"] if fl else None,
                      "status": s["status"] if fl else "unflagged", "reasons": s["reasons"]})
     shown = members[:MAX_TIMELINE_ROWS]
-    timelines = []
-    for imsi in shown:
-        events = await analyst.sim_events(conn, imsi)
-        timelines.append({"imsi": imsi, "events": events["events"] if events else []})
+    found_events = await analyst.sim_events_many(conn, shown)
+    timelines = [{"imsi": imsi, "events": found_events[imsi]["events"] if imsi in found_events else []}
+                 for imsi in shown]
     _, history = await lookup.sim_histories(conn, [int(m) for m in shown])
     # Only the rig's own cells and devices are named (what /v1/rigs/{id} answers analysts):
     # an hour in another cell is "outside", a device outside the rig is left out.
@@ -135,7 +135,7 @@ def _verdict(form: Form, query: dict) -> tuple[str, str]:
     query.update(verdict=verdict[:32], note=note[:200])
     if verdict not in ("confirm", "dismiss"):
         raise Refusal(400, "invalid_value", "verdict must be confirm or dismiss", field="verdict")
-    if len(note) > analyst.MAX_NOTE or not analyst._NOTE.fullmatch(note):
+    if len(note) > analyst.MAX_NOTE or not analyst.NOTE_TEXT.fullmatch(note):
         raise Refusal(400, "invalid_value",
                       f"the note must be at most {analyst.MAX_NOTE} printable characters")
     return verdict, note
@@ -153,7 +153,7 @@ async def post_rig_verdict(request, session, query, conn, form) -> View:
         raise Refusal(404, "no_flag", "the rig has no flagged SIM to judge")
     actor = analyst.actor_of(session.who)
     for imsi in judged:
-        await feedback.judge(analyst._OnConnection(conn), imsi, verdict, actor, note)
+        await feedback.judge(OnConnection(conn), imsi, verdict, actor, note)
     query["imsis"] = judged
     return View(redirect=f"/console/rigs/{rig_id}")
 
@@ -186,7 +186,7 @@ async def post_sim_verdict(request, session, query, conn, form) -> View:
     imsi = _imsi(request, query)
     verdict, note = _verdict(form, query)
     try:
-        await feedback.judge(analyst._OnConnection(conn), imsi, verdict,
+        await feedback.judge(OnConnection(conn), imsi, verdict,
                              analyst.actor_of(session.who), note)
     except feedback.FeedbackError:
         raise Refusal(404, "no_flag", "the store holds no flag for this SIM") from None
@@ -208,20 +208,20 @@ async def post_allowlist(request, session, query, conn, form) -> View:
     query.update(kind=kind[:32], value=value[:128], reason=reason[:200])
     if kind not in feedback.ALLOW_KINDS:
         raise Refusal(400, "invalid_value", f"kind must be one of {', '.join(feedback.ALLOW_KINDS)}")
-    if not _TEXT.fullmatch(reason):
+    if not PRINTABLE_TEXT.fullmatch(reason):
         raise Refusal(400, "invalid_value", "the reason must be 1-200 printable characters")
     try:
         value = feedback.normalise(kind, value[:200])
     except feedback.FeedbackError as e:
         raise Refusal(400, "invalid_value", f"value: {e}") from None
     query["value"] = value
-    await feedback.allow(analyst._OnConnection(conn), kind, value, reason,
+    await feedback.allow(OnConnection(conn), kind, value, reason,
                          analyst.actor_of(session.who))
     return View(redirect="/console/allowlist")
 
 
 async def outbox_page(request, session, query, conn, form) -> View:
-    return View("outbox.html", {"box": await outbox.outbox_summary(analyst._OnConnection(conn), 50)})
+    return View("outbox.html", {"box": await outbox.outbox_summary(OnConnection(conn), 50)})
 
 
 async def index(request: web.Request) -> web.Response:

@@ -151,15 +151,18 @@ async def save(conn: asyncpg.Connection, facts: Facts) -> None:
                                              a.cell_at.tolist(), a.cell.tolist())])
         # the stored cell is that of the newest located record seen so far
         await conn.execute(
-            "INSERT INTO sim_activity (month, imsi, first_at, last_at, events, last_cell) "
-            "SELECT month, imsi, first_at, last_at, events, last_cell FROM _cp_activity "
+            "INSERT INTO sim_activity (month, imsi, first_at, last_at, events, last_cell, cell_at) "
+            "SELECT month, imsi, first_at, last_at, events, last_cell, cell_at FROM _cp_activity "
             "ON CONFLICT (month, imsi) DO UPDATE SET "
             "first_at = LEAST(sim_activity.first_at, EXCLUDED.first_at), "
             "last_at = GREATEST(sim_activity.last_at, EXCLUDED.last_at), "
             "events = sim_activity.events + EXCLUDED.events, "
-            "last_cell = CASE WHEN EXCLUDED.last_cell <> '' AND (sim_activity.last_cell = '' "
-            "OR EXCLUDED.last_at >= sim_activity.last_at) THEN EXCLUDED.last_cell "
-            "ELSE sim_activity.last_cell END")
+            "last_cell = CASE WHEN EXCLUDED.last_cell <> '' AND (sim_activity.cell_at IS NULL "
+            "OR EXCLUDED.cell_at >= sim_activity.cell_at) THEN EXCLUDED.last_cell "
+            "ELSE sim_activity.last_cell END, "
+            "cell_at = CASE WHEN EXCLUDED.last_cell <> '' AND (sim_activity.cell_at IS NULL "
+            "OR EXCLUDED.cell_at >= sim_activity.cell_at) THEN EXCLUDED.cell_at "
+            "ELSE sim_activity.cell_at END")
     if facts.days:
         await conn.executemany(
             "INSERT INTO feed_days (probe, source, day, records) VALUES ($1, $2, $3, $4) "

@@ -381,3 +381,36 @@ async def test_nul_characters_are_refused_and_still_audited(client, pool):
     assert json.loads(rows[0]["query"])["reason"] == "a\ufffdb"
     assert json.loads(rows[1]["query"])["rig_id"] == "rig\ufffdx"
     assert rows[2]["case_ref"] == "C\ufffd1"
+
+
+async def test_events_of_many_sims_are_those_of_each_sim(pool, history):
+    """The batched timelines (the console's rig page) equal the per-SIM ones, with a police
+    lead naming both SIMs in its body (no line), answered once, and verdicts."""
+    from detector import feedback
+    from detector.api.analyst import sim_events, sim_events_many
+
+    lead = uuid.UUID(int=3)
+    async with pool.acquire() as conn:
+        rig_flag = await conn.fetchval("SELECT id FROM flags WHERE kind = 'rig'")
+        await conn.execute(
+            "INSERT INTO verification_outbox (request_id, idempotency_key, flag_id, action, rig_id, "
+            "body, status, created_at) VALUES ($1, 'lead', $2, 'police_lead', $3, $4::jsonb, "
+            "'delivered', $5)", lead, rig_flag, RIG,
+            json.dumps({"lines": [{"imsi": OTHER_IMSI}, {"imsi": IMSI}]}),
+            datetime(2026, 10, 5, 7, 45, tzinfo=UTC))     # the same time as a request of IMSI
+        await conn.execute(
+            "INSERT INTO verification_outcomes (request_id, outcome, outcome_at, detail) "
+            "VALUES ($1, 'police_confirmed', $2, '{\"case\": \"x\"}'::jsonb)", lead,
+            datetime(2026, 10, 6, 9, 0, tzinfo=UTC))
+    await feedback.judge(pool, OTHER_IMSI, "dismiss", "desk", "an IoT meter")
+    await feedback.judge(pool, IMSI, "confirm", "desk")
+    nobody = "460001111111111"
+    async with pool.acquire() as conn:
+        one_by_one = {i: await sim_events(conn, i) for i in (IMSI, OTHER_IMSI, nobody)}
+        many = await sim_events_many(conn, [OTHER_IMSI, nobody, IMSI, OTHER_IMSI])
+    assert one_by_one[nobody] is None and one_by_one[IMSI] and one_by_one[OTHER_IMSI]
+    assert many == {IMSI: one_by_one[IMSI], OTHER_IMSI: one_by_one[OTHER_IMSI]}
+    sources = {(e["source"], e["event"]) for e in many[OTHER_IMSI]["events"]}
+    assert {("verification", "verification_requested"), ("verification", "verification_police_confirmed"),
+            ("feedback", "dismiss"), ("flag_history", "raised")} <= sources
+    assert await sim_events_many(pool, []) == {}

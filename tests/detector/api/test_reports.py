@@ -79,3 +79,28 @@ async def test_unauthenticated_requests_are_refused(rclient, pool):
     r = await rclient.get("/v1/reports/2026-10")
     assert r.status == 401
     assert (await audit_rows(pool))[-1]["outcome"] == "refused"
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/v1/reports/2026-10?format=js%00n", "params"),
+    ("/v1/reports/2026-1%000", "month"),
+])
+async def test_a_nul_in_the_request_is_refused_and_still_audited(rclient, pool, path, field):
+    r = await rclient.get(path, headers=auth("regulator"))
+    assert r.status == 400 and (await r.json())["reason"] == "invalid_value"
+    row = (await audit_rows(pool))[-1]
+    assert (row["action"], row["status"], row["outcome"], row["reason"]) == \
+        ("reports.get", 400, "refused", "invalid_value")
+    recorded = json.loads(row["query"])[field]
+    assert "\ufffd" in (recorded["format"] if field == "params" else recorded)
+
+
+async def test_a_failure_inside_the_report_is_a_problem_and_audited(rclient, pool):
+    await pool.execute("ALTER TABLE rigs RENAME TO rigs_elsewhere")   # gather's query fails
+    r = await rclient.get("/v1/reports/2026-10", headers=auth("regulator"))
+    assert r.status == 500 and r.content_type == "application/problem+json"
+    assert (await r.json())["reason"] == "internal_error"
+    row = (await audit_rows(pool))[-1]
+    assert (row["action"], row["role"], row["status"], row["outcome"], row["reason"]) == \
+        ("reports.get", "regulator", 500, "error", "internal_error")
+    assert json.loads(row["query"])["month"] == "2026-10"

@@ -2,6 +2,7 @@
 labels, units and definitions above the numbers, and a PDF of nine pages."""
 
 import csv
+import io
 import re
 
 import openpyxl
@@ -9,6 +10,7 @@ import pytest
 
 from detector.report import gather, write_all
 from detector.report.pdf import human_s
+from detector.report.tables import Column, Table
 from detector.report.xlsx import HEADER_ROWS
 from detector.store.db import connect
 from tests.detector.report import small_store
@@ -89,3 +91,34 @@ def test_names_from_feeds_never_become_formulas():
     sheet = zipfile.ZipFile(io.BytesIO(body)).read("xl/worksheets/sheet2.xml")
     assert b"<f>" not in sheet
     assert openpyxl.load_workbook(io.BytesIO(body))["channels"].cell(4, 1).value.startswith("=HYPERLINK")
+
+
+async def test_feed_names_that_look_like_formulas_are_quoted_in_the_csv(pg_dsn, tmp_path):
+    evil = '=HYPERLINK("http://evil.example","x")'
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await small_store.build(conn)
+            await conn.execute("UPDATE registrations SET channel = $1 WHERE channel = 'CH1'", evil)
+        report = await gather(pool, "2026-10", CONFIG, now=NOW)
+    finally:
+        await pool.close()
+    write_all(report, tmp_path / "out", CONFIG)
+    with (tmp_path / "out" / "channels.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert "'" + evil in [r["channel"] for r in rows] and evil not in [r["channel"] for r in rows]
+    row = next(r for r in rows if r["channel"] == "'" + evil)
+    assert row["fraud_involved_cards"] == str(report.table("channels").row(channel=evil)["fraud_involved_cards"])
+
+
+def test_only_text_cells_are_quoted_numbers_stay_numbers():
+    from detector.report.csvout import table_csv
+
+    t = Table("t", "T", "one per name", (Column("name", "Name", "", "a name"),
+                                        Column("change", "Change", "SIMs", "a signed number")),
+              tuple((text, n) for text, n in (("=1+1", -3), ("+31", 2.5), ("-x", -0.25),
+                                              ("@SUM(A1)", 0), ("\tx", None), ("\rx", 1),
+                                              ("plain - text", -1))))
+    rows = list(csv.reader(io.StringIO(table_csv(t), newline="")))
+    assert rows == [["name", "change"], ["'=1+1", "-3"], ["'+31", "2.5"], ["'-x", "-0.25"],
+                    ["'@SUM(A1)", "0"], ["'\tx", ""], ["'\rx", "1"], ["plain - text", "-1"]]

@@ -77,3 +77,29 @@ def test_a_sim_never_located_stays_without_a_cell_when_parts_merge():
     merged = {i: c for i, c in zip(activity.merge([a, b]).imsi.tolist(),
                                    activity.merge([a, b]).cell.tolist())}
     assert merged == {7: "", 8: "460-00-2-2"}
+
+
+async def test_a_newer_unlocated_record_does_not_bring_back_an_older_cell(pg_dsn):
+    # stored: cell A at 10:00; then a batch with cell B at 09:00 and an unlocated record at
+    # 11:00: the newest located record is still A's, so the cell stays A
+    ten = OCT31 - 13 * 3600          # 2026-10-31 10:00 UTC
+    pool = await connect(pg_dsn)
+    try:
+        for ts, cell in (([ten], [0]), ([ten - 3600, ten + 3600], [1, -1])):
+            facts = activity.Facts()
+            facts.add_records("cdr", "f.csv", batch(ts, [7] * len(ts), cell), np.ones(len(ts), bool))
+            async with pool.acquire() as conn, conn.transaction():
+                await activity.save(conn, facts)
+        got = tuple(await pool.fetchrow(
+            "SELECT first_at, last_at, events, last_cell, cell_at FROM sim_activity"))
+        # a later batch with a newer located record moves the cell
+        facts = activity.Facts()
+        facts.add_records("cdr", "g.csv", batch([ten + 1800], [7], [1]), np.ones(1, bool))
+        async with pool.acquire() as conn, conn.transaction():
+            await activity.save(conn, facts)
+        moved = tuple(await pool.fetchrow("SELECT last_at, last_cell, cell_at FROM sim_activity"))
+    finally:
+        await pool.close()
+    at = lambda t: datetime.fromtimestamp(t, UTC)   # noqa: E731
+    assert got == (at(ten - 3600), at(ten + 3600), 3, "460-00-1-1", at(ten))
+    assert moved == (at(ten + 3600), "460-00-2-2", at(ten + 1800))
