@@ -17,12 +17,18 @@ import numpy as np
 
 from detector.feedback import load_allowlist
 from detector.scale.partition import partition_of
+from detector.store import activity
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
 from detector.store.checkpoint import Pending
+from detector.verify import outbox as verify_outbox
+from detector.verify.policy import ActionPolicy
 
 
-async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
-    """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids."""
+async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolicy | None = None
+               ) -> list[int]:
+    """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids.
+    Like the daemon's checkpoint, the new flags' verification requests (with
+    ``verify_policy``) and the report's per-SIM activity commit in the same transaction."""
     engine, pipe = part.engine, part.pipe
     pending, part.pending = part.pending, Pending()
     sims, imeis = engine.take_unsaved()
@@ -48,7 +54,10 @@ async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
                     "SELECT $1, $2, $3, k, state FROM _scale_cp ON CONFLICT (stream, partition, kind, key) "
                     "DO UPDATE SET state = EXCLUDED.state", stream, part.number, kind)
                 await conn.execute("TRUNCATE _scale_cp")
+            await activity.save(conn, pending.facts)
             ids = await _save_flags(conn, pending.flags)
+            # a worker's flags are per-SIM: their rigs (if any) come from the rig stage
+            await verify_outbox.enqueue(conn, pending.flags, ids, (), verify_policy)
             if pending.quarantine:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],

@@ -31,7 +31,7 @@ from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.scale import codec
 from detector.scale.config import ScaleConfig
 from detector.scale.partition import partition_of
-from detector.store import checkpoint as cp
+from detector.store import activity, checkpoint as cp
 from probes.csvparse import CANONICAL, FeedError, Layout, read_feed_file
 from probes.files import sha256_of
 
@@ -152,6 +152,7 @@ class Publisher:
         clock = Clock(self.clock.watermark, self.clock.next_tick)
         rejected: list[Rejected] = []
         records = messages = 0
+        facts = activity.Facts()   # the report's feed coverage (the workers add per-SIM activity)
         blocks = enumerate(read_feed_file(path, kind, layout, block_bytes))
         try:   # the header is read with the first block: a bad one fails before anything is sent
             first = next(blocks, None)
@@ -165,6 +166,7 @@ class Publisher:
             rejected += parsed.rejected
             if kind == "registrations":
                 records += len(parsed.batch)
+                facts.add_registrations(probe, path.name, parsed.batch)
                 messages += await self._registrations(parsed.batch, f"{sha}:r{b}")
                 continue
             for k, (step, value) in enumerate(cut(parsed.batch, clock, self.interval_s,
@@ -179,6 +181,7 @@ class Publisher:
                                       f"{horizon} (watermark minus allowed lateness)")
                              for line, ts in zip(late.line, late.ts)]
                 records += len(accepted)
+                facts.add_days(probe, path.name, accepted.ts)
                 for p, part in split(accepted, self.cfg.partitions).items():
                     data = codec.encode("cdr", {"source": accepted.source, "cells": part["cells"],
                                                 "watermark": clock.watermark}, part["columns"])
@@ -196,6 +199,8 @@ class Publisher:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],
                     records=[(probe, r.source, r.line, r.reason, r.raw) for r in rejected])
+            await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "done", records, len(rejected)))
+            await activity.save(conn, facts)
         self.clock = clock
         log.info("file published", extra={"file": path.name, "records": records,
                                           "rejected": len(rejected), "messages": messages})
@@ -232,6 +237,15 @@ class Publisher:
                                        f"{self.cfg.stream}:flush:{self.clock.watermark}")
         await self._confirmed()
         return n
+
+
+async def _ingested(conn: asyncpg.Connection, f: cp.FileDone) -> None:
+    """The file in ``ingested_files``, as the daemon records it (status, report, console);
+    a content already there (another stream into the same store) keeps its first row."""
+    await conn.execute(
+        "INSERT INTO ingested_files (probe, name, size, sha256, status, records, rejected, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        f.probe, f.name, f.size, f.sha256, f.status, f.records, f.rejected, f.detail)
 
 
 async def record_stream(pool: asyncpg.Pool, cfg: ScaleConfig) -> asyncpg.Record:
