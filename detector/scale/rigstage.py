@@ -40,7 +40,7 @@ from detector.scale import bus, codec
 from detector.scale.checkpoint import claim
 from detector.scale.config import ScaleConfig
 from detector.scale.publisher import record_stream
-from detector.scale.summaries import flags_of
+from detector.scale.summaries import flags_of, has_sync_cell
 from detector.scoring import Flag, Scorer
 from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
 from detector.store.db import connect, resolve_dsn
@@ -185,6 +185,9 @@ class RigStage:
                        + [-1], np.int64)
         top = records["slot"]["top_cell"]
         records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
+        synced = has_sync_cell(records)   # an unset one stays as the engine leaves it
+        records["sync_cell"] = np.where(synced, lut[np.where(synced, records["sync_cell"], 0)],
+                                        records["sync_cell"])
         return records
 
     async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
