@@ -142,10 +142,12 @@ class Publisher:
         return self.cfg.partitions
 
     async def publish_file(self, path: Path, kind: str, probe: str, layout: Layout = CANONICAL,
-                           block_bytes: int = 32 << 20) -> Published:
-        """Publish one CDR (``cdr``) or registration (``registrations``) file, once."""
+                           block_bytes: int = 32 << 20, digest: tuple[int, str] | None = None
+                           ) -> Published:
+        """Publish one CDR (``cdr``) or registration (``registrations``) file, once;
+        ``digest``: its (size, sha256) if known (a probe's FileWork carries them)."""
         path = Path(path)
-        size, sha = sha256_of(path)
+        size, sha = digest or await asyncio.to_thread(sha256_of, path)   # not on the event loop
         if await self.pool.fetchval("SELECT 1 FROM scale_published WHERE stream = $1 AND sha256 = $2",
                                     self.cfg.stream, sha):
             return Published(path.name, "already")
