@@ -148,8 +148,8 @@ class Publisher:
         ``digest``: its (size, sha256) if known (a probe's FileWork carries them)."""
         path = Path(path)
         size, sha = digest or await asyncio.to_thread(sha256_of, path)   # not on the event loop
-        if await self.pool.fetchval("SELECT 1 FROM scale_published WHERE stream = $1 AND sha256 = $2",
-                                    self.cfg.stream, sha):
+        if await self.pool.fetchval("SELECT status FROM scale_published WHERE stream = $1 AND sha256 = $2",
+                                    self.cfg.stream, sha):   # published, or rejected whole before
             return Published(path.name, "already")
         clock = Clock(self.clock.watermark, self.clock.next_tick)
         rejected: list[Rejected] = []
@@ -160,9 +160,15 @@ class Publisher:
             first = next(blocks, None)
         except FeedError as e:   # no usable header: nothing of it was sent
             log.error("file rejected", extra={"file": path.name, "reason": str(e)})
-            await self.pool.execute(
-                "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
-                probe, path.name, str(e))
+            async with self.pool.acquire() as conn, conn.transaction():   # once, not at every restart
+                await conn.execute(
+                    "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
+                    probe, path.name, str(e))
+                await conn.execute(
+                    "INSERT INTO scale_published (stream, sha256, probe, name, kind, records, rejected, "
+                    "messages, status) VALUES ($1, $2, $3, $4, $5, 0, 1, 0, 'rejected')",
+                    self.cfg.stream, sha, probe, path.name, kind)
+                await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "rejected", detail=str(e)))
             return Published(path.name, "rejected", rejected=1)
         for b, parsed in itertools.chain([first] if first else [], blocks):
             rejected += parsed.rejected
