@@ -39,10 +39,10 @@ async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolic
             await conn.execute(
                 "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
                 "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-                "outbox = $10, updated_at = now() WHERE stream = $1 AND partition = $2",
+                "outbox = $10, attaches = $11, updated_at = now() WHERE stream = $1 AND partition = $2",
                 stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
                 json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
-                json.dumps(STATE_LAYOUT), part.outbox)
+                json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes())
             for kind, (keys, blobs) in (("s", engine.export_sims(sims)), ("i", engine.export_imeis(imeis))):
                 if not keys:
                     continue
@@ -91,6 +91,8 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
         engine.import_state([r["key"] for r in sims], [r["state"] for r in sims],
                             [r["key"] for r in imeis], [r["state"] for r in imeis])
         engine.watermark = int(row["watermark"])
+        # recent attaches: a power-on burst cut by the restart is still seen whole
+        engine.attaches = np.frombuffer(row["attaches"], "<i8").astype(np.int64).reshape(-1, 3)
         pipe.next_tick = int(row["next_tick"])
         dirty = engine.sims.lookup(np.frombuffer(row["dirty"], "<i8").astype(np.int64))
         engine.dirty[dirty[dirty >= 0]] = True
