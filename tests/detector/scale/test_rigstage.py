@@ -93,3 +93,25 @@ def test_a_worker_flagged_card_brings_its_bulk_run_in_the_rig_stage(cfg):
     assert {f.kind for f in rig_flags} == {"bulk_registration"}
     assert {f.imsi for f in rig_flags} == {str(c) for c in cards[1:]}
     assert "10 cards on one ID document" in rig_flags[0].reasons[0]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (dict(top=2), "top_cell index outside its table of 2 cells"),
+    (dict(sync=(850, 9)), "sync_cell index outside its table of 2 cells"),
+    (dict(flags=[{"imsi": "460000000000001"}]), "flag 0: keys"),
+])
+def test_a_malformed_summary_is_quarantined_and_the_stage_goes_on(cfg, damage, reason):
+    from tests.detector.scale.test_codec import _sum
+
+    stage = RigStage(cfg)
+    stage.offer(1, _sum(**damage)[0])
+    stage.offer(2, _sum(sync=(850, 1))[0])       # the same step, intact
+    [bad] = stage.quarantine
+    assert bad.source == "summary seq 1" and reason in bad.reason
+    key = stage.ready()
+    assert key == (900, 0)
+    stage.step(key)
+    assert stage.counters["steps"] == 1 and stage.counters["bad_messages"] == 1
+    names = list(stage.engine.cells)
+    slot = stage.engine.sims.lookup(np.array([460000000000001], np.int64))[0]
+    assert names[stage.engine.sim_state["sync_cell"][slot]] == "c1"
