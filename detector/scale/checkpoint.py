@@ -16,6 +16,7 @@ import asyncpg
 import numpy as np
 
 from detector.feedback import load_allowlist
+from detector.scoring import Flag
 from detector.scale.partition import partition_of
 from detector.store import activity
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
@@ -70,10 +71,19 @@ async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolic
     return ids
 
 
-async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
+async def sim_flags(pool: asyncpg.Pool) -> list[Flag]:
+    """The store's per-SIM flags, read once for all the partitions a worker restores."""
+    return [_flag(r) for r in await pool.fetch(
+        "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags WHERE kind = 'sim_anomaly'")]
+
+
+async def restore(pool: asyncpg.Pool, stream: str, part, flags: list[Flag] | None = None) -> None:
     """Load partition ``part.number``'s checkpoint into its fresh engine and pipeline (an
-    empty checkpoint row is made for a partition never seen)."""
+    empty checkpoint row is made for a partition never seen); ``flags``: :func:`sim_flags`
+    (read here if not given), of which the partition keeps its own."""
     engine, pipe = part.engine, part.pipe
+    if flags is None:
+        flags = await sim_flags(pool)
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO scale_partitions (stream, partition, layout) VALUES ($1, $2, $3::jsonb) "
                            "ON CONFLICT DO NOTHING", stream, part.number, json.dumps(STATE_LAYOUT))
@@ -100,13 +110,10 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
         part.counters = json.loads(row["counters"])
         part.outbox = list(row["outbox"])
         # the partition's own flags: a SIM it flagged is not flagged again
-        flags = await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
-                                 "WHERE kind = 'sim_anomaly'")
-        mine = partition_of(np.array([r["imsi"] for r in flags], np.int64), part.partitions) == part.number \
-            if flags else np.zeros(0, bool)
-        for r, ok in zip(flags, mine):
+        mine = partition_of(np.array([int(f.imsi) for f in flags], np.int64), part.partitions) == part.number
+        for f, ok in zip(flags, mine):
             if ok:
-                pipe.flagged[str(r["imsi"])] = _flag(r)
+                pipe.flagged[f.imsi] = f
         await load_allowlist(conn, pipe.allow)
 
 

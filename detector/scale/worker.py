@@ -151,9 +151,10 @@ class Worker:
             await bus.ensure_stream(js, self.scale)
             await record_stream(pool, self.scale)
             subs = {}
+            flags = await scp.sim_flags(pool)   # once for all the partitions
             for n in self.numbers:
                 part = self.parts[n] = make_partition(self.config, self.scorer, n)
-                await scp.restore(pool, self.scale.stream, part)
+                await scp.restore(pool, self.scale.stream, part, flags)
                 await self._send_outbox(js, part)   # what the last run committed but may not have sent
                 subs[n] = await bus.consumer_from(js, self.scale, n, part.last_seq)
             log.info("worker running", extra={"partitions": list(self.numbers)})

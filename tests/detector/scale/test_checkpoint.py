@@ -50,3 +50,28 @@ async def test_a_power_on_burst_cut_by_a_restart_is_seen_whole(small_model, pg_d
         assert burst(restarted) == burst(calm)
     finally:
         await pool.close()
+
+
+async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model, pg_dsn, tmp_path):
+    from detector.scale.partition import partition_of
+    from detector.scoring import Flag
+    from detector.store.checkpoint import _save_flags
+
+    cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=2))
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    sims = [imsi(i) for i in range(10)]
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        async with pool.acquire() as conn:
+            await _save_flags(conn, [Flag(imsi=s, msisdn="", score=0.9, flagged_at=START, reasons=("x",))
+                                     for s in sims])
+        flags = await scp.sim_flags(pool)
+        await pool.execute("TRUNCATE flags CASCADE")   # restore takes the list read before
+        owner = partition_of(np.array(sims, np.int64), 2)
+        for p in (0, 1):
+            part = make_partition(cfg, scorer, p)
+            await scp.restore(pool, "S", part, flags)
+            assert set(part.pipe.flagged) == {s for s, o in zip(sims, owner) if o == p}
+    finally:
+        await pool.close()
