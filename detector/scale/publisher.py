@@ -27,6 +27,7 @@ import asyncpg
 import numpy as np
 
 from detector.features.engine import FeatureEngine
+from detector.pipeline import tick_cuts
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.scale import codec
 from detector.scale.config import ScaleConfig
@@ -64,12 +65,7 @@ def cut(batch: CdrBatch, clock: Clock, interval_s: int, lateness_s: int
     if not len(batch):
         return
     order = np.argsort(batch.ts, kind="stable")
-    ts = batch.ts[order]
-    if not clock.next_tick:
-        clock.next_tick = (int(ts[0]) // interval_s + 1) * interval_s
-    last_tick = (int(ts[-1]) // interval_s) * interval_s
-    ticks = np.arange(clock.next_tick, last_tick + 1, interval_s)
-    bounds = np.r_[0, np.searchsorted(ts, ticks, side="left"), len(ts)]
+    clock.next_tick, ticks, bounds = tick_cuts(batch.ts[order], clock.next_tick, interval_s)
     for k in range(len(bounds) - 1):
         part = order[bounds[k]:bounds[k + 1]]
         if len(part):
