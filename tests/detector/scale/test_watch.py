@@ -8,7 +8,6 @@ import time
 
 import asyncpg
 import nats
-import pytest
 
 from detector.scale.commands import supervise
 from detector.testing import Row, at, imsi, write_cdr
