@@ -283,53 +283,42 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def _scale_command(args: argparse.Namespace, name: str, run) -> int:
+    """A scale-out command: load the config, set up logging, run ``run(cfg)``'s coroutine;
+    NATS, stream and partition-ownership errors are reported as the command's."""
     from detector import config as config_mod
     from detector import logs
     from detector.scale.bus import BusError
-    from detector.scale.commands import publish
+    from detector.scale.checkpoint import OwnedElsewhere
     from detector.scale.publisher import PublishError
 
     cfg = config_mod.load(args.config)
     logs.setup(cfg.daemon.log_level)
     try:
-        return _run_async(publish(cfg, args.cdr or [], args.subscribers or [], args.flush, args.watch))
-    except (BusError, PublishError) as e:
-        print(f"goipwatch publish: error: {e}", file=sys.stderr)
+        return _run_async(run(cfg))
+    except (BusError, OwnedElsewhere, PublishError) as e:
+        print(f"goipwatch {name}: error: {e}", file=sys.stderr)
         return 2
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from detector.scale.commands import publish
+
+    return _scale_command(args, "publish", lambda cfg: publish(
+        cfg, args.cdr or [], args.subscribers or [], args.flush, args.watch))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from detector import config as config_mod
-    from detector import logs
-    from detector.scale.bus import BusError
-    from detector.scale.checkpoint import OwnedElsewhere
     from detector.scale.commands import worker, worker_partitions
 
-    cfg = config_mod.load(args.config)
-    logs.setup(cfg.daemon.log_level)
-    parts = worker_partitions(cfg, args.index, args.of, args.partitions)
-    try:
-        return _run_async(worker(cfg, parts, args.until_idle))
-    except (BusError, OwnedElsewhere) as e:
-        print(f"goipwatch worker: error: {e}", file=sys.stderr)
-        return 2
+    return _scale_command(args, "worker", lambda cfg: worker(
+        cfg, worker_partitions(cfg, args.index, args.of, args.partitions), args.until_idle))
 
 
 def cmd_rigs(args: argparse.Namespace) -> int:
-    from detector import config as config_mod
-    from detector import logs
-    from detector.scale.bus import BusError
-    from detector.scale.checkpoint import OwnedElsewhere
     from detector.scale.commands import rigs
 
-    cfg = config_mod.load(args.config)
-    logs.setup(cfg.daemon.log_level)
-    try:
-        return _run_async(rigs(cfg, args.until_idle))
-    except (BusError, OwnedElsewhere) as e:
-        print(f"goipwatch rigs: error: {e}", file=sys.stderr)
-        return 2
+    return _scale_command(args, "rigs", lambda cfg: rigs(cfg, args.until_idle))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,19 @@ from detector.scoring import Flag, Scorer
 DAY = 86_400
 
 
+def tick_cuts(ts: np.ndarray, next_tick: int, interval_s: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Where records at event times ``ts`` (sorted, not empty) are cut by the scoring ticks
+    they cross: the first tick to come (``next_tick``, or when 0 the first boundary after the
+    first record), the ticks crossed, and the bounds of the pieces between them (a piece
+    before each tick, then one after the last: ``len(ticks) + 2`` values from 0 to
+    ``len(ts)``). Shared by the pipeline and the scale-out publisher, so both cut alike."""
+    if not next_tick:
+        next_tick = (int(ts[0]) // interval_s + 1) * interval_s
+    last_tick = (int(ts[-1]) // interval_s) * interval_s
+    ticks = np.arange(next_tick, last_tick + 1, interval_s)
+    return next_tick, ticks, np.r_[0, np.searchsorted(ts, ticks, side="left"), len(ts)]
+
+
 @dataclass(slots=True)
 class Fed:
     late: np.ndarray                       # mask over the batch as given
@@ -62,13 +75,8 @@ class Pipeline:
         if not len(batch):
             return fed
         order = np.argsort(batch.ts, kind="stable")
-        ts = batch.ts[order]
-        if not self.next_tick:
-            self.next_tick = (int(ts[0]) // self.interval_s + 1) * self.interval_s
         # cut before every tick boundary the batch crosses
-        last_tick = (int(ts[-1]) // self.interval_s) * self.interval_s
-        ticks = np.arange(self.next_tick, last_tick + 1, self.interval_s)
-        bounds = np.r_[0, np.searchsorted(ts, ticks, side="left"), len(ts)]
+        self.next_tick, ticks, bounds = tick_cuts(batch.ts[order], self.next_tick, self.interval_s)
         for k in range(len(bounds) - 1):
             part = order[bounds[k]:bounds[k + 1]]
             if len(part):

@@ -16,13 +16,20 @@ import asyncpg
 import numpy as np
 
 from detector.feedback import load_allowlist
+from detector.scoring import Flag
 from detector.scale.partition import partition_of
+from detector.store import activity
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
 from detector.store.checkpoint import Pending
+from detector.verify import outbox as verify_outbox
+from detector.verify.policy import ActionPolicy
 
 
-async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
-    """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids."""
+async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolicy | None = None
+               ) -> list[int]:
+    """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids.
+    Like the daemon's checkpoint, the new flags' verification requests (with
+    ``verify_policy``) and the report's per-SIM activity commit in the same transaction."""
     engine, pipe = part.engine, part.pipe
     pending, part.pending = part.pending, Pending()
     sims, imeis = engine.take_unsaved()
@@ -33,10 +40,10 @@ async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
             await conn.execute(
                 "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
                 "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-                "outbox = $10, updated_at = now() WHERE stream = $1 AND partition = $2",
+                "outbox = $10, attaches = $11, updated_at = now() WHERE stream = $1 AND partition = $2",
                 stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
                 json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
-                json.dumps(STATE_LAYOUT), part.outbox)
+                json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes())
             for kind, (keys, blobs) in (("s", engine.export_sims(sims)), ("i", engine.export_imeis(imeis))):
                 if not keys:
                     continue
@@ -48,7 +55,10 @@ async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
                     "SELECT $1, $2, $3, k, state FROM _scale_cp ON CONFLICT (stream, partition, kind, key) "
                     "DO UPDATE SET state = EXCLUDED.state", stream, part.number, kind)
                 await conn.execute("TRUNCATE _scale_cp")
+            await activity.save(conn, pending.facts)
             ids = await _save_flags(conn, pending.flags)
+            # a worker's flags are per-SIM: their rigs (if any) come from the rig stage
+            await verify_outbox.enqueue(conn, pending.flags, ids, (), verify_policy)
             if pending.quarantine:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],
@@ -61,10 +71,19 @@ async def save(pool: asyncpg.Pool, stream: str, part) -> list[int]:
     return ids
 
 
-async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
+async def sim_flags(pool: asyncpg.Pool) -> list[Flag]:
+    """The store's per-SIM flags, read once for all the partitions a worker restores."""
+    return [_flag(r) for r in await pool.fetch(
+        "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags WHERE kind = 'sim_anomaly'")]
+
+
+async def restore(pool: asyncpg.Pool, stream: str, part, flags: list[Flag] | None = None) -> None:
     """Load partition ``part.number``'s checkpoint into its fresh engine and pipeline (an
-    empty checkpoint row is made for a partition never seen)."""
+    empty checkpoint row is made for a partition never seen); ``flags``: :func:`sim_flags`
+    (read here if not given), of which the partition keeps its own."""
     engine, pipe = part.engine, part.pipe
+    if flags is None:
+        flags = await sim_flags(pool)
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO scale_partitions (stream, partition, layout) VALUES ($1, $2, $3::jsonb) "
                            "ON CONFLICT DO NOTHING", stream, part.number, json.dumps(STATE_LAYOUT))
@@ -82,6 +101,8 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
         engine.import_state([r["key"] for r in sims], [r["state"] for r in sims],
                             [r["key"] for r in imeis], [r["state"] for r in imeis])
         engine.watermark = int(row["watermark"])
+        # recent attaches: a power-on burst cut by the restart is still seen whole
+        engine.attaches = np.frombuffer(row["attaches"], "<i8").astype(np.int64).reshape(-1, 3)
         pipe.next_tick = int(row["next_tick"])
         dirty = engine.sims.lookup(np.frombuffer(row["dirty"], "<i8").astype(np.int64))
         engine.dirty[dirty[dirty >= 0]] = True
@@ -89,13 +110,10 @@ async def restore(pool: asyncpg.Pool, stream: str, part) -> None:
         part.counters = json.loads(row["counters"])
         part.outbox = list(row["outbox"])
         # the partition's own flags: a SIM it flagged is not flagged again
-        flags = await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
-                                 "WHERE kind = 'sim_anomaly'")
-        mine = partition_of(np.array([r["imsi"] for r in flags], np.int64), part.partitions) == part.number \
-            if flags else np.zeros(0, bool)
-        for r, ok in zip(flags, mine):
+        mine = partition_of(np.array([int(f.imsi) for f in flags], np.int64), part.partitions) == part.number
+        for f, ok in zip(flags, mine):
             if ok:
-                pipe.flagged[str(r["imsi"])] = _flag(r)
+                pipe.flagged[f.imsi] = f
         await load_allowlist(conn, pipe.allow)
 
 

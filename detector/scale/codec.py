@@ -114,6 +114,34 @@ def decode(data: bytes) -> Message:
     return Message(kind, fields_, columns)
 
 
+FLAG_KINDS = ("sim_anomaly", "rig", "rig_member", "bulk_registration")
+_FLAG_FIELDS = {"imsi": str, "msisdn": str, "score": (int, float), "flagged_at": int, "reasons": list,
+                "kind": str, "features": dict}
+
+
+def _bad_flag(flag, features: tuple[str, ...]) -> str | None:
+    """Why a summary's flag cannot be taken in, or None."""
+    if not isinstance(flag, dict):
+        return "not an object"
+    flag = {"features": {}} | flag   # a summary of a build before features travelled has none
+    if set(flag) != set(_FLAG_FIELDS):
+        return f"keys {sorted(flag)}, expected {sorted(_FLAG_FIELDS)}"
+    for name, typ in _FLAG_FIELDS.items():
+        if not isinstance(flag[name], typ) or isinstance(flag[name], bool):
+            return f"{name} is not {getattr(typ, '__name__', 'a number')}"
+    if not flag["imsi"].isdigit() or not (flag["msisdn"] == "" or flag["msisdn"].isdigit()):
+        return "imsi or msisdn is not digits"
+    if flag["kind"] not in FLAG_KINDS:
+        return f"kind {flag['kind']!r} not one of {FLAG_KINDS}"
+    if not all(isinstance(r, str) for r in flag["reasons"]):
+        return "reasons must be strings"
+    f = flag["features"]
+    if f and (set(f) != set(features) or
+              not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in f.values())):
+        return "features must be every feature's number, or none"
+    return None
+
+
 def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
     def need(name: str, typ: type) -> None:
         if not isinstance(f.get(name), typ) or isinstance(f.get(name), bool):
@@ -156,6 +184,21 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
                 len(columns["values"]) != n * len(FEATURES) or len(columns["strengths"]) != n * len(FEATURES) \
                 or len(columns["state"]) != n * st.SIM_STATE.itemsize:
             raise BadMessage("sum message: column lengths do not match its number of SIMs")
+        if not all(isinstance(c, str) for c in cells):
+            raise BadMessage("sum message: field cells must be a list of cell names")
+        if (columns["imsi"] <= 0).any():
+            raise BadMessage("sum message: a SIM has no IMSI")
+        # the rig stage indexes its cell table through these: each must be in the message's
+        records = np.frombuffer(columns["state"].tobytes(), st.SIM_STATE)
+        top = records["slot"]["top_cell"]
+        if len(top) and (top.min() < -1 or top.max() >= len(cells)):
+            raise BadMessage(f"sum message: a top_cell index outside its table of {len(cells)} cells")
+        sync = records["sync_cell"][records["sync_ts"] > 0]
+        if len(sync) and (sync.min() < -1 or sync.max() >= len(cells)):
+            raise BadMessage(f"sum message: a sync_cell index outside its table of {len(cells)} cells")
+        for i, flag in enumerate(flags):
+            if (why := _bad_flag(flag, FEATURES)) is not None:
+                raise BadMessage(f"sum message: flag {i}: {why}")
     if kind == "reg":
         need("source", str)
         if (columns["imsi"] <= 0).any():

@@ -42,8 +42,7 @@ async def publish(cfg: Config, cdr: list[Path], subscribers: list[Path], flush: 
             pub = Publisher(js, pool, scale, cfg.detector.scoring_interval_s, cfg.features.lateness_s)
             await pub.open()
             if watch:
-                await _watch(cfg, pub)
-                return 0
+                return await _watch(cfg, pub)
             for path, kind, probe in work:
                 t = "registrations_csv" if kind == "registrations" else "cdr_csv"
                 done = await pub.publish_file(path, kind, probe, layouts.get(t, _canonical()),
@@ -94,9 +93,11 @@ async def rigs(cfg: Config, idle_exit_s: float | None) -> int:
     return 0
 
 
-async def _watch(cfg: Config, pub) -> None:
+async def _watch(cfg: Config, pub) -> int:
     """The configured CSV probes offer files; each is published whole, one at a time (the
-    publisher's clock has one writer), in the order offered."""
+    publisher's clock has one writer), in the order offered. A file that fails is logged,
+    counted and quarantined and the probes go on; returns non-zero if a probe's task dies,
+    so that systemd restarts the publisher."""
     import asyncio
     import contextlib
     import signal
@@ -110,15 +111,61 @@ async def _watch(cfg: Config, pub) -> None:
             loop.add_signal_handler(sig, stopping.set)
     one_at_a_time = asyncio.Lock()
     probes = {p.name: p for p in cfg.probes if p.type in ("cdr_csv", "registrations_csv")}
+    failures = FileFailures(pub.pool)
 
     async def offer(work) -> None:
         async with one_at_a_time:
             p = probes[work.probe]
-            done = await pub.publish_file(work.path, work.kind, work.probe, p.layout, p.block_bytes)
+            try:
+                done = await pub.publish_file(work.path, work.kind, work.probe, p.layout, p.block_bytes,
+                                              digest=(work.size, work.sha256))
+            except Exception as e:   # this file failed, not the probe: the next one may go through
+                await failures.failed(work.probe, work.path.name, work.sha256, e)
+                return
             log.info("offered file handled", extra={"file": done.name, "status": done.status})
 
-    tasks = [asyncio.create_task(FileProbe(p).run(offer, stopping)) for p in probes.values()]
-    await stopping.wait()
+    tasks = [asyncio.create_task(FileProbe(p).run(offer, stopping), name=f"probe:{p.name}")
+             for p in probes.values()]
+    return await supervise(tasks, stopping)
+
+
+class FileFailures:
+    """Files whose publishing failed: each logged and quarantined once per process (the
+    probe offers a file again only after a restart, which retries it), all counted."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+        self.count = 0
+        self._seen: set[tuple[str, str]] = set()
+
+    async def failed(self, probe: str, name: str, sha256: str, error: Exception) -> None:
+        self.count += 1
+        reason = f"publish failed: {type(error).__name__}: {error}"
+        if (probe, sha256) in self._seen:
+            return
+        self._seen.add((probe, sha256))
+        log.error("file not published", extra={"probe": probe, "file": name, "reason": reason,
+                                               "failures": self.count})
+        try:
+            await self.pool.execute("INSERT INTO quarantine (probe, source, line, reason) "
+                                    "VALUES ($1, $2, 0, $3)", probe, name, reason)
+        except Exception as e:   # the store away too: the log line above says it all
+            log.error("quarantine not written", extra={"file": name, "error": str(e)})
+
+
+async def supervise(tasks: list, stopping) -> int:
+    """Wait until ``stopping`` is set (0) or a task ends by itself (1: logged; the others
+    are cancelled)."""
+    import asyncio
+
+    stop = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    died = [t for t in tasks if t in done and not stopping.is_set()]
+    for t in died:
+        error = t.exception() if not t.cancelled() else None
+        log.error("probe task ended", extra={"task": t.get_name(), "error": repr(error)})
+    stop.cancel()
     for t in tasks:
         t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(stop, *tasks, return_exceptions=True)
+    return 1 if died else 0

@@ -27,11 +27,12 @@ import asyncpg
 import numpy as np
 
 from detector.features.engine import FeatureEngine
+from detector.pipeline import tick_cuts
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.scale import codec
 from detector.scale.config import ScaleConfig
 from detector.scale.partition import partition_of
-from detector.store import checkpoint as cp
+from detector.store import activity, checkpoint as cp
 from probes.csvparse import CANONICAL, FeedError, Layout, read_feed_file
 from probes.files import sha256_of
 
@@ -64,12 +65,7 @@ def cut(batch: CdrBatch, clock: Clock, interval_s: int, lateness_s: int
     if not len(batch):
         return
     order = np.argsort(batch.ts, kind="stable")
-    ts = batch.ts[order]
-    if not clock.next_tick:
-        clock.next_tick = (int(ts[0]) // interval_s + 1) * interval_s
-    last_tick = (int(ts[-1]) // interval_s) * interval_s
-    ticks = np.arange(clock.next_tick, last_tick + 1, interval_s)
-    bounds = np.r_[0, np.searchsorted(ts, ticks, side="left"), len(ts)]
+    clock.next_tick, ticks, bounds = tick_cuts(batch.ts[order], clock.next_tick, interval_s)
     for k in range(len(bounds) - 1):
         part = order[bounds[k]:bounds[k + 1]]
         if len(part):
@@ -142,29 +138,39 @@ class Publisher:
         return self.cfg.partitions
 
     async def publish_file(self, path: Path, kind: str, probe: str, layout: Layout = CANONICAL,
-                           block_bytes: int = 32 << 20) -> Published:
-        """Publish one CDR (``cdr``) or registration (``registrations``) file, once."""
+                           block_bytes: int = 32 << 20, digest: tuple[int, str] | None = None
+                           ) -> Published:
+        """Publish one CDR (``cdr``) or registration (``registrations``) file, once;
+        ``digest``: its (size, sha256) if known (a probe's FileWork carries them)."""
         path = Path(path)
-        size, sha = sha256_of(path)
-        if await self.pool.fetchval("SELECT 1 FROM scale_published WHERE stream = $1 AND sha256 = $2",
-                                    self.cfg.stream, sha):
+        size, sha = digest or await asyncio.to_thread(sha256_of, path)   # not on the event loop
+        if await self.pool.fetchval("SELECT status FROM scale_published WHERE stream = $1 AND sha256 = $2",
+                                    self.cfg.stream, sha):   # published, or rejected whole before
             return Published(path.name, "already")
         clock = Clock(self.clock.watermark, self.clock.next_tick)
         rejected: list[Rejected] = []
         records = messages = 0
+        facts = activity.Facts()   # the report's feed coverage (the workers add per-SIM activity)
         blocks = enumerate(read_feed_file(path, kind, layout, block_bytes))
         try:   # the header is read with the first block: a bad one fails before anything is sent
             first = next(blocks, None)
         except FeedError as e:   # no usable header: nothing of it was sent
             log.error("file rejected", extra={"file": path.name, "reason": str(e)})
-            await self.pool.execute(
-                "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
-                probe, path.name, str(e))
+            async with self.pool.acquire() as conn, conn.transaction():   # once, not at every restart
+                await conn.execute(
+                    "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
+                    probe, path.name, str(e))
+                await conn.execute(
+                    "INSERT INTO scale_published (stream, sha256, probe, name, kind, records, rejected, "
+                    "messages, status) VALUES ($1, $2, $3, $4, $5, 0, 1, 0, 'rejected')",
+                    self.cfg.stream, sha, probe, path.name, kind)
+                await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "rejected", detail=str(e)))
             return Published(path.name, "rejected", rejected=1)
         for b, parsed in itertools.chain([first] if first else [], blocks):
             rejected += parsed.rejected
             if kind == "registrations":
                 records += len(parsed.batch)
+                facts.add_registrations(probe, path.name, parsed.batch)
                 messages += await self._registrations(parsed.batch, f"{sha}:r{b}")
                 continue
             for k, (step, value) in enumerate(cut(parsed.batch, clock, self.interval_s,
@@ -179,6 +185,7 @@ class Publisher:
                                       f"{horizon} (watermark minus allowed lateness)")
                              for line, ts in zip(late.line, late.ts)]
                 records += len(accepted)
+                facts.add_days(probe, path.name, accepted.ts)
                 for p, part in split(accepted, self.cfg.partitions).items():
                     data = codec.encode("cdr", {"source": accepted.source, "cells": part["cells"],
                                                 "watermark": clock.watermark}, part["columns"])
@@ -196,6 +203,8 @@ class Publisher:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],
                     records=[(probe, r.source, r.line, r.reason, r.raw) for r in rejected])
+            await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "done", records, len(rejected)))
+            await activity.save(conn, facts)
         self.clock = clock
         log.info("file published", extra={"file": path.name, "records": records,
                                           "rejected": len(rejected), "messages": messages})
@@ -232,6 +241,15 @@ class Publisher:
                                        f"{self.cfg.stream}:flush:{self.clock.watermark}")
         await self._confirmed()
         return n
+
+
+async def _ingested(conn: asyncpg.Connection, f: cp.FileDone) -> None:
+    """The file in ``ingested_files``, as the daemon records it (status, report, console);
+    a content already there (another stream into the same store) keeps its first row."""
+    await conn.execute(
+        "INSERT INTO ingested_files (probe, name, size, sha256, status, records, rejected, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        f.probe, f.name, f.size, f.sha256, f.status, f.records, f.rejected, f.detail)
 
 
 async def record_stream(pool: asyncpg.Pool, cfg: ScaleConfig) -> asyncpg.Record:

@@ -40,10 +40,11 @@ from detector.scale import bus, codec
 from detector.scale.checkpoint import claim
 from detector.scale.config import ScaleConfig
 from detector.scale.publisher import record_stream
-from detector.scale.summaries import flags_of
+from detector.scale.summaries import flags_of, has_sync_cell
 from detector.scoring import Flag, Scorer
 from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
 from detector.store.db import connect, resolve_dsn
+from detector.verify import outbox as verify_outbox
 
 log = logging.getLogger("goipwatch.rigs")
 RIG_PARTITION = -1
@@ -60,6 +61,7 @@ class RigStage:
         f = config.features
         self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
         self.book = RigBook(self.engine, self.scorer, config.detector.rigs)
+        self.verify_policy = config.verification.policy if config.verification is not None else None
         self.allow = AllowList()
         self.flagged: dict[str, Flag] = {}
         self.done: tuple[int, int] = (0, 0)           # last (event time, step) handled
@@ -183,6 +185,9 @@ class RigStage:
                        + [-1], np.int64)
         top = records["slot"]["top_cell"]
         records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
+        synced = has_sync_cell(records)   # an unset one stays as the engine leaves it
+        records["sync_cell"] = np.where(synced, lut[np.where(synced, records["sync_cell"], 0)],
+                                        records["sync_cell"])
         return records
 
     async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
@@ -201,9 +206,12 @@ class RigStage:
                     "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
                     "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
                     [(self.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
-            await _save_flags(conn, new)
+            ids = await _save_flags(conn, new)
             if new:
-                await _save_rigs(conn, self.book.rigs())
+                rigs = self.book.rigs()
+                await _save_rigs(conn, rigs)
+                # the rig flags' verification requests (police leads included), in their transaction
+                await verify_outbox.enqueue(conn, new, ids, rigs, self.verify_policy)
             if self.quarantine:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],

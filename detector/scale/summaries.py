@@ -59,14 +59,19 @@ class Summaries:
             sims = imsi = msisdn = at_ = activity = np.empty(0, np.int64)
             values = strengths = np.empty((0, 0))
         records = self.engine.sim_state[sims].copy()
-        top = records["slot"]["top_cell"]
-        used = np.unique(top[top >= 0])
+        # the record's cell indices (hourly top cells, the power-on burst's cell) are this
+        # partition's: they travel as indices into a table of the message
+        top, sync = records["slot"]["top_cell"], records["sync_cell"]
+        synced = has_sync_cell(records)
+        used = np.unique(np.r_[top[top >= 0], sync[synced]])
         records["slot"]["top_cell"] = np.where(top >= 0, np.searchsorted(used, top), -1)
+        records["sync_cell"] = np.where(synced, np.searchsorted(used, sync), sync)
         names = list(self.engine.cells)
         fields = {"partition": self.partition, "step": step, "at": int(at),
                   "cells": [names[i] for i in used],
                   "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,
-                             "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind}
+                             "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind,
+                             "features": dict(f.features)}   # the rig book reads a card's use from them
                             for f in flags]}
         return codec.encode("sum", fields, {
             "imsi": imsi, "msisdn": msisdn, "at": at_, "activity": activity,
@@ -74,9 +79,15 @@ class Summaries:
             "state": records.view(np.uint8).ravel() if len(records) else np.empty(0, np.uint8)})
 
 
+def has_sync_cell(records: np.ndarray) -> np.ndarray:
+    """Which SIM records name a power-on burst's cell (unset: no burst yet, or no cell)."""
+    return (records["sync_ts"] > 0) & (records["sync_cell"] >= 0)
+
+
 def flags_of(msg: codec.Message) -> list[Flag]:
     return [Flag(imsi=f["imsi"], msisdn=f["msisdn"], score=f["score"], flagged_at=f["flagged_at"],
-                 reasons=tuple(f["reasons"]), kind=f["kind"]) for f in msg.fields["flags"]]
+                 reasons=tuple(f["reasons"]), kind=f["kind"], features=dict(f.get("features", {})))
+            for f in msg.fields["flags"]]
 
 
 

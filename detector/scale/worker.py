@@ -30,6 +30,7 @@ from detector.scale.partition import partition_of
 from detector.scale.publisher import record_stream
 from detector.scale.summaries import Summaries
 from detector.scoring import Scorer
+from detector.store import activity
 from detector.store.checkpoint import Pending
 from detector.store.db import connect, resolve_dsn
 
@@ -79,6 +80,8 @@ class Partition:
                                             for line in batch.line[applied.late]]
                 self.count("rejected", late)
             self.count("records", len(batch) - late)
+            # the report's per-SIM activity (feed coverage is the publisher's: it sees whole files)
+            self.pending.facts.activity.append(activity.summarise(batch, ~applied.late))
         elif msg.kind == "reg":
             c = msg.columns
             self.engine.set_registrations(c["imsi"], c["msisdn"], c["activated_at"], c["id_key"],
@@ -122,6 +125,7 @@ class Worker:
         if bad or not partitions:
             raise ValueError(f"partitions {bad or '(none)'} are not in 0..{self.scale.partitions - 1}")
         self.numbers = tuple(sorted(set(partitions)))
+        self.verify_policy = config.verification.policy if config.verification is not None else None
         self.scorer = Scorer(model_mod.load(config.detector.model), config.detector.policy)
         self.stopping = asyncio.Event()
         self.parts: dict[int, Partition] = {}
@@ -147,9 +151,10 @@ class Worker:
             await bus.ensure_stream(js, self.scale)
             await record_stream(pool, self.scale)
             subs = {}
+            flags = await scp.sim_flags(pool)   # once for all the partitions
             for n in self.numbers:
                 part = self.parts[n] = make_partition(self.config, self.scorer, n)
-                await scp.restore(pool, self.scale.stream, part)
+                await scp.restore(pool, self.scale.stream, part, flags)
                 await self._send_outbox(js, part)   # what the last run committed but may not have sent
                 subs[n] = await bus.consumer_from(js, self.scale, n, part.last_seq)
             log.info("worker running", extra={"partitions": list(self.numbers)})
@@ -193,7 +198,7 @@ class Worker:
         fresh = [m for m in msgs if m.metadata.sequence.stream > part.last_seq]
         if fresh:
             await asyncio.to_thread(self._apply_all, part, fresh)
-            await scp.save(pool, self.scale.stream, part)
+            await scp.save(pool, self.scale.stream, part, self.verify_policy)
             await self._send_outbox(js, part)
         for m in msgs:  # after the commit: a crash before here redelivers, and they are skipped
             await m.ack()

@@ -119,6 +119,11 @@ class Facts:
     def add_registrations(self, probe: str, source: str, batch: RegistrationBatch) -> None:
         self._count_days(probe, source, batch.activated_at)
 
+    def add_days(self, probe: str, source: str, ts: np.ndarray) -> None:
+        """Feed coverage alone (records of ``source`` at event times ``ts``): the scale-out
+        publisher's share, its workers add the activity."""
+        self._count_days(probe, source, ts)
+
     def _count_days(self, probe: str, source: str, ts: np.ndarray) -> None:
         days, n = np.unique(np.asarray(ts, np.int64) // 86400, return_counts=True)
         for d, k in zip(days.tolist(), n.tolist()):

@@ -64,3 +64,66 @@ def test_damage_is_refused_with_a_reason(damage, reason):
     data, _ = _cdr()
     with pytest.raises(BadMessage, match=reason):
         decode(damage(data))
+
+
+def _sum(cells=("c0", "c1"), top=1, sync=(0, 0), flags=None):
+    """A sum message of two SIMs: ``top`` the first SIM's hourly top cell, ``sync`` its
+    power-on burst (time, cell)."""
+    from detector.features import state as st
+    from detector.features.catalog import FEATURES
+
+    records = st.empty_sim_state(2)
+    records["slot"]["top_cell"][0, 0] = top
+    records["sync_ts"][0], records["sync_cell"][0] = sync
+    n = len(FEATURES)
+    flag = {"imsi": "460000000000001", "msisdn": "8613900000001", "score": 0.9, "flagged_at": 900,
+            "reasons": ["why"], "kind": "sim_anomaly", "features": {f: 1.0 for f in FEATURES}}
+    return encode("sum", {"partition": 0, "step": "tick", "at": 900, "cells": list(cells),
+                          "flags": [flag] if flags is None else flags},
+                  {"imsi": np.array([460000000000001, 460000000000002]), "msisdn": np.zeros(2, np.int64),
+                   "at": np.full(2, 900), "activity": np.ones(2, np.int64),
+                   "values": np.zeros(2 * n), "strengths": np.zeros(2 * n),
+                   "state": records.view(np.uint8).ravel()}), flag
+
+
+def test_sum_round_trip_with_cells_and_flags():
+    data, flag = _sum(sync=(850, 0))
+    msg = decode(data)
+    assert msg.fields["flags"] == [flag] and msg.fields["cells"] == ["c0", "c1"]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (dict(top=2), "top_cell index outside its table of 2 cells"),
+    (dict(top=-5), "top_cell index outside"),
+    (dict(sync=(850, 7)), "sync_cell index outside its table of 2 cells"),
+    (dict(cells=("c0", 3)), "cells must be a list of cell names"),
+    (dict(flags=["x"]), "flag 0: not an object"),
+    (dict(flags=[{"imsi": "1"}]), "flag 0: keys ['features', 'imsi'], expected"),
+])
+def test_sum_damage_is_refused(change, reason):
+    with pytest.raises(BadMessage, match=reason.replace("[", r"\[").replace("]", r"\]")):
+        decode(_sum(**change)[0])
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("score", "high", "score is not a number"),
+    ("flagged_at", 1.5, "flagged_at is not int"),
+    ("imsi", "46000x", "imsi or msisdn is not digits"),
+    ("kind", "gateway", "kind 'gateway' not one of"),
+    ("reasons", [1], "reasons must be strings"),
+    ("features", {"calls": "many"}, "features must be every feature's number"),
+])
+def test_sum_flag_damage_is_refused(key, value, reason):
+    flag = _sum()[1] | {key: value}
+    with pytest.raises(BadMessage, match=f"flag 0: {reason}"):
+        decode(_sum(flags=[flag])[0])
+
+
+def test_a_flag_without_features_is_taken():   # summaries of the build before they travelled
+    flag = _sum()[1]
+    del flag["features"]
+    assert decode(_sum(flags=[flag])[0]).fields["flags"] == [flag]
+
+
+def test_unset_power_on_cell_is_not_checked():
+    assert decode(_sum(cells=(), top=-1, sync=(0, 0))[0]).kind == "sum"

@@ -77,6 +77,27 @@ async def test_publish_once_with_quarantine_and_ticks(pg_dsn, scale_names, tmp_p
         await pool.close()
 
 
+async def test_a_rejected_file_is_quarantined_once_across_restarts(pg_dsn, scale_names, tmp_path):
+    stream, prefix = scale_names()
+    cfg = ScaleConfig(nats_url=NATS_URL, stream=stream, subject_prefix=prefix, partitions=3)
+    (tmp_path / "bad.csv").write_text("when,who\n1,2\n")
+    pool = await store_connect(pg_dsn)
+    nc, js = await connect(cfg)
+    try:
+        statuses = []
+        for _ in range(3):   # three publisher starts, each offered the same file
+            pub = Publisher(js, pool, cfg)
+            await pub.open()
+            statuses.append((await pub.publish_file(tmp_path / "bad.csv", "cdr", "cdr")).status)
+        assert statuses == ["rejected", "already", "already"]
+        assert await pool.fetchval("SELECT count(*) FROM quarantine WHERE source = 'bad.csv'") == 1
+        assert await pool.fetchval("SELECT status FROM scale_published WHERE name = 'bad.csv'") == "rejected"
+        assert await pool.fetchval("SELECT status FROM ingested_files WHERE name = 'bad.csv'") == "rejected"
+    finally:
+        await nc.close()
+        await pool.close()
+
+
 async def test_partition_count_is_fixed_per_stream(pg_dsn, scale_names):
     from detector.scale.publisher import PublishError
 

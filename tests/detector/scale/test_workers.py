@@ -173,3 +173,17 @@ async def test_a_partition_is_applied_by_one_process_at_a_time(pg_dsn):
         for c in (first, second):
             if not c.is_closed():
                 await c.close()
+
+
+async def test_a_worker_and_rig_stage_refuse_another_partition_count_with_a_clear_error(
+        scale_world, pg_dsn, scale_names, tmp_path):
+    stream, prefix = scale_names()
+    made = write_scale_config(tmp_path, pg_dsn, scale_world[1], stream, prefix, partitions=3)
+    run_cli("publish", "--config", str(made))          # makes the stream's row: 3 partitions
+    other = tmp_path / "other.toml"
+    other.write_text(made.read_text().replace("partitions = 3", "partitions = 2"))
+    for args in (("worker", "--partitions", "0"), ("rigs",)):
+        p = cli(*args[:1], "--config", str(other), *args[1:], "--until-idle", "1")
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 2, err
+        assert f"goipwatch {args[0]}: error: stream {stream} was made with 3 partitions" in err

@@ -1,0 +1,77 @@
+"""A worker partition's checkpoint in the real PostgreSQL: what it saves is what a restarted
+partition goes on from (here: the recent attaches of synchronised power-on)."""
+
+import numpy as np
+
+from detector import config as config_mod
+from detector import model as model_mod
+from detector.records import RecordType
+from detector.scale import checkpoint as scp, codec
+from detector.scale.publisher import record_stream, split
+from detector.scale.worker import make_partition
+from detector.scoring import Scorer
+from detector.store.db import connect
+from detector.testing import START, cdr_batch, imei, imsi
+from tests.detector.scale.conftest import write_scale_config
+
+CELL = "460-00-777-9"
+
+
+def attaches(sims: range) -> bytes:
+    b = cdr_batch([(START + 3 * i, int(imsi(i)), int(imei(i)), CELL, 0, 0, int(RecordType.ATTACH), 0, 0)
+                   for i in sims])
+    piece = split(b, 1)[0]
+    return codec.encode("cdr", {"source": "sig.csv", "cells": piece["cells"], "watermark": int(b.ts.max())},
+                        piece["columns"])
+
+
+async def test_a_power_on_burst_cut_by_a_restart_is_seen_whole(small_model, pg_dsn, tmp_path):
+    cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=1))
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        calm, crashed = make_partition(cfg, scorer, 0), make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", crashed)
+        crashed.apply(1, attaches(range(0, 4)))     # the first modules of a box attach ...
+        await scp.save(pool, "S", crashed)
+        restarted = make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", restarted)        # ... the worker restarts ...
+        assert restarted.engine.attaches.tolist() == crashed.engine.attaches.tolist()
+        calm.apply(1, attaches(range(0, 4)))
+        for part in (calm, restarted):                 # ... and the rest attach
+            part.apply(2, attaches(range(4, 8)))
+        late = np.array([int(imsi(i)) for i in range(4, 8)], np.int64)
+
+        def burst(part):
+            return part.engine.sim_state["sync_n"][part.engine.sims.lookup(late)].tolist()
+
+        assert burst(calm) == [7] * 4
+        assert burst(restarted) == burst(calm)
+    finally:
+        await pool.close()
+
+
+async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model, pg_dsn, tmp_path):
+    from detector.scale.partition import partition_of
+    from detector.scoring import Flag
+    from detector.store.checkpoint import _save_flags
+
+    cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=2))
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    sims = [imsi(i) for i in range(10)]
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        async with pool.acquire() as conn:
+            await _save_flags(conn, [Flag(imsi=s, msisdn="", score=0.9, flagged_at=START, reasons=("x",))
+                                     for s in sims])
+        flags = await scp.sim_flags(pool)
+        await pool.execute("TRUNCATE flags CASCADE")   # restore takes the list read before
+        owner = partition_of(np.array(sims, np.int64), 2)
+        for p in (0, 1):
+            part = make_partition(cfg, scorer, p)
+            await scp.restore(pool, "S", part, flags)
+            assert set(part.pipe.flagged) == {s for s, o in zip(sims, owner) if o == p}
+    finally:
+        await pool.close()

@@ -1,0 +1,117 @@
+"""The rig stage on summaries made by a real worker partition (the worker's pipeline, codec
+and the rig stage's RigBook, in this process; no stream needed): cell indices of the SIM
+records are renamed into the stage's table, and a worker's flags keep what the rig book
+reads from them."""
+
+import numpy as np
+import pytest
+
+from detector import config as config_mod
+from detector import model as model_mod
+from detector.features.engine import FeatureEngine
+from detector.records import RecordType
+from detector.scale import codec
+from detector.scale.publisher import Clock, cut, split
+from detector.scale.rigstage import RigStage
+from detector.scale.worker import make_partition
+from detector.scoring import Scorer
+from detector.testing import START, cdr_batch, gateway_rows, imei, imsi
+from tests.detector.scale.conftest import write_scale_config
+from tests.detector.test_rigs import registrations
+
+GATEWAY_CELL, BURST_CELL = "460-00-500-2", "460-00-777-9"
+
+
+@pytest.fixture
+def cfg(small_model, tmp_path):
+    return config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
+                                              "S", "s", partitions=1))
+
+
+def run(cfg, rows, regs=None):
+    """Rows through one worker partition (as the publisher would send them), its summaries
+    through the rig stage; returns (partition, stage, the worker's flags, the stage's)."""
+    part = make_partition(cfg, Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy), 0)
+    stage = RigStage(cfg)
+    msgs = []
+    if regs is not None:
+        stage.book.register(regs)   # the stage reads them from the store; the worker gets a reg message
+        msgs.append(codec.encode("reg", {"source": "subs.csv"}, {
+            "imsi": regs.imsi, "msisdn": regs.msisdn, "activated_at": regs.activated_at,
+            "id_cards": np.full(len(regs), len(regs), np.int32),
+            "id_key": np.array([FeatureEngine.id_key(h) for h in regs.id_hash], np.int64)}))
+    clock = Clock()
+    for step, value in cut(cdr_batch(rows), clock, cfg.detector.scoring_interval_s,
+                           cfg.features.lateness_s):
+        if step == "tick":
+            msgs.append(codec.encode("tick", {"at": value}))
+            continue
+        for piece in split(value[0], 1).values():
+            msgs.append(codec.encode("cdr", {"source": "cdr.csv", "cells": piece["cells"],
+                                             "watermark": clock.watermark}, piece["columns"]))
+    msgs.append(codec.encode("flush", {"watermark": clock.watermark}))
+    for seq, data in enumerate(msgs, 1):
+        part.apply(seq, data)
+    assert part.counters.get("bad_messages", 0) == 0
+    rig_flags = []
+    for seq, data in enumerate(part.outbox, 1):
+        stage.offer(seq, data)
+        while (key := stage.ready()) is not None:
+            rig_flags += stage.step(key)[0]
+    assert not stage.quarantine
+    return part, stage, part.pending.flags, rig_flags
+
+
+def test_the_power_on_cell_is_renamed_into_the_stage_table(cfg):
+    sims = [int(imsi(100 + i)) for i in range(8)]
+    ports = [int(imei(900 + p, tac="86000001")) for p in range(4)]
+    # other SIMs first, so that the partition's cell table differs from any summary's
+    rows = [(START - 3000 + 60 * k, int(imsi(50 + k)), int(imei(50 + k)), f"460-00-1-{k}",
+             8613900000000 + k, 0, 0, 0, 30) for k in range(5)]
+    rows += gateway_rows(sims, ports, GATEWAY_CELL)
+    for burst in (START + 600, START + 2 * 3600 + 600):   # the box powers on twice
+        rows += [(burst + 3 * i, s, ports[i % 4], BURST_CELL, 0, 0, int(RecordType.ATTACH), 0, 0)
+                 for i, s in enumerate(sims)]
+    part, stage, _, _ = run(cfg, rows)
+    worker_state = part.engine.sim_state[part.engine.sims.lookup(np.array(sims, np.int64))]
+    assert (worker_state["sync_ts"] > 0).all()
+    assert part.engine.cells[BURST_CELL] not in (0, 1), "partition index differs from the stage's"
+    names = list(stage.engine.cells)
+    slots = stage.engine.sims.lookup(np.array(sims, np.int64))
+    assert (slots >= 0).all(), "the gateway's SIMs reached the rig stage"
+    assert [names[c] for c in stage.engine.sim_state["sync_cell"][slots]] == [BURST_CELL] * len(sims)
+
+
+def test_a_worker_flagged_card_brings_its_bulk_run_in_the_rig_stage(cfg):
+    cards = [int(imsi(400 + i)) for i in range(10)]
+    regs = registrations(cards, "bad5eed" * 3, 898600200000000000, "CH0666", START - 3 * 3600)
+    # one card in use, alone in its cell: only its worker flags it (no co-located peers)
+    rows = gateway_rows(cards[:1], [int(imei(800, tac="86000003"))], GATEWAY_CELL)
+    _, _, worker_flags, rig_flags = run(cfg, rows, regs)
+    assert [(f.imsi, f.kind) for f in worker_flags] == [(str(cards[0]), "sim_anomaly")]
+    assert worker_flags[0].features
+    assert {f.kind for f in rig_flags} == {"bulk_registration"}
+    assert {f.imsi for f in rig_flags} == {str(c) for c in cards[1:]}
+    assert "10 cards on one ID document" in rig_flags[0].reasons[0]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (dict(top=2), "top_cell index outside its table of 2 cells"),
+    (dict(sync=(850, 9)), "sync_cell index outside its table of 2 cells"),
+    (dict(flags=[{"imsi": "460000000000001"}]), "flag 0: keys"),
+])
+def test_a_malformed_summary_is_quarantined_and_the_stage_goes_on(cfg, damage, reason):
+    from tests.detector.scale.test_codec import _sum
+
+    stage = RigStage(cfg)
+    stage.offer(1, _sum(**damage)[0])
+    stage.offer(2, _sum(sync=(850, 1))[0])       # the same step, intact
+    [bad] = stage.quarantine
+    assert bad.source == "summary seq 1" and reason in bad.reason
+    key = stage.ready()
+    assert key == (900, 0)
+    stage.step(key)
+    assert stage.counters["steps"] == 1 and stage.counters["bad_messages"] == 1
+    names = list(stage.engine.cells)
+    slot = stage.engine.sims.lookup(np.array([460000000000001], np.int64))[0]
+    assert names[stage.engine.sim_state["sync_cell"][slot]] == "c1"
