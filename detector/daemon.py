@@ -162,13 +162,15 @@ class Daemon:
             log.info("daemon stopped", extra={"files": self.files_done})
 
     async def _drain_outbox(self, limit_s: float = 60.0) -> None:
-        """Before a finite run ends, give the sender time to deliver what is due (what it
-        cannot deliver stays in the outbox for the next start)."""
-        deadline = asyncio.get_running_loop().time() + limit_s
-        while not self.stopping.is_set() and asyncio.get_running_loop().time() < deadline:
+        """Before a finite run ends, give the sender time to deliver what falls due before
+        the limit, retries included (what it cannot deliver stays in the outbox for the next
+        start)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while not self.stopping.is_set() and loop.time() < deadline:
             due = await self.pool.fetchval(
                 "SELECT count(*) FROM verification_outbox WHERE status IN ('pending', 'sending') "
-                "AND attempts = 0")
+                "AND next_attempt_at <= now() + make_interval(secs => $1)", deadline - loop.time())
             if not due:
                 return
             await asyncio.sleep(0.2)
