@@ -41,7 +41,7 @@ from detector.world.encoding import (
 from detector.world.population import BENIGN_ORDER, GROUPS, World, generate_benign, plan_benign, setup_benign
 from detector.world.registration import BRANDS, NET_MNC, register
 from detector.world.scenarios import FRAUD_ORDER, generate_fraud, plan_fraud
-from detector.world.signalling import world_signalling, write_pcap
+from detector.world.signalling import ATTACH, CALL, UPDATE, world_signalling, write_pcap
 
 CDR_HEADER = "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result"
 SUBSCRIBERS_HEADER = "imsi,msisdn,iccid,activated_at,id_hash,channel,carrier"
@@ -195,8 +195,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     order = np.argsort(rec["t"], kind="stable")
     imei = devices.imei
     _write_cdr(out_dir / "cdr.csv", rec, order, reg, imei, cells)
-    attaches = _write_signalling(out_dir / "signalling.pcap", ctx, rec, order, bplan, fplan, reg,
-                                 imei, cells) if params.pcap else None
+    signalling = _write_signalling(out_dir / "signalling.pcap", ctx, rec, order, bplan, fplan,
+                                   reg, imei, cells) if params.pcap else None
 
     # first fraudulent record per fraud SIM (all records of a fraud SIM are fraudulent activity)
     first = np.full(n, -1, dtype=np.int64)
@@ -248,7 +248,7 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
              "start": iso_scalar(r.start)}
             for r in fplan.rigs
         ],
-        "signalling": {"file": "signalling.pcap", "attaches": attaches} if params.pcap else None,
+        "signalling": signalling,
         "files": ["cdr.csv", "subscribers.csv", "labels.csv", "world.json"]
                  + (["signalling.pcap"] if params.pcap else []),
     }
@@ -303,12 +303,16 @@ def _write_cdr(path: Path, rec: dict[str, np.ndarray], order: np.ndarray, reg, i
 
 
 def _write_signalling(path: Path, ctx: Ctx, rec, order, bplan, fplan, reg, imei: np.ndarray,
-                      cells: Cells) -> int:
+                      cells: Cells) -> dict:
     row = reg.net.astype(np.int64)[rec["sim"]] * cells.n + rec["cell"]
     used, inv = np.unique(row, return_inverse=True)
     names = [bytes(r).replace(b"\0", b"").decode() for r in _cell_table(cells)[used]]
     sig = world_signalling(ctx, {**rec, "cell": inv}, order, bplan, fplan)
-    return write_pcap(path, sig, reg.imsi, reg.msisdn, imei, names)
+    frames = write_pcap(path, sig, reg.imsi, reg.msisdn, imei, names)
+    counts = np.bincount(sig.what, minlength=3)
+    return {"file": path.name, "frames": frames, "attaches": int(counts[ATTACH]),
+            "imei_checks": int(((sig.what == ATTACH) & (sig.dev >= 0)).sum()),
+            "location_updates": int(counts[UPDATE]), "call_setups": int(counts[CALL])}
 
 
 def _write_subscribers(path: Path, reg, activated: np.ndarray) -> None:
