@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.world.core import DAY, HOUR, MO, VOICE, Ctx, local_day
-from detector.world.population import BENIGN_ORDER, GROUPS, BenignPlan
+from detector.world.core import HOUR, MO, VOICE, Ctx, local_day
+from detector.world.population import BENIGN_ORDER, BenignPlan
 from detector.world.scenarios import FraudPlan
 
 
