@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from detector.tomltable import typed_values
 
 DEFAULT_OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "goipwatch.yaml"
 
@@ -31,28 +33,7 @@ class ApiConfig:
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "api") -> "ApiConfig":
         """Validated settings from a parsed TOML table; ``ValueError`` names ``where.key``."""
-        if not isinstance(table, dict):
-            raise ValueError(f"{where}: must be a table")
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
-            default = known[key].default
-            name = f"{where}.{key}"
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{name}: must be true or false")
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{name}: must be an integer")
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{name}: must be a number")
-                value = float(value)
-            elif not isinstance(value, str):
-                raise ValueError(f"{name}: must be a string")
-            values[key] = value
+        values = typed_values(cls, table, where)
         cfg = cls(**values)
         cfg._check(where)
         return cfg

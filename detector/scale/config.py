@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from detector.tomltable import typed_values
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64})*")
@@ -22,19 +24,7 @@ class ScaleConfig:
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "scale") -> "ScaleConfig":
-        if not isinstance(table, dict):
-            raise ValueError(f"{where}: must be a table")
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
-            if isinstance(known[key].default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{where}.{key}: must be an integer")
-            elif not isinstance(value, str):
-                raise ValueError(f"{where}.{key}: must be a string")
-            values[key] = value
+        values = typed_values(cls, table, where)
         cfg = cls(**values)
         cfg.check(where)
         return cfg
