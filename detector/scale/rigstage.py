@@ -17,10 +17,8 @@ checkpoint is the row of partition -1 in ``scale_partitions``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -37,13 +35,11 @@ from detector.feedback import AllowList, load_allowlist
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import RigBook
 from detector.scale import bus, codec
-from detector.scale.checkpoint import claim
+from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
-from detector.scale.publisher import record_stream
 from detector.scale.summaries import flags_of, has_sync_cell
 from detector.scoring import Flag, Scorer
 from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
-from detector.store.db import connect, resolve_dsn
 from detector.verify import outbox as verify_outbox
 
 log = logging.getLogger("goipwatch.rigs")
@@ -226,19 +222,8 @@ class RigStage:
     async def run(self, idle_exit_s: float | None = None, signals: bool = True) -> None:
         """Handle summaries until stopped (SIGTERM/SIGINT, unless ``signals`` is false) or,
         with ``idle_exit_s``, until none has come for that long."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stopping.set)
-        store = self.config.store
-        dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
-        pool = await connect(dsn, store.pool_size)
-        nc, js = await bus.connect(self.scale)
-        owner = await pool.acquire()   # one rig stage per stream
-        try:
-            await claim(owner, self.scale.stream, (RIG_PARTITION,))
-            await bus.ensure_stream(js, self.scale)
-            await record_stream(pool, self.scale)
+        stop_on_signals(self.stopping.set, signals)
+        async with attached(self.config, (RIG_PARTITION,)) as (pool, js):   # one per stream
             await self.restore(pool)
             sub = await bus.summary_consumer(js, self.scale, self.handled_seq)
             last = time.monotonic()
@@ -261,13 +246,6 @@ class RigStage:
                     last = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - last >= idle_exit_s:
                     break
-        finally:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            await pool.release(owner)
-            await pool.close()
-            if embedded is not None:
-                embedded.stop()
 
 
 def cat_2d(msgs: list[codec.Message], name: str, width: int) -> np.ndarray:

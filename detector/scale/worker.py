@@ -11,9 +11,7 @@ and counted; the worker goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -25,14 +23,13 @@ from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.records import Rejected
 from detector.scale import bus, checkpoint as scp, codec
+from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
 from detector.scale.partition import partition_of
-from detector.scale.publisher import record_stream
 from detector.scale.summaries import Summaries
 from detector.scoring import Scorer
 from detector.store import activity
 from detector.store.checkpoint import Pending
-from detector.store.db import connect, resolve_dsn
 
 log = logging.getLogger("goipwatch.worker")
 
@@ -137,19 +134,8 @@ class Worker:
     async def run(self, idle_exit_s: float | None = None, signals: bool = True) -> None:
         """Consume until stopped (SIGTERM/SIGINT, unless ``signals`` is false) or, with
         ``idle_exit_s``, until no partition has had a message for that long."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stop)
-        store = self.config.store
-        dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, self.config.daemon.state_dir)
-        pool = await connect(dsn, store.pool_size)
-        nc, js = await bus.connect(self.scale)
-        owner = await pool.acquire()   # holds the partitions' locks while this worker runs
-        try:
-            await scp.claim(owner, self.scale.stream, self.numbers)
-            await bus.ensure_stream(js, self.scale)
-            await record_stream(pool, self.scale)
+        stop_on_signals(self.stop, signals)
+        async with attached(self.config, self.numbers) as (pool, js):
             subs = {}
             flags = await scp.sim_flags(pool)   # once for all the partitions
             for n in self.numbers:
@@ -169,13 +155,6 @@ class Worker:
                     last_message = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - last_message >= idle_exit_s:
                     break
-        finally:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            await pool.release(owner)
-            await pool.close()
-            if embedded is not None:
-                embedded.stop()
         log.info("worker stopped", extra={"applied": self.applied})
 
     async def _send_outbox(self, js, part: Partition) -> None:
