@@ -330,7 +330,8 @@ class RigBook:
                 self._union(f.imsi, other)
 
     def _partners(self, imsi: str) -> list[str]:
-        """Flagged SIMs that share a device, a hot cell or a bulk registration with ``imsi``."""
+        """Flagged SIMs that share a device, a hot cell, a power-on burst or a bulk registration
+        with ``imsi``."""
         out = [str(m) for m in self._bulk_of.get(int(imsi), ()) if str(m) != imsi]
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:

@@ -72,8 +72,9 @@ def group_columns(within_s: int) -> tuple[Column, ...]:
         _c("fraud_per_10k", "Fraud-involved per 10,000 subscribers", "per 10,000 active SIMs",
            "fraud_involved_cards / active_subscribers x 10,000; empty without active subscribers"),
         _c("rigs", "Rigs found", "rigs",
-           "rigs (flagged SIMs sharing devices, a hot cell or a bulk registration) whose first "
-           "flag falls in the month and that hold at least one card of this group"),
+           "rigs (flagged SIMs sharing devices, a hot cell, a power-on burst or a bulk "
+           "registration) whose first flag falls in the month and that hold at least one card "
+           "of this group"),
         _c("rig_cards", "Cards in those rigs", "SIMs", "the cards of this group in those rigs"),
         _c("largest_rig", "Largest rig", "SIMs", "SIMs (of all groups) in the largest of those rigs"),
         _c("bulk_registered_cards", "Bulk-registered cards", "SIMs",
