@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from detector import model as model_mod
-from detector.config import Config
+from detector.config import Config, FeatureConfig
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline, training_rows
@@ -67,15 +67,16 @@ def load_files(cdr_paths: list[Path], subscriber_paths: list[Path] = (),
     return Loaded(CdrBatch.concat(cdr), reg, tuple(rejected))
 
 
-def _engine(loaded: Loaded, lateness_s: int, utc_offset_h: int) -> FeatureEngine:
-    engine = FeatureEngine(lateness_s=lateness_s, utc_offset_h=utc_offset_h)
+def _engine(loaded: Loaded, features: FeatureConfig) -> FeatureEngine:
+    engine = features.engine()
     if loaded.registrations is not None:
         engine.apply_registrations(loaded.registrations)
     return engine
 
 
-def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900, lateness_s: int = 3600,
-             utc_offset_h: int = 8, start: int | None = None, end: int | None = None
+def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900,
+             features: FeatureConfig = FeatureConfig(), start: int | None = None,
+             end: int | None = None
              ) -> model_mod.TrainedModel:
     """Fit a model on the records in [start, end) of event time (all when not given)."""
     cdr = loaded.cdr
@@ -85,7 +86,7 @@ def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900, lateness_s
         cdr = cdr.take(keep)
     if not len(cdr):
         raise model_mod.ModelError("no records in the training window")
-    engine = _engine(loaded, lateness_s, utc_offset_h)
+    engine = _engine(loaded, features)
     data = training_rows(engine, [cdr], interval_s, seed=seed)
     window = (iso(cdr.ts.min()), iso(cdr.ts.max()))
     return model_mod.fit(data.rows, window=window, seed=seed, highs=data.highs, lows=data.lows)
@@ -98,9 +99,9 @@ class Scored:
 
 
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
-          rig_policy: RigPolicy = RigPolicy(), interval_s: int = 900, lateness_s: int = 3600,
-          utc_offset_h: int = 8) -> Scored:
-    engine = FeatureEngine(lateness_s=lateness_s, utc_offset_h=utc_offset_h)
+          rig_policy: RigPolicy = RigPolicy(), interval_s: int = 900,
+          features: FeatureConfig = FeatureConfig()) -> Scored:
+    engine = features.engine()
     scorer = Scorer(model, policy)
     pipe = Pipeline(engine, scorer, interval_s, rigs=RigBook(engine, scorer, rig_policy))
     if loaded.registrations is not None:
@@ -132,8 +133,7 @@ def read_labels(path: Path) -> dict[str, int]:
 def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[str, int],
                  cfg: Config, seed: int = 0) -> model_mod.TrainedModel:
     """Fit the supervised layer on the labelled flags that ``trained`` raises on ``loaded``."""
-    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
-              utc_offset_h=cfg.features.utc_offset_h)
+    kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
     flags = [f for f in score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs,
                               **kw).flags if f.features and f.imsi in labels]
     values = np.array([[f.features[name] for name in FEATURES] for f in flags]).reshape(-1, len(FEATURES))
@@ -144,8 +144,7 @@ def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[s
 def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:
     """``goipwatch score``: the model at ``model_path``, or one fitted on the input itself,
     then the replay, with the settings of ``cfg``."""
-    kw = dict(interval_s=cfg.detector.scoring_interval_s, lateness_s=cfg.features.lateness_s,
-              utc_offset_h=cfg.features.utc_offset_h)
+    kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
     trained = model_mod.load(model_path) if model_path else train_on(loaded, seed=seed, **kw)
     return score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs, **kw)
 

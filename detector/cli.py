@@ -71,8 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                               args.capture or [])
     trained = batch.train_on(
         loaded, seed=args.seed, interval_s=cfg.detector.scoring_interval_s,
-        lateness_s=cfg.features.lateness_s, utc_offset_h=cfg.features.utc_offset_h,
-        start=parse_iso(args.start) if args.start else None,
+        features=cfg.features, start=parse_iso(args.start) if args.start else None,
         end=parse_iso(args.end) if args.end else None)
     labels = batch.read_labels(args.confirmed) if args.confirmed else None
     if args.confirmed_from_store:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detector.features.engine import FeatureEngine
 from detector.rigs import RigPolicy
 from detector.scoring import Policy
 from detector.api.config import ApiConfig
@@ -51,6 +52,12 @@ class StoreConfig:
 class FeatureConfig:
     lateness_s: int = 3600
     utc_offset_h: int = 8
+    # senders of verification codes (number prefixes): China's 1069 SMS service range
+    code_senders: tuple[str, ...] = ("1069",)
+
+    def engine(self) -> FeatureEngine:
+        return FeatureEngine(lateness_s=self.lateness_s, utc_offset_h=self.utc_offset_h,
+                             code_senders=self.code_senders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +188,9 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
         raise ConfigError(f"{source}: features.lateness_s: must be less than 86400 (the 24 h window)")
     if not -12 <= feats.utc_offset_h <= 14:
         raise ConfigError(f"{source}: features.utc_offset_h: must be from -12 to 14")
+    bad = [p for p in feats.code_senders if not (p.isdigit() and 1 <= len(p) <= 15)]
+    if bad:
+        raise ConfigError(f"{source}: features.code_senders: {bad[0]!r} is not a number prefix")
     det_raw = dict(data.get("detector", {}))
     # the policies' knobs sit flat in [detector], beside its own keys
     nested = {"policy": Policy, "rigs": RigPolicy}

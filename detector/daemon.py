@@ -21,7 +21,6 @@ import asyncpg
 
 from detector import model as model_mod
 from detector.config import Config, ProbeConfig
-from detector.features.engine import FeatureEngine
 from detector.metrics import Histogram
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
@@ -65,7 +64,7 @@ class Daemon:
 
     def _new_engine(self) -> None:
         f = self.config.features
-        self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
+        self.engine = f.engine()
         self.pipe = Pipeline(self.engine, self.scorer, self.config.detector.scoring_interval_s,
                              rigs=RigBook(self.engine, self.scorer, self.config.detector.rigs))
 

@@ -109,7 +109,11 @@ class Pipeline:
         sims = self.engine.take_dirty()
         if not len(sims) or self.scorer is None:
             return []
-        sims = sims[self.engine.activity(sims) >= self.scorer.policy.min_events_24h]
+        active = self.engine.activity(sims)
+        keep = active >= self.scorer.policy.min_events_24h
+        if self.rigs is not None:   # a power-on burst is evidence before traffic builds up
+            keep |= (active > 0) & self.rigs.watches(sims)
+        sims = sims[keep]
         if not len(sims):
             return []
         frame = self.engine.features(sims)

@@ -12,7 +12,10 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    have calls or SMS (meters have neither) and have one other kind of evidence of their own
    (like a hot cell) — or none but did so again later with the same companions (one box
    powering on, day after day; a crowd or a site's power cut coincides once) — are flagged
-   (``rig``);
+   (``rig``); so are, from the first burst on, SIMs of a burst whose SIMs then call or text
+   each other (``co_power_min_sims`` of them take part: a box imitating people) and modems of
+   a burst that receive verification codes with ``co_power_min_sims`` of its SIMs and
+   neither call, are called nor use data (a modem pool);
 3. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
@@ -46,6 +49,8 @@ from detector.scoring import Flag, Scorer
 
 _DATA = FEATURES.index("data_sessions_24h")
 _VOICE_IN = FEATURES.index("voice_in_24h")
+_SMS_IN = FEATURES.index("sms_in_24h")
+_VOICE_DATA = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "data_sessions_24h")]
 _CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_out_24h", "sms_in_24h")]
 MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 
@@ -84,6 +89,13 @@ class Rig:
             parts.append(f"{len(self.cells)} cells")
         parts.append(f"active {iso(self.first)} .. {iso(self.last)}")
         return "; ".join(parts + sorted(self.evidence.values()))
+
+
+def in_burst(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
+    """Whether each SIM powered on with ``co_power_min_sims - 1`` others within the last day."""
+    s = engine.sim_state
+    return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & \
+        (s["sync_ts"][sims] > engine.watermark - 24 * 3600 - engine.lateness_s)
 
 
 def rig_id_for(imsi: str) -> str:
@@ -134,6 +146,10 @@ class RigBook:
 
     # ---- evidence at a tick ----------------------------------------------------------------
 
+    def watches(self, sims: np.ndarray) -> np.ndarray:
+        """SIMs to look at with little traffic: those in a power-on burst of the last day."""
+        return in_burst(self.engine, sims, self.policy)
+
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
                flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
                ) -> list[Flag]:
@@ -159,7 +175,8 @@ class RigBook:
         last = s["last_hour"].astype(np.int64)
         cell = s["slot"]["top_cell"][np.arange(len(last)), last % st.SLOTS]
         machine = (families >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
-            (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity)
+            (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity) & \
+            (frame.activity >= self.scorer.policy.min_events_24h)
         # machine-like SIMs per cell, remembered across ticks: the SIMs of a rig need not
         # all be touched in the same 15 minutes, only in the same hour
         rows = np.flatnonzero(machine)
@@ -188,16 +205,36 @@ class RigBook:
         return out
 
     def _co_powered(self, frame, strengths, taken) -> list[Flag]:
-        others = self.policy.co_power_min_sims - 1
-        again = self.engine.repeated_bursts(frame.sims)
-        twice = again >= others
-        # one burst is co-location, like a hot cell: one more kind of evidence
-        once = (frame.column("attach_sync_24h") >= others) & \
-            (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
+        need = self.policy.co_power_min_sims
+        together = frame.column("attach_sync_24h") >= need - 1
         talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
-        rows = np.flatnonzero((twice | once) & talks &
-                              (frame.activity >= self.scorer.policy.min_events_24h))
-        s = self.engine.sim_state
+        if not (together & talks).any():
+            return []
+        engine, s, n = self.engine, self.engine.sim_state, len(self.engine.sims)
+        busy = frame.activity >= self.scorer.policy.min_events_24h
+        # the same SIMs powering on together again: one box, day after day
+        again = engine.repeated_bursts(frame.sims)
+        twice = (again >= need - 1) & busy
+        # one burst is co-location, like a hot cell: one more kind of evidence
+        once = together & busy & \
+            (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
+        # SIMs of one burst that then call or text each other: a box imitating people. The
+        # structure is the evidence, so it needs no volume of traffic; a couple among
+        # strangers who switched on together is two talking SIMs, not ``need``
+        contacts = engine.burst_contacts(frame.sims)
+        talkers = engine.burst_members(frame.sims, (s["talk_bits"][:n] & s["sync_bits"][:n]) != 0)
+        talking = together & (contacts >= 1) & (talkers >= need)
+        # SIMs of one burst that receive verification codes, and the SIM neither calls,
+        # is called nor uses data: modems of a pool (猫池) taking codes for account farming
+        modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0)
+        code_takers = np.zeros(len(frame), np.int64)
+        if (together & modem).any():
+            coded = self._modems_with_codes()
+            code_takers = engine.burst_members(frame.sims, coded)
+            codes = together & modem & coded[frame.sims] & (code_takers >= need)
+        else:
+            codes = np.zeros(len(frame), bool)
+        rows = np.flatnonzero((twice | once | talking | codes) & talks)
         names = list(self.engine.cells)
         out = []
         for r in rows:
@@ -210,12 +247,31 @@ class RigBook:
                       f"cell {where} at {iso(rec['sync_ts'])}")
             if twice[r]:
                 reason += f", {again[r]} of them also at {iso(rec['prev_sync_ts'])}"
-            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)")
+            if talking[r]:
+                reason += (f", then called or texted {contacts[r]} of them ({talkers[r]} SIMs of the "
+                           f"burst talk among themselves)")
+            if codes[r]:
+                reason += (f", then received verification codes, as did {code_takers[r] - 1} of them, "
+                           f"without calls or data (a modem pool)")
+            # a companion's call or code may have tipped it: flagged when that was seen
+            at = engine.watermark if talking[r] or codes[r] else None
+            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)", at)
             if flag is None:
                 continue
             out.append(flag)
             self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}"
             taken.add(imsi)
+        return out
+
+    def _modems_with_codes(self) -> np.ndarray:
+        """Mask over SIM slots: received a verification code since its latest burst, and
+        neither calls, is called nor uses data (in its 24 h window)."""
+        s, n = self.engine.sim_state, len(self.engine.sims)
+        got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
+        out = np.zeros(n, bool)
+        if len(got):
+            quiet = self.engine.features(got).values[:, _VOICE_DATA].sum(axis=1) == 0
+            out[got[quiet]] = True
         return out
 
     def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
@@ -288,8 +344,9 @@ class RigBook:
             >= self.scorer.policy.min_reasons
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
-              reason: str) -> Flag | None:
-        """The flag of row ``r``, unless the supervised layer vetoes it."""
+              reason: str, at: int | None = None) -> Flag | None:
+        """The flag of row ``r`` (at event time ``at``, else of its SIM's newest record),
+        unless the supervised layer vetoes it."""
         values = frame.values[r]
         score = self.scorer.model.anomaly_score(values[None, :])
         if not self.scorer.plausible(values[None, :], score)[0]:
@@ -297,7 +354,7 @@ class RigBook:
         own = self.scorer.reasons(values, strengths[r])
         return Flag(imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
                     score=round(float(score[0]), 4),
-                    flagged_at=int(frame.at[r]), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
+                    flagged_at=int(max(frame.at[r], at or 0)), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
                     kind=kind, features={f: round(float(v), 3) for f, v in zip(FEATURES, values)})
 
     # ---- grouping --------------------------------------------------------------------------

@@ -114,11 +114,16 @@ class FeatureFrame:
 class FeatureEngine:
     """Per-SIM windows (1 h and 24 h of event time) over CDRs and registrations."""
 
-    def __init__(self, lateness_s: int = 3600, utc_offset_h: int = 8) -> None:
+    def __init__(self, lateness_s: int = 3600, utc_offset_h: int = 8,
+                 code_senders: tuple[str, ...] = ("1069",)) -> None:
         if not 0 <= lateness_s < 24 * _HOUR:
             raise ValueError("lateness_s must be from 0 to less than 24 h")
         self.lateness_s = lateness_s
         self.utc_offset_h = utc_offset_h
+        # number ranges [lo, hi) of the verification-code senders' prefixes, at every length
+        self._code_ranges = np.array([(int(p) * 10**k, (int(p) + 1) * 10**k)
+                                      for p in code_senders for k in range(16 - len(p))],
+                                     np.int64).reshape(-1, 2)
         # slot j only ever holds hours = j (mod 24), so the night slots are fixed
         self._night_slots = np.flatnonzero((np.arange(st.SLOTS) + utc_offset_h) % 24 < 6)
         self.sims = st.KeyIndex()
@@ -242,6 +247,8 @@ class FeatureEngine:
         self.dirty[usims] = True
         self.unsaved[usims] = True
         self._sync_attaches(b, gcell)
+        self._burst_contacts(b, sim)
+        self._codes(s, b, sim)
         self._auths(s, b, sim)
         return Applied(usims, late, added)
 
@@ -341,6 +348,100 @@ class FeatureEngine:
             touched = sm[again | later]
             self.dirty[touched] = True
             self.unsaved[touched] = True
+
+    def _burst_contacts(self, b: CdrBatch, sim: np.ndarray) -> None:
+        """Calls and SMS between SIMs that powered on together (same cell, same burst): each
+        end marks the other in ``talk_bits``. A box whose SIMs call and text each other to
+        look like people shows itself this way on its first day; phones that happened to
+        switch on together rarely know each other."""
+        s = self.sim_state
+        since = self.watermark - 24 * _HOUR - self.lateness_s   # bursts of the last day
+        contact = (b.record_type != RecordType.DATA) & (b.record_type < RecordType.SIGNAL) & \
+            (b.peer != 0) & (s["sync_ts"][sim] > since)
+        if not contact.any():
+            return
+        n = len(self.sims)
+        bursty = np.flatnonzero((s["sync_ts"][:n] > since) & (s["msisdn"][:n] != 0))
+        by_number = bursty[np.argsort(s["msisdn"][bursty], kind="stable")]
+        numbers = s["msisdn"][by_number]
+        peer, a = b.peer[contact], sim[contact]
+        at = np.minimum(np.searchsorted(numbers, peer), len(numbers) - 1)
+        found = numbers[at] == peer
+        if not found.any():
+            return
+        a, other = a[found], by_number[at[found]]
+        same = (a != other) & (s["sync_cell"][a] == s["sync_cell"][other]) & \
+            (np.abs(s["sync_ts"][a] - s["sync_ts"][other]) <= 4 * SYNC_WINDOW_S)
+        a, other = a[same], other[same]
+        if not len(a):
+            return
+        imsi = self.sims.keys_by_slot
+        touched = np.union1d(a, other)
+        before = s["talk_bits"][touched].copy()
+        np.bitwise_or.at(s["talk_bits"], a, _bits(imsi[other], 64))
+        np.bitwise_or.at(s["talk_bits"], other, _bits(imsi[a], 64))
+        self.unsaved[touched] = True
+        self._wake_bursts(touched[s["talk_bits"][touched] != before])
+
+    def _codes(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
+        """When each SIM last received an SMS from a verification-code sender."""
+        mt_sms = np.flatnonzero((b.record_type == RecordType.SMS) & (b.direction == Direction.MT))
+        if not len(mt_sms) or not len(self._code_ranges):
+            return
+        peer = b.peer[mt_sms]
+        lo, hi = self._code_ranges[:, 0], self._code_ranges[:, 1]
+        code = ((peer[:, None] >= lo) & (peer[:, None] < hi)).any(axis=1)
+        if not code.any():
+            return
+        got = sim[mt_sms[code]]
+        first = np.unique(got[s["code_ts"][got] < s["sync_ts"][got]])   # first since its burst
+        np.maximum.at(s["code_ts"], got, b.ts[mt_sms[code]])
+        self._wake_bursts(first[s["code_ts"][first] >= s["sync_ts"][first]])
+
+    def _bursts(self, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The SIMs with a burst in the last day (those marked in ``which``, a mask over all
+        SIM slots, if given), sorted by the key (cell, time) of their latest burst: a burst's
+        SIMs are a key range. Returns (keys, slots)."""
+        s = self.sim_state
+        n = len(self.sims)
+        alive = s["sync_ts"][:n] > self.watermark - 24 * _HOUR - self.lateness_s
+        slots = np.flatnonzero(alive if which is None else alive & which[:n])
+        keys = _burst_key(s[slots])
+        order = np.argsort(keys, kind="stable")
+        return keys[order], slots[order]
+
+    def _burst_ranges(self, sims: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per SIM, the [lo, hi) range of ``keys`` that holds its latest burst."""
+        q = _burst_key(self.sim_state[sims])
+        reach = 4 * SYNC_WINDOW_S       # as when burst partners are linked into one rig
+        return np.searchsorted(keys, q - reach, "left"), np.searchsorted(keys, q + reach, "right")
+
+    def _wake_bursts(self, sims: np.ndarray) -> None:
+        """Mark for rescoring every SIM of the bursts of ``sims``: what one SIM of a burst
+        does (its first code, a call to a companion) is evidence about all of them."""
+        if not len(sims):
+            return
+        keys, slots = self._bursts()
+        for a, z in zip(*(x.tolist() for x in self._burst_ranges(sims, keys))):
+            self.dirty[slots[a:z]] = True
+
+    def burst_members(self, sims: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """Per SIM, how many SIMs of its latest burst (itself included) are marked in
+        ``which`` (a mask over all SIM slots); 0 for a SIM without a burst in the last day."""
+        out = np.zeros(len(sims), np.int64)
+        mine = self.sim_state["sync_ts"][sims] > self.watermark - 24 * _HOUR - self.lateness_s
+        keys, _ = self._bursts(which)
+        if len(keys) and mine.any():
+            lo, hi = self._burst_ranges(sims[mine], keys)
+            out[mine] = hi - lo
+        return out
+
+    def burst_contacts(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, how many SIMs of its latest burst it has been in contact with (calls or
+        SMS either way; an estimate from the bitmaps)."""
+        s = self.sim_state
+        common = s["talk_bits"][sims] & s["sync_bits"][sims]
+        return np.where(common != 0, np.round(linear_count(common, 64)), 0).astype(np.int64)
 
     def repeated_bursts(self, sims: np.ndarray) -> np.ndarray:
         """Per SIM, how many SIMs of its latest burst were also in the burst before (an
@@ -643,6 +744,11 @@ class FeatureEngine:
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
                 "sim_record_bytes": st.SIM_STATE.itemsize}
+
+
+def _burst_key(records: np.ndarray) -> np.ndarray:
+    """(cell, time) of each SIM record's latest burst as one sortable int64."""
+    return records["sync_cell"].astype(np.int64) << 32 | records["sync_ts"]
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

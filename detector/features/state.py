@@ -52,6 +52,8 @@ SIM_STATE = np.dtype([
     ("sync_bits", "<u8"),
     ("prev_sync_ts", "<i8"),
     ("prev_sync_bits", "<u8"),
+    ("talk_bits", "<u8"),                      # companions of a burst it called, texted or heard from
+    ("code_ts", "<i8"),                        # newest SMS received from a verification-code sender
     # the SIM's answers to authentication: decayed count and sum of latencies (ms), newest time
     ("auth", "<f4", (2,)),
     ("last_auth", "<i8"),

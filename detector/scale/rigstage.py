@@ -30,7 +30,7 @@ from detector import model as model_mod
 from detector.config import Config
 from detector.features import state as st
 from detector.features.catalog import FEATURES
-from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.features.engine import FeatureFrame
 from detector.feedback import AllowList, load_allowlist
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import RigBook
@@ -55,7 +55,7 @@ class RigStage:
         self.scale: ScaleConfig = config.scale
         self.scorer = Scorer(model_mod.load(config.detector.model), config.detector.policy)
         f = config.features
-        self.engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
+        self.engine = f.engine()
         self.book = RigBook(self.engine, self.scorer, config.detector.rigs)
         self.verify_policy = config.verification.policy if config.verification is not None else None
         self.allow = AllowList()

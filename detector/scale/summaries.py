@@ -14,17 +14,23 @@ from collections.abc import Callable
 import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.rigs import RigPolicy, in_burst
 from detector.scale import codec
 from detector.scoring import Flag, Scorer
 
 
 class Summaries:
-    def __init__(self, engine: FeatureEngine, scorer: Scorer, partition: int) -> None:
+    def __init__(self, engine: FeatureEngine, scorer: Scorer, partition: int,
+                 policy: RigPolicy = RigPolicy()) -> None:
         self.engine = engine
         self.scorer = scorer
         self.partition = partition
+        self.policy = policy
         self._frames: list[tuple[FeatureFrame, np.ndarray]] = []
         self._flags: list[Flag] = []
+
+    def watches(self, sims: np.ndarray) -> np.ndarray:
+        return in_burst(self.engine, sims, self.policy)
 
     def register(self, batch) -> None:  # registrations reach the rig stage through the store
         pass

@@ -106,9 +106,9 @@ class Partition:
 
 def make_partition(config: Config, scorer: Scorer, number: int) -> Partition:
     f = config.features
-    engine = FeatureEngine(lateness_s=f.lateness_s, utc_offset_h=f.utc_offset_h)
+    engine = f.engine()
     pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s,
-                    rigs=Summaries(engine, scorer, number))
+                    rigs=Summaries(engine, scorer, number, config.detector.rigs))
     return Partition(number, config.scale.partitions, engine, pipe)
 
 

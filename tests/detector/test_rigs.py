@@ -158,6 +158,66 @@ def test_sims_powering_on_together_day_after_day_are_one_rig_and_meters_are_not(
     assert "power on together" in rig.summary()
 
 
+def test_a_box_whose_sims_call_each_other_is_a_rig_on_its_first_power_on(pipe):
+    """An evasive gateway: human-like days, but its SIMs powered on together and then call
+    and text each other. Strangers who switched on together (one couple among them, calling
+    each other) are not flagged."""
+    rng = np.random.default_rng(4)
+    box = [int(imsi(620 + i)) for i in range(4)]
+    box_devs = [int(imei(620 + i, tac="35209900")) for i in range(4)]
+    crowd = [int(imsi(640 + i)) for i in range(4)]
+    crowd_devs = [int(imei(640 + i, tac="35332211")) for i in range(4)]
+    number = {s: 8613000000000 + s % 10**11 for s in box + crowd}
+    day0 = START - 9 * HOUR
+    rows = _power_on(box, box_devs, day0 + 7 * HOUR, "460-00-510-1")
+    rows += _power_on(crowd, crowd_devs, day0 + 7 * HOUR, "460-00-510-2")
+    for i, (s, d) in enumerate(zip(box, box_devs)):
+        rows += _person_day(s, d, day0, "460-00-510-1", rng, 8613810000000 + 10 * i + np.arange(5))
+        for k, other in enumerate(x for x in box if x != s):   # the box talks to itself
+            rows.append((day0 + 9 * HOUR + 600 * k + 60 * i, s, d, "460-00-510-1", number[other],
+                         0, k % 2, 0, 90))
+    for i, (s, d) in enumerate(zip(crowd, crowd_devs)):
+        rows += _person_day(s, d, day0, "460-00-510-2", rng, 8613820000000 + 10 * i + np.arange(5))
+    couple = crowd[:2]
+    rows += [(day0 + 12 * HOUR + 60 * k, couple[k % 2], crowd_devs[k % 2], "460-00-510-2",
+              number[couple[1 - k % 2]], 0, 0, 0, 120) for k in range(4)]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert {f.kind for f in flags.values()} == {"rig"}
+    assert all("called or texted" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
+def test_modems_powered_on_together_taking_verification_codes_are_flagged_at_once(pipe):
+    """A modem pool (猫池) is flagged on its first codes, long before its SMS volume stands out;
+    IoT meters that power on together and people who switched on together and then get a
+    code while they call and browse are not."""
+    from detector.records import RecordType
+    pool = [int(imsi(660 + i)) for i in range(5)]
+    pool_devs = [int(imei(660 + i, tac="86104540")) for i in range(5)]
+    crowd = [int(imsi(680 + i)) for i in range(4)]
+    crowd_devs = [int(imei(680 + i, tac="35332211")) for i in range(4)]
+    meters = [int(imsi(690 + i)) for i in range(4)]
+    meter_devs = [int(imei(690 + i, tac="86104541")) for i in range(4)]
+    t0 = START - 6 * HOUR
+    rows = _power_on(pool, pool_devs, t0, "460-00-520-1") + _power_on(crowd, crowd_devs, t0, "460-00-520-2")
+    rows += _power_on(meters, meter_devs, t0, "460-00-520-3")
+    for i, (s, d) in enumerate(zip(pool, pool_devs)):     # one code each within the hour
+        rows.append((t0 + 600 + 300 * i, s, d, "460-00-520-1", 10690000 + i, 1, 1, 4, 0))
+    for i, (s, d) in enumerate(zip(crowd, crowd_devs)):   # a code, a call and some browsing
+        rows += [(t0 + 600 + 300 * i, s, d, "460-00-520-2", 10690000 + i, 1, 1, 4, 0),
+                 (t0 + 900 + 300 * i, s, d, "460-00-520-2", 8613830000000 + i, 0, 0, 0, 60),
+                 (t0 + 950 + 300 * i, s, d, "460-00-520-2", 0, 0, RecordType.DATA, 6, 120)]
+    for s, d in zip(meters, meter_devs):
+        rows += [(t0 + k * 900, s, d, "460-00-520-3", 0, 0, RecordType.DATA, 6, 10) for k in range(1, 5)]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in pool}
+    assert all("verification codes" in f.reasons[0] for f in flags.values())
+    # by the scoring tick (900 s) after the third code (t0 + 1200): long before their volume shows
+    assert all(f.flagged_at <= t0 + 1200 + 900 for f in flags.values())
+
+
 def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
     from detector.features.catalog import FEATURES
     from detector.scoring import Flag

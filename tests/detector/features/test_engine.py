@@ -160,7 +160,7 @@ def test_state_size_is_bounded():
     e.apply(batch([(i, SIM + i, DATA, MO, 1, 0, 0, OK, PHONE + 10 * i) for i in range(100)]))
     size = e.state_bytes()
     assert size["sims"] == 100 and size["imeis"] == 100
-    assert st.SIM_STATE.itemsize <= 1100
+    assert st.SIM_STATE.itemsize <= 1112
     assert size["bytes_per_sim"] < 1400
 
 
@@ -289,6 +289,55 @@ def test_the_same_sims_powering_on_together_again_is_seen():
     engine.apply(cdr_batch([_attach(86400 + 20, 460001000000009)]))
     assert engine.repeated_bursts(slots).tolist()[:4] == [3, 3, 3, 3]
     assert _sync_of(engine, box) == {s: 4.0 for s in box}
+
+
+def _call(t, sim, peer_imsi, rtype=None):
+    from detector.records import Direction, RecordType, Result
+    from detector.testing import cdr_batch
+    peer = cdr_batch([(0, peer_imsi, 0, "c", 0, 0, 0, 0, 0)]).msisdn[0]   # its number
+    return (T_SYNC + t, sim, 0, "460-00-4097-1", int(peer), Direction.MO,
+            rtype if rtype is not None else RecordType.VOICE, Result.ANSWERED, 30)
+
+
+def test_calls_and_sms_between_sims_of_one_burst_are_counted_per_sim():
+    from detector.records import RecordType
+    from detector.testing import cdr_batch
+    box = [460001000000001 + i for i in range(4)]
+    stranger = 460001000000300                      # attached elsewhere: not a companion
+    engine = FeatureEngine()
+    engine.apply(cdr_batch([_attach(2 * i, s) for i, s in enumerate(box)] +
+                           [_attach(1, stranger, cell="460-00-4097-9")]))
+    engine.apply(cdr_batch([_call(600, box[0], box[1]), _call(900, box[2], box[0], RecordType.SMS),
+                            _call(950, box[0], stranger), _call(1000, box[3], 460001000000777)]))
+    slots = engine.sims.lookup(np.array(box + [stranger], np.int64))
+    assert engine.burst_contacts(slots).tolist() == [2, 1, 1, 0, 0]
+    # the same contacts again add nothing; a day later the burst no longer counts
+    engine.apply(cdr_batch([_call(1200, box[1], box[0])]))
+    assert engine.burst_contacts(slots).tolist() == [2, 1, 1, 0, 0]
+    engine.apply(cdr_batch([_call(26 * 3600, box[3], box[1])]))
+    assert engine.burst_contacts(slots)[3] == 0
+
+
+def test_verification_codes_and_burst_members_are_seen():
+    from detector.records import Direction, RecordType, Result
+    from detector.testing import cdr_batch
+    pool = [460001000000001 + i for i in range(4)]
+    other_cell = 460001000000400
+    engine = FeatureEngine(code_senders=("1069", "95"))
+    engine.apply(cdr_batch([_attach(2 * i, s) for i, s in enumerate(pool)] +
+                           [_attach(3, other_cell, cell="460-00-4097-9")]))
+
+    def sms_in(t, sim, sender):
+        return (T_SYNC + t, sim, 0, "460-00-4097-1", sender, Direction.MT, RecordType.SMS, Result.OK, 0)
+
+    engine.apply(cdr_batch([sms_in(600, pool[0], 10690012), sms_in(700, pool[1], 106900001234),
+                            sms_in(800, pool[2], 95588), sms_in(900, pool[3], 8613912345678),
+                            sms_in(950, other_cell, 10690012)]))
+    slots = engine.sims.lookup(np.array(pool + [other_cell], np.int64))
+    assert (engine.sim_state["code_ts"][slots] > 0).tolist() == [True, True, True, False, True]
+    coded = engine.sim_state["code_ts"] > 0
+    # the three code takers of the burst, from each member's side; the SIM elsewhere had no burst
+    assert engine.burst_members(slots, coded).tolist() == [3, 3, 3, 3, 0]
 
 
 def _auth(t, sim, ms):
