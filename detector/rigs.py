@@ -255,7 +255,10 @@ class RigBook:
                            f"without calls or data (a modem pool)")
             # a companion's call or code may have tipped it: flagged when that was seen
             at = engine.watermark if talking[r] or codes[r] else None
-            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)", at)
+            # the supervised layer weighs a SIM's own behaviour; it cannot judge a burst's
+            # structure, which it never sees: only the rule that leans on own evidence asks it
+            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
+                              at, vetoable=not (twice[r] or talking[r] or codes[r]))
             if flag is None:
                 continue
             out.append(flag)
@@ -344,12 +347,12 @@ class RigBook:
             >= self.scorer.policy.min_reasons
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
-              reason: str, at: int | None = None) -> Flag | None:
+              reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
         """The flag of row ``r`` (at event time ``at``, else of its SIM's newest record),
-        unless the supervised layer vetoes it."""
+        unless the supervised layer vetoes it (when ``vetoable``)."""
         values = frame.values[r]
         score = self.scorer.model.anomaly_score(values[None, :])
-        if not self.scorer.plausible(values[None, :], score)[0]:
+        if vetoable and not self.scorer.plausible(values[None, :], score)[0]:
             return None
         own = self.scorer.reasons(values, strengths[r])
         return Flag(imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),

@@ -14,7 +14,9 @@ baseline) side by side. Definitions (see docs/evaluation.md):
   ``rig_id`` with at least one in-scope SIM) is *found* when at least half of its in-scope SIMs
   are flagged (``2 * flagged >= sims``). Fraud SIMs without a ``rig_id`` are each their own rig.
 - Time to detect, per flagged fraud SIM with a ``first_active``: ``flagged_at - first_active``
-  in minutes; median and 95th percentile (``numpy.percentile``, linear interpolation).
+  in minutes; median and 95th percentile (``numpy.percentile``, linear interpolation);
+  overall also apart for rigs that start in the world and rigs already at work when it starts
+  (labels' ``already_running``): for those, the clock starts with the world, not the rig.
 - Per benign class: SIMs in scope, flagged, false-positive rate = flagged / SIMs.
 - Flags of IMSIs absent from the labels are false positives of their own row ``unknown``
   (each is one more negative SIM, flagged).
@@ -74,6 +76,7 @@ def _read_labels(path: Path) -> dict[str, dict]:
                 "scenario": row["scenario"].strip(),
                 "rig_id": (row.get("rig_id") or "").strip(),
                 "first_active": _epoch(row.get("first_active") or ""),
+                "running": (row.get("already_running") or "").strip() == "1",
             }
     return out
 
@@ -116,6 +119,7 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
     benign_rows: dict[str, dict] = {}
     rigs: dict[str, dict[str, list[int]]] = defaultdict(dict)  # scenario -> rig -> [sims, flagged]
     ttd: dict[str, list[float]] = defaultdict(list)
+    ttd_by_start: dict[bool, list[float]] = defaultdict(list)   # already running at the start?
 
     for imsi, lab in labels.items():
         flagged = imsi in flags
@@ -136,6 +140,7 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             rig[1] += int(flagged)
             if flagged and lab["first_active"] is not None:
                 ttd[lab["scenario"]].append((flags[imsi] - lab["first_active"]) / 60.0)
+                ttd_by_start[lab["running"]].append(ttd[lab["scenario"]][-1])
 
     unknown = sorted(k for k in flags if k not in labels)
 
@@ -176,6 +181,9 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
         "fp_per_10k_benign": _ratio(10_000 * fp, neg),
         "rigs": n_rigs, "rigs_found": n_found, "rig_recall": _ratio(n_found, n_rigs),
         "time_to_detect": _minutes_stats([m for v in ttd.values() for m in v]),
+        # rigs that start in the world, and rigs at work before it (from the world's start)
+        "time_to_detect_starting": _minutes_stats(ttd_by_start[False]),
+        "time_to_detect_running": _minutes_stats(ttd_by_start[True]),
         "activity_from": "cdr" if in_cdr is not None else "labels",
     }
     return {"overall": overall, "scenarios": scenarios, "benign": benign,
@@ -217,6 +225,13 @@ def format_table(result: dict, title: str = "") -> str:
                  _num(t["median_min"]), _num(t[p])])
     lines += _grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
                     "TTD med min", f"TTD p{PERCENTILE} min"], rows)
+    split = [(what, o.get(key)) for what, key in (
+        ("rigs starting in the world", "time_to_detect_starting"),
+        ("rigs already running at its start (from the start)", "time_to_detect_running"))]
+    if all(s and s["n"] for _, s in split):
+        lines.append("time to detect: " + "; ".join(
+            f"{what} median {_num(s['median_min'])} min, p{PERCENTILE} {_num(s[p])} min ({s['n']} SIMs)"
+            for what, s in split))
     lines.append("")
     rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["fp_rate"]),
              _num(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]

@@ -45,7 +45,7 @@ from detector.world.signalling import ATTACH, CALL, UPDATE, world_signalling, wr
 
 CDR_HEADER = "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result"
 SUBSCRIBERS_HEADER = "imsi,msisdn,iccid,activated_at,id_hash,channel,carrier"
-LABELS_HEADER = "imsi,label,scenario,rig_id,first_active"
+LABELS_HEADER = "imsi,label,scenario,rig_id,first_active,already_running"
 
 BENIGN_MIX_KEYS = tuple(k for k in BENIGN_ORDER if k != "ordinary")
 FRAUD_MIX_KEYS = FRAUD_ORDER
@@ -213,7 +213,13 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     rig_names = [""] + [r.rig_id for r in fplan.rigs]
     rig_code = np.concatenate([np.zeros(bplan.n, dtype=np.int64), fplan.rig + 1])
     _write_subscribers(out_dir / "subscribers.csv", reg, activated)
-    _write_labels(out_dir / "labels.csv", reg, fraud, scen, scenario_names, rig_code, rig_names, first)
+    # 0/1 per fraud SIM: its rig was already at work when the world starts (no power-on,
+    # registration or start of its own is in the world); 2: benign
+    running = np.concatenate([np.full(bplan.n, 2, np.int64),
+                              np.array([int(r.start <= ctx.start) for r in fplan.rigs], np.int64)[fplan.rig]
+                              if len(fplan.rigs) else np.zeros(0, np.int64)])
+    _write_labels(out_dir / "labels.csv", reg, fraud, scen, scenario_names, rig_code, rig_names, first,
+                  running)
 
     sim_counts = {name: int((scen == k).sum()) for k, name in enumerate(scenario_names)}
     records_total = int(len(rec["t"]))
@@ -333,7 +339,8 @@ def _write_subscribers(path: Path, reg, activated: np.ndarray) -> None:
         f.write(csv_rows(cols))
 
 
-def _write_labels(path: Path, reg, fraud, scen, scenario_names, rig_code, rig_names, first) -> None:
+def _write_labels(path: Path, reg, fraud, scen, scenario_names, rig_code, rig_names, first,
+                  running) -> None:
     labels = str_table(["benign", "fraud"])[fraud.astype(np.int64)]
     fa = iso_seconds(np.maximum(first, 0))
     fa[first < 0] = NUL
@@ -343,6 +350,7 @@ def _write_labels(path: Path, reg, fraud, scen, scenario_names, rig_code, rig_na
         str_table(scenario_names)[scen],
         str_table(rig_names)[rig_code],
         fa,
+        str_table(["0", "1", ""])[running],
     ]
     with open(path, "wb") as f:
         f.write((LABELS_HEADER + "\n").encode())

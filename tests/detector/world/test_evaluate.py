@@ -100,6 +100,21 @@ def test_fraud_scenarios(files):
     assert sms["time_to_detect"] == {"n": 1, "median_min": 5.0, "p95_min": 5.0}
 
 
+def test_time_to_detect_apart_for_rigs_already_running_at_the_start(tmp_path):
+    labels, flags, cdr = write_world(tmp_path)
+    rows = labels.read_text().splitlines()
+    # R1 (F1..F4) was at work before the world started; the other rigs start in it
+    running = {str(F[i]) for i in range(1, 5)}
+    labels.write_text("\n".join([rows[0] + ",already_running"] + [
+        r + ("," + ("1" if r.split(",")[0] in running else "0") if ",fraud," in r else ",")
+        for r in rows[1:]]) + "\n")
+    o = evaluate(labels, flags, cdr)["overall"]
+    assert o["time_to_detect_running"] == {"n": 2, "median_min": 20.0, "p95_min": 29.0}   # 10, 30
+    assert o["time_to_detect_starting"] == {"n": 2, "median_min": 32.5, "p95_min": 57.25}  # 60, 5
+    assert "rigs already running at its start (from the start) median 20.0 min" in \
+        format_table(evaluate(labels, flags, cdr))
+
+
 def test_benign_classes_and_unknown(files):
     r = evaluate(*files)
     ordinary, cc = r["benign"]["ordinary"], r["benign"]["call_centre"]

@@ -198,6 +198,17 @@ def test_first_active_is_first_record(tables):
     assert n_fraud_active > 0
 
 
+def test_already_running_marks_the_rigs_at_work_when_the_world_starts(tables):
+    _, _, labels, meta = tables
+    running = {r["rig_id"]: r["start"] == meta["span"]["start"] for r in meta["rigs"]}
+    assert any(running.values()) and not all(running.values())
+    for r in labels:
+        if r["label"] == "fraud":
+            assert r["already_running"] == ("1" if running[r["rig_id"]] else "0")
+        else:
+            assert r["already_running"] == ""
+
+
 def test_bulk_cards_share_registration_and_unused_cards_are_silent(tables):
     cdr, subs, labels, meta = tables
     sub = {r["imsi"]: r for r in subs}
