@@ -311,8 +311,9 @@ class RigBook:
             imsi = str(int(frame.imsi[r]))
             if imsi in taken:
                 continue
+            # the device link is structure the supervised layer does not see (as for bursts)
             flag = self._flag(frame, strengths, r, "rig_member",
-                              "shares a device (IMEI) with a flagged SIM")
+                              "shares a device (IMEI) with a flagged SIM", vetoable=False)
             if flag is not None:
                 out.append(flag)
                 taken.add(imsi)

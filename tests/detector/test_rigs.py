@@ -158,10 +158,10 @@ def test_sims_powering_on_together_day_after_day_are_one_rig_and_meters_are_not(
     assert "power on together" in rig.summary()
 
 
-def test_a_box_whose_sims_call_each_other_is_a_rig_on_its_first_power_on(pipe):
+def _talking_box_and_crowd():
     """An evasive gateway: human-like days, but its SIMs powered on together and then call
-    and text each other. Strangers who switched on together (one couple among them, calling
-    each other) are not flagged."""
+    and text each other; beside it, strangers who switched on together (one couple among
+    them, calling each other). Returns (rows, box IMSIs)."""
     rng = np.random.default_rng(4)
     box = [int(imsi(620 + i)) for i in range(4)]
     box_devs = [int(imei(620 + i, tac="35209900")) for i in range(4)]
@@ -181,12 +181,24 @@ def test_a_box_whose_sims_call_each_other_is_a_rig_on_its_first_power_on(pipe):
     couple = crowd[:2]
     rows += [(day0 + 12 * HOUR + 60 * k, couple[k % 2], crowd_devs[k % 2], "460-00-510-2",
               number[couple[1 - k % 2]], 0, 0, 0, 120) for k in range(4)]
+    return rows, box
+
+
+def test_a_box_whose_sims_call_each_other_is_a_rig_on_its_first_power_on(pipe):
+    rows, box = _talking_box_and_crowd()
     flags = run(pipe, calls(rows))
     assert set(flags) == {str(s) for s in box}
     assert {f.kind for f in flags.values()} == {"rig"}
     assert all("called or texted" in f.reasons[0] for f in flags.values())
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in box}
+
+
+def test_the_supervised_layer_does_not_veto_a_burst_that_talks_to_itself(pipe, monkeypatch):
+    """The layer judges a SIM's own features; the box's SIMs look like people by design."""
+    monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
+    rows, box = _talking_box_and_crowd()
+    assert set(run(pipe, calls(rows))) == {str(s) for s in box}
 
 
 def test_modems_powered_on_together_taking_verification_codes_are_flagged_at_once(pipe):
