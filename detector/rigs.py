@@ -206,15 +206,15 @@ class RigBook:
 
     def _co_powered(self, frame, strengths, taken) -> list[Flag]:
         need = self.policy.co_power_min_sims
-        together = frame.column("attach_sync_24h") >= need - 1
-        talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
-        if not (together & talks).any():
-            return []
         engine, s, n = self.engine, self.engine.sim_state, len(self.engine.sims)
         busy = frame.activity >= self.scorer.policy.min_events_24h
         # the same SIMs powering on together again: one box, day after day
         again = engine.repeated_bursts(frame.sims)
         twice = (again >= need - 1) & busy
+        together = frame.column("attach_sync_24h") >= need - 1
+        talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
+        if not ((together | twice) & talks).any():
+            return []
         # one burst is co-location, like a hot cell: one more kind of evidence
         once = together & busy & \
             (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
