@@ -17,6 +17,9 @@ baseline) side by side. Definitions (see docs/evaluation.md):
   in minutes; median and 95th percentile (``numpy.percentile``, linear interpolation);
   overall also apart for rigs that start in the world and rigs already at work when it starts
   (labels' ``already_running``): for those, the clock starts with the world, not the rig.
+  With the CDRs, the same again in *minutes of rig activity*: the part of that span in which
+  the SIM's rig (any of its SIMs) was at work, each record counting until the next one, at
+  most ``ACTIVE_GAP_S`` (a rig stopped for the night is not at work).
 - Per benign class: SIMs in scope, flagged, false-positive rate = flagged / SIMs.
 - Flags of IMSIs absent from the labels are false positives of their own row ``unknown``
   (each is one more negative SIM, flagged).
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 PERCENTILE = 95
+ACTIVE_GAP_S = 900   # a rig's record counts as rig activity until its next, at most 15 min
 
 
 def _epoch(s: str) -> int | None:
@@ -93,33 +97,66 @@ def _read_flags(path: Path) -> dict[str, int]:
     return out
 
 
-def _cdr_imsis(path: Path) -> set[str]:
+def _cdr_activity(path: Path, fraud: set[str]) -> tuple[set[str], dict[str, np.ndarray]]:
+    """The IMSIs with a record in the CDRs, and the record times of the ``fraud`` IMSIs."""
     from probes.csvparse import read_feed_file
 
     seen: list[np.ndarray] = []
+    imsis: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    keys = np.array(sorted(int(k) for k in fraud if k.isdigit()), np.int64)
     for parsed in read_feed_file(Path(path), "cdr"):
-        seen.append(np.unique(parsed.batch.imsi))
+        b = parsed.batch
+        seen.append(np.unique(b.imsi))
+        mine = np.isin(b.imsi, keys)
+        imsis.append(b.imsi[mine])
+        times.append(b.ts[mine])
     if not seen:
-        return set()
-    return {str(int(i)) for i in np.unique(np.concatenate(seen))}
+        return set(), {}
+    imsi, ts = np.concatenate(imsis), np.concatenate(times)
+    order = np.lexsort((ts, imsi))
+    imsi, ts = imsi[order], ts[order]
+    starts = np.flatnonzero(np.r_[True, imsi[1:] != imsi[:-1]]) if len(imsi) else np.empty(0, int)
+    by_sim = {str(int(imsi[a])): ts[a:z] for a, z in zip(starts, np.r_[starts[1:], len(imsi)])}
+    return {str(int(i)) for i in np.unique(np.concatenate(seen))}, by_sim
+
+
+def _active_minutes(rig_times: np.ndarray, start: int, end: int) -> float:
+    """Minutes in [start, end] during which the rig was at work: each of its records counts
+    until the next one, at most ``ACTIVE_GAP_S`` (a rig idle overnight is not at work)."""
+    t = rig_times[(rig_times >= start) & (rig_times <= end)]
+    if not len(t):
+        return min(end - start, ACTIVE_GAP_S) / 60.0
+    return float(np.minimum(np.diff(np.r_[t, end]), ACTIVE_GAP_S).sum()) / 60.0
 
 
 def evaluate(labels_csv: Path, flags_csv: Path, cdr_csv: Path | None = None) -> dict:
     labels = _read_labels(Path(labels_csv))
     flags = _read_flags(Path(flags_csv))
-    in_cdr = _cdr_imsis(Path(cdr_csv)) if cdr_csv is not None else None
-    return evaluate_tables(labels, flags, in_cdr)
+    if cdr_csv is None:
+        return evaluate_tables(labels, flags, None)
+    in_cdr, times = _cdr_activity(Path(cdr_csv), {k for k, v in labels.items() if v["fraud"]})
+    return evaluate_tables(labels, flags, in_cdr, times)
 
 
 def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
-                    in_cdr: set[str] | None) -> dict:
-    """``evaluate`` on tables already read: labels by IMSI, earliest flag time by IMSI and the
-    IMSIs seen in the CDRs (``None``: unknown, see the module docstring)."""
+                    in_cdr: set[str] | None, times: dict[str, np.ndarray] | None = None) -> dict:
+    """``evaluate`` on tables already read: labels by IMSI, earliest flag time by IMSI, the
+    IMSIs seen in the CDRs (``None``: unknown, see the module docstring) and the record
+    times of fraud SIMs (for the minutes of rig activity before detection; none without)."""
     fraud_rows: dict[str, dict] = {}
     benign_rows: dict[str, dict] = {}
     rigs: dict[str, dict[str, list[int]]] = defaultdict(dict)  # scenario -> rig -> [sims, flagged]
     ttd: dict[str, list[float]] = defaultdict(list)
     ttd_by_start: dict[bool, list[float]] = defaultdict(list)   # already running at the start?
+    active_by_start: dict[bool, list[float]] = defaultdict(list)
+    rig_times: dict[str, np.ndarray] = {}
+    if times is not None:
+        members: dict[str, list[np.ndarray]] = defaultdict(list)
+        for imsi, lab in labels.items():
+            if lab["fraud"] and imsi in times:
+                members[lab["rig_id"] or f"sim:{imsi}"].append(times[imsi])
+        rig_times = {r: np.sort(np.concatenate(v)) for r, v in members.items()}
 
     for imsi, lab in labels.items():
         flagged = imsi in flags
@@ -141,6 +178,10 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             if flagged and lab["first_active"] is not None:
                 ttd[lab["scenario"]].append((flags[imsi] - lab["first_active"]) / 60.0)
                 ttd_by_start[lab["running"]].append(ttd[lab["scenario"]][-1])
+                if times is not None:
+                    active_by_start[lab["running"]].append(_active_minutes(
+                        rig_times.get(lab["rig_id"] or f"sim:{imsi}", np.empty(0, np.int64)),
+                        lab["first_active"], flags[imsi]))
 
     unknown = sorted(k for k in flags if k not in labels)
 
@@ -184,6 +225,13 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
         # rigs that start in the world, and rigs at work before it (from the world's start)
         "time_to_detect_starting": _minutes_stats(ttd_by_start[False]),
         "time_to_detect_running": _minutes_stats(ttd_by_start[True]),
+        # the same in minutes of the rig's own activity (None without the CDRs)
+        "rig_activity_to_detect": _minutes_stats(active_by_start[False] + active_by_start[True])
+        if times is not None else None,
+        "rig_activity_to_detect_starting": _minutes_stats(active_by_start[False])
+        if times is not None else None,
+        "rig_activity_to_detect_running": _minutes_stats(active_by_start[True])
+        if times is not None else None,
         "activity_from": "cdr" if in_cdr is not None else "labels",
     }
     return {"overall": overall, "scenarios": scenarios, "benign": benign,
@@ -225,13 +273,18 @@ def format_table(result: dict, title: str = "") -> str:
                  _num(t["median_min"]), _num(t[p])])
     lines += _grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
                     "TTD med min", f"TTD p{PERCENTILE} min"], rows)
-    split = [(what, o.get(key)) for what, key in (
-        ("rigs starting in the world", "time_to_detect_starting"),
-        ("rigs already running at its start (from the start)", "time_to_detect_running"))]
-    if all(s and s["n"] for _, s in split):
-        lines.append("time to detect: " + "; ".join(
-            f"{what} median {_num(s['median_min'])} min, p{PERCENTILE} {_num(s[p])} min ({s['n']} SIMs)"
-            for what, s in split))
+    for title, prefix in (("time to detect", "time_to_detect"),
+                          ("minutes of rig activity before detection", "rig_activity_to_detect")):
+        split = [(what, o.get(prefix + key)) for what, key in (
+            ("all", ""), ("rigs starting in the world", "_starting"),
+            ("rigs already running at its start (from the start)", "_running"))]
+        if prefix == "time_to_detect":
+            split = split[1:]         # the table's last row has them all
+        shown = [(what, s) for what, s in split if s and s["n"]]
+        if shown:
+            lines.append(f"{title}: " + "; ".join(
+                f"{what} median {_num(s['median_min'])} min, p{PERCENTILE} {_num(s[p])} min ({s['n']} SIMs)"
+                for what, s in shown))
     lines.append("")
     rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["fp_rate"]),
              _num(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]

@@ -115,6 +115,29 @@ def test_time_to_detect_apart_for_rigs_already_running_at_the_start(tmp_path):
         format_table(evaluate(labels, flags, cdr))
 
 
+def test_minutes_of_rig_activity_leave_out_the_rigs_idle_time(tmp_path):
+    """Rig R: A works at minutes 0, 5 and 10, stops, and B works at 60 and 65; B is flagged at
+    70. Wall-clock 70 min, rig activity 5 + 5 + 15 (the idle gap counts 15 min) + 5 + 5 = 35."""
+    a, b = imsi(1), imsi(2)
+    labels, flags, cdr = tmp_path / "labels.csv", tmp_path / "flags.csv", tmp_path / "cdr.csv"
+    labels.write_text("imsi,label,scenario,rig_id,first_active,already_running\n"
+                      f"{a},fraud,goip,R,{at(0)},0\n{b},fraud,goip,R,{at(60)},0\n")
+    flags.write_text(f"imsi,msisdn,score,flagged_at,rig_id,reasons\n{b},1,0.7,{at(70)},,x\n")
+    cdr.write_text(
+        "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result\n"
+        + "".join(f"voice,MO,{at(m)},30,{s},8613800000001,,8613900000000,460-00-1-2,answered\n"
+                  for s, m in ((a, 0), (a, 5), (a, 10), (b, 60), (b, 65))))
+    o = evaluate(labels, flags, cdr)["overall"]
+    assert o["time_to_detect"]["median_min"] == 10.0                  # B: 70 - 60
+    assert o["rig_activity_to_detect"]["median_min"] == 10.0          # 60..65..70
+    flags.write_text(f"imsi,msisdn,score,flagged_at,rig_id,reasons\n{a},1,0.7,{at(70)},,x\n")
+    o = evaluate(labels, flags, cdr)["overall"]
+    assert o["time_to_detect"]["median_min"] == 70.0
+    assert o["rig_activity_to_detect"]["median_min"] == 35.0
+    assert o["rig_activity_to_detect_starting"]["n"] == 1 and o["rig_activity_to_detect_running"]["n"] == 0
+    assert evaluate(labels, flags)["overall"]["rig_activity_to_detect"] is None   # no CDRs
+
+
 def test_benign_classes_and_unknown(files):
     r = evaluate(*files)
     ordinary, cc = r["benign"]["ordinary"], r["benign"]["call_centre"]
