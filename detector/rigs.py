@@ -91,11 +91,14 @@ class Rig:
         return "; ".join(parts + sorted(self.evidence.values()))
 
 
-def in_burst(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
-    """Whether each SIM powered on with ``co_power_min_sims - 1`` others within the last day."""
+def watched(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
+    """Whether each SIM is to be scored before its traffic reaches the minimum: it powered on
+    with ``co_power_min_sims - 1`` others, or received a verification code, within the last
+    day (the rules on bursts and code-taking modems need no volume)."""
     s = engine.sim_state
-    return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & \
-        (s["sync_ts"][sims] > engine.watermark - 24 * 3600 - engine.lateness_s)
+    since = engine.watermark - 24 * 3600 - engine.lateness_s
+    return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & (s["sync_ts"][sims] > since) | \
+        (s["code_ts"][sims] > since)
 
 
 def rig_id_for(imsi: str) -> str:
@@ -147,8 +150,8 @@ class RigBook:
     # ---- evidence at a tick ----------------------------------------------------------------
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
-        """SIMs to look at with little traffic: those in a power-on burst of the last day."""
-        return in_burst(self.engine, sims, self.policy)
+        """SIMs to look at with little traffic (see :func:`watched`)."""
+        return watched(self.engine, sims, self.policy)
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
                flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
@@ -161,6 +164,7 @@ class RigBook:
         families = self.scorer.families(strengths)
         new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
         new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
+        new += [f for f in self._code_pools(frame, strengths, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
             new += [f for f in self._shared_devices(frame, strengths, families, taken, new)
@@ -229,7 +233,9 @@ class RigBook:
         modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0)
         code_takers = np.zeros(len(frame), np.int64)
         if (together & modem).any():
-            coded = self._modems_with_codes()
+            got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
+            coded = np.zeros(n, bool)
+            coded[self._quiet(got)] = True
             code_takers = engine.burst_members(frame.sims, coded)
             codes = together & modem & coded[frame.sims] & (code_takers >= need)
         else:
@@ -266,16 +272,59 @@ class RigBook:
             taken.add(imsi)
         return out
 
-    def _modems_with_codes(self) -> np.ndarray:
-        """Mask over SIM slots: received a verification code since its latest burst, and
-        neither calls, is called nor uses data (in its 24 h window)."""
+    def _quiet(self, slots: np.ndarray) -> np.ndarray:
+        """Those of ``slots`` that neither call, are called nor use data (24 h window)."""
+        if not len(slots):
+            return slots
+        return slots[self.engine.features(slots).values[:, _VOICE_DATA].sum(axis=1) == 0]
+
+    def _code_pools(self, frame, strengths, taken) -> list[Flag]:
+        """Modems of one model in one cell that take verification codes and neither call, are
+        called nor use data: ``hot_cell_min_sims`` of them are a modem pool, power-on seen or
+        not (a pool at work before the capture started, or whose power-on it missed). A person
+        keeping a second SIM for codes has it in a phone of their own; meters get no codes."""
         s, n = self.engine.sim_state, len(self.engine.sims)
-        got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
-        out = np.zeros(n, bool)
-        if len(got):
-            quiet = self.engine.features(got).values[:, _VOICE_DATA].sum(axis=1) == 0
-            out[got[quiet]] = True
+        since = self.engine.watermark - 24 * 3600
+        modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0) & \
+            (s["code_ts"][frame.sims] > since)
+        if not modem.any():
+            return []
+        cell, tac = self._cell_and_model(frame.sims)
+        modem &= (cell >= 0) & (tac > 0)
+        got = np.flatnonzero(s["code_ts"][:n] > since)
+        got_cell, got_tac = self._cell_and_model(got)
+        near = got[np.isin(got_cell, cell[modem]) & (got_tac > 0)]    # the frame's cells only
+        pool = self._quiet(near)
+        pool_cell, pool_tac = self._cell_and_model(pool)
+        keys, counts = np.unique(np.stack([pool_cell, pool_tac], axis=1), axis=0, return_counts=True)
+        size = {(int(c), int(m)): int(k) for (c, m), k in zip(keys, counts)}
+        names = list(self.engine.cells)
+        out = []
+        for r in np.flatnonzero(modem):
+            imsi = str(int(frame.imsi[r]))
+            k = size.get((int(cell[r]), int(tac[r])), 0)
+            if imsi in taken or k < self.policy.hot_cell_min_sims:
+                continue
+            where = names[cell[r]]
+            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "
+                      f"receive verification codes without calls or data (a modem pool)")
+            flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
+            if flag is None:
+                continue
+            out.append(flag)
+            self._evidence[imsi]["pool"] = f"{k} code-taking modems of one model in cell {where}"
+            taken.add(imsi)
         return out
+
+    def _cell_and_model(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per SIM, the busiest cell of its newest hour and the model (TAC: the first 8 of 15
+        IMEI digits) of its newest device; -1 and 0 when unknown."""
+        s = self.engine.sim_state
+        last = s["last_hour"][slots].astype(np.int64)
+        cell = s["slot"]["top_cell"][slots, last % st.SLOTS]
+        newest = np.argmax(s["imei_hour"][slots], axis=1)
+        imei = s["imei"][slots, newest]
+        return np.where(last >= 0, cell, -1), imei // 10**7
 
     def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
         latency, answers = self.engine.auth_latency(frame.sims)
@@ -421,6 +470,14 @@ class RigBook:
                 self._evidence[imsi]["cell"] = (f"machine-like SIMs active together in cell "
                                                 f"{list(self.engine.cells)[cell]}")
             out += together
+        if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell
+            pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in map(str, fimsi)],
+                              bool)
+            if pooled.any():
+                mine = self._cell_and_model(np.array([slot]))
+                theirs = self._cell_and_model(fs[pooled])
+                same = (theirs[0] == mine[0][0]) & (theirs[1] == mine[1][0])
+                out += [str(x) for x in fimsi[pooled][same]]
         return out
 
     def _forget_before(self, hour: int) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
-from detector.rigs import RigPolicy, in_burst
+from detector.rigs import RigPolicy, watched
 from detector.scale import codec
 from detector.scoring import Flag, Scorer
 
@@ -30,7 +30,7 @@ class Summaries:
         self._flags: list[Flag] = []
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
-        return in_burst(self.engine, sims, self.policy)
+        return watched(self.engine, sims, self.policy)
 
     def register(self, batch) -> None:  # registrations reach the rig stage through the store
         pass

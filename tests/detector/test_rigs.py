@@ -230,6 +230,26 @@ def test_modems_powered_on_together_taking_verification_codes_are_flagged_at_onc
     assert all(f.flagged_at <= t0 + 1200 + 900 for f in flags.values())
 
 
+def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_codes(pipe):
+    """No power-on is seen: four modems of one model in one cell take verification codes and
+    nothing else. Three people in that cell who keep a second SIM for codes, each in a phone
+    of another model, are not flagged."""
+    pool = [int(imsi(700 + i)) for i in range(4)]
+    pool_devs = [int(imei(700 + i, tac="86104542")) for i in range(4)]
+    people = [int(imsi(720 + i)) for i in range(3)]
+    people_devs = [int(imei(720 + i, tac=f"3533{i:04d}")) for i in range(3)]
+    t0 = START - 6 * HOUR
+    rows = []
+    for i, (s, d) in enumerate(zip(pool + people, pool_devs + people_devs)):
+        rows += [(t0 + 600 * k + 60 * i, s, d, "460-00-530-1", 10690000 + k, 1, 1, 4, 0) for k in range(3)]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in pool}
+    assert all("devices of one model (TAC 86104542)" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in pool}
+    assert "code-taking modems of one model" in rig.summary()
+
+
 def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
     from detector.features.catalog import FEATURES
     from detector.scoring import Flag
