@@ -20,6 +20,7 @@ class Feature:
     fmt: str = "{:.0f}"
     needs_calls: bool = False  # a ratio over calls: compared among callers only
     family: str = ""           # the behaviour it measures (see FAMILIES)
+    floor: float = 0.0         # below this a value is never evidence, whatever the percentiles
 
     def show(self, value: float) -> str:
         return self.fmt.format(value)
@@ -47,8 +48,10 @@ CATALOG: tuple[Feature, ...] = (
     Feature("night_share_24h", "high", "share of activity between 00:00 and 06:00 local time", "{:.2f}", family="rhythm"),
     Feature("sim_age_days", "low", "days since the SIM was activated", "{:.1f}", family="registration"),
     Feature("cards_on_id", "high", "cards registered on the same ID document", family="registration"),
+    # mostly 0, so its 99th percentile is 0: one neighbour within 30 s is chance in a busy
+    # cell, two make a burst of three (the rig rules' co_power_min_sims)
     Feature("attach_sync_24h", "high", "other SIMs attached in the same cell within 30 s of it (signalling, 24 h)",
-            family="sync"),
+            family="sync", floor=2.0),
 )
 
 FEATURES: tuple[str, ...] = tuple(f.name for f in CATALOG)

@@ -75,6 +75,18 @@ def test_correlated_features_count_as_one_kind_of_evidence(scorer):
     assert strict.score(frame(v)) == []
 
 
+def test_one_chance_neighbour_at_power_on_is_no_evidence(scorer):
+    """The population's 99th percentile of attach_sync_24h is 0; one other SIM attaching in
+    the same cell within 30 s is chance (busy cells), two make a burst."""
+    assert scorer.model.reference("attach_sync_24h")["p99"] == 0
+    v = np.median(population(), axis=0)
+    sync = FEATURES.index("attach_sync_24h")
+    rows = np.repeat(v[None, :], 3, axis=0)
+    rows[:, sync] = [1, 2, 7]
+    fired = scorer.strengths(rows)[:, sync] > 0
+    assert fired.tolist() == [False, True, True]
+
+
 def test_one_odd_behaviour_alone_does_not_flag(scorer):
     v = np.median(population(), axis=0)
     v[IDX["cards_on_id"]] = 40            # the one rig-like value...
