@@ -200,12 +200,8 @@ class RigBook:
             where = names[cell[r]]
             reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
                       f"almost no incoming calls within the hour")
-            flag = self._flag(frame, strengths, r, "rig", reason)
-            if flag is None:
-                continue
-            out.append(flag)
-            self._evidence[imsi]["cell"] = f"{n} machine-like SIMs active together in cell {where}"
-            taken.add(imsi)
+            self._keep(self._flag(frame, strengths, r, "rig", reason), out, taken,
+                       "cell", f"{n} machine-like SIMs active together in cell {where}")
         return out
 
     def _co_powered(self, frame, strengths, taken) -> list[Flag]:
@@ -265,11 +261,7 @@ class RigBook:
             # structure, which it never sees: only the rule that leans on own evidence asks it
             flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
                               at, vetoable=not (twice[r] or talking[r] or codes[r]))
-            if flag is None:
-                continue
-            out.append(flag)
-            self._evidence[imsi]["power"] = f"SIMs power on together in cell {where}"
-            taken.add(imsi)
+            self._keep(flag, out, taken, "power", f"SIMs power on together in cell {where}")
         return out
 
     def _quiet(self, slots: np.ndarray) -> np.ndarray:
@@ -309,11 +301,7 @@ class RigBook:
             reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "
                       f"receive verification codes without calls or data (a modem pool)")
             flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
-            if flag is None:
-                continue
-            out.append(flag)
-            self._evidence[imsi]["pool"] = f"{k} code-taking modems of one model in cell {where}"
-            taken.add(imsi)
+            self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")
         return out
 
     def _cell_and_model(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,12 +326,8 @@ class RigBook:
                 continue
             reason = (f"answers authentication in {latency[r] / 1000:.1f} s on average (phones: "
                       f"0.1-0.3 s): a SIM far from its radio, as in a remote SIM bank (signalling)")
-            flag = self._flag(frame, strengths, r, "rig", reason)
-            if flag is None:
-                continue
-            out.append(flag)
-            self._evidence[imsi]["remote"] = "SIMs answer authentication slowly (remote SIM bank)"
-            taken.add(imsi)
+            self._keep(self._flag(frame, strengths, r, "rig", reason), out, taken,
+                       "remote", "SIMs answer authentication slowly (remote SIM bank)")
         return out
 
     def _shared_devices(self, frame, strengths, families, taken, flags) -> list[Flag]:
@@ -395,6 +379,14 @@ class RigBook:
         values = np.array([[f.features[name] for name in FEATURES]])
         return self.scorer.families(self.scorer.strengths(values), without=("registration",))[0] \
             >= self.scorer.policy.min_reasons
+
+    def _keep(self, flag: Flag | None, out: list[Flag], taken: set[str], key: str, evidence: str) -> None:
+        """Add a rule's flag (if not vetoed) with the rig evidence it brings."""
+        if flag is None:
+            return
+        out.append(flag)
+        self._evidence[flag.imsi][key] = evidence
+        taken.add(flag.imsi)
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
               reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
