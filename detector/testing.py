@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -87,3 +89,20 @@ def gateway_rows(sims, devices, cell, hours=6, gap_s=70, rotate_s=1800, victim0=
             rows.append((t, sim, dev, cell, victim, 0, 0, 0 if answered else 1, 20 if answered else 0))
             victim += 1
     return rows
+
+
+def daemon_config(tmp: Path, dsn: str, model: Path, sections: str, log_level: str = "info") -> Path:
+    """A daemon config file in ``tmp``: state there, the store at ``dsn``, ``model``, scoring at
+    once when idle, and ``sections`` (probes, [ops], ...) as TOML."""
+    cfg = tmp / f"goipwatch-{uuid.uuid4().hex[:6]}.toml"
+    cfg.write_text(f"""
+[daemon]
+state_dir = {json.dumps(str(tmp / "state"))}
+idle_score_s = 0.0
+log_level = "{log_level}"
+[store]
+dsn = {json.dumps(dsn)}
+[detector]
+model = {json.dumps(str(model))}
+{sections}""")
+    return cfg

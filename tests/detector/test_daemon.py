@@ -19,22 +19,14 @@ from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.demo import split_cdr
 from detector.features.catalog import FEATURES
-from detector.testing import Row, write_cdr
+from detector.testing import Row, daemon_config, write_cdr
 from probes.files import FileProbe
 
 
 def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
                  block_bytes: int = 1 << 20) -> Path:
     files = ", ".join(json.dumps(str(f)) for f in cdr_files)
-    cfg = tmp / "goipwatch.toml"
-    cfg.write_text(f"""
-[daemon]
-state_dir = {json.dumps(str(tmp / "state"))}
-idle_score_s = 0.0
-[store]
-dsn = {json.dumps(dsn)}
-[detector]
-model = {json.dumps(str(model))}
+    cfg = daemon_config(tmp, dsn, model, f"""
 [[probes]]
 type = "registrations_csv"
 name = "registrations"
@@ -217,15 +209,7 @@ async def test_capture_and_cdr_probes_feed_one_feature_state(tmp_path, pg_dsn, s
     cdr = write_cdr(tmp_path / "cdr.csv", [
         Row(imsi=sub, imei=phone, start_time="2021-03-03T10:40:00Z", cell_id="460-00-4097-1"),
         Row(imsi=sub, imei=phone, start_time="2021-03-03T10:41:00Z", cell_id="460-00-4097-1")])
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-[daemon]
-state_dir = {json.dumps(str(tmp_path / "state"))}
-idle_score_s = 0.0
-[store]
-dsn = {json.dumps(pg_dsn)}
-[detector]
-model = {json.dumps(str(small_model))}
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, f"""
 [[probes]]
 type = "pcap"
 name = "gtp"

@@ -14,7 +14,7 @@ import asyncpg
 from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.demo import split_cdr
-from detector.testing import Row, imsi, write_cdr
+from detector.testing import Row, daemon_config, imsi, write_cdr
 from probes.kafka_testing import MockKafka
 from tests.detector.test_daemon import cdr_rows, write_config
 
@@ -121,15 +121,7 @@ async def test_kafka_lag_and_readiness_follow_the_probes(tmp_path, pg_dsn, small
     kafka = MockKafka()
     topic = f"ops-{uuid.uuid4().hex[:8]}"
     kafka.produce(topic, [_row(n) for n in range(30)])
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-[daemon]
-state_dir = {json.dumps(str(tmp_path / "state"))}
-idle_score_s = 0.0
-[store]
-dsn = {json.dumps(pg_dsn)}
-[detector]
-model = {json.dumps(str(small_model))}
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, f"""
 [ops]
 port = 0
 [[probes]]

@@ -11,7 +11,6 @@ Bounded: 30 h of event time (~25 s here), 45 s at most.
 """
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -24,7 +23,7 @@ import psutil
 from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.records import iso
-from detector.testing import T0, imei, imsi
+from detector.testing import T0, daemon_config, imei, imsi
 from probes.kafka_testing import MockKafka
 
 SIMS, CELLS = 3000, 150
@@ -63,15 +62,7 @@ def traffic(stop: threading.Event, kafka: MockKafka, topic: str, consumed, ahead
 async def test_memory_stays_flat_over_a_long_replay(tmp_path, pg_dsn, small_model):
     kafka = MockKafka()
     topic = f"soak-{uuid.uuid4().hex[:8]}"
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-[daemon]
-state_dir = {json.dumps(str(tmp_path / "state"))}
-idle_score_s = 0.0
-[store]
-dsn = {json.dumps(pg_dsn)}
-[detector]
-model = {json.dumps(str(small_model))}
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, f"""
 [[probes]]
 type = "kafka"
 name = "soak"

@@ -26,7 +26,7 @@ from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.store import checkpoint as cp
-from detector.testing import Row, imsi
+from detector.testing import Row, daemon_config, imsi
 from probes.kafka_testing import MockKafka, csv_messages
 from tests.conftest import ADMIN_DSN, _dsn_for
 from tests.detector.test_daemon import run_daemon, snapshot
@@ -63,21 +63,6 @@ async def database():
         await admin.close()
 
 
-def config(tmp: Path, dsn: str, model: Path, probes: str, log_level: str = "info") -> Path:
-    cfg = tmp / f"goipwatch-{uuid.uuid4().hex[:6]}.toml"
-    cfg.write_text(f"""
-[daemon]
-state_dir = {json.dumps(str(tmp / "state"))}
-idle_score_s = 0.0
-log_level = "{log_level}"
-[store]
-dsn = {json.dumps(dsn)}
-[detector]
-model = {json.dumps(str(model))}
-{probes}""")
-    return cfg
-
-
 def registrations(world: Path) -> str:
     return f"""[[probes]]
 type = "registrations_csv"
@@ -109,8 +94,8 @@ def file_reference(small_world, small_model, tmp_path_factory) -> dict:
 
     async def go() -> dict:
         async with database() as dsn:
-            await run_daemon(config(tmp, dsn, small_model, registrations(small_world)))
-            await run_daemon(config(tmp, dsn, small_model, f"""[[probes]]
+            await run_daemon(daemon_config(tmp, dsn, small_model, registrations(small_world)))
+            await run_daemon(daemon_config(tmp, dsn, small_model, f"""[[probes]]
 type = "cdr_csv"
 name = "cdr"
 files = [{json.dumps(str(small_world / "cdr.csv"))}]
@@ -155,8 +140,8 @@ def kafka_reference(small_world, small_model, tmp_path_factory, kafka, world_top
 
     async def go() -> dict:
         async with database() as dsn:
-            await run_daemon(config(tmp, dsn, small_model, registrations(small_world)))
-            await run_daemon(config(tmp, dsn, small_model, kafka_probe(kafka.bootstrap, topic)))
+            await run_daemon(daemon_config(tmp, dsn, small_model, registrations(small_world)))
+            await run_daemon(daemon_config(tmp, dsn, small_model, kafka_probe(kafka.bootstrap, topic)))
             return await snapshot(dsn) | {"features": await features(dsn),
                                           "offsets": await offsets(dsn)}
 
@@ -200,8 +185,8 @@ class SimulatedCrash(Exception):
 async def test_a_crash_between_consume_and_commit_loses_and_repeats_nothing(
         tmp_path, pg_dsn, small_world, small_model, kafka, world_topic, kafka_reference, monkeypatch):
     topic, n = world_topic
-    await run_daemon(config(tmp_path, pg_dsn, small_model, registrations(small_world)))
-    cfg = config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic))
+    await run_daemon(daemon_config(tmp_path, pg_dsn, small_model, registrations(small_world)))
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic))
     real_save, calls = cp.save, []
 
     async def crashing_save(*args, **kwargs):
@@ -257,8 +242,8 @@ def _wait_for(proc: subprocess.Popen, needle: str, times: int, timeout: float = 
 async def test_an_interrupted_daemon_resumes_its_partitions_exactly_once(
         tmp_path, pg_dsn, small_world, small_model, kafka, world_topic, kafka_reference, how):
     topic, n = world_topic
-    await run_daemon(config(tmp_path, pg_dsn, small_model, registrations(small_world)))
-    cfg = config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic),
+    await run_daemon(daemon_config(tmp_path, pg_dsn, small_model, registrations(small_world)))
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic),
                  log_level="debug")
     proc = _goipwatch("run", "--config", str(cfg))
     try:
@@ -295,7 +280,7 @@ async def test_bad_messages_are_quarantined_and_never_block_the_partition(
                           row_text(Row(imsi="123"), Row(imsi=imsi(3))), b"voice,MO,yesterday\n"],
                   partition=0)
     kafka.produce(topic, [row_text(Row(imsi=imsi(4)))], partition=2)
-    await run_daemon(config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic)))
+    await run_daemon(daemon_config(tmp_path, pg_dsn, small_model, kafka_probe(kafka.bootstrap, topic)))
     conn = await asyncpg.connect(pg_dsn)
     try:
         bad = [tuple(r) for r in await conn.fetch(
@@ -353,7 +338,7 @@ async def test_a_broker_outage_is_logged_once_when_it_starts_and_once_when_it_en
     topic = f"outage-{uuid.uuid4().hex[:8]}"
     kafka.produce(topic, [row_text(Row(), Row(imsi=imsi(2)))])
     proxy = _Proxy(kafka.bootstrap)
-    cfg = config(tmp_path, pg_dsn, small_model,
+    cfg = daemon_config(tmp_path, pg_dsn, small_model,
                  kafka_probe(f"127.0.0.1:{proxy.listen_port}", topic))
     caplog.set_level(logging.INFO, logger="probes.kafka")
     daemon = Daemon(config_mod.load(cfg))
