@@ -136,15 +136,29 @@ class Page:
     async def click(self, css: str) -> None:
         """Click what submits a form or follows a link, and wait for the next page (a click
         returns before the navigation it starts)."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
         def go() -> None:
             old = self.driver.find_element(By.TAG_NAME, "html")
             self.driver.find_element(By.CSS_SELECTOR, css).click()
+
+            def left(_) -> bool:
+                # the old page is gone; mid-navigation chromedriver may say so as "does not
+                # belong to the document" instead of a stale-element error
+                try:
+                    old.is_enabled()
+                    return False
+                except StaleElementReferenceException:
+                    return True
+                except WebDriverException as e:
+                    if "belong to the document" in str(e):
+                        return True
+                    raise
+
             wait = WebDriverWait(self.driver, 30)
-            wait.until(ec.staleness_of(old))
+            wait.until(left)
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         await self.do(go)
