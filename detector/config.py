@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.features.engine import FeatureEngine
 from detector.rigs import RigPolicy
+from detector.tomltable import expect_type
 from detector.scoring import Policy
 from detector.api.config import ApiConfig
 from detector.ops import OpsConfig
@@ -117,23 +118,13 @@ def _section(where: str, data: Any, cls: type, base: Path, skip: tuple[str, ...]
 
 
 def _coerce(where: str, value: Any, default: Any, base: Path) -> Any:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, (Path, type(None))):
-        ok = isinstance(value, str)
-        value = (base / value) if ok else value
-    elif isinstance(default, tuple):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
+    path = isinstance(default, (Path, type(None)))     # a path, relative to the config file
+    try:
+        value = expect_type(where, value, "" if path else default)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if path:
+        return base / value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ConfigError(f"{where}: must not be negative")
     return value

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from detector.metrics import LOOKUP_SECONDS
+from detector.tomltable import typed_values
 
 if TYPE_CHECKING:
     from detector.daemon import Daemon
@@ -29,16 +30,7 @@ class OpsConfig:
 
     @classmethod
     def from_toml(cls, table: dict, where: str = "ops") -> OpsConfig:
-        if not isinstance(table, dict):
-            raise ValueError(f"{where}: must be a table")
-        known = {f.name: f for f in fields(cls)}
-        for key, value in table.items():
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(known)})")
-            if not isinstance(value, type(known[key].default)) or isinstance(value, bool) != \
-                    isinstance(known[key].default, bool):
-                raise ValueError(f"{where}.{key}: expected {type(known[key].default).__name__}")
-        out = cls(**table)
+        out = cls(**typed_values(cls, table, where))
         if not 0 <= out.port <= 65535:
             raise ValueError(f"{where}.port: must be 0 to 65535")
         return out

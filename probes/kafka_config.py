@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from detector.tomltable import expect_type
 from probes.csvparse import CDR_FIELDS
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -86,7 +87,7 @@ class KafkaConfig:
         for key, value in table.items():
             if key not in known:
                 raise ValueError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
-            values[key] = _typed(f"{where}.{key}", value, known[key].default
+            values[key] = expect_type(f"{where}.{key}", value, known[key].default
                                  if key not in ("bootstrap_servers", "topics") else
                                  ("" if key == "bootstrap_servers" else ()))
         for key in ("bootstrap_servers", "topics"):
@@ -141,22 +142,6 @@ class KafkaConfig:
                              f"ssl_key_password_env")
 
 
-def _typed(where: str, value, default):
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, tuple):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ValueError(f"{where}: expected {type(default).__name__}, got {value!r}")
-    return value
 
 
 def _secret(name: str, file: str, env: str) -> str:
