@@ -29,7 +29,7 @@ import sklearn  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from detector import batch  # noqa: E402
 from detector.features.engine import FeatureEngine  # noqa: E402
-from detector.pipeline import Pipeline  # noqa: E402
+from detector.pipeline import SCORING_INTERVAL_S, Pipeline  # noqa: E402
 from detector.scoring import Policy, Scorer  # noqa: E402
 from detector.world.simulate import WorldParams, simulate_world  # noqa: E402
 from probes.csvparse import read_feed_file  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--subscribers", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--interval", type=int, default=900, help="scoring tick, s of event time")
+    ap.add_argument("--interval", type=int, default=SCORING_INTERVAL_S, help="scoring tick, s of event time")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from detector import model as model_mod
 from detector.config import Config, FeatureConfig
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
-from detector.pipeline import Pipeline, training_rows
+from detector.pipeline import SCORING_INTERVAL_S, Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.rigs import Rig, RigBook, RigPolicy
 from detector.scoring import Flag, Policy, Scorer
@@ -74,7 +74,7 @@ def _engine(loaded: Loaded, features: FeatureConfig) -> FeatureEngine:
     return engine
 
 
-def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = 900,
+def train_on(loaded: Loaded, *, seed: int = 0, interval_s: int = SCORING_INTERVAL_S,
              features: FeatureConfig = FeatureConfig(), start: int | None = None,
              end: int | None = None
              ) -> model_mod.TrainedModel:
@@ -99,7 +99,7 @@ class Scored:
 
 
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
-          rig_policy: RigPolicy = RigPolicy(), interval_s: int = 900,
+          rig_policy: RigPolicy = RigPolicy(), interval_s: int = SCORING_INTERVAL_S,
           features: FeatureConfig = FeatureConfig()) -> Scored:
     engine = features.engine()
     scorer = Scorer(model, policy)

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.features.engine import FeatureEngine
+from detector.pipeline import SCORING_INTERVAL_S
 from detector.rigs import RigPolicy
 from detector.tomltable import expect_type
 from detector.scoring import Policy
@@ -64,7 +65,7 @@ class FeatureConfig:
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     model: Path = Path("models/goipwatch.skops")
-    scoring_interval_s: int = 900
+    scoring_interval_s: int = SCORING_INTERVAL_S
     policy: Policy = Policy()
     rigs: RigPolicy = RigPolicy()
 
@@ -193,7 +194,7 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
             det[name] = cls(**_section(f"{source}: detector", taken[name], cls, base))
         except ValueError as e:
             raise ConfigError(f"{source}: detector: {e}") from e
-    if det.get("scoring_interval_s", 900) < 60:
+    if det.get("scoring_interval_s", SCORING_INTERVAL_S) < 60:
         raise ConfigError(f"{source}: detector.scoring_interval_s: at least 60")
     probes = []
     raw_probes = data.get("probes", [])

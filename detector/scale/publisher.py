@@ -27,7 +27,7 @@ import asyncpg
 import numpy as np
 
 from detector.features.engine import FeatureEngine
-from detector.pipeline import tick_cuts
+from detector.pipeline import SCORING_INTERVAL_S, tick_cuts
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.scale import codec
 from detector.scale.config import ScaleConfig
@@ -99,7 +99,7 @@ def split(batch: CdrBatch, partitions: int) -> dict[int, dict]:
 
 
 class Publisher:
-    def __init__(self, js, pool: asyncpg.Pool, cfg: ScaleConfig, interval_s: int = 900,
+    def __init__(self, js, pool: asyncpg.Pool, cfg: ScaleConfig, interval_s: int = SCORING_INTERVAL_S,
                  lateness_s: int = 3600) -> None:
         self.js = js
         self.pool = pool
