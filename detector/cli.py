@@ -73,7 +73,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         loaded, seed=args.seed, interval_s=cfg.detector.scoring_interval_s,
         features=cfg.features, start=parse_iso(args.start) if args.start else None,
         end=parse_iso(args.end) if args.end else None)
-    labels = batch.read_labels(args.confirmed) if args.confirmed else None
+    labels = None
+    if args.confirmed:    # verdicts from several files (e.g. several regions) are one set
+        labels = {imsi: v for path in args.confirmed for imsi, v in batch.read_labels(path).items()}
     if args.confirmed_from_store:
         if not args.config:
             raise config_mod.ConfigError("--confirmed-from-store reads the store of --config")
@@ -351,9 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", type=Path)
     t.add_argument("--seed", type=int, default=0)
     verdict_source = t.add_mutually_exclusive_group()
-    verdict_source.add_argument("--confirmed", type=Path,
-                                help="analysts' verdicts (CSV imsi,label): also train the "
-                                     "supervised layer that re-ranks flags")
+    verdict_source.add_argument("--confirmed", type=Path, nargs="+",
+                                help="analysts' verdicts (CSV imsi,label; several files are "
+                                     "one set): also train the supervised layer that re-ranks "
+                                     "flags")
     verdict_source.add_argument("--confirmed-from-store", action="store_true",
                                 help="the same from the store's feedback (analysts and the "
                                      "platform's outcomes); needs --config")

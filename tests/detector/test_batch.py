@@ -86,14 +86,15 @@ def test_train_with_analysts_verdicts_adds_the_supervised_layer(tmp_path, small_
                  "--out", str(first)]) == 0
     flagged = [r[0] for r in read(first)[1:]]
     assert len(flagged) >= 10
-    verdicts = tmp_path / "verdicts.csv"
-    verdicts.write_text("imsi,label\n" + "".join(
-        f"{imsi},{'confirm' if i % 2 else 'dismiss'}\n" for i, imsi in enumerate(flagged)))
+    # confirmations and dismissals in two files (two teams, two regions): one set of verdicts
+    confirmed, dismissed = tmp_path / "confirmed.csv", tmp_path / "dismissed.csv"
+    confirmed.write_text("imsi,label\n" + "".join(f"{imsi},confirm\n" for imsi in flagged[1::2]))
+    dismissed.write_text("imsi,label\n" + "".join(f"{imsi},dismiss\n" for imsi in flagged[::2]))
     out = tmp_path / "m.skops"
     # the same baseline window as small_model, so that its replay raises the same flags
     assert main(["train", "--cdr", str(small_world / "cdr.csv"), "--subscribers",
                  str(small_world / "subscribers.csv"), "--start", "2026-10-05T00:00:00Z",
-                 "--end", "2026-10-06T00:00:00Z", "--confirmed", str(verdicts),
+                 "--end", "2026-10-06T00:00:00Z", "--confirmed", str(confirmed), str(dismissed),
                  "--out", str(out)]) == 0
     rerank = json.loads(out.with_suffix(".json").read_text())["rerank"]
     assert rerank["confirmed"] >= 5 and rerank["dismissed"] >= 5
