@@ -167,7 +167,8 @@ class RigBook:
         new += [f for f in self._code_pools(frame, strengths, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            new += [f for f in self._shared_devices(frame, strengths, families, taken, new)
+            new += [f for f in self._shared_devices(frame, strengths, families, taken,
+                                                    list(flagged) + [f.imsi for f in new])
                     if not skip(f)]
             new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
         for f in new:
@@ -330,8 +331,11 @@ class RigBook:
                        "remote", "SIMs answer authentication slowly (remote SIM bank)")
         return out
 
-    def _shared_devices(self, frame, strengths, families, taken, flags) -> list[Flag]:
-        flagged_slots = self.engine.sims.lookup(np.array([int(f.imsi) for f in flags], np.int64))
+    def _shared_devices(self, frame, strengths, families, taken, flagged: list[str]) -> list[Flag]:
+        """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
+        (a gateway's ports take new SIMs long after its first were flagged)."""
+        flagged_slots = self.engine.sims.lookup(np.array(flagged, np.int64))
+        flagged_slots = flagged_slots[flagged_slots >= 0]
         if not len(flagged_slots):
             return []
         s = self.engine.sim_state

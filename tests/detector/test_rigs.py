@@ -287,3 +287,24 @@ def test_a_sim_answering_authentication_slowly_with_one_more_kind_of_evidence_is
     assert set(flags) == {str(banked)}
     assert flags[str(banked)].kind == "rig"
     assert "answers authentication in 2.5 s" in flags[str(banked)].reasons[0]
+
+
+def test_a_sim_in_a_device_of_a_sim_flagged_earlier_joins_its_rig(pipe):
+    """A gateway's ports take new SIMs a day after its first were flagged: a new SIM with one
+    kind of evidence (SMS in) in one of those devices is a rig member; the same SIM behaviour
+    in a phone of its own is not flagged."""
+    gateway = [int(imsi(400 + i)) for i in range(4)]
+    ports = [int(imei(400 + p, tac="86000003")) for p in range(4)]
+    first = run(pipe, calls(gateway_rows(gateway, ports, "460-00-400-1")))
+    assert set(first) == {str(s) for s in gateway}
+    newcomer, control = int(imsi(410)), int(imsi(411))
+    rows = []
+    for sim, dev in ((newcomer, ports[0]), (control, int(imei(411, tac="35209900")))):
+        for k in range(40):      # SMS from a bank's number through the next day
+            rows.append((START + 30 * HOUR + k * 600, sim, dev, "460-00-400-1", 95588, 1, 1, 4, 0))
+    later = run(pipe, calls(rows))
+    assert set(later) == {str(newcomer)}
+    assert later[str(newcomer)].kind == "rig_member"
+    assert later[str(newcomer)].reasons[0] == "shares a device (IMEI) with a flagged SIM"
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in gateway + [newcomer]}
