@@ -68,6 +68,7 @@ class Scorer:
         self._high = np.array([f.suspicious == "high" for f in CATALOG])
         self._low = np.array([f.suspicious == "low" for f in CATALOG])
         self._needs_calls = np.array([f.needs_calls for f in CATALOG])
+        self._without_calls = np.array([f.without_calls for f in CATALOG])
         self._floor = np.array([f.floor for f in CATALOG])
         # feature -> family one-hot, to count independent kinds of evidence per row
         self._family = np.array([[f.family == fam for fam in FAMILIES] for f in CATALOG])
@@ -85,6 +86,7 @@ class Scorer:
             np.where(self._low & (values < self._lo) & (below >= m), below + 1, 0.0)
         callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
         out[~callers[:, None] & self._needs_calls[None, :]] = 0
+        out[callers[:, None] & self._without_calls[None, :]] = 0
         out[values < self._floor[None, :]] = 0
         return out
 

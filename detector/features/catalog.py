@@ -19,6 +19,7 @@ class Feature:
     phrase: str              # "{value} <phrase>"
     fmt: str = "{:.0f}"
     needs_calls: bool = False  # a ratio over calls: compared among callers only
+    without_calls: bool = False  # evidence only for SIMs that are not callers (see CALLERS_MIN_VOICE_OUT)
     family: str = ""           # the behaviour it measures (see FAMILIES)
     floor: float = 0.0         # below this a value is never evidence, whatever the percentiles
 
@@ -35,7 +36,9 @@ CATALOG: tuple[Feature, ...] = (
     Feature("distinct_callees_24h", "high", "distinct numbers contacted in 24 h", family="volume"),
     Feature("callee_repeat_ratio_24h", "low", "share of contacts that were repeats in 24 h", "{:.2f}", needs_calls=True, family="volume"),
     Feature("sms_out_24h", "high", "SMS sent in 24 h", family="sms"),
-    Feature("sms_in_24h", "high", "SMS received in 24 h", family="sms"),
+    # a modem taking codes receives SMS and does not call; a SIM that calls many numbers and
+    # receives many SMS is a busy person's phone (couriers get delivery notices)
+    Feature("sms_in_24h", "high", "SMS received in 24 h", family="sms", without_calls=True),
     Feature("data_sessions_24h", "", "data sessions in 24 h"),
     Feature("distinct_cells_24h", "", "distinct cells in 24 h"),
     Feature("dominant_cell_share_24h", "", "share of activity in the busiest cell in 24 h", "{:.2f}"),

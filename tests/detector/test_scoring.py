@@ -87,6 +87,17 @@ def test_one_chance_neighbour_at_power_on_is_no_evidence(scorer):
     assert fired.tolist() == [False, True, True]
 
 
+
+def test_many_sms_received_are_evidence_only_for_a_sim_that_does_not_call(scorer):
+    """A modem taking codes receives SMS and does not call; a courier calling 80 numbers a
+    day also receives many SMS (delivery notices), which says nothing more about a rig."""
+    v = np.median(population(), axis=0)
+    sms_in = FEATURES.index("sms_in_24h")
+    rows = np.repeat(v[None, :], 2, axis=0)
+    rows[:, sms_in] = 60
+    rows[:, IDX["voice_out_24h"]] = [0, 80]
+    assert (scorer.strengths(rows)[:, sms_in] > 0).tolist() == [True, False]
+
 def test_one_odd_behaviour_alone_does_not_flag(scorer):
     v = np.median(population(), axis=0)
     v[IDX["cards_on_id"]] = 40            # the one rig-like value...
