@@ -29,7 +29,7 @@ from detector import __version__
 from detector.features.catalog import CATALOG, FEATURES
 from detector.forest import FlatForest
 
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4     # 4: the supervised layer no longer takes the registration features
 # Types the pipeline is made of; anything else in a model file is refused.
 TRUSTED_TYPES = frozenset({
     "numpy.log1p", "numpy.ufunc", "numpy.dtype", "numpy.ndarray",
@@ -140,8 +140,15 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
     return TrainedModel(pipeline, manifest)
 
 
+# The supervised layer judges behaviour. Registration features say who sold a card, not what it
+# does: fitted on confirmed flags, which are mostly fresh cards, the layer would learn to wave
+# through old cards used for fraud (sleeping cards, bought real-name cards). Registration
+# stays evidence for the rules (cards on one ID, bulk runs).
+_RERANK_FEATURES = np.array([f.family != "registration" for f in CATALOG])
+
+
 def rerank_inputs(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    return np.column_stack([np.log1p(np.maximum(values, 0)), scores])
+    return np.column_stack([np.log1p(np.maximum(values[:, _RERANK_FEATURES], 0)), scores])
 
 
 def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,

@@ -93,6 +93,21 @@ def test_supervised_layer_round_trips_and_vetoes_what_analysts_dismissed(tmp_pat
     assert rng is not None
 
 
+
+def test_supervised_layer_does_not_judge_a_card_by_its_age(trained):
+    """Confirmed flags are mostly fresh cards: a layer that saw the card's age would learn to
+    veto old cards used for fraud (sleeping cards). Two rows that differ only in registration
+    features get the same probability."""
+    from detector.features.catalog import FEATURES
+    age = FEATURES.index("sim_age_days")
+    values = np.vstack([rows(30, seed=8) * 10 + 40, rows(30, seed=9) + 1])
+    values[:30, age], values[30:, age] = 3, 2000     # confirmed young, dismissed old
+    scores = trained.anomaly_score(values)
+    both = model.with_reranker(trained, values, scores, np.r_[np.ones(30), np.zeros(30)])
+    young, old = values[:1].copy(), values[:1].copy()
+    old[0, age] = 2000
+    assert both.fraud_probability(young, scores[:1]) == both.fraud_probability(old, scores[:1])
+
 def test_supervised_layer_needs_labels_of_both_kinds(trained):
     values = rows(20)
     with pytest.raises(model.ModelError, match="at least 5 confirmed and 5 dismissed"):
