@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -106,3 +108,19 @@ dsn = {json.dumps(dsn)}
 model = {json.dumps(str(model))}
 {sections}""")
     return cfg
+
+
+@asynccontextmanager
+async def store_pool(dsn: str, seed: Callable[[object], Awaitable[None]] | None = None
+                     ) -> AsyncIterator[object]:
+    """A connection pool on the store at ``dsn``, migrated as the daemon's is, filled by
+    ``await seed(pool)`` when given, and closed afterwards."""
+    from detector.store import db
+
+    pool = await db.connect(dsn)
+    try:
+        if seed is not None:
+            await seed(pool)
+        yield pool
+    finally:
+        await pool.close()

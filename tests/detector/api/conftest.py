@@ -14,8 +14,8 @@ from detector import ids
 from detector.api import ApiConfig, Credentials, make_app
 from detector.api.auth import sha256_hex
 from detector.features import state as st
-from detector.store import db
 from detector.store.checkpoint import STATE_LAYOUT
+from detector.testing import store_pool
 
 IMSI = "460001234567890"
 MSISDN = "8613800138000"
@@ -90,12 +90,8 @@ async def seed(pool) -> None:
 
 @pytest.fixture
 async def pool(pg_dsn):
-    p = await db.connect(pg_dsn)
-    try:
-        await seed(p)
+    async with store_pool(pg_dsn, seed) as p:
         yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture

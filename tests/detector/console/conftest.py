@@ -17,7 +17,8 @@ from detector.api.auth import sha256_hex
 from detector.features import state as st
 from detector.rigs import Rig
 from detector.scoring import Flag
-from detector.store import checkpoint, db
+from detector.store import checkpoint
+from detector.testing import store_pool
 
 ANALYST_ID, ANALYST_SECRET = "analyst-desk", "analyst-secret-0123456789"
 POLICE_ID, POLICE_SECRET = "police-platform", "police-secret-0123456789"
@@ -66,12 +67,8 @@ async def seed(pool) -> None:
 
 @pytest.fixture
 async def pool(pg_dsn):
-    p = await db.connect(pg_dsn)
-    try:
-        await seed(p)
+    async with store_pool(pg_dsn, seed) as p:
         yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture

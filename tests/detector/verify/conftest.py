@@ -16,7 +16,7 @@ from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.scoring import Flag
 from detector.store import checkpoint as cp
-from detector.store import db
+from detector.testing import store_pool
 from detector.verify import outbox
 from detector.verify.config import SenderConfig
 from detector.verify.signing import verify_signature
@@ -34,11 +34,8 @@ def _verification_off_afterwards():
 
 @pytest.fixture
 async def pool(pg_dsn):
-    p = await db.connect(pg_dsn)
-    try:
+    async with store_pool(pg_dsn) as p:
         yield p
-    finally:
-        await p.close()
 
 
 def flag(i: int, kind: str = "sim_anomaly", rig_id: str = "", score: float = 0.7,
