@@ -147,24 +147,59 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
 _RERANK_FEATURES = np.array([f.family != "registration" for f in CATALOG])
 
 
+# Each input's allowed direction in the layer: a feature's rig-like side may only raise the
+# probability of fraud (+1 high, -1 low), context features go either way (0), and so does
+# nothing else; the anomaly score may only raise it. Without this a linear layer learns from
+# its dismissed flags (call-centre agents, couriers: heavy callers) that more calls mean less
+# fraud, and holds back a gateway whose fan-out keeps growing.
+_RERANK_SIGNS = np.array([{"high": 1.0, "low": -1.0}.get(f.suspicious, 0.0)
+                          for f in CATALOG if f.family != "registration"] + [1.0])
+
+
 def rerank_inputs(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.column_stack([np.log1p(np.maximum(values[:, _RERANK_FEATURES], 0)), scores])
+
+
+def _signed_logit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
+    """L2 logistic regression with balanced classes (as scikit-learn's, ``C`` = ``c``) whose
+    coefficients keep the signs of ``_RERANK_SIGNS`` (L-BFGS-B with bounds)."""
+    from scipy.optimize import minimize
+
+    weight = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
+    sign = np.where(y == 1, 1.0, -1.0)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, b = theta[:-1], theta[-1]
+        margin = sign * (x @ beta + b)
+        grad_m = -weight * sign / (1.0 + np.exp(margin))       # d/dz of w*log(1+exp(-s z))
+        value = c * float(weight @ np.logaddexp(0.0, -margin)) + 0.5 * float(beta @ beta)
+        return value, np.r_[c * (x.T @ grad_m) + beta, c * grad_m.sum()]
+
+    bounds = [(0.0, None) if sg > 0 else (None, 0.0) if sg < 0 else (None, None)
+              for sg in _RERANK_SIGNS] + [(None, None)]
+    theta = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B",
+                     bounds=bounds, options={"maxiter": 2000}).x
+    logit = LogisticRegression(C=c, class_weight="balanced")
+    logit.classes_ = np.array([0.0, 1.0])
+    logit.coef_, logit.intercept_ = theta[None, :-1], theta[-1:]
+    logit.n_features_in_ = x.shape[1]
+    return logit
 
 
 def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
                   labels: np.ndarray, seed: int = 0) -> TrainedModel:
     """``model`` plus a supervised layer fitted on flagged rows that analysts labelled
     (1 confirmed fraud, 0 dismissed): it re-ranks what the anomaly policy flags. Logistic
-    regression with balanced classes: labels are few, and a simple model says why."""
+    regression with balanced classes: labels are few, and a simple model says why. Its
+    weights keep the rig-like direction of each feature (``_RERANK_SIGNS``)."""
     pos, neg = int(labels.sum()), int(len(labels) - labels.sum())
     if min(pos, neg) < RERANK_MIN_LABELS:
         raise ModelError(f"the supervised layer needs at least {RERANK_MIN_LABELS} confirmed and "
                          f"{RERANK_MIN_LABELS} dismissed flags; have {pos} and {neg}")
-    reranker = Pipeline([
-        ("scale", StandardScaler()),
-        ("logit", LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000,
-                                     random_state=seed)),
-    ]).fit(rerank_inputs(values, scores), labels)
+    scale = StandardScaler().fit(rerank_inputs(values, scores))
+    logit = _signed_logit(scale.transform(rerank_inputs(values, scores)),
+                          np.asarray(labels, float), c=0.5)
+    reranker = Pipeline([("scale", scale), ("logit", logit)])
     manifest = dict(model.manifest, rerank={"confirmed": pos, "dismissed": neg})
     return TrainedModel(model.pipeline, manifest, reranker)
 

@@ -108,6 +108,26 @@ def test_supervised_layer_does_not_judge_a_card_by_its_age(trained):
     old[0, age] = 2000
     assert both.fraud_probability(young, scores[:1]) == both.fraud_probability(old, scores[:1])
 
+
+def test_supervised_layer_never_reads_more_rig_like_behaviour_as_less_fraud(trained):
+    """Dismissed flags that call more than the confirmed ones (call-centre agents beside young
+    gateways) must not teach the layer that more calls mean less fraud: a gateway whose
+    fan-out grows keeps its probability."""
+    from detector.features.catalog import FEATURES
+    calls = [FEATURES.index(f) for f in ("voice_out_24h", "distinct_callees_24h")]
+    data = FEATURES.index("data_sessions_24h")
+    confirmed, dismissed = rows(30, seed=8) + 1, rows(30, seed=9) + 1
+    confirmed[:, calls], dismissed[:, calls] = 20, 200
+    confirmed[:, data], dismissed[:, data] = 0, 15       # what does tell them apart
+    values = np.vstack([confirmed, dismissed])
+    scores = trained.anomaly_score(values)
+    both = model.with_reranker(trained, values, scores, np.r_[np.ones(30), np.zeros(30)])
+    p = both.fraud_probability(values, scores)
+    assert p[:30].mean() > 0.9 and p[30:].mean() < 0.1
+    busier = confirmed[:1].copy()
+    busier[:, calls] = 400
+    assert both.fraud_probability(busier, scores[:1])[0] >= both.fraud_probability(confirmed[:1], scores[:1])[0]
+
 def test_supervised_layer_needs_labels_of_both_kinds(trained):
     values = rows(20)
     with pytest.raises(model.ModelError, match="at least 5 confirmed and 5 dismissed"):
