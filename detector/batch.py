@@ -131,14 +131,14 @@ def read_labels(path: Path) -> dict[str, int]:
 
 
 def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[str, int],
-                 cfg: Config, seed: int = 0) -> model_mod.TrainedModel:
+                 cfg: Config) -> model_mod.TrainedModel:
     """Fit the supervised layer on the labelled flags that ``trained`` raises on ``loaded``."""
     kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
     flags = [f for f in score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs,
                               **kw).flags if f.features and f.imsi in labels]
     values = np.array([[f.features[name] for name in FEATURES] for f in flags]).reshape(-1, len(FEATURES))
     return model_mod.with_reranker(trained, values, np.array([f.score for f in flags]),
-                                   np.array([labels[f.imsi] for f in flags]), seed)
+                                   np.array([labels[f.imsi] for f in flags]))
 
 
 def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:

@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from detector.feedback import verdicts
         labels = _on_store(cfg, verdicts)
     if labels is not None:
-        trained = batch.add_reranker(loaded, trained, labels, cfg, args.seed)
+        trained = batch.add_reranker(loaded, trained, labels, cfg)
     path, manifest = model_mod.save(trained, args.out)
     batch.report_rejected(loaded.rejected, path.with_name(path.stem + ".rejected.csv"))
     print(f"model trained on {trained.manifest['rows']} SIM snapshots "

@@ -187,7 +187,7 @@ def _signed_logit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
 
 
 def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
-                  labels: np.ndarray, seed: int = 0) -> TrainedModel:
+                  labels: np.ndarray) -> TrainedModel:
     """``model`` plus a supervised layer fitted on flagged rows that analysts labelled
     (1 confirmed fraud, 0 dismissed): it re-ranks what the anomaly policy flags. Logistic
     regression with balanced classes: labels are few, and a simple model says why. Its
