@@ -147,13 +147,13 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
 _RERANK_FEATURES = np.array([f.family != "registration" for f in CATALOG])
 
 
-# Each input's allowed direction in the layer: a feature's rig-like side may only raise the
-# probability of fraud (+1 high, -1 low), context features go either way (0), and so does
-# nothing else; the anomaly score may only raise it. Without this a linear layer learns from
-# its dismissed flags (call-centre agents, couriers: heavy callers) that more calls mean less
+# The direction each input may take in the layer: a feature's rig-like side may only raise
+# the probability of fraud (+1 high, -1 low), a context feature (no rig-like side) goes either
+# way, and the anomaly score may only raise it. Unconstrained, a linear layer learns from its
+# dismissed flags (call-centre agents, couriers: heavy callers) that more calls mean less
 # fraud, and holds back a gateway whose fan-out keeps growing.
-_RERANK_SIGNS = np.array([{"high": 1.0, "low": -1.0}.get(f.suspicious, 0.0)
-                          for f in CATALOG if f.family != "registration"] + [1.0])
+_RERANK_SIGNS = np.r_[np.array([{"high": 1.0, "low": -1.0}.get(f.suspicious, 0.0)
+                                for f in CATALOG])[_RERANK_FEATURES], 1.0]
 
 
 def rerank_inputs(values: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -164,6 +164,7 @@ def _signed_logit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
     """L2 logistic regression with balanced classes (as scikit-learn's, ``C`` = ``c``) whose
     coefficients keep the signs of ``_RERANK_SIGNS`` (L-BFGS-B with bounds)."""
     from scipy.optimize import minimize
+    from scipy.special import expit
 
     weight = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
     sign = np.where(y == 1, 1.0, -1.0)
@@ -171,7 +172,7 @@ def _signed_logit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         beta, b = theta[:-1], theta[-1]
         margin = sign * (x @ beta + b)
-        grad_m = -weight * sign / (1.0 + np.exp(margin))       # d/dz of w*log(1+exp(-s z))
+        grad_m = -weight * sign * expit(-margin)       # d/dz of w*log(1+exp(-s z))
         value = c * float(weight @ np.logaddexp(0.0, -margin)) + 0.5 * float(beta @ beta)
         return value, np.r_[c * (x.T @ grad_m) + beta, c * grad_m.sum()]
 
@@ -196,9 +197,9 @@ def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
     if min(pos, neg) < RERANK_MIN_LABELS:
         raise ModelError(f"the supervised layer needs at least {RERANK_MIN_LABELS} confirmed and "
                          f"{RERANK_MIN_LABELS} dismissed flags; have {pos} and {neg}")
-    scale = StandardScaler().fit(rerank_inputs(values, scores))
-    logit = _signed_logit(scale.transform(rerank_inputs(values, scores)),
-                          np.asarray(labels, float), c=0.5)
+    x = rerank_inputs(values, scores)
+    scale = StandardScaler().fit(x)
+    logit = _signed_logit(scale.transform(x), np.asarray(labels, float), c=0.5)
     reranker = Pipeline([("scale", scale), ("logit", logit)])
     manifest = dict(model.manifest, rerank={"confirmed": pos, "dismissed": neg})
     return TrainedModel(model.pipeline, manifest, reranker)
