@@ -40,10 +40,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
+from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import RegistrationBatch, iso
 from detector.scoring import Flag, Scorer
 
@@ -165,6 +168,7 @@ class RigBook:
         new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
         new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
         new += [f for f in self._code_pools(frame, strengths, taken) if not skip(f)]
+        new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
             new += [f for f in self._shared_devices(frame, strengths, families, taken,
@@ -304,6 +308,76 @@ class RigBook:
             flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")
         return out
+
+    def _calling_groups(self, frame, taken) -> list[Flag]:
+        """SIMs that call and text each other from one place, each of them a caller: a box
+        imitating people (its SIMs keep each other company to look social) already at work
+        when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
+        each in contact with two others of the group that had the same busiest cell in the
+        same hour (a 2-core of that contact graph): a family or two colleagues who call each
+        other are a pair or a triangle of light callers; one chance contact is not a group."""
+        engine, need = self.engine, self.policy.co_power_min_sims
+        callers = frame.sims[frame.column("voice_out_24h") >= CALLERS_MIN_VOICE_OUT]
+        edges = self._caller_contacts(callers)
+        # a member needs two such contacts: keep the SIMs of the frame that have them, and
+        # their partners, then look at the contacts among all of those
+        deg = np.bincount(edges[:, 0], minlength=len(callers)) if len(edges) else np.zeros(0, np.int64)
+        seeds = callers[deg >= 2] if len(deg) else callers[:0]
+        if not len(seeds):
+            return []
+        nodes = np.unique(np.r_[seeds, edges[np.isin(callers[edges[:, 0]], seeds), 1]])
+        pairs = self._caller_contacts(nodes)
+        if not len(pairs):
+            return []
+        a, b = nodes[pairs[:, 0]], pairs[:, 1]
+        inside = np.isin(b, nodes)
+        groups = _two_core_groups(np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside]),
+                                  len(nodes))
+        out = []
+        names = list(engine.cells)
+        for members in groups:
+            if len(members) < need:
+                continue
+            # and the callers in contact with two of them, wherever they are (a box's SIMs of
+            # another carrier are in cells of their own network)
+            core = nodes[members]
+            row, other = self._caller_contacts(core, place=False).T
+            joiners, links = np.unique(other[~np.isin(other, core)], return_counts=True)
+            sims = np.r_[core, joiners[links >= 2]]
+            imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
+            if all(i in taken for i in imsis):
+                continue
+            grp = engine.features(sims)
+            strengths = self.scorer.strengths(grp.values)
+            s = engine.sim_state
+            cells = s["slot"]["top_cell"][sims].ravel()
+            cells = cells[cells >= 0]
+            where = names[int(np.bincount(cells).argmax())]
+            row, other = self._caller_contacts(sims, place=False).T
+            mates = np.bincount(row[np.isin(other, sims)], minlength=len(sims))
+            for r, imsi in enumerate(imsis):
+                if imsi in taken:
+                    continue
+                reason = (f"one of {len(sims)} SIMs that call and text each other from the same cells "
+                          f"at the same hours (cell {where}), each of them a caller; in contact with "
+                          f"{mates[r]} of them (a box imitating people)")
+                # structure, like a burst that talks to itself: not put to the supervised layer
+                flag = self._flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
+                self._keep(flag, out, taken, "group", f"{len(sims)} SIMs call each other from cell {where}")
+        return out
+
+    def _caller_contacts(self, sims: np.ndarray, place: bool = True) -> np.ndarray:
+        """(index into ``sims``, slot) pairs of each SIM's contacts of the last day that are
+        callers too, are not registered on the same ID document (a family plan's or a company
+        account's cards call each other) and, with ``place``, shared its busiest cell in some
+        hour."""
+        row, other = self.engine.network_contacts(sims)
+        ids = self.engine.sim_state["id_key"]
+        keep = (self.engine.calls_out_24h(other) >= CALLERS_MIN_VOICE_OUT) & \
+            ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
+        if place:
+            keep &= self.engine.same_place(sims[row], other)
+        return np.stack([row[keep], other[keep]], axis=1)
 
     def _cell_and_model(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per SIM, the busiest cell of its newest hour and the model (TAC: the first 8 of 15
@@ -466,6 +540,8 @@ class RigBook:
                 self._evidence[imsi]["cell"] = (f"machine-like SIMs active together in cell "
                                                 f"{list(self.engine.cells)[cell]}")
             out += together
+        if "group" in self._evidence.get(imsi, {}):  # a calling group
+            out += self._group_partners(slot, fs, fimsi)
         if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell
             pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in map(str, fimsi)],
                               bool)
@@ -475,6 +551,12 @@ class RigBook:
                 same = (theirs[0] == mine[0][0]) & (theirs[1] == mine[1][0])
                 out += [str(x) for x in fimsi[pooled][same]]
         return out
+
+    def _group_partners(self, slot: int, fs: np.ndarray, fimsi: np.ndarray) -> list[str]:
+        """Flagged SIMs of a calling group that ``slot`` is in contact with."""
+        _, other = self.engine.network_contacts(np.array([slot]))
+        mine = np.isin(fs, other)
+        return [str(x) for x in fimsi[mine] if "group" in self._evidence.get(str(x), {})]
 
     def _forget_before(self, hour: int) -> None:
         """Drop hot-cell memory older than ``hour``: it can no longer count (bounded state)."""
@@ -547,3 +629,27 @@ class RigBook:
                                            f"{len(rig.devices)} shared devices")
             out.append(rig)
         return sorted(out, key=lambda r: (r.first, r.id))
+
+
+def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
+    """The connected groups of the 2-core of the undirected graph on ``n`` nodes with edges
+    (``a[i]``, ``b[i]``): nodes with fewer than two neighbours are peeled off until none is
+    left."""
+    keep = a != b
+    a, b = a[keep], b[keep]
+    pair = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+    alive = np.ones(n, bool)
+    while True:
+        live = alive[pair[:, 0]] & alive[pair[:, 1]]
+        deg = np.bincount(pair[live].ravel(), minlength=n)
+        peel = alive & (deg < 2)
+        if not peel.any():
+            break
+        alive &= ~peel
+    live = pair[alive[pair[:, 0]] & alive[pair[:, 1]]]
+    if not len(live):
+        return []
+    graph = coo_matrix((np.ones(len(live)), (live[:, 0], live[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return [np.flatnonzero(alive & (label == g)) for g in np.unique(label[alive])]
+

@@ -128,6 +128,10 @@ class FeatureEngine:
         self._night_slots = np.flatnonzero((np.arange(st.SLOTS) + utc_offset_h) % 24 < 6)
         self.sims = st.KeyIndex()
         self.imeis = st.KeyIndex()
+        # MSISDN -> SIM slot, to know the SIMs of the network among a record's peers; an entry
+        # whose SIM has changed number since is told by the SIM's own msisdn
+        self.numbers = st.KeyIndex()
+        self._number_sim = np.zeros(0, np.int64)
         self.sim_state = st.empty_sim_state(0)
         self.imei_state = st.empty_imei_state(0)
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
@@ -161,6 +165,7 @@ class FeatureEngine:
         s = self.sim_state
         s["activated"][slots] = batch.activated_at
         s["msisdn"][slots] = batch.msisdn
+        self._index_numbers(slots)
         self.unsaved[slots] = True
         self._id_keys_update(slots, batch.id_hash)
         return slots
@@ -181,10 +186,27 @@ class FeatureEngine:
         s = self.sim_state
         s["activated"][slots] = activated_at
         s["msisdn"][slots] = msisdn
+        self._index_numbers(slots)
         s["id_key"][slots] = id_key
         s["id_cards"][slots] = np.minimum(id_cards, 65535)
         self.unsaved[slots] = True
         return slots
+
+    def _index_numbers(self, slots: np.ndarray) -> None:
+        """Point the numbers of ``slots`` (their current msisdn) at them."""
+        numbers = self.sim_state["msisdn"][slots]
+        has = numbers != 0
+        if not has.any():
+            return
+        at, _ = self.numbers.lookup_or_add(numbers[has])
+        self._number_sim = st.grow(self._number_sim, len(self.numbers), lambda n: np.zeros(n, np.int64))
+        self._number_sim[at] = slots[has]
+
+    def _sims_of_numbers(self, numbers: np.ndarray) -> np.ndarray:
+        """The SIM slot that has each number now; -1 for numbers of no SIM seen here."""
+        at = self.numbers.lookup(numbers)
+        sim = np.where(at >= 0, self._number_sim[np.maximum(at, 0)] if len(self._number_sim) else -1, -1)
+        return np.where((sim >= 0) & (self.sim_state["msisdn"][np.maximum(sim, 0)] == numbers), sim, -1)
 
     def _id_keys_update(self, slots: np.ndarray, id_hash: np.ndarray) -> None:
         s = self.sim_state
@@ -226,7 +248,9 @@ class FeatureEngine:
         s = self.sim_state
         self._advance_sims(usims, np.maximum.reduceat(hour, sim_start))
         latest = b.msisdn[np.r_[sim_start[1:], len(sim)] - 1]  # 0 when the record had none
-        s["msisdn"][usims] = np.where(latest != 0, latest, s["msisdn"][usims])
+        renumbered = (latest != 0) & (latest != s["msisdn"][usims])
+        s["msisdn"][usims[renumbered]] = latest[renumbered]
+        self._index_numbers(usims[renumbered])
         s["last_ts"][usims] = np.maximum(s["last_ts"][usims], np.maximum.reduceat(b.ts, sim_start))
 
         k_sim, k_slot = sim[key_start], hour[key_start] % st.SLOTS
@@ -247,7 +271,7 @@ class FeatureEngine:
         self.dirty[usims] = True
         self.unsaved[usims] = True
         self._sync_attaches(b, gcell)
-        self._burst_contacts(b, sim)
+        self._contacts(b, sim, hour)
         self._codes(s, b, sim)
         self._auths(s, b, sim)
         return Applied(usims, late, added)
@@ -349,28 +373,39 @@ class FeatureEngine:
             self.dirty[touched] = True
             self.unsaved[touched] = True
 
-    def _burst_contacts(self, b: CdrBatch, sim: np.ndarray) -> None:
-        """Calls and SMS between SIMs that powered on together (same cell, same burst): each
-        end marks the other in ``talk_bits``. A box whose SIMs call and text each other to
-        look like people shows itself this way on its first day; phones that happened to
-        switch on together rarely know each other."""
-        s = self.sim_state
-        since = self.watermark - 24 * _HOUR - self.lateness_s   # bursts of the last day
-        contact = (b.record_type != RecordType.DATA) & (b.record_type < RecordType.SIGNAL) & \
-            (b.peer != 0) & (s["sync_ts"][sim] > since)
-        if not contact.any():
+    def _contacts(self, b: CdrBatch, sim: np.ndarray, hour: np.ndarray) -> None:
+        """Calls and SMS between two SIMs of the network, either way: each end remembers the
+        other (``mates``, the latest :data:`st.MATES`), and SIMs that powered on together
+        (same cell, same burst) also mark each other in ``talk_bits``. A box whose SIMs call
+        and text each other to look like people shows itself this way; phones that happened
+        to switch on together rarely know each other."""
+        contact = np.flatnonzero((b.record_type != RecordType.DATA) & (b.record_type < RecordType.SIGNAL) &
+                                 (b.peer != 0))
+        if not len(contact):
             return
-        n = len(self.sims)
-        bursty = np.flatnonzero((s["sync_ts"][:n] > since) & (s["msisdn"][:n] != 0))
-        by_number = bursty[np.argsort(s["msisdn"][bursty], kind="stable")]
-        numbers = s["msisdn"][by_number]
-        peer, a = b.peer[contact], sim[contact]
-        at = np.minimum(np.searchsorted(numbers, peer), len(numbers) - 1)
-        found = numbers[at] == peer
+        other = self._sims_of_numbers(b.peer[contact])
+        a = sim[contact]
+        found = (other >= 0) & (other != a)
         if not found.any():
             return
-        a, other = a[found], by_number[at[found]]
-        same = (a != other) & (s["sync_cell"][a] == s["sync_cell"][other]) & \
+        a, other, h = a[found], other[found], hour[contact[found]]
+        imsi = self.sims.keys_by_slot
+        owner, mate, at = np.r_[a, other], np.r_[imsi[other], imsi[a]], np.r_[h, h]
+        order = _sort_order(mate, owner)
+        owner, mate, at = owner[order], mate[order], at[order]
+        start = _runs(owner, mate)
+        self._remember(owner[start], mate[start], np.maximum.reduceat(at, start), "mates", "mate_hour")
+        touched = np.unique(owner)
+        self.unsaved[touched] = True
+        self._burst_contacts(a, other)
+
+    def _burst_contacts(self, a: np.ndarray, other: np.ndarray) -> None:
+        """``talk_bits`` of the pairs (``a``, ``other``) in contact that share a burst of the
+        last day."""
+        s = self.sim_state
+        since = self.watermark - 24 * _HOUR - self.lateness_s   # bursts of the last day
+        same = (s["sync_ts"][a] > since) & (s["sync_ts"][other] > since) & \
+            (s["sync_cell"][a] == s["sync_cell"][other]) & \
             (np.abs(s["sync_ts"][a] - s["sync_ts"][other]) <= 4 * SYNC_WINDOW_S)
         a, other = a[same], other[same]
         if not len(a):
@@ -380,7 +415,6 @@ class FeatureEngine:
         before = s["talk_bits"][touched].copy()
         np.bitwise_or.at(s["talk_bits"], a, _bits(imsi[other], 64))
         np.bitwise_or.at(s["talk_bits"], other, _bits(imsi[a], 64))
-        self.unsaved[touched] = True
         self._wake_bursts(touched[s["talk_bits"][touched] != before])
 
     def _codes(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
@@ -450,6 +484,29 @@ class FeatureEngine:
         both = (s["sync_ts"][sims] > 0) & (s["prev_sync_ts"][sims] > 0)
         common = s["sync_bits"][sims] & s["prev_sync_bits"][sims]
         return np.where(both & (common != 0), np.round(linear_count(common, 64)), 0).astype(np.int64)
+
+    def network_contacts(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The SIMs of the network each of ``sims`` called, texted or heard from in the last
+        24 h and that are held here, as pairs (index into ``sims``, slot of the other)."""
+        s = self.sim_state
+        recent = (s["mates"][sims] != 0) & (s["mate_hour"][sims] >= self.watermark // _HOUR - 23)
+        row, col = np.nonzero(recent)
+        other = self.sims.lookup(s["mates"][sims][row, col])
+        held = other >= 0
+        return row[held], other[held]
+
+    def calls_out_24h(self, sims: np.ndarray) -> np.ndarray:
+        """MO voice calls in each SIM's 24 h window."""
+        return self.sim_state["slot"]["cnt"][sims, :, st.VOICE_OUT].sum(axis=1, dtype=np.int64)
+
+    def same_place(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether SIMs ``a[i]`` and ``b[i]`` had the same busiest cell in some hour of their
+        24 h windows: together in one place at one time, not just in the same area."""
+        s = self.sim_state
+        k = np.arange(st.SLOTS)
+        la, lb = s["last_hour"][a].astype(np.int64)[:, None], s["last_hour"][b].astype(np.int64)[:, None]
+        ca, cb = s["slot"]["top_cell"][a], s["slot"]["top_cell"][b]
+        return ((la - (la - k) % st.SLOTS == lb - (lb - k) % st.SLOTS) & (ca == cb) & (ca >= 0)).any(axis=1)
 
     @staticmethod
     def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray,
@@ -564,7 +621,7 @@ class FeatureEngine:
         ss, dd = sim[order], dev[order]
         start = _runs(ss, dd)
         phour = np.maximum.reduceat(hour[order], start)
-        self._remember_devices(ss[start], imei[order][start], phour)
+        self._remember(ss[start], imei[order][start], phour, "imei", "imei_hour")
 
     def _device_sims(self, dev: np.ndarray, hour: np.ndarray, imsi: np.ndarray) -> None:
         """Device side: which SIMs each device carried, per hour."""
@@ -579,30 +636,34 @@ class FeatureEngine:
         d["slot"]["sims"][dev[start], slot[start]] |= np.bitwise_or.reduceat(
             _bits(imsi[order], st.BITS_CALLEES), start)
 
-    def _remember_devices(self, psim: np.ndarray, pimei: np.ndarray, phour: np.ndarray) -> None:
+    def _remember(self, psim: np.ndarray, pkey: np.ndarray, phour: np.ndarray, keys: str, hours: str) -> None:
+        """Per SIM, the most recent keys (devices, mates) with the hour each was last seen, in
+        the fixed-size columns ``keys``/``hours`` of its record; (``psim``, ``pkey``) pairs
+        are unique."""
         s = self.sim_state
-        table, seen = s["imei"][psim], s["imei_hour"][psim]
-        match = table == pimei[:, None]
+        table, seen = s[keys][psim], s[hours][psim]
+        width = table.shape[1]
+        match = table == pkey[:, None]
         known = match.any(axis=1)
         if known.any():
             r = np.flatnonzero(known)
             c = match[r].argmax(axis=1)
-            s["imei_hour"][psim[r], c] = np.maximum(seen[r, c], phour[r])
+            s[hours][psim[r], c] = np.maximum(seen[r, c], phour[r])
         new = ~known
         if not new.any():
             return
-        nsim, nimei, nhour = psim[new], pimei[new], phour[new]
-        # per SIM, newest device first (ties: lowest IMEI first)
-        order = _sort_order(nimei, nhour.max() - nhour, nsim)
-        nsim, nimei, nhour = nsim[order], nimei[order], nhour[order]
+        nsim, nkey, nhour = psim[new], pkey[new], phour[new]
+        # per SIM, newest first (ties: lowest key first)
+        order = _sort_order(nkey, nhour.max() - nhour, nsim)
+        nsim, nkey, nhour = nsim[order], nkey[order], nhour[order]
         first = np.r_[True, nsim[1:] != nsim[:-1]]
         rank = np.arange(len(nsim)) - np.maximum.accumulate(np.where(first, np.arange(len(nsim)), 0))
-        fits = rank < st.IMEI_SLOTS
-        nsim, nimei, nhour, rank = nsim[fits], nimei[fits], nhour[fits], rank[fits]
-        oldest_first = np.argsort(s["imei_hour"][nsim], axis=1, kind="stable")
+        fits = rank < width
+        nsim, nkey, nhour, rank = nsim[fits], nkey[fits], nhour[fits], rank[fits]
+        oldest_first = np.argsort(s[hours][nsim], axis=1, kind="stable")
         col = oldest_first[np.arange(len(nsim)), rank]
-        s["imei"][nsim, col] = nimei
-        s["imei_hour"][nsim, col] = nhour
+        s[keys][nsim, col] = nkey
+        s[hours][nsim, col] = nhour
 
     def take_dirty(self) -> np.ndarray:
         """SIM slots touched since the last call, and forget them."""
@@ -728,6 +789,7 @@ class FeatureEngine:
             slots, _ = self._sim_slots(np.array(sim_keys, np.int64))
             self.sim_state[slots] = np.frombuffer(b"".join(sim_blobs), st.SIM_STATE)
             self.events[slots] = _slot_events(self.sim_state["slot"]["cnt"][slots]).sum(axis=1)
+            self._index_numbers(slots)
         if imei_keys:
             slots, _ = self.imeis.lookup_or_add(np.array(imei_keys, np.int64))
             self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
@@ -739,7 +801,8 @@ class FeatureEngine:
     def state_bytes(self) -> dict[str, float]:
         n_sims, n_imeis = len(self.sims), len(self.imeis)
         index = 3 * 8  # sorted key, slot, key-by-slot per entry
-        per_sim = st.SIM_STATE.itemsize + self.events.itemsize + index
+        # the number index too (its entries and the SIM of each)
+        per_sim = st.SIM_STATE.itemsize + self.events.itemsize + index + index + 8
         total = n_sims * per_sim + n_imeis * (st.IMEI_STATE.itemsize + index)
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,

@@ -12,6 +12,7 @@ import numpy as np
 
 SLOTS = 24                 # hourly slots: the 24 h window
 IMEI_SLOTS = 6             # devices remembered per SIM
+MATES = 8                  # SIMs of the network a SIM was last in contact with
 BITS_CALLEES = 64          # linear-counting bitmap of peers per hour
 BITS_CELLS = 32            # linear-counting bitmap of cells per hour
 
@@ -53,6 +54,8 @@ SIM_STATE = np.dtype([
     ("prev_sync_ts", "<i8"),
     ("prev_sync_bits", "<u8"),
     ("talk_bits", "<u8"),                      # companions of a burst it called, texted or heard from
+    ("mates", "<i8", (MATES,)),                # IMSIs of SIMs of the network it called, texted or heard from
+    ("mate_hour", "<i4", (MATES,)),            # hour of the latest contact with each
     ("code_ts", "<i8"),                        # newest SMS received from a verification-code sender
     # the SIM's answers to authentication: decayed count and sum of latencies (ms), newest time
     ("auth", "<f4", (2,)),
@@ -73,6 +76,7 @@ def empty_sim_state(n: int) -> np.ndarray:
     s["last_hour"] = -1
     s["slot"] = EMPTY_SIM_SLOT
     s["imei_hour"] = -1
+    s["mate_hour"] = -1
     s["id_cards"] = 1
     return s
 

@@ -308,3 +308,64 @@ def test_a_sim_in_a_device_of_a_sim_flagged_earlier_joins_its_rig(pipe):
     assert later[str(newcomer)].reasons[0] == "shares a device (IMEI) with a flagged SIM"
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in gateway + [newcomer]}
+
+
+def _calling_circle(sims, devs, cells, t0, number):
+    """Each SIM calls or texts every other once, both records written (MO in the caller's
+    cell, MT in the callee's), an hour apart per caller."""
+    rows = []
+    for i, (s, d) in enumerate(zip(sims, devs)):
+        for k, j in enumerate(j for j in range(len(sims)) if j != i):
+            t = t0 + i * HOUR + 300 * k
+            kind = k % 2      # a call, then an SMS
+            rows.append((t, s, d, cells[i], number[sims[j]], 0, kind, 0, 0 if kind else 90))
+            rows.append((t, sims[j], devs[j], cells[j], number[s], 1, kind, 0, 0 if kind else 90))
+    return rows
+
+
+def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe):
+    """A box imitating people whose power-on was never seen: human-like days in one cell, and
+    its SIMs call and text each other; a fourth SIM of it, on another carrier's cell, calls two
+    of them. Beside it, three people who call each other as much but from cells of their own,
+    and a family on one ID document calling each other at home, are not flagged."""
+    rng = np.random.default_rng(5)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(800 + i)) for i in range(4)]
+    apart = [int(imsi(820 + i)) for i in range(3)]
+    family = [int(imsi(840 + i)) for i in range(3)]
+    everyone = box + apart + family
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    pipe.register(registrations(family, "family-id", 898600000000840, "CH0001", START - 400 * 86400))
+    home = {s: "460-00-530-1" for s in box[:3]} | {box[3]: "460-11-530-1"} | \
+        {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family}
+    rows = []
+    for s in everyone:
+        rows += _person_day(s, devs[s], day0, home[s], rng, 8613830000000 + 10 * (s % 100) + np.arange(5))
+    for group in (box[:3], apart, family):
+        rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
+                                day0 + 9 * HOUR, number)
+    rows += _calling_circle([box[3], box[0], box[1]], [devs[box[3]], devs[box[0]], devs[box[1]]],
+                            [home[box[3]], home[box[0]], home[box[1]]], day0 + 13 * HOUR, number)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert {f.kind for f in flags.values()} == {"rig"}
+    assert all("call and text each other from the same cells" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+    assert "call each other from cell 460-00-530-1" in rig.summary()
+
+
+def test_a_calling_group_is_not_put_to_the_supervised_layer(pipe, monkeypatch):
+    """Its SIMs look like people by design; the group is the evidence."""
+    monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
+    rng = np.random.default_rng(6)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(860 + i)) for i in range(3)]
+    devs = [int(imei(860 + i, tac="35209900")) for i in range(3)]
+    number = {s: 8613000000000 + s % 10**11 for s in box}
+    rows = []
+    for s, d in zip(box, devs):
+        rows += _person_day(s, d, day0, "460-00-560-1", rng, 8613860000000 + 10 * (s % 100) + np.arange(5))
+    rows += _calling_circle(box, devs, ["460-00-560-1"] * 3, day0 + 9 * HOUR, number)
+    assert set(run(pipe, calls(rows))) == {str(s) for s in box}

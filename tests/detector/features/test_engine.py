@@ -160,8 +160,8 @@ def test_state_size_is_bounded():
     e.apply(batch([(i, SIM + i, DATA, MO, 1, 0, 0, OK, PHONE + 10 * i) for i in range(100)]))
     size = e.state_bytes()
     assert size["sims"] == 100 and size["imeis"] == 100
-    assert st.SIM_STATE.itemsize <= 1112
-    assert size["bytes_per_sim"] < 1400
+    assert st.SIM_STATE.itemsize <= 1208
+    assert size["bytes_per_sim"] < 1500
 
 
 def test_sort_order_is_lexsort():
@@ -359,3 +359,37 @@ def test_authentication_latency_is_a_decayed_mean_whatever_the_batches():
         assert latency[0] == pytest.approx((w * 2000 + 4000) / (w + 1), rel=1e-5)
         assert answers[0] == pytest.approx(1 + w, rel=1e-5)
     assert whole.features(np.arange(1)).activity.tolist() == [0]     # not traffic
+
+
+def _mates(e, imsi):
+    row, other = e.network_contacts(e.sims.lookup(np.array([imsi])))
+    return sorted(int(x) for x in e.sims.keys_by_slot[other])
+
+
+def test_calls_and_sms_between_sims_of_the_network_are_remembered_at_both_ends():
+    e = FeatureEngine()
+    a, b, c = SIM, SIM + 1, SIM + 2
+    number = lambda s: s % 10**11 + 8613000000000    # noqa: E731
+    e.apply(batch([(0, a, DATA, MO, 60, 0, 0, OK, PHONE), (0, b, DATA, MO, 60, 0, 0, OK, PHONE + 10),
+                   (0, c, DATA, MO, 60, 0, 0, OK, PHONE + 20)]))
+    e.apply(batch([(60, a, VOICE, MO, 30, number(b), 0, ANSWERED, PHONE),        # a calls b
+                   (120, c, SMS, MT, 0, number(a), 1, DELIVERED, PHONE + 20),     # c hears from a
+                   (180, b, VOICE, MO, 30, 8613999999999, 0, ANSWERED, PHONE + 10)]))  # off-net
+    assert _mates(e, a) == [b, c] and _mates(e, b) == [a] and _mates(e, c) == [a]
+    # a number that moved to another SIM no longer leads to the SIM that had it
+    e.apply(batch([(240, SIM + 3, DATA, MO, 60, 0, 0, OK, PHONE + 30)]))
+    e.sim_state["msisdn"][e.sims.lookup(np.array([b]))] = 8613777777777
+    e.apply(batch([(300, c, VOICE, MO, 30, number(b), 1, ANSWERED, PHONE + 20)]))
+    assert _mates(e, c) == [a]
+    # contacts older than a day are forgotten
+    e.apply(batch([(25 * 3600, a, DATA, MO, 60, 0, 0, OK, PHONE)]))
+    assert _mates(e, a) == []
+
+
+def test_only_the_latest_mates_are_kept():
+    e = FeatureEngine()
+    others = [SIM + 1 + i for i in range(st.MATES + 2)]
+    e.apply(batch([(0, s, DATA, MO, 60, 0, 0, OK, PHONE + 10 * i) for i, s in enumerate(others)]))
+    for i, s in enumerate(others):     # one an hour (the memory's resolution)
+        e.apply(batch([(3600 * (i + 1), SIM, SMS, MO, 0, s % 10**11 + 8613000000000, 0, DELIVERED, PHONE)]))
+    assert _mates(e, SIM) == others[-st.MATES:]
