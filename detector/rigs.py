@@ -16,17 +16,21 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    each other (``co_power_min_sims`` of them take part: a box imitating people) and modems of
    a burst that receive verification codes with ``co_power_min_sims`` of its SIMs and
    neither call, are called nor use data (a modem pool);
-3. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
+3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
+   other from one place (busiest cells the same in the same hour), not on one ID document,
+   each linked to two others of the group — a box imitating people already at work, its
+   power-on missed (``rig``; callers in contact with two of them join it);
+4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
    and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
-4. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
+5. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
    a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
    ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
    enough kinds of evidence besides its registration), used or not (``bulk_registration``);
-5. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts
-   and bulk registrations) with a stable id and an evidence summary.
+6. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
+   calling groups and bulk registrations) with a stable id and an evidence summary.
 
 Single behaviours never flag here either: co-location needs a second kind of evidence, and
 an association needs a flagged SIM on the other end.
@@ -510,8 +514,8 @@ class RigBook:
                 self._union(f.imsi, other)
 
     def _partners(self, imsi: str) -> list[str]:
-        """Flagged SIMs that share a device, a hot cell, a power-on burst or a bulk registration
-        with ``imsi``."""
+        """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
+        bulk registration with ``imsi``."""
         out = [str(m) for m in self._bulk_of.get(int(imsi), ()) if str(m) != imsi]
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:
