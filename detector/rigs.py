@@ -318,15 +318,15 @@ class RigBook:
         imitating people (its SIMs keep each other company to look social) already at work
         when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
         each in contact with two others of the group that had the same busiest cell in the
-        same hour (a 2-core of that contact graph): a family or two colleagues who call each
-        other are a pair or a triangle of light callers; one chance contact is not a group."""
+        same hour and are not on its ID document (a 2-core of that contact graph): a family or
+        a company account calls among cards of one ID, friends are rarely all callers in one
+        cell at one hour, and one chance contact is not a group."""
         engine, need = self.engine, self.policy.co_power_min_sims
         callers = frame.sims[frame.column("voice_out_24h") >= CALLERS_MIN_VOICE_OUT]
         edges = self._caller_contacts(callers)
         # a member needs two such contacts: keep the SIMs of the frame that have them, and
         # their partners, then look at the contacts among all of those
-        deg = np.bincount(edges[:, 0], minlength=len(callers)) if len(edges) else np.zeros(0, np.int64)
-        seeds = callers[deg >= 2] if len(deg) else callers[:0]
+        seeds = callers[np.bincount(edges[:, 0], minlength=len(callers)) >= 2]
         if not len(seeds):
             return []
         nodes = np.unique(np.r_[seeds, edges[np.isin(callers[edges[:, 0]], seeds), 1]])
@@ -345,7 +345,7 @@ class RigBook:
             # and the callers in contact with two of them, wherever they are (a box's SIMs of
             # another carrier are in cells of their own network)
             core = nodes[members]
-            row, other = self._caller_contacts(core, place=False).T
+            _, other = self._caller_contacts(core, place=False).T
             joiners, links = np.unique(other[~np.isin(other, core)], return_counts=True)
             sims = np.r_[core, joiners[links >= 2]]
             imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
