@@ -25,7 +25,9 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
    and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
 5. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
-   a device (IMEI) with a flagged SIM (``rig_member``), and the cards of a **bulk
+   a device (IMEI) with a flagged SIM (``rig_member``), a SIM that powered on with a flagged
+   SIM and passes the anomaly policy on its own, whatever the supervised layer says
+   (``rig_member``: a card of a box too small for the group rules), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
    ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
    enough kinds of evidence besides its registration), used or not (``bulk_registration``);
@@ -175,8 +177,11 @@ class RigBook:
         new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            new += [f for f in self._shared_devices(frame, strengths, families, taken,
-                                                    list(flagged) + [f.imsi for f in new])
+            known = self.engine.sims.lookup(np.array(list(flagged) + [f.imsi for f in new], np.int64))
+            known = known[known >= 0]
+            new += [f for f in self._shared_devices(frame, strengths, families, taken, known)
+                    if not skip(f)]
+            new += [f for f in self._burst_companions(frame, strengths, families, taken, known)
                     if not skip(f)]
             new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
         for f in new:
@@ -409,11 +414,9 @@ class RigBook:
                        "remote", "SIMs answer authentication slowly (remote SIM bank)")
         return out
 
-    def _shared_devices(self, frame, strengths, families, taken, flagged: list[str]) -> list[Flag]:
+    def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
         """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
         (a gateway's ports take new SIMs long after its first were flagged)."""
-        flagged_slots = self.engine.sims.lookup(np.array(flagged, np.int64))
-        flagged_slots = flagged_slots[flagged_slots >= 0]
         if not len(flagged_slots):
             return []
         s = self.engine.sim_state
@@ -432,6 +435,38 @@ class RigBook:
             if flag is not None:
                 out.append(flag)
                 taken.add(imsi)
+        return out
+
+    def _burst_companions(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
+        """SIMs of the frame that powered on with a flagged SIM and pass the anomaly policy on
+        their own, but that the supervised layer held back: the layer weighs one SIM's
+        behaviour, and a card of a small box (two or three SIMs, below every group rule) can
+        look to it like a busy person; its flagged companion is the link it does not see."""
+        if not len(flagged_slots):
+            return []
+        policy = self.scorer.policy
+        own = (frame.activity >= policy.min_events_24h) & (families >= policy.min_reasons)
+        if not own.any():
+            return []
+        flagged = np.zeros(len(self.engine.sims), bool)
+        flagged[flagged_slots] = True
+        companions = self.engine.burst_members(frame.sims, flagged)
+        rows = np.flatnonzero(own & (companions >= 1))
+        if not len(rows):
+            return []
+        rows = rows[self.scorer.model.anomaly_score(frame.values[rows]) > self.scorer.threshold]
+        s, names = self.engine.sim_state, list(self.engine.cells)
+        out = []
+        for r in rows:
+            imsi = str(int(frame.imsi[r]))
+            if imsi in taken:
+                continue
+            rec = s[frame.sims[r]]
+            reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
+                      f"cell {names[rec['sync_cell']]} at {iso(rec['sync_ts'])} (signalling), and "
+                      f"rig-like on its own")
+            flag = self._flag(frame, strengths, r, "rig_member", reason, vetoable=False)
+            self._keep(flag, out, taken, "power", f"SIMs power on together in cell {names[rec['sync_cell']]}")
         return out
 
     def _bulk_siblings(self, taken, flags) -> list[Flag]:

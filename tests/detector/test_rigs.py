@@ -310,6 +310,30 @@ def test_a_sim_in_a_device_of_a_sim_flagged_earlier_joins_its_rig(pipe):
     assert rig.sims == {str(s) for s in gateway + [newcomer]}
 
 
+def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pipe, monkeypatch):
+    """A box of two cards, below every group rule: its first card is flagged; the layer holds
+    the second back, yet it powered on with the first and is rig-like on its own. The same
+    behaviour in a SIM that powered on alone, or with no flagged SIM, stays vetoed."""
+    pair = [int(imsi(900 + i)) for i in range(2)]
+    pair_devs = [int(imei(900 + i, tac="86000004")) for i in range(2)]
+    loner, loner_dev = int(imsi(910)), int(imei(910, tac="86000004"))
+    first = run(pipe, calls(_power_on(pair, pair_devs, START - 60, "460-00-570-1") +
+                            gateway_rows(pair[:1], pair_devs[:1], "460-00-570-1", hours=3)))
+    assert set(first) == {str(pair[0])}
+    monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
+    later = 3 * HOUR
+    work = gateway_rows(pair[1:], pair_devs[1:], "460-00-570-1", hours=3) + \
+        gateway_rows([loner], [loner_dev], "460-00-570-2", hours=3, victim0=8613600000000)
+    rows = _power_on([loner], [loner_dev], START + later - 60, "460-00-570-2") + \
+        [(t + later, *rest) for t, *rest in work]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(pair[1])}
+    assert flags[str(pair[1])].kind == "rig_member"
+    assert flags[str(pair[1])].reasons[0].startswith("powered on within 30 s of 1 flagged SIM(s) in cell 460-00-570-1")
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in pair}
+
+
 def _calling_circle(sims, devs, cells, t0, number):
     """Each SIM calls or texts every other once, both records written (MO in the caller's
     cell, MT in the callee's), an hour apart per caller."""
