@@ -177,9 +177,9 @@ class RigBook:
         new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            known = self.engine.sims.lookup(np.array(list(flagged) + [f.imsi for f in new], np.int64))
-            known = known[known >= 0]
-            new += [f for f in self._shared_devices(frame, strengths, families, taken, known)
+            fresh = self._slots([f.imsi for f in new])
+            known = np.r_[self._slots(list(flagged)), fresh]
+            new += [f for f in self._shared_devices(frame, strengths, families, taken, known, fresh)
                     if not skip(f)]
             new += [f for f in self._burst_companions(frame, strengths, families, taken, known)
                     if not skip(f)]
@@ -187,6 +187,11 @@ class RigBook:
         for f in new:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
+
+    def _slots(self, imsis: list[str]) -> np.ndarray:
+        """SIM slots of ``imsis`` that the engine holds."""
+        slots = self.engine.sims.lookup(np.array(imsis, np.int64))
+        return slots[slots >= 0]
 
     def _hot_cells(self, frame, strengths, families, taken) -> list[Flag]:
         s = self.engine.sim_state[frame.sims]
@@ -414,16 +419,39 @@ class RigBook:
                        "remote", "SIMs answer authentication slowly (remote SIM bank)")
         return out
 
-    def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
+    def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray,
+                        fresh_slots: np.ndarray) -> list[Flag]:
         """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
-        (a gateway's ports take new SIMs long after its first were flagged)."""
-        if not len(flagged_slots):
-            return []
+        (a gateway's ports take new SIMs long after its first were flagged), and SIMs that
+        used a device of a SIM flagged this tick earlier in the day and have been quiet since
+        (a SIM bank rotates SIMs through a port: the one before may be gone when the port's
+        next SIM is flagged)."""
         s = self.engine.sim_state
-        dev = s["imei"][flagged_slots]
-        dev = np.unique(dev[dev != 0])
-        cand = frame.sims
-        shares = np.isin(s["imei"][cand], dev).any(axis=1) & (families >= 1)
+        out = self._device_users(frame, strengths, families, taken, self._devices(flagged_slots))
+        dev = self._devices(fresh_slots)
+        if not len(dev):
+            return out
+        n = len(self.engine.sims)
+        recent = s["imei_hour"][:n] >= self.engine.watermark // 3600 - 23
+        earlier = np.flatnonzero((np.isin(s["imei"][:n], dev) & recent).any(axis=1))
+        earlier = earlier[~np.isin(earlier, frame.sims)]
+        if len(earlier):
+            quiet = self.engine.features(earlier)
+            strengths = self.scorer.strengths(quiet.values)
+            out += self._device_users(quiet, strengths, self.scorer.families(strengths), taken, dev,
+                                      self.engine.watermark)
+        return out
+
+    def _devices(self, slots: np.ndarray) -> np.ndarray:
+        dev = self.engine.sim_state["imei"][slots]
+        return np.unique(dev[dev != 0])
+
+    def _device_users(self, frame, strengths, families, taken, dev: np.ndarray,
+                      at: int | None = None) -> list[Flag]:
+        """Rows of ``frame`` with one kind of rig-like evidence whose SIM used one of ``dev``."""
+        if not len(dev):
+            return []
+        shares = np.isin(self.engine.sim_state["imei"][frame.sims], dev).any(axis=1) & (families >= 1)
         out = []
         for r in np.flatnonzero(shares):
             imsi = str(int(frame.imsi[r]))
@@ -431,7 +459,7 @@ class RigBook:
                 continue
             # the device link is structure the supervised layer does not see (as for bursts)
             flag = self._flag(frame, strengths, r, "rig_member",
-                              "shares a device (IMEI) with a flagged SIM", vetoable=False)
+                              "shares a device (IMEI) with a flagged SIM", at, vetoable=False)
             if flag is not None:
                 out.append(flag)
                 taken.add(imsi)

@@ -310,6 +310,26 @@ def test_a_sim_in_a_device_of_a_sim_flagged_earlier_joins_its_rig(pipe):
     assert rig.sims == {str(s) for s in gateway + [newcomer]}
 
 
+def test_a_sim_that_left_a_port_before_the_port_was_flagged_joins_its_rig(pipe):
+    """A SIM bank rotates SIMs through a gateway's port: the port's first SIM worked an hour,
+    too briefly to be flagged, and went quiet; when the port's next SIM is flagged, the first
+    is found through the device. A SIM as busy in another device stays unflagged."""
+    port, other_dev = int(imei(920, tac="86000005")), int(imei(921, tac="86000005"))
+    first, nxt, control = int(imsi(920)), int(imsi(921)), int(imsi(922))
+    early = gateway_rows([first], [port], "460-00-580-1", hours=1) + \
+        gateway_rows([control], [other_dev], "460-00-580-2", hours=1, victim0=8613700000000)
+    assert not run(pipe, calls(early))
+    later = 2 * HOUR
+    flags = run(pipe, calls([(t + later, *rest) for t, *rest in
+                             gateway_rows([nxt], [port], "460-00-580-1", hours=3, victim0=8613710000000)]))
+    assert set(flags) == {str(nxt), str(first)}
+    assert flags[str(first)].kind == "rig_member"
+    assert flags[str(first)].reasons[0] == "shares a device (IMEI) with a flagged SIM"
+    assert flags[str(first)].flagged_at >= flags[str(nxt)].flagged_at   # when the link was seen
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(first), str(nxt)}
+
+
 def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pipe, monkeypatch):
     """A box of two cards, below every group rule: its first card is flagged; the layer holds
     the second back, yet it powered on with the first and is rig-like on its own. The same
