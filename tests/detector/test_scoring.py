@@ -98,6 +98,17 @@ def test_many_sms_received_are_evidence_only_for_a_sim_that_does_not_call(scorer
     rows[:, IDX["voice_out_24h"]] = [0, 80]
     assert (scorer.strengths(rows)[:, sms_in] > 0).tolist() == [True, False]
 
+def test_a_few_more_sms_sent_than_most_is_no_evidence(scorer):
+    """Couriers and enterprise cards send 9 or 10 SMS a day, past the population's 99th
+    percentile; a spam box sends hundreds."""
+    v = np.median(population(), axis=0)
+    sms_out = FEATURES.index("sms_out_24h")
+    rows = np.repeat(v[None, :], 2, axis=0)
+    rows[:, sms_out] = [9, 60]
+    assert scorer.model.reference("sms_out_24h")["p99"] < 9
+    assert (scorer.strengths(rows)[:, sms_out] > 0).tolist() == [False, True]
+
+
 def test_one_odd_behaviour_alone_does_not_flag(scorer):
     v = np.median(population(), axis=0)
     v[IDX["cards_on_id"]] = 40            # the one rig-like value...
