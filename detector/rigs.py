@@ -24,8 +24,8 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
    and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
-5. flags the **associates** of flagged SIMs: an active SIM with rig-like behaviour that shares
-   a device (IMEI) with a flagged SIM (``rig_member``), a SIM that powered on with a flagged
+5. flags the **associates** of flagged SIMs: a SIM with rig-like behaviour that shares a
+   device (IMEI) with a flagged SIM, now or earlier in the day (``rig_member``), a SIM that powered on with a flagged
    SIM and passes the anomaly policy on its own, whatever the supervised layer says
    (``rig_member``: a card of a box too small for the group rules), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
