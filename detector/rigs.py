@@ -177,9 +177,10 @@ class RigBook:
         new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            fresh = self._slots([f.imsi for f in new])
-            known = np.r_[self._slots(list(flagged)), fresh]
-            new += [f for f in self._shared_devices(frame, strengths, families, taken, known, fresh)
+            known = self._slots(list(flagged) + [f.imsi for f in new])
+            # this tick's flags in devices that carried other SIMs too (ports, not phones)
+            ported = self._slots([f.imsi for f in new if f.features.get("sims_per_imei_24h", 0) >= 2])
+            new += [f for f in self._shared_devices(frame, strengths, families, taken, known, ported)
                     if not skip(f)]
             new += [f for f in self._burst_companions(frame, strengths, families, taken, known)
                     if not skip(f)]
@@ -420,15 +421,16 @@ class RigBook:
         return out
 
     def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray,
-                        fresh_slots: np.ndarray) -> list[Flag]:
+                        ported_slots: np.ndarray) -> list[Flag]:
         """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
         (a gateway's ports take new SIMs long after its first were flagged), and SIMs that
-        used a device of a SIM flagged this tick earlier in the day and have been quiet since
-        (a SIM bank rotates SIMs through a port: the one before may be gone when the port's
-        next SIM is flagged)."""
+        used a device of ``ported_slots`` (flagged this tick) earlier in the day and have been
+        quiet since (a SIM bank rotates SIMs through a port: the one before may be gone when
+        the port's next SIM is flagged). The second looks through every SIM's devices, so it
+        is asked only for devices that carried other SIMs."""
         s = self.engine.sim_state
         out = self._device_users(frame, strengths, families, taken, self._devices(flagged_slots))
-        dev = self._devices(fresh_slots)
+        dev = self._devices(ported_slots)
         if not len(dev):
             return out
         n = len(self.engine.sims)
