@@ -171,7 +171,10 @@ class RigBook:
         new = list(flags)
         taken = set(flagged) | {f.imsi for f in flags}
         families = self.scorer.families(strengths)
-        new += [f for f in self._hot_cells(frame, strengths, families, taken) if not skip(f)]
+        # co-location's second kind of evidence is the SIM's own use: the registration family
+        # is its account's (every card of a company account has "many cards on one ID")
+        use = self.scorer.families(strengths, without=("registration",))
+        new += [f for f in self._hot_cells(frame, strengths, use, taken) if not skip(f)]
         new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
         new += [f for f in self._code_pools(frame, strengths, taken) if not skip(f)]
         new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
@@ -194,11 +197,11 @@ class RigBook:
         slots = self.engine.sims.lookup(np.array(imsis, np.int64))
         return slots[slots >= 0]
 
-    def _hot_cells(self, frame, strengths, families, taken) -> list[Flag]:
+    def _hot_cells(self, frame, strengths, use, taken) -> list[Flag]:
         s = self.engine.sim_state[frame.sims]
         last = s["last_hour"].astype(np.int64)
         cell = s["slot"]["top_cell"][np.arange(len(last)), last % st.SLOTS]
-        machine = (families >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
+        machine = (use >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
             (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity) & \
             (frame.activity >= self.scorer.policy.min_events_24h)
         # machine-like SIMs per cell, remembered across ticks: the SIMs of a rig need not
@@ -211,7 +214,7 @@ class RigBook:
         out = []
         for r in rows:
             imsi = str(int(frame.imsi[r]))
-            if imsi in taken or families[r] < self.scorer.policy.min_reasons - 1:
+            if imsi in taken or use[r] < self.scorer.policy.min_reasons - 1:
                 continue
             peers = self._machines[int(cell[r])]
             n = sum(1 for h in peers.values() if h >= last[r] - 1)
@@ -237,7 +240,7 @@ class RigBook:
             return []
         # one burst is co-location, like a hot cell: one more kind of evidence
         once = together & busy & \
-            (self.scorer.families(strengths, without=("sync",)) >= self.scorer.policy.min_reasons - 1)
+            (self.scorer.families(strengths, without=("sync", "registration")) >= self.scorer.policy.min_reasons - 1)
         # SIMs of one burst that then call or text each other: a box imitating people. The
         # structure is the evidence, so it needs no volume of traffic; a couple among
         # strangers who switched on together is two talking SIMs, not ``need``

@@ -67,10 +67,13 @@ def test_co_moving_cohort_is_one_rig(pipe):
 
 
 def test_enterprise_account_used_by_people_is_not_flagged(pipe):
+    """Twenty cards of one company account (one ID document, consecutive ICCIDs) in people's
+    phones; three of them switched on together in the office. "Many cards on one ID" is the
+    account's, not a second kind of behaviour beside the burst."""
     sims = [int(imsi(300 + i)) for i in range(20)]
     pipe.register(registrations(sims, "c0ffee" * 4, 898600100000000000, "CH0042", START - 30 * 86400))
     rng = np.random.default_rng(1)
-    rows = []
+    rows = _power_on(sims[:3], [int(imei(500 + i, tac="35209900")) for i in range(3)], START - 60, "460-00-400-1")
     for i, sim in enumerate(sims):
         dev = int(imei(500 + i, tac="35209900"))
         contacts = 8613700000000 + 100 * i + np.arange(6)
