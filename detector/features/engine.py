@@ -348,8 +348,9 @@ class FeatureEngine:
 
     def _note_bursts(self, imsi, ts, cell, others, bits) -> None:
         """Fold bursts into the SIMs' latest/previous burst, oldest first per SIM: a burst
-        within an hour of the latest is the same one seen again (merged), a later one
-        replaces it and the latest becomes the previous."""
+        in the latest's cell within an hour of it is the same one seen again (merged), a
+        later one replaces it and the latest becomes the previous (a box switched off and on
+        again, or moved, within the hour powers on with its companions in a new burst)."""
         order = np.lexsort((ts, imsi))
         imsi, ts, cell, others, bits = imsi[order], ts[order], cell[order], others[order], bits[order]
         sims = self.sims.lookup(imsi)
@@ -360,7 +361,7 @@ class FeatureEngine:
             r = rank == k
             sm, t, c, n, bb = sims[r], ts[r], cell[r], others[r], bits[r]
             cur_t = s["sync_ts"][sm]
-            again = (cur_t > 0) & (np.abs(t - cur_t) < _HOUR)
+            again = (cur_t > 0) & (np.abs(t - cur_t) < _HOUR) & (c == s["sync_cell"][sm])
             later = ~again & (t > cur_t)
             g, a = sm[again], again
             s["sync_bits"][g] |= bb[a]

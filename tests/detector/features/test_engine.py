@@ -291,6 +291,23 @@ def test_the_same_sims_powering_on_together_again_is_seen():
     assert _sync_of(engine, box) == {s: 4.0 for s in box}
 
 
+def test_a_box_powering_on_again_in_another_cell_within_the_hour_is_a_new_burst():
+    """Two SIMs of a box power on together, then, within the hour, the whole box of four in
+    another cell: all four share that latest burst (the first is the previous one)."""
+    from detector.testing import cdr_batch
+    box = [460001000000001 + i for i in range(4)]
+    engine = FeatureEngine()
+    engine.apply(cdr_batch([_attach(i, s, cell="460-00-4097-1") for i, s in enumerate(box[:2])]))
+    engine.apply(cdr_batch([_attach(3000 + 2 * i, s, cell="460-00-4097-2") for i, s in enumerate(box)]))
+    slots = engine.sims.lookup(np.array(box, np.int64))
+    s = engine.sim_state
+    assert len(set(s["sync_cell"][slots].tolist())) == 1
+    assert _sync_of(engine, box) == {x: 3.0 for x in box}
+    everyone = np.ones(len(engine.sims), bool)
+    assert engine.burst_members(slots, everyone).tolist() == [4, 4, 4, 4]
+    assert (s["prev_sync_ts"][slots] > 0).tolist() == [True, True, False, False]
+
+
 def _call(t, sim, peer_imsi, rtype=None):
     from detector.records import Direction, RecordType, Result
     from detector.testing import cdr_batch
