@@ -113,12 +113,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
 
     from detector import batch, config as config_mod
     from detector.records import RecordType
     from detector.world.baseline import run_baseline
     from detector.world.evaluate import evaluate, format_comparison, format_table
+    from detector.world.targets import check, format_checks
 
     world = args.world
     cdr_csv, subs_csv, labels_csv = world / "cdr.csv", world / "subscribers.csv", world / "labels.csv"
@@ -144,10 +146,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print()
     print("== side by side")
     print(format_comparison({"ours": ours, "baseline": base}))
+    print()
+    checks = check(ours, base)
+    print("== targets")
+    print(format_checks(checks))
     out = args.out or world / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"world": str(world), "flags": str(flags_csv), "ours": ours,
-                               "baseline_flags": str(baseline_csv), "baseline": base},
+                               "baseline_flags": str(baseline_csv), "baseline": base,
+                               "targets": [dataclasses.asdict(c) for c in checks]},
                               indent=2) + "\n", encoding="utf-8")
     print(f"evaluation written to {out}", file=sys.stderr)
     return 0

@@ -241,7 +241,7 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
 # --------------------------------------------------------------------------- tables
 
 
-def _pct(x: float | None) -> str:
+def percent(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
@@ -263,13 +263,13 @@ def format_table(result: dict, title: str = "") -> str:
     o = result["overall"]
     p = f"p{PERCENTILE}_min"
     lines = [title] if title else []
-    rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["recall"]),
-             f"{r['rigs_found']}/{r['rigs']}", _pct(r["rig_recall"]),
+    rows = [[name, str(r["sims"]), str(r["flagged"]), percent(r["recall"]),
+             f"{r['rigs_found']}/{r['rigs']}", percent(r["rig_recall"]),
              _num(r["time_to_detect"]["median_min"]), _num(r["time_to_detect"][p])]
             for name, r in result["scenarios"].items()]
     t = o["time_to_detect"]
-    rows.append(["all fraud", str(o["fraud_sims"]), str(o["true_positives"]), _pct(o["recall"]),
-                 f"{o['rigs_found']}/{o['rigs']}", _pct(o["rig_recall"]),
+    rows.append(["all fraud", str(o["fraud_sims"]), str(o["true_positives"]), percent(o["recall"]),
+                 f"{o['rigs_found']}/{o['rigs']}", percent(o["rig_recall"]),
                  _num(t["median_min"]), _num(t[p])])
     lines += _grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
                     "TTD med min", f"TTD p{PERCENTILE} min"], rows)
@@ -286,18 +286,18 @@ def format_table(result: dict, title: str = "") -> str:
                 f"{what} median {_num(s['median_min'])} min, p{PERCENTILE} {_num(s[p])} min ({s['n']} SIMs)"
                 for what, s in shown))
     lines.append("")
-    rows = [[name, str(r["sims"]), str(r["flagged"]), _pct(r["fp_rate"]),
+    rows = [[name, str(r["sims"]), str(r["flagged"]), percent(r["fp_rate"]),
              _num(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]
             for name, r in result["benign"].items()]
     if o["unknown_flagged"]:
         rows.append(["(not in labels)", "-", str(o["unknown_flagged"]), "-", "-"])
     rows.append(["all benign", str(o["benign_sims"]), str(o["false_positives"]),
-                 _pct(_ratio(o["false_positives"], o["benign_sims"] + o["unknown_flagged"])),
+                 percent(_ratio(o["false_positives"], o["benign_sims"] + o["unknown_flagged"])),
                  _num(o["fp_per_10k_benign"])])
     lines += _grid(["benign class", "SIMs", "flagged", "FP rate", "per 10k"], rows)
     lines.append("")
     lines.append(
-        f"precision {_pct(o['precision'])}  recall {_pct(o['recall'])}  "
+        f"precision {percent(o['precision'])}  recall {percent(o['recall'])}  "
         f"F1 {_num(o['f1'], '.3f')}  FP per 10k benign {_num(o['fp_per_10k_benign'])}  "
         f"flagged {o['flagged']} (TP {o['true_positives']}, FP {o['false_positives']}"
         + (f", {o['unknown_flagged']} not in labels" if o["unknown_flagged"] else "") + ")")
@@ -316,10 +316,10 @@ def format_comparison(results: dict[str, dict]) -> str:
         cells = [s, str(sims)]
         for n in names:
             r = results[n]["scenarios"].get(s)
-            cells.append("-" if r is None else f"{r['flagged']} ({_pct(r['recall'])})")
+            cells.append("-" if r is None else f"{r['flagged']} ({percent(r['recall'])})")
         for n in names:
             r = results[n]["scenarios"].get(s)
-            cells.append("-" if r is None else _pct(r["rig_recall"]))
+            cells.append("-" if r is None else percent(r["rig_recall"]))
         rows.append(cells)
     header = ["fraud scenario", "SIMs"] + [f"{n} flagged (recall)" for n in names] + \
              [f"{n} rig recall" for n in names]
@@ -338,11 +338,11 @@ def format_comparison(results: dict[str, dict]) -> str:
     p = f"p{PERCENTILE}_min"
     metrics = [
         ("flagged", lambda o: str(o["flagged"])),
-        ("precision", lambda o: _pct(o["precision"])),
-        ("recall", lambda o: _pct(o["recall"])),
+        ("precision", lambda o: percent(o["precision"])),
+        ("recall", lambda o: percent(o["recall"])),
         ("F1", lambda o: _num(o["f1"], ".3f")),
         ("FP per 10k benign", lambda o: _num(o["fp_per_10k_benign"])),
-        ("rig recall", lambda o: _pct(o["rig_recall"])),
+        ("rig recall", lambda o: percent(o["rig_recall"])),
         ("TTD median (min)", lambda o: _num(o["time_to_detect"]["median_min"])),
         (f"TTD p{PERCENTILE} (min)", lambda o: _num(o["time_to_detect"][p])),
     ]
