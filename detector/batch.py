@@ -18,7 +18,7 @@ from detector import model as model_mod
 from detector.config import Config, FeatureConfig
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
-from detector.pipeline import DAY, SCORING_INTERVAL_S, Pipeline, training_rows
+from detector.pipeline import SCORING_INTERVAL_S, Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.rigs import Rig, RigBook, RigPolicy
 from detector.scoring import Flag, Policy, Scorer
@@ -157,7 +157,7 @@ class _CandidateLog(Scorer):
     def keep(self, flag: Flag) -> None:
         if flag.imsi not in self._sims or not flag.features:
             return
-        key = (flag.imsi, flag.flagged_at // DAY)
+        key = (flag.imsi, flag.flagged_at // 86_400)
         n = self._seen.get(key, 0)
         self._seen[key] = n + 1
         kept = self.rows.setdefault(key, [])
