@@ -135,36 +135,17 @@ def read_labels(path: Path) -> dict[str, int]:
 
 
 class _CandidateLog(Scorer):
-    """The scorer of the layer's training replay: it also keeps, of the SIMs in ``sims``, the
-    rows its policy would flag, tick after tick (SIMs already flagged too): at most
-    ``per_sim_day`` per SIM and day, a uniform sample of them (reservoir sampling), so that
-    memory grows with the labelled SIM-days, not with the ticks."""
+    """The scorer of the layer's training replay: it also keeps every row its policy would
+    flag, tick after tick, of SIMs already flagged too."""
 
-    def __init__(self, model: model_mod.TrainedModel, policy: Policy, sims: set[str],
-                 per_sim_day: int, seed: int) -> None:
+    def __init__(self, model: model_mod.TrainedModel, policy: Policy) -> None:
         super().__init__(model, policy)
-        self._sims, self._per_sim_day = sims, per_sim_day
-        self._rng = np.random.default_rng(seed)
-        self._seen: dict[tuple[str, int], int] = {}
-        self.rows: dict[tuple[str, int], list[Flag]] = {}
+        self.rows: list[Flag] = []
 
     def assess(self, frame):
         flags, strengths = super().assess(frame)
-        for f in flags:
-            self.keep(f)
+        self.rows += flags
         return flags, strengths
-
-    def keep(self, flag: Flag) -> None:
-        if flag.imsi not in self._sims or not flag.features:
-            return
-        key = (flag.imsi, flag.flagged_at // 86_400)
-        n = self._seen.get(key, 0)
-        self._seen[key] = n + 1
-        kept = self.rows.setdefault(key, [])
-        if n < self._per_sim_day:
-            kept.append(flag)
-        elif (j := int(self._rng.integers(0, n + 1))) < self._per_sim_day:
-            kept[j] = flag
 
 
 def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[str, int],
@@ -174,14 +155,22 @@ def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[s
     the anomaly policy would flag, at every tick, not only a SIM's first (a SIM held back is
     judged again at the next tick, with more calls behind it: a layer that saw only first
     flags, made on a few calls, read a gateway's later spread of call durations as a person's).
-    At most ``per_sim_day`` rows per SIM and day, so that a gateway up for a flag every tick
-    weighs no more than a SIM up once."""
+    At most ``per_sim_day`` rows per SIM and day, drawn at random, so that a gateway up for a
+    flag every tick weighs no more than a SIM up once."""
     kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
-    log = _CandidateLog(trained, cfg.detector.policy, set(labels), per_sim_day, seed)
-    for f in _replay(loaded, log, cfg.detector.rigs, **kw).flags:
-        if f.kind != "sim_anomaly":     # the anomaly policy's are in the log already
-            log.keep(f)
-    kept = [f for rows in log.rows.values() for f in rows]
+    log = _CandidateLog(trained, cfg.detector.policy)
+    flags = _replay(loaded, log, cfg.detector.rigs, **kw).flags
+    rows = [f for f in log.rows + [f for f in flags if f.kind != "sim_anomaly"]
+            if f.features and f.imsi in labels]
+    rng = np.random.default_rng(seed)
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].imsi, rows[i].flagged_at // 86_400, rng.random()))
+    taken: dict[tuple[str, int], int] = {}
+    kept = []
+    for i in order:
+        key = (rows[i].imsi, rows[i].flagged_at // 86_400)
+        if taken.get(key, 0) < per_sim_day:
+            taken[key] = taken.get(key, 0) + 1
+            kept.append(rows[i])
     values = np.array([[f.features[name] for name in FEATURES] for f in kept]).reshape(-1, len(FEATURES))
     return model_mod.with_reranker(trained, values, np.array([f.score for f in kept]),
                                    np.array([labels[f.imsi] for f in kept]),
