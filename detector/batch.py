@@ -101,12 +101,8 @@ class Scored:
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
           rig_policy: RigPolicy = RigPolicy(), interval_s: int = SCORING_INTERVAL_S,
           features: FeatureConfig = FeatureConfig()) -> Scored:
-    return _replay(loaded, Scorer(model, policy), rig_policy, interval_s, features)
-
-
-def _replay(loaded: Loaded, scorer: Scorer, rig_policy: RigPolicy, interval_s: int,
-            features: FeatureConfig) -> Scored:
     engine = features.engine()
+    scorer = Scorer(model, policy)
     pipe = Pipeline(engine, scorer, interval_s, rigs=RigBook(engine, scorer, rig_policy))
     if loaded.registrations is not None:
         pipe.register(loaded.registrations)
@@ -134,47 +130,15 @@ def read_labels(path: Path) -> dict[str, int]:
     return out
 
 
-class _CandidateLog(Scorer):
-    """The scorer of the layer's training replay: it also keeps every row its policy would
-    flag, tick after tick, of SIMs already flagged too."""
-
-    def __init__(self, model: model_mod.TrainedModel, policy: Policy) -> None:
-        super().__init__(model, policy)
-        self.rows: list[Flag] = []
-
-    def assess(self, frame):
-        flags, strengths = super().assess(frame)
-        self.rows += flags
-        return flags, strengths
-
-
 def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[str, int],
-                 cfg: Config, per_sim_day: int = 4, seed: int = 0) -> model_mod.TrainedModel:
-    """Fit the supervised layer on the labelled SIMs' rows that ``trained`` puts up on
-    ``loaded``: what the layer will be asked to judge. That is the rules' flags and every row
-    the anomaly policy would flag, at every tick, not only a SIM's first (a SIM held back is
-    judged again at the next tick, with more calls behind it: a layer that saw only first
-    flags, made on a few calls, read a gateway's later spread of call durations as a person's).
-    At most ``per_sim_day`` rows per SIM and day, drawn at random, so that a gateway up for a
-    flag every tick weighs no more than a SIM up once."""
+                 cfg: Config) -> model_mod.TrainedModel:
+    """Fit the supervised layer on the labelled flags that ``trained`` raises on ``loaded``."""
     kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
-    log = _CandidateLog(trained, cfg.detector.policy)
-    flags = _replay(loaded, log, cfg.detector.rigs, **kw).flags
-    rows = [f for f in log.rows + [f for f in flags if f.kind != "sim_anomaly"]
-            if f.features and f.imsi in labels]
-    rng = np.random.default_rng(seed)
-    order = sorted(range(len(rows)), key=lambda i: (rows[i].imsi, rows[i].flagged_at // 86_400, rng.random()))
-    taken: dict[tuple[str, int], int] = {}
-    kept = []
-    for i in order:
-        key = (rows[i].imsi, rows[i].flagged_at // 86_400)
-        if taken.get(key, 0) < per_sim_day:
-            taken[key] = taken.get(key, 0) + 1
-            kept.append(rows[i])
-    values = np.array([[f.features[name] for name in FEATURES] for f in kept]).reshape(-1, len(FEATURES))
-    return model_mod.with_reranker(trained, values, np.array([f.score for f in kept]),
-                                   np.array([labels[f.imsi] for f in kept]),
-                                   sims=np.array([f.imsi for f in kept]))
+    flags = [f for f in score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs,
+                              **kw).flags if f.features and f.imsi in labels]
+    values = np.array([[f.features[name] for name in FEATURES] for f in flags]).reshape(-1, len(FEATURES))
+    return model_mod.with_reranker(trained, values, np.array([f.score for f in flags]),
+                                   np.array([labels[f.imsi] for f in flags]))
 
 
 def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:

@@ -188,15 +188,12 @@ def _signed_logit(x: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
 
 
 def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
-                  labels: np.ndarray, sims: np.ndarray | None = None) -> TrainedModel:
+                  labels: np.ndarray) -> TrainedModel:
     """``model`` plus a supervised layer fitted on flagged rows that analysts labelled
     (1 confirmed fraud, 0 dismissed): it re-ranks what the anomaly policy flags. Logistic
     regression with balanced classes: labels are few, and a simple model says why. Its
-    weights keep the rig-like direction of each feature (``_RERANK_SIGNS``). ``sims`` names
-    the SIM of each row (a SIM may give several): the minimum of labels counts SIMs."""
-    labels = np.asarray(labels)
-    sims = np.arange(len(labels)) if sims is None else np.asarray(sims)
-    pos, neg = len(np.unique(sims[labels == 1])), len(np.unique(sims[labels != 1]))
+    weights keep the rig-like direction of each feature (``_RERANK_SIGNS``)."""
+    pos, neg = int(labels.sum()), int(len(labels) - labels.sum())
     if min(pos, neg) < RERANK_MIN_LABELS:
         raise ModelError(f"the supervised layer needs at least {RERANK_MIN_LABELS} confirmed and "
                          f"{RERANK_MIN_LABELS} dismissed flags; have {pos} and {neg}")
@@ -204,9 +201,7 @@ def with_reranker(model: TrainedModel, values: np.ndarray, scores: np.ndarray,
     scale = StandardScaler().fit(x)
     logit = _signed_logit(scale.transform(x), np.asarray(labels, float), c=0.5)
     reranker = Pipeline([("scale", scale), ("logit", logit)])
-    manifest = dict(model.manifest, rerank={"confirmed": pos, "dismissed": neg,
-                                            "rows": {"confirmed": int((labels == 1).sum()),
-                                                     "dismissed": int((labels != 1).sum())}})
+    manifest = dict(model.manifest, rerank={"confirmed": pos, "dismissed": neg})
     return TrainedModel(model.pipeline, manifest, reranker)
 
 

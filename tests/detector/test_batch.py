@@ -98,12 +98,6 @@ def test_train_with_analysts_verdicts_adds_the_supervised_layer(tmp_path, small_
                  "--out", str(out)]) == 0
     rerank = json.loads(out.with_suffix(".json").read_text())["rerank"]
     assert rerank["confirmed"] >= 5 and rerank["dismissed"] >= 5
-    assert rerank["confirmed"] <= len(flagged[1::2]) and rerank["dismissed"] <= len(flagged[::2])
-    # it learns from the rows each SIM was up for a flag with, tick after tick (at most 4 a
-    # day), not only from its first flag
-    rows = rerank["rows"]
-    assert rows["confirmed"] > rerank["confirmed"] and rows["dismissed"] >= rerank["dismissed"]
-    assert rows["confirmed"] <= 4 * 2 * rerank["confirmed"]
     assert main(["score", "--cdr", str(small_world / "cdr.csv"), "--model", str(out),
                  "--out", str(tmp_path / "again.csv")]) == 0
 

@@ -84,8 +84,7 @@ def test_supervised_layer_round_trips_and_vetoes_what_analysts_dismissed(tmp_pat
     scores = trained.anomaly_score(values)
     labels = np.r_[np.ones(30), np.zeros(30)]
     both = model.with_reranker(trained, values, scores, labels)
-    assert both.manifest["rerank"] == {"confirmed": 30, "dismissed": 30,
-                                       "rows": {"confirmed": 30, "dismissed": 30}}
+    assert both.manifest["rerank"] == {"confirmed": 30, "dismissed": 30}
     path, _ = model.save(both, tmp_path / "r")
     loaded = model.load(path)
     p = loaded.fraud_probability(values, scores)
@@ -134,15 +133,6 @@ def test_supervised_layer_needs_labels_of_both_kinds(trained):
     with pytest.raises(model.ModelError, match="at least 5 confirmed and 5 dismissed"):
         model.with_reranker(trained, values, trained.anomaly_score(values),
                             np.r_[np.ones(18), np.zeros(2)])
-
-
-def test_the_minimum_of_labels_counts_sims_not_rows(trained):
-    """A SIM judged at many ticks gives many rows, but it is one analyst's verdict."""
-    values = rows(40)
-    labels = np.r_[np.ones(20), np.zeros(20)]
-    sims = np.r_[np.arange(20), np.repeat([100, 101, 102], 7)[:20]]    # 20 dismissed rows of 3 SIMs
-    with pytest.raises(model.ModelError, match="have 20 and 3"):
-        model.with_reranker(trained, values, trained.anomaly_score(values), labels, sims=sims)
 
 
 def test_the_shipped_model_loads_with_its_supervised_layer():
