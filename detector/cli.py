@@ -113,6 +113,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.world.targets import format_worlds
+
+    worlds = args.world
+    wrong = (f"--flags: {len(args.flags)} file(s) for {len(worlds)} world(s); give one per world"
+             if args.flags and len(args.flags) != len(worlds) else
+             "--out names one result file: with several worlds each goes to DIR/evaluation.json"
+             if args.out and len(worlds) > 1 else "")
+    if wrong:
+        print(f"goipwatch evaluate: error: {wrong}", file=sys.stderr)
+        return 2
+    verdicts = {}
+    for i, world in enumerate(worlds):
+        flags = args.flags[i] if args.flags else None
+        verdicts[str(world)] = _evaluate_world(world, flags, args.out, args)
+        print()
+    if len(worlds) > 1:
+        print("== all worlds")
+        print(format_worlds(verdicts))
+    return 0
+
+
+def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
+                    args: argparse.Namespace) -> tuple[dict, list]:
+    """One world of ``goipwatch evaluate``: scored (unless ``flags_csv``), judged beside the
+    baseline, printed and written; returns the detector's result and its targets check."""
     import dataclasses
     import json
 
@@ -122,7 +147,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.world.evaluate import evaluate, format_comparison, format_table
     from detector.world.targets import check, format_checks
 
-    world = args.world
     cdr_csv, subs_csv, labels_csv = world / "cdr.csv", world / "subscribers.csv", world / "labels.csv"
     for f in (cdr_csv, labels_csv):
         if not f.is_file():
@@ -131,7 +155,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     capture = world / "signalling.pcap"
     loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [],
                               capture_paths=[capture] if capture.is_file() and not args.no_signalling else [])
-    flags_csv = args.flags
     if flags_csv is None:
         flags_csv = world / "flags.csv"
         batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed), flags_csv)
@@ -150,14 +173,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     checks = check(ours, base)
     print("== targets")
     print(format_checks(checks))
-    out = args.out or world / "evaluation.json"
+    out = out or world / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"world": str(world), "flags": str(flags_csv), "ours": ours,
                                "baseline_flags": str(baseline_csv), "baseline": base,
                                "targets": [dataclasses.asdict(c) for c in checks]},
                               indent=2) + "\n", encoding="utf-8")
     print(f"evaluation written to {out}", file=sys.stderr)
-    return 0
+    return ours, checks
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -379,10 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write signalling.pcap: the attaches of the world as GTPv2-C")
     m.set_defaults(func=cmd_simulate)
 
-    e = sub.add_parser("evaluate", help="score a simulated world and compare with the naive baseline")
-    e.add_argument("--world", type=Path, required=True, help="directory written by simulate")
-    e.add_argument("--flags", type=Path, help="flags to judge (default: score the world into DIR/flags.csv)")
-    e.add_argument("--out", type=Path, help="result JSON (default: DIR/evaluation.json)")
+    e = sub.add_parser("evaluate", help="score simulated worlds and compare with the naive baseline")
+    e.add_argument("--world", type=Path, nargs="+", required=True,
+                   help="directories written by simulate (several: each judged, then a table of all)")
+    e.add_argument("--flags", type=Path, nargs="+",
+                   help="flags to judge, one file per world (default: score each world into DIR/flags.csv)")
+    e.add_argument("--out", type=Path, help="result JSON of a single world (default: DIR/evaluation.json)")
     e.add_argument("--model", type=Path, help="trained model (default: fit on the world itself)")
     e.add_argument("--seed", type=int, default=0, help="seed of the fitted models")
     e.add_argument("--no-signalling", action="store_true",

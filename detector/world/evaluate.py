@@ -245,11 +245,11 @@ def percent(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _num(x: float | None, fmt: str = ".1f") -> str:
+def number(x: float | None, fmt: str = ".1f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
-def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
+def grid(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
@@ -265,13 +265,13 @@ def format_table(result: dict, title: str = "") -> str:
     lines = [title] if title else []
     rows = [[name, str(r["sims"]), str(r["flagged"]), percent(r["recall"]),
              f"{r['rigs_found']}/{r['rigs']}", percent(r["rig_recall"]),
-             _num(r["time_to_detect"]["median_min"]), _num(r["time_to_detect"][p])]
+             number(r["time_to_detect"]["median_min"]), number(r["time_to_detect"][p])]
             for name, r in result["scenarios"].items()]
     t = o["time_to_detect"]
     rows.append(["all fraud", str(o["fraud_sims"]), str(o["true_positives"]), percent(o["recall"]),
                  f"{o['rigs_found']}/{o['rigs']}", percent(o["rig_recall"]),
-                 _num(t["median_min"]), _num(t[p])])
-    lines += _grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
+                 number(t["median_min"]), number(t[p])])
+    lines += grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
                     "TTD med min", f"TTD p{PERCENTILE} min"], rows)
     for title, prefix in (("time to detect", "time_to_detect"),
                           ("minutes of rig activity before detection", "rig_activity_to_detect")):
@@ -283,22 +283,22 @@ def format_table(result: dict, title: str = "") -> str:
         shown = [(what, s) for what, s in split if s and s["n"]]
         if shown:
             lines.append(f"{title}: " + "; ".join(
-                f"{what} median {_num(s['median_min'])} min, p{PERCENTILE} {_num(s[p])} min ({s['n']} SIMs)"
+                f"{what} median {number(s['median_min'])} min, p{PERCENTILE} {number(s[p])} min ({s['n']} SIMs)"
                 for what, s in shown))
     lines.append("")
     rows = [[name, str(r["sims"]), str(r["flagged"]), percent(r["fp_rate"]),
-             _num(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]
+             number(None if r["fp_rate"] is None else 10_000 * r["fp_rate"])]
             for name, r in result["benign"].items()]
     if o["unknown_flagged"]:
         rows.append(["(not in labels)", "-", str(o["unknown_flagged"]), "-", "-"])
     rows.append(["all benign", str(o["benign_sims"]), str(o["false_positives"]),
                  percent(_ratio(o["false_positives"], o["benign_sims"] + o["unknown_flagged"])),
-                 _num(o["fp_per_10k_benign"])])
-    lines += _grid(["benign class", "SIMs", "flagged", "FP rate", "per 10k"], rows)
+                 number(o["fp_per_10k_benign"])])
+    lines += grid(["benign class", "SIMs", "flagged", "FP rate", "per 10k"], rows)
     lines.append("")
     lines.append(
         f"precision {percent(o['precision'])}  recall {percent(o['recall'])}  "
-        f"F1 {_num(o['f1'], '.3f')}  FP per 10k benign {_num(o['fp_per_10k_benign'])}  "
+        f"F1 {number(o['f1'], '.3f')}  FP per 10k benign {number(o['fp_per_10k_benign'])}  "
         f"flagged {o['flagged']} (TP {o['true_positives']}, FP {o['false_positives']}"
         + (f", {o['unknown_flagged']} not in labels" if o["unknown_flagged"] else "") + ")")
     return "\n".join(lines)
@@ -323,7 +323,7 @@ def format_comparison(results: dict[str, dict]) -> str:
         rows.append(cells)
     header = ["fraud scenario", "SIMs"] + [f"{n} flagged (recall)" for n in names] + \
              [f"{n} rig recall" for n in names]
-    lines = _grid(header, rows)
+    lines = grid(header, rows)
     lines.append("")
     rows = []
     for s in ben:
@@ -333,19 +333,19 @@ def format_comparison(results: dict[str, dict]) -> str:
             for n in names])
     rows.append(["(not in labels)", "-"] + [str(results[n]["overall"]["unknown_flagged"])
                                            for n in names])
-    lines += _grid(["benign class", "SIMs"] + [f"{n} flagged" for n in names], rows)
+    lines += grid(["benign class", "SIMs"] + [f"{n} flagged" for n in names], rows)
     lines.append("")
     p = f"p{PERCENTILE}_min"
     metrics = [
         ("flagged", lambda o: str(o["flagged"])),
         ("precision", lambda o: percent(o["precision"])),
         ("recall", lambda o: percent(o["recall"])),
-        ("F1", lambda o: _num(o["f1"], ".3f")),
-        ("FP per 10k benign", lambda o: _num(o["fp_per_10k_benign"])),
+        ("F1", lambda o: number(o["f1"], ".3f")),
+        ("FP per 10k benign", lambda o: number(o["fp_per_10k_benign"])),
         ("rig recall", lambda o: percent(o["rig_recall"])),
-        ("TTD median (min)", lambda o: _num(o["time_to_detect"]["median_min"])),
-        (f"TTD p{PERCENTILE} (min)", lambda o: _num(o["time_to_detect"][p])),
+        ("TTD median (min)", lambda o: number(o["time_to_detect"]["median_min"])),
+        (f"TTD p{PERCENTILE} (min)", lambda o: number(o["time_to_detect"][p])),
     ]
-    lines += _grid(["overall"] + names,
+    lines += grid(["overall"] + names,
                    [[m] + [f(results[n]["overall"]) for n in names] for m, f in metrics])
     return "\n".join(lines)

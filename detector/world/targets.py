@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.world.evaluate import PERCENTILE, percent
+from detector.world.evaluate import PERCENTILE, grid, number, percent
 
 HARD_NEGATIVES = ("call_centre", "courier", "taxi", "iot_meter", "enterprise", "shop")
 EVASIVE = "goip_evasive"
@@ -118,4 +118,24 @@ def format_checks(checks: list[Check]) -> str:
     judged = [c for c in checks if c.met is not None]
     lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
                  + (f"; missed: {', '.join(c.target for c in missed)}" if missed else ""))
+    return "\n".join(lines)
+
+
+def format_worlds(verdicts: dict[str, tuple[dict, list[Check]]]) -> str:
+    """A row per world (its detector result and targets check): the headline figures, the
+    targets met and the ones missed; then how many worlds meet every target."""
+    p = f"p{PERCENTILE}_min"
+    rows = []
+    for world, (result, checks) in verdicts.items():
+        o = result["overall"]
+        ttd, _ = _ttd(o)
+        judged = [c for c in checks if c.met is not None]
+        missed = [c.target for c in judged if not c.met]
+        rows.append([world, percent(o["precision"]), percent(o["recall"]), number(o["fp_per_10k_benign"]),
+                     percent(o["rig_recall"]), number(ttd["median_min"]), number(ttd[p]),
+                     f"{len(judged) - len(missed)} of {len(judged)}", "; ".join(missed) or "-"])
+    lines = grid(["world", "precision", "recall", "FP per 10k", "rig recall", "TTD median",
+                   f"TTD p{PERCENTILE}", "targets met", "missed"], rows)
+    every = sum(1 for r in rows if r[-1] == "-")
+    lines.append(f"worlds meeting every target: {every} of {len(rows)}")
     return "\n".join(lines)

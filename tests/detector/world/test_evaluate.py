@@ -212,3 +212,26 @@ def test_cli_evaluate_given_flags(files, tmp_path, capsys):
     assert "== targets" in printed and "MISSED  precision >= 98.0%" in printed
     judged = {c["target"]: c["met"] for c in res["targets"]}
     assert judged["precision >= 98.0%"] is False and judged["iot_meter flagged <= 2.0%"] is None
+
+
+def test_cli_evaluate_several_worlds_ends_with_a_table_of_all(tmp_path, capsys):
+    worlds = [tmp_path / "a", tmp_path / "b"]
+    flags = []
+    for d in worlds:
+        d.mkdir()
+        flags.append(write_world(d)[1])
+    assert main(["evaluate", "--world", *map(str, worlds), "--flags", *map(str, flags)]) == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("== all worlds"):].splitlines()
+    assert [line.split()[0] for line in table[3:5]] == [str(d) for d in worlds]
+    assert table[-1] == "worlds meeting every target: 0 of 2"
+    assert all((d / "evaluation.json").is_file() for d in worlds)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--flags", "x.csv"], "--flags: 1 file(s) for 2 world(s)"),
+    (["--out", "r.json"], "--out names one result file"),
+])
+def test_cli_evaluate_several_worlds_refuses_ambiguous_options(tmp_path, capsys, extra, message):
+    assert main(["evaluate", "--world", str(tmp_path / "a"), str(tmp_path / "b"), *extra]) == 2
+    assert message in capsys.readouterr().err

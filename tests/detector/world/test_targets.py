@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector.world.evaluate import evaluate_tables
-from detector.world.targets import Targets, check, format_checks
+from detector.world.targets import Targets, check, format_checks, format_worlds
 
 T0 = 1_790_000_000
 
@@ -95,3 +95,14 @@ def test_not_worse_than_the_baseline_names_the_lines_where_it_is():
     c = check(ours, base)[-1]
     assert c.met is False and c.value == "worse on: recall sms_farm"
     assert check(ours, ours)[-1].met is True
+
+
+def test_a_row_per_world_and_how_many_meet_every_target():
+    good = result({"goip_fixed": (100, 100)}, {"ordinary": (20_000, 0)})
+    slow = result({"goip_fixed": (100, 100)}, {"ordinary": (20_000, 0)}, ttd_min=300)
+    text = format_worlds({"w1": (good, check(good)), "h1": (slow, check(slow))}).splitlines()
+    w1, h1 = text[2].split(), text[3]
+    assert w1[0] == "w1" and w1[-1] == "-" and "6 of 6" in text[2]    # no hard negatives: not judged
+    assert h1.startswith("h1") and h1.endswith("time to detect, median <= 30 minutes, wall-clock; "
+                                               "time to detect, p95 <= 240 minutes, wall-clock")
+    assert text[-1] == "worlds meeting every target: 1 of 2"
