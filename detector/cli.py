@@ -116,10 +116,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.world.targets import format_worlds
 
     worlds = args.world
-    wrong = (f"--flags: {len(args.flags)} file(s) for {len(worlds)} world(s); give one per world"
-             if args.flags and len(args.flags) != len(worlds) else
-             "--out names one result file: with several worlds each goes to DIR/evaluation.json"
-             if args.out and len(worlds) > 1 else "")
+    wrong = ""
+    if args.flags and len(args.flags) != len(worlds):
+        wrong = f"--flags: {len(args.flags)} file(s) for {len(worlds)} world(s); give one per world"
+    elif args.out and len(worlds) > 1:
+        wrong = "--out names one result file: with several worlds each goes to DIR/evaluation.json"
     if wrong:
         print(f"goipwatch evaluate: error: {wrong}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The detection targets, checked on one world's evaluation.
+"""The detection targets, checked on a world's evaluation; a table of several worlds' checks.
 
 ``check(ours, baseline)`` reads two results of :func:`detector.world.evaluate.evaluate` (the
 detector's and the naive baseline's) and says, target by target, whether it is met: the
