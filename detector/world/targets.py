@@ -109,15 +109,20 @@ def _not_worse(ours: dict, base: dict) -> Check:
                  "worse on: " + ", ".join(worse) if worse else "no line worse", not worse)
 
 
+def _tally(checks: list[Check]) -> tuple[str, list[str]]:
+    """"K of N met" over the judged targets, and the targets missed."""
+    judged = [c for c in checks if c.met is not None]
+    missed = [c.target for c in judged if not c.met]
+    return f"{len(judged) - len(missed)} of {len(judged)}", missed
+
+
 def format_checks(checks: list[Check]) -> str:
     """One line per target (met / MISSED / not judged) and a last line counting them."""
     mark = {True: "met", False: "MISSED", None: "n/a"}
     width = max(len(c.target) for c in checks)
     lines = [f"{mark[c.met]:<6}  {c.target:<{width}}  {c.value}" for c in checks]
-    missed = [c for c in checks if c.met is False]
-    judged = [c for c in checks if c.met is not None]
-    lines.append(f"targets: {len(judged) - len(missed)} of {len(judged)} met"
-                 + (f"; missed: {', '.join(c.target for c in missed)}" if missed else ""))
+    met, missed = _tally(checks)
+    lines.append(f"targets: {met} met" + (f"; missed: {', '.join(missed)}" if missed else ""))
     return "\n".join(lines)
 
 
@@ -129,11 +134,10 @@ def format_worlds(verdicts: dict[str, tuple[dict, list[Check]]]) -> str:
     for world, (result, checks) in verdicts.items():
         o = result["overall"]
         ttd, _ = _ttd(o)
-        judged = [c for c in checks if c.met is not None]
-        missed = [c.target for c in judged if not c.met]
+        met, missed = _tally(checks)
         rows.append([world, percent(o["precision"]), percent(o["recall"]), number(o["fp_per_10k_benign"]),
                      percent(o["rig_recall"]), number(ttd["median_min"]), number(ttd[p]),
-                     f"{len(judged) - len(missed)} of {len(judged)}", "; ".join(missed) or "-"])
+                     met, "; ".join(missed) or "-"])
     lines = grid(["world", "precision", "recall", "FP per 10k", "rig recall", "TTD median",
                    f"TTD p{PERCENTILE}", "targets met", "missed"], rows)
     every = sum(1 for r in rows if r[-1] == "-")
