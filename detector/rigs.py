@@ -19,7 +19,8 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
 3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
    other from one place (busiest cells the same in the same hour), not on one ID document,
    each linked to two others of the group — a box imitating people already at work, its
-   power-on missed (``rig``; callers in contact with two of them join it);
+   power-on missed (``rig``; callers in contact with two of its flagged SIMs join it, then
+   or at any later tick, wherever they are);
 4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
@@ -328,6 +329,12 @@ class RigBook:
         return out
 
     def _calling_groups(self, frame, taken) -> list[Flag]:
+        """Callers of the frame in a calling group: a new one, or one found before."""
+        callers = frame.sims[frame.column("voice_out_24h") >= CALLERS_MIN_VOICE_OUT]
+        found = self._new_calling_groups(callers, taken)
+        return found + self._group_joiners(callers, taken)
+
+    def _new_calling_groups(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
         """SIMs that call and text each other from one place, each of them a caller: a box
         imitating people (its SIMs keep each other company to look social) already at work
         when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
@@ -336,7 +343,6 @@ class RigBook:
         a company account calls among cards of one ID, friends are rarely all callers in one
         cell at one hour, and one chance contact is not a group."""
         engine, need = self.engine, self.policy.co_power_min_sims
-        callers = frame.sims[frame.column("voice_out_24h") >= CALLERS_MIN_VOICE_OUT]
         edges = self._caller_contacts(callers)
         # a member needs two such contacts: keep the SIMs of the frame that have them, and
         # their partners, then look at the contacts among all of those
@@ -382,6 +388,41 @@ class RigBook:
                 # structure, like a burst that talks to itself: not put to the supervised layer
                 flag = self._flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
                 self._keep(flag, out, taken, "group", f"{len(sims)} SIMs call each other from cell {where}")
+        return out
+
+    def _group_joiners(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
+        """Callers in contact with two flagged SIMs of one calling group, wherever they are:
+        the group's joining rule for SIMs that reach it after it was found, at ticks when
+        none of its SIMs is active (a box's cards of another carrier, its late starters)."""
+        engine = self.engine
+        group_of: dict[int, str] = {}   # slot of a flagged calling-group SIM -> its rig's root
+        for imsi, kinds in self._evidence.items():
+            slot = engine.sims.lookup(np.array([int(imsi)], np.int64))[0] if "group" in kinds else -1
+            if slot >= 0:
+                group_of[int(slot)] = imsi
+        if not group_of:
+            return []
+        fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
+        row, other = self._caller_contacts(fresh, place=False).T
+        mates: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for r, o in zip(row.tolist(), other.tolist()):
+            if o in group_of:
+                mate = group_of[o]
+                mates[r][self._find(mate)].append(mate)
+        joined = {r: max(by_rig.values(), key=len) for r, by_rig in mates.items()}
+        joined = {r: m for r, m in joined.items() if len(m) >= 2}
+        if not joined:
+            return []
+        rows = sorted(joined)
+        grp = engine.features(fresh[rows])
+        strengths = self.scorer.strengths(grp.values)
+        out: list[Flag] = []
+        for i, r in enumerate(rows):
+            group = self._evidence[joined[r][0]]["group"]
+            reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group "
+                      f"({group}: a box imitating people)")
+            flag = self._flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
+            self._keep(flag, out, taken, "group", group)
         return out
 
     def _caller_contacts(self, sims: np.ndarray, place: bool = True) -> np.ndarray:

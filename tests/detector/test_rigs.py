@@ -403,6 +403,40 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
     assert "call each other from cell 460-00-530-1" in rig.summary()
 
 
+def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_rig(pipe):
+    """A box imitating people is found; hours later a card of it on another carrier's cell
+    calls two of its SIMs, at a tick when none of the group is active (their side of those
+    calls is in a feed that has not arrived yet). It joins the rig; a person of another cell
+    who calls one of them does not."""
+    rng = np.random.default_rng(7)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(870 + i)) for i in range(4)]
+    friend = int(imsi(880))
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in box + [friend]}
+    number = {s: 8613000000000 + s % 10**11 for s in box + [friend]}
+    rows = []
+    for s in box[:3]:
+        rows += _person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5))
+    rows += _calling_circle(box[:3], [devs[s] for s in box[:3]], ["460-00-580-1"] * 3, day0 + 9 * HOUR, number)
+    first = run(pipe, calls(rows))
+    assert set(first) == {str(s) for s in box[:3]}
+
+    later = day0 + 20 * HOUR   # after the first batch's day
+    rows = []
+    for s, cell in ((box[3], "460-11-580-1"), (friend, "460-00-590-1")) * 2:   # busy days
+        rows += [(later + t - day0 - 8 * HOUR, *rest) for t, *rest in
+                 _person_day(s, devs[s], day0, cell, rng, 8613880000000 + 10 * (s % 100) + np.arange(5))]
+    rows += [(later + HOUR + 60 * k, box[3], devs[box[3]], "460-11-580-1", number[box[k]], 0, 0, 0, 90)
+             for k in range(2)]
+    rows.append((later + HOUR, friend, devs[friend], "460-00-590-1", number[box[0]], 0, 0, 0, 90))
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(box[3])}
+    assert flags[str(box[3])].kind == "rig"
+    assert flags[str(box[3])].reasons[0].startswith("a caller in contact with 2 flagged SIMs of a calling group")
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
 def test_a_calling_group_is_not_put_to_the_supervised_layer(pipe, monkeypatch):
     """Its SIMs look like people by design; the group is the evidence."""
     monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
