@@ -124,6 +124,8 @@ class Groups:
     customer_onnet: float = 0.25  # share of work-traffic customers on the simulated network
     dual_sim_second_activity: float = 0.5  # the second SIM of a dual-SIM phone is used less
     imei_missing: float = 0.02  # share of records with an empty IMEI (all classes)
+    new_card_share: float = 0.04  # subscriptions younger than new_card_age_s (not company cards)
+    new_card_age_s: int = 60 * 86400
 
 
 GROUPS = Groups()
@@ -214,6 +216,11 @@ def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int) -> BenignPlan
             owner_is_company[m] = True
             channel[m] = -2 - int(g)  # one sales channel per company (resolved in registration)
             iccid_run[m] = g
+    # new subscribers: a carrier's gross adds are a few percent of its base every month, so
+    # a young card alone is no sign of fraud (own stream: the rest of the world is unchanged)
+    new = ctx.rng("new-cards")
+    young = (new.random(n) < GROUPS.new_card_share) & ~owner_is_company
+    activated[young] = ctx.start - new.integers(HOUR, GROUPS.new_card_age_s, int(young.sum()))
     return BenignPlan(n, blocks["iot_meter"][0], cls, blocks, pair_of, group, activated, owner,
                       owner_is_company, channel, iccid_run)
 

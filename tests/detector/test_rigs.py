@@ -341,12 +341,13 @@ def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pip
     pair_devs = [int(imei(900 + i, tac="86000004")) for i in range(2)]
     loner, loner_dev = int(imsi(910)), int(imei(910, tac="86000004"))
     first = run(pipe, calls(_power_on(pair, pair_devs, START - 60, "460-00-570-1") +
-                            gateway_rows(pair[:1], pair_devs[:1], "460-00-570-1", hours=3)))
+                            gateway_rows(pair[:1], pair_devs[:1], "460-00-570-1", hours=3, gap_s=40)))
     assert set(first) == {str(pair[0])}
     monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
     later = 3 * HOUR
-    work = gateway_rows(pair[1:], pair_devs[1:], "460-00-570-1", hours=3) + \
-        gateway_rows([loner], [loner_dev], "460-00-570-2", hours=3, victim0=8613600000000)
+    work = gateway_rows(pair[1:], pair_devs[1:], "460-00-570-1", hours=3, gap_s=40) + \
+        gateway_rows([loner], [loner_dev], "460-00-570-2", hours=3, gap_s=40,
+                     victim0=8613600000000)
     rows = _power_on([loner], [loner_dev], START + later - 60, "460-00-570-2") + \
         [(t + later, *rest) for t, *rest in work]
     flags = run(pipe, calls(rows))

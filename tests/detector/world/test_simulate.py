@@ -177,6 +177,16 @@ def test_subscribers_schema(tables):
     assert before > 0.95 * len(subs)
 
 
+def test_some_legitimate_subscribers_are_new(tables):
+    """A carrier signs up a few percent of its base every month: a young card is no label."""
+    _, subs, labels, meta = tables
+    start = _ts(meta["span"]["start"])
+    benign = {r["imsi"] for r in labels if r["label"] == "benign"}
+    young = [r for r in subs if r["imsi"] in benign and (start - _ts(r["activated_at"])).days < 60]
+    assert 0.02 * len(benign) < len(young) < 0.06 * len(benign)
+    assert all(_ts(r["activated_at"]) < start for r in young)
+
+
 def test_rows_sorted_by_time(world):
     _, out = world
     times = [line.split(",", 3)[2] for line in (out / "cdr.csv").read_text().splitlines()[1:]]
