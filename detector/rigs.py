@@ -72,6 +72,7 @@ class RigPolicy:
     remote_sim_auth_ms: int = 1000  # mean authentication latency of a SIM in a SIM bank
     bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
     bulk_window_s: int = 3 * 3600   # activated within this span
+    absence_after_s: int = 6 * 3600  # watched this long, no data or calls is machine-like
     associate: bool = True
 
     def __post_init__(self) -> None:
@@ -79,6 +80,8 @@ class RigPolicy:
             raise ValueError("hot_cell_min_sims, co_power_min_sims and bulk_min_cards must be at least 2")
         if self.remote_sim_auth_ms < 1:
             raise ValueError("remote_sim_auth_ms must be at least 1")
+        if self.absence_after_s < 0:
+            raise ValueError("absence_after_s must not be negative")
 
 
 @dataclass(slots=True)
@@ -193,12 +196,20 @@ class RigBook:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
 
+    def _absence_is_evidence(self) -> bool:
+        """Whether the network has been watched ``absence_after_s`` already: before that, a
+        SIM's "no data, no calls in 24 h" covers only the hours since the daemon started
+        (a person often has no data session in two hours, nearly always one in six)."""
+        return self.engine.watermark - self.engine.observed_from >= self.policy.absence_after_s
+
     def _slots(self, imsis: list[str]) -> np.ndarray:
         """SIM slots of ``imsis`` that the engine holds."""
         slots = self.engine.sims.lookup(np.array(imsis, np.int64))
         return slots[slots >= 0]
 
     def _hot_cells(self, frame, strengths, use, taken) -> list[Flag]:
+        if not self._absence_is_evidence():
+            return []
         s = self.engine.sim_state[frame.sims]
         last = s["last_hour"].astype(np.int64)
         cell = s["slot"]["top_cell"][np.arange(len(last)), last % st.SLOTS]
@@ -301,6 +312,8 @@ class RigBook:
         keeping a second SIM for codes has it in a phone of their own; meters get no codes."""
         s, n = self.engine.sim_state, len(self.engine.sims)
         since = self.engine.watermark - 24 * 3600
+        if not self._absence_is_evidence():
+            return []
         modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0) & \
             (s["code_ts"][frame.sims] > since)
         if not modem.any():

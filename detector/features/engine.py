@@ -137,6 +137,7 @@ class FeatureEngine:
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
         self._cell_lut: tuple = (None, None)   # (batch cell table, its global ids)
         self.watermark = 0                     # newest event time seen
+        self.observed_from = 0                 # oldest event time of the first batch (0: unknown)
         self.events = np.zeros(0, np.int32)    # per SIM: events in the 24 h window, kept
         # apart from the 1 KB records so that the activity gate reads 4 bytes per SIM
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
@@ -233,6 +234,8 @@ class FeatureEngine:
         if not len(b):
             return Applied(np.empty(0, np.int64), late, 0)
         self.watermark = max(self.watermark, newest)
+        if not self.observed_from:
+            self.observed_from = int(b.ts.min())
 
         sim, added = self._sim_slots(b.imsi)
         gcell = self._global_cells(b)

@@ -92,7 +92,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
             await conn.executemany(
                 "INSERT INTO engine_state (key, value) VALUES ($1, $2::jsonb) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick})),
+                [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick,
+                                        "observed_from": engine.observed_from})),
                  ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
                  ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {})),
                  ("attaches", json.dumps(engine.attaches.tolist()))])
@@ -232,6 +233,8 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
                             [r[0] for r in imeis], [r[1] for r in imeis])
         clock = rows.get("clock", {})
         engine.watermark = int(clock.get("watermark", 0))
+        # a checkpoint from before this field: the network was watched before it
+        engine.observed_from = int(clock.get("observed_from", 1 if engine.watermark else 0))
         engine.attaches = np.array(rows.get("attaches", []), np.int64).reshape(-1, 3)
         pipe.next_tick = int(clock.get("next_tick", 0))
         if pipe.next_tick:  # SIMs touched since the last tick still await their scoring

@@ -49,6 +49,7 @@ def test_sims_rotating_over_shared_ports_form_one_rig(pipe):
 
 
 def test_co_moving_cohort_is_one_rig(pipe):
+    pipe.engine.observed_from = START - 86400   # the daemon has watched the network for a day
     sims = [int(imsi(200 + i)) for i in range(6)]
     rows, victim = [], 8613600000000
     for i, sim in enumerate(sims):
@@ -241,11 +242,16 @@ def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_code
     pool_devs = [int(imei(700 + i, tac="86104542")) for i in range(4)]
     people = [int(imsi(720 + i)) for i in range(3)]
     people_devs = [int(imei(720 + i, tac=f"3533{i:04d}")) for i in range(3)]
-    t0 = START - 6 * HOUR
-    rows = []
-    for i, (s, d) in enumerate(zip(pool + people, pool_devs + people_devs)):
-        rows += [(t0 + 600 * k + 60 * i, s, d, "460-00-530-1", 10690000 + k, 1, 1, 4, 0) for k in range(3)]
-    flags = run(pipe, calls(rows))
+
+    def codes(t0):
+        rows = []
+        for i, (s, d) in enumerate(zip(pool + people, pool_devs + people_devs)):
+            rows += [(t0 + 600 * k + 60 * i, s, d, "460-00-530-1", 10690000 + k, 1, 1, 4, 0) for k in range(3)]
+        return rows
+
+    # the daemon has just started: "no calls, no data" covers half an hour, no evidence yet
+    assert run(pipe, calls(codes(START - 6 * HOUR))) == {}
+    flags = run(pipe, calls(codes(START - 6 * HOUR + pipe.rigs.policy.absence_after_s)))
     assert set(flags) == {str(s) for s in pool}
     assert all("devices of one model (TAC 86104542)" in f.reasons[0] for f in flags.values())
     [rig] = pipe.rigs.rigs()
