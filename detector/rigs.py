@@ -5,8 +5,9 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    active SIMs show rig-like behaviour in the same hour *and behave like machines*: no data
    session in 24 h and almost no incoming calls (one service, one way: a gateway port or a
    modem neither browses nor gets called back ~100× less than it calls (Murynets et al.);
-   a call-centre agent's or courier's phone does both) — each such SIM with another kind of
-   evidence of its own is flagged (``rig``);
+   a call-centre agent's or courier's phone does both; absence counts once the daemon has
+   watched the network ``absence_after_s``) — each such SIM with another kind of evidence of
+   its own is flagged (``rig``);
 2. adds the **synchronised power-on** kind of evidence (signalling): at least
    ``co_power_min_sims`` SIMs that attached in one cell within seconds of each other, that
    have calls or SMS (meters have neither) and have one other kind of evidence of their own
