@@ -311,10 +311,10 @@ class RigBook:
         called nor use data: ``hot_cell_min_sims`` of them are a modem pool, power-on seen or
         not (a pool at work before the capture started, or whose power-on it missed). A person
         keeping a second SIM for codes has it in a phone of their own; meters get no codes."""
-        s, n = self.engine.sim_state, len(self.engine.sims)
-        since = self.engine.watermark - 24 * 3600
         if not self._absence_is_evidence():
             return []
+        s, n = self.engine.sim_state, len(self.engine.sims)
+        since = self.engine.watermark - 24 * 3600
         modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0) & \
             (s["code_ts"][frame.sims] > since)
         if not modem.any():
@@ -409,7 +409,7 @@ class RigBook:
         the group's joining rule for SIMs that reach it after it was found, at ticks when
         none of its SIMs is active (a box's cards of another carrier, its late starters)."""
         engine = self.engine
-        group_of: dict[int, str] = {}   # slot of a flagged calling-group SIM -> its rig's root
+        group_of: dict[int, str] = {}   # slot of a flagged calling-group SIM -> its IMSI
         for imsi, kinds in self._evidence.items():
             slot = engine.sims.lookup(np.array([int(imsi)], np.int64))[0] if "group" in kinds else -1
             if slot >= 0:
