@@ -703,6 +703,16 @@ class RigBook:
         for c, m in saved.items():
             self._machines[int(c)].update(m)
 
+    def evidence_by_sim(self) -> dict[str, dict[str, str]]:
+        """The rig evidence each flagged SIM brought (kind -> words), for checkpoints: rig
+        summaries and the links of calling groups, pools and hot cells need it after a
+        restart."""
+        return {imsi: dict(kinds) for imsi, kinds in self._evidence.items() if kinds}
+
+    def restore_evidence(self, saved: dict[str, dict[str, str]]) -> None:
+        for imsi, kinds in saved.items():
+            self._evidence[imsi].update(kinds)
+
     def restore(self, flags: list[Flag]) -> None:
         """Rebuild the grouping from stored flags: each rig under the SIM its id came from
         (else its first flag), lone flagged SIMs as rigs of one, so that later flags still

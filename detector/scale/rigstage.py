@@ -97,6 +97,9 @@ class RigStage:
             await self._registrations(conn)
             self.book.restore(list(self.flagged.values()))
             self.book.restore_machines(meta.get("hot_cells", {}))
+            self.book.restore_evidence(meta.get("rig_evidence", {}))
+            # a checkpoint from before this field: the network was watched before it
+            self.engine.observed_from = int(meta.get("observed_from", 1 if self.engine.watermark else 0))
             await load_allowlist(conn, self.allow)
 
     async def _registrations(self, conn: asyncpg.Connection) -> None:
@@ -196,7 +199,9 @@ class RigStage:
                 "counters = $7::jsonb, updated_at = now() WHERE stream = $1 AND partition = $2",
                 self.scale.stream, RIG_PARTITION, handled, self.done[0], self.done[1],
                 json.dumps(list(self.engine.cells)),
-                json.dumps({"counters": self.counters, "hot_cells": self.book.recent_machines()}))
+                json.dumps({"counters": self.counters, "hot_cells": self.book.recent_machines(),
+                            "rig_evidence": self.book.evidence_by_sim(),
+                            "observed_from": self.engine.observed_from}))
             if keys:
                 await conn.executemany(
                     "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "

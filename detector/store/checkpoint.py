@@ -96,6 +96,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                                         "observed_from": engine.observed_from})),
                  ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
                  ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {})),
+                 ("rig_evidence", json.dumps(pipe.rigs.evidence_by_sim() if pipe.rigs else {})),
                  ("attaches", json.dumps(engine.attaches.tolist()))])
             await _save_inputs(conn, pending)
             await activity.save(conn, pending.facts)
@@ -278,6 +279,8 @@ async def _restore_rigs(conn: asyncpg.Connection, pipe: Pipeline) -> None:
     pipe.rigs.restore(list(pipe.flagged.values()))
     saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'hot_cells'")
     pipe.rigs.restore_machines(json.loads(saved) if saved else {})
+    saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'rig_evidence'")
+    pipe.rigs.restore_evidence(json.loads(saved) if saved else {})
 
 
 async def flags_after(pool: asyncpg.Pool, flag_id: int) -> list[tuple[int, Flag]]:

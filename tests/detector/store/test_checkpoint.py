@@ -1,0 +1,42 @@
+"""Checkpoints on a real PostgreSQL: what a restart must find again beside the SIM state."""
+
+from detector import model as model_mod
+from detector.features.engine import FeatureEngine
+from detector.pipeline import Pipeline
+from detector.rigs import RigBook, RigPolicy
+from detector.scoring import Policy, Scorer
+from detector.store import checkpoint
+from detector.store.db import connect
+from detector.testing import START, cdr_batch, gateway_rows, imei, imsi
+
+
+def fresh_pipe(model_path) -> Pipeline:
+    engine = FeatureEngine()
+    scorer = Scorer(model_mod.load(model_path), Policy())
+    return Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+
+
+async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, small_model):
+    """Machine-like SIMs flagged together in one cell: after a restart the rig still says why
+    (its evidence summary is rewritten at every checkpoint) and the daemon still counts as
+    having watched the network since its first start."""
+    pipe = fresh_pipe(small_model)
+    pipe.engine.observed_from = START - 86400     # the daemon has watched the network a day
+    sims = [int(imsi(500 + i)) for i in range(4)]
+    ports = [int(imei(500 + i, tac="86000009")) for i in range(4)]
+    fed = pipe.feed(cdr_batch(gateway_rows(sims, ports, "460-00-610-1", rotate_s=10**6)))
+    flags = fed.flags + pipe.score_dirty()
+    assert {f.imsi for f in flags} == {str(s) for s in sims}
+    before = pipe.rigs.rigs()
+    assert "machine-like SIMs active together in cell 460-00-610-1" in before[0].summary()
+
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=before), 0)
+        again = fresh_pipe(small_model)
+        await checkpoint.restore(pool, again.engine, again)
+    finally:
+        await pool.close()
+    assert again.engine.observed_from == START - 86400
+    assert again.rigs.evidence_by_sim() == pipe.rigs.evidence_by_sim()
+    assert [r.summary() for r in again.rigs.rigs()] == [r.summary() for r in before]
