@@ -192,6 +192,8 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
     for name, cls in nested.items():
         try:
             det[name] = cls(**_section(f"{source}: detector", taken[name], cls, base))
+        except ConfigError:
+            raise                      # names its key already
         except ValueError as e:
             raise ConfigError(f"{source}: detector: {e}") from e
     if det.get("scoring_interval_s", SCORING_INTERVAL_S) < 60:
