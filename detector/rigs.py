@@ -129,6 +129,8 @@ class RigBook:
         self._founded: dict[str, int] = {}           # root -> time of its first flag
         self._size: dict[str, int] = {}              # root -> flagged SIMs in its rig
         self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
+        self.evidence_version = 0        # bumped at every change: checkpoints write it only then
+        self.saved_evidence_version = 0
         self._bulk_of: dict[int, tuple[int, ...]] = {}  # imsi -> imsis of its bulk registration
         self._bulk_text: dict[int, str] = {}
         self._machines: dict[int, dict[str, int]] = defaultdict(dict)  # cell -> {imsi: hour}
@@ -409,11 +411,9 @@ class RigBook:
         the group's joining rule for SIMs that reach it after it was found, at ticks when
         none of its SIMs is active (a box's cards of another carrier, its late starters)."""
         engine = self.engine
-        group_of: dict[int, str] = {}   # slot of a flagged calling-group SIM -> its IMSI
-        for imsi, kinds in self._evidence.items():
-            slot = engine.sims.lookup(np.array([int(imsi)], np.int64))[0] if "group" in kinds else -1
-            if slot >= 0:
-                group_of[int(slot)] = imsi
+        grouped = [imsi for imsi, kinds in self._evidence.items() if "group" in kinds]
+        slots = engine.sims.lookup(np.array(grouped, np.int64))
+        group_of = {int(slot): imsi for slot, imsi in zip(slots, grouped) if slot >= 0}
         if not group_of:
             return []
         fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
@@ -591,6 +591,7 @@ class RigBook:
             return
         out.append(flag)
         self._evidence[flag.imsi][key] = evidence
+        self.evidence_version += 1
         taken.add(flag.imsi)
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
@@ -664,6 +665,7 @@ class RigBook:
             together = [x for x, h in peers.items() if x != imsi and x in self._parent
                         and abs(h - peers[imsi]) <= 1]
             if together:
+                self.evidence_version += 1
                 self._evidence[imsi]["cell"] = (f"machine-like SIMs active together in cell "
                                                 f"{list(self.engine.cells)[cell]}")
             out += together
@@ -712,6 +714,7 @@ class RigBook:
     def restore_evidence(self, saved: dict[str, dict[str, str]]) -> None:
         for imsi, kinds in saved.items():
             self._evidence[imsi].update(kinds)
+        self.saved_evidence_version = self.evidence_version
 
     def restore(self, flags: list[Flag]) -> None:
         """Rebuild the grouping from stored flags: each rig under the SIM its id came from

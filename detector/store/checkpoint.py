@@ -81,6 +81,9 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     """Commit ``pending`` and the changed state; returns how many cells the store now has
     and the store ids of the new flags."""
     sims, imeis = engine.take_unsaved()
+    rigs = pipe.rigs
+    evidence = rigs is not None and rigs.evidence_version != rigs.saved_evidence_version
+    version = rigs.evidence_version if rigs is not None else 0
     try:
         async with pool.acquire() as conn, conn.transaction():
             await _save_state(conn, engine, sims, imeis)
@@ -95,9 +98,10 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
                 [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick,
                                         "observed_from": engine.observed_from})),
                  ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
-                 ("hot_cells", json.dumps(pipe.rigs.recent_machines() if pipe.rigs else {})),
-                 ("rig_evidence", json.dumps(pipe.rigs.evidence_by_sim() if pipe.rigs else {})),
-                 ("attaches", json.dumps(engine.attaches.tolist()))])
+                 ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
+                 ("attaches", json.dumps(engine.attaches.tolist()))] +
+                # it grows with the flagged SIMs: written when it changed
+                ([("rig_evidence", json.dumps(rigs.evidence_by_sim()))] if evidence else []))
             await _save_inputs(conn, pending)
             await activity.save(conn, pending.facts)
             flag_ids = await _save_flags(conn, pending.flags)
@@ -108,6 +112,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
+    if evidence:
+        rigs.saved_evidence_version = version
     return saved_cells + len(names), flag_ids
 
 

@@ -33,6 +33,7 @@ async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, sma
     pool = await connect(pg_dsn)
     try:
         await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=before), 0)
+        assert pipe.rigs.saved_evidence_version == pipe.rigs.evidence_version > 0
         again = fresh_pipe(small_model)
         await checkpoint.restore(pool, again.engine, again)
     finally:
