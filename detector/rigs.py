@@ -590,9 +590,14 @@ class RigBook:
         if flag is None:
             return
         out.append(flag)
-        self._evidence[flag.imsi][key] = evidence
-        self.evidence_version += 1
+        self._note(flag.imsi, key, evidence)
         taken.add(flag.imsi)
+
+    def _note(self, imsi: str, key: str, evidence: str) -> None:
+        """Record a SIM's rig evidence (the one place that changes it: checkpoints write it
+        when ``evidence_version`` moved)."""
+        self._evidence[imsi][key] = evidence
+        self.evidence_version += 1
 
     def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
               reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
@@ -665,9 +670,8 @@ class RigBook:
             together = [x for x, h in peers.items() if x != imsi and x in self._parent
                         and abs(h - peers[imsi]) <= 1]
             if together:
-                self.evidence_version += 1
-                self._evidence[imsi]["cell"] = (f"machine-like SIMs active together in cell "
-                                                f"{list(self.engine.cells)[cell]}")
+                self._note(imsi, "cell", f"machine-like SIMs active together in cell "
+                                         f"{list(self.engine.cells)[cell]}")
             out += together
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)

@@ -669,6 +669,14 @@ class FeatureEngine:
         s[keys][nsim, col] = nkey
         s[hours][nsim, col] = nhour
 
+    def restore_clock(self, watermark: int, observed_from: int | None = None) -> None:
+        """The event-time clock of a checkpoint. Without the time watching began (a
+        checkpoint from before it was kept, or one that does not keep it) the network counts
+        as watched since long ago: a restart does not start the first-start wait again."""
+        self.watermark = int(watermark)
+        self.observed_from = int(observed_from if observed_from is not None
+                                 else 1 if self.watermark else 0)
+
     def take_dirty(self) -> np.ndarray:
         """SIM slots touched since the last call, and forget them."""
         d = np.flatnonzero(self.dirty)

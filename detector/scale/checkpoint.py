@@ -100,9 +100,7 @@ async def restore(pool: asyncpg.Pool, stream: str, part, flags: list[Flag] | Non
         imeis = [r for r in rows if r["kind"] == "i"]
         engine.import_state([r["key"] for r in sims], [r["state"] for r in sims],
                             [r["key"] for r in imeis], [r["state"] for r in imeis])
-        engine.watermark = int(row["watermark"])
-        # the partition was watched before this restart (its first hours are not kept)
-        engine.observed_from = 1 if engine.watermark else 0
+        engine.restore_clock(row["watermark"])   # its first hours are not kept: watched
         # recent attaches: a power-on burst cut by the restart is still seen whole
         engine.attaches = np.frombuffer(row["attaches"], "<i8").astype(np.int64).reshape(-1, 3)
         pipe.next_tick = int(row["next_tick"])

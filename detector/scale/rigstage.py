@@ -85,10 +85,10 @@ class RigStage:
             rows = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
             self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
-            self.engine.watermark = int(row["watermark"])
+            meta = json.loads(row["counters"])
+            self.engine.restore_clock(row["watermark"], meta.get("observed_from"))
             self.done = (int(row["watermark"]), int(row["next_tick"]))
             self.handled_seq = self.seen_seq = int(row["last_seq"])
-            meta = json.loads(row["counters"])
             self.counters = meta.get("counters", {})
             # the flags of the steps handled (workers may have committed later ones already)
             for r in await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
@@ -98,8 +98,6 @@ class RigStage:
             self.book.restore(list(self.flagged.values()))
             self.book.restore_machines(meta.get("hot_cells", {}))
             self.book.restore_evidence(meta.get("rig_evidence", {}))
-            # a checkpoint from before this field: the network was watched before it
-            self.engine.observed_from = int(meta.get("observed_from", 1 if self.engine.watermark else 0))
             await load_allowlist(conn, self.allow)
 
     async def _registrations(self, conn: asyncpg.Connection) -> None:

@@ -239,9 +239,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         engine.import_state([r[0] for r in sims], [r[1] for r in sims],
                             [r[0] for r in imeis], [r[1] for r in imeis])
         clock = rows.get("clock", {})
-        engine.watermark = int(clock.get("watermark", 0))
-        # a checkpoint from before this field: the network was watched before it
-        engine.observed_from = int(clock.get("observed_from", 1 if engine.watermark else 0))
+        engine.restore_clock(clock.get("watermark", 0), clock.get("observed_from"))
         engine.attaches = np.array(rows.get("attaches", []), np.int64).reshape(-1, 3)
         pipe.next_tick = int(clock.get("next_tick", 0))
         if pipe.next_tick:  # SIMs touched since the last tick still await their scoring
