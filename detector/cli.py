@@ -106,7 +106,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from detector.world.simulate import WorldParams, simulate_world
 
     summary = simulate_world(WorldParams(subscribers=args.subscribers, days=args.days,
-                                         seed=args.seed, mix=args.mix, pcap=args.pcap), args.out)
+                                         seed=args.seed, mix=args.mix, pcap=args.pcap,
+                                         archive_hours=args.archive_hours), args.out)
     print(f"world written to {summary.out_dir}: {summary.subscribers} SIMs, "
           f"{summary.records} records in {summary.seconds:.1f} s", file=sys.stderr)
     return 0
@@ -153,8 +154,11 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
         if not f.is_file():
             raise FileNotFoundError(f"{f}: not found (is {world} a simulated world?)")
     cfg = config_mod.Config()
-    capture = world / "signalling.pcap"
-    loaded = batch.load_files([cdr_csv], [subs_csv] if subs_csv.is_file() else [],
+    capture, archive = world / "signalling.pcap", world / "archive.csv"
+    # a daemon deployed at the world's start reads mediation's archive first (simulate
+    # --archive-hours); flags it raises from the archive count as raised at the start
+    loaded = batch.load_files([archive, cdr_csv] if archive.is_file() else [cdr_csv],
+                              [subs_csv] if subs_csv.is_file() else [],
                               capture_paths=[capture] if capture.is_file() and not args.no_signalling else [])
     if flags_csv is None:
         flags_csv = world / "flags.csv"
@@ -401,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--pcap", action="store_true",
                    help="also write signalling.pcap: the attaches of the world as GTPv2-C")
+    m.add_argument("--archive-hours", type=int, default=0,
+                   help="also write archive.csv: the CDRs of that many hours before the world "
+                        "starts, as a daemon deployed at the start reads them first (default 0)")
     m.set_defaults(func=cmd_simulate)
 
     e = sub.add_parser("evaluate", help="score simulated worlds and compare with the naive baseline")

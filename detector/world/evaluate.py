@@ -14,7 +14,8 @@ baseline) side by side. Definitions (see docs/evaluation.md):
   ``rig_id`` with at least one in-scope SIM) is *found* when at least half of its in-scope SIMs
   are flagged (``2 * flagged >= sims``). Fraud SIMs without a ``rig_id`` are each their own rig.
 - Time to detect, per flagged fraud SIM with a ``first_active``: ``flagged_at - first_active``
-  in minutes; median and 95th percentile (``numpy.percentile``, linear interpolation);
+  in minutes (0 when flagged before it: a bulk card by its registration, a rig from the
+  world's archive); median and 95th percentile (``numpy.percentile``, linear interpolation);
   overall also apart for rigs that start in the world and rigs already at work when it starts
   (labels' ``already_running``): for those, the clock starts with the world, not the rig.
   With the CDRs, the same again in *minutes of rig activity*: the part of that span in which
@@ -124,6 +125,8 @@ def _cdr_activity(path: Path, fraud: set[str]) -> tuple[set[str], dict[str, np.n
 def _active_minutes(rig_times: np.ndarray, start: int, end: int) -> float:
     """Minutes in [start, end] during which the rig was at work: each of its records counts
     until the next one, at most ``ACTIVE_GAP_S`` (a rig idle overnight is not at work)."""
+    if end <= start:
+        return 0.0
     t = rig_times[(rig_times >= start) & (rig_times <= end)]
     if not len(t):
         return min(end - start, ACTIVE_GAP_S) / 60.0
@@ -176,7 +179,9 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             rig[0] += 1
             rig[1] += int(flagged)
             if flagged and lab["first_active"] is not None:
-                ttd[lab["scenario"]].append((flags[imsi] - lab["first_active"]) / 60.0)
+                # a SIM flagged before its first record in the world (a bulk card by its
+                # registration, a rig from the archive) was detected with no delay
+                ttd[lab["scenario"]].append(max(0, flags[imsi] - lab["first_active"]) / 60.0)
                 ttd_by_start[lab["running"]].append(ttd[lab["scenario"]][-1])
                 if times is not None:
                     active_by_start[lab["running"]].append(_active_minutes(

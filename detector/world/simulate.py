@@ -12,6 +12,7 @@ Modules: ``core`` (time, cells, devices, records), ``population`` (benign classe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -41,7 +42,7 @@ from detector.world.encoding import (
 from detector.world.population import BENIGN_ORDER, GROUPS, World, generate_benign, plan_benign, setup_benign
 from detector.world.registration import BRANDS, NET_MNC, register
 from detector.world.scenarios import FRAUD_ORDER, generate_fraud, plan_fraud
-from detector.world.signalling import ATTACH, CALL, UPDATE, world_signalling, write_pcap
+from detector.world.signalling import ATTACH, CALL, UPDATE, Signalling, world_signalling, write_pcap
 
 CDR_HEADER = "record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result"
 SUBSCRIBERS_HEADER = "imsi,msisdn,iccid,activated_at,id_hash,channel,carrier"
@@ -78,6 +79,10 @@ class WorldParams:
     mix: str = "default"  # "default" | "hard" | "key=value,..." overrides (a preset name may lead)
     start: str = "2026-10-05T00:00:00Z"  # world start, UTC
     pcap: bool = False  # also write signalling.pcap (GTPv2-C attaches)
+    # CDRs of the hours before ``start`` in archive.csv: what a carrier's mediation keeps and a
+    # daemon deployed at ``start`` reads first. The world runs from start - archive_hours (rigs
+    # may start in it); cdr.csv, the capture and the labels' first_active begin at ``start``.
+    archive_hours: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +158,12 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
         raise ValueError("subscribers must be at least 10")
     if params.days < 1:
         raise ValueError("days must be at least 1")
+    if params.archive_hours < 0:
+        raise ValueError("archive_hours must not be negative")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = _parse_start(params.start)
-    ctx = Ctx(params.seed, start, start + params.days * 86400)
+    ctx = Ctx(params.seed, start - params.archive_hours * 3600, start + params.days * 86400)
     mix = resolve_mix(params.mix)
     counts = mix_counts(mix, params.subscribers)
 
@@ -194,13 +201,17 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     # ---- write
     order = np.argsort(rec["t"], kind="stable")
     imei = devices.imei
-    _write_cdr(out_dir / "cdr.csv", rec, order, reg, imei, cells)
+    archived = int(np.searchsorted(rec["t"][order], start))
+    if params.archive_hours:
+        _write_cdr(out_dir / "archive.csv", rec, order[:archived], reg, imei, cells)
+    _write_cdr(out_dir / "cdr.csv", rec, order[archived:], reg, imei, cells)
     signalling = _write_signalling(out_dir / "signalling.pcap", ctx, rec, order, bplan, fplan,
-                                   reg, imei, cells) if params.pcap else None
+                                   reg, imei, cells, since=start) if params.pcap else None
 
-    # first fraudulent record per fraud SIM (all records of a fraud SIM are fraudulent activity)
+    # first fraudulent record per fraud SIM in the world (all records of a fraud SIM are
+    # fraudulent activity; those of the archive come before the daemon could see them live)
     first = np.full(n, -1, dtype=np.int64)
-    fr = rec["sim"] >= bplan.n
+    fr = (rec["sim"] >= bplan.n) & (rec["t"] >= start)
     if fr.any():
         fsim, ft = rec["sim"][fr].astype(np.int64), rec["t"][fr]
         first_t = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -214,19 +225,20 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     rig_code = np.concatenate([np.zeros(bplan.n, dtype=np.int64), fplan.rig + 1])
     _write_subscribers(out_dir / "subscribers.csv", reg, activated)
     # 0/1 per fraud SIM: its rig was already at work when the world starts (no power-on,
-    # registration or start of its own is in the world); 2: benign
+    # registration or start of its own is in the world, at most in the archive); 2: benign
     running = np.concatenate([np.full(bplan.n, 2, np.int64),
-                              np.array([int(r.start <= ctx.start) for r in fplan.rigs], np.int64)[fplan.rig]
+                              np.array([int(r.start <= start) for r in fplan.rigs], np.int64)[fplan.rig]
                               if len(fplan.rigs) else np.zeros(0, np.int64)])
     _write_labels(out_dir / "labels.csv", reg, fraud, scen, scenario_names, rig_code, rig_names, first,
                   running)
 
     sim_counts = {name: int((scen == k).sum()) for k, name in enumerate(scenario_names)}
-    records_total = int(len(rec["t"]))
+    in_world = rec["t"] >= start  # cdr.csv's records
+    records_total = int(in_world.sum())
     by_kind: dict[str, int] = {}
     for ti, tname in enumerate(RECORD_TYPES):
         for di, dname in enumerate(DIRECTIONS):
-            c = int(((rec["rtype"] == ti) & (rec["direction"] == di)).sum())
+            c = int(((rec["rtype"] == ti) & (rec["direction"] == di) & in_world).sum())
             if c:
                 by_kind[f"{tname}_{dname}"] = c
     fraud_records = int(fr.sum())
@@ -238,11 +250,13 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
         "counts": sim_counts,
         "sims": {"total": n, "benign": int(bplan.n), "fraud": int(fplan.n),
                  "fraud_share": round(fplan.n / n, 6)},
-        "records": {"total": records_total, "fraud": fraud_records, "by_type_direction": by_kind},
+        "records": {"total": records_total, "fraud": fraud_records, "by_type_direction": by_kind,
+                    "archive": archived},
         "span": {
-            "start": iso_scalar(ctx.start),
+            "start": iso_scalar(start),
+            "archive_from": iso_scalar(ctx.start) if params.archive_hours else None,
             "end": iso_scalar(ctx.end),
-            "first_record": iso_scalar(int(rec["t"][order[0]])) if records_total else None,
+            "first_record": iso_scalar(int(rec["t"][order[archived]])) if records_total else None,
             "last_record": iso_scalar(int(rec["t"][order[-1]])) if records_total else None,
             "timezone_local": "Asia/Shanghai (UTC+8)",
         },
@@ -256,7 +270,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
         ],
         "signalling": signalling,
         "files": ["cdr.csv", "subscribers.csv", "labels.csv", "world.json"]
-                 + (["signalling.pcap"] if params.pcap else []),
+                 + (["signalling.pcap"] if params.pcap else [])
+                 + (["archive.csv"] if params.archive_hours else []),
     }
     (out_dir / "world.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return WorldSummary(out_dir, records_total, n, sim_counts, time.perf_counter() - t_begin)
@@ -309,11 +324,14 @@ def _write_cdr(path: Path, rec: dict[str, np.ndarray], order: np.ndarray, reg, i
 
 
 def _write_signalling(path: Path, ctx: Ctx, rec, order, bplan, fplan, reg, imei: np.ndarray,
-                      cells: Cells) -> dict:
+                      cells: Cells, since: int) -> dict:
+    """The capture from ``since`` on (a tap started with the world: the archive is CDRs only)."""
     row = reg.net.astype(np.int64)[rec["sim"]] * cells.n + rec["cell"]
     used, inv = np.unique(row, return_inverse=True)
     names = [bytes(r).replace(b"\0", b"").decode() for r in _cell_table(cells)[used]]
     sig = world_signalling(ctx, {**rec, "cell": inv}, order, bplan, fplan)
+    live = sig.t_us >= since * 1_000_000
+    sig = Signalling(*(getattr(sig, f.name)[live] for f in dataclasses.fields(Signalling)))
     frames = write_pcap(path, sig, reg.imsi, reg.msisdn, imei, names)
     counts = np.bincount(sig.what, minlength=3)
     return {"file": path.name, "frames": frames, "attaches": int(counts[ATTACH]),

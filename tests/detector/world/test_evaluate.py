@@ -138,6 +138,39 @@ def test_minutes_of_rig_activity_leave_out_the_rigs_idle_time(tmp_path):
     assert evaluate(labels, flags)["overall"]["rig_activity_to_detect"] is None   # no CDRs
 
 
+def test_a_flag_before_the_first_record_counts_as_no_delay(tmp_path):
+    """A SIM flagged before its first record in the world (a bulk card by its registration, a
+    rig from the world's archive) was detected at once: 0 minutes, not a negative delay."""
+    a = imsi(1)
+    labels, flags, cdr = tmp_path / "labels.csv", tmp_path / "flags.csv", tmp_path / "cdr.csv"
+    labels.write_text(f"imsi,label,scenario,rig_id,first_active,already_running\n{a},fraud,goip,R,{at(30)},1\n")
+    flags.write_text(f"imsi,msisdn,score,flagged_at,rig_id,reasons\n{a},1,0.7,{at(0)},,x\n")
+    cdr.write_text("record_type,direction,start_time,duration_s,imsi,msisdn,imei,peer,cell_id,result\n"
+                   f"voice,MO,{at(30)},30,{a},8613800000001,,8613900000000,460-00-1-2,answered\n")
+    o = evaluate(labels, flags, cdr)["overall"]
+    assert o["time_to_detect"] == {"n": 1, "median_min": 0.0, "p95_min": 0.0}
+    assert o["rig_activity_to_detect_running"] == {"n": 1, "median_min": 0.0, "p95_min": 0.0}
+
+
+def test_cli_evaluate_reads_the_worlds_archive_first(tmp_path, capsys):
+    """A world with archive.csv is scored as a daemon deployed at its start scores it: the
+    archive, then cdr.csv; the figures are of cdr.csv's world."""
+    from detector.world.simulate import WorldParams, simulate_world
+
+    world = tmp_path / "w"
+    simulate_world(WorldParams(subscribers=800, days=1, seed=3, archive_hours=24,
+                               mix="default,goip_fixed=0.03,goip_rotating=0.03"), world)
+    model = Path(__file__).resolve().parents[3] / "models" / "goipwatch.skops"
+    assert main(["evaluate", "--world", str(world), "--no-signalling", "--model", str(model)]) == 0
+    flagged_at = [line.split(",")[3] for line in (world / "flags.csv").read_text().splitlines()[1:]]
+    from_archive = [t for t in flagged_at if t < "2026-10-05T00:00:00Z"]   # the world's start
+    assert from_archive and len(from_archive) < len(flagged_at)
+    o = json.loads((world / "evaluation.json").read_text())["ours"]["overall"]
+    assert o["true_positives"] == len(flagged_at) and o["false_positives"] == 0
+    # the rigs found in the archive were found before their first record in the world
+    assert o["time_to_detect_running"]["median_min"] == 0.0
+
+
 def test_benign_classes_and_unknown(files):
     r = evaluate(*files)
     ordinary, cc = r["benign"]["ordinary"], r["benign"]["call_centre"]

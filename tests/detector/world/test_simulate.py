@@ -219,6 +219,43 @@ def test_already_running_marks_the_rigs_at_work_when_the_world_starts(tables):
             assert r["already_running"] == ""
 
 
+def test_no_archive_unless_asked(world):
+    _, out = world
+    assert not (out / "archive.csv").exists()
+    assert json.loads((out / "world.json").read_text())["span"]["archive_from"] is None
+
+
+def test_archive_holds_the_hours_before_the_start(tmp_path):
+    """``archive_hours``: the world runs from earlier; the records before ``start`` go to
+    archive.csv, the rest to cdr.csv, and the labels describe cdr.csv's world."""
+    out = tmp_path / "w"
+    simulate_world(WorldParams(subscribers=1000, days=1, seed=5, archive_hours=12), out)
+    meta = json.loads((out / "world.json").read_text())
+    start, archive_from = meta["span"]["start"], meta["span"]["archive_from"]
+    assert (start, archive_from) == ("2026-10-05T00:00:00Z", "2026-10-04T12:00:00Z")
+    with open(out / "archive.csv", newline="") as f:
+        archived = list(csv.DictReader(f))
+    with open(out / "cdr.csv", newline="") as f:
+        cdr = list(csv.DictReader(f))
+    with open(out / "labels.csv", newline="") as f:
+        labels = list(csv.DictReader(f))
+    assert archived and all(archive_from <= r["start_time"] < start for r in archived)
+    assert all(r["start_time"] >= start for r in cdr)
+    assert meta["records"]["archive"] == len(archived) and meta["records"]["total"] == len(cdr)
+    first: dict[str, str] = {}
+    for r in cdr:
+        first.setdefault(r["imsi"], r["start_time"])
+    fraud = [r for r in labels if r["label"] == "fraud"]
+    assert all(r["first_active"] == first.get(r["imsi"], "") for r in fraud)
+    # rigs that start within the archive are at work when the world starts, and have a past
+    rig_start = {r["rig_id"]: r["start"] for r in meta["rigs"]}
+    in_archive = {k for k, v in rig_start.items() if archive_from < v <= start}
+    fraud_in_archive = {r["imsi"] for r in archived} & {r["imsi"] for r in fraud}
+    assert in_archive and fraud_in_archive
+    for r in fraud:
+        assert r["already_running"] == ("1" if rig_start[r["rig_id"]] <= start else "0")
+
+
 def test_bulk_cards_share_registration_and_unused_cards_are_silent(tables):
     cdr, subs, labels, meta = tables
     sub = {r["imsi"]: r for r in subs}
