@@ -154,12 +154,11 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
         if not f.is_file():
             raise FileNotFoundError(f"{f}: not found (is {world} a simulated world?)")
     cfg = config_mod.Config()
-    capture, archive = world / "signalling.pcap", world / "archive.csv"
-    # a daemon deployed at the world's start reads mediation's archive first (simulate
-    # --archive-hours); flags it raises from the archive count as raised at the start
-    loaded = batch.load_files([archive, cdr_csv] if archive.is_file() else [cdr_csv],
-                              [subs_csv] if subs_csv.is_file() else [],
-                              capture_paths=[capture] if capture.is_file() and not args.no_signalling else [])
+    # a daemon deployed at the world's start reads the archive first (simulate --archive-hours)
+    cdrs = [p for p in (world / "archive.csv", cdr_csv) if p.is_file()]
+    captures = [] if args.no_signalling else \
+        [p for p in (world / "archive.pcap", world / "signalling.pcap") if p.is_file()]
+    loaded = batch.load_files(cdrs, [subs_csv] if subs_csv.is_file() else [], capture_paths=captures)
     if flags_csv is None:
         flags_csv = world / "flags.csv"
         batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed), flags_csv)
@@ -406,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--pcap", action="store_true",
                    help="also write signalling.pcap: the attaches of the world as GTPv2-C")
     m.add_argument("--archive-hours", type=int, default=0,
-                   help="also write archive.csv: the CDRs of that many hours before the world "
-                        "starts, as a daemon deployed at the start reads them first (default 0)")
+                   help="also write archive.csv (and, with --pcap, archive.pcap): that many hours "
+                        "before the world starts, which a daemon deployed at the start reads "
+                        "first (default 0)")
     m.set_defaults(func=cmd_simulate)
 
     e = sub.add_parser("evaluate", help="score simulated worlds and compare with the naive baseline")

@@ -79,9 +79,10 @@ class WorldParams:
     mix: str = "default"  # "default" | "hard" | "key=value,..." overrides (a preset name may lead)
     start: str = "2026-10-05T00:00:00Z"  # world start, UTC
     pcap: bool = False  # also write signalling.pcap (GTPv2-C attaches)
-    # CDRs of the hours before ``start`` in archive.csv: what a carrier's mediation keeps and a
-    # daemon deployed at ``start`` reads first. The world runs from start - archive_hours (rigs
-    # may start in it); cdr.csv, the capture and the labels' first_active begin at ``start``.
+    # the hours before ``start`` in archive.csv (and archive.pcap): what mediation and the
+    # capture host keep, and a daemon deployed at ``start`` reads first. The world runs from
+    # start - archive_hours (rigs may start in it); cdr.csv, signalling.pcap and the labels'
+    # first_active begin at ``start``.
     archive_hours: int = 0
 
 
@@ -205,8 +206,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     if params.archive_hours:
         _write_cdr(out_dir / "archive.csv", rec, order[:archived], reg, imei, cells)
     _write_cdr(out_dir / "cdr.csv", rec, order[archived:], reg, imei, cells)
-    signalling = _write_signalling(out_dir / "signalling.pcap", ctx, rec, order, bplan, fplan,
-                                   reg, imei, cells, since=start) if params.pcap else None
+    signalling = _write_signalling(out_dir, ctx, rec, order, bplan, fplan, reg, imei, cells,
+                                   since=start, archive=params.archive_hours > 0) if params.pcap else None
 
     # first fraudulent record per fraud SIM in the world (all records of a fraud SIM are
     # fraudulent activity; those of the archive come before the daemon could see them live)
@@ -271,7 +272,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
         "signalling": signalling,
         "files": ["cdr.csv", "subscribers.csv", "labels.csv", "world.json"]
                  + (["signalling.pcap"] if params.pcap else [])
-                 + (["archive.csv"] if params.archive_hours else []),
+                 + (["archive.csv"] if params.archive_hours else [])
+                 + (["archive.pcap"] if params.archive_hours and params.pcap else []),
     }
     (out_dir / "world.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return WorldSummary(out_dir, records_total, n, sim_counts, time.perf_counter() - t_begin)
@@ -323,20 +325,29 @@ def _write_cdr(path: Path, rec: dict[str, np.ndarray], order: np.ndarray, reg, i
             f.write(csv_rows(cols))
 
 
-def _write_signalling(path: Path, ctx: Ctx, rec, order, bplan, fplan, reg, imei: np.ndarray,
-                      cells: Cells, since: int) -> dict:
-    """The capture from ``since`` on (a tap started with the world: the archive is CDRs only)."""
+def _write_signalling(out_dir: Path, ctx: Ctx, rec, order, bplan, fplan, reg, imei: np.ndarray,
+                      cells: Cells, since: int, archive: bool) -> dict:
+    """signalling.pcap from ``since`` on and, with an archive, archive.pcap before it (the
+    capture host's ring buffer of rotated files); the counts are signalling.pcap's."""
     row = reg.net.astype(np.int64)[rec["sim"]] * cells.n + rec["cell"]
     used, inv = np.unique(row, return_inverse=True)
     names = [bytes(r).replace(b"\0", b"").decode() for r in _cell_table(cells)[used]]
     sig = world_signalling(ctx, {**rec, "cell": inv}, order, bplan, fplan)
     live = sig.t_us >= since * 1_000_000
-    sig = Signalling(*(getattr(sig, f.name)[live] for f in dataclasses.fields(Signalling)))
-    frames = write_pcap(path, sig, reg.imsi, reg.msisdn, imei, names)
+
+    def part(mask: np.ndarray) -> Signalling:
+        return Signalling(*(getattr(sig, f.name)[mask] for f in dataclasses.fields(Signalling)))
+
+    out = {}
+    if archive:
+        out["archive_frames"] = write_pcap(out_dir / "archive.pcap", part(~live), reg.imsi,
+                                           reg.msisdn, imei, names)
+    sig = part(live)
+    frames = write_pcap(out_dir / "signalling.pcap", sig, reg.imsi, reg.msisdn, imei, names)
     counts = np.bincount(sig.what, minlength=3)
-    return {"file": path.name, "frames": frames, "attaches": int(counts[ATTACH]),
+    return {"file": "signalling.pcap", "frames": frames, "attaches": int(counts[ATTACH]),
             "imei_checks": int(((sig.what == ATTACH) & (sig.dev >= 0)).sum()),
-            "location_updates": int(counts[UPDATE]), "call_setups": int(counts[CALL])}
+            "location_updates": int(counts[UPDATE]), "call_setups": int(counts[CALL]), **out}
 
 
 def _write_subscribers(path: Path, reg, activated: np.ndarray) -> None:

@@ -221,15 +221,17 @@ def test_already_running_marks_the_rigs_at_work_when_the_world_starts(tables):
 
 def test_no_archive_unless_asked(world):
     _, out = world
-    assert not (out / "archive.csv").exists()
+    assert not (out / "archive.csv").exists() and not (out / "archive.pcap").exists()
     assert json.loads((out / "world.json").read_text())["span"]["archive_from"] is None
 
 
 def test_archive_holds_the_hours_before_the_start(tmp_path):
     """``archive_hours``: the world runs from earlier; the records before ``start`` go to
     archive.csv, the rest to cdr.csv, and the labels describe cdr.csv's world."""
+    from probes.signalling.capture import read_capture
+
     out = tmp_path / "w"
-    simulate_world(WorldParams(subscribers=1000, days=1, seed=5, archive_hours=12), out)
+    simulate_world(WorldParams(subscribers=1000, days=1, seed=5, archive_hours=12, pcap=True), out)
     meta = json.loads((out / "world.json").read_text())
     start, archive_from = meta["span"]["start"], meta["span"]["archive_from"]
     assert (start, archive_from) == ("2026-10-05T00:00:00Z", "2026-10-04T12:00:00Z")
@@ -254,6 +256,12 @@ def test_archive_holds_the_hours_before_the_start(tmp_path):
     assert in_archive and fraud_in_archive
     for r in fraud:
         assert r["already_running"] == ("1" if rig_start[r["rig_id"]] <= start else "0")
+    # the capture host's files split at the start too
+    t0, t_archive = (dt.datetime.fromisoformat(x).timestamp() for x in (start, archive_from))
+    archived_events = read_capture(out / "archive.pcap").events
+    live_events = read_capture(out / "signalling.pcap").events
+    assert archived_events and all(t_archive <= e.ts < t0 for e in archived_events)
+    assert live_events and all(e.ts >= t0 for e in live_events)
 
 
 def test_bulk_cards_share_registration_and_unused_cards_are_silent(tables):
