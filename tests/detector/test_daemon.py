@@ -2,6 +2,7 @@
 and kill -9, quarantine of bad input."""
 
 import asyncio
+import datetime
 import json
 import os
 import shutil
@@ -352,3 +353,47 @@ async def test_health_and_metrics_carry_no_subscriber_data(tmp_path, pg_dsn, sma
     assert 'goipwatch_flags{kind="sim_anomaly"}' in metrics
     assert "goipwatch_feature_state_bytes" in metrics and "goipwatch_scoring_ticks_total" in metrics
     assert not any(imsi in metrics for imsi in flagged)
+
+
+@pytest.mark.skipif(not shutil.which("tshark") or not shutil.which("editcap"),
+                    reason="needs tshark and editcap")
+async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_turn(tmp_path, pg_dsn):
+    """First start (docs/operations.md): the last day of CDRs and of captures, each in hour
+    files, before the live files. The two probes take turns, a file each, so no record falls
+    behind the other feed's watermark (none is quarantined as late), and rigs at work in the
+    archive are flagged from it, before the live feed starts."""
+    from detector.world.simulate import WorldParams, simulate_world
+
+    world = tmp_path / "world"
+    simulate_world(WorldParams(subscribers=800, days=1, seed=3, archive_hours=24, pcap=True,
+                               mix="default,goip_fixed=0.03,goip_rotating=0.03"), world)
+    cdrs = split_cdr(world / "archive.csv", tmp_path / "cdr-archive", hours=1) + \
+        split_cdr(world / "cdr.csv", tmp_path / "cdr-live", hours=1)
+    captures = []
+    for name in ("archive", "signalling"):
+        (tmp_path / f"cap-{name}").mkdir()
+        subprocess.run(["editcap", "-i", "3600", str(world / f"{name}.pcap"),
+                        str(tmp_path / f"cap-{name}" / "part.pcap")], check=True, capture_output=True)
+        captures += sorted((tmp_path / f"cap-{name}").iterdir())
+    model = Path(__file__).resolve().parents[2] / "models" / "goipwatch.skops"
+    cfg = daemon_config(tmp_path, pg_dsn, model, f"""
+[[probes]]
+type = "registrations_csv"
+name = "registrations"
+files = [{json.dumps(str(world / "subscribers.csv"))}]
+[[probes]]
+type = "cdr_csv"
+name = "cdr"
+files = [{", ".join(json.dumps(str(p)) for p in cdrs)}]
+[[probes]]
+type = "pcap"
+name = "capture"
+files = [{", ".join(json.dumps(str(p)) for p in captures)}]
+""")
+    await run_daemon(cfg)
+    snap = await snapshot(pg_dsn)
+    assert snap["quarantine"] == 0
+    assert len(snap["files"]) == 1 + len(cdrs) + len(captures)
+    start = datetime.datetime(2026, 10, 5, tzinfo=datetime.timezone.utc)   # the world's start
+    from_archive = [f for f in snap["flags"] if f[2] < start]
+    assert from_archive and len(from_archive) < len(snap["flags"])
