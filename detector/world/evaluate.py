@@ -14,7 +14,7 @@ baseline) side by side. Definitions (see docs/evaluation.md):
   ``rig_id`` with at least one in-scope SIM) is *found* when at least half of its in-scope SIMs
   are flagged (``2 * flagged >= sims``). Fraud SIMs without a ``rig_id`` are each their own rig.
 - Time to detect, per flagged fraud SIM with a ``first_active``: ``flagged_at - first_active``
-  in minutes (0 when flagged before it: a bulk card by its registration, a rig from the
+  in minutes (0 when flagged before it: a box's SIM at its power-on, a rig found in the
   world's archive); median and 95th percentile (``numpy.percentile``, linear interpolation);
   overall also apart for rigs that start in the world and rigs already at work when it starts
   (labels' ``already_running``): for those, the clock starts with the world, not the rig.
@@ -179,8 +179,8 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             rig[0] += 1
             rig[1] += int(flagged)
             if flagged and lab["first_active"] is not None:
-                # a SIM flagged before its first record in the world (a bulk card by its
-                # registration, a rig from the archive) was detected with no delay
+                # a SIM flagged before its first record in the world (a box's SIM at its
+                # power-on, a rig found in the archive) was detected with no delay
                 ttd[lab["scenario"]].append(max(0, flags[imsi] - lab["first_active"]) / 60.0)
                 ttd_by_start[lab["running"]].append(ttd[lab["scenario"]][-1])
                 if times is not None:

@@ -202,7 +202,8 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     # ---- write
     order = np.argsort(rec["t"], kind="stable")
     imei = devices.imei
-    archived = int(np.searchsorted(rec["t"][order], start))
+    in_world = rec["t"] >= start      # cdr.csv's records; the rest is the archive
+    archived = int(len(order) - in_world.sum())   # records before the start lead ``order``
     if params.archive_hours:
         _write_cdr(out_dir / "archive.csv", rec, order[:archived], reg, imei, cells)
     _write_cdr(out_dir / "cdr.csv", rec, order[archived:], reg, imei, cells)
@@ -212,7 +213,7 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     # first fraudulent record per fraud SIM in the world (all records of a fraud SIM are
     # fraudulent activity; those of the archive come before the daemon could see them live)
     first = np.full(n, -1, dtype=np.int64)
-    fr = (rec["sim"] >= bplan.n) & (rec["t"] >= start)
+    fr = (rec["sim"] >= bplan.n) & in_world
     if fr.any():
         fsim, ft = rec["sim"][fr].astype(np.int64), rec["t"][fr]
         first_t = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -234,7 +235,6 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
                   running)
 
     sim_counts = {name: int((scen == k).sum()) for k, name in enumerate(scenario_names)}
-    in_world = rec["t"] >= start  # cdr.csv's records
     records_total = int(in_world.sum())
     by_kind: dict[str, int] = {}
     for ti, tname in enumerate(RECORD_TYPES):

@@ -139,8 +139,8 @@ def test_minutes_of_rig_activity_leave_out_the_rigs_idle_time(tmp_path):
 
 
 def test_a_flag_before_the_first_record_counts_as_no_delay(tmp_path):
-    """A SIM flagged before its first record in the world (a bulk card by its registration, a
-    rig from the world's archive) was detected at once: 0 minutes, not a negative delay."""
+    """A SIM flagged before its first record in the world (a box's SIM at its power-on, a rig
+    found in the world's archive) was detected at once: 0 minutes, not a negative delay."""
     a = imsi(1)
     labels, flags, cdr = tmp_path / "labels.csv", tmp_path / "flags.csv", tmp_path / "cdr.csv"
     labels.write_text(f"imsi,label,scenario,rig_id,first_active,already_running\n{a},fraud,goip,R,{at(30)},1\n")
