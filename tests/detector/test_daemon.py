@@ -25,7 +25,7 @@ from probes.files import FileProbe
 
 
 def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
-                 block_bytes: int = 1 << 20) -> Path:
+                 block_bytes: int = 1 << 20, more_probes: str = "") -> Path:
     files = ", ".join(json.dumps(str(f)) for f in cdr_files)
     cfg = daemon_config(tmp, dsn, model, f"""
 [[probes]]
@@ -37,6 +37,7 @@ type = "cdr_csv"
 name = "cdr"
 files = [{files}]
 block_bytes = {block_bytes}
+{more_probes}
 """)
     return cfg
 
@@ -376,20 +377,11 @@ async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_turn(tmp_path, pg_
                         str(tmp_path / f"cap-{name}" / "part.pcap")], check=True, capture_output=True)
         captures += sorted((tmp_path / f"cap-{name}").iterdir())
     model = Path(__file__).resolve().parents[2] / "models" / "goipwatch.skops"
-    cfg = daemon_config(tmp_path, pg_dsn, model, f"""
-[[probes]]
-type = "registrations_csv"
-name = "registrations"
-files = [{json.dumps(str(world / "subscribers.csv"))}]
-[[probes]]
-type = "cdr_csv"
-name = "cdr"
-files = [{", ".join(json.dumps(str(p)) for p in cdrs)}]
+    cfg = write_config(tmp_path, pg_dsn, model, world, cdrs, more_probes=f"""
 [[probes]]
 type = "pcap"
 name = "capture"
-files = [{", ".join(json.dumps(str(p)) for p in captures)}]
-""")
+files = [{", ".join(json.dumps(str(p)) for p in captures)}]""")
     await run_daemon(cfg)
     snap = await snapshot(pg_dsn)
     assert snap["quarantine"] == 0

@@ -35,14 +35,13 @@ def world(tmp_path_factory) -> tuple[WorldSummary, Path]:
 @pytest.fixture(scope="module")
 def tables(world):
     _, out = world
-    with open(out / "cdr.csv", newline="") as f:
-        cdr = list(csv.DictReader(f))
-    with open(out / "subscribers.csv", newline="") as f:
-        subs = list(csv.DictReader(f))
-    with open(out / "labels.csv", newline="") as f:
-        labels = list(csv.DictReader(f))
     meta = json.loads((out / "world.json").read_text())
-    return cdr, subs, labels, meta
+    return rows(out / "cdr.csv"), rows(out / "subscribers.csv"), rows(out / "labels.csv"), meta
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _ts(s: str) -> dt.datetime:
@@ -235,12 +234,7 @@ def test_archive_holds_the_hours_before_the_start(tmp_path):
     meta = json.loads((out / "world.json").read_text())
     start, archive_from = meta["span"]["start"], meta["span"]["archive_from"]
     assert (start, archive_from) == ("2026-10-05T00:00:00Z", "2026-10-04T12:00:00Z")
-    with open(out / "archive.csv", newline="") as f:
-        archived = list(csv.DictReader(f))
-    with open(out / "cdr.csv", newline="") as f:
-        cdr = list(csv.DictReader(f))
-    with open(out / "labels.csv", newline="") as f:
-        labels = list(csv.DictReader(f))
+    archived, cdr, labels = (rows(out / name) for name in ("archive.csv", "cdr.csv", "labels.csv"))
     assert archived and all(archive_from <= r["start_time"] < start for r in archived)
     assert all(r["start_time"] >= start for r in cdr)
     assert meta["records"]["archive"] == len(archived) and meta["records"]["total"] == len(cdr)
