@@ -372,7 +372,7 @@ class RigBook:
         a, b = nodes[pairs[:, 0]], pairs[:, 1]
         inside = np.isin(b, nodes)
         groups = _two_core_groups(np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside]),
-                                  len(nodes))
+                                  len(nodes), lambda alive: engine.callers_outside(nodes, self._company(nodes[alive])))
         out = []
         names = list(engine.cells)
         for members in groups:
@@ -383,7 +383,8 @@ class RigBook:
             core = nodes[members]
             _, other = self._caller_contacts(core, place=False).T
             joiners, links = np.unique(other[~np.isin(other, core)], return_counts=True)
-            sims = np.r_[core, joiners[links >= 2]]
+            joins = (links >= 2) & (engine.callers_outside(joiners, self._company(core)) <= links)
+            sims = np.r_[core, joiners[joins]]
             imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
             if all(i in taken for i in imsis):
                 continue
@@ -418,13 +419,14 @@ class RigBook:
             return []
         fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
         row, other = self._caller_contacts(fresh, place=False).T
-        mates: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
         for r, o in zip(row.tolist(), other.tolist()):
             if o in group_of:
-                mate = group_of[o]
-                mates[r][self._find(mate)].append(mate)
+                mates[r][self._find(group_of[o])].append(o)
         joined = {r: max(by_rig.values(), key=len) for r, by_rig in mates.items()}
-        joined = {r: m for r, m in joined.items() if len(m) >= 2}
+        # in contact with two of them, and called by no more numbers outside the group than that
+        joined = {r: m for r, m in joined.items() if len(m) >= 2 and engine.callers_outside(
+            fresh[[r]], self._company(np.array(list(group_of))))[0] <= len(m)}
         if not joined:
             return []
         rows = sorted(joined)
@@ -432,12 +434,19 @@ class RigBook:
         strengths = self.scorer.strengths(grp.values)
         out: list[Flag] = []
         for i, r in enumerate(rows):
-            group = self._evidence[joined[r][0]]["group"]
+            group = self._evidence[group_of[joined[r][0]]]["group"]
             reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group "
                       f"({group}: a box imitating people)")
             flag = self._flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "group", group)
         return out
+
+    def _company(self, members: np.ndarray) -> np.ndarray:
+        """``members`` and the SIMs of the network in contact with two of them (a box's SIMs
+        that are not callers yet): the numbers whose calls are a calling group's own."""
+        _, other = self.engine.network_contacts(members)
+        near, links = np.unique(other, return_counts=True)
+        return np.union1d(members, near[links >= 2])
 
     def _caller_contacts(self, sims: np.ndarray, place: bool = True) -> np.ndarray:
         """(index into ``sims``, slot) pairs of each SIM's contacts of the last day that are
@@ -775,10 +784,13 @@ class RigBook:
         return sorted(out, key=lambda r: (r.first, r.id))
 
 
-def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
+def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int,
+                     heard_outside: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """The connected groups of the 2-core of the undirected graph on ``n`` nodes with edges
     (``a[i]``, ``b[i]``): nodes with fewer than two neighbours are peeled off until none is
-    left."""
+    left. With ``heard_outside`` (per node, how many numbers outside the nodes still alive,
+    a boolean mask, called it), so are nodes called by more outsiders than they have
+    neighbours: a box imitating people keeps itself company, people are called by others."""
     keep = a != b
     a, b = a[keep], b[keep]
     pair = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
@@ -787,6 +799,8 @@ def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
         live = alive[pair[:, 0]] & alive[pair[:, 1]]
         deg = np.bincount(pair[live].ravel(), minlength=n)
         peel = alive & (deg < 2)
+        if not peel.any() and heard_outside is not None:
+            peel = alive & (heard_outside(alive) > deg)
         if not peel.any():
             break
         alive &= ~peel

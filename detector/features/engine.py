@@ -266,6 +266,9 @@ class FeatureEngine:
         has_cell = gcell >= 0
         cell_bits = np.where(has_cell, _bits(gcell, st.BITS_CELLS), np.uint64(0)).astype(np.uint32)
         slots["cells"][k_sim, k_slot] |= np.bitwise_or.reduceat(cell_bits, key_start)
+        called_by = (b.direction == Direction.MT) & (b.record_type == RecordType.VOICE) & (b.peer != 0)
+        caller_bits = np.where(called_by, _bits(b.peer, st.BITS_CALLERS), np.uint64(0)).astype(np.uint32)
+        slots["callers"][k_sim, k_slot] |= np.bitwise_or.reduceat(caller_bits, key_start)
         # the busiest cell is a share of traffic: observations mark the cell, not its count
         traffic_cell = np.where(b.record_type >= RecordType.SIGNAL, -1, gcell)
         self._top_cells(slots, inv, traffic_cell, new_key, k_sim, k_slot)
@@ -502,6 +505,15 @@ class FeatureEngine:
     def calls_out_24h(self, sims: np.ndarray) -> np.ndarray:
         """MO voice calls in each SIM's 24 h window."""
         return self.sim_state["slot"]["cnt"][sims, :, st.VOICE_OUT].sum(axis=1, dtype=np.int64)
+
+    def callers_outside(self, sims: np.ndarray, group: np.ndarray) -> np.ndarray:
+        """Per SIM, about how many numbers other than those of the ``group`` SIMs called it in
+        its 24 h window (set bits of its callers' bitmap that no group number hashes to)."""
+        s = self.sim_state
+        heard = np.bitwise_or.reduce(s["slot"]["callers"][sims], axis=1)
+        ours = np.bitwise_or.reduce(_bits(s["msisdn"][group], st.BITS_CALLERS).astype(np.uint32)) \
+            if len(group) else np.uint32(0)
+        return _popcount(heard & ~ours).astype(np.int64)
 
     def same_place(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether SIMs ``a[i]`` and ``b[i]`` had the same busiest cell in some hour of their

@@ -15,6 +15,7 @@ IMEI_SLOTS = 6             # devices remembered per SIM
 MATES = 8                  # SIMs of the network a SIM was last in contact with
 BITS_CALLEES = 64          # linear-counting bitmap of peers per hour
 BITS_CELLS = 32            # linear-counting bitmap of cells per hour
+BITS_CALLERS = 32          # bitmap of the numbers that called the SIM, per hour
 
 # Counters per hourly slot (uint16, saturating).
 VOICE_OUT, VOICE_OUT_ANSWERED, VOICE_IN, SMS_OUT, SMS_IN, DATA = range(6)
@@ -27,6 +28,7 @@ SIM_SLOT = np.dtype([
     ("dur_sq", "<f4"),
     ("callees", "<u8"),                        # peers of MO voice and SMS
     ("cells", "<u4"),
+    ("callers", "<u4"),                        # numbers of MT voice calls
     ("top_cell", "<i4"),                       # the hour's most used cell (global cell id)
     ("top_n", "<u2"),
 ])

@@ -121,12 +121,14 @@ def test_restored_rigs_keep_their_ids_and_lone_sims_can_still_join(pipe):
     assert book.rig_of(lone) == rid   # the older rig keeps its id
 
 
-def _person_day(sim, dev, day0, cell, rng, contacts):
-    """A human-looking day: calls to a few repeated contacts, calls back, data sessions."""
+def _person_day(sim, dev, day0, cell, rng, contacts, called_back=True):
+    """A human-looking day: calls to a few repeated contacts, calls back (a person's; a box
+    imitating one calls out instead: its victims do not call back), data sessions."""
     rows = []
     for k in range(12):
         t = day0 + 8 * HOUR + int(rng.integers(0, 10 * HOUR))
-        rows.append((t, sim, dev, cell, int(rng.choice(contacts)), int(k % 3 == 0), k % 4 == 3 and 2 or 0, 0, 60))
+        rows.append((t, sim, dev, cell, int(rng.choice(contacts)), int(called_back and k % 3 == 0),
+                     k % 4 == 3 and 2 or 0, 0, 60))
     return rows
 
 
@@ -381,22 +383,29 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
     """A box imitating people whose power-on was never seen: human-like days in one cell, and
     its SIMs call and text each other; a fourth SIM of it, on another carrier's cell, calls two
     of them. Beside it, three people who call each other as much but from cells of their own,
-    and a family on one ID document calling each other at home, are not flagged."""
+    a family on one ID document calling each other at home, and three friends who call each
+    other from one cell but are called by others too, are not flagged."""
     rng = np.random.default_rng(5)
     day0 = START - 9 * HOUR
     box = [int(imsi(800 + i)) for i in range(4)]
     apart = [int(imsi(820 + i)) for i in range(3)]
     family = [int(imsi(840 + i)) for i in range(3)]
-    everyone = box + apart + family
+    friends = [int(imsi(850 + i)) for i in range(3)]
+    everyone = box + apart + family + friends
     devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
     number = {s: 8613000000000 + s % 10**11 for s in everyone}
     pipe.register(registrations(family, "family-id", 898600000000840, "CH0001", START - 400 * 86400))
     home = {s: "460-00-530-1" for s in box[:3]} | {box[3]: "460-11-530-1"} | \
-        {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family}
+        {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family} | \
+        {s: "460-00-545-1" for s in friends}
     rows = []
     for s in everyone:
-        rows += _person_day(s, devs[s], day0, home[s], rng, 8613830000000 + 10 * (s % 100) + np.arange(5))
-    for group in (box[:3], apart, family):
+        rows += _person_day(s, devs[s], day0, home[s], rng, 8613830000000 + 10 * (s % 100) + np.arange(5),
+                            called_back=s not in box)
+    for k, s in enumerate(friends):   # people are called by others than each other
+        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613890000000 + 10 * k + j, 1, 0, 0, 120)
+                 for j in range(4)]
+    for group in (box[:3], apart, family, friends):
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
                                 day0 + 9 * HOUR, number)
     rows += _calling_circle([box[3], box[0], box[1]], [devs[box[3]], devs[box[0]], devs[box[1]]],
@@ -423,7 +432,8 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
     number = {s: 8613000000000 + s % 10**11 for s in box + [friend]}
     rows = []
     for s in box[:3]:
-        rows += _person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5))
+        rows += _person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5),
+                            called_back=False)
     rows += _calling_circle(box[:3], [devs[s] for s in box[:3]], ["460-00-580-1"] * 3, day0 + 9 * HOUR, number)
     first = run(pipe, calls(rows))
     assert set(first) == {str(s) for s in box[:3]}
@@ -432,7 +442,8 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
     rows = []
     for s, cell in ((box[3], "460-11-580-1"), (friend, "460-00-590-1")) * 2:   # busy days
         rows += [(later + t - day0 - 8 * HOUR, *rest) for t, *rest in
-                 _person_day(s, devs[s], day0, cell, rng, 8613880000000 + 10 * (s % 100) + np.arange(5))]
+                 _person_day(s, devs[s], day0, cell, rng, 8613880000000 + 10 * (s % 100) + np.arange(5),
+                             called_back=s == friend)]
     rows += [(later + HOUR + 60 * k, box[3], devs[box[3]], "460-11-580-1", number[box[k]], 0, 0, 0, 90)
              for k in range(2)]
     rows.append((later + HOUR, friend, devs[friend], "460-00-590-1", number[box[0]], 0, 0, 0, 90))
@@ -454,6 +465,7 @@ def test_a_calling_group_is_not_put_to_the_supervised_layer(pipe, monkeypatch):
     number = {s: 8613000000000 + s % 10**11 for s in box}
     rows = []
     for s, d in zip(box, devs):
-        rows += _person_day(s, d, day0, "460-00-560-1", rng, 8613860000000 + 10 * (s % 100) + np.arange(5))
+        rows += _person_day(s, d, day0, "460-00-560-1", rng, 8613860000000 + 10 * (s % 100) + np.arange(5),
+                            called_back=False)
     rows += _calling_circle(box, devs, ["460-00-560-1"] * 3, day0 + 9 * HOUR, number)
     assert set(run(pipe, calls(rows))) == {str(s) for s in box}
