@@ -355,9 +355,10 @@ class RigBook:
         imitating people (its SIMs keep each other company to look social) already at work
         when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
         each in contact with two others of the group that had the same busiest cell in the
-        same hour and are not on its ID document (a 2-core of that contact graph): a family or
-        a company account calls among cards of one ID, friends are rarely all callers in one
-        cell at one hour, and one chance contact is not a group."""
+        same hour and are not on its ID document (a 2-core of that contact graph), and called by
+        no more numbers outside the group than it has links in it: a family or a company
+        account calls among cards of one ID, friends are rarely all callers in one cell at one
+        hour and are called by others, and one chance contact is not a group."""
         engine, need = self.engine, self.policy.co_power_min_sims
         edges = self._caller_contacts(callers)
         # a member needs two such contacts: keep the SIMs of the frame that have them, and
@@ -424,9 +425,10 @@ class RigBook:
             if o in group_of:
                 mates[r][self._find(group_of[o])].append(o)
         joined = {r: max(by_rig.values(), key=len) for r, by_rig in mates.items()}
-        # in contact with two of them, and called by no more numbers outside the group than that
-        joined = {r: m for r, m in joined.items() if len(m) >= 2 and engine.callers_outside(
-            fresh[[r]], self._company(np.array(list(group_of))))[0] <= len(m)}
+        # in contact with two of them, and called by no more numbers outside the groups than that
+        company = self._company(np.array(list(group_of)))
+        joined = {r: m for r, m in joined.items()
+                  if len(m) >= 2 and engine.callers_outside(fresh[[r]], company)[0] <= len(m)}
         if not joined:
             return []
         rows = sorted(joined)
