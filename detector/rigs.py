@@ -373,12 +373,11 @@ class RigBook:
         a, b = nodes[pairs[:, 0]], pairs[:, 1]
         inside = np.isin(b, nodes)
         groups = _two_core_groups(np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside]),
-                                  len(nodes), lambda alive: engine.callers_outside(nodes, self._company(nodes[alive])))
+                                  len(nodes), need,
+                                  lambda g: engine.callers_outside(nodes[g], self._company(nodes[g])))
         out = []
         names = list(engine.cells)
         for members in groups:
-            if len(members) < need:
-                continue
             # and the callers in contact with two of them, wherever they are (a box's SIMs of
             # another carrier are in cells of their own network)
             core = nodes[members]
@@ -418,17 +417,28 @@ class RigBook:
         group_of = {int(slot): imsi for slot, imsi in zip(slots, grouped) if slot >= 0}
         if not group_of:
             return []
+        by_rig: dict[str, list[int]] = defaultdict(list)
+        for slot, imsi in group_of.items():
+            by_rig[self._find(imsi)].append(slot)
+        rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
         fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
         row, other = self._caller_contacts(fresh, place=False).T
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
         for r, o in zip(row.tolist(), other.tolist()):
-            if o in group_of:
-                mates[r][self._find(group_of[o])].append(o)
-        joined = {r: max(by_rig.values(), key=len) for r, by_rig in mates.items()}
-        # in contact with two of them, and called by no more numbers outside the groups than that
-        company = self._company(np.array(list(group_of)))
-        joined = {r: m for r, m in joined.items()
-                  if len(m) >= 2 and engine.callers_outside(fresh[[r]], company)[0] <= len(m)}
+            if o in rig_of:
+                mates[r][rig_of[o]].append(o)
+        # in contact with two SIMs of one group, and called by no more numbers outside that
+        # group than that
+        joined: dict[int, list[int]] = {}
+        companies: dict[str, np.ndarray] = {}
+        for r, in_rigs in mates.items():
+            rig, m = max(in_rigs.items(), key=lambda kv: len(kv[1]))
+            if len(m) < 2:
+                continue
+            if rig not in companies:
+                companies[rig] = self._company(np.array(by_rig[rig]))
+            if engine.callers_outside(fresh[[r]], companies[rig])[0] <= len(m):
+                joined[r] = m
         if not joined:
             return []
         rows = sorted(joined)
@@ -786,30 +796,39 @@ class RigBook:
         return sorted(out, key=lambda r: (r.first, r.id))
 
 
-def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int,
+def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int, min_size: int = 1,
                      heard_outside: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
-    """The connected groups of the 2-core of the undirected graph on ``n`` nodes with edges
-    (``a[i]``, ``b[i]``): nodes with fewer than two neighbours are peeled off until none is
-    left. With ``heard_outside`` (per node, how many numbers outside the nodes still alive,
-    a boolean mask, called it), so are nodes called by more outsiders than they have
-    neighbours: a box imitating people keeps itself company, people are called by others."""
+    """The connected groups of at least ``min_size`` nodes of the 2-core of the undirected
+    graph on ``n`` nodes with edges (``a[i]``, ``b[i]``): nodes with fewer than two neighbours
+    are peeled off until none is left. With ``heard_outside`` (called with a group's nodes:
+    per node, how many numbers outside that group called it), so are nodes called by more
+    outsiders than they have neighbours: a box imitating people keeps itself company, people
+    are called by others. Each group is judged on its own: the numbers of another group are
+    outsiders to it (one mask of every group's numbers would hide everyone's callers)."""
     keep = a != b
     a, b = a[keep], b[keep]
     pair = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
     alive = np.ones(n, bool)
     while True:
-        live = alive[pair[:, 0]] & alive[pair[:, 1]]
-        deg = np.bincount(pair[live].ravel(), minlength=n)
+        live = pair[alive[pair[:, 0]] & alive[pair[:, 1]]]
+        deg = np.bincount(live.ravel(), minlength=n)
         peel = alive & (deg < 2)
-        if not peel.any() and heard_outside is not None:
-            peel = alive & (heard_outside(alive) > deg)
         if not peel.any():
-            break
+            groups = _components(live, alive, n)
+            for g in groups:
+                if len(g) < min_size:
+                    peel[g] = True
+                elif heard_outside is not None:
+                    peel[g[heard_outside(g) > deg[g]]] = True
+            if not peel.any():
+                return groups
         alive &= ~peel
-    live = pair[alive[pair[:, 0]] & alive[pair[:, 1]]]
-    if not len(live):
+
+
+def _components(pairs: np.ndarray, alive: np.ndarray, n: int) -> list[np.ndarray]:
+    """The connected groups of the ``alive`` nodes joined by ``pairs``."""
+    if not len(pairs):
         return []
-    graph = coo_matrix((np.ones(len(live)), (live[:, 0], live[:, 1])), shape=(n, n))
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     return [np.flatnonzero(alive & (label == g)) for g in np.unique(label[alive])]
-

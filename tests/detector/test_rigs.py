@@ -419,6 +419,34 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
     assert "call each other from cell 460-00-530-1" in rig.summary()
 
 
+def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_once(pipe):
+    """Thirty circles of three friends, each in a cell of its own, call each other in the same
+    hours as a box imitating people; every friend is called by others too. Each circle is
+    judged against its own numbers: with one mask of every circle's numbers, the friends'
+    callers would all look like members of some circle."""
+    rng = np.random.default_rng(11)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(900 + i)) for i in range(3)]
+    circles = [[int(imsi(910 + 3 * c + i)) for i in range(3)] for c in range(30)]
+    everyone = box + [s for c in circles for s in c]
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    home = {s: "460-00-700-1" for s in box} | {s: f"460-00-6{c:02d}-1" for c, circle in enumerate(circles) for s in circle}
+    rows = []
+    for s in everyone:
+        rows += _person_day(s, devs[s], day0, home[s], rng, 8613840000000 + 10 * (s % 100) + np.arange(5),
+                            called_back=s not in box)
+    for k, s in enumerate(everyone[3:]):   # friends are called by three more people each
+        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613891000000 + 10 * k + j, 1, 0, 0, 120)
+                 for j in range(3)]
+    for group in [box] + circles:
+        rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
+                                day0 + 9 * HOUR, number)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert all("call and text each other from the same cells" in f.reasons[0] for f in flags.values())
+
+
 def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_rig(pipe):
     """A box imitating people is found; hours later a card of it on another carrier's cell
     calls two of its SIMs, at a tick when none of the group is active (their side of those
