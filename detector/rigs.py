@@ -20,8 +20,8 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
 3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
    other from one place (busiest cells the same in the same hour), not on one ID document,
    each linked to two others of the group — a box imitating people already at work, its
-   power-on missed (``rig``; callers in contact with two of its flagged SIMs join it, then
-   or at any later tick, wherever they are);
+   power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
+   their own call or text, join it, then or at any later tick, wherever they are);
 4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
@@ -246,12 +246,10 @@ class RigBook:
         need = self.policy.co_power_min_sims
         engine, s, n = self.engine, self.engine.sim_state, len(self.engine.sims)
         busy = frame.activity >= self.scorer.policy.min_events_24h
-        # the same SIMs powering on together again: one box, day after day
         again = engine.repeated_bursts(frame.sims)
-        twice = (again >= need - 1) & busy
         together = frame.column("attach_sync_24h") >= need - 1
         talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
-        if not ((together | twice) & talks).any():
+        if not ((together | (again >= need - 1)) & talks).any():
             return []
         # one burst is co-location, like a hot cell: one more kind of evidence
         once = together & busy & \
@@ -261,7 +259,11 @@ class RigBook:
         # strangers who switched on together is two talking SIMs, not ``need``
         contacts = engine.burst_contacts(frame.sims)
         talkers = engine.burst_members(frame.sims, (s["talk_bits"][:n] & s["sync_bits"][:n]) != 0)
-        talking = together & (contacts >= 1) & (talkers >= need)
+        box_talks = together & (talkers >= need)
+        talking = box_talks & (contacts >= 1)
+        # the same SIMs powering on together again: one box, day after day; a SIM that is
+        # not busy yet (a box's quiet hours) counts once its burst talks among itself
+        twice = (again >= need - 1) & (busy | box_talks)
         # SIMs of one burst that receive verification codes, and the SIM neither calls,
         # is called nor uses data: modems of a pool (猫池) taking codes for account farming
         modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0)
@@ -290,11 +292,13 @@ class RigBook:
             if talking[r]:
                 reason += (f", then called or texted {contacts[r]} of them ({talkers[r]} SIMs of the "
                            f"burst talk among themselves)")
+            elif twice[r] and box_talks[r]:
+                reason += f" ({talkers[r]} SIMs of the burst talk among themselves)"
             if codes[r]:
                 reason += (f", then received verification codes, as did {code_takers[r] - 1} of them, "
                            f"without calls or data (a modem pool)")
             # a companion's call or code may have tipped it: flagged when that was seen
-            at = engine.watermark if talking[r] or codes[r] else None
+            at = engine.watermark if talking[r] or codes[r] or (twice[r] and not busy[r]) else None
             # the supervised layer weighs a SIM's own behaviour; it cannot judge a burst's
             # structure, which it never sees: only the rule that leans on own evidence asks it
             flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
@@ -378,12 +382,16 @@ class RigBook:
         out = []
         names = list(engine.cells)
         for members in groups:
-            # and the callers in contact with two of them, wherever they are (a box's SIMs of
-            # another carrier are in cells of their own network)
+            # and the callers in contact with two of them wherever they are (a box's SIMs of
+            # another carrier are in cells of their own network), having reached one itself
             core = nodes[members]
-            _, other = self._caller_contacts(core, place=False).T
-            joiners, links = np.unique(other[~np.isin(other, core)], return_counts=True)
-            joins = (links >= 2) & (engine.callers_outside(joiners, self._company(core)) <= links)
+            row, other = self._caller_contacts(core, place=False).T
+            away = ~np.isin(other, core)
+            row, other = row[away], other[away]
+            joiners, pair_of, links = np.unique(other, return_inverse=True, return_counts=True)
+            made = np.bincount(pair_of, engine.contacted(other, core[row]), len(joiners))
+            joins = (links >= 2) & (made >= 1) & \
+                (engine.callers_outside(joiners, self._company(core)) <= links)
             sims = np.r_[core, joiners[joins]]
             imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
             if all(i in taken for i in imsis):
@@ -408,9 +416,10 @@ class RigBook:
         return out
 
     def _group_joiners(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
-        """Callers in contact with two flagged SIMs of one calling group, wherever they are:
-        the group's joining rule for SIMs that reach it after it was found, at ticks when
-        none of its SIMs is active (a box's cards of another carrier, its late starters)."""
+        """Callers in contact with two flagged SIMs of one calling group, one of them by their
+        own call or text, wherever they are: the group's joining rule for SIMs that reach it
+        after it was found, at ticks when none of its SIMs is active (a box's cards of
+        another carrier, its late starters)."""
         engine = self.engine
         grouped = [imsi for imsi, kinds in self._evidence.items() if "group" in kinds]
         slots = engine.sims.lookup(np.array(grouped, np.int64))
@@ -423,17 +432,21 @@ class RigBook:
         rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
         fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
         row, other = self._caller_contacts(fresh, place=False).T
+        made = engine.contacted(fresh[row], other)
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
-        for r, o in zip(row.tolist(), other.tolist()):
+        reached: set[tuple[int, str]] = set()        # (row, rig): it called or texted one of them
+        for r, o, m in zip(row.tolist(), other.tolist(), made.tolist()):
             if o in rig_of:
                 mates[r][rig_of[o]].append(o)
-        # in contact with two SIMs of one group, and called by no more numbers outside that
-        # group than that
+                if m:
+                    reached.add((r, rig_of[o]))
+        # in contact with two SIMs of one group, having reached one itself (the box's victims
+        # are only reached), and called by no more numbers outside that group than that
         joined: dict[int, list[int]] = {}
         companies: dict[str, np.ndarray] = {}
         for r, in_rigs in mates.items():
             rig, m = max(in_rigs.items(), key=lambda kv: len(kv[1]))
-            if len(m) < 2:
+            if len(m) < 2 or (r, rig) not in reached:
                 continue
             if rig not in companies:
                 companies[rig] = self._company(np.array(by_rig[rig]))
@@ -447,8 +460,8 @@ class RigBook:
         out: list[Flag] = []
         for i, r in enumerate(rows):
             group = self._evidence[group_of[joined[r][0]]]["group"]
-            reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group "
-                      f"({group}: a box imitating people)")
+            reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group, "
+                      f"calling or texting at least one ({group}: a box imitating people)")
             flag = self._flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "group", group)
         return out

@@ -515,6 +515,13 @@ class FeatureEngine:
             if len(group) else np.uint32(0)
         return _popcount(heard & ~ours).astype(np.int64)
 
+    def contacted(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether SIM ``a[i]`` called or texted SIM ``b[i]``'s number in its 24 h window (its
+        callees' bitmap has that number's bit; now and then a yes is another number's)."""
+        s = self.sim_state
+        made = np.bitwise_or.reduce(s["slot"]["callees"][a], axis=1)
+        return (made & _bits(s["msisdn"][b], st.BITS_CALLEES)) != 0
+
     def same_place(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether SIMs ``a[i]`` and ``b[i]`` had the same busiest cell in some hour of their
         24 h windows: together in one place at one time, not just in the same area."""

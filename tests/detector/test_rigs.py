@@ -200,6 +200,34 @@ def test_a_box_whose_sims_call_each_other_is_a_rig_on_its_first_power_on(pipe):
     assert rig.sims == {str(s) for s in box}
 
 
+def test_a_quiet_sim_powering_on_twice_with_a_box_that_talks_to_itself_is_flagged(pipe):
+    """A box starts in the evening and powers on again after midnight, a new day. Three of its
+    SIMs call and text each other; its fourth has made two calls to strangers, too few to be
+    busy, and no contact with a mate yet: it powered on with them twice, and their burst talks
+    to itself. A person who switched on in the second burst only, and calls, is not flagged."""
+    box = [int(imsi(660 + i)) for i in range(4)]
+    devs = [int(imei(660 + i, tac="35209900")) for i in range(4)]
+    person, person_dev = int(imsi(670)), int(imei(670, tac="35332211"))
+    number = {s: 8613000000000 + s % 10**11 for s in box}
+    evening, night = START + 11 * HOUR, START + 15 * HOUR
+    cell = "460-00-520-1"
+    rows = _power_on(box, devs, evening, cell) + _power_on(box, devs, night, cell)
+    rows += _power_on([person], [person_dev], night + 10, cell)
+    talkers = box[:3]
+    for i, s in enumerate(talkers):
+        for k, other in enumerate(x for x in talkers if x != s):
+            rows.append((night + 600 + 600 * k + 60 * i, s, devs[i], cell, number[other], 0, k % 2, 0, 90))
+    rows += [(night + 900 * (k + 1), box[3], devs[3], cell, 8613830000100 + k, 0, 0, 1, 0) for k in range(2)]
+    rows += [(night + 900 * (k + 1) + 30, person, person_dev, cell, 8613830000200 + k, 0, 0, 0, 60)
+             for k in range(2)]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    quiet = flags[str(box[3])].reasons[0]
+    assert "3 of them also at" in quiet and "3 SIMs of the burst talk among themselves" in quiet
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
 def test_the_supervised_layer_does_not_veto_a_burst_that_talks_to_itself(pipe, monkeypatch):
     """The layer judges a SIM's own features; the box's SIMs look like people by design."""
     monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
@@ -451,13 +479,14 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
     """A box imitating people is found; hours later a card of it on another carrier's cell
     calls two of its SIMs, at a tick when none of the group is active (their side of those
     calls is in a feed that has not arrived yet). It joins the rig; a person of another cell
-    who calls one of them does not."""
+    who calls one of them does not, nor does one whom two of them call (a victim: it is
+    reached by the box, it does not reach it)."""
     rng = np.random.default_rng(7)
     day0 = START - 9 * HOUR
     box = [int(imsi(870 + i)) for i in range(4)]
-    friend = int(imsi(880))
-    devs = {s: int(imei(s % 1000, tac="35209900")) for s in box + [friend]}
-    number = {s: 8613000000000 + s % 10**11 for s in box + [friend]}
+    friend, victim = int(imsi(880)), int(imsi(881))
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in box + [friend, victim]}
+    number = {s: 8613000000000 + s % 10**11 for s in box + [friend, victim]}
     rows = []
     for s in box[:3]:
         rows += _person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5),
@@ -468,17 +497,20 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
 
     later = day0 + 20 * HOUR   # after the first batch's day
     rows = []
-    for s, cell in ((box[3], "460-11-580-1"), (friend, "460-00-590-1")) * 2:   # busy days
-        rows += [(later + t - day0 - 8 * HOUR, *rest) for t, *rest in
+    for s, cell in ((box[3], "460-11-580-1"), (friend, "460-00-590-1"), (victim, "460-00-595-1")) * 2:
+        rows += [(later + t - day0 - 8 * HOUR, *rest) for t, *rest in   # busy days
                  _person_day(s, devs[s], day0, cell, rng, 8613880000000 + 10 * (s % 100) + np.arange(5),
                              called_back=s == friend)]
     rows += [(later + HOUR + 60 * k, box[3], devs[box[3]], "460-11-580-1", number[box[k]], 0, 0, 0, 90)
              for k in range(2)]
     rows.append((later + HOUR, friend, devs[friend], "460-00-590-1", number[box[0]], 0, 0, 0, 90))
+    for k in range(2):   # two of the box's SIMs call the victim: records of both ends
+        rows.append((later + HOUR + 300 * k, box[k], devs[box[k]], "460-00-580-1", number[victim], 0, 0, 0, 40))
+        rows.append((later + HOUR + 300 * k, victim, devs[victim], "460-00-595-1", number[box[k]], 1, 0, 0, 40))
     flags = run(pipe, calls(rows))
     assert set(flags) == {str(box[3])}
     assert flags[str(box[3])].kind == "rig"
-    assert flags[str(box[3])].reasons[0].startswith("a caller in contact with 2 flagged SIMs of a calling group")
+    assert flags[str(box[3])].reasons[0].startswith("a caller in contact with 2 flagged SIMs of a calling group, calling or texting at least one")
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in box}
 

@@ -403,6 +403,21 @@ def test_calls_and_sms_between_sims_of_the_network_are_remembered_at_both_ends()
     assert _mates(e, a) == []
 
 
+def test_contacted_tells_who_called_or_texted_whom():
+    """Mates are remembered at both ends; which end made the contact is in the callees."""
+    e = FeatureEngine()
+    a, b, c = SIM, SIM + 1, SIM + 2
+    number = lambda s: s % 10**11 + 8613000000000    # noqa: E731
+    e.apply(batch([(0, a, VOICE, MO, 30, number(b), 0, ANSWERED, PHONE),     # a calls b
+                   (0, b, VOICE, MT, 30, number(a), 0, ANSWERED, PHONE + 10),
+                   (60, c, SMS, MO, 0, number(a), 1, DELIVERED, PHONE + 20)]))  # c texts a
+    slots = lambda *x: e.sims.lookup(np.array(x))   # noqa: E731
+    assert e.contacted(slots(a, b, c, a), slots(b, a, a, c)).tolist() == [True, False, True, False]
+    # a day later the window has forgotten it
+    e.apply(batch([(25 * 3600, a, DATA, MO, 60, 0, 0, OK, PHONE)]))
+    assert e.contacted(slots(a), slots(b)).tolist() == [False]
+
+
 def test_only_the_latest_mates_are_kept():
     e = FeatureEngine()
     others = [SIM + 1 + i for i in range(st.MATES + 2)]
