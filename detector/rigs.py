@@ -43,7 +43,7 @@ an association needs a flagged SIM on the other end.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -390,9 +390,7 @@ class RigBook:
             row, other = row[away], other[away]
             joiners, pair_of, links = np.unique(other, return_inverse=True, return_counts=True)
             made = np.bincount(pair_of, engine.contacted(other, core[row]), len(joiners))
-            joins = (links >= 2) & (made >= 1) & \
-                (engine.callers_outside(joiners, self._company(core)) <= links)
-            sims = np.r_[core, joiners[joins]]
+            sims = np.r_[core, joiners[self._joins(joiners, links, made, self._company(core))]]
             imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
             if all(i in taken for i in imsis):
                 continue
@@ -434,23 +432,20 @@ class RigBook:
         row, other = self._caller_contacts(fresh, place=False).T
         made = engine.contacted(fresh[row], other)
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
-        reached: set[tuple[int, str]] = set()        # (row, rig): it called or texted one of them
+        reached: Counter[tuple[int, str]] = Counter()    # (row, rig): contacts it made
         for r, o, m in zip(row.tolist(), other.tolist(), made.tolist()):
             if o in rig_of:
                 mates[r][rig_of[o]].append(o)
-                if m:
-                    reached.add((r, rig_of[o]))
-        # in contact with two SIMs of one group, having reached one itself (the box's victims
-        # are only reached), and called by no more numbers outside that group than that
+                reached[r, rig_of[o]] += m
         joined: dict[int, list[int]] = {}
         companies: dict[str, np.ndarray] = {}
         for r, in_rigs in mates.items():
             rig, m = max(in_rigs.items(), key=lambda kv: len(kv[1]))
-            if len(m) < 2 or (r, rig) not in reached:
+            if len(m) < 2:
                 continue
             if rig not in companies:
                 companies[rig] = self._company(np.array(by_rig[rig]))
-            if engine.callers_outside(fresh[[r]], companies[rig])[0] <= len(m):
+            if self._joins(fresh[[r]], np.array([len(m)]), np.array([reached[r, rig]]), companies[rig])[0]:
                 joined[r] = m
         if not joined:
             return []
@@ -465,6 +460,13 @@ class RigBook:
             flag = self._flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "group", group)
         return out
+
+    def _joins(self, sims: np.ndarray, links: np.ndarray, made: np.ndarray, company: np.ndarray) -> np.ndarray:
+        """Which callers join a calling group, given their ``links`` to its SIMs and how many
+        of those contacts they ``made``: in contact with two, having called or texted one
+        itself (a box's victims are called by several of its SIMs and do not call them), and
+        called by no more numbers outside the group's ``company`` than it has links."""
+        return (links >= 2) & (made >= 1) & (self.engine.callers_outside(sims, company) <= links)
 
     def _company(self, members: np.ndarray) -> np.ndarray:
         """``members`` and the SIMs of the network in contact with two of them (a box's SIMs

@@ -459,7 +459,8 @@ def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_onc
     everyone = box + [s for c in circles for s in c]
     devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
     number = {s: 8613000000000 + s % 10**11 for s in everyone}
-    home = {s: "460-00-700-1" for s in box} | {s: f"460-00-6{c:02d}-1" for c, circle in enumerate(circles) for s in circle}
+    home = {s: "460-00-700-1" for s in box} | \
+        {s: f"460-00-6{c:02d}-1" for c, circle in enumerate(circles) for s in circle}
     rows = []
     for s in everyone:
         rows += _person_day(s, devs[s], day0, home[s], rng, 8613840000000 + 10 * (s % 100) + np.arange(5),
@@ -510,7 +511,8 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
     flags = run(pipe, calls(rows))
     assert set(flags) == {str(box[3])}
     assert flags[str(box[3])].kind == "rig"
-    assert flags[str(box[3])].reasons[0].startswith("a caller in contact with 2 flagged SIMs of a calling group, calling or texting at least one")
+    assert flags[str(box[3])].reasons[0].startswith(
+        "a caller in contact with 2 flagged SIMs of a calling group, calling or texting at least one")
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in box}
 
