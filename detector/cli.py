@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="a simulated world through the daemon on the embedded store")
     d.add_argument("--state-dir", type=Path, default=Path("demo-state"))
-    d.add_argument("--subscribers", type=int, default=3000)
+    d.add_argument("--subscribers", type=int, default=10000,
+                   help="simulated subscribers (default 10000: rigs of their usual sizes, about half a minute)")
     d.add_argument("--days", type=int, default=2)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")

@@ -1,9 +1,12 @@
 """``goipwatch demo``: a simulated world through the daemon, on the embedded store.
 
-1. simulate a small carrier world with ground truth (``state_dir/world``);
-2. train the model on the world's first day (the baseline) into ``state_dir/models``;
-3. cut the CDRs into 3-hour files, as mediation would deliver them, and run the daemon on
-   them and the registration file (embedded PostgreSQL unless a DSN is given);
+1. simulate a small carrier world with ground truth (``state_dir/world``), with its
+   signalling capture when TShark is installed (the pcap probe dissects it with TShark);
+2. take the shipped model (``models/goipwatch.skops``, the daemon's default), or, where the
+   package was installed without it, train one on the world's first day;
+3. cut the CDRs and the capture into hour files, as mediation and a capture host deliver
+   them, and run the daemon on those and the registration file (embedded PostgreSQL unless
+   a DSN is given);
 4. print what it flagged and why, and how that compares with the ground truth.
 """
 
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +24,8 @@ from detector.config import Config, DaemonConfig, DetectorConfig, ProbeConfig, S
 from detector.daemon import Daemon
 from detector.records import iso, parse_iso
 
-FILE_HOURS = 3
+FILE_HOURS = 1   # mediation's files are 5-60 min; two feeds stay together within lateness_s (1 h)
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"
 
 
 def split_cdr(cdr: Path, out_dir: Path, hours: int = FILE_HOURS) -> list[Path]:
@@ -45,28 +51,62 @@ def split_cdr(cdr: Path, out_dir: Path, hours: int = FILE_HOURS) -> list[Path]:
     return paths
 
 
+def split_capture(pcap: Path, out_dir: Path, start: int, end: int, hours: int = FILE_HOURS) -> list[Path]:
+    """Cut a classic pcap (``simulate --pcap`` writes one) into a file per ``hours`` of event
+    time in [``start``, ``end``), empty ones included: the daemon's probes take turns a file
+    each, so a capture beside CDR files must come in files of the same periods, or one
+    capture file read first would make the CDRs after it late (docs/operations.md)."""
+    period = hours * 3600
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = pcap.read_bytes()
+    header = data[:24]
+    endian = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    keys = range(start // period, (end - 1) // period + 1)
+    frames: dict[int, list[bytes]] = {k: [header] for k in keys}
+    pos = 24
+    while pos + 16 <= len(data):
+        ts, _, caplen, _ = struct.unpack_from(endian + "IIII", data, pos)
+        frames[min(max(ts // period, keys[0]), keys[-1])].append(data[pos:pos + 16 + caplen])
+        pos += 16 + caplen
+    paths = []
+    for k in keys:
+        paths.append(out_dir / f"signalling-{iso(k * period).replace(':', '')}.pcap")
+        paths[-1].write_bytes(b"".join(frames[k]))
+    return paths
+
+
 def _labels(world: Path) -> dict[str, dict[str, str]]:
     with (world / "labels.csv").open() as fh:
         return {r["imsi"]: r for r in csv.DictReader(fh)}
 
 
-async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed: int = 7,
+async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed: int = 7,
                dsn: str = "") -> int:
     from detector.world.simulate import WorldParams, simulate_world
 
     state_dir = Path(state_dir).resolve()
     world = state_dir / "world"
     print(f"1/4 simulating {subscribers} subscribers x {days} days (seed {seed}) into {world}")
-    summary = simulate_world(WorldParams(subscribers=subscribers, days=days, seed=seed), world)
-    print(f"    {summary.subscribers} SIMs, {summary.records} CDRs")
+    capture = shutil.which("tshark") is not None
+    params = WorldParams(subscribers=subscribers, days=days, seed=seed, pcap=capture)
+    summary = simulate_world(params, world)
+    print(f"    {summary.subscribers} SIMs, {summary.records} CDRs"
+          + ("" if capture else "; TShark is not installed: no capture, CDRs alone"))
 
-    loaded = batch.load_files([world / "cdr.csv"], [world / "subscribers.csv"])
-    start = int(loaded.cdr.ts.min()) // 86400 * 86400
-    print(f"2/4 training the model on the first day ({iso(start)} .. {iso(start + 86400)})")
-    trained = batch.train_on(loaded, start=start, end=start + 86400)
-    model_path, _ = model_mod.save(trained, state_dir / "models" / "demo.skops")
+    if SHIPPED_MODEL.exists():
+        print(f"2/4 the shipped model ({SHIPPED_MODEL}), as the daemon's default")
+        model_path = SHIPPED_MODEL
+    else:
+        loaded = batch.load_files([world / "cdr.csv"], [world / "subscribers.csv"])
+        start = int(loaded.cdr.ts.min()) // 86400 * 86400
+        print(f"2/4 no shipped model here: training one on the first day ({iso(start)} .. {iso(start + 86400)})")
+        model_path, _ = model_mod.save(batch.train_on(loaded, start=start, end=start + 86400),
+                                       state_dir / "models" / "demo.skops")
 
     files = split_cdr(world / "cdr.csv", state_dir / "feed" / "cdr")
+    begin = parse_iso(params.start)
+    captures = split_capture(world / "signalling.pcap", state_dir / "feed" / "signalling",
+                             begin, begin + days * 86400) if capture else []
     for old in state_dir.glob("flags.jsonl"):
         old.unlink()
     config = Config(
@@ -76,10 +116,11 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
         detector=DetectorConfig(model=model_path),
         probes=(ProbeConfig(type="registrations_csv", name="registrations",
                             files=(world / "subscribers.csv",)),
-                ProbeConfig(type="cdr_csv", name="cdr", files=tuple(files))),
+                ProbeConfig(type="cdr_csv", name="cdr", files=tuple(files)))
+        + ((ProbeConfig(type="pcap", name="signalling", files=tuple(captures)),) if capture else ()),
     )
     where = "the embedded PostgreSQL in " + str(state_dir / "pg") if not dsn else "the given store"
-    print(f"3/4 running the daemon over {len(files)} CDR files on {where}")
+    print(f"3/4 running the daemon over {len(files)} CDR files{' and the capture' if capture else ''} on {where}")
     daemon = Daemon(config)
     try:
         await daemon.open()
@@ -93,10 +134,15 @@ async def demo(state_dir: Path, *, subscribers: int = 3000, days: int = 2, seed:
         rows = await daemon.pool.fetch(
             "SELECT imsi, kind, rig_id, score, flagged_at, reasons FROM flags ORDER BY flagged_at, imsi")
         rigs = await daemon.pool.fetch("SELECT id, evidence FROM rigs ORDER BY first_at, id")
+        read = await daemon.pool.fetch(
+            "SELECT probe, count(*) AS files, sum(records) AS records, sum(rejected) AS refused "
+            "FROM ingested_files GROUP BY probe ORDER BY probe")
     finally:
         await daemon.close()
 
     labels = _labels(world)
+    print("    read: " + "; ".join(f"{r['probe']} {r['files']} file(s), {r['records']} records, "
+                                  f"{r['refused']} refused" for r in read))
     print(f"4/4 {len(rows)} SIM(s) flagged; the first ten:")
     for r in rows[:10]:
         truth = labels.get(str(r["imsi"]), {})
