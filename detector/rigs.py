@@ -698,6 +698,9 @@ class RigBook:
         if s["sync_ts"][slot] > 0:  # one power-on burst: one box
             burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
                 (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
+            if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
+                self._note(imsi, "power", f"SIMs power on together in cell "
+                                          f"{list(self.engine.cells)[s['sync_cell'][slot]]}")
             out += [str(x) for x in fimsi[burst]]
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])

@@ -228,6 +228,21 @@ def test_a_quiet_sim_powering_on_twice_with_a_box_that_talks_to_itself_is_flagge
     assert rig.sims == {str(s) for s in box}
 
 
+def test_sims_flagged_for_their_traffic_that_powered_on_together_are_a_rig_that_says_so(pipe):
+    """Two SIMs, each in a device of its own, flagged for their traffic; they powered on
+    together in one cell, which is what makes them one rig, and its summary says so."""
+    sims = [int(imsi(680 + i)) for i in range(2)]
+    devs = [int(imei(680 + i, tac="86000001")) for i in range(2)]
+    rows = _power_on(sims, devs, START - 120, "460-00-530-7")
+    for k, (s, d) in enumerate(zip(sims, devs)):
+        rows += gateway_rows([s], [d], "460-00-530-7", victim0=8613500000000 + 100000 * k)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in sims}
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in sims}
+    assert "SIMs power on together in cell 460-00-530-7" in rig.summary()
+
+
 def test_the_supervised_layer_does_not_veto_a_burst_that_talks_to_itself(pipe, monkeypatch):
     """The layer judges a SIM's own features; the box's SIMs look like people by design."""
     monkeypatch.setattr(pipe.scorer, "plausible", lambda values, scores: np.zeros(len(values), bool))
