@@ -325,8 +325,8 @@ class Daemon:
         if self.pool is None:
             return
         pending, self.pending = self.pending, cp.Pending()
-        if pending.flags:  # new members may have grown or merged rigs
-            pending.rigs = self.pipe.rigs.rigs()
+        # new members grow and merge rigs; rigs at work move their window without a new flag
+        pending.rigs = self.pipe.rigs.unsaved_rigs()
         started = time.perf_counter()
         try:
             verification = self.config.verification

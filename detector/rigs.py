@@ -131,6 +131,7 @@ class RigBook:
         self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
         self.evidence_version = 0        # bumped at every change: checkpoints write it only then
         self.saved_evidence_version = 0
+        self._saved_rigs: dict[str, str] = {}    # rig id -> its summary as the store has it
         self._bulk_of: dict[int, tuple[int, ...]] = {}  # imsi -> imsis of its bulk registration
         self._bulk_text: dict[int, str] = {}
         self._machines: dict[int, dict[str, int]] = defaultdict(dict)  # cell -> {imsi: hour}
@@ -780,6 +781,15 @@ class RigBook:
             return ""
         root = self._find(imsi)
         return rig_id_for(root) if self._size[root] > 1 else ""
+
+    def unsaved_rigs(self) -> list[Rig]:
+        """The rigs whose row in the store is not what they are now: new, grown, merged, or
+        still at work (their window, cells and devices move without a new flag)."""
+        return [r for r in self.rigs() if self._saved_rigs.get(r.id) != r.summary()]
+
+    def saved(self, rigs: list[Rig]) -> None:
+        """``rigs`` were committed as they are now."""
+        self._saved_rigs.update((r.id, r.summary()) for r in rigs)
 
     def rigs(self) -> list[Rig]:
         """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""

@@ -206,11 +206,10 @@ class RigStage:
                     "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
                     [(self.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
             ids = await _save_flags(conn, new)
-            if new:
-                rigs = self.book.rigs()
-                await _save_rigs(conn, rigs)
-                # the rig flags' verification requests (police leads included), in their transaction
-                await verify_outbox.enqueue(conn, new, ids, rigs, self.verify_policy)
+            rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
+            await _save_rigs(conn, rigs)
+            # the rig flags' verification requests (police leads included), in their transaction
+            await verify_outbox.enqueue(conn, new, ids, rigs, self.verify_policy)
             if self.quarantine:
                 await conn.copy_records_to_table(
                     "quarantine", columns=["probe", "source", "line", "reason", "raw"],
@@ -218,6 +217,7 @@ class RigStage:
                 self.quarantine = []
             await self._registrations(conn)
             await load_allowlist(conn, self.allow)
+        self.book.saved(rigs)
         self.handled_seq = handled
 
     # ---- running -----------------------------------------------------------------------------

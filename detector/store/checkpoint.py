@@ -57,7 +57,7 @@ class Pending:
     quarantine: list[tuple[str, Rejected]] = field(default_factory=list)   # (probe, row)
     registrations: list[RegistrationBatch] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
-    rigs: list[Rig] = field(default_factory=list)     # rigs whose membership may have changed
+    rigs: list[Rig] = field(default_factory=list)     # rigs whose row is not what they are now
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     facts: activity.Facts = field(default_factory=activity.Facts)   # for the monthly report
     # stream inputs: (probe, topic, partition) -> next offset, covered by this checkpoint
@@ -114,6 +114,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
         raise
     if evidence:
         rigs.saved_evidence_version = version
+    if rigs is not None:
+        rigs.saved(pending.rigs)
     return saved_cells + len(names), flag_ids
 
 
@@ -194,6 +196,11 @@ async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> list[int]:
 
 
 async def _save_rigs(conn: asyncpg.Connection, rigs: list[Rig]) -> None:
+    if not rigs:
+        return
+    members = [int(x) for r in rigs for x in r.sims]
+    before = {row["rig_id"] for row in await conn.fetch(
+        "SELECT DISTINCT rig_id FROM flags WHERE imsi = ANY($1::bigint[]) AND rig_id <> ''", members)}
     for r in rigs:
         await conn.execute(
             "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
@@ -205,10 +212,11 @@ async def _save_rigs(conn: asyncpg.Connection, rigs: list[Rig]) -> None:
             json.dumps(sorted(r.cells)), _ts(r.first), _ts(r.last), r.summary())
         await conn.execute("UPDATE flags SET rig_id = $1 WHERE imsi = ANY($2::bigint[]) AND rig_id <> $1",
                            r.id, [int(x) for x in r.sims])
-    if rigs:  # rigs merged into others are gone
-        await conn.execute("DELETE FROM rigs WHERE id <> ALL($1::text[]) AND id IN "
-                           "(SELECT DISTINCT rig_id FROM flags WHERE imsi = ANY($2::bigint[]))",
-                           [r.id for r in rigs], [int(x) for r in rigs for x in r.sims])
+    # rigs merged into others are gone: their members' flags point to the rig they joined
+    gone = sorted(before - {r.id for r in rigs})
+    if gone:
+        await conn.execute("DELETE FROM rigs WHERE id = ANY($1::text[]) AND NOT EXISTS "
+                           "(SELECT 1 FROM flags WHERE flags.rig_id = rigs.id)", gone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,21 @@ def test_sims_rotating_over_shared_ports_form_one_rig(pipe):
     assert rig.cells == {"460-00-200-7"}
 
 
+def test_a_rig_still_at_work_is_to_be_saved_again_without_a_new_flag(pipe):
+    """The store's row of a rig shows its active window: once saved, a rig is not saved
+    again until it changes, and its members' later records change it."""
+    sims = [int(imsi(130 + i)) for i in range(4)]
+    ports = [int(imei(930 + p, tac="86000001")) for p in range(2)]
+    run(pipe, calls(gateway_rows(sims, ports, "460-00-200-8", hours=3)))
+    [rig] = pipe.rigs.unsaved_rigs()
+    pipe.rigs.saved([rig])
+    assert pipe.rigs.unsaved_rigs() == []
+    later = [(t + 4 * HOUR, *rest) for t, *rest in gateway_rows(sims, ports, "460-00-200-8", hours=1)]
+    assert run(pipe, calls(later)) == {}
+    [again] = pipe.rigs.unsaved_rigs()
+    assert again.id == rig.id and again.last > rig.last
+
+
 def test_co_moving_cohort_is_one_rig(pipe):
     pipe.engine.observed_from = START - 86400   # the daemon has watched the network for a day
     sims = [int(imsi(200 + i)) for i in range(6)]

@@ -41,3 +41,28 @@ async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, sma
     assert again.engine.observed_from == START - 86400
     assert again.rigs.evidence_by_sim() == pipe.rigs.evidence_by_sim()
     assert [r.summary() for r in again.rigs.rigs()] == [r.summary() for r in before]
+
+
+async def test_rigs_merged_into_one_leave_one_row_and_a_rig_at_work_is_rewritten(pg_dsn, small_model):
+    """Two rigs found apart, then one (a SIM links them): the store keeps the one, its flags
+    point to it. A rig saved again later, with no new flag, shows its newer activity."""
+    from detector.rigs import Rig
+    from detector.scoring import Flag
+
+    pipe = fresh_pipe(small_model)
+    sims = [str(imsi(520 + i)) for i in range(4)]
+    flags = [Flag(s, "8613800000000", 0.7, START, ("why",), "rig", "rig-a" if i < 2 else "rig-b")
+             for i, s in enumerate(sims)]
+    apart = [Rig("rig-a", set(sims[:2]), first=START, last=START + 60),
+             Rig("rig-b", set(sims[2:]), first=START, last=START + 60)]
+    joined = Rig("rig-a", set(sims), first=START, last=START + 3600)
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=apart), 0)
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(rigs=[joined]), 0)
+        rows = await pool.fetch("SELECT id, sims, last_at FROM rigs ORDER BY id")
+        rig_ids = {r["rig_id"] for r in await pool.fetch("SELECT rig_id FROM flags")}
+    finally:
+        await pool.close()
+    assert [(r["id"], r["sims"], int(r["last_at"].timestamp())) for r in rows] == [("rig-a", 4, START + 3600)]
+    assert rig_ids == {"rig-a"}
