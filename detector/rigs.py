@@ -317,8 +317,13 @@ class RigBook:
         """Modems of one model in one cell that take verification codes and neither call, are
         called nor use data: ``hot_cell_min_sims`` of them are a modem pool, power-on seen or
         not (a pool at work before the capture started, or whose power-on it missed). A person
-        keeping a second SIM for codes has it in a phone of their own; meters get no codes."""
-        if not self._absence_is_evidence():
+        keeping a second SIM for codes has it in a phone of their own; meters get no codes.
+        Their silence is evidence once the network has been watched ``absence_after_s``
+        divided by their number: k people all without data or calls for w hours are as
+        unlikely as one for k·w hours, so a pool at work before a first start is not held
+        back the whole wait."""
+        watched = self.engine.watermark - self.engine.observed_from
+        if watched <= 0:
             return []
         s, n = self.engine.sim_state, len(self.engine.sims)
         since = self.engine.watermark - 24 * 3600
@@ -340,7 +345,7 @@ class RigBook:
         for r in np.flatnonzero(modem):
             imsi = str(int(frame.imsi[r]))
             k = size.get((int(cell[r]), int(tac[r])), 0)
-            if imsi in taken or k < self.policy.hot_cell_min_sims:
+            if imsi in taken or k < self.policy.hot_cell_min_sims or watched * k < self.policy.absence_after_s:
                 continue
             where = names[cell[r]]
             reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "

@@ -309,9 +309,10 @@ def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_code
             rows += [(t0 + 600 * k + 60 * i, s, d, "460-00-530-1", 10690000 + k, 1, 1, 4, 0) for k in range(3)]
         return rows
 
-    # the daemon has just started: "no calls, no data" covers half an hour, no evidence yet
+    # the daemon has just started: "no calls, no data" of four SIMs covers half an hour each,
+    # no evidence yet; four silent together for a quarter of absence_after_s are
     assert run(pipe, calls(codes(START - 6 * HOUR))) == {}
-    flags = run(pipe, calls(codes(START - 6 * HOUR + pipe.rigs.policy.absence_after_s)))
+    flags = run(pipe, calls(codes(START - 6 * HOUR + pipe.rigs.policy.absence_after_s // len(pool))))
     assert set(flags) == {str(s) for s in pool}
     assert all("devices of one model (TAC 86104542)" in f.reasons[0] for f in flags.values())
     [rig] = pipe.rigs.rigs()
