@@ -18,7 +18,7 @@ import pytest
 
 from detector import config as config_mod
 from detector.daemon import Daemon
-from detector.demo import split_cdr
+from detector.demo import split_capture, split_cdr
 from detector.features.catalog import FEATURES
 from detector.testing import Row, daemon_config, write_cdr
 from probes.files import FileProbe
@@ -356,13 +356,13 @@ async def test_health_and_metrics_carry_no_subscriber_data(tmp_path, pg_dsn, sma
     assert not any(imsi in metrics for imsi in flagged)
 
 
-@pytest.mark.skipif(not shutil.which("tshark") or not shutil.which("editcap"),
-                    reason="needs tshark and editcap")
+@pytest.mark.skipif(not shutil.which("tshark"), reason="needs tshark")
 async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_turn(tmp_path, pg_dsn):
     """First start (docs/operations.md): the last day of CDRs and of captures, each in hour
-    files, before the live files. The two probes take turns, a file each, so no record falls
-    behind the other feed's watermark (none is quarantined as late), and rigs at work in the
-    archive are flagged from it, before the live feed starts."""
+    files cut on the same hours, before the live files. The two probes take turns, a file
+    each, so no record falls behind the other feed's watermark (none is quarantined as late,
+    whichever feed goes first), and rigs at work in the archive are flagged from it, before
+    the live feed starts."""
     from detector.world.simulate import WorldParams, simulate_world
 
     world = tmp_path / "world"
@@ -370,12 +370,11 @@ async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_turn(tmp_path, pg_
                                mix="default,goip_fixed=0.03,goip_rotating=0.03"), world)
     cdrs = split_cdr(world / "archive.csv", tmp_path / "cdr-archive", hours=1) + \
         split_cdr(world / "cdr.csv", tmp_path / "cdr-live", hours=1)
-    captures = []
-    for name in ("archive", "signalling"):
-        (tmp_path / f"cap-{name}").mkdir()
-        subprocess.run(["editcap", "-i", "3600", str(world / f"{name}.pcap"),
-                        str(tmp_path / f"cap-{name}" / "part.pcap")], check=True, capture_output=True)
-        captures += sorted((tmp_path / f"cap-{name}").iterdir())
+    t0 = int(datetime.datetime(2026, 10, 5, tzinfo=datetime.timezone.utc).timestamp())
+    # on the CDR files' hours: `editcap -i 3600` would cut from each file's first packet, a
+    # minute or so later, and a capture file read first would leave that minute of CDRs late
+    captures = split_capture(world / "archive.pcap", tmp_path / "cap-archive", t0 - 86400, t0, hours=1) + \
+        split_capture(world / "signalling.pcap", tmp_path / "cap-live", t0, t0 + 86400, hours=1)
     model = Path(__file__).resolve().parents[2] / "models" / "goipwatch.skops"
     cfg = write_config(tmp_path, pg_dsn, model, world, cdrs, more_probes=f"""
 [[probes]]
