@@ -69,41 +69,60 @@ class AuditWriter:
     """Appends to the chain in one statement each: the head is cached in the process (appends
     of one process are serialised by a lock); the insert trigger checks that the row continues
     the stored head and moves it, so when another process appended meanwhile the insert is
-    refused, the head re-read and the row re-chained."""
+    refused, and the row is chained again on the head read under its row lock."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._lock = asyncio.Lock()
         self._head: tuple[int, str] | None = None
 
-    async def append(self, entry: AuditEntry, attempts: int = 20,
+    async def append(self, entry: AuditEntry,
                      conn: asyncpg.Connection | None = None) -> tuple[int, str]:
         """Append ``entry``; returns its (seq, hash). With ``conn`` (inside the caller's
         transaction) the row commits or rolls back with what the caller changed; the head
-        stays locked until then. Call :meth:`forget` when such a transaction rolls back."""
+        stays locked until then. Call :meth:`forget` when such a transaction rolls back.
+        The cached head makes one statement of it; when another process appended
+        meanwhile, the row is chained again on the head read under its row lock, which no
+        other writer can move before this insert (a bounded number of optimistic retries
+        could lose every time to busy writers)."""
         async with self._lock:
-            for _ in range(attempts):
-                if self._head is None:
-                    r = await (conn or self.pool).fetchrow("SELECT seq, hash FROM audit_head WHERE one")
-                    self._head = (r["seq"], r["hash"])
-                row = _row(entry, *self._head)
-                h = row_hash(row)
+            if self._head is not None:
                 try:
-                    if conn is None:
-                        await self.pool.execute(_INSERT, *_args(row), h)
-                    else:
-                        async with conn.transaction():      # a savepoint: a lost race is retried
-                            await conn.execute(_INSERT, *_args(row), h)
+                    return await self._insert(entry, self._head, conn)
                 except asyncpg.IntegrityConstraintViolationError:
-                    self._head = None        # another process appended: re-chain on its head
-                    continue
+                    pass                     # another process appended: re-chain on its head
                 except BaseException:
                     self._head = None        # unknown outcome (say, a lost connection)
                     raise
-                self._head = (row["seq"], h)
-                return self._head
-        raise asyncpg.IntegrityConstraintViolationError(
-            f"audit append lost the race {attempts} times")
+            self._head = None
+            try:
+                if conn is None:
+                    async with self.pool.acquire() as c, c.transaction():
+                        return await self._insert(entry, await self._locked_head(c), c)
+                async with conn.transaction():
+                    return await self._insert(entry, await self._locked_head(conn), conn)
+            except BaseException:
+                self._head = None
+                raise
+
+    @staticmethod
+    async def _locked_head(conn: asyncpg.Connection) -> tuple[int, str]:
+        r = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE one FOR UPDATE")
+        return r["seq"], r["hash"]
+
+    async def _insert(self, entry: AuditEntry, head: tuple[int, str],
+                      conn: asyncpg.Connection | None) -> tuple[int, str]:
+        """Insert ``entry`` chained on ``head`` (in a savepoint of ``conn``'s transaction, so
+        that a refused insert leaves it usable) and remember the new head."""
+        row = _row(entry, *head)
+        h = row_hash(row)
+        if conn is None:
+            await self.pool.execute(_INSERT, *_args(row), h)
+        else:
+            async with conn.transaction():
+                await conn.execute(_INSERT, *_args(row), h)
+        self._head = (row["seq"], h)
+        return self._head
 
     def forget(self) -> None:
         """Re-read the head at the next append (a transaction holding an append rolled back)."""
