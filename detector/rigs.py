@@ -200,11 +200,15 @@ class RigBook:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
 
+    def _watched_s(self) -> int:
+        """How long the network has been watched: a SIM's "no data, no calls in 24 h" covers
+        only that much after the daemon's first start."""
+        return self.engine.watermark - self.engine.observed_from
+
     def _absence_is_evidence(self) -> bool:
-        """Whether the network has been watched ``absence_after_s`` already: before that, a
-        SIM's "no data, no calls in 24 h" covers only the hours since the daemon started
-        (a person often has no data session in two hours, nearly always one in six)."""
-        return self.engine.watermark - self.engine.observed_from >= self.policy.absence_after_s
+        """Whether the network has been watched ``absence_after_s`` already (a person often
+        has no data session in two hours, nearly always one in six)."""
+        return self._watched_s() >= self.policy.absence_after_s
 
     def _slots(self, imsis: list[str]) -> np.ndarray:
         """SIM slots of ``imsis`` that the engine holds."""
@@ -322,7 +326,7 @@ class RigBook:
         divided by their number: k people all without data or calls for w hours are as
         unlikely as one for k·w hours, so a pool at work before a first start is not held
         back the whole wait."""
-        watched = self.engine.watermark - self.engine.observed_from
+        watched = self._watched_s()
         if watched <= 0:
             return []
         s, n = self.engine.sim_state, len(self.engine.sims)

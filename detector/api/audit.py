@@ -94,16 +94,12 @@ class AuditWriter:
                 except BaseException:
                     self._head = None        # unknown outcome (say, a lost connection)
                     raise
-            self._head = None
-            try:
-                if conn is None:
-                    async with self.pool.acquire() as c, c.transaction():
-                        return await self._insert(entry, await self._locked_head(c), c)
-                async with conn.transaction():
-                    return await self._insert(entry, await self._locked_head(conn), conn)
-            except BaseException:
-                self._head = None
-                raise
+            self._head = None                # set again only by an insert that succeeded
+            if conn is None:
+                async with self.pool.acquire() as c, c.transaction():
+                    return await self._insert(entry, await self._locked_head(c), c)
+            async with conn.transaction():
+                return await self._insert(entry, await self._locked_head(conn), conn)
 
     @staticmethod
     async def _locked_head(conn: asyncpg.Connection) -> tuple[int, str]:
