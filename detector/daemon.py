@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -22,6 +23,7 @@ import asyncpg
 from detector import model as model_mod
 from detector.config import Config, ProbeConfig
 from detector.metrics import Histogram
+from detector.offers import Offers
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
 from detector.rigs import RigBook
@@ -117,23 +119,16 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
-        queue: asyncio.PriorityQueue = asyncio.PriorityQueue()
-        seq = iter(range(1 << 62))
-
-        async def offer(work: FileWork) -> None:
-            # Registrations go first so that CDRs meet their SIM's activation and ID data;
-            # each probe waits for its file to be committed before it offers the next.
-            done = loop.create_future()
-            await queue.put((0 if work.kind == "registrations" else 1, next(seq), work, done))
-            await done
-
+        offers = Offers(p.name for p in self.probes)
         for p in self.probes:
             if hasattr(p, "finite"):   # a stream ends, for --until-done, where it stood at start
                 p.finite = until_done
-        probe_tasks = [asyncio.create_task(p.run(offer, self.stopping), name=f"probe:{p.name}")
+        probe_tasks = [asyncio.create_task(p.run(functools.partial(offers.offer, p.name), self.stopping),
+                                           name=f"probe:{p.name}")
                        for p in self.probes]
-        for t in probe_tasks:
+        for p, t in zip(self.probes, probe_tasks):
             t.add_done_callback(_log_probe_end)
+            t.add_done_callback(lambda _, name=p.name: offers.ended(name))
         self._probe_tasks = probe_tasks
         helpers = []
         if self.config.verification is not None:
@@ -147,13 +142,12 @@ class Daemon:
         self.notifier.ready(f"{len(self.probes)} probe(s) running")
         log.info("daemon running", extra={"probes": [p.name for p in self.probes]})
         try:
-            await self._consume(queue, probe_tasks if until_done else None)
+            await self._consume(offers, probe_tasks if until_done else None)
             if until_done and self.config.verification is not None:
                 await self._drain_outbox()
         finally:
             self.notifier.stopping()
-            while not queue.empty():
-                queue.get_nowait()[3].cancel()
+            offers.cancel_all()
             for t in probe_tasks + helpers:
                 t.cancel()
             await asyncio.gather(*probe_tasks, *helpers, return_exceptions=True)
@@ -183,13 +177,13 @@ class Daemon:
             self.notifier.watchdog()
             await asyncio.sleep(self.notifier.watchdog_interval_s)
 
-    async def _consume(self, queue: asyncio.PriorityQueue, finite: list[asyncio.Task] | None) -> None:
+    async def _consume(self, offers: Offers, finite: list[asyncio.Task] | None) -> None:
         idle_s = self.config.daemon.idle_score_s
         stop_wait = asyncio.create_task(self.stopping.wait())
         get: asyncio.Task | None = None   # kept across waits so that no taken item is dropped
         try:
             while not self.stopping.is_set():
-                if finite is not None and queue.empty() and (get is None or not get.done()) \
+                if finite is not None and offers.empty() and (get is None or not get.done()) \
                         and all(t.done() for t in finite):
                     if get is not None:
                         get.cancel()
@@ -200,7 +194,7 @@ class Daemon:
                     await self._score_idle()
                     return
                 if get is None:
-                    get = asyncio.create_task(queue.get())
+                    get = asyncio.create_task(offers.take())
                 running = {t for t in finite or () if not t.done()}
                 done, _ = await asyncio.wait({get, stop_wait, *running},
                                              timeout=idle_s or None,
@@ -209,7 +203,7 @@ class Daemon:
                     if not done and not self.stopping.is_set():
                         await self._score_idle()
                     continue
-                _, _, work, finished = get.result()
+                work, finished = get.result()
                 get = None
                 try:
                     await self.process(work)
@@ -221,7 +215,7 @@ class Daemon:
             if get is not None:
                 get.cancel()
                 if get.done() and not get.cancelled():
-                    get.result()[3].cancel()
+                    get.result()[1].cancel()
 
     # ---- work ----------------------------------------------------------------------------
 

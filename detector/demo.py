@@ -24,12 +24,13 @@ from detector.config import Config, DaemonConfig, DetectorConfig, ProbeConfig, S
 from detector.daemon import Daemon
 from detector.records import iso, parse_iso
 
-FILE_HOURS = 1   # mediation's files are 5-60 min; two feeds stay together within lateness_s (1 h)
+FILE_HOURS = 1   # mediation's files are 5-60 min; a file no longer than lateness_s (1 h)
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"
 
 
-def split_cdr(cdr: Path, out_dir: Path, hours: int = FILE_HOURS) -> list[Path]:
+def split_cdr(cdr: Path, out_dir: Path, hours: float = FILE_HOURS) -> list[Path]:
     """Cut a time-sorted CDR CSV into files of ``hours`` of event time each."""
+    period = int(hours * 3600)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with cdr.open() as src:
@@ -37,12 +38,12 @@ def split_cdr(cdr: Path, out_dir: Path, hours: int = FILE_HOURS) -> list[Path]:
         current, fh = None, None
         for line in src:
             t = parse_iso(line.split(",", 3)[2])
-            key = t // (hours * 3600)
+            key = t // period
             if key != current:
                 if fh:
                     fh.close()
                 current = key
-                paths.append(out_dir / f"cdr-{iso(key * hours * 3600).replace(':', '')}.csv")
+                paths.append(out_dir / f"cdr-{iso(key * period).replace(':', '')}.csv")
                 fh = paths[-1].open("w")
                 fh.write(header)
             fh.write(line)
@@ -51,12 +52,12 @@ def split_cdr(cdr: Path, out_dir: Path, hours: int = FILE_HOURS) -> list[Path]:
     return paths
 
 
-def split_capture(pcap: Path, out_dir: Path, start: int, end: int, hours: int = FILE_HOURS) -> list[Path]:
+def split_capture(pcap: Path, out_dir: Path, start: int, end: int, hours: float = FILE_HOURS) -> list[Path]:
     """Cut a classic pcap (``simulate --pcap`` writes one) into a file per ``hours`` of event
-    time in [``start``, ``end``), empty ones included: the daemon's probes take turns a file
-    each, so a capture beside CDR files must come in files of the same periods, or one
-    capture file read first would make the CDRs after it late (docs/operations.md)."""
-    period = hours * 3600
+    time in [``start``, ``end``), empty ones included, as a capture host rotates its files:
+    the daemon takes two feeds' files in event order, and a file longer than ``lateness_s``
+    (1 h) would leave the other feed's records of its span late (docs/operations.md)."""
+    period = int(hours * 3600)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = pcap.read_bytes()
     header = data[:24]

@@ -4,15 +4,20 @@ A probe finds files and offers each to the daemon as a :class:`FileWork`; the da
 its blocks (parsed in a worker thread), applies them and commits the file as done. A
 dropped file is offered only once it is *settled*: its name matches no ``ignore`` pattern
 (mediation's ``*.tmp``/``*.part`` while writing) and its size and mtime have not changed for
-``settle_s`` seconds, so a file still being written is not read early.
+``settle_s`` seconds, so a file still being written is not read early (a file last written
+longer ago than that, as in an archive, is settled at the first look). A probe with nothing
+ready says so (``offer(None)``), so that the daemon, which takes offers in event-time order
+(:mod:`detector.offers`), does not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +26,12 @@ from detector.config import ProbeConfig
 from detector.records import Rejected
 from probes.csvparse import Parsed, read_feed_file
 from probes.health import InputHealth
+from probes.signalling.pcapfile import first_packet_time
 
 log = logging.getLogger(__name__)
 
+# A CSV's first block of this size (whole lines) tells when its records begin.
+PEEK_BYTES = 64 << 10
 KIND_BY_TYPE = {"cdr_csv": "cdr", "registrations_csv": "registrations", "pcap": "signalling"}
 
 
@@ -35,6 +43,7 @@ class FileWork:
     size: int
     sha256: str
     blocks: Callable[[], AsyncIterator[Parsed]]
+    first_ts: int | None = None   # event time of its first records (None: unknown), for order
 
     @property
     def name(self) -> str:
@@ -91,7 +100,8 @@ class FileProbe:
         return any(fnmatch.fnmatch(path.name, pat) for pat in self.config.ignore)
 
     def settled(self) -> list[Path]:
-        """Files in the watch directory whose size and mtime held since the last look."""
+        """Files in the watch directory whose size and mtime held since the last look, or
+        were last written more than ``settle_s`` ago."""
         ready = []
         watch = self.config.watch
         if watch is None:
@@ -102,52 +112,75 @@ class FileProbe:
             self.health.failing(f"watch directory unreadable: {e}")
             return ready
         self.health.ok()
+        old = time.time_ns() - int(self.config.settle_s * 1e9)
         for p in entries:
             try:
                 stat = p.stat()
             except FileNotFoundError:
                 continue
             sig = (stat.st_size, stat.st_mtime_ns)
-            if self._seen.get(p) == sig and (p, *sig) not in self._offered:
+            if (self._seen.get(p) == sig or stat.st_mtime_ns < old) and (p, *sig) not in self._offered:
                 ready.append(p)
             self._seen[p] = sig
         return ready
 
-    def work(self, path: Path, size: int, sha256: str) -> FileWork:
+    def work(self, path: Path, size: int, sha256: str, first_ts: int | None = None) -> FileWork:
         layout, block = self.config.layout, self.config.block_bytes
         read = (lambda: read_capture_file(path)) if self.kind == "signalling" else \
             (lambda: read_feed_file(path, self.kind, layout, block))
         return FileWork(probe=self.name, kind=self.kind, path=path, size=size, sha256=sha256,
-                        blocks=lambda: _thread_iter(read))
+                        blocks=lambda: _thread_iter(read), first_ts=first_ts)
 
-    async def run(self, offer: Callable[[FileWork], Awaitable[None]], stopping: asyncio.Event) -> None:
-        """Offer the configured files, then keep watching the drop directory (if any)."""
+    def first_event_time(self, path: Path) -> int | None:
+        """When the file's records begin, to take it in event order beside other feeds: the
+        first packet of a capture, the earliest time of a CSV's first block of rows (a
+        registration file's order does not matter); None when unknown (the file is read,
+        and refused if it must be, first)."""
+        if self.kind == "registrations":
+            return None
+        if self.kind == "signalling":
+            return first_packet_time(path)
+        try:
+            with contextlib.closing(read_feed_file(path, self.kind, self.config.layout, PEEK_BYTES)) as blocks:
+                for parsed in blocks:
+                    if len(parsed.batch):
+                        return int(parsed.batch.ts.min())
+        except (OSError, ValueError):
+            return None
+        return None
+
+    async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
+        """Offer the configured files, then keep watching the drop directory (if any): each
+        look offers what has settled, and a look that offers nothing says so."""
         for path in self.config.files:
             if stopping.is_set():
                 return
             await self._offer(path, offer)
         if self.config.watch is None:
             return
-        self.settled()  # first look: remember sizes; files are offered once they hold still
         while not stopping.is_set():
+            offered = False
+            for path in self.settled():
+                if stopping.is_set():
+                    return
+                offered |= await self._offer(path, offer)
+            if offered:
+                continue   # look again at once: more may have settled meanwhile
+            await offer(None)
             try:
                 await asyncio.wait_for(stopping.wait(), timeout=self.config.settle_s)
             except TimeoutError:
                 pass
-            if stopping.is_set():
-                return
-            for path in self.settled():
-                if stopping.is_set():
-                    return
-                await self._offer(path, offer)
 
-    async def _offer(self, path: Path, offer: Callable[[FileWork], Awaitable[None]]) -> None:
+    async def _offer(self, path: Path, offer: Callable[[FileWork | None], Awaitable[None]]) -> bool:
         try:
             stat = path.stat()
             size, digest = await asyncio.to_thread(sha256_of, path)
         except OSError as e:
             log.error("input file unreadable", extra={"probe": self.name, "file": path.name,
                                                       "error": str(e)})
-            return
+            return False
+        first = await asyncio.to_thread(self.first_event_time, path)
         self._offered.add((path, stat.st_size, stat.st_mtime_ns))
-        await offer(self.work(path, size, digest))
+        await offer(self.work(path, size, digest, first))
+        return True

@@ -125,6 +125,12 @@ class KafkaWork:
         yield self.parsed
 
     @property
+    def first_ts(self) -> int | None:
+        """Event time of its earliest record, for the daemon's event-time order."""
+        ts = self.parsed.batch.ts
+        return int(ts.min()) if len(ts) else None
+
+    @property
     def name(self) -> str:
         """The input's name in reports and coverage: its topics."""
         return ",".join(sorted({topic for topic, _ in self.offsets}))
@@ -309,7 +315,7 @@ class KafkaProbe:
 
     # ---- the probe's task ----------------------------------------------------------------
 
-    async def run(self, offer: Callable[[KafkaWork], Awaitable[None]], stopping: asyncio.Event) -> None:
+    async def run(self, offer: Callable[[KafkaWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         consumer = await self._call(self._open)
         self._consumer = consumer
@@ -317,6 +323,7 @@ class KafkaProbe:
             while not self.pos.read and not stopping.is_set():   # until the topics are there
                 await self._call(self._assign, consumer)
                 if not self.pos.read:
+                    await offer(None)   # nothing to offer: the daemon need not wait for us
                     await _sleep_unless(stopping, min(self.kafka.metadata_s, 5.0))
             next_look = loop.time() + self.kafka.metadata_s
             while not stopping.is_set():
@@ -327,6 +334,7 @@ class KafkaProbe:
                     await self._call(self._assign, consumer)   # partitions added meanwhile
                     next_look = loop.time() + self.kafka.metadata_s
                 if not messages:
+                    await offer(None)
                     continue
                 work = await asyncio.to_thread(self._work, messages)
                 await offer(work)

@@ -114,6 +114,8 @@ async def _watch(cfg: Config, pub) -> int:
     failures = FileFailures(pub.pool)
 
     async def offer(work) -> None:
+        if work is None:   # the probe has nothing ready
+            return
         async with one_at_a_time:
             p = probes[work.probe]
             try:

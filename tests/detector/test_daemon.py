@@ -20,7 +20,7 @@ from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.demo import split_capture, split_cdr
 from detector.features.catalog import FEATURES
-from detector.testing import Row, daemon_config, write_cdr
+from detector.testing import T0, Row, at, daemon_config, write_cdr
 from probes.files import FileProbe
 
 
@@ -134,6 +134,21 @@ def test_a_dropped_file_is_offered_only_once_settled(tmp_path):
     assert probe.settled() == []            # grew since the last look
     assert probe.settled() == [growing]     # held still for one interval
     assert [p.name for p in probe.settled()] == ["a.csv"]
+
+
+def test_an_archived_file_is_settled_at_once_and_offered_by_its_first_event_time(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop, settle_s=60))
+    rows = [Row(start_time=at(7200)), Row(start_time=at(3600))]
+    old = write_cdr(drop / "old.csv", rows)
+    new = write_cdr(drop / "new.csv", rows)
+    day_ago = time.time() - 86400
+    os.utime(old, (day_ago, day_ago))
+    assert probe.settled() == [old]          # written a day ago: an archive, nobody writes it
+    assert probe.first_event_time(old) == T0 + 3600     # the earliest of its first rows
+    (drop / "bad.csv").write_text("no,header,here\n1,2,3\n")
+    assert probe.first_event_time(drop / "bad.csv") is None
 
 
 def _goipwatch(*args: str) -> subprocess.Popen:
@@ -357,24 +372,24 @@ async def test_health_and_metrics_carry_no_subscriber_data(tmp_path, pg_dsn, sma
 
 
 @pytest.mark.skipif(not shutil.which("tshark"), reason="needs tshark")
-async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_turn(tmp_path, pg_dsn):
-    """First start (docs/operations.md): the last day of CDRs and of captures, each in hour
-    files cut on the same hours, before the live files. The two probes take turns, a file
-    each, so no record falls behind the other feed's watermark (none is quarantined as late,
-    whichever feed goes first), and rigs at work in the archive are flagged from it, before
-    the live feed starts."""
+async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_event_order(tmp_path, pg_dsn):
+    """First start (docs/operations.md): the last day of CDRs and of captures before the live
+    files, the CDRs in half-hour files and the captures in hour files, the capture host
+    having written none for hours without packets. The daemon takes the files of both in
+    event order, so no record falls behind the other feed's watermark (none is quarantined
+    as late; taking turns, a file each, the CDRs fell hours behind), and rigs at work in the
+    archive are flagged from it, before the live feed starts."""
     from detector.world.simulate import WorldParams, simulate_world
 
     world = tmp_path / "world"
     simulate_world(WorldParams(subscribers=800, days=1, seed=3, archive_hours=24, pcap=True,
                                mix="default,goip_fixed=0.03,goip_rotating=0.03"), world)
-    cdrs = split_cdr(world / "archive.csv", tmp_path / "cdr-archive", hours=1) + \
-        split_cdr(world / "cdr.csv", tmp_path / "cdr-live", hours=1)
+    cdrs = split_cdr(world / "archive.csv", tmp_path / "cdr-archive", hours=0.5) + \
+        split_cdr(world / "cdr.csv", tmp_path / "cdr-live", hours=0.5)
     t0 = int(datetime.datetime(2026, 10, 5, tzinfo=datetime.timezone.utc).timestamp())
-    # on the CDR files' hours: `editcap -i 3600` would cut from each file's first packet, a
-    # minute or so later, and a capture file read first would leave that minute of CDRs late
     captures = split_capture(world / "archive.pcap", tmp_path / "cap-archive", t0 - 86400, t0, hours=1) + \
         split_capture(world / "signalling.pcap", tmp_path / "cap-live", t0, t0 + 86400, hours=1)
+    captures = [p for p in captures if p.stat().st_size > 24]   # a pcap header alone: no packets
     model = Path(__file__).resolve().parents[2] / "models" / "goipwatch.skops"
     cfg = write_config(tmp_path, pg_dsn, model, world, cdrs, more_probes=f"""
 [[probes]]
