@@ -6,9 +6,11 @@
 Simulates the world once (cached in --workdir), trains a model on a separate small world,
 times the CDR probe's parse alone, then times the daemon's path: CSV blocks parsed by the
 probe (the next block in a worker thread) and fed through the event-time pipeline (features,
-15-minute scoring ticks, flags). Prints parse records/s, the pipeline's records/s (time in
-``Pipeline.feed`` while parsing runs beside it), end-to-end records/s, peak memory, feature
-state bytes per SIM and the machine it ran on.
+5-minute scoring ticks, the rig stage, flags). Prints parse records/s, the pipeline's
+records/s (time in ``Pipeline.feed`` while parsing runs beside it), the rig stage's share of
+it, what a checkpoint's pass over the rigs costs at the end, end-to-end records/s, peak
+memory, feature state bytes per SIM and the machine it ran on. ``--no-rigs`` leaves the rig
+stage out (until the eleventh session the benchmark ran without it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from benchmarks.machine import machine  # noqa: E402
 from detector import batch  # noqa: E402
 from detector.features.engine import FeatureEngine  # noqa: E402
 from detector.pipeline import SCORING_INTERVAL_S, Pipeline  # noqa: E402
+from detector.rigs import RigBook  # noqa: E402
 from detector.scoring import Policy, Scorer  # noqa: E402
 from detector.world.simulate import WorldParams, simulate_world  # noqa: E402
 from probes.csvparse import read_feed_file  # noqa: E402
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--interval", type=int, default=SCORING_INTERVAL_S, help="scoring tick, s of event time")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
+    ap.add_argument("--no-rigs", action="store_true", help="leave the rig stage out")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -62,8 +66,21 @@ def main() -> None:
 
     regs = batch.load_files([], [w / "subscribers.csv"]).registrations
     engine = FeatureEngine()
-    engine.apply_registrations(regs)
-    pipe = Pipeline(engine, Scorer(model, Policy()), args.interval)
+    scorer = Scorer(model, Policy())
+    book = None if args.no_rigs else RigBook(engine, scorer)
+    pipe = Pipeline(engine, scorer, args.interval, rigs=book)
+    pipe.register(regs)
+    t_rigs = [0.0]
+    if book is not None:   # the rig stage's share of the pipeline's time
+        extend = book.extend
+
+        def timed_extend(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return extend(*a, **kw)
+            finally:
+                t_rigs[0] += time.perf_counter() - t
+        book.extend = timed_extend
 
     # parse alone (the probe's share), then the daemon's path: blocks parsed in a worker
     # thread while the main thread feeds the previous one through the pipeline
@@ -84,6 +101,13 @@ def main() -> None:
     t_pipe += time.perf_counter() - t
     total = time.perf_counter() - t0
     assert records == parsed_records
+    rigs = {}
+    if book is not None:   # what each checkpoint does with the rigs: find the stale rows
+        t = time.perf_counter()
+        stale = book.unsaved_rigs()
+        rigs = {"rigs": len(stale), "sims_in_rigs": sum(len(r.sims) for r in stale),
+                "rig_stage_s": round(t_rigs[0], 2),
+                "checkpoint_rig_pass_ms": round((time.perf_counter() - t) * 1000, 1)}
     state = engine.state_bytes()
     result = {
         "world": w.name, "records": records, "sims": state["sims"], "cdr_mb": round(size_mb),
@@ -93,6 +117,7 @@ def main() -> None:
         "end_to_end_records_per_s": round(records / total),
         "end_to_end_s": round(total, 1),
         "flags": flags,
+        **rigs,
         "state_bytes_per_sim": round(state["bytes_per_sim"], 1),
         "sim_record_bytes": state["sim_record_bytes"],
         "imeis": state["imeis"],

@@ -60,7 +60,7 @@ class AllowList:
         if int(s["id_key"]) in self.id_keys:
             return True
         top = s["slot"]["top_cell"][int(s["last_hour"]) % st.SLOTS]
-        return top >= 0 and list(engine.cells)[top] in self.cells
+        return top >= 0 and engine.cell_names()[top] in self.cells
 
 
 def normalise(kind: str, value: str) -> str:

@@ -218,9 +218,9 @@ class RigBook:
     def _hot_cells(self, frame, strengths, use, taken) -> list[Flag]:
         if not self._absence_is_evidence():
             return []
-        s = self.engine.sim_state[frame.sims]
-        last = s["last_hour"].astype(np.int64)
-        cell = s["slot"]["top_cell"][np.arange(len(last)), last % st.SLOTS]
+        s = self.engine.sim_state   # fields gathered one by one: a whole record is 1.3 kB
+        last = s["last_hour"][frame.sims].astype(np.int64)
+        cell = s["slot"]["top_cell"][frame.sims, last % st.SLOTS]
         machine = (use >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
             (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity) & \
             (frame.activity >= self.scorer.policy.min_events_24h)
@@ -230,7 +230,7 @@ class RigBook:
         for r in rows:
             self._machines[int(cell[r])][str(int(frame.imsi[r]))] = int(last[r])
         self._forget_before(int(last.max()) - 2)
-        names = list(self.engine.cells)
+        names = self.engine.cell_names()
         out = []
         for r in rows:
             imsi = str(int(frame.imsi[r]))
@@ -282,7 +282,7 @@ class RigBook:
         else:
             codes = np.zeros(len(frame), bool)
         rows = np.flatnonzero((twice | once | talking | codes) & talks)
-        names = list(self.engine.cells)
+        names = self.engine.cell_names()
         out = []
         for r in rows:
             imsi = str(int(frame.imsi[r]))
@@ -337,14 +337,14 @@ class RigBook:
             return []
         cell, tac = self._cell_and_model(frame.sims)
         modem &= (cell >= 0) & (tac > 0)
-        got = np.flatnonzero(s["code_ts"][:n] > since)
-        got_cell, got_tac = self._cell_and_model(got)
-        near = got[np.isin(got_cell, cell[modem]) & (got_tac > 0)]    # the frame's cells only
+        got = np.flatnonzero(s["code_ts"][:n] > since)   # people get codes too: many SIMs
+        got = got[np.isin(self._newest_cell(got), cell[modem])]    # the frame's cells only
+        near = got[self._cell_and_model(got)[1] > 0]
         pool = self._quiet(near)
         pool_cell, pool_tac = self._cell_and_model(pool)
         keys, counts = np.unique(np.stack([pool_cell, pool_tac], axis=1), axis=0, return_counts=True)
         size = {(int(c), int(m)): int(k) for (c, m), k in zip(keys, counts)}
-        names = list(self.engine.cells)
+        names = self.engine.cell_names()
         out = []
         for r in np.flatnonzero(modem):
             imsi = str(int(frame.imsi[r]))
@@ -390,7 +390,7 @@ class RigBook:
                                   len(nodes), need,
                                   lambda g: engine.callers_outside(nodes[g], self._company(nodes[g])))
         out = []
-        names = list(engine.cells)
+        names = engine.cell_names()
         for members in groups:
             # and the callers in contact with two of them wherever they are (a box's SIMs of
             # another carrier are in cells of their own network), having reached one itself
@@ -502,11 +502,14 @@ class RigBook:
         """Per SIM, the busiest cell of its newest hour and the model (TAC: the first 8 of 15
         IMEI digits) of its newest device; -1 and 0 when unknown."""
         s = self.engine.sim_state
-        last = s["last_hour"][slots].astype(np.int64)
-        cell = s["slot"]["top_cell"][slots, last % st.SLOTS]
         newest = np.argmax(s["imei_hour"][slots], axis=1)
-        imei = s["imei"][slots, newest]
-        return np.where(last >= 0, cell, -1), imei // 10**7
+        return self._newest_cell(slots), s["imei"][slots, newest] // 10**7
+
+    def _newest_cell(self, slots: np.ndarray) -> np.ndarray:
+        """Per SIM, the busiest cell of its newest hour; -1 when unknown."""
+        s = self.engine.sim_state
+        last = s["last_hour"][slots].astype(np.int64)
+        return np.where(last >= 0, s["slot"]["top_cell"][slots, last % st.SLOTS], -1)
 
     def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
         latency, answers = self.engine.auth_latency(frame.sims)
@@ -589,7 +592,7 @@ class RigBook:
         if not len(rows):
             return []
         rows = rows[self.scorer.model.anomaly_score(frame.values[rows]) > self.scorer.threshold]
-        s, names = self.engine.sim_state, list(self.engine.cells)
+        s, names = self.engine.sim_state, self.engine.cell_names()
         out = []
         for r in rows:
             imsi = str(int(frame.imsi[r]))
@@ -710,7 +713,7 @@ class RigBook:
                 (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
             if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
                 self._note(imsi, "power", f"SIMs power on together in cell "
-                                          f"{list(self.engine.cells)[s['sync_cell'][slot]]}")
+                                          f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
             out += [str(x) for x in fimsi[burst]]
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
@@ -720,7 +723,7 @@ class RigBook:
                         and abs(h - peers[imsi]) <= 1]
             if together:
                 self._note(imsi, "cell", f"machine-like SIMs active together in cell "
-                                         f"{list(self.engine.cells)[cell]}")
+                                         f"{self.engine.cell_names()[cell]}")
             out += together
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)
@@ -807,7 +810,7 @@ class RigBook:
             members[self._find(imsi)].append(imsi)
         out = []
         s = self.engine.sim_state
-        names = list(self.engine.cells)
+        names = self.engine.cell_names()
         for root, sims in members.items():
             if len(sims) < 2:
                 continue

@@ -135,6 +135,7 @@ class FeatureEngine:
         self.sim_state = st.empty_sim_state(0)
         self.imei_state = st.empty_imei_state(0)
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
+        self._cell_names: list[str] = []       # ... and back (ids are given in order)
         self._cell_lut: tuple = (None, None)   # (batch cell table, its global ids)
         self.watermark = 0                     # newest event time seen
         self.observed_from = 0                 # oldest event time of the first batch (0: unknown)
@@ -491,6 +492,14 @@ class FeatureEngine:
         both = (s["sync_ts"][sims] > 0) & (s["prev_sync_ts"][sims] > 0)
         common = s["sync_bits"][sims] & s["prev_sync_bits"][sims]
         return np.where(both & (common != 0), np.round(linear_count(common, 64)), 0).astype(np.int64)
+
+    def cell_names(self) -> list[str]:
+        """Cell names by global cell id (do not modify). Ids are given in order; the list is
+        rebuilt only when cells were added since the last call, not at every look-up (the
+        rig rules name cells at every tick)."""
+        if len(self._cell_names) != len(self.cells):
+            self._cell_names = list(self.cells)
+        return self._cell_names
 
     def network_contacts(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The SIMs of the network each of ``sims`` called, texted or heard from in the last

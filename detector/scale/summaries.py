@@ -72,7 +72,7 @@ class Summaries:
         used = np.unique(np.r_[top[top >= 0], sync[synced]])
         records["slot"]["top_cell"] = np.where(top >= 0, np.searchsorted(used, top), -1)
         records["sync_cell"] = np.where(synced, np.searchsorted(used, sync), sync)
-        names = list(self.engine.cells)
+        names = self.engine.cell_names()
         fields = {"partition": self.partition, "step": step, "at": int(at),
                   "cells": [names[i] for i in used],
                   "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,

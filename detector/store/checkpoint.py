@@ -87,7 +87,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     try:
         async with pool.acquire() as conn, conn.transaction():
             await _save_state(conn, engine, sims, imeis)
-            names = list(engine.cells)[saved_cells:]
+            names = engine.cell_names()[saved_cells:]
             if names:
                 await conn.executemany("INSERT INTO cells (id, name) VALUES ($1, $2)",
                                        [(saved_cells + i, n) for i, n in enumerate(names)])
