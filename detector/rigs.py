@@ -494,8 +494,9 @@ class RigBook:
         ids = self.engine.sim_state["id_key"]
         keep = (self.engine.calls_out_24h(other) >= CALLERS_MIN_VOICE_OUT) & \
             ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
-        if place:
-            keep &= self.engine.same_place(sims[row], other)
+        if place:   # the costliest test, asked of the pairs left
+            kept = np.flatnonzero(keep)
+            keep[kept] = self.engine.same_place(sims[row[kept]], other[kept])
         return np.stack([row[keep], other[keep]], axis=1)
 
     def _cell_and_model(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
