@@ -47,8 +47,9 @@ class Offers:
 
     def __init__(self, probes: Iterable[str], owed_wait_s: float = OWED_WAIT_S) -> None:
         self._pending: dict[str, _Offer] = {}
-        self._owed: set[str] = set(probes)   # probes yet to offer or say they have nothing
-        self._owed_since: float | None = None   # when the owed probes began to owe
+        # probes yet to offer or to say they have nothing, and since when (None: since the
+        # first take): each is waited for at most ``owed_wait_s`` from then
+        self._owed: dict[str, float | None] = dict.fromkeys(probes)
         self._changed = asyncio.Event()
         self._arrival = itertools.count()
         self.owed_wait_s = owed_wait_s
@@ -56,7 +57,7 @@ class Offers:
     async def offer(self, probe: str, work: Any | None) -> None:
         """A probe's next work, returning once the daemon has committed it; ``None`` says the
         probe has nothing ready now (and returns at once)."""
-        self._owed.discard(probe)
+        self._owed.pop(probe, None)
         self._changed.set()
         if work is None:
             return
@@ -66,7 +67,7 @@ class Offers:
 
     def ended(self, probe: str) -> None:
         """The probe stopped: it owes nothing more."""
-        self._owed.discard(probe)
+        self._owed.pop(probe, None)
         self._changed.set()
 
     def empty(self) -> bool:
@@ -76,23 +77,25 @@ class Offers:
         """The next work in event-time order and the future to resolve once it is committed;
         the probe that offered it then owes its next offer."""
         loop = asyncio.get_running_loop()
-        if self._owed_since is None:
-            self._owed_since = loop.time()
         while True:
-            waited = loop.time() - self._owed_since
-            if self._pending and (not self._owed or waited >= self.owed_wait_s):
-                if self._owed:
+            now = loop.time()
+            for probe, since in self._owed.items():
+                if since is None:
+                    self._owed[probe] = now
+            waiting = {p: t + self.owed_wait_s - now for p, t in self._owed.items()
+                       if t + self.owed_wait_s > now}
+            if self._pending and not waiting:
+                if self._owed:   # given up on until their next offer is taken: warned once
                     log.warning("took an offer without waiting longer for probes",
-                                extra={"probes": sorted(self._owed), "waited_s": round(waited, 1)})
+                                extra={"probes": sorted(self._owed), "waited_s": self.owed_wait_s})
+                    self._owed.clear()
                 best = min(self._pending.values())
                 del self._pending[best.probe]
-                self._owed.add(best.probe)
-                self._owed_since = loop.time()
+                self._owed[best.probe] = now
                 return best.work, best.done
             self._changed.clear()
-            timeout = self.owed_wait_s - waited if self._pending else None
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                await asyncio.wait_for(self._changed.wait(), min(waiting.values()) if self._pending else None)
             except TimeoutError:
                 pass
 

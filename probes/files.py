@@ -134,20 +134,18 @@ class FileProbe:
     def first_event_time(self, path: Path) -> int | None:
         """When the file's records begin, to take it in event order beside other feeds: the
         first packet of a capture, the earliest time of a CSV's first block of rows (a
-        registration file's order does not matter); None when unknown (the file is read,
-        and refused if it must be, first)."""
+        registration file's order does not matter); None when unknown, e.g. no good row in
+        that block (the file is then read, and refused if it must be, first)."""
         if self.kind == "registrations":
             return None
         if self.kind == "signalling":
             return first_packet_time(path)
         try:
             with contextlib.closing(read_feed_file(path, self.kind, self.config.layout, PEEK_BYTES)) as blocks:
-                for parsed in blocks:
-                    if len(parsed.batch):
-                        return int(parsed.batch.ts.min())
+                first = next(blocks, None)
         except (OSError, ValueError):
             return None
-        return None
+        return int(first.batch.ts.min()) if first is not None and len(first.batch) else None
 
     async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any): each

@@ -80,6 +80,12 @@ async def test_an_ended_probe_holds_nothing_up_and_a_silent_one_only_for_a_while
     assert "took an offer without waiting longer" in caplog.text
     done.set_result(None)
     await b
+    b = asyncio.create_task(offers.offer("b", Work("b1", 200)))
+    began = loop.time()
+    work, done = await asyncio.wait_for(offers.take(), 5)    # "c" is not waited for again
+    assert work.name == "b1" and loop.time() - began < 0.25
+    done.set_result(None)
+    await b
 
 
 async def test_pending_offers_are_cancelled_at_shutdown():
