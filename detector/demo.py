@@ -24,7 +24,7 @@ from detector.config import Config, DaemonConfig, DetectorConfig, ProbeConfig, S
 from detector.daemon import Daemon
 from detector.records import iso, parse_iso
 
-FILE_HOURS = 1   # mediation's files are 5-60 min; a file no longer than lateness_s (1 h)
+FILE_HOURS = 1   # mediation's files are 5-60 min; no file may span more than lateness_s (1 h)
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"
 
 
