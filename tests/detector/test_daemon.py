@@ -142,7 +142,7 @@ def test_an_archived_file_is_settled_at_once_and_offered_by_its_first_event_time
     probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop, settle_s=60))
     rows = [Row(start_time=at(7200)), Row(start_time=at(3600))]
     old = write_cdr(drop / "old.csv", rows)
-    new = write_cdr(drop / "new.csv", rows)
+    write_cdr(drop / "new.csv", rows)        # just written: settled only at a later look
     day_ago = time.time() - 86400
     os.utime(old, (day_ago, day_ago))
     assert probe.settled() == [old]          # written a day ago: an archive, nobody writes it
