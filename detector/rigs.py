@@ -19,7 +19,8 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    neither call, are called nor use data (a modem pool);
 3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
    other from one place (busiest cells the same in the same hour), not on one ID document,
-   each linked to two others of the group — a box imitating people already at work, its
+   each linked to two others of the group, or one more SIM each linked to one (a chain) — a
+   box imitating people already at work, its
    power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
    their own call or text, join it, then or at any later tick, wherever they are);
 4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
@@ -369,14 +370,17 @@ class RigBook:
         imitating people (its SIMs keep each other company to look social) already at work
         when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
         each in contact with two others of the group that had the same busiest cell in the
-        same hour and are not on its ID document (a 2-core of that contact graph), and called by
+        same hour and are not on its ID document (a 2-core of that contact graph), or one SIM
+        more each in contact with one (a connected chain: the links of a triangle spread over
+        four SIMs; at a cold start a box's SIMs have a contact or two each), and called by
         no more numbers outside the group than it has links in it: a family or a company
         account calls among cards of one ID, friends are rarely all callers in one cell at one
         hour and are called by others, and one chance contact is not a group."""
         engine, need = self.engine, self.policy.co_power_min_sims
         edges = self._caller_contacts(callers)
-        # a member needs two such contacts: keep the SIMs of the frame that have them, and
-        # their partners, then look at the contacts among all of those
+        # every group has SIMs with two such contacts (all of a 2-core, a chain's inner ones):
+        # keep the SIMs of the frame that have them, and their partners, then look at the
+        # contacts among all of those
         seeds = callers[np.bincount(edges[:, 0], minlength=len(callers)) >= 2]
         if not len(seeds):
             return []
@@ -386,9 +390,12 @@ class RigBook:
             return []
         a, b = nodes[pairs[:, 0]], pairs[:, 1]
         inside = np.isin(b, nodes)
-        groups = _two_core_groups(np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside]),
-                                  len(nodes), need,
-                                  lambda g: engine.callers_outside(nodes[g], self._company(nodes[g])))
+        ia, ib = np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside])
+        heard = lambda g: engine.callers_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
+        # each member linked to two others; or, one SIM more, to one (the three links of a
+        # triangle spread over a chain: a box's SIMs of one network at a cold start)
+        groups = _merged(_linked_groups(ia, ib, len(nodes), 2, need, heard) +
+                         _linked_groups(ia, ib, len(nodes), 1, need + 1, heard))
         out = []
         names = engine.cell_names()
         for members in groups:
@@ -837,15 +844,16 @@ class RigBook:
         return sorted(out, key=lambda r: (r.first, r.id))
 
 
-def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int, min_size: int = 1,
-                     heard_outside: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
-    """The connected groups of at least ``min_size`` nodes of the 2-core of the undirected
-    graph on ``n`` nodes with edges (``a[i]``, ``b[i]``): nodes with fewer than two neighbours
-    are peeled off until none is left. With ``heard_outside`` (called with a group's nodes:
-    per node, how many numbers outside that group called it), so are nodes called by more
-    outsiders than they have neighbours: a box imitating people keeps itself company, people
-    are called by others. Each group is judged on its own: the numbers of another group are
-    outsiders to it (one mask of every group's numbers would hide everyone's callers)."""
+def _linked_groups(a: np.ndarray, b: np.ndarray, n: int, min_links: int, min_size: int = 1,
+                   heard_outside: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
+    """The connected groups of at least ``min_size`` nodes of the undirected graph on ``n``
+    nodes with edges (``a[i]``, ``b[i]``) in which each node has ``min_links`` neighbours (with
+    2, the 2-core): nodes with fewer are peeled off until none is left. With ``heard_outside``
+    (called with a group's nodes: per node, how many numbers outside that group called it), so
+    are nodes called by more outsiders than they have neighbours: a box imitating people keeps
+    itself company, people are called by others. Each group is judged on its own: the numbers
+    of another group are outsiders to it (one mask of every group's numbers would hide
+    everyone's callers)."""
     keep = a != b
     a, b = a[keep], b[keep]
     pair = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
@@ -853,7 +861,7 @@ def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int, min_size: int = 1,
     while True:
         live = pair[alive[pair[:, 0]] & alive[pair[:, 1]]]
         deg = np.bincount(live.ravel(), minlength=n)
-        peel = alive & (deg < 2)
+        peel = alive & (deg < min_links)
         if not peel.any():
             groups = _components(live, alive, n)
             for g in groups:
@@ -864,6 +872,15 @@ def _two_core_groups(a: np.ndarray, b: np.ndarray, n: int, min_size: int = 1,
             if not peel.any():
                 return groups
         alive &= ~peel
+
+
+def _merged(groups: list[np.ndarray]) -> list[np.ndarray]:
+    """``groups`` with those that share a node joined."""
+    out: list[np.ndarray] = []
+    for g in groups:
+        overlapping = [h for h in out if np.intersect1d(g, h).size]
+        out = [h for h in out if not np.intersect1d(g, h).size] + [np.unique(np.concatenate([g, *overlapping]))]
+    return out
 
 
 def _components(pairs: np.ndarray, alive: np.ndarray, n: int) -> list[np.ndarray]:

@@ -507,6 +507,48 @@ def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_onc
     assert all("call and text each other from the same cells" in f.reasons[0] for f in flags.values())
 
 
+def _chain(sims, devs, cell, t0, number):
+    """Each SIM calls the next one once (both records written): a chain, every SIM in contact
+    with one or two of the others, none with two of its ends."""
+    rows = []
+    for i, (a, b) in enumerate(zip(sims, sims[1:])):
+        t = t0 + i * 1200
+        rows.append((t, a, devs[a], cell, number[b], 0, 0, 0, 90))
+        rows.append((t, b, devs[b], cell, number[a], 1, 0, 0, 90))
+    return rows
+
+
+def test_a_chain_of_four_callers_at_one_place_is_a_group_and_of_three_is_not(pipe):
+    """A box at a cold start: four of its SIMs have called one another once each, a chain
+    from one cell (no SIM in contact with two that know each other yet); one contact more
+    than three SIMs need to be a group. Three people calling each other along a chain, and
+    four friends along one who are called by others too, are not a group."""
+    rng = np.random.default_rng(7)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(960 + i)) for i in range(4)]
+    three = [int(imsi(970 + i)) for i in range(3)]
+    friends = [int(imsi(980 + i)) for i in range(4)]
+    everyone = box + three + friends
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    home = {s: "460-00-750-1" for s in box} | {s: "460-00-751-1" for s in three} | \
+        {s: "460-00-752-1" for s in friends}
+    rows = []
+    for s in everyone:
+        rows += _person_day(s, devs[s], day0, home[s], rng, 8613850000000 + 10 * (s % 100) + np.arange(5),
+                            called_back=s not in box)
+    for k, s in enumerate(friends):   # people are called by others than each other
+        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613892000000 + 10 * k + j, 1, 0, 0, 120)
+                 for j in range(4)]
+    for group in (box, three, friends):
+        rows += _chain(group, devs, home[group[0]], day0 + 9 * HOUR, number)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert all("one of 4 SIMs that call and text each other" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
 def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_rig(pipe):
     """A box imitating people is found; hours later a card of it on another carrier's cell
     calls two of its SIMs, at a tick when none of the group is active (their side of those
