@@ -425,6 +425,13 @@ def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pip
     assert rig.sims == {str(s) for s in pair}
 
 
+def _called_by_others(sims, devs, home, t0, first_number, calls=4):
+    """Each SIM is called ``calls`` times by numbers of its own, from ``first_number`` on:
+    people are called by others than each other."""
+    return [(t0 + 600 * j, s, devs[s], home[s], first_number + 10 * k + j, 1, 0, 0, 120)
+            for k, s in enumerate(sims) for j in range(calls)]
+
+
 def _calling_circle(sims, devs, cells, t0, number):
     """Each SIM calls or texts every other once, both records written (MO in the caller's
     cell, MT in the callee's), an hour apart per caller."""
@@ -461,9 +468,7 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
     for s in everyone:
         rows += _person_day(s, devs[s], day0, home[s], rng, 8613830000000 + 10 * (s % 100) + np.arange(5),
                             called_back=s not in box)
-    for k, s in enumerate(friends):   # people are called by others than each other
-        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613890000000 + 10 * k + j, 1, 0, 0, 120)
-                 for j in range(4)]
+    rows += _called_by_others(friends, devs, home, day0 + 10 * HOUR, 8613890000000)
     for group in (box[:3], apart, family, friends):
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
                                 day0 + 9 * HOUR, number)
@@ -496,9 +501,7 @@ def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_onc
     for s in everyone:
         rows += _person_day(s, devs[s], day0, home[s], rng, 8613840000000 + 10 * (s % 100) + np.arange(5),
                             called_back=s not in box)
-    for k, s in enumerate(everyone[3:]):   # friends are called by three more people each
-        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613891000000 + 10 * k + j, 1, 0, 0, 120)
-                 for j in range(3)]
+    rows += _called_by_others(everyone[3:], devs, home, day0 + 10 * HOUR, 8613891000000, calls=3)
     for group in [box] + circles:
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
                                 day0 + 9 * HOUR, number)
@@ -537,9 +540,7 @@ def test_a_chain_of_four_callers_at_one_place_is_a_group_and_of_three_is_not(pip
     for s in everyone:
         rows += _person_day(s, devs[s], day0, home[s], rng, 8613850000000 + 10 * (s % 100) + np.arange(5),
                             called_back=s not in box)
-    for k, s in enumerate(friends):   # people are called by others than each other
-        rows += [(day0 + 10 * HOUR + 600 * j, s, devs[s], home[s], 8613892000000 + 10 * k + j, 1, 0, 0, 120)
-                 for j in range(4)]
+    rows += _called_by_others(friends, devs, home, day0 + 10 * HOUR, 8613892000000)
     for group in (box, three, friends):
         rows += _chain(group, devs, home[group[0]], day0 + 9 * HOUR, number)
     flags = run(pipe, calls(rows))
