@@ -425,6 +425,16 @@ def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pip
     assert rig.sims == {str(s) for s in pair}
 
 
+def _people_days(sims, box, devs, home, day0, rng, first_contact):
+    """A human-looking day for each of ``sims`` at its ``home`` cell, each calling contacts of
+    its own from ``first_contact`` on; the ``box``'s SIMs are not called back."""
+    rows = []
+    for s in sims:
+        rows += _person_day(s, devs[s], day0, home[s], rng, first_contact + 10 * (s % 100) + np.arange(5),
+                            called_back=s not in box)
+    return rows
+
+
 def _called_by_others(sims, devs, home, t0, first_number, calls=4):
     """Each SIM is called ``calls`` times by numbers of its own, from ``first_number`` on:
     people are called by others than each other."""
@@ -464,10 +474,7 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
     home = {s: "460-00-530-1" for s in box[:3]} | {box[3]: "460-11-530-1"} | \
         {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family} | \
         {s: "460-00-545-1" for s in friends}
-    rows = []
-    for s in everyone:
-        rows += _person_day(s, devs[s], day0, home[s], rng, 8613830000000 + 10 * (s % 100) + np.arange(5),
-                            called_back=s not in box)
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613830000000)
     rows += _called_by_others(friends, devs, home, day0 + 10 * HOUR, 8613890000000)
     for group in (box[:3], apart, family, friends):
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
@@ -497,10 +504,7 @@ def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_onc
     number = {s: 8613000000000 + s % 10**11 for s in everyone}
     home = {s: "460-00-700-1" for s in box} | \
         {s: f"460-00-6{c:02d}-1" for c, circle in enumerate(circles) for s in circle}
-    rows = []
-    for s in everyone:
-        rows += _person_day(s, devs[s], day0, home[s], rng, 8613840000000 + 10 * (s % 100) + np.arange(5),
-                            called_back=s not in box)
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613840000000)
     rows += _called_by_others(everyone[3:], devs, home, day0 + 10 * HOUR, 8613891000000, calls=3)
     for group in [box] + circles:
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
@@ -536,10 +540,7 @@ def test_a_chain_of_four_callers_at_one_place_is_a_group_and_of_three_is_not(pip
     number = {s: 8613000000000 + s % 10**11 for s in everyone}
     home = {s: "460-00-750-1" for s in box} | {s: "460-00-751-1" for s in three} | \
         {s: "460-00-752-1" for s in friends}
-    rows = []
-    for s in everyone:
-        rows += _person_day(s, devs[s], day0, home[s], rng, 8613850000000 + 10 * (s % 100) + np.arange(5),
-                            called_back=s not in box)
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613850000000)
     rows += _called_by_others(friends, devs, home, day0 + 10 * HOUR, 8613892000000)
     for group in (box, three, friends):
         rows += _chain(group, devs, home[group[0]], day0 + 9 * HOUR, number)
