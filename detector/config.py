@@ -56,10 +56,12 @@ class FeatureConfig:
     utc_offset_h: int = 8
     # senders of verification codes (number prefixes): China's 1069 SMS service range
     code_senders: tuple[str, ...] = ("1069",)
+    # cell ids differing only in their MNC name one radio cell (RAN sharing)
+    shared_cells: bool = True
 
     def engine(self) -> FeatureEngine:
         return FeatureEngine(lateness_s=self.lateness_s, utc_offset_h=self.utc_offset_h,
-                             code_senders=self.code_senders)
+                             code_senders=self.code_senders, shared_cells=self.shared_cells)
 
 
 @dataclass(frozen=True, slots=True)

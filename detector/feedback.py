@@ -60,7 +60,8 @@ class AllowList:
         if int(s["id_key"]) in self.id_keys:
             return True
         top = s["slot"]["top_cell"][int(s["last_hour"]) % st.SLOTS]
-        return top >= 0 and engine.cell_names()[top] in self.cells
+        # the state holds radio cells: an allow-listed cell is matched on any network's id
+        return top >= 0 and engine.radio_key(engine.cell_names()[top]) in {engine.radio_key(c) for c in self.cells}
 
 
 def normalise(kind: str, value: str) -> str:

@@ -144,6 +144,16 @@ def canonical_cell(value: str) -> str:
     return f"{mcc}-{mnc}-{int(lac)}-{int(ci)}"
 
 
+def radio_cell(cell: str) -> str:
+    """The radio cell a canonical cell id names, whichever network's id it is: ``MCC-LAC-CI``.
+    A cell shared by several networks (RAN sharing: one cell identity broadcast under each
+    sharing network's MNC, as China Unicom and China Telecom share theirs) has one id per
+    network; SIMs of those networks in one box camp on it under their own MNC. A name that is
+    not ``MCC-MNC-LAC-CI`` is its own cell."""
+    parts = cell.split("-")
+    return f"{parts[0]}-{parts[2]}-{parts[3]}" if len(parts) == 4 else cell
+
+
 # ---- column-wise checks ---------------------------------------------------------------
 
 _POW10 = 10 ** np.arange(19, dtype=np.int64)

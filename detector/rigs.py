@@ -37,6 +37,9 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
 6. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
    calling groups and bulk registrations) with a stable id and an evidence summary.
 
+Cells here are radio cells (:meth:`FeatureEngine.radio_cells`): a box's cards of several
+networks on one shared cell are in one cell.
+
 Single behaviours never flag here either: co-location needs a second kind of evidence, and
 an association needs a flagged SIM on the other end.
 """

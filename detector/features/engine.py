@@ -14,6 +14,7 @@ import numpy as np
 
 from detector.features import state as st
 from detector.features.catalog import FEATURES
+from detector.ids import radio_cell
 from detector.records import CdrBatch, Direction, RecordType, RegistrationBatch, Result
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -115,11 +116,12 @@ class FeatureEngine:
     """Per-SIM windows (1 h and 24 h of event time) over CDRs and registrations."""
 
     def __init__(self, lateness_s: int = 3600, utc_offset_h: int = 8,
-                 code_senders: tuple[str, ...] = ("1069",)) -> None:
+                 code_senders: tuple[str, ...] = ("1069",), shared_cells: bool = True) -> None:
         if not 0 <= lateness_s < 24 * _HOUR:
             raise ValueError("lateness_s must be from 0 to less than 24 h")
         self.lateness_s = lateness_s
         self.utc_offset_h = utc_offset_h
+        self.shared_cells = shared_cells
         # number ranges [lo, hi) of the verification-code senders' prefixes, at every length
         self._code_ranges = np.array([(int(p) * 10**k, (int(p) + 1) * 10**k)
                                       for p in code_senders for k in range(16 - len(p))],
@@ -136,6 +138,10 @@ class FeatureEngine:
         self.imei_state = st.empty_imei_state(0)
         self.cells: dict[str, int] = {}        # canonical cell name -> global cell id
         self._cell_names: list[str] = []       # ... and back (ids are given in order)
+        # per cell id, its radio cell's id: the first id seen of that cell on any network
+        # (see radio_cells); what the state holds wherever it notes a cell
+        self._radio = np.zeros(0, np.int64)
+        self._radio_first: dict[str, int] = {}
         self._cell_lut: tuple = (None, None)   # (batch cell table, its global ids)
         self.watermark = 0                     # newest event time seen
         self.observed_from = 0                 # oldest event time of the first batch (0: unknown)
@@ -582,10 +588,31 @@ class FeatureEngine:
     def _global_cells(self, b: CdrBatch) -> np.ndarray:
         # A block's cell table is shared by every chunk cut from it: map it once.
         if self._cell_lut[0] is not b.cells:
-            lut = np.array([self.cells.setdefault(c, len(self.cells)) for c in b.cells] + [-1],
-                           np.int64)
-            self._cell_lut = (b.cells, lut)
+            self._cell_lut = (b.cells, self.intern_cells(b.cells))
         return self._cell_lut[1][b.cell]
+
+    def intern_cells(self, names: list[str]) -> np.ndarray:
+        """The radio-cell ids of canonical cell ``names`` (a new name gets a cell id), and -1
+        last, for an index of -1 (no cell): the look-up table of a batch's cell indices."""
+        ids = np.array([self.cells.setdefault(c, len(self.cells)) for c in names], np.int64)
+        return np.r_[self.radio_cells()[ids], -1]
+
+    def radio_key(self, name: str) -> str:
+        """What a cell name is compared by: the radio cell it names on any network
+        (``shared_cells``, :func:`detector.ids.radio_cell`), or the name itself."""
+        return radio_cell(name) if self.shared_cells else name
+
+    def radio_cells(self) -> np.ndarray:
+        """Per cell id, the id of its radio cell: the first id seen with its ``radio_key``.
+        SIMs of several networks in one box camp on one shared cell under their own networks'
+        ids; compared by radio cell they are in one place. Extended only for cells added
+        since the last call (do not modify)."""
+        names = self.cell_names()
+        if len(self._radio) < len(names):
+            new = [self._radio_first.setdefault(self.radio_key(n), i)
+                   for i, n in enumerate(names[len(self._radio):], start=len(self._radio))]
+            self._radio = np.r_[self._radio, np.array(new, np.int64)]
+        return self._radio
 
     @staticmethod
     def _top_cells(slots: np.ndarray, inv: np.ndarray, cell: np.ndarray, new_key: np.ndarray,

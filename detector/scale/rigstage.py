@@ -178,8 +178,7 @@ class RigStage:
     def _renamed(self, msg: codec.Message) -> np.ndarray:
         """The message's SIM records with their cells renamed into this stage's table."""
         records = np.frombuffer(msg.columns["state"].tobytes(), st.SIM_STATE).copy()
-        lut = np.array([self.engine.cells.setdefault(c, len(self.engine.cells)) for c in msg.fields["cells"]]
-                       + [-1], np.int64)
+        lut = self.engine.intern_cells(msg.fields["cells"])
         top = records["slot"]["top_cell"]
         records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
         synced = has_sync_cell(records)   # an unset one stays as the engine leaves it

@@ -17,6 +17,7 @@ def test_example_config_loads_and_paths_are_relative_to_it():
     assert cfg.detector.model == example.parent / "../models/goipwatch.skops"
     assert [p.type for p in cfg.probes] == ["registrations_csv", "cdr_csv"]
     assert cfg.detector.policy.score_quantile == 0.995
+    assert cfg.features.engine().shared_cells
     assert cfg.report.within_s == 180 and cfg.report.operator_type("Xiaomi Mobile") == \
         "virtual operator on China Unicom"
 
@@ -26,6 +27,7 @@ def test_example_config_loads_and_paths_are_relative_to_it():
     ("[demon]\n", r"unknown section \[demon\]"),
     ("[features]\nlateness_s = 'soon'\n", r"features.lateness_s: expected int"),
     ("[features]\nlateness_s = 90000\n", r"features.lateness_s: must be less than 86400"),
+    ("[features]\nshared_cells = 'yes'\n", r"features.shared_cells: expected bool"),
     ("[detector]\nscore_quantile = 1.5\n", r"detector: score_quantile must be in"),
     ("[detector]\nmin_reasons = -1\n", r"^\S*c.toml: detector.min_reasons: must not be negative$"),
     ("[detector]\nabsence_after_s = -1\n", r"^\S*c.toml: detector.absence_after_s: must not be negative$"),
@@ -43,6 +45,10 @@ def test_example_config_loads_and_paths_are_relative_to_it():
 def test_bad_config_names_file_and_key(tmp_path, text, message):
     with pytest.raises(config.ConfigError, match=message):
         load(tmp_path, text)
+
+
+def test_cells_of_networks_that_do_not_share_a_ran_can_be_kept_apart(tmp_path):
+    assert not load(tmp_path, "[features]\nshared_cells = false\n").features.engine().shared_cells
 
 
 def test_missing_file():

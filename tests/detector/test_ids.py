@@ -58,6 +58,13 @@ def test_iccid_and_cells():
         ids.canonical_cell("460-00-4097")
 
 
+def test_a_shared_cell_is_one_radio_cell_under_every_networks_id():
+    assert ids.radio_cell("460-01-5031-79213059") == ids.radio_cell("460-11-5031-79213059") == "460-5031-79213059"
+    assert ids.radio_cell("460-00-5031-79213059") != ids.radio_cell("460-00-5031-79213058")
+    assert ids.radio_cell("250-01-5031-79213059") != ids.radio_cell("460-01-5031-79213059")
+    assert ids.radio_cell("cell-A") == "cell-A"
+
+
 def test_luhn_arrays_match_scalar():
     bodies = np.array([49015420323751, 35209900176148, 86000000000001], np.int64)
     full = ids.luhn_complete_array(bodies, 14)

@@ -320,6 +320,23 @@ def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_code
     assert "code-taking modems of one model" in rig.summary()
 
 
+def test_a_modem_pool_holding_cards_of_three_networks_is_one_pool(pipe):
+    """A pool at work before the capture holds two China Mobile, one Unicom and one Telecom
+    card: each network's cards are in the shared cell under their own network's id, fewer
+    than ``hot_cell_min_sims`` per id. One radio cell, one pool of four."""
+    pool = [int(s) for s in ("460001000000730", "460021000000731", "460011000000732", "460111000000733")]
+    cells = ["460-00-540-1", "460-00-540-1", "460-01-540-1", "460-11-540-1"]
+    devs = [int(imei(730 + i, tac="86104543")) for i in range(4)]
+    t0 = START - 6 * HOUR + pipe.rigs.policy.absence_after_s // len(pool)
+    rows = [(t0 + 600 * k + 60 * i, s, d, c, 10690000 + k, 1, 1, 4, 0)
+            for i, (s, d, c) in enumerate(zip(pool, devs, cells)) for k in range(3)]
+    run(pipe, calls([(START - 6 * HOUR, pool[0], devs[0], cells[0], 10690009, 1, 1, 4, 0)]))
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in pool}
+    assert all("one of 4 SIMs in cell 460-00-540-1 in devices of one model" in f.reasons[0]
+               for f in flags.values())
+
+
 def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
     from detector.features.catalog import FEATURES
     from detector.scoring import Flag
@@ -573,11 +590,11 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
 
     later = day0 + 20 * HOUR   # after the first batch's day
     rows = []
-    for s, cell in ((box[3], "460-11-580-1"), (friend, "460-00-590-1"), (victim, "460-00-595-1")) * 2:
+    for s, cell in ((box[3], "460-11-585-1"), (friend, "460-00-590-1"), (victim, "460-00-595-1")) * 2:
         rows += [(later + t - day0 - 8 * HOUR, *rest) for t, *rest in   # busy days
                  _person_day(s, devs[s], day0, cell, rng, 8613880000000 + 10 * (s % 100) + np.arange(5),
                              called_back=s == friend)]
-    rows += [(later + HOUR + 60 * k, box[3], devs[box[3]], "460-11-580-1", number[box[k]], 0, 0, 0, 90)
+    rows += [(later + HOUR + 60 * k, box[3], devs[box[3]], "460-11-585-1", number[box[k]], 0, 0, 0, 90)
              for k in range(2)]
     rows.append((later + HOUR, friend, devs[friend], "460-00-590-1", number[box[0]], 0, 0, 0, 90))
     for k in range(2):   # two of the box's SIMs call the victim: records of both ends

@@ -236,6 +236,26 @@ def test_attaches_of_a_rig_powering_on_count_the_other_sims_in_the_burst():
     assert sync[later] == 0 and sync[elsewhere] == 0
 
 
+def test_a_box_of_several_networks_cards_powers_on_in_one_shared_cell():
+    """A box holds cards of three networks; each attaches to the shared cell under its own
+    network's id. One burst with ``shared_cells`` (the default), three without; a cell of
+    another network with another identity stays apart."""
+    from detector.testing import cdr_batch
+    box = [460001000000001, 460011000000002, 460111000000003, 460001000000004]
+    cells = ["460-00-4097-1", "460-01-4097-1", "460-11-4097-1", "460-00-4097-1"]
+    apart = 460011000000200
+    rows = [_attach(3 * i, s, cell=c) for i, (s, c) in enumerate(zip(box, cells))]
+    rows.append(_attach(5, apart, cell="460-01-4097-2"))
+    shared, split = FeatureEngine(), FeatureEngine(shared_cells=False)
+    for engine in (shared, split):
+        engine.apply(cdr_batch(rows))
+    assert _sync_of(shared, box + [apart]) == dict.fromkeys(box, 3) | {apart: 0}
+    assert _sync_of(split, box + [apart]) == {box[0]: 1, box[1]: 0, box[2]: 0, box[3]: 1, apart: 0}
+    # the burst's cell is named by the first id seen of it
+    s = shared.sim_state[shared.sims.lookup(np.array(box[1:2]))[0]]
+    assert shared.cell_names()[s["sync_cell"]] == "460-00-4097-1"
+
+
 def test_a_burst_cut_across_batches_counts_as_in_one_batch():
     from detector.testing import cdr_batch
     rig = [460001000000001 + i for i in range(5)]
