@@ -396,14 +396,14 @@ class RigBook:
         ia, ib = np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside])
         heard = lambda g: engine.callers_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
         # each member linked to two others; or, one SIM more, to one (the three links of a
-        # triangle spread over a chain: a box's SIMs of one network at a cold start)
+        # triangle spread over a chain: a box's SIMs at a cold start have a contact or two)
         groups = _merged(_linked_groups(ia, ib, len(nodes), 2, need, heard) +
                          _linked_groups(ia, ib, len(nodes), 1, need + 1, heard))
         out = []
         names = engine.cell_names()
         for members in groups:
             # and the callers in contact with two of them wherever they are (a box's SIMs of
-            # another carrier are in cells of their own network), having reached one itself
+            # another carrier in cells no other network shares), having reached one itself
             core = nodes[members]
             row, other = self._caller_contacts(core, place=False).T
             away = ~np.isin(other, core)
