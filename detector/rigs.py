@@ -28,9 +28,11 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
    and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
 5. flags the **associates** of flagged SIMs: a SIM with rig-like behaviour that shares a
-   device (IMEI) with a flagged SIM, now or earlier in the day (``rig_member``), a SIM that powered on with a flagged
-   SIM and passes the anomaly policy on its own, whatever the supervised layer says
-   (``rig_member``: a card of a box too small for the group rules), and the cards of a **bulk
+   device (IMEI) with a flagged SIM, now or earlier in the day (``rig_member``), a SIM that
+   powered on with a flagged SIM, or was machine-like in a flagged machine-like SIM's cell
+   within the hour, and passes the anomaly policy on its own, whatever the supervised layer
+   says (``rig_member``: a card of a box too small for the group rules, a gateway's or a
+   moving rig's card the layer holds back), and the cards of a **bulk
    registration** (one ID document, one channel, consecutive ICCIDs, activated within
    ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
    enough kinds of evidence besides its registration), used or not (``bulk_registration``);
@@ -197,7 +199,7 @@ class RigBook:
             ported = self._slots([f.imsi for f in new if f.features.get("sims_per_imei_24h", 0) >= 2])
             new += [f for f in self._shared_devices(frame, strengths, families, taken, known, ported)
                     if not skip(f)]
-            new += [f for f in self._burst_companions(frame, strengths, families, taken, known)
+            new += [f for f in self._companions(frame, strengths, families, taken, known)
                     if not skip(f)]
             new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
         for f in new:
@@ -585,11 +587,14 @@ class RigBook:
                 taken.add(imsi)
         return out
 
-    def _burst_companions(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
-        """SIMs of the frame that powered on with a flagged SIM and pass the anomaly policy on
-        their own, but that the supervised layer held back: the layer weighs one SIM's
-        behaviour, and a card of a small box (two or three SIMs, below every group rule) can
-        look to it like a busy person; its flagged companion is the link it does not see."""
+    def _companions(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
+        """SIMs of the frame that pass the anomaly policy on their own, but that the supervised
+        layer held back, and that powered on with a flagged SIM or were machine-like in the
+        cell of a flagged machine-like SIM within the hour: the layer weighs one SIM's
+        behaviour, and a card of a small box (two or three SIMs, below every group rule), a
+        gateway's busiest card or a moving rig's can look to it like a busy person; its flagged
+        companion is the link it does not see. (A call centre's agents have incoming calls or
+        data: not machine-like.)"""
         if not len(flagged_slots):
             return []
         policy = self.scorer.policy
@@ -599,7 +604,11 @@ class RigBook:
         flagged = np.zeros(len(self.engine.sims), bool)
         flagged[flagged_slots] = True
         companions = self.engine.burst_members(frame.sims, flagged)
-        rows = np.flatnonzero(own & (companions >= 1))
+        cell = self._newest_cell(frame.sims)
+        cell_mates = np.zeros(len(frame), np.int64)
+        for r in np.flatnonzero(own & (cell >= 0)):
+            cell_mates[r] = len(self._machine_mates(str(int(frame.imsi[r])), int(cell[r]), taken))
+        rows = np.flatnonzero(own & ((companions >= 1) | (cell_mates >= 1)))
         if not len(rows):
             return []
         rows = rows[self.scorer.model.anomaly_score(frame.values[rows]) > self.scorer.threshold]
@@ -609,13 +618,28 @@ class RigBook:
             imsi = str(int(frame.imsi[r]))
             if imsi in taken:
                 continue
-            rec = s[frame.sims[r]]
-            reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
-                      f"cell {names[rec['sync_cell']]} at {iso(rec['sync_ts'])} (signalling), and "
-                      f"rig-like on its own")
+            if companions[r]:
+                rec = s[frame.sims[r]]
+                where = names[rec["sync_cell"]]
+                reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
+                          f"cell {where} at {iso(rec['sync_ts'])} (signalling), and rig-like on its own")
+                key, evidence = "power", f"SIMs power on together in cell {where}"
+            else:
+                where = names[cell[r]]
+                reason = (f"machine-like (no data, almost no incoming calls) in cell {where} within the "
+                          f"hour of {cell_mates[r]} flagged machine-like SIM(s), and rig-like on its own")
+                key, evidence = "cell", f"machine-like SIMs active together in cell {where}"
             flag = self._flag(frame, strengths, r, "rig_member", reason, vetoable=False)
-            self._keep(flag, out, taken, "power", f"SIMs power on together in cell {names[rec['sync_cell']]}")
+            self._keep(flag, out, taken, key, evidence)
         return out
+
+    def _machine_mates(self, imsi: str, cell: int, flagged) -> list[str]:
+        """Those of ``flagged`` that were machine-like in ``cell`` within the hour of ``imsi``
+        (the hot-cell memory); none unless ``imsi`` was machine-like there itself."""
+        peers = self._machines.get(cell, {})
+        if imsi not in peers:
+            return []
+        return [x for x, h in peers.items() if x != imsi and x in flagged and abs(h - peers[imsi]) <= 1]
 
     def _bulk_siblings(self, taken, flags) -> list[Flag]:
         out = []
@@ -728,14 +752,11 @@ class RigBook:
             out += [str(x) for x in fimsi[burst]]
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
-        peers = self._machines.get(cell, {})
-        if imsi in peers:  # machine-like SIMs flagged in the same cell within the hour
-            together = [x for x, h in peers.items() if x != imsi and x in self._parent
-                        and abs(h - peers[imsi]) <= 1]
-            if together:
-                self._note(imsi, "cell", f"machine-like SIMs active together in cell "
-                                         f"{self.engine.cell_names()[cell]}")
-            out += together
+        together = self._machine_mates(imsi, cell, self._parent)  # flagged, same cell, same hour
+        if together:
+            self._note(imsi, "cell", f"machine-like SIMs active together in cell "
+                                     f"{self.engine.cell_names()[cell]}")
+        out += together
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)
         if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell
