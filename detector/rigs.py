@@ -397,10 +397,16 @@ class RigBook:
         inside = np.isin(b, nodes)
         ia, ib = np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside])
         heard = lambda g: engine.callers_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
-        # each member linked to two others; or, one SIM more, to one (the three links of a
-        # triangle spread over a chain: a box's SIMs at a cold start have a contact or two)
-        groups = _merged(_linked_groups(ia, ib, len(nodes), 2, need, heard) +
-                         _linked_groups(ia, ib, len(nodes), 1, need + 1, heard))
+        # each member linked to two others; or, among the callers outside those groups, one
+        # SIM more each linked to one (the three links of a triangle spread over a chain: a
+        # box's SIMs at a cold start have a contact or two)
+        groups = _linked_groups(ia, ib, len(nodes), 2, need, heard)
+        grouped = np.zeros(len(nodes), bool)
+        for g in groups:
+            grouped[g] = True
+        apart = ~grouped[ia] & ~grouped[ib]
+        groups += _linked_groups(ia[apart], ib[apart], len(nodes), 1, need + 1, heard)
+        groups = self._with_hangers(groups, nodes, ia, ib, heard)
         out = []
         names = engine.cell_names()
         for members in groups:
@@ -433,6 +439,28 @@ class RigBook:
                 # structure, like a burst that talks to itself: not put to the supervised layer
                 flag = self._flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
                 self._keep(flag, out, taken, "group", f"{len(sims)} SIMs call each other from cell {where}")
+        return out
+
+    def _with_hangers(self, groups: list[np.ndarray], nodes: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                      heard: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+        """``groups`` (indices into ``nodes``, linked by (``ia``, ``ib``)) with the callers
+        hanging off one by their only link, when they made that contact themselves and are
+        called by at most one number outside it: a box's SIM calls or texts its mates, while
+        a neighbour whom the box called once (its victim, in its cell) did not."""
+        pair = np.unique(np.stack([np.minimum(ia, ib), np.maximum(ia, ib)], axis=1), axis=0)
+        pair = pair[pair[:, 0] != pair[:, 1]]
+        degree = np.bincount(pair.ravel(), minlength=len(nodes))
+        group_of = np.full(len(nodes), -1)
+        for k, g in enumerate(groups):
+            group_of[g] = k
+        ends = np.r_[pair, pair[:, ::-1]]        # (hanger, its one mate) either way round
+        ends = ends[(group_of[ends[:, 0]] < 0) & (degree[ends[:, 0]] == 1) & (group_of[ends[:, 1]] >= 0)]
+        ends = ends[self.engine.contacted(nodes[ends[:, 0]], nodes[ends[:, 1]])]
+        out = list(groups)
+        for hanger, mate in ends:
+            k = group_of[mate]
+            if heard(np.r_[out[k], hanger])[-1] <= 1:
+                out[k] = np.r_[out[k], hanger]
         return out
 
     def _group_joiners(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
@@ -896,15 +924,6 @@ def _linked_groups(a: np.ndarray, b: np.ndarray, n: int, min_links: int, min_siz
             if not peel.any():
                 return groups
         alive &= ~peel
-
-
-def _merged(groups: list[np.ndarray]) -> list[np.ndarray]:
-    """``groups`` with those that share a node joined."""
-    out: list[np.ndarray] = []
-    for g in groups:
-        overlapping = [h for h in out if np.intersect1d(g, h).size]
-        out = [h for h in out if not np.intersect1d(g, h).size] + [np.unique(np.concatenate([g, *overlapping]))]
-    return out
 
 
 def _components(pairs: np.ndarray, alive: np.ndarray, n: int) -> list[np.ndarray]:

@@ -600,6 +600,30 @@ def test_a_chain_of_four_callers_at_one_place_is_a_group_and_of_three_is_not(pip
     assert rig.sims == {str(s) for s in box}
 
 
+def test_a_sim_hanging_off_a_calling_group_by_one_link_is_of_it_only_if_it_made_the_contact(pipe):
+    """A box imitating people calls and texts among four of its SIMs from one cell; its fifth
+    SIM has called one of them once. One of the four calls a neighbour in that cell once, a
+    caller whom nobody else called that day (a victim next door). Each hangs off the group by
+    one link: the fifth SIM made its contact and is of the group, the neighbour did not."""
+    rng = np.random.default_rng(11)
+    day0 = START - 9 * HOUR
+    box = [int(imsi(990 + i)) for i in range(5)]
+    neighbour = int(imsi(996))
+    everyone = box + [neighbour]
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    home = dict.fromkeys(everyone, "460-00-760-1")
+    rows = _people_days(everyone, everyone, devs, home, day0, rng, 8613860000000)
+    rows += _calling_circle(box[:4], [devs[s] for s in box[:4]], [home[s] for s in box[:4]], day0 + 9 * HOUR,
+                            number)
+    rows += _chain([box[4], box[1]], devs, home[box[4]], day0 + 14 * HOUR, number)
+    rows += _chain([box[0], neighbour], devs, home[neighbour], day0 + 14 * HOUR, number)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
 def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_rig(pipe):
     """A box imitating people is found; hours later a card of it on another carrier's cell
     calls two of its SIMs, at a tick when none of the group is active (their side of those
