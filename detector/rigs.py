@@ -19,9 +19,9 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    neither call, are called nor use data (a modem pool);
 3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
    other from one place (busiest cells the same in the same hour), not on one ID document,
-   each linked to two others of the group, or one more SIM each linked to one (a chain) — a
-   box imitating people already at work, its
-   power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
+   each linked to two others of the group, or one more SIM each linked to one (a chain), with
+   the callers hanging off it by a contact they made — a box imitating people already at
+   work, its power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
    their own call or text, join it, then or at any later tick, wherever they are);
 4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
