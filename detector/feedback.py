@@ -61,7 +61,8 @@ class AllowList:
             return True
         top = s["slot"]["top_cell"][int(s["last_hour"]) % st.SLOTS]
         # the state holds radio cells: an allow-listed cell is matched on any network's id
-        return top >= 0 and engine.radio_key(engine.cell_names()[top]) in {engine.radio_key(c) for c in self.cells}
+        allowed = {engine.radio_key(c) for c in self.cells}
+        return top >= 0 and engine.radio_key(engine.cell_names()[top]) in allowed
 
 
 def normalise(kind: str, value: str) -> str:

@@ -621,8 +621,8 @@ class RigBook:
         cell of a flagged machine-like SIM within the hour: the layer weighs one SIM's
         behaviour, and a card of a small box (two or three SIMs, below every group rule), a
         gateway's busiest card or a moving rig's can look to it like a busy person; its flagged
-        companion is the link it does not see. (A call centre's agents have incoming calls or
-        data: not machine-like.)"""
+        companion is the link it does not see. (Call-centre agents are called back and use
+        data: a machine-like one beside a flagged machine-like one is rare.)"""
         if not len(flagged_slots):
             return []
         policy = self.scorer.policy
