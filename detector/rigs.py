@@ -22,7 +22,8 @@ At each scoring tick, after the per-SIM scorer, :class:`RigBook`
    each linked to two others of the group, or one more SIM each linked to one (a chain), with
    the callers hanging off it by a contact they made — a box imitating people already at
    work, its power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
-   their own call or text, join it, then or at any later tick, wherever they are);
+   their own call or text, join it, then or at any later tick, wherever they are; before
+   a day has been watched, calls are counted as a day's rate: :func:`callers_min`);
 4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
    authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
    phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
@@ -70,6 +71,7 @@ _SMS_IN = FEATURES.index("sms_in_24h")
 _VOICE_DATA = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "data_sessions_24h")]
 _CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_out_24h", "sms_in_24h")]
 MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
+HOUR_S, DAY_S = 3600, 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +116,30 @@ class Rig:
 def watched(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
     """Whether each SIM is to be scored before its traffic reaches the minimum: it powered on
     with ``co_power_min_sims - 1`` others, or received a verification code, within the last
-    day (the rules on bursts and code-taking modems need no volume)."""
+    day (the rules on bursts and code-taking modems need no volume), or it is a caller (see
+    :func:`callers_min`; the calling groups need no volume either)."""
     s = engine.sim_state
-    since = engine.watermark - 24 * 3600 - engine.lateness_s
+    since = engine.watermark - DAY_S - engine.lateness_s
     return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & (s["sync_ts"][sims] > since) | \
-        (s["code_ts"][sims] > since)
+        (s["code_ts"][sims] > since) | (engine.calls_out_24h(sims) >= callers_min(engine))
+
+
+def watched_s(engine: FeatureEngine) -> int:
+    """How long the network has been watched (since the daemon's first start): a SIM's 24 h
+    window covers only that much before a day has passed."""
+    return engine.watermark - engine.observed_from
+
+
+def callers_min(engine: FeatureEngine) -> int:
+    """Outgoing calls in its 24 h window that make a SIM a caller for the calling groups:
+    ``CALLERS_MIN_VOICE_OUT``, or, before the network has been watched for a day, that rate
+    over the time watched, and at least 2 (one call is no rate). At a first start without
+    an archive, a box already at work has made a few calls per SIM in the first hours:
+    its SIMs would otherwise wait hours to be callers while they call each other."""
+    watched_for = watched_s(engine)
+    if watched_for >= DAY_S:
+        return CALLERS_MIN_VOICE_OUT
+    return max(2, int(np.ceil(CALLERS_MIN_VOICE_OUT * watched_for / DAY_S)))
 
 
 def rig_id_for(imsi: str) -> str:
@@ -206,15 +227,10 @@ class RigBook:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
 
-    def _watched_s(self) -> int:
-        """How long the network has been watched: a SIM's "no data, no calls in 24 h" covers
-        only that much after the daemon's first start."""
-        return self.engine.watermark - self.engine.observed_from
-
     def _absence_is_evidence(self) -> bool:
         """Whether the network has been watched ``absence_after_s`` already (a person often
         has no data session in two hours, nearly always one in six)."""
-        return self._watched_s() >= self.policy.absence_after_s
+        return watched_s(self.engine) >= self.policy.absence_after_s
 
     def _slots(self, imsis: list[str]) -> np.ndarray:
         """SIM slots of ``imsis`` that the engine holds."""
@@ -332,8 +348,8 @@ class RigBook:
         divided by their number: k people all without data or calls for w hours are as
         unlikely as one for k·w hours, so a pool at work before a first start is not held
         back the whole wait."""
-        watched = self._watched_s()
-        if watched <= 0:
+        watched_for = watched_s(self.engine)
+        if watched_for <= 0:
             return []
         s, n = self.engine.sim_state, len(self.engine.sims)
         since = self.engine.watermark - 24 * 3600
@@ -355,7 +371,7 @@ class RigBook:
         for r in np.flatnonzero(modem):
             imsi = str(int(frame.imsi[r]))
             k = size.get((int(cell[r]), int(tac[r])), 0)
-            if imsi in taken or k < self.policy.hot_cell_min_sims or watched * k < self.policy.absence_after_s:
+            if imsi in taken or k < self.policy.hot_cell_min_sims or watched_for * k < self.policy.absence_after_s:
                 continue
             where = names[cell[r]]
             reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "
@@ -366,7 +382,7 @@ class RigBook:
 
     def _calling_groups(self, frame, taken) -> list[Flag]:
         """Callers of the frame in a calling group: a new one, or one found before."""
-        callers = frame.sims[frame.column("voice_out_24h") >= CALLERS_MIN_VOICE_OUT]
+        callers = frame.sims[frame.column("voice_out_24h") >= callers_min(self.engine)]
         found = self._new_calling_groups(callers, taken)
         return found + self._group_joiners(callers, taken)
 
@@ -396,7 +412,7 @@ class RigBook:
         a, b = nodes[pairs[:, 0]], pairs[:, 1]
         inside = np.isin(b, nodes)
         ia, ib = np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside])
-        heard = lambda g: engine.callers_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
+        heard = lambda g: self._heard_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
         # each member linked to two others; or, among the callers outside those groups, one
         # SIM more each linked to one (the three links of a triangle spread over a chain: a
         # box's SIMs at a cold start have a contact or two)
@@ -516,7 +532,18 @@ class RigBook:
         of those contacts they ``made``: in contact with two, having called or texted one
         itself (a box's victims are called by several of its SIMs and do not call them), and
         called by no more numbers outside the group's ``company`` than it has links."""
-        return (links >= 2) & (made >= 1) & (self.engine.callers_outside(sims, company) <= links)
+        return (links >= 2) & (made >= 1) & (self._heard_outside(sims, company) <= links)
+
+    def _heard_outside(self, sims: np.ndarray, company: np.ndarray) -> np.ndarray:
+        """Per SIM, the numbers outside ``company`` that called it in its 24 h window; for a
+        caller by its calls so far (see :func:`callers_min`), as many a day: friends who made
+        their calls early in the first day have been called by few others yet."""
+        heard = self.engine.callers_outside(sims, company)
+        watched_for = watched_s(self.engine)
+        if watched_for >= DAY_S:
+            return heard
+        so_far = self.engine.calls_out_24h(sims) < CALLERS_MIN_VOICE_OUT
+        return np.where(so_far, np.ceil(heard * DAY_S / max(watched_for, HOUR_S)), heard)
 
     def _company(self, members: np.ndarray) -> np.ndarray:
         """``members`` and the SIMs of the network in contact with two of them (a box's SIMs
@@ -532,7 +559,7 @@ class RigBook:
         hour."""
         row, other = self.engine.network_contacts(sims)
         ids = self.engine.sim_state["id_key"]
-        keep = (self.engine.calls_out_24h(other) >= CALLERS_MIN_VOICE_OUT) & \
+        keep = (self.engine.calls_out_24h(other) >= callers_min(self.engine)) & \
             ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
         if place:   # the costliest test, asked of the pairs left
             kept = np.flatnonzero(keep)

@@ -542,8 +542,8 @@ def test_sims_already_at_work_that_call_each_other_from_one_place_are_a_rig(pipe
 
 def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_once(pipe):
     """Thirty circles of three friends, each in a cell of its own, call each other in the same
-    hours as a box imitating people; every friend is called by others too. Each circle is
-    judged against its own numbers: with one mask of every circle's numbers, the friends'
+    hours as a box imitating people; every friend has been called by others too. Each circle
+    is judged against its own numbers: with one mask of every circle's numbers, the friends'
     callers would all look like members of some circle."""
     rng = np.random.default_rng(11)
     day0 = START - 9 * HOUR
@@ -555,7 +555,7 @@ def test_friends_called_by_others_are_not_a_group_while_many_circles_call_at_onc
     home = {s: "460-00-700-1" for s in box} | \
         {s: f"460-00-6{c:02d}-1" for c, circle in enumerate(circles) for s in circle}
     rows = _people_days(everyone, box, devs, home, day0, rng, 8613840000000)
-    rows += _called_by_others(everyone[3:], devs, home, day0 + 10 * HOUR, 8613891000000, calls=3)
+    rows += _called_by_others(everyone[3:], devs, home, day0 + 8 * HOUR, 8613891000000, calls=3)
     for group in [box] + circles:
         rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
                                 day0 + 9 * HOUR, number)
@@ -642,6 +642,8 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
         rows += _person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5),
                             called_back=False)
     rows += _calling_circle(box[:3], [devs[s] for s in box[:3]], ["460-00-580-1"] * 3, day0 + 9 * HOUR, number)
+    # the network has been watched a day (callers make five calls a day, not so far)
+    rows.append((day0 - 16 * HOUR, int(imsi(882)), int(imei(882)), "460-00-599-1", 8613880100000, 0, 0, 0, 60))
     first = run(pipe, calls(rows))
     assert set(first) == {str(s) for s in box[:3]}
 
@@ -664,6 +666,41 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
         "a caller in contact with 2 flagged SIMs of a calling group, calling or texting at least one")
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in box}
+
+
+def test_at_a_first_start_calls_are_counted_over_the_time_watched(pipe, small_model):
+    """A box imitating people at work when the daemon first starts: in the first hours
+    watched, each of its four SIMs calls a victim and calls and texts its mates from one cell,
+    three calls each. Three calls in four hours are a caller's rate (five a day), and its SIMs
+    are a calling group. Three friends who do the same in another cell, each called by two
+    others in those hours (a dozen a day), are not. The same hours after the network has been
+    watched for a day are three calls in a SIM's day: no callers, no group."""
+    box = [int(imsi(1000 + i)) for i in range(4)]
+    friends = [int(imsi(1005 + i)) for i in range(3)]
+    devs = {s: int(imei(s % 10000, tac="35209900")) for s in box + friends}
+    number = {s: 8613000000000 + s % 10**11 for s in box + friends}
+    home = dict.fromkeys(box, "460-00-770-1") | dict.fromkeys(friends, "460-00-772-1")
+
+    def hours(t0):
+        rows = []
+        for group in (box, friends):
+            rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group], t0, number)
+            rows += [(t0 + 1800 + 600 * k, s, devs[s], home[s], 8613870100000 + s % 100, 0, 0, 1, 0)
+                     for k, s in enumerate(group)]
+        return rows + _called_by_others(friends, devs, home, t0 + 600, 8613870300000, calls=2)
+
+    flags = run(pipe, calls(hours(START)))
+    assert set(flags) == {str(s) for s in box}
+    assert all("SIMs that call and text each other" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+    engine = FeatureEngine()
+    scorer = Scorer(model_mod.load(small_model), Policy())
+    watched_a_day = Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+    run(watched_a_day, calls([(START - 30 * HOUR, int(imsi(1010)), int(imei(1010)), "460-00-771-1",
+                               8613870200000, 0, 0, 0, 60)]))
+    assert run(watched_a_day, calls(hours(START))) == {}
 
 
 def test_a_calling_group_is_not_put_to_the_supervised_layer(pipe, monkeypatch):
