@@ -406,12 +406,10 @@ class RigBook:
         if not len(seeds):
             return []
         nodes = np.unique(np.r_[seeds, edges[np.isin(callers[edges[:, 0]], seeds), 1]])
-        pairs = self._caller_contacts(nodes)
+        pairs = self._caller_contacts(nodes, among=nodes)
         if not len(pairs):
             return []
-        a, b = nodes[pairs[:, 0]], pairs[:, 1]
-        inside = np.isin(b, nodes)
-        ia, ib = np.searchsorted(nodes, a[inside]), np.searchsorted(nodes, b[inside])
+        ia, ib = pairs[:, 0], np.searchsorted(nodes, pairs[:, 1])
         heard = lambda g: self._heard_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
         # each member linked to two others; or, among the callers outside those groups, one
         # SIM more each linked to one (the three links of a triangle spread over a chain: a
@@ -444,8 +442,7 @@ class RigBook:
             cells = s["slot"]["top_cell"][sims].ravel()
             cells = cells[cells >= 0]
             where = names[int(np.bincount(cells).argmax())]
-            row, other = self._caller_contacts(sims, place=False).T
-            mates = np.bincount(row[np.isin(other, sims)], minlength=len(sims))
+            mates = np.bincount(self._caller_contacts(sims, place=False, among=sims)[:, 0], minlength=len(sims))
             for r, imsi in enumerate(imsis):
                 if imsi in taken:
                     continue
@@ -495,14 +492,13 @@ class RigBook:
             by_rig[self._find(imsi)].append(slot)
         rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
         fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
-        row, other = self._caller_contacts(fresh, place=False).T
+        row, other = self._caller_contacts(fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
         made = engine.contacted(fresh[row], other)
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
         reached: Counter[tuple[int, str]] = Counter()    # (row, rig): contacts it made
         for r, o, m in zip(row.tolist(), other.tolist(), made.tolist()):
-            if o in rig_of:
-                mates[r][rig_of[o]].append(o)
-                reached[r, rig_of[o]] += m
+            mates[r][rig_of[o]].append(o)
+            reached[r, rig_of[o]] += m
         joined: dict[int, list[int]] = {}
         companies: dict[str, np.ndarray] = {}
         for r, in_rigs in mates.items():
@@ -552,12 +548,17 @@ class RigBook:
         near, links = np.unique(other, return_counts=True)
         return np.union1d(members, near[links >= 2])
 
-    def _caller_contacts(self, sims: np.ndarray, place: bool = True) -> np.ndarray:
+    def _caller_contacts(self, sims: np.ndarray, place: bool = True, among: np.ndarray | None = None
+                         ) -> np.ndarray:
         """(index into ``sims``, slot) pairs of each SIM's contacts of the last day that are
         callers too, are not registered on the same ID document (a family plan's or a company
         account's cards call each other) and, with ``place``, shared its busiest cell in some
-        hour."""
+        hour; with ``among``, only its contacts among those SIMs (asked first: the other
+        tests cost per pair)."""
         row, other = self.engine.network_contacts(sims)
+        if among is not None:
+            keep = np.isin(other, among)
+            row, other = row[keep], other[keep]
         ids = self.engine.sim_state["id_key"]
         keep = (self.engine.calls_out_24h(other) >= callers_min(self.engine)) & \
             ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
