@@ -116,7 +116,8 @@ class Pipeline:
         active = self.engine.activity(sims)
         keep = active >= self.scorer.policy.min_events_24h
         if self.rigs is not None:   # a power-on burst is evidence before traffic builds up
-            keep |= (active > 0) & self.rigs.watches(sims)
+            quiet = np.flatnonzero(~keep & (active > 0))
+            keep[quiet] = self.rigs.watches(sims[quiet])
         sims = sims[keep]
         if not len(sims):
             return []
