@@ -149,6 +149,9 @@ class RigStage:
         msgs = [m for _, (_, m) in sorted(self.pending.pop(key).items())]
         self.done = key
         self.count("steps")
+        self.engine.watermark = max(self.engine.watermark, key[0])
+        if not self.engine.observed_from:   # its watching clock starts with its first step
+            self.engine.observed_from = key[0]
         flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
         n_feat = len(FEATURES)
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
@@ -158,7 +161,6 @@ class RigStage:
         records = np.concatenate([self._renamed(m) for m in msgs])[order]
         slots, _ = self.engine._sim_slots(imsi[order])
         self.engine.sim_state[slots] = records
-        self.engine.watermark = max(self.engine.watermark, key[0])
         cat = lambda name: np.concatenate([m.columns[name] for m in msgs])[order]  # noqa: E731
         frame = FeatureFrame(sims=slots, imsi=imsi[order], msisdn=cat("msisdn"), at=cat("at"),
                              values=cat_2d(msgs, "values", n_feat)[order], activity=cat("activity"))

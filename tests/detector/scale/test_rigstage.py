@@ -10,6 +10,7 @@ from detector import config as config_mod
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.records import RecordType
+from detector.rigs import watched_s
 from detector.scale import codec
 from detector.scale.publisher import Clock, cut, split
 from detector.scale.rigstage import RigStage
@@ -93,6 +94,18 @@ def test_a_worker_flagged_card_brings_its_bulk_run_in_the_rig_stage(cfg):
     assert {f.kind for f in rig_flags} == {"bulk_registration"}
     assert {f.imsi for f in rig_flags} == {str(c) for c in cards[1:]}
     assert "10 cards on one ID document" in rig_flags[0].reasons[0]
+
+
+def test_the_stage_watches_the_network_from_its_first_step(cfg):
+    """Rules that wait until the network has been watched a while (absence of data and
+    calls, callers so far) wait in the rig stage too at a first start: its clock starts with
+    its first step, not at the epoch."""
+    rows = [(START + 600 * k, int(imsi(60 + k % 3)), int(imei(60 + k % 3)), "460-00-1-1",
+             8613900000000 + k, 0, 0, 0, 30) for k in range(12)]
+    _, stage, _, _ = run(cfg, rows)
+    watched = watched_s(stage.engine)
+    assert 0 < watched <= 2 * 3600 < cfg.detector.rigs.absence_after_s
+    assert not stage.book._absence_is_evidence()
 
 
 @pytest.mark.parametrize("damage, reason", [
