@@ -352,7 +352,7 @@ class RigBook:
         if watched_for <= 0:
             return []
         s, n = self.engine.sim_state, len(self.engine.sims)
-        since = self.engine.watermark - 24 * 3600
+        since = self.engine.watermark - DAY_S
         modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0) & \
             (s["code_ts"][frame.sims] > since)
         if not modem.any():

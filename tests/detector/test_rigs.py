@@ -24,11 +24,15 @@ def registrations(imsis, id_hash, first_iccid, channel, activated, step_s=120):
         carrier=np.array(["China Mobile"] * n, object), line=np.arange(n))
 
 
+def new_pipe(model_path):
+    engine = FeatureEngine()
+    scorer = Scorer(model_mod.load(model_path), Policy())
+    return Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+
+
 @pytest.fixture
 def pipe(small_model):
-    engine = FeatureEngine()
-    scorer = Scorer(model_mod.load(small_model), Policy())
-    return Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+    return new_pipe(small_model)
 
 
 def run(pipe, batch):
@@ -695,9 +699,7 @@ def test_at_a_first_start_calls_are_counted_over_the_time_watched(pipe, small_mo
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in box}
 
-    engine = FeatureEngine()
-    scorer = Scorer(model_mod.load(small_model), Policy())
-    watched_a_day = Pipeline(engine, scorer, 900, rigs=RigBook(engine, scorer, RigPolicy()))
+    watched_a_day = new_pipe(small_model)
     run(watched_a_day, calls([(START - 30 * HOUR, int(imsi(1010)), int(imei(1010)), "460-00-771-1",
                                8613870200000, 0, 0, 0, 60)]))
     assert run(watched_a_day, calls(hours(START))) == {}
