@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -175,6 +177,7 @@ def write_rigs(rigs: list[Rig], out: Path) -> None:
 
 
 def write_rejected(rejected: tuple[Rejected, ...], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(REJECTED_HEADER)
@@ -182,8 +185,23 @@ def write_rejected(rejected: tuple[Rejected, ...], out: Path) -> None:
             w.writerow((r.source, r.line, r.reason, r.raw))
 
 
-def report_rejected(rejected: tuple[Rejected, ...], where: Path) -> None:
-    if rejected:
-        write_rejected(rejected, where)
-        print(f"{len(rejected)} input row(s) rejected; kept with their reasons in {where}",
-              file=sys.stderr)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d{4}-\d\d-\d\dT[\d:]+Z")
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without the value it quotes, so that rows refused for the same cause
+    count together ("imsi: '8800' must be 15 digits" -> "imsi: … must be 15 digits")."""
+    return _QUOTED.sub("…", reason)
+
+
+def report_rejected(rejected: tuple[Rejected, ...], where: Path, read: int | None = None,
+                    top: int = 3) -> None:
+    """Write the rejected rows with their reasons to ``where`` (always, also when every row was
+    refused, so that the reasons are never lost) and say how many and the commonest reasons."""
+    write_rejected(rejected, where)
+    if not rejected:
+        return
+    kinds = Counter(reason_kind(r.reason) for r in rejected).most_common(top)
+    of = f" of {read + len(rejected)}" if read is not None else ""
+    print(f"{len(rejected)} input row(s){of} rejected; kept with their reasons in {where}; "
+          "commonest: " + "; ".join(f"{k} ({n})" for k, n in kinds), file=sys.stderr)

@@ -19,6 +19,15 @@ def _run_async(coro) -> int:
     return uvloop.run(coro)
 
 
+def input_file(value: str) -> Path:
+    """An input file argument: a directory is refused at once, with what to give instead (the
+    daemon's ``watch`` takes directories; ``score`` and ``train`` replay named files)."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a directory: name its files (e.g. {value}/*.csv)")
+    return path
+
+
 CAPTURE_HELP = "pcap/pcapng files whose signalling joins the CDRs (cells, devices, attaches)"
 
 
@@ -43,6 +52,14 @@ def _layouts(args: argparse.Namespace):
     return by_type.get("cdr_csv", CANONICAL), by_type.get("registrations_csv", CANONICAL)
 
 
+def _rows_read(loaded) -> int:
+    """CSV rows taken (signalling observations from captures are not rows)."""
+    from detector.records import RecordType
+
+    rows = int((loaded.cdr.record_type < RecordType.SIGNAL).sum())
+    return rows + (len(loaded.registrations) if loaded.registrations is not None else 0)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -52,9 +69,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     cdr_layout, reg_layout = _layouts(args)
     loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout,
                               args.capture or [])
+    batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"),
+                          read=_rows_read(loaded))
     scored = batch.detect(loaded, cfg, args.model, args.seed)
     batch.write_outputs(scored, args.out)
-    batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"))
     print(f"{len(scored.flags)} SIM(s) flagged in {len(scored.rigs)} rig(s), of "
           f"{len(np.unique(loaded.cdr.imsi))} seen in {len(loaded.cdr)} records; "
           f"written to {args.out}", file=sys.stderr)
@@ -69,6 +87,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cdr_layout, reg_layout = _layouts(args)
     loaded = batch.load_files(args.cdr, args.subscribers or [], cdr_layout, reg_layout,
                               args.capture or [])
+    batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"),
+                          read=_rows_read(loaded))
     trained = batch.train_on(
         loaded, seed=args.seed, interval_s=cfg.detector.scoring_interval_s,
         features=cfg.features, start=parse_iso(args.start) if args.start else None,
@@ -84,7 +104,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if labels is not None:
         trained = batch.add_reranker(loaded, trained, labels, cfg)
     path, manifest = model_mod.save(trained, args.out)
-    batch.report_rejected(loaded.rejected, path.with_name(path.stem + ".rejected.csv"))
     print(f"model trained on {trained.manifest['rows']} SIM snapshots "
           f"({trained.manifest['training_window']['from']} .. "
           f"{trained.manifest['training_window']['to']}): {path}, {manifest}", file=sys.stderr)
@@ -187,10 +206,20 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
     return ours, checks
 
 
+def demo_state_dir() -> Path:
+    """Where the demo keeps its world, feed files and embedded store when not told: the user's
+    state directory (``$XDG_STATE_HOME``, else ``~/.local/state``), never the working directory,
+    which is often a checkout. A second demo reuses it (the store is emptied first)."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "goipwatch" / "demo"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from detector.demo import demo
 
-    return _run_async(demo(args.state_dir, subscribers=args.subscribers, days=args.days,
+    state_dir = args.state_dir or demo_state_dir()
+    print(f"goipwatch demo: state in {state_dir} (--state-dir to choose another)")
+    return _run_async(demo(state_dir, subscribers=args.subscribers, days=args.days,
                            seed=args.seed, dsn=args.dsn))
 
 
@@ -221,22 +250,21 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from probes.signalling import CaptureError, read_capture
+    from probes.signalling import read_capture
     from probes.signalling.output import format_jsonl, format_table
+    from probes.sniff import kind_of_file
 
-    try:
-        capture = read_capture(args.file)
-    except CaptureError as e:
-        print(f"goipwatch inspect: error: {e}", file=sys.stderr)
+    kind = kind_of_file(args.file)
+    if kind not in ("pcap", "pcapng"):
+        what = {"empty": "an empty file", "text": "text (a CSV feed?)",
+                "binary": "neither pcap nor pcapng"}.get(kind, f"{kind}-compressed")
+        print(f"goipwatch inspect: error: {args.file}: not a capture: {what}", file=sys.stderr)
         return 2
+    capture = read_capture(args.file)
     lines = format_jsonl(capture.events) if args.jsonl else format_table(capture.events)
-    try:
-        for line in lines:
-            print(line)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `goipwatch inspect F | head`: the reader has had enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
     if capture.error:  # the events above are those read before the damage
         print(f"goipwatch inspect: error: {capture.error} "
               f"({len(capture.events)} event(s) read before it)", file=sys.stderr)
@@ -368,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("score", help="replay CDR files in event-time order and write flags")
-    s.add_argument("--cdr", type=Path, nargs="+", required=True)
-    s.add_argument("--subscribers", type=Path, nargs="+")
-    s.add_argument("--capture", type=Path, nargs="+", help=CAPTURE_HELP)
+    s.add_argument("--cdr", type=input_file, nargs="+", required=True)
+    s.add_argument("--subscribers", type=input_file, nargs="+")
+    s.add_argument("--capture", type=input_file, nargs="+", help=CAPTURE_HELP)
     s.add_argument("--model", type=Path, help="trained model (default: fit on the input itself)")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--config", type=Path, help="policy, feature and layout settings")
@@ -378,9 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     t = sub.add_parser("train", help="fit the anomaly model on a baseline window")
-    t.add_argument("--cdr", type=Path, nargs="+", required=True)
-    t.add_argument("--subscribers", type=Path, nargs="+")
-    t.add_argument("--capture", type=Path, nargs="+", help=CAPTURE_HELP)
+    t.add_argument("--cdr", type=input_file, nargs="+", required=True)
+    t.add_argument("--subscribers", type=input_file, nargs="+")
+    t.add_argument("--capture", type=input_file, nargs="+", help=CAPTURE_HELP)
     t.add_argument("--start", help="window start, ISO 8601 (default: first record)")
     t.add_argument("--end", help="window end, ISO 8601, exclusive (default: after the last)")
     t.add_argument("--out", type=Path, default=Path("models/goipwatch.skops"))
@@ -423,7 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("demo", help="a simulated world through the daemon on the embedded store")
-    d.add_argument("--state-dir", type=Path, default=Path("demo-state"))
+    d.add_argument("--state-dir", type=Path,
+                   help="world, feed files and embedded store (default: "
+                        "$XDG_STATE_HOME/goipwatch/demo, else ~/.local/state/goipwatch/demo; "
+                        "several hundred MB)")
     d.add_argument("--subscribers", type=int, default=10000,
                    help="simulated subscribers (default 10000: rigs of their usual sizes, about half a minute)")
     d.add_argument("--days", type=int, default=2)
@@ -444,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     fb.set_defaults(func=cmd_feedback)
 
     ins = sub.add_parser("inspect", help="print the normalised signalling events of a capture")
-    ins.add_argument("file", type=Path, help="pcap or pcapng file")
+    ins.add_argument("file", type=input_file, help="pcap or pcapng file")
     ins.add_argument("--jsonl", action="store_true",
                      help="one JSON object per line (keys: ts, kind, protocol, message, imsi, "
                           "msisdn, imei, cell_id, peer, correlation_id, latency_ms, frame)")
@@ -503,22 +534,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from detector.config import ConfigError
-    from detector.model import ModelError
-    from detector.store.checkpoint import CheckpointError
-    from detector.store.db import StoreError
-    from detector.feedback import FeedbackError
-    from detector.store.embedded import EmbeddedStoreError
-    from detector.report import ReportError
-    from probes.csvparse import FeedError
+# The errors that mean "the input, the setup or the request is wrong": one line naming what and
+# where, exit 2. By module: a module that was never imported cannot have raised its error, so
+# none is imported just to catch it (a command loads only what it needs, e.g. ``inspect``
+# never the scoring stack).
+USER_ERRORS = {
+    "detector.config": ("ConfigError",),
+    "detector.model": ("ModelError",),
+    "detector.store.checkpoint": ("CheckpointError",),
+    "detector.store.db": ("StoreError",),
+    "detector.feedback": ("FeedbackError",),
+    "detector.store.embedded": ("EmbeddedStoreError",),
+    "detector.report": ("ReportError",),
+    "probes.csvparse": ("FeedError",),
+    "probes.signalling.tshark": ("CaptureError",),
+}
 
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [FileNotFoundError, IsADirectoryError, NotADirectoryError]
+    for module, names in USER_ERRORS.items():
+        if (loaded := sys.modules.get(module)) is not None:
+            found += [getattr(loaded, n) for n in names]
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ConfigError, ModelError, FeedError, StoreError, EmbeddedStoreError,
-            CheckpointError, FeedbackError, ReportError, FileNotFoundError) as e:
-        print(f"goipwatch {args.command}: error: {e}", file=sys.stderr)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:   # `goipwatch status | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise
+        what = f"{e.filename}: {e.strerror.lower()}" if isinstance(e, OSError) and e.filename else e
+        print(f"goipwatch {args.command}: error: {what}", file=sys.stderr)
         return 2
 
 

@@ -162,4 +162,6 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
     for rig in rigs:
         print(f"      {rig['id']}: {rig['evidence']}")
     print(f"    flags stream: {state_dir / 'flags.jsonl'}")
+    size = sum(p.stat().st_size for p in state_dir.rglob("*") if p.is_file())
+    print(f"    state: {state_dir} ({size / 1e6:,.0f} MB; remove it when done)")
     return 0

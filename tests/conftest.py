@@ -1,20 +1,39 @@
 """Shared fixtures: a fresh database on the real PostgreSQL server for each test that asks.
 
 The server is GOIPWATCH_TEST_PG (default postgresql://postgres@127.0.0.1:5432/postgres);
-.ci/run starts one when none answers.
+.ci/run starts one when none answers. Tests marked ``captures`` or ``tshark`` need inputs the
+repository does not hold (``tests/inputs.py``).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.inputs import missing
+
 ADMIN_DSN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "captures: needs the shared public captures (GOIPWATCH_CAPTURES)")
+    config.addinivalue_line("markers", "tshark: needs TShark on the PATH")
+
+
+def pytest_runtest_setup(item) -> None:
+    """A test whose input is missing is skipped with the reason, or fails under CI."""
+    for marker in ("captures", "tshark"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        why = missing(marker)
+        if why is None:
+            continue
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI must have it", pytrace=False)
+        pytest.skip(why)
 
 
 def _dsn_for(db: str) -> str:

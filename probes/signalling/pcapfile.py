@@ -7,9 +7,9 @@ import struct
 from pathlib import Path
 
 # classic pcap magic (as read little-endian) -> (byte order, ticks per second)
-_PCAP_MAGIC = {0xA1B2C3D4: ("<", 10**6), 0xA1B23C4D: ("<", 10**9),
+PCAP_MAGIC = {0xA1B2C3D4: ("<", 10**6), 0xA1B23C4D: ("<", 10**9),
                0xD4C3B2A1: (">", 10**6), 0x4D3CB2A1: (">", 10**9)}
-_PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_SHB = 0x0A0D0D0A
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _IDB, _PB, _EPB = 1, 2, 6        # interface description, (obsolete) packet, enhanced packet
 _IF_TSRESOL = 9
@@ -27,10 +27,10 @@ def first_packet_time(path: Path) -> int | None:
     if len(data) < 24:
         return None
     magic = struct.unpack_from("<I", data)[0]
-    if magic in _PCAP_MAGIC:
-        order, _ = _PCAP_MAGIC[magic]
+    if magic in PCAP_MAGIC:
+        order, _ = PCAP_MAGIC[magic]
         return struct.unpack_from(order + "I", data, 24)[0] if len(data) >= 40 else None
-    if magic == _PCAPNG_SHB:
+    if magic == PCAPNG_SHB:
         return _pcapng_first(data)
     return None
 
@@ -44,7 +44,7 @@ def _pcapng_first(data: bytes) -> int | None:
         if length < 12 or pos + length > len(data):
             return None
         body = data[pos + 8:pos + length - 4]
-        if kind == _PCAPNG_SHB:
+        if kind == PCAPNG_SHB:
             resolution = []          # a new section numbers its interfaces anew
         elif kind == _IDB:
             resolution.append(_tsresol(body[8:], order))

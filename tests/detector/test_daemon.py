@@ -22,6 +22,7 @@ from detector.demo import split_capture, split_cdr
 from detector.features.catalog import FEATURES
 from detector.testing import T0, Row, at, daemon_config, write_cdr
 from probes.files import FileProbe
+from tests.inputs import CAPTURES
 
 
 def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
@@ -214,11 +215,11 @@ async def test_interrupted_daemon_resumes_to_the_same_state(tmp_path, pg_dsn, sm
     assert sorted(set(ids)) == sorted(ids) and len(ids) == len(reference["flags"])
 
 
-CAPTURE = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "ndpi_gtp_c.pcap"
+CAPTURE = CAPTURES / "ndpi_gtp_c.pcap"
 
 
-@pytest.mark.skipif(not CAPTURE.exists() or not shutil.which("tshark"),
-                    reason="needs ../shared/captures and tshark")
+@pytest.mark.captures
+@pytest.mark.tshark
 async def test_capture_and_cdr_probes_feed_one_feature_state(tmp_path, pg_dsn, small_model):
     # the capture's subscriber (GTPv2 Create Session: IMSI, MEI, ECGI) makes two calls,
     # seen in CDRs from another phone in another cell
@@ -371,7 +372,7 @@ async def test_health_and_metrics_carry_no_subscriber_data(tmp_path, pg_dsn, sma
     assert not any(imsi in metrics for imsi in flagged)
 
 
-@pytest.mark.skipif(not shutil.which("tshark"), reason="needs tshark")
+@pytest.mark.tshark
 async def test_a_new_daemon_reads_the_archive_of_two_feeds_in_event_order(tmp_path, pg_dsn):
     """First start (docs/operations.md): the last day of CDRs and of captures before the live
     files, the CDRs in half-hour files and the captures in hour files, the capture host

@@ -7,11 +7,19 @@ from detector.cli import main
 from detector.demo import split_capture
 
 
-def test_demo_on_a_given_store(tmp_path, pg_dsn, capsys):
-    assert main(["demo", "--state-dir", str(tmp_path), "--subscribers", "1000", "--dsn", pg_dsn]) == 0
+def test_demo_on_a_given_store(tmp_path, pg_dsn, capsys, monkeypatch):
+    """Without --state-dir the demo writes to the user's state directory, never to the
+    working directory (often a checkout), and says where."""
+    work, state = tmp_path / "checkout", tmp_path / "xdg-state"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    assert main(["demo", "--subscribers", "1000", "--dsn", pg_dsn]) == 0
     out = capsys.readouterr().out
     assert "SIM(s) flagged" in out and "against the ground truth" in out
-    assert (tmp_path / "flags.jsonl").read_text().strip()
+    assert f"state in {state / 'goipwatch' / 'demo'}" in out
+    assert (state / "goipwatch" / "demo" / "flags.jsonl").read_text().strip()
+    assert not any(work.iterdir())
 
 
 def test_demo_on_the_embedded_store(tmp_path, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -14,7 +13,7 @@ from detector.records import parse_iso
 from detector.world.signalling import _rank_within, _tbcd, uli
 from detector.world.simulate import WorldParams, simulate_world
 
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+needs_tshark = pytest.mark.tshark
 
 
 def test_tbcd_and_uli_encodings_by_hand():

@@ -8,20 +8,18 @@ Every expected value was checked by hand against plain TShark, e.g.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 import pytest
 
 from probes.signalling import Capture, read_capture
+from tests.inputs import CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
 
 pytestmark = [
-    pytest.mark.skipif(not CAPTURES.is_dir(), reason=f"shared captures not found at {CAPTURES}"),
-    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),
+    pytest.mark.captures,
+    pytest.mark.tshark,
 ]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from probes.signalling import read_capture
 TRACES = Path(__file__).resolve().parent / "traces"
 NAMES = ("sip_invite_burst", "map_check_imei", "diameter_s13_s6a")
 
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+needs_tshark = pytest.mark.tshark
 
 
 def events(name: str) -> list[SignalingEvent]:
@@ -142,7 +141,6 @@ def test_diameter_s13_s6a(capsys):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_generator_is_deterministic(name, tmp_path):
-    pytest.importorskip("scapy")
     spec = importlib.util.spec_from_file_location(f"trace_{name}", TRACES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from probes.signalling.pcapfile import first_packet_time
+from tests.inputs import CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[3].parent / "shared" / "captures"
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason=f"shared captures not found at {CAPTURES}")
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.captures
+@pytest.mark.tshark
 @pytest.mark.parametrize("name", ["ndpi_diameter.pcap", "magma_nsa_connection.pcap",
                                   "ndpi_gtp_prime.pcapng", "magma_gx_gy_combined_03_210505_132953-1.pcapng"])
 def test_the_first_packet_time_of_a_real_capture_is_tsharks(name):
