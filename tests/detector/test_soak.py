@@ -7,7 +7,8 @@ checkpoint, the consumer's buffers nor the quarantine. Tolerance: the heap's med
 last quarter of the run may be at most 3 MiB above its median over the second quarter (a
 batch in flight swings it by ~4 MiB; keeping every micro-batch, ~80 bytes a record, fails
 it), the RSS at most 48 MiB (the allocator's arenas and librdkafka's buffers move in steps).
-Bounded: 30 h of event time (~25 s here), 45 s at most.
+Bounded by work, not by time: 240 messages, 30 h of event time (~25 s on a quiet machine); the
+600 s limit only ends a run that hangs, so a busy machine makes the test slower, not failing.
 """
 
 import asyncio
@@ -29,7 +30,7 @@ from probes.kafka_testing import MockKafka
 SIMS, CELLS = 3000, 150
 ROWS_PER_MESSAGE = 400
 TARGET = 240            # messages: 30 h of event time, 96k records
-LIMIT_S = 45.0          # on a loaded machine the replay stops here, shorter
+LIMIT_S = 600.0         # a guard against a hang, not a speed requirement
 MiB = 1 << 20
 
 
@@ -101,7 +102,7 @@ metadata_s = 1.0
         await daemon.close()
         kafka.close()
     messages = probe.pos.stored.get((topic, 0), 0)
-    assert messages >= 200, f"only {messages} messages replayed in {LIMIT_S} s"
+    assert messages >= TARGET, f"only {messages} messages replayed in {LIMIT_S} s"
     assert len(daemon.engine.sims) == SIMS       # the population is fixed: all seen, none new
     assert daemon.engine.watermark - T0 >= 25 * 3600   # past a full day: the 24 h windows rolled
     # warm-up is the first quarter; the second quarter's median against the last quarter's
