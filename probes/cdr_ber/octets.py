@@ -52,8 +52,18 @@ def tp_address(octets: bytes) -> str | None:
 
 
 def plmn(octets: bytes) -> tuple[str, str] | None:
-    """(MCC, MNC) of a 3-octet PLMN identity; a 2-digit MNC stays 2 digits."""
-    return codec.plmn(octets.hex()) if len(octets) == 3 else None
+    """(MCC, MNC) of a 3-octet PLMN identity; a 2-digit MNC (filler ``F`` as its third
+    digit) stays 2 digits. Any other nibble above 9 makes it no PLMN."""
+    if len(octets) != 3:
+        return None
+    n = [octets[0] & 0xF, octets[0] >> 4, octets[1] & 0xF, octets[2] & 0xF, octets[2] >> 4,
+         octets[1] >> 4]
+    if n[5] == 0xF:
+        n.pop()
+    if any(d > 9 for d in n):
+        return None
+    digits = "".join(map(str, n))
+    return digits[:3], digits[3:]
 
 
 def _bcd2(octet: int) -> int | None:

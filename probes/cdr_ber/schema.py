@@ -3,7 +3,8 @@
 pycrate ships the 32.298 ASN.1 modules compiled to Python (``pycrate_asn1dir.CDR``). That
 module is large: importing it takes seconds, so it is loaded on the first decode, not on
 import of this package (sniffing a file must stay cheap). Its type objects keep the last
-decoded value inside them, so decoding is serialised by a lock.
+decoded value inside them (until the next decode overwrites it), so decoding is serialised
+by a lock.
 """
 
 from __future__ import annotations
@@ -65,8 +66,6 @@ def decode(tag: int, record: bytes) -> tuple[str, dict]:
             value = choice.get_val()
         except Exception as exc:    # the library raises several kinds; all mean "does not decode"
             raise DecodeError(_short(str(exc) or type(exc).__name__)) from None
-        finally:
-            choice.reset_val()
     return value
 
 
@@ -77,11 +76,8 @@ def encode(value: tuple[str, dict]) -> bytes:
     name = value[0]
     choice = s.cs_record if name in s.cs_record._cont else s.gprs_record
     with _LOCK:
-        try:
-            choice.set_val(value)
-            return choice.to_ber()
-        finally:
-            choice.reset_val()
+        choice.set_val(value)
+        return choice.to_ber()
 
 
 def _short(message: str, limit: int = 240) -> str:
