@@ -6,14 +6,15 @@ each record behind its own CDR header. The headers are fixed binary layouts (rea
 codec. Nothing here decodes a record's content: that is :mod:`probes.cdr_ber.schema`.
 
 When the bytes at a position are not a record (garbage, a damaged header, a record cut
-short), framing looks for the next position where a whole, well-formed record of a known
-type starts, and reports the bytes in between as one problem chunk with its reason.
+short), framing looks for the next position where a whole record starts that the caller's
+``is_record`` accepts (the reader: one that decodes as a 32.298 record), and reports the
+bytes in between as one problem chunk with its reason.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pycrate_asn1rt.codecs import ASN1CodecBER
@@ -110,14 +111,18 @@ def _well_formed(data: bytes, start: int, total: int) -> bool:
     return char.len_byte() == 0
 
 
-def _ber_at(data: bytes, pos: int, end: int, tags: Collection[int] | None) -> _Frame:
-    """The record at ``pos`` of a headerless stream. With ``tags``, only a well-formed
-    record of one of those types counts (used to find the next record after garbage)."""
+IsRecord = Callable[[int, bytes], bool]   # (outer tag, the record's octets) -> a record?
+
+
+def _ber_at(data: bytes, pos: int, end: int, is_record: IsRecord | None) -> _Frame:
+    """The record at ``pos`` of a headerless stream. With ``is_record``, only a well-formed
+    record that it accepts counts (used to find the next record after garbage)."""
     cl, pc, tag, total = tlv_extent(data, pos, end)
     if cl != 2 or not pc:
         raise NotARecord(f"octet 0x{data[pos]:02x} is not a record tag "
                           "(a context-specific constructed tag)")
-    if tags is not None and (tag not in tags or not _well_formed(data, pos, total)):
+    if is_record is not None and not (_well_formed(data, pos, total)
+                                      and is_record(tag, data[pos:pos + total])):
         raise NotARecord(f"no known record at {pos}")
     return _Frame(pos, pos + total, tag)
 
@@ -138,15 +143,15 @@ def cdr_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return header, length, fmt_ts >> 5
 
 
-def _headed_at(data: bytes, pos: int, end: int, tags: Collection[int] | None) -> _Frame:
+def _headed_at(data: bytes, pos: int, end: int, is_record: IsRecord | None) -> _Frame:
     header, length, fmt = cdr_header(data, pos, end)
     start, stop = pos + header, pos + header + length
     if fmt != 1:
-        if tags is not None:
+        if is_record is not None:
             raise NotARecord(f"no known record at {pos}")
         name = FORMATS.get(fmt, f"unknown ({fmt})")
         return _Frame(start, stop, -1, f"data record format is {name}, not BER")
-    frame = _ber_at(data, start, stop, tags)
+    frame = _ber_at(data, start, stop, is_record)
     if frame.end != stop:
         raise NotARecord(f"CDR header declares {length} octets, the BER record in it has "
                           f"{frame.end - start}")
@@ -177,12 +182,13 @@ def file_header(data: bytes) -> FileHeader | None:
     return None
 
 
-def chunks(data: bytes, tags: Collection[int]) -> Iterator[Chunk]:
+def chunks(data: bytes, is_record: IsRecord) -> Iterator[Chunk]:
     """The records of ``data`` in order, and the bytes between them that are not records.
 
-    ``tags`` are the record types the caller knows: after bytes that are not a record, the
-    next record is the first well-formed one of those types. Filler octets (0x00, 0xFF)
-    between records are block padding and are skipped."""
+    After bytes that are not a record, the next record is the first well-formed one that
+    ``is_record`` accepts: a stricter test than framing alone, so that a field inside a
+    damaged record is not taken for a record. Filler octets (0x00, 0xFF) between records
+    are block padding and are skipped."""
     header = file_header(data)
     at = _headed_at if header else _ber_at
     pos, end = (header.header_length if header else 0), len(data)
@@ -193,7 +199,7 @@ def chunks(data: bytes, tags: Collection[int]) -> Iterator[Chunk]:
         try:
             frame = at(data, pos, end, None)
         except NotARecord as exc:
-            nxt = _next_record(data, pos + 1, end, at, tags)
+            nxt = _next_record(data, pos + 1, end, at, is_record)
             stop = end if nxt is None else nxt
             why = str(exc)
             if not why.startswith("record cut short") or nxt is not None:
@@ -211,12 +217,12 @@ def _filler_run(data: bytes, pos: int) -> int:
     return pos
 
 
-def _next_record(data: bytes, pos: int, end: int, at, tags: Collection[int]) -> int | None:
+def _next_record(data: bytes, pos: int, end: int, at, is_record: IsRecord) -> int | None:
     for q in range(pos, end):
         if at is _ber_at and data[q] & 0xE0 != 0xA0:
             continue            # cheap test first: most garbage octets are no record tag
         try:
-            at(data, q, end, tags)
+            at(data, q, end, is_record)
         except NotARecord:
             continue
         return q

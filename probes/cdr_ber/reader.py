@@ -58,8 +58,7 @@ def decode_chunk(chunk: Chunk, source: str, position: int | None = None) -> BerC
 def iter_decoded(data: bytes, source: str) -> Iterator[BerCdr | Rejected]:
     """Every record of ``data`` (a CDR file's bytes) in order: a :class:`BerCdr` or a
     :class:`Rejected` whose ``line`` is the byte offset."""
-    tags = schema.schema().names.keys()
-    for chunk in framing.chunks(data, tags):
+    for chunk in framing.chunks(data, schema.decodes):
         yield decode_chunk(chunk, source)
 
 

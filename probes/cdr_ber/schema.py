@@ -33,6 +33,8 @@ class Schema:
     cs_record: Any                 # CSChargingDataTypes.CSRecord
     gprs_record: Any               # GPRSChargingDataTypes.GPRSRecord
     names: dict[int, str]          # every CS and GPRS record tag -> its alternative name(s)
+    cs_tags: frozenset[int]
+    gprs_tags: frozenset[int]
 
 
 @functools.cache
@@ -45,7 +47,9 @@ def schema() -> Schema:
     for choice in (cs, gprs):
         for name, alt in choice._cont.items():
             names.setdefault(alt._tagc[0][1], []).append(name)
-    return Schema(cs, gprs, {tag: " or ".join(n) for tag, n in names.items()})
+    return Schema(cs, gprs, {tag: " or ".join(n) for tag, n in names.items()},
+                  frozenset(a._tagc[0][1] for a in cs._cont.values()),
+                  frozenset(a._tagc[0][1] for a in gprs._cont.values()))
 
 
 def record_name(tag: int) -> str | None:
@@ -67,6 +71,21 @@ def decode(tag: int, record: bytes) -> tuple[str, dict]:
         except Exception as exc:    # the library raises several kinds; all mean "does not decode"
             raise DecodeError(_short(str(exc) or type(exc).__name__)) from None
     return value
+
+
+def decodes(tag: int, record: bytes) -> bool:
+    """Whether ``record`` decodes as the 32.298 CS or packet record its outer tag names
+    (either, for the two tags both CHOICEs use)."""
+    s = schema()
+    for choice, tags in ((s.cs_record, s.cs_tags), (s.gprs_record, s.gprs_tags)):
+        if tag in tags:
+            with _LOCK:
+                try:
+                    choice.from_ber(record)
+                    return True
+                except Exception:
+                    continue
+    return False
 
 
 def encode(value: tuple[str, dict]) -> bytes:
