@@ -1,25 +1,20 @@
 """The shared real CDR inputs: an ePDGRecord cut out of a GTP' capture, and the capture."""
 
-import os
-import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from probes.cdr_ber import decode_records, iter_capture, read_ber_file, read_gtp_prime_capture
 from probes.cdr_ber.gtp_prime import transfer_records
 from probes.cdr_ber import samples, schema
+from tests.inputs import CAPTURES
 
-REPO = Path(__file__).resolve().parents[3]
-CAPTURES = Path(os.environ.get("GOIPWATCH_CAPTURES", REPO.parent / "shared" / "captures"))
 EPDG = CAPTURES / "ndpi_gtp_prime_epdgrecord.ber"
 GTP_PRIME = CAPTURES / "ndpi_gtp_prime.pcapng"
 
-needs_captures = pytest.mark.skipif(not EPDG.is_file(),
-                                    reason=f"shared captures not found at {CAPTURES}")
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+needs_captures = pytest.mark.captures
+needs_tshark = pytest.mark.tshark
 
 EPDG_ROW = {"record_type": "data", "direction": "MO", "start_time": "2015-02-25T16:38:01Z",
             "duration_s": 43, "imsi": "310012000000000", "msisdn": "", "imei": "", "peer": "",
