@@ -20,6 +20,7 @@ import numpy as np
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.feedback import load_allowlist
+from detector.ids import imsi_text, msisdn_text
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
@@ -256,7 +257,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         flags = await conn.fetch(
             "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
         for r in flags:
-            pipe.flagged[str(r["imsi"])] = _flag(r)
+            pipe.flagged[imsi_text(r["imsi"])] = _flag(r)
         if pipe.rigs is not None:
             await _restore_rigs(conn, pipe)
         await load_allowlist(conn, pipe.allow)
@@ -304,6 +305,7 @@ async def flags_after(pool: asyncpg.Pool, flag_id: int) -> list[tuple[int, Flag]
 
 
 def _flag(r) -> Flag:
-    return Flag(imsi=str(r["imsi"]), msisdn=str(r["msisdn"] or ""), score=float(r["score"]),
+    return Flag(imsi=imsi_text(r["imsi"]), msisdn=msisdn_text(r["msisdn"]) if r["msisdn"] else "",
+                score=float(r["score"]),
                 flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
                 kind=r["kind"], rig_id=r["rig_id"])

@@ -1,5 +1,7 @@
 """Checkpoints on a real PostgreSQL: what a restart must find again beside the SIM state."""
 
+import json
+
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
@@ -66,3 +68,37 @@ async def test_rigs_merged_into_one_leave_one_row_and_a_rig_at_work_is_rewritten
         await pool.close()
     assert [(r["id"], r["sims"], int(r["last_at"].timestamp())) for r in rows] == [("rig-a", 4, START + 3600)]
     assert rig_ids == {"rig-a"}
+
+
+async def test_imsis_and_imeis_with_leading_zeros_keep_their_15_digits_across_a_restart(
+        pg_dsn, small_model):
+    """A gateway of test-PLMN SIMs (001-01) in devices of a TAC beginning with 0: the store
+    holds them as bigint, and what a restart reads back names them by their 15 digits, as the
+    flags did before it (flags, rigs, the rig evidence kept by SIM)."""
+    pipe = fresh_pipe(small_model)
+    pipe.engine.observed_from = START - 86400
+    sims = [imsi(700 + i, plmn="00101") for i in range(4)]
+    ports = [imei(700 + i, tac="01000009") for i in range(4)]
+    fed = pipe.feed(cdr_batch(gateway_rows([int(s) for s in sims], [int(p) for p in ports],
+                                           "001-01-610-1", rotate_s=10**6)))
+    flags = fed.flags + pipe.score_dirty()
+    assert {f.imsi for f in flags} == set(sims)
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == set(sims) and rig.devices == set(ports)
+
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=[rig]), 0)
+        again = fresh_pipe(small_model)
+        await checkpoint.restore(pool, again.engine, again)
+        stored = await pool.fetchrow("SELECT members, devices FROM rigs")
+        streamed = await checkpoint.flags_after(pool, 0)
+    finally:
+        await pool.close()
+    assert set(again.flagged) == set(sims)
+    assert {f.imsi for f in again.flagged.values()} == set(sims)
+    assert [(r.id, r.sims, r.devices) for r in again.rigs.rigs()] == [(rig.id, rig.sims, rig.devices)]
+    assert set(again.rigs.evidence_by_sim()) <= set(sims) and again.rigs.evidence_by_sim()
+    assert json.loads(stored["members"]) == sorted(sims)
+    assert json.loads(stored["devices"]) == sorted(ports)
+    assert {f.imsi for _, f in streamed} == set(sims)
