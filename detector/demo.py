@@ -109,8 +109,6 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
     begin = parse_iso(params.start)
     captures = split_capture(world / "signalling.pcap", state_dir / "feed" / "signalling",
                              begin, begin + days * 86400) if capture else []
-    for old in state_dir.glob("flags.jsonl"):
-        old.unlink()
     config = Config(
         source="demo",
         daemon=DaemonConfig(state_dir=state_dir, idle_score_s=0.0),
@@ -129,9 +127,11 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
         async with daemon.pool.acquire() as conn:  # a demo starts from an empty store
             await conn.execute("TRUNCATE ingested_files, quarantine, registrations, sim_state, "
                                "imei_state, cells, engine_state, flag_history, flags, "
-                               "feature_snapshots, rigs, verification_outbox, "
+                               "flag_events, feature_snapshots, rigs, verification_outbox, "
                                "verification_outcomes")
         await daemon._restore()
+        daemon._stream.unlink(missing_ok=True)   # and a fresh flag stream
+        await daemon._catch_up_stream()
         await daemon.run(until_done=True)
         rows = await daemon.pool.fetch(
             "SELECT imsi, kind, rig_id, score, flagged_at, reasons FROM flags ORDER BY flagged_at, imsi")

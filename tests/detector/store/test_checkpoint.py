@@ -92,7 +92,7 @@ async def test_imsis_and_imeis_with_leading_zeros_keep_their_15_digits_across_a_
         again = fresh_pipe(small_model)
         await checkpoint.restore(pool, again.engine, again)
         stored = await pool.fetchrow("SELECT members, devices FROM rigs")
-        streamed = await checkpoint.flags_after(pool, 0)
+        streamed = await checkpoint.flag_events_after(pool, 0)
     finally:
         await pool.close()
     assert set(again.flagged) == set(sims)
@@ -101,4 +101,71 @@ async def test_imsis_and_imeis_with_leading_zeros_keep_their_15_digits_across_a_
     assert set(again.rigs.evidence_by_sim()) <= set(sims) and again.rigs.evidence_by_sim()
     assert json.loads(stored["members"]) == sorted(sims)
     assert json.loads(stored["devices"]) == sorted(ports)
-    assert {f.imsi for _, f in streamed} == set(sims)
+    assert {e.flag.imsi for e in streamed} == set(sims)
+
+
+async def test_every_change_of_what_the_stream_carries_is_one_flag_event(pg_dsn, small_model):
+    """Flag events follow the flags' rows, whoever writes them: a commit, a rig formed and then
+    merged into another, a higher score for the same SIM and kind; a lower score, or a
+    verdict (status is not carried by the stream), is none."""
+    from detector import feedback
+    from detector.rigs import Rig
+    from detector.scoring import Flag
+
+    pipe = fresh_pipe(small_model)
+    a, b, c = (imsi(540 + i) for i in range(3))
+    flags = [Flag(x, "8613800000000", 0.7, START, ("why",), "rig") for x in (a, b, c)]
+    pool = await connect(pg_dsn)
+    try:
+        async def events_after(last: int) -> list[tuple[str, str, str, float]]:
+            return [(e.event, e.flag.imsi, e.flag.rig_id, round(e.flag.score, 3))
+                    for e in await checkpoint.flag_events_after(pool, last)]
+
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags), 0)
+        assert await events_after(0) == [("flag", x, "", 0.7) for x in (a, b, c)]
+        last = await pool.fetchval("SELECT max(id) FROM flag_events")
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(
+            rigs=[Rig("rig-b", {b, c}, first=START, last=START)]), 0)
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(
+            rigs=[Rig("rig-a", {a, b, c}, first=START, last=START)]), 0)
+        assert await events_after(last) == [
+            ("rig_assigned", b, "rig-b", 0.7), ("rig_assigned", c, "rig-b", 0.7),
+            ("rig_assigned", a, "rig-a", 0.7), ("rig_assigned", b, "rig-a", 0.7),
+            ("rig_assigned", c, "rig-a", 0.7)]
+        last = await pool.fetchval("SELECT max(id) FROM flag_events")
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=[
+            Flag(a, "8613800000000", 0.9, START + 60, ("again",), "rig", "rig-a"),
+            Flag(b, "8613800000000", 0.5, START + 60, ("again",), "rig", "rig-a")]), 0)
+        await feedback.judge(pool, c, "confirm", "desk")
+        assert await events_after(last) == [("updated", a, "rig-a", 0.9)]
+    finally:
+        await pool.close()
+
+
+async def test_flag_event_ids_follow_commit_order(pg_dsn):
+    """A writer of flags waits for another's transaction to end before it draws event ids: a
+    reader that has seen an id never later finds a lower one committed (the stream would
+    skip it)."""
+    import asyncio
+
+    import asyncpg
+
+    pool = await connect(pg_dsn)   # migrated
+    await pool.close()
+    first, second = await asyncpg.connect(pg_dsn), await asyncpg.connect(pg_dsn)
+    insert = ("INSERT INTO flags (imsi, kind, score, flagged_at, reasons) "
+              "VALUES ($1, 'sim_anomaly', 0.7, now(), '[]') RETURNING id")
+    try:
+        early = first.transaction()
+        await early.start()
+        await first.fetchval(insert, int(imsi(560)))
+        late = asyncio.create_task(second.fetchval(insert, int(imsi(561))))
+        await asyncio.sleep(0.5)
+        assert not late.done()              # waits for the first writer's transaction
+        await early.commit()
+        await asyncio.wait_for(late, 10)
+        rows = await second.fetch("SELECT imsi FROM flag_events ORDER BY id")
+    finally:
+        await first.close()
+        await second.close()
+    assert [r["imsi"] for r in rows] == [int(imsi(560)), int(imsi(561))]
