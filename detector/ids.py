@@ -114,6 +114,11 @@ def imei_text(n: int | np.integer | str) -> str:
     return _fixed("imei", int(n), IMEI_DIGITS)
 
 
+def tac_text(n: int | np.integer | str) -> str:
+    """The 8 digits of a TAC (an IMEI's first 8) held as a number."""
+    return _fixed("tac", int(n), 8)
+
+
 def msisdn_text(n: int | np.integer | str) -> str:
     """An MSISDN held as a number: E.164 digits begin with a country code, never with 0, so
     the number's digits are the MSISDN's (a national-format number read with its trunk 0

@@ -61,7 +61,7 @@ from scipy.sparse.csgraph import connected_components
 from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
-from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text
+from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text, tac_text
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import RegistrationBatch, iso
 from detector.scoring import Flag, Scorer
@@ -375,7 +375,7 @@ class RigBook:
             if imsi in taken or k < self.policy.hot_cell_min_sims or watched_for * k < self.policy.absence_after_s:
                 continue
             where = names[cell[r]]
-            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "
+            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac_text(tac[r])}) that "
                       f"receive verification codes without calls or data (a modem pool)")
             flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")

@@ -100,3 +100,8 @@ def test_a_stored_number_that_cannot_be_an_imsi_is_refused(number):
 
 def test_a_stored_msisdn_is_its_e164_digits():
     assert ids.msisdn_text(8613800138000) == "8613800138000"
+
+
+def test_a_stored_tac_beginning_with_zero_gets_its_8_digits_back():
+    imei = ids.parse_imei("01104542000001")
+    assert ids.tac_text(int(imei.imei) // 10 ** 7) == imei.tac == "01104542"
