@@ -27,7 +27,7 @@ from detector.offers import Offers
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
 from detector.rigs import RigBook
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 from detector.sdnotify import Notifier
 from detector.store import checkpoint as cp
 from detector.store.db import connect, redact, resolve_dsn
@@ -38,10 +38,35 @@ from probes.files import FileProbe, FileWork
 log = logging.getLogger("goipwatch.daemon")
 
 
-def flag_json(flag_id: int, f: Flag) -> str:
-    return json.dumps({"flag_id": flag_id, "imsi": f.imsi, "msisdn": f.msisdn, "kind": f.kind, "score": f.score,
+def flag_json(e: cp.FlagEvent) -> str:
+    """One line of flags.jsonl: the event (its id, what changed) and the flag as it then is."""
+    f = e.flag
+    return json.dumps({"event_id": e.event_id, "event": e.event, "flag_id": e.flag_id,
+                       "imsi": f.imsi, "msisdn": f.msisdn, "kind": f.kind, "score": f.score,
                        "flagged_at": iso(f.flagged_at), "rig_id": f.rig_id,
                        "reasons": list(f.reasons)}, ensure_ascii=False)
+
+
+def stream_tail(path: Path) -> dict:
+    """The last whole line of the flag stream at ``path`` ({} when it has none); a line torn by
+    a crash mid-write is ended, so that the next line starts clean."""
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(fh.tell() - 65536, 0))
+        tail = fh.read()
+    if tail and not tail.endswith(b"\n"):
+        with path.open("a") as fh:
+            fh.write("\n")
+    for line in reversed(tail.splitlines()):
+        try:
+            last = json.loads(line)
+            int(last["flag_id"]), int(last.get("event_id", 0))
+            return last
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line from a crash mid-write
+    return {}
 
 
 class Daemon:
@@ -62,6 +87,7 @@ class Daemon:
         self.files_done = 0
         self.newest: dict[str, int] = {}   # newest event time taken in, per probe (for /metrics)
         self.checkpoint_seconds = Histogram()
+        self._streamed = 0   # id of the last flag event in the flag stream
         self._new_engine()
 
     def _new_engine(self) -> None:
@@ -324,47 +350,49 @@ class Daemon:
         started = time.perf_counter()
         try:
             verification = self.config.verification
-            self._cells_saved, ids = await cp.save(
+            self._cells_saved, _ = await cp.save(
                 self.pool, self.engine, self.pipe, pending, self._cells_saved,
                 verification.policy if verification is not None else None)
         except BaseException:
             self.pending = pending  # nothing committed: keep it for the next try
             raise
         self.checkpoint_seconds.observe(time.perf_counter() - started)
-        self._emit(list(zip(ids, pending.flags)))
+        await self._emit()
 
     @property
     def _stream(self) -> Path:
         return self.config.path(self.config.daemon.flags_jsonl)
 
-    def _emit(self, flags: list[tuple[int, Flag]]) -> None:
-        """Append committed flags to the JSON-lines stream."""
-        if not flags:
+    async def _emit(self) -> None:
+        """Append the flag events committed since the stream's last line, in their order: new
+        flags, and changes of committed ones (a rig assigned after the flag), so that the
+        stream's last line of each flag is the flag as the store has it."""
+        events = await cp.flag_events_after(self.pool, self._streamed)
+        if not events:
             return
         self._stream.parent.mkdir(parents=True, exist_ok=True)
         with self._stream.open("a", encoding="utf-8") as fh:
-            for flag_id, f in flags:
-                fh.write(flag_json(flag_id, f) + "\n")
-        log.info("flags raised", extra={"count": len(flags)})
+            for e in events:
+                fh.write(flag_json(e) + "\n")
+        self._streamed = events[-1].event_id
+        raised = sum(e.event == "flag" for e in events)
+        if raised:
+            log.info("flags raised", extra={"count": raised})
+        if len(events) > raised:
+            log.info("flags changed", extra={"count": len(events) - raised})
 
     async def _catch_up_stream(self) -> None:
-        """Append committed flags that a crash kept from the stream (ids past its last line)."""
-        last = 0
-        if self._stream.exists():
-            with self._stream.open("rb") as fh:
-                fh.seek(0, 2)
-                fh.seek(max(fh.tell() - 65536, 0))
-                lines = fh.read().splitlines()
-            if lines and not self._stream.read_bytes().endswith(b"\n"):
-                with self._stream.open("a") as fh:
-                    fh.write("\n")  # end the torn line so the next flag starts clean
-            for line in reversed(lines):
-                try:
-                    last = int(json.loads(line)["flag_id"])
-                    break
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line from a crash mid-write
-        self._emit(await cp.flags_after(self.pool, last))
+        """Find where the stream stopped (its last line) and append the flag events a crash
+        kept from it. A stream written before events had ids ends with a flag id: it resumes
+        after that flag's event."""
+        last = stream_tail(self._stream)
+        if "event_id" in last:
+            self._streamed = int(last["event_id"])
+        elif last:
+            self._streamed = await cp.flag_event_of(self.pool, int(last["flag_id"]))
+        else:
+            self._streamed = 0
+        await self._emit()
 
 
 async def serve_api(pool: asyncpg.Pool, config: Config):

@@ -22,6 +22,7 @@ from pathlib import Path
 from detector import batch, model as model_mod
 from detector.config import Config, DaemonConfig, DetectorConfig, ProbeConfig, StoreConfig
 from detector.daemon import Daemon
+from detector.ids import imsi_text
 from detector.records import iso, parse_iso
 
 FILE_HOURS = 1   # mediation's files are 5-60 min; no file may span more than lateness_s (1 h)
@@ -108,8 +109,6 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
     begin = parse_iso(params.start)
     captures = split_capture(world / "signalling.pcap", state_dir / "feed" / "signalling",
                              begin, begin + days * 86400) if capture else []
-    for old in state_dir.glob("flags.jsonl"):
-        old.unlink()
     config = Config(
         source="demo",
         daemon=DaemonConfig(state_dir=state_dir, idle_score_s=0.0),
@@ -128,9 +127,11 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
         async with daemon.pool.acquire() as conn:  # a demo starts from an empty store
             await conn.execute("TRUNCATE ingested_files, quarantine, registrations, sim_state, "
                                "imei_state, cells, engine_state, flag_history, flags, "
-                               "feature_snapshots, rigs, verification_outbox, "
+                               "flag_events, feature_snapshots, rigs, verification_outbox, "
                                "verification_outcomes")
         await daemon._restore()
+        daemon._stream.unlink(missing_ok=True)   # and a fresh flag stream
+        await daemon._catch_up_stream()
         await daemon.run(until_done=True)
         rows = await daemon.pool.fetch(
             "SELECT imsi, kind, rig_id, score, flagged_at, reasons FROM flags ORDER BY flagged_at, imsi")
@@ -145,15 +146,16 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
     print("    read: " + "; ".join(f"{r['probe']} {r['files']} file(s), {r['records']} records, "
                                   f"{r['refused']} refused" for r in read))
     print(f"4/4 {len(rows)} SIM(s) flagged; the first ten:")
-    for r in rows[:10]:
-        truth = labels.get(str(r["imsi"]), {})
-        print(f"  {r['imsi']} ({truth.get('scenario', '?')}) {r['kind']} score {r['score']:.3f} "
+    imsis = [imsi_text(r["imsi"]) for r in rows]
+    for imsi, r in zip(imsis[:10], rows):
+        truth = labels.get(imsi, {})
+        print(f"  {imsi} ({truth.get('scenario', '?')}) {r['kind']} score {r['score']:.3f} "
               f"at {r['flagged_at']:%Y-%m-%d %H:%M}Z {r['rig_id']}")
         for reason in json.loads(r["reasons"]):
             print(f"      - {reason}")
-    flagged = Counter(labels.get(str(r["imsi"]), {}).get("scenario", "?") for r in rows)
+    flagged = Counter(labels.get(imsi, {}).get("scenario", "?") for imsi in imsis)
     fraud = Counter(v["scenario"] for v in labels.values() if v["label"] == "fraud")
-    tp = sum(1 for r in rows if labels.get(str(r["imsi"]), {}).get("label") == "fraud")
+    tp = sum(1 for imsi in imsis if labels.get(imsi, {}).get("label") == "fraud")
     print(f"    against the ground truth: {tp} of {len(rows)} flags are fraud SIMs; "
           f"by scenario (flagged / fraud SIMs):")
     for scen in sorted(set(fraud) | set(flagged)):

@@ -126,4 +126,4 @@ async def verdicts(pool: asyncpg.Pool) -> dict[str, int]:
     platform's outcomes: the labels of the supervised layer (``goipwatch train --confirmed-from-store``)."""
     rows = await pool.fetch("SELECT DISTINCT ON (imsi) imsi, verdict FROM feedback "
                             "ORDER BY imsi, recorded_at DESC, id DESC")
-    return {str(r["imsi"]): int(r["verdict"] == "confirm") for r in rows}
+    return {ids.imsi_text(r["imsi"]): int(r["verdict"] == "confirm") for r in rows}

@@ -87,6 +87,55 @@ def normalise_msisdn(value: str) -> str:
     return v
 
 
+# ---- stored numbers back to text ----------------------------------------------------------
+#
+# Batches, feature state and the store hold IMSIs and IMEIs as numbers (int64, bigint); a
+# number has no leading zeros, and both have them: test and private PLMNs (001-01, 999-xx)
+# and TACs beginning with 0 (01xxxxxx). These are the one way back to their text; never
+# ``str(int(n))``.
+
+IMSI_DIGITS = 15
+IMEI_DIGITS = 15
+
+
+def _fixed(field: str, n: int, width: int) -> str:
+    if not 0 < n < 10 ** width:
+        raise InvalidIdentifier(field, n, f"a stored {field} must be 1 to {width} digits")
+    return f"{n:0{width}d}"
+
+
+def imsi_text(n: int | np.integer | str) -> str:
+    """The 15 digits of an IMSI held as a number (``1010000000001`` is ``001010000000001``)."""
+    return _fixed("imsi", int(n), IMSI_DIGITS)
+
+
+def imei_text(n: int | np.integer | str) -> str:
+    """The 15 digits (check digit included) of an IMEI held as a number."""
+    return _fixed("imei", int(n), IMEI_DIGITS)
+
+
+def tac_text(n: int | np.integer | str) -> str:
+    """The 8 digits of a TAC (an IMEI's first 8) held as a number."""
+    return _fixed("tac", int(n), 8)
+
+
+def msisdn_text(n: int | np.integer | str) -> str:
+    """An MSISDN held as a number: E.164 digits begin with a country code, never with 0, so
+    the number's digits are the MSISDN's (a national-format number read with its trunk 0
+    would lose it: feeds carry E.164)."""
+    return str(int(n))
+
+
+def imsi_texts(numbers: np.ndarray) -> list[str]:
+    """:func:`imsi_text` over a column."""
+    return [imsi_text(n) for n in np.asarray(numbers, np.int64).tolist()]
+
+
+def imei_texts(numbers: np.ndarray) -> list[str]:
+    """:func:`imei_text` over a column."""
+    return [imei_text(n) for n in np.asarray(numbers, np.int64).tolist()]
+
+
 def luhn_check_digit(body: str) -> int:
     """The Luhn check digit that completes ``body`` (used by IMEIs and ICCIDs)."""
     total = 0

@@ -16,6 +16,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from detector.ids import imei_text, imsi_text, msisdn_text
+
 
 class RecordType(IntEnum):
     VOICE = 0
@@ -67,8 +69,13 @@ def parse_iso(value: str) -> int:
     return int(dt.timestamp())
 
 
-def _digits(n: int) -> str | None:
-    return str(int(n)) if n else None
+def _imei(n: int) -> str | None:
+    return imei_text(n) if n else None
+
+
+def _peer(n: int) -> str | None:
+    # E.164 or a short code: digits without leading zeros (a short code's are not kept)
+    return msisdn_text(n) if n else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +160,8 @@ class CdrBatch:
                 record_type=RecordType(int(self.record_type[i])),
                 direction=Direction(int(self.direction[i])),
                 start_time=int(self.ts[i]), duration_s=int(self.duration[i]),
-                imsi=str(int(self.imsi[i])), msisdn=str(int(self.msisdn[i])),
-                imei=_digits(self.imei[i]), peer=_digits(self.peer[i]),
+                imsi=imsi_text(self.imsi[i]), msisdn=msisdn_text(self.msisdn[i]),
+                imei=_imei(self.imei[i]), peer=_peer(self.peer[i]),
                 cell_id=self.cells[c] if c >= 0 else None, result=Result(int(self.result[i])),
             )
 
@@ -188,7 +195,7 @@ class RegistrationBatch:
     def records(self):
         for i in range(len(self)):
             yield Registration(
-                imsi=str(int(self.imsi[i])), msisdn=str(int(self.msisdn[i])), iccid=self.iccid[i],
+                imsi=imsi_text(self.imsi[i]), msisdn=msisdn_text(self.msisdn[i]), iccid=self.iccid[i],
                 activated_at=int(self.activated_at[i]), id_hash=self.id_hash[i],
                 channel=self.channel[i], carrier=self.carrier[i],
             )

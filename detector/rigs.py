@@ -61,6 +61,7 @@ from scipy.sparse.csgraph import connected_components
 from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
+from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text, tac_text
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import RegistrationBatch, iso
 from detector.scoring import Flag, Scorer
@@ -250,12 +251,12 @@ class RigBook:
         # all be touched in the same 15 minutes, only in the same hour
         rows = np.flatnonzero(machine)
         for r in rows:
-            self._machines[int(cell[r])][str(int(frame.imsi[r]))] = int(last[r])
+            self._machines[int(cell[r])][imsi_text(frame.imsi[r])] = int(last[r])
         self._forget_before(int(last.max()) - 2)
         names = self.engine.cell_names()
         out = []
         for r in rows:
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             if imsi in taken or use[r] < self.scorer.policy.min_reasons - 1:
                 continue
             peers = self._machines[int(cell[r])]
@@ -307,7 +308,7 @@ class RigBook:
         names = self.engine.cell_names()
         out = []
         for r in rows:
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             if imsi in taken:
                 continue
             rec = s[frame.sims[r]]
@@ -369,12 +370,12 @@ class RigBook:
         names = self.engine.cell_names()
         out = []
         for r in np.flatnonzero(modem):
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             k = size.get((int(cell[r]), int(tac[r])), 0)
             if imsi in taken or k < self.policy.hot_cell_min_sims or watched_for * k < self.policy.absence_after_s:
                 continue
             where = names[cell[r]]
-            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac[r]}) that "
+            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac_text(tac[r])}) that "
                       f"receive verification codes without calls or data (a modem pool)")
             flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")
@@ -433,7 +434,7 @@ class RigBook:
             joiners, pair_of, links = np.unique(other, return_inverse=True, return_counts=True)
             made = np.bincount(pair_of, engine.contacted(other, core[row]), len(joiners))
             sims = np.r_[core, joiners[self._joins(joiners, links, made, self._company(core))]]
-            imsis = [str(int(x)) for x in engine.sims.keys_by_slot[sims]]
+            imsis = imsi_texts(engine.sims.keys_by_slot[sims])
             if all(i in taken for i in imsis):
                 continue
             grp = engine.features(sims)
@@ -491,7 +492,7 @@ class RigBook:
         for slot, imsi in group_of.items():
             by_rig[self._find(imsi)].append(slot)
         rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
-        fresh = callers[[str(int(k)) not in taken for k in engine.sims.keys_by_slot[callers]]]
+        fresh = callers[[k not in taken for k in imsi_texts(engine.sims.keys_by_slot[callers])]]
         row, other = self._caller_contacts(fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
         made = engine.contacted(fresh[row], other)
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
@@ -587,7 +588,7 @@ class RigBook:
                               (frame.activity >= self.scorer.policy.min_events_24h))
         out = []
         for r in rows:
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             if imsi in taken:
                 continue
             reason = (f"answers authentication in {latency[r] / 1000:.1f} s on average (phones: "
@@ -632,7 +633,7 @@ class RigBook:
         shares = np.isin(self.engine.sim_state["imei"][frame.sims], dev).any(axis=1) & (families >= 1)
         out = []
         for r in np.flatnonzero(shares):
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             if imsi in taken:
                 continue
             # the device link is structure the supervised layer does not see (as for bursts)
@@ -663,7 +664,7 @@ class RigBook:
         cell = self._newest_cell(frame.sims)
         cell_mates = np.zeros(len(frame), np.int64)
         for r in np.flatnonzero(own & (cell >= 0)):
-            cell_mates[r] = len(self._machine_mates(str(int(frame.imsi[r])), int(cell[r]), taken))
+            cell_mates[r] = len(self._machine_mates(imsi_text(frame.imsi[r]), int(cell[r]), taken))
         rows = np.flatnonzero(own & ((companions >= 1) | (cell_mates >= 1)))
         if not len(rows):
             return []
@@ -671,7 +672,7 @@ class RigBook:
         s, names = self.engine.sim_state, self.engine.cell_names()
         out = []
         for r in rows:
-            imsi = str(int(frame.imsi[r]))
+            imsi = imsi_text(frame.imsi[r])
             if imsi in taken:
                 continue
             if companions[r]:
@@ -704,11 +705,11 @@ class RigBook:
             if members and not self._used_like_a_rig(f):
                 continue
             for m in members:
-                imsi = str(m)
+                imsi = imsi_text(m)
                 if imsi in taken:
                     continue
                 slot = self.engine.sims.lookup(np.array([m], np.int64))[0]
-                msisdn = str(int(self.engine.sim_state["msisdn"][slot])) if slot >= 0 else ""
+                msisdn = msisdn_text(self.engine.sim_state["msisdn"][slot]) if slot >= 0 else ""
                 out.append(Flag(imsi=imsi, msisdn=msisdn, score=f.score, flagged_at=f.flagged_at,
                                 reasons=(f"{self._bulk_text[m]}; a card of it is flagged",),
                                 kind="bulk_registration"))
@@ -748,7 +749,7 @@ class RigBook:
         if vetoable and not self.scorer.plausible(values[None, :], score)[0]:
             return None
         own = self.scorer.reasons(values, strengths[r])
-        return Flag(imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
+        return Flag(imsi=imsi_text(frame.imsi[r]), msisdn=msisdn_text(frame.msisdn[r]),
                     score=round(float(score[0]), 4),
                     flagged_at=int(max(frame.at[r], at or 0)), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
                     kind=kind, features={f: round(float(v), 3) for f, v in zip(FEATURES, values)})
@@ -785,7 +786,7 @@ class RigBook:
     def _partners(self, imsi: str) -> list[str]:
         """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
         bulk registration with ``imsi``."""
-        out = [str(m) for m in self._bulk_of.get(int(imsi), ()) if str(m) != imsi]
+        out = [m for m in imsi_texts(self._bulk_of.get(int(imsi), ())) if m != imsi]
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:
             return out
@@ -798,14 +799,14 @@ class RigBook:
         ok = fslots >= 0
         fs, fimsi = fslots[ok], flagged[ok]
         if len(devices):
-            out += [str(x) for x in fimsi[np.isin(s["imei"][fs], devices).any(axis=1)]]
+            out += imsi_texts(fimsi[np.isin(s["imei"][fs], devices).any(axis=1)])
         if s["sync_ts"][slot] > 0:  # one power-on burst: one box
             burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
                 (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
             if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
                 self._note(imsi, "power", f"SIMs power on together in cell "
                                           f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
-            out += [str(x) for x in fimsi[burst]]
+            out += imsi_texts(fimsi[burst])
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
         together = self._machine_mates(imsi, cell, self._parent)  # flagged, same cell, same hour
@@ -816,20 +817,20 @@ class RigBook:
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)
         if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell
-            pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in map(str, fimsi)],
+            pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in imsi_texts(fimsi)],
                               bool)
             if pooled.any():
                 mine = self._cell_and_model(np.array([slot]))
                 theirs = self._cell_and_model(fs[pooled])
                 same = (theirs[0] == mine[0][0]) & (theirs[1] == mine[1][0])
-                out += [str(x) for x in fimsi[pooled][same]]
+                out += imsi_texts(fimsi[pooled][same])
         return out
 
     def _group_partners(self, slot: int, fs: np.ndarray, fimsi: np.ndarray) -> list[str]:
         """Flagged SIMs of a calling group that ``slot`` is in contact with."""
         _, other = self.engine.network_contacts(np.array([slot]))
         mine = np.isin(fs, other)
-        return [str(x) for x in fimsi[mine] if "group" in self._evidence.get(str(x), {})]
+        return [x for x in imsi_texts(fimsi[mine]) if "group" in self._evidence.get(x, {})]
 
     def _forget_before(self, hour: int) -> None:
         """Drop hot-cell memory older than ``hour``: it can no longer count (bounded state)."""
@@ -846,8 +847,8 @@ class RigBook:
         return {str(c): dict(m) for c, m in self._machines.items()}
 
     def restore_machines(self, saved: dict[str, dict[str, int]]) -> None:
-        for c, m in saved.items():
-            self._machines[int(c)].update(m)
+        for c, m in saved.items():   # IMSIs as written (older checkpoints wrote them unpadded)
+            self._machines[int(c)].update({imsi_text(i): h for i, h in m.items()})
 
     def evidence_by_sim(self) -> dict[str, dict[str, str]]:
         """The rig evidence each flagged SIM brought (kind -> words), for checkpoints: rig
@@ -857,7 +858,7 @@ class RigBook:
 
     def restore_evidence(self, saved: dict[str, dict[str, str]]) -> None:
         for imsi, kinds in saved.items():
-            self._evidence[imsi].update(kinds)
+            self._evidence[imsi_text(imsi)].update(kinds)
         self.saved_evidence_version = self.evidence_version
 
     def restore(self, flags: list[Flag]) -> None:
@@ -906,7 +907,7 @@ class RigBook:
             slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
             slots = slots[slots >= 0]
             devices = s["imei"][slots]
-            rig.devices = {str(int(d)) for d in devices[devices != 0]}
+            rig.devices = set(imei_texts(devices[devices != 0]))
             cells = s["slot"]["top_cell"][slots].ravel()
             rig.cells = {names[c] for c in cells[cells >= 0]}
             rig.first = self._founded[root]

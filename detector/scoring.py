@@ -19,6 +19,7 @@ import numpy as np
 
 from detector.features.catalog import CATALOG, FAMILIES, FEATURES
 from detector.features.engine import FeatureFrame
+from detector.ids import imsi_text, msisdn_text
 from detector.model import CALLERS_MIN_VOICE_OUT, TrainedModel
 
 
@@ -143,7 +144,7 @@ class Scorer:
         for r, score in zip(rows[keep], scores[keep]):
             values = frame.values[r]
             flags.append(Flag(
-                imsi=str(int(frame.imsi[r])), msisdn=str(int(frame.msisdn[r])),
+                imsi=imsi_text(frame.imsi[r]), msisdn=msisdn_text(frame.msisdn[r]),
                 score=round(float(score), 4), flagged_at=int(frame.at[r]),
                 reasons=self.reasons(values, strengths[r]),
                 features={f: round(float(v), 3) for f, v in zip(FEATURES, values)},

@@ -408,7 +408,7 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
         carrier = np.full(table.num_rows, "", object)
     missing = carrier == ""
     if missing.any():  # derive the MNO brand from the IMSI's PLMN
-        carrier[missing] = [ids.carrier_for_imsi(str(v)) if v else "" for v in imsi[missing]]
+        carrier[missing] = [ids.carrier_for_imsi(ids.imsi_text(v)) if v else "" for v in imsi[missing]]
     rejected += checks.rejected(lines, source, _raw_row(table, header))
     keep = checks.ok
     batch = RegistrationBatch(

@@ -68,6 +68,39 @@ def small_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def zero_world(small_world, tmp_path_factory):
+    """:func:`small_world` with every IMSI moved to the test PLMN 001-01 (MSIN kept) and every
+    IMEI to a TAC beginning with 01 (Luhn digit recomputed), without the registrations'
+    carrier column: identifiers whose numbers lose their leading zeros. Same behaviour, so
+    it raises the same flags (do not modify)."""
+    import csv
+
+    from detector.ids import luhn_check_digit
+
+    def imei(v: str) -> str:
+        return v and "01" + v[2:14] + str(luhn_check_digit("01" + v[2:14]))
+
+    out = tmp_path_factory.mktemp("zero_world")
+    for name, drop in (("cdr.csv", ()), ("subscribers.csv", ("carrier",)), ("labels.csv", ())):
+        with (small_world / name).open(newline="") as src, (out / name).open("w", newline="") as dst:
+            reader = csv.DictReader(src)
+            fields = [f for f in reader.fieldnames if f not in drop]
+            writer = csv.DictWriter(dst, fields, lineterminator="\n", extrasaction="ignore")
+            writer.writeheader()
+            for row in reader:
+                row["imsi"] = to_test_plmn(row["imsi"])
+                if "imei" in row:
+                    row["imei"] = imei(row["imei"])
+                writer.writerow(row)
+    return out
+
+
+def to_test_plmn(imsi: str) -> str:
+    """An IMSI of :func:`small_world` as :func:`zero_world` has it."""
+    return "00101" + imsi[-10:]
+
+
+@pytest.fixture(scope="session")
 def small_model(small_world, tmp_path_factory):
     """A model trained on the first day of :func:`small_world`."""
     from detector import batch, model

@@ -128,7 +128,8 @@ async def list_flags(request: web.Request, who: Identity, query: dict,
         "WHERE $1 = 'any' OR status = $1 ORDER BY flagged_at DESC, id DESC LIMIT $2",
         status, limit + 1)
     return {"status": status, "truncated": len(rows) > limit,
-            "flags": [{"imsi": str(r["imsi"]), "msisdn": str(r["msisdn"]) if r["msisdn"] else None,
+            "flags": [{"imsi": ids.imsi_text(r["imsi"]),
+                       "msisdn": ids.msisdn_text(r["msisdn"]) if r["msisdn"] else None,
                        **lookup.flag_doc(r)} for r in rows[:limit]]}
 
 
@@ -152,8 +153,8 @@ async def rig_flags(conn: asyncpg.Connection, rig_ids: list[str]) -> dict[str, l
     for f in await conn.fetch(
             "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
             "WHERE rig_id = ANY($1::text[]) ORDER BY imsi, flagged_at, kind", rig_ids):
-        out[f["rig_id"]].append({"imsi": str(f["imsi"]),
-                                 "msisdn": str(f["msisdn"]) if f["msisdn"] else None,
+        out[f["rig_id"]].append({"imsi": ids.imsi_text(f["imsi"]),
+                                 "msisdn": ids.msisdn_text(f["msisdn"]) if f["msisdn"] else None,
                                  **lookup.flag_doc(f)})
     return out
 
@@ -227,7 +228,8 @@ async def sim_events(conn: asyncpg.Connection, imsi: str) -> dict | None:
         "SELECT o.id, o.request_id, o.action, o.status, o.created_at, o.delivered_at "
         "FROM verification_outbox o WHERE o.line_imsi = $1 "
         "OR o.flag_id IN (SELECT id FROM flags WHERE imsi = $1) "
-        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', $1::text))", n)
+        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', $2::text))",
+        n, ids.imsi_text(n))
     for r in requests:
         events.append((r["created_at"], 2, r["id"], {
             "at": lookup.iso(r["created_at"]), "source": "verification",
@@ -276,12 +278,14 @@ async def sim_events_many(conn: asyncpg.Connection, imsis: list[str]) -> dict[st
             "at": lookup.iso(r["recorded_at"]), "source": "feedback", "event": r["verdict"],
             "actor": r["actor"], "note": r["note"]}))
     # a request concerns a SIM as its line, through its flag, or as one of its body's lines
-    # (a rig's police lead names several): one row per (SIM, request)
+    # (a rig's police lead names several): one row per (SIM, request). Bodies name IMSIs by
+    # their 15 digits (ids.imsi_text), bigint::text drops leading zeros: padded back here.
     requests = await conn.fetch(
         "SELECT q.imsi AS for_imsi, o.id, o.request_id, o.action, o.status, o.created_at, "
         "o.delivered_at FROM unnest($1::bigint[]) AS q(imsi) JOIN verification_outbox o "
         "ON o.line_imsi = q.imsi OR o.flag_id IN (SELECT id FROM flags WHERE imsi = q.imsi) "
-        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', q.imsi::text))",
+        "OR o.body->'lines' @> jsonb_build_array("
+        "  jsonb_build_object('imsi', lpad(q.imsi::text, 15, '0')))",
         wanted)
     sims_of: dict[Any, list[int]] = {}
     for r in requests:

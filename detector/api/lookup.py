@@ -52,10 +52,6 @@ def iso(t: datetime | int | float | None) -> str | None:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def imei_text(n: int | str) -> str:
-    return str(int(n)).zfill(15)
-
-
 def normalise_number(number_type: str, number: str) -> str:
     """The stored digits of ``number``; raises :class:`ids.InvalidIdentifier`."""
     if number_type == "msisdn":
@@ -86,7 +82,7 @@ def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
     devices = []
     for imei, hour in zip(s["imei"].tolist(), s["imei_hour"].tolist()):
         if imei and hour >= 0:
-            devices.append({"imei": imei_text(imei), "last_seen": iso(hour * 3600)})
+            devices.append({"imei": ids.imei_text(imei), "last_seen": iso(hour * 3600)})
     devices.sort(key=lambda d: d["last_seen"], reverse=True)
     last = int(s["last_hour"])
     cells = []
@@ -127,8 +123,8 @@ def flag_doc(f: Any) -> dict[str, Any]:
 
 def rig_doc(r: Any) -> dict[str, Any]:
     """A ``rigs`` row as answered: members (IMSIs), devices (IMEIs), cells, window, evidence."""
-    return {"id": r["id"], "sims": r["sims"], "members": json.loads(r["members"]),
-            "devices": [imei_text(d) for d in json.loads(r["devices"])],
+    return {"id": r["id"], "sims": r["sims"], "members": ids.imsi_texts(json.loads(r["members"])),
+            "devices": ids.imei_texts(json.loads(r["devices"])),
             "cells": json.loads(r["cells"]), "first_at": iso(r["first_at"]),
             "last_at": iso(r["last_at"]), "evidence": r["evidence"]}
 
@@ -143,7 +139,7 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
             "SELECT imsi FROM flags WHERE msisdn = $1", int(number))
         imsis = sorted(r["imsi"] for r in rows)
     else:
-        rows = await conn.fetch("SELECT members FROM rigs WHERE devices ? $1", str(int(number)))
+        rows = await conn.fetch("SELECT members FROM rigs WHERE devices ? $1", ids.imei_text(number))
         imsis = sorted({int(m) for r in rows for m in json.loads(r["members"])})
     truncated = len(imsis) > limit
     imsis = imsis[:limit]
@@ -173,7 +169,8 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
         if reg is None and not fl and state is None:
             continue
         msisdn = reg["msisdn"] if reg else next((f["msisdn"] for f in fl if f["msisdn"]), None)
-        sub: dict[str, Any] = {"imsi": str(imsi), "msisdn": str(msisdn) if msisdn else None}
+        sub: dict[str, Any] = {"imsi": ids.imsi_text(imsi),
+                               "msisdn": ids.msisdn_text(msisdn) if msisdn else None}
         sub["registration"] = None if reg is None else {
             "activated_at": iso(reg["activated_at"]), "channel": reg["channel"],
             "carrier": reg["carrier"], "id_hash": reg["id_hash"]}

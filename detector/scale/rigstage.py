@@ -32,6 +32,7 @@ from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureFrame
 from detector.feedback import AllowList, load_allowlist
+from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import RigBook
 from detector.scale import bus, codec
@@ -93,7 +94,7 @@ class RigStage:
             # the flags of the steps handled (workers may have committed later ones already)
             for r in await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
                                       "WHERE flagged_at <= to_timestamp($1) ORDER BY id", self.done[0]):
-                self.flagged.setdefault(str(r["imsi"]), _flag(r))
+                self.flagged.setdefault(imsi_text(r["imsi"]), _flag(r))
             await self._registrations(conn)
             self.book.restore(list(self.flagged.values()))
             self.book.restore_machines(meta.get("hot_cells", {}))

@@ -4,7 +4,8 @@ A checkpoint carries the files finished since the last one (with their quarantin
 registrations), the Kafka offsets up to which messages were applied, the feature state of
 every SIM and device they changed, the engine's clock, and the new flags. Because all of it commits together, a crash before the commit leaves the
 store as it was and the files are read again from the start; a crash after it finds them
-done. Either way no record is lost or counted twice.
+done. Either way no record is lost or counted twice. Triggers on ``flags`` record each change
+of what the flag stream carries (``flag_events``, migration 013) in that same transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.feedback import load_allowlist
+from detector.ids import imsi_text, msisdn_text
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import Rig
@@ -256,7 +258,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         flags = await conn.fetch(
             "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
         for r in flags:
-            pipe.flagged[str(r["imsi"])] = _flag(r)
+            pipe.flagged[imsi_text(r["imsi"])] = _flag(r)
         if pipe.rigs is not None:
             await _restore_rigs(conn, pipe)
         await load_allowlist(conn, pipe.allow)
@@ -295,15 +297,36 @@ async def _restore_rigs(conn: asyncpg.Connection, pipe: Pipeline) -> None:
     pipe.rigs.restore_evidence(json.loads(saved) if saved else {})
 
 
-async def flags_after(pool: asyncpg.Pool, flag_id: int) -> list[tuple[int, Flag]]:
-    """Committed flags with a store id above ``flag_id``, in id order."""
+@dataclass(frozen=True, slots=True)
+class FlagEvent:
+    """A change of a flag as the stream carries it (table ``flag_events``): ``event`` is
+    ``flag`` (committed), ``rig_assigned`` (its rig set or changed) or ``updated``; ``flag``
+    is the flag as it is after the change."""
+
+    event_id: int
+    event: str
+    flag_id: int
+    flag: Flag
+
+
+async def flag_events_after(pool: asyncpg.Pool, event_id: int) -> list[FlagEvent]:
+    """Committed flag events with an id above ``event_id``, in id (= commit) order."""
     rows = await pool.fetch(
-        "SELECT id, imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
-        "WHERE id > $1 ORDER BY id", flag_id)
-    return [(r["id"], _flag(r)) for r in rows]
+        "SELECT id, event, flag_id, imsi, msisdn, score, flagged_at, rig_id, reasons, kind "
+        "FROM flag_events WHERE id > $1 ORDER BY id", event_id)
+    return [FlagEvent(r["id"], r["event"], r["flag_id"], _flag(r)) for r in rows]
+
+
+async def flag_event_of(pool: asyncpg.Pool, flag_id: int) -> int:
+    """The id of the event that committed flag ``flag_id`` (or of the newest flag before it):
+    where a stream written before events had ids, which ends with that flag, resumes."""
+    return await pool.fetchval(
+        "SELECT coalesce(max(id), 0) FROM flag_events WHERE event = 'flag' AND flag_id <= $1",
+        flag_id)
 
 
 def _flag(r) -> Flag:
-    return Flag(imsi=str(r["imsi"]), msisdn=str(r["msisdn"] or ""), score=float(r["score"]),
+    return Flag(imsi=imsi_text(r["imsi"]), msisdn=msisdn_text(r["msisdn"]) if r["msisdn"] else "",
+                score=float(r["score"]),
                 flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
                 kind=r["kind"], rig_id=r["rig_id"])

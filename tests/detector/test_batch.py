@@ -108,3 +108,33 @@ def test_bad_verdicts_file_is_a_clear_error(tmp_path, small_world, capsys):
     assert main(["train", "--cdr", str(small_world / "cdr.csv"), "--confirmed", str(bad),
                  "--out", str(tmp_path / "m.skops")]) == 2
     assert "v.csv:2: label 'maybe'" in capsys.readouterr().err
+
+
+def test_imsis_and_imeis_with_leading_zeros_keep_their_15_digits(tmp_path, small_world, zero_world,
+                                                                  small_model):
+    """PLMN 001-01 and TACs 01xxxxxx: identifiers held as numbers lose their leading zeros;
+    flags.csv and flags.rigs.jsonl give them back in full, and the flags are those of the
+    same world under its own identifiers."""
+    from detector.ids import parse_imei, parse_imsi
+    from tests.conftest import to_test_plmn
+
+    def score(world, out):
+        assert main(["score", "--cdr", str(world / "cdr.csv"), "--subscribers",
+                     str(world / "subscribers.csv"), "--model", str(small_model),
+                     "--out", str(out)]) == 0
+        flags = [dict(zip(HEADER, r)) for r in read(out)[1:]]
+        rigs = [json.loads(x) for x in out.with_name(out.stem + ".rigs.jsonl").read_text().splitlines()]
+        return flags, rigs
+
+    flags, rigs = score(zero_world, tmp_path / "zero" / "flags.csv")
+    assert flags and rigs
+    for f in flags:
+        assert f["imsi"].startswith("00101") and parse_imsi(f["imsi"]).digits == f["imsi"]
+    for r in rigs:
+        assert all(s.startswith("00101") and len(s) == 15 for s in r["sims"])
+        assert all(d.startswith("01") and parse_imei(d).imei == d for d in r["devices"])
+    assert {f["imsi"] for f in flags if f["rig_id"]} == {s for r in rigs for s in r["sims"]}
+
+    same, _ = score(small_world, tmp_path / "own" / "flags.csv")
+    assert sorted((to_test_plmn(f["imsi"]), f["flagged_at"], f["score"], f["reasons"]) for f in same) == \
+        sorted((f["imsi"], f["flagged_at"], f["score"], f["reasons"]) for f in flags)

@@ -20,7 +20,9 @@ from detector import config as config_mod
 from detector.daemon import Daemon
 from detector.demo import split_capture, split_cdr
 from detector.features.catalog import FEATURES
-from detector.testing import T0, Row, at, daemon_config, write_cdr
+from detector.ids import imsi_text, msisdn_text
+from detector.records import iso
+from detector.testing import T0, Row, at, cdr_batch, daemon_config, gateway_rows, imei, imsi, write_cdr
 from probes.files import FileProbe
 from tests.inputs import CAPTURES
 
@@ -61,6 +63,39 @@ async def snapshot(dsn: str) -> dict:
         await conn.close()
 
 
+def stream_events(path: Path) -> list[dict]:
+    """The whole lines of a flag stream (a line torn by a crash mid-write is none)."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+async def store_view(dsn: str) -> dict[int, dict]:
+    """Every flag of the store as a stream line shows it, by flag id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT id, imsi, msisdn, kind, score, flagged_at, rig_id, reasons FROM flags")
+    finally:
+        await conn.close()
+    return {r["id"]: {"flag_id": r["id"], "imsi": imsi_text(r["imsi"]),
+                      "msisdn": msisdn_text(r["msisdn"]) if r["msisdn"] else "", "kind": r["kind"],
+                      "score": float(r["score"]), "flagged_at": iso(int(r["flagged_at"].timestamp())),
+                      "rig_id": r["rig_id"], "reasons": json.loads(r["reasons"])} for r in rows}
+
+
+def assert_stream_is_the_store(events: list[dict], store: dict[int, dict]) -> None:
+    """Each event once, in event id order, and the last line of each flag is the store's."""
+    ids = [e["event_id"] for e in events]
+    assert ids == sorted(set(ids))
+    last = {e["flag_id"]: {k: v for k, v in e.items() if k not in ("event_id", "event")} for e in events}
+    assert last == store
+    assert sorted(e["flag_id"] for e in events if e["event"] == "flag") == sorted(store)
+
+
 def cdr_rows(world: Path) -> int:
     with (world / "cdr.csv").open() as fh:
         return sum(1 for _ in fh) - 1
@@ -84,8 +119,7 @@ async def test_each_file_is_taken_once_across_restarts(tmp_path, pg_dsn, small_w
     assert first["counters"]["cdr"]["files"] == len(files)
     assert first["quarantine"] == 0
     assert first["flags"], "the world's rigs should raise flags"
-    stream = [json.loads(x) for x in (tmp_path / "state" / "flags.jsonl").read_text().splitlines()]
-    assert sorted(f["imsi"] for f in stream) == sorted(str(f[0]) for f in first["flags"])
+    assert_stream_is_the_store(stream_events(tmp_path / "state" / "flags.jsonl"), await store_view(pg_dsn))
 
     await run_daemon(cfg)  # a restart over the same files changes nothing
     assert await snapshot(pg_dsn) == first
@@ -210,9 +244,9 @@ async def test_interrupted_daemon_resumes_to_the_same_state(tmp_path, pg_dsn, sm
                             check=True, capture_output=True)
     resumed = await snapshot(pg_dsn)
     assert resumed == reference
-    lines = (tmp_path / "state" / "flags.jsonl").read_text().splitlines()
-    ids = [json.loads(x)["flag_id"] for x in lines if x.strip().startswith("{")]
-    assert sorted(set(ids)) == sorted(ids) and len(ids) == len(reference["flags"])
+    store = await store_view(pg_dsn)
+    assert len(store) == len(reference["flags"])
+    assert_stream_is_the_store(stream_events(tmp_path / "state" / "flags.jsonl"), store)
 
 
 CAPTURE = CAPTURES / "ndpi_gtp_c.pcap"
@@ -404,3 +438,90 @@ files = [{", ".join(json.dumps(str(p)) for p in captures)}]""")
     start = datetime.datetime(2026, 10, 5, tzinfo=datetime.timezone.utc)   # the world's start
     from_archive = [f for f in snap["flags"] if f[2] < start]
     assert from_archive and len(from_archive) < len(snap["flags"])
+
+
+def _feed(daemon: Daemon, rows) -> list:
+    """Rows through the daemon's pipeline, their flags pending for its next checkpoint."""
+    flags = daemon.pipe.feed(cdr_batch(rows)).flags + daemon.pipe.score_dirty()
+    daemon.pending.flags += flags
+    return flags
+
+
+async def test_a_rig_assigned_after_its_flag_is_streamed_once_across_a_crash_and_restarts(
+        tmp_path, pg_dsn, small_model, monkeypatch):
+    """A SIM flagged alone is committed and streamed without a rig. After a restart, a second
+    SIM in its device makes them a rig, which the store records on the first flag too: the
+    stream gets a ``rig_assigned`` line for it. The daemon dies after that commit and before
+    writing (a line torn): the next start writes the lines once, and a start after that none."""
+    cfg = config_mod.load(daemon_config(tmp_path, pg_dsn, small_model, ""))
+    stream = tmp_path / "state" / "flags.jsonl"
+    port = int(imei(920, tac="86000005"))
+    lone, joiner = imsi(920), imsi(921)
+
+    daemon = Daemon(cfg)
+    try:
+        await daemon.open()
+        flags = _feed(daemon, gateway_rows([int(lone)], [port], "460-00-580-1", hours=6))
+        assert [(f.imsi, f.rig_id) for f in flags] == [(lone, "")]
+        await daemon.checkpoint()
+    finally:
+        await daemon.close()
+    [first] = stream_events(stream)
+    assert (first["event"], first["imsi"], first["rig_id"]) == ("flag", lone, "")
+
+    daemon = Daemon(cfg)
+    try:
+        await daemon.open()
+        assert stream_events(stream) == [first]              # nothing to catch up
+        later = [(t + 7 * 3600, *rest) for t, *rest in
+                 gateway_rows([int(joiner)], [port], "460-00-580-1", hours=3, victim0=8613710000000)]
+        [flag] = _feed(daemon, later)
+        assert flag.imsi == joiner and flag.rig_id
+
+        async def killed_before_writing() -> None:
+            with stream.open("a") as fh:
+                fh.write('{"event_id": ')
+        monkeypatch.setattr(daemon, "_emit", killed_before_writing)
+        await daemon.checkpoint()
+    finally:
+        await daemon.close()
+    assert stream_events(stream) == [first]
+
+    for _ in range(2):   # the start after the crash catches up; the next one finds nothing to add
+        daemon = Daemon(cfg)
+        try:
+            await daemon.open()
+        finally:
+            await daemon.close()
+        events = stream_events(stream)
+        assert [(e["event"], e["imsi"], e["rig_id"]) for e in events] == [
+            ("flag", lone, ""), ("flag", joiner, flag.rig_id), ("rig_assigned", lone, flag.rig_id)]
+        assert events[2]["flag_id"] == first["flag_id"]
+        assert_stream_is_the_store(events, await store_view(pg_dsn))
+
+
+async def test_a_stream_written_before_events_had_ids_resumes_after_its_last_flag(
+        tmp_path, pg_dsn, small_model):
+    """A stream whose lines carry flag ids only (as written before this version): the first
+    start appends the events after its last flag, not the whole store again."""
+    from detector.scoring import Flag
+    from detector.store import checkpoint as cp
+    from detector.store.db import connect
+
+    cfg = config_mod.load(daemon_config(tmp_path, pg_dsn, small_model, ""))
+    pool = await connect(pg_dsn)
+    try:
+        daemon = Daemon(cfg)
+        flags = [Flag(imsi(930 + i), "8613800000000", 0.7, T0 + i, ("why",)) for i in range(3)]
+        _, ids = await cp.save(pool, daemon.engine, daemon.pipe, cp.Pending(flags=flags), 0)
+    finally:
+        await pool.close()
+    stream = tmp_path / "state" / "flags.jsonl"
+    stream.parent.mkdir(parents=True)
+    stream.write_text("".join(json.dumps({"flag_id": i, "imsi": f.imsi}) + "\n" for i, f in zip(ids[:2], flags)))
+    try:
+        await daemon.open()
+    finally:
+        await daemon.close()
+    added = stream_events(stream)[2:]
+    assert [(e["event"], e["flag_id"], e["imsi"]) for e in added] == [("flag", ids[2], flags[2].imsi)]

@@ -71,3 +71,37 @@ def test_luhn_arrays_match_scalar():
     assert [str(v) for v in full] == [str(b) + str(ids.luhn_check_digit(str(b))) for b in bodies]
     assert ids.luhn_valid_array(full, 15).all()
     assert not ids.luhn_valid_array(full + 1, 15).any()
+
+
+@pytest.mark.parametrize("number, text", [
+    (1010000000001, "001010000000001"),          # test PLMN 001-01
+    (460001234567890, "460001234567890"),
+    ("1010000000001", "001010000000001"),        # a number's digits as older stores wrote them
+    (np.int64(999990000000042), "999990000000042"),
+])
+def test_a_stored_imsi_gets_its_15_digits_back(number, text):
+    assert ids.imsi_text(number) == text
+    assert ids.parse_imsi(ids.imsi_text(number)).digits == text
+
+
+def test_a_stored_imei_of_a_tac_beginning_with_zero_gets_its_15_digits_back():
+    imei = ids.parse_imei("01234567890123").imei
+    assert imei.startswith("0") and ids.imei_text(int(imei)) == imei
+    assert ids.imei_texts(np.array([int(imei), 490154203237518])) == [imei, "490154203237518"]
+    assert ids.imsi_texts(np.array([1010000000001], np.int64)) == ["001010000000001"]
+    assert ids.imsi_texts(()) == []
+
+
+@pytest.mark.parametrize("number", [0, -1, 10 ** 15])
+def test_a_stored_number_that_cannot_be_an_imsi_is_refused(number):
+    with pytest.raises(ids.InvalidIdentifier, match="imsi"):
+        ids.imsi_text(number)
+
+
+def test_a_stored_msisdn_is_its_e164_digits():
+    assert ids.msisdn_text(8613800138000) == "8613800138000"
+
+
+def test_a_stored_tac_beginning_with_zero_gets_its_8_digits_back():
+    imei = ids.parse_imei("01104542000001")
+    assert ids.tac_text(int(imei.imei) // 10 ** 7) == imei.tac == "01104542"

@@ -298,12 +298,15 @@ def test_modems_powered_on_together_taking_verification_codes_are_flagged_at_onc
     assert all(f.flagged_at <= t0 + 1200 + 900 for f in flags.values())
 
 
-def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_codes(pipe):
+@pytest.mark.parametrize("tac, plmn", [("86104542", "46000"), ("01104542", "00101")])
+def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_codes(pipe, tac, plmn):
     """No power-on is seen: four modems of one model in one cell take verification codes and
     nothing else. Three people in that cell who keep a second SIM for codes, each in a phone
-    of another model, are not flagged."""
-    pool = [int(imsi(700 + i)) for i in range(4)]
-    pool_devs = [int(imei(700 + i, tac="86104542")) for i in range(4)]
+    of another model, are not flagged. (A TAC beginning with 0 and SIMs of the test PLMN
+    001-01 are named by all their digits.)"""
+    texts = [imsi(700 + i, plmn=plmn) for i in range(4)]
+    pool = [int(x) for x in texts]
+    pool_devs = [int(imei(700 + i, tac=tac)) for i in range(4)]
     people = [int(imsi(720 + i)) for i in range(3)]
     people_devs = [int(imei(720 + i, tac=f"3533{i:04d}")) for i in range(3)]
 
@@ -317,10 +320,10 @@ def test_a_modem_pool_at_work_before_the_capture_is_found_by_its_modems_and_code
     # no evidence yet; four silent together for a quarter of absence_after_s are
     assert run(pipe, calls(codes(START - 6 * HOUR))) == {}
     flags = run(pipe, calls(codes(START - 6 * HOUR + pipe.rigs.policy.absence_after_s // len(pool))))
-    assert set(flags) == {str(s) for s in pool}
-    assert all("devices of one model (TAC 86104542)" in f.reasons[0] for f in flags.values())
+    assert set(flags) == set(texts)
+    assert all(f"devices of one model (TAC {tac})" in f.reasons[0] for f in flags.values())
     [rig] = pipe.rigs.rigs()
-    assert rig.sims == {str(s) for s in pool}
+    assert rig.sims == set(texts)
     assert "code-taking modems of one model" in rig.summary()
 
 

@@ -29,7 +29,8 @@ from detector.store import checkpoint as cp
 from detector.testing import Row, daemon_config, imsi
 from probes.kafka_testing import MockKafka, csv_messages
 from tests.conftest import ADMIN_DSN, _dsn_for
-from tests.detector.test_daemon import run_daemon, snapshot
+from tests.detector.test_daemon import (assert_stream_is_the_store, run_daemon, snapshot, store_view,
+                                        stream_events)
 
 ROWS_PER_MESSAGE = 100
 
@@ -264,9 +265,9 @@ async def test_an_interrupted_daemon_resumes_its_partitions_exactly_once(
     await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "detector.cli", "run", "--config",
                                              str(cfg), "--until-done"], check=True, capture_output=True)
     await same_outcome(pg_dsn, kafka_reference)
-    lines = (tmp_path / "state" / "flags.jsonl").read_text().splitlines()
-    ids = [json.loads(x)["flag_id"] for x in lines if x.strip().startswith("{")]
-    assert sorted(set(ids)) == sorted(ids) and len(ids) == len(kafka_reference["flags"])
+    store = await store_view(pg_dsn)
+    assert len(store) == len(kafka_reference["flags"])
+    assert_stream_is_the_store(stream_events(tmp_path / "state" / "flags.jsonl"), store)
 
 
 def row_text(*rows: Row) -> bytes:

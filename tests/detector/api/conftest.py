@@ -67,7 +67,7 @@ async def seed(pool) -> None:
         await conn.execute(
             "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
             "VALUES ($1, 2, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7)", RIG,
-            json.dumps([IMSI, OTHER_IMSI]), json.dumps([str(int(IMEI_A)), str(int(IMEI_B))]),
+            json.dumps([IMSI, OTHER_IMSI]), json.dumps([IMEI_A, IMEI_B]),
             json.dumps([CELL_NOW]), flagged, datetime(2026, 10, 5, 8, 50, tzinfo=UTC),
             "2 SIMs; 2 devices; 1 cells; 2 shared devices")
         await conn.execute(
@@ -86,6 +86,43 @@ async def seed(pool) -> None:
         s["slot"]["top_cell"][0, LAST_HOUR % st.SLOTS] = 0
         s["slot"]["top_cell"][0, (LAST_HOUR - 2) % st.SLOTS] = 1
         await conn.execute("INSERT INTO sim_state (imsi, state) VALUES ($1, $2)", int(IMSI), s.tobytes())
+
+
+# A rig of two SIMs of the test PLMN 001-01 on a device whose TAC begins with 0: the store
+# holds them as bigint, the answers name them by their 15 digits.
+ZERO_IMSI, ZERO_OTHER = "001010000000001", "001010000000002"
+ZERO_RIG = "rig-00101zero"
+
+
+async def seed_test_plmn(pool) -> None:
+    """:data:`ZERO_IMSI` registered and flagged, :data:`ZERO_OTHER` flagged, in
+    :data:`ZERO_RIG` on :data:`IMEI_B`, as the daemon writes them; a police lead of the rig
+    whose body names both lines."""
+    flagged = datetime(2026, 10, 5, 7, 40, tzinfo=UTC)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO registrations (imsi, msisdn, iccid, activated_at, id_hash, channel, carrier, source) "
+            "VALUES ($1, 8613800138009, '8986001234567890199', $2, $3, 'agent', '001-01', 'test')",
+            int(ZERO_IMSI), datetime(2026, 10, 1, 9, 30, tzinfo=UTC), ID_HASH)
+        for imsi in (ZERO_IMSI, ZERO_OTHER):
+            await conn.execute(
+                "INSERT INTO flags (imsi, msisdn, kind, score, flagged_at, rig_id, reasons) "
+                "VALUES ($1, NULL, 'rig', 0.8, $2, $3, '[\"shares a device\"]'::jsonb)",
+                int(imsi), flagged, ZERO_RIG)
+        await conn.execute(
+            "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
+            "VALUES ($1, 2, $2::jsonb, $3::jsonb, $4::jsonb, $5, $5, '2 SIMs; 1 devices')", ZERO_RIG,
+            json.dumps([ZERO_IMSI, ZERO_OTHER]), json.dumps([IMEI_B]), json.dumps([CELL_NOW]), flagged)
+        s = st.empty_sim_state(1)
+        s["last_hour"] = LAST_HOUR
+        s["imei"][0, 0] = int(IMEI_B)
+        s["imei_hour"][0, 0] = LAST_HOUR
+        await conn.execute("INSERT INTO sim_state (imsi, state) VALUES ($1, $2)", int(ZERO_IMSI), s.tobytes())
+        await conn.execute(
+            "INSERT INTO verification_outbox (request_id, idempotency_key, flag_id, action, rig_id, "
+            "body, status, created_at) VALUES ('00000000-0000-0000-0000-00000000000a', 'zero-lead', "
+            "0, 'police_lead', $1, $2::jsonb, 'pending', $3)", ZERO_RIG,
+            json.dumps({"lines": [{"imsi": ZERO_IMSI}, {"imsi": ZERO_OTHER}]}), flagged)
 
 
 @pytest.fixture

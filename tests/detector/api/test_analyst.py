@@ -21,8 +21,12 @@ from tests.detector.api.conftest import (
     IMSI,
     OTHER_IMSI,
     RIG,
+    ZERO_IMSI,
+    ZERO_OTHER,
+    ZERO_RIG,
     audit_rows,
     auth,
+    seed_test_plmn,
 )
 from tests.detector.api.test_lookups import _problem
 
@@ -414,3 +418,23 @@ async def test_events_of_many_sims_are_those_of_each_sim(pool, history):
     assert {("verification", "verification_requested"), ("verification", "verification_police_confirmed"),
             ("feedback", "dismiss"), ("flag_history", "raised")} <= sources
     assert await sim_events_many(pool, []) == {}
+
+
+async def test_flags_rigs_and_timelines_name_sims_with_leading_zeros_by_their_15_digits(client, pool):
+    from detector.api.analyst import sim_events, sim_events_many
+
+    await seed_test_plmn(pool)
+    doc = await (await client.get("/v1/flags", headers=auth("analyst"))).json()
+    assert {ZERO_IMSI, ZERO_OTHER} <= {f["imsi"] for f in doc["flags"]}
+    one = await (await client.get(f"/v1/rigs/{ZERO_RIG}", headers=auth("analyst"))).json()
+    assert one["rig"]["members"] == [ZERO_IMSI, ZERO_OTHER] and one["rig"]["devices"] == [IMEI_B]
+    assert [f["imsi"] for f in one["flags"]] == [ZERO_IMSI, ZERO_OTHER]
+    resp = await client.get(f"/v1/sims/{ZERO_OTHER}/timeline", headers=auth("analyst"))
+    assert resp.status == 200, await resp.text()
+    timeline = await resp.json()
+    assert timeline["imsi"] == ZERO_OTHER
+    # the police lead names the SIM in its body only (no line, another flag)
+    assert [e["action"] for e in timeline["events"] if e["source"] == "verification"] == ["police_lead"]
+    async with pool.acquire() as conn:
+        many = await sim_events_many(conn, [ZERO_IMSI, ZERO_OTHER])
+        assert many == {i: await sim_events(conn, i) for i in (ZERO_IMSI, ZERO_OTHER)}

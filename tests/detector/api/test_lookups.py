@@ -11,7 +11,8 @@ from aiohttp import web
 
 from detector.api import ApiConfig, verify_audit
 from tests.detector.api.conftest import (BODY, CELL_BEFORE, CELL_NOW, CLIENT_SECRET, ID_HASH, IMEI_A,
-                                         IMEI_B, IMSI, MSISDN, OTHER_IMSI, RIG, audit_rows, auth)
+                                         IMEI_B, IMSI, MSISDN, OTHER_IMSI, RIG, ZERO_IMSI, ZERO_OTHER,
+                                         ZERO_RIG, audit_rows, auth, seed_test_plmn)
 
 PROBLEM = "application/problem+json"
 
@@ -256,3 +257,19 @@ async def test_concurrent_lookups_keep_the_chain_intact(client, pool):
     assert all(a.status == 200 for a in answers)
     report = await verify_audit(pool)
     assert report.ok and report.rows == 30 and report.head_seq == 30
+
+
+async def test_sims_and_devices_with_leading_zeros_are_answered_by_their_15_digits(client, pool):
+    await seed_test_plmn(pool)
+    resp = await client.post("/v1/lookups", json={**BODY, "number_type": "imsi", "number": ZERO_IMSI},
+                             headers=auth("police"))
+    assert resp.status == 200, await resp.text()
+    [sub] = (await resp.json())["subscribers"]
+    assert sub["imsi"] == ZERO_IMSI and sub["registration"]["carrier"] == "001-01"
+    assert sub["devices"] == [{"imei": IMEI_B, "last_seen": "2026-10-05T08:00:00Z"}]
+    assert sub["rig"]["id"] == ZERO_RIG and sub["rig"]["members"] == [ZERO_IMSI, ZERO_OTHER]
+    assert sub["rig"]["devices"] == [IMEI_B]
+
+    resp = await client.post("/v1/lookups", json={**BODY, "number_type": "imei", "number": IMEI_B},
+                             headers=auth("police"))
+    assert [s["imsi"] for s in (await resp.json())["subscribers"]] == [ZERO_IMSI, ZERO_OTHER, IMSI, OTHER_IMSI]

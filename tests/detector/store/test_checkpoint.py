@@ -1,5 +1,7 @@
 """Checkpoints on a real PostgreSQL: what a restart must find again beside the SIM state."""
 
+import json
+
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
@@ -66,3 +68,104 @@ async def test_rigs_merged_into_one_leave_one_row_and_a_rig_at_work_is_rewritten
         await pool.close()
     assert [(r["id"], r["sims"], int(r["last_at"].timestamp())) for r in rows] == [("rig-a", 4, START + 3600)]
     assert rig_ids == {"rig-a"}
+
+
+async def test_imsis_and_imeis_with_leading_zeros_keep_their_15_digits_across_a_restart(
+        pg_dsn, small_model):
+    """A gateway of test-PLMN SIMs (001-01) in devices of a TAC beginning with 0: the store
+    holds them as bigint, and what a restart reads back names them by their 15 digits, as the
+    flags did before it (flags, rigs, the rig evidence kept by SIM)."""
+    pipe = fresh_pipe(small_model)
+    pipe.engine.observed_from = START - 86400
+    sims = [imsi(700 + i, plmn="00101") for i in range(4)]
+    ports = [imei(700 + i, tac="01000009") for i in range(4)]
+    fed = pipe.feed(cdr_batch(gateway_rows([int(s) for s in sims], [int(p) for p in ports],
+                                           "001-01-610-1", rotate_s=10**6)))
+    flags = fed.flags + pipe.score_dirty()
+    assert {f.imsi for f in flags} == set(sims)
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == set(sims) and rig.devices == set(ports)
+
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=[rig]), 0)
+        again = fresh_pipe(small_model)
+        await checkpoint.restore(pool, again.engine, again)
+        stored = await pool.fetchrow("SELECT members, devices FROM rigs")
+        streamed = await checkpoint.flag_events_after(pool, 0)
+    finally:
+        await pool.close()
+    assert set(again.flagged) == set(sims)
+    assert {f.imsi for f in again.flagged.values()} == set(sims)
+    assert [(r.id, r.sims, r.devices) for r in again.rigs.rigs()] == [(rig.id, rig.sims, rig.devices)]
+    assert set(again.rigs.evidence_by_sim()) <= set(sims) and again.rigs.evidence_by_sim()
+    assert json.loads(stored["members"]) == sorted(sims)
+    assert json.loads(stored["devices"]) == sorted(ports)
+    assert {e.flag.imsi for e in streamed} == set(sims)
+
+
+async def test_every_change_of_what_the_stream_carries_is_one_flag_event(pg_dsn, small_model):
+    """Flag events follow the flags' rows, whoever writes them: a commit, a rig formed and then
+    merged into another, a higher score for the same SIM and kind; a lower score, or a
+    verdict (status is not carried by the stream), is none."""
+    from detector import feedback
+    from detector.rigs import Rig
+    from detector.scoring import Flag
+
+    pipe = fresh_pipe(small_model)
+    a, b, c = (imsi(540 + i) for i in range(3))
+    flags = [Flag(x, "8613800000000", 0.7, START, ("why",), "rig") for x in (a, b, c)]
+    pool = await connect(pg_dsn)
+    try:
+        async def events_after(last: int) -> list[tuple[str, str, str, float]]:
+            return [(e.event, e.flag.imsi, e.flag.rig_id, round(e.flag.score, 3))
+                    for e in await checkpoint.flag_events_after(pool, last)]
+
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags), 0)
+        assert await events_after(0) == [("flag", x, "", 0.7) for x in (a, b, c)]
+        last = await pool.fetchval("SELECT max(id) FROM flag_events")
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(
+            rigs=[Rig("rig-b", {b, c}, first=START, last=START)]), 0)
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(
+            rigs=[Rig("rig-a", {a, b, c}, first=START, last=START)]), 0)
+        assert await events_after(last) == [
+            ("rig_assigned", b, "rig-b", 0.7), ("rig_assigned", c, "rig-b", 0.7),
+            ("rig_assigned", a, "rig-a", 0.7), ("rig_assigned", b, "rig-a", 0.7),
+            ("rig_assigned", c, "rig-a", 0.7)]
+        last = await pool.fetchval("SELECT max(id) FROM flag_events")
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=[
+            Flag(a, "8613800000000", 0.9, START + 60, ("again",), "rig", "rig-a"),
+            Flag(b, "8613800000000", 0.5, START + 60, ("again",), "rig", "rig-a")]), 0)
+        await feedback.judge(pool, c, "confirm", "desk")
+        assert await events_after(last) == [("updated", a, "rig-a", 0.9)]
+    finally:
+        await pool.close()
+
+
+async def test_flag_event_ids_follow_commit_order(pg_dsn):
+    """A writer of flags waits for another's transaction to end before it draws event ids: a
+    reader that has seen an id never later finds a lower one committed (the stream would
+    skip it)."""
+    import asyncio
+
+    import asyncpg
+
+    pool = await connect(pg_dsn)   # migrated
+    await pool.close()
+    first, second = await asyncpg.connect(pg_dsn), await asyncpg.connect(pg_dsn)
+    insert = ("INSERT INTO flags (imsi, kind, score, flagged_at, reasons) "
+              "VALUES ($1, 'sim_anomaly', 0.7, now(), '[]') RETURNING id")
+    try:
+        early = first.transaction()
+        await early.start()
+        await first.fetchval(insert, int(imsi(560)))
+        late = asyncio.create_task(second.fetchval(insert, int(imsi(561))))
+        await asyncio.sleep(0.5)
+        assert not late.done()              # waits for the first writer's transaction
+        await early.commit()
+        await asyncio.wait_for(late, 10)
+        rows = await second.fetch("SELECT imsi FROM flag_events ORDER BY id")
+    finally:
+        await first.close()
+        await second.close()
+    assert [r["imsi"] for r in rows] == [int(imsi(560)), int(imsi(561))]

@@ -30,3 +30,24 @@ async def test_connect_error_names_the_store_without_password():
     import pytest
     with pytest.raises(db.StoreError, match=r"gw:\*\*\*@127.0.0.1:1/"):
         await db.connect("postgresql://gw:s3cret@127.0.0.1:1/x")
+
+
+async def test_rigs_written_with_unpadded_identifiers_get_their_15_digits(pg_dsn):
+    """Rows from before identifiers kept their width: a rig of test-PLMN SIMs (001-01) on a
+    device of a TAC beginning with 0, written as the numbers' digits."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await db.migrate(conn)
+        await conn.execute(
+            "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
+            "VALUES ('rig-old', 2, '[\"1010000000002\", \"460001234567890\"]', '[\"12345678901238\"]', "
+            "'[]', now(), now(), '2 SIMs'), ('rig-new', 1, '[\"460001234567891\"]', '[]', '[]', now(), "
+            "now(), '')")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+        await db.migrate(conn)
+        rows = {r["id"]: (r["members"], r["devices"]) for r in await conn.fetch(
+            "SELECT id, members, devices FROM rigs")}
+    finally:
+        await conn.close()
+    assert rows["rig-old"] == ('["001010000000002", "460001234567890"]', '["012345678901238"]')
+    assert rows["rig-new"] == ('["460001234567891"]', '[]')
