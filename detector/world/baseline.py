@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+from detector import ids
 from detector.records import CdrBatch
 from detector.scoring import Flag, Policy
 
@@ -77,7 +78,7 @@ def naive_baseline(cdr: CdrBatch, *, score_quantile: float = Policy().score_quan
     scores = -forest.score_samples(X)  # higher = more anomalous, in (0, 1]
     threshold = np.quantile(scores, score_quantile)
     flags = [
-        Flag(imsi=str(int(imsi[i])), msisdn=str(int(msisdn[i])), score=round(float(scores[i]), 4),
+        Flag(imsi=ids.imsi_text(imsi[i]), msisdn=ids.msisdn_text(msisdn[i]), score=round(float(scores[i]), 4),
              flagged_at=int(last[i]), reasons=(REASON,), kind="naive_baseline")
         for i in np.flatnonzero(scores > threshold)
     ]

@@ -55,7 +55,8 @@ def _epoch(s: str) -> int | None:
 
 
 def _key(imsi: str) -> str:
-    """IMSIs compare as digit strings without leading zeros (``score`` writes ``str(int)``)."""
+    """IMSIs compare as digit strings without leading zeros, so that flag files of any
+    writer match the labels (``score`` writes all 15 digits; older files dropped the zeros)."""
     s = imsi.strip()
     return str(int(s)) if s.isdigit() else s
 
