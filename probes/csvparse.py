@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -500,6 +501,12 @@ def prefetched(items: Iterable[T]) -> Iterator[T]:
             yield item
 
 
+def source_name(path: Path) -> str:
+    """A file's name as text that can be stored and logged: the bytes of a name that are
+    not UTF-8 (a POSIX name may hold any byte but ``/`` and NUL) as ``\\xNN`` escapes."""
+    return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
 def read_feed_file(path: Path, kind: str, layout: Layout = CANONICAL,
                    block_bytes: int = 32 << 20) -> Iterator[Parsed]:
     """Parse a CDR (``kind='cdr'``) or registration (``'registrations'``) CSV block by block;
@@ -512,7 +519,7 @@ def _parse_blocks(path: Path, kind: str, layout: Layout, block_bytes: int) -> It
         "cdr": (parse_cdr_block, CDR_FIELDS),
         "registrations": (parse_registration_block, REGISTRATION_FIELDS),
     }[kind]
-    source = path.name
+    source = source_name(path)
     header: list[str] | None = None
     for block, first_line in iter_blocks(path, block_bytes):
         if header is None:
