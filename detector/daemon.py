@@ -60,6 +60,9 @@ class Daemon:
         self._ops = None   # the operations listener, when [ops] is configured
         self._probe_tasks: list[asyncio.Task] = []
         self.supervisor: Supervisor | None = None   # while running
+        # a failed probe starts again after 1 s, then 2, 4, ... up to 60 s; one that has run
+        # a minute without failing is well again and its back-off starts afresh
+        self.restart_backoff_s, self.restart_backoff_cap_s, self.probe_stable_s = 1.0, 60.0, 60.0
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
@@ -157,7 +160,8 @@ class Daemon:
         if self.pool is not None:
             await cp.reset_probe_health(self.pool, [p.name for p in self.probes])
         self.supervisor = Supervisor(self.probes, offers, self.stopping, self.fresh_probe,
-                                     self._record_health,
+                                     self._record_health, self.restart_backoff_s,
+                                     self.restart_backoff_cap_s, self.probe_stable_s,
                                      max_failures=UNTIL_DONE_MAX_FAILURES if until_done else None)
         probe_tasks = self.supervisor.start()
         self._probe_tasks = probe_tasks
