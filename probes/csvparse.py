@@ -358,13 +358,26 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
 
     rejected += checks.rejected(lines, source, _raw_row(table, header))
     keep = checks.ok
+    cell, cells = _kept_cells(cell[keep], cells)
     batch = CdrBatch(
         ts=ts[keep], record_type=rtype[keep], direction=direction[keep],
         duration=duration[keep].astype(np.int32), imsi=imsi[keep], msisdn=msisdn[keep],
-        imei=imei[keep], peer=peer[keep], cell=cell[keep], result=result[keep],
+        imei=imei[keep], peer=peer[keep], cell=cell, result=result[keep],
         line=lines[keep], cells=cells, source=source,
     )
     return Parsed(batch, tuple(rejected), blk.blank)
+
+
+def _kept_cells(cell: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The cell table of the kept rows only, in order of first use: the engine numbers
+    cells as it meets them, so a cell of a refused row must not enter it (nor move the
+    others' numbers)."""
+    located = cell >= 0
+    used, first = np.unique(cell[located], return_index=True)
+    used = used[np.argsort(first)]
+    remap = np.full(len(names) + 1, -1, np.int32)   # index -1 (no cell) stays -1
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return remap[cell], tuple(names[i] for i in used)
 
 
 def _imeis(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

@@ -167,9 +167,12 @@ def test_a_row_is_parsed_the_same_whatever_its_neighbours(lines, crlf):
     assert whole.batch.line.tolist() == [x for p in alone for x in p.batch.line.tolist()]
     assert sorted((r.line, r.reason) for r in whole.rejected) == \
         sorted((r.line, r.reason) for p in alone for r in p.rejected)
-    good_only = [line for line, p in zip(lines, alone) if len(p.batch)]
-    assert records_of(whole) == records_of(
-        parse_cdr_block(body_of(good_only, crlf), CDR_HEADER, FIRST_LINE, "f.csv"))
+    good_only = parse_cdr_block(body_of([line for line, p in zip(lines, alone) if len(p.batch)],
+                                        crlf), CDR_HEADER, FIRST_LINE, "f.csv")
+    assert records_of(whole) == records_of(good_only)
+    # the same cell table too (the engine numbers cells in the order it meets them)
+    assert whole.batch.cells == good_only.batch.cells
+    assert whole.batch.cell.tolist() == good_only.batch.cell.tolist()
 
 
 @SETTINGS
