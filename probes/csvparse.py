@@ -35,6 +35,10 @@ REGISTRATION_FIELDS = ("imsi", "msisdn", "iccid", "activated_at", "id_hash", "ch
 REGISTRATION_OPTIONAL = ("carrier",)
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 MAX_DURATION_S = 86_400
+# Event and activation times a feed can hold. A time outside is a broken field, and one
+# before year 1 (strptime reads year 0000) cannot even be stored.
+TIME_RANGE = (631_152_000, 4_102_444_800)   # 1990-01-01 to 2099-12-31 (UTC)
+TIME_RANGE_WHY = "is not between 1990 and 2099"
 BOM = b"\xef\xbb\xbf"
 CONTROL = r"[\x00-\x1f\x7f]"   # control characters (RE2)
 
@@ -250,6 +254,10 @@ def _times(col: pa.ChunkedArray, layout: Layout) -> tuple[np.ndarray, np.ndarray
     return ok, secs.astype(np.int64)
 
 
+def _in_range(secs: np.ndarray) -> np.ndarray:
+    return (secs >= TIME_RANGE[0]) & (secs < TIME_RANGE[1])
+
+
 def _value_map(layout: Layout, name: str, canonical: Mapping[str, int]) -> dict[str, int]:
     extra = layout.values.get(name, {})
     out = dict(canonical)
@@ -333,6 +341,7 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
                 "must be MO for data records", col["direction"])
     ok, ts = _times(col["start_time"], layout)
     checks.fail(~ok, "start_time", f"does not match {layout.timestamp_format!r}", col["start_time"])
+    checks.fail(~_in_range(ts), "start_time", TIME_RANGE_WHY, col["start_time"])
     ok, duration = _digits(col["duration_s"], r"^\s*\d{1,6}\s*$")
     checks.fail(~ok | (duration > MAX_DURATION_S), "duration_s",
                 f"is not whole seconds from 0 to {MAX_DURATION_S}", col["duration_s"])
@@ -443,6 +452,7 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
     ok, activated = _times(col["activated_at"], layout)
     checks.fail(~ok, "activated_at", f"does not match {layout.timestamp_format!r}",
                 col["activated_at"])
+    checks.fail(~_in_range(activated), "activated_at", TIME_RANGE_WHY, col["activated_at"])
     id_hash = pc.utf8_trim_whitespace(col["id_hash"])
     checks.fail(~_np(pc.match_substring_regex(id_hash, r"^[0-9A-Za-z+/=_-]{16,128}$")), "id_hash",
                 "must be a hash (16-128 characters of hex or base64)", col["id_hash"])

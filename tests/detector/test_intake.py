@@ -65,7 +65,10 @@ async def test_a_nul_byte_is_quarantined_with_its_bytes_and_intake_goes_on(tmp_p
     twice.write_bytes(b"x\x00,x\x00," + ",".join(CDR_FIELDS).encode() + b"\n" + line(Row()) + b"\n")
     regs = tmp_path / "regs.csv"
     regs.write_bytes(",".join(REGISTRATION_FIELDS).encode() + b"\n460000000000009,8613800000009,"
-                     b"8986001234567890123,2026-09-01T10:00:00Z,a1b2c3d4e5f60718,CH\x0001\n")
+                     b"8986001234567890123,2026-09-01T10:00:00Z,a1b2c3d4e5f60718,CH\x0001\n"
+                     # year 0000 reads as a time, and cannot be stored as one
+                     b"460000000000008,8613800000008,8986001234567890124,0000-01-01T00:00:00Z,"
+                     b"a1b2c3d4e5f60718,CH01\n")
     cfg = daemon_config(tmp_path, pg_dsn, MODEL, cdr_probe(watch=feed) +
                         f'[[probes]]\ntype = "registrations_csv"\nname = "regs"\n'
                         f"files = [{json.dumps(str(regs))}]\n")
@@ -76,13 +79,14 @@ async def test_a_nul_byte_is_quarantined_with_its_bytes_and_intake_goes_on(tmp_p
     assert files["a.csv"]["rejected"] == 1
     assert files["b-\\xff.csv"]["status"] == "done" and files["b-\\xff.csv"]["records"] == 1
     assert files["c.csv"]["status"] == "rejected" and "\\x00" in files["c.csv"]["detail"]
-    assert files["regs.csv"]["status"] == "done" and files["regs.csv"]["rejected"] == 1
+    assert files["regs.csv"]["status"] == "done" and files["regs.csv"]["rejected"] == 2
     q = {(r["source"], r["line"]): r for r in await fetch(
         pg_dsn, "SELECT source, line, reason, raw, raw_bytes FROM quarantine")}
     assert bytes(q[("a.csv", 3)]["raw_bytes"]) == nul_row       # the row's bytes, NUL and all
     assert "imsi: '46\\x00" in q[("a.csv", 3)]["reason"]
     assert b"CH\x0001" in bytes(q[("regs.csv", 2)]["raw_bytes"])
-    assert len(q) == 3 and sum(len(r) for r in await fetch(pg_dsn, "SELECT 1 FROM ingested_files")) == 4
+    assert "activated_at: '0000-01-01T00:00:00Z' is not between" in q[("regs.csv", 3)]["reason"]
+    assert len(q) == 4 and sum(len(r) for r in await fetch(pg_dsn, "SELECT 1 FROM ingested_files")) == 4
 
     assert await asyncio.to_thread(main, ["status", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out

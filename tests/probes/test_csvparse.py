@@ -41,6 +41,7 @@ def test_canonical_rows_parse_to_typed_records(tmp_path):
     (Row(direction="XX"), "direction: 'XX' is not MO or MT"),
     (Row(record_type="data", direction="MT", peer="", result="ok"), "must be MO for data"),
     (Row(start_time="2026-10-05 08:00:00"), "start_time: '2026-10-05 08:00:00' does not match"),
+    (Row(start_time="0000-01-01T00:00:00Z"), "start_time: '0000-01-01T00:00:00Z' is not between"),
     (Row(duration_s="-5"), "duration_s"),
     (Row(imei="352099001761482"), "imei: '352099001761482' is not a 14/15-digit IMEI"),
     (Row(peer=""), "peer: '' must be 1 to 15 digits"),
