@@ -120,6 +120,11 @@ class Daemon:
         not committed and is read again."""
         if not hasattr(probe, "resume"):
             return probe
+        # the client thread of the failed one: a probe that failed before its consumer
+        # opened never shut it down, and one a minute would pile up in a crash loop
+        old_pool = getattr(probe, "_pool", None)
+        if old_pool is not None:
+            old_pool.shutdown(wait=False)
         new = make_probe(probe.config)
         new.finite = probe.finite
         new.resume(await cp.stream_offsets(self.pool, new.name))
