@@ -38,7 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     logs.setup(cfg.daemon.log_level)
-    return _run_async(serve(cfg, until_done=args.until_done))
+    if args.idle_exit is not None and (args.idle_exit < 0 or not args.until_done):
+        raise SystemExit("goipwatch run: --idle-exit takes seconds >= 0, with --until-done")
+    return _run_async(serve(cfg, until_done=args.until_done, idle_exit_s=args.idle_exit))
 
 
 def _layouts(args: argparse.Namespace):
@@ -392,7 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the daemon")
     r.add_argument("--config", type=Path, required=True)
     r.add_argument("--until-done", action="store_true",
-                   help="exit once every configured file is processed (no watch directories)")
+                   help="exit once every probe is done: its configured files processed, a Kafka "
+                        "topic read to where it stood at start, and a watch directory idle "
+                        "(every file in it processed and nothing new settled for --idle-exit "
+                        "seconds)")
+    r.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                   help="with --until-done: how long a watch directory must be idle to be done "
+                        "(default: the probe's settle_s, the time after which a file still "
+                        "unchanged counts as written)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("score", help="replay CDR files in event-time order and write flags")

@@ -2,7 +2,9 @@
 
 Probes run as concurrent tasks and offer whole files (file probes) or micro-batches of
 messages (Kafka); one consumer applies them in order (the feature state has a single writer)
-and commits a checkpoint after each, with the Kafka offsets it covers. Scoring
+and commits a checkpoint after each, with the Kafka offsets it covers. A probe whose task
+fails is reported and started again with back-off (:mod:`detector.supervisor`); a file
+that cannot be read or stored is refused whole and recorded, so no input stops intake. Scoring
 happens on event-time ticks inside the pipeline, and after ``idle_score_s`` without input.
 SIGTERM/SIGINT stop intake, let the file in hand finish, checkpoint and exit 0.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import signal
@@ -29,6 +30,7 @@ from detector.records import Rejected, iso
 from detector.rigs import RigBook
 from detector.scoring import Scorer
 from detector.sdnotify import Notifier
+from detector.supervisor import ProbeHealth, Supervisor
 from detector.store import checkpoint as cp
 from detector.store.db import connect, redact, resolve_dsn
 from detector.store.embedded import EmbeddedPostgres
@@ -36,6 +38,10 @@ from probes.csvparse import FeedError
 from probes.files import FileProbe, FileWork
 
 log = logging.getLogger("goipwatch.daemon")
+
+# With --until-done, a probe that fails this many times in a row ends the run (exit 1): a
+# finite run must end. Live, a probe is started again for as long as it takes.
+UNTIL_DONE_MAX_FAILURES = 5
 
 
 def flag_json(e: cp.FlagEvent) -> str:
@@ -78,6 +84,10 @@ class Daemon:
         self._api = None   # the API's runner, when [api] is configured
         self._ops = None   # the operations listener, when [ops] is configured
         self._probe_tasks: list[asyncio.Task] = []
+        self.supervisor: Supervisor | None = None   # while running
+        # a failed probe starts again after 1 s, then 2, 4, ... up to 60 s; one that has run
+        # a minute without failing is well again and its back-off starts afresh
+        self.restart_backoff_s, self.restart_backoff_cap_s, self.probe_stable_s = 1.0, 60.0, 60.0
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
@@ -121,9 +131,34 @@ class Daemon:
                                                "flags": restored.flags})
 
     def probes_running(self) -> bool:
-        """No probe has died (a finished file list is not a failure)."""
-        return not any(t.done() and not t.cancelled() and t.exception() is not None
-                       for t in self._probe_tasks)
+        """No probe is failing (a finished file list is not a failure)."""
+        return not self.failing_probes()
+
+    def failing_probes(self) -> list[ProbeHealth]:
+        """Probes whose task failed and that have not run well since."""
+        return self.supervisor.failing() if self.supervisor is not None else []
+
+    async def fresh_probe(self, probe):
+        """The probe to start again after ``probe`` failed. A file probe goes on as it was:
+        it keeps the files the daemon committed, so it offers none of them again, and one
+        offered but not committed was not marked and is offered again. A stream probe is
+        built anew at the offsets of the last checkpoint: what it had read past them was
+        not committed and is read again."""
+        if not hasattr(probe, "resume"):
+            return probe
+        # the client thread of the failed one: a probe that failed before its consumer
+        # opened never shut it down, and one a minute would pile up in a crash loop
+        old_pool = getattr(probe, "_pool", None)
+        if old_pool is not None:
+            old_pool.shutdown(wait=False)
+        new = make_probe(probe.config)
+        new.finite = probe.finite
+        new.resume(await cp.stream_offsets(self.pool, new.name))
+        return new
+
+    async def _record_health(self, health: ProbeHealth) -> None:
+        if self.pool is not None:
+            await cp.save_probe_health(self.pool, health)
 
     async def close(self) -> None:
         if self._ops is not None:
@@ -138,23 +173,28 @@ class Daemon:
         if self._embedded is not None:
             self._embedded.stop()
 
-    async def run(self, until_done: bool = False) -> None:
+    async def run(self, until_done: bool = False, idle_exit_s: float | None = None) -> None:
         """Run until :attr:`stopping` is set (by a signal or a caller) or, with ``until_done``,
-        until every probe has offered all its files and they are processed."""
+        until every probe is done: its files offered and processed, a stream read to where
+        it stood at start, and a watch directory idle (see :class:`probes.files.FileProbe`:
+        nothing new settled for ``idle_exit_s``, by default the probe's ``settle_s``)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         offers = Offers(p.name for p in self.probes)
         for p in self.probes:
-            if hasattr(p, "finite"):   # a stream ends, for --until-done, where it stood at start
+            if hasattr(p, "finite"):   # with --until-done, a probe ends once it has nothing left
                 p.finite = until_done
-        probe_tasks = [asyncio.create_task(p.run(functools.partial(offers.offer, p.name), self.stopping),
-                                           name=f"probe:{p.name}")
-                       for p in self.probes]
-        for p, t in zip(self.probes, probe_tasks):
-            t.add_done_callback(_log_probe_end)
-            t.add_done_callback(lambda _, name=p.name: offers.ended(name))
+            if hasattr(p, "idle_exit_s"):
+                p.idle_exit_s = idle_exit_s
+        if self.pool is not None:
+            await cp.reset_probe_health(self.pool, [p.name for p in self.probes])
+        self.supervisor = Supervisor(self.probes, offers, self.stopping, self.fresh_probe,
+                                     self._record_health, self.restart_backoff_s,
+                                     self.restart_backoff_cap_s, self.probe_stable_s,
+                                     max_failures=UNTIL_DONE_MAX_FAILURES if until_done else None)
+        probe_tasks = self.supervisor.start()
         self._probe_tasks = probe_tasks
         helpers = []
         if self.config.verification is not None:
@@ -254,13 +294,13 @@ class Daemon:
             "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2",
             work.probe, work.sha256)
         names = {r["name"] for r in prior}
-        if work.path.name in names:
+        if work.name in names:
             return  # done before (a restart re-offers what is still in the directory)
         if names:
             log.warning("duplicate file content skipped", extra={"probe": work.probe,
-                                                                "file": work.path.name})
+                                                                "file": work.name})
             self.pending.files.append(cp.FileDone(
-                work.probe, work.path.name, work.size, work.sha256, "duplicate",
+                work.probe, work.name, work.size, work.sha256, "duplicate",
                 detail=f"same content as {sorted(names)[0]}"))
             await self.checkpoint()
             return
@@ -270,21 +310,32 @@ class Daemon:
             self._reject_file(work, str(e))
             await self.checkpoint()
             return
-        except (OSError, ValueError) as e:  # read failed part-way: memory holds half a file
-            log.error("file failed part-way; state reloaded from the last checkpoint",
-                      extra={"probe": work.probe, "file": work.path.name, "error": str(e)})
-            self.pending = cp.Pending()
-            await self._restore()
-            self._reject_file(work, f"read failed: {e}")
-            await self.checkpoint()
+        except Exception as e:  # noqa: BLE001 - one file must not stop intake, whatever it holds
+            await self._refuse_part_way(work, f"read failed: {type(e).__name__}: {e}")
             return
-        self.pending.files.append(cp.FileDone(work.probe, work.path.name, work.size,
+        self.pending.files.append(cp.FileDone(work.probe, work.name, work.size,
                                               work.sha256, "done", records, rejected))
         self.pending.count(work.probe, "files", 1)
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except (asyncpg.DataError, UnicodeEncodeError) as e:
+            # a value the store refuses (every text is made storable; this is the net under
+            # that): nothing of the file was committed, so it is refused whole, not retried
+            await self._refuse_part_way(work, f"store refused its rows: {type(e).__name__}: {e}")
+            return
         self.files_done += 1
-        log.info("file done", extra={"probe": work.probe, "file": work.path.name,
+        log.info("file done", extra={"probe": work.probe, "file": work.name,
                                      "records": records, "rejected": rejected})
+
+    async def _refuse_part_way(self, work: FileWork, reason: str) -> None:
+        """A file that failed after it changed the state in memory: reload the state of the
+        last checkpoint and record the file as rejected."""
+        log.error("file failed part-way; state reloaded from the last checkpoint", exc_info=True,
+                  extra={"probe": work.probe, "file": work.name})
+        self.pending = cp.Pending()
+        await self._restore()
+        self._reject_file(work, reason)
+        await self.checkpoint()
 
     async def _process_stream(self, work) -> None:
         """Apply a micro-batch of messages and commit it with the offsets after it."""
@@ -298,11 +349,11 @@ class Daemon:
                                           "records": records, "rejected": rejected})
 
     def _reject_file(self, work: FileWork, reason: str) -> None:
-        log.error("file rejected", extra={"probe": work.probe, "file": work.path.name,
+        log.error("file rejected", extra={"probe": work.probe, "file": work.name,
                                           "reason": reason})
-        self.pending.files.append(cp.FileDone(work.probe, work.path.name, work.size, work.sha256,
+        self.pending.files.append(cp.FileDone(work.probe, work.name, work.size, work.sha256,
                                               "rejected", detail=reason))
-        self.pending.quarantine.append((work.probe, Rejected(work.path.name, 0, reason)))
+        self.pending.quarantine.append((work.probe, Rejected(work.name, 0, reason)))
         self.pending.count(work.probe, "files_rejected", 1)
 
     async def _apply_file(self, work: FileWork) -> tuple[int, int]:
@@ -421,17 +472,11 @@ def make_probe(config: ProbeConfig):
     return FileProbe(config)
 
 
-def _log_probe_end(task: asyncio.Task) -> None:
-    """A probe that dies is logged at once, not found out at shutdown."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("probe failed", extra={"probe": task.get_name(), "error": repr(task.exception())})
-
-
-async def serve(config: Config, until_done: bool = False) -> int:
+async def serve(config: Config, until_done: bool = False, idle_exit_s: float | None = None) -> int:
     daemon = Daemon(config)
     try:
         await daemon.open()
-        await daemon.run(until_done)
+        await daemon.run(until_done, idle_exit_s)
     finally:
         await daemon.close()
     return 0

@@ -77,6 +77,10 @@ async def metrics_text(daemon: Daemon) -> str:
            [({"probe": p}, round(now - t, 3)) for p, t in sorted(daemon.newest.items())])
     metric("goipwatch_input_up", "gauge", "1 while the input answers, 0 while it is failing",
            [({"probe": p.name}, int(p.health.up)) for p in daemon.probes if hasattr(p, "health")])
+    if daemon.supervisor is not None:
+        metric("goipwatch_probe_failures_total", "counter",
+               "times a probe's task failed (and was started again), per probe",
+               [({"probe": n}, h.failures) for n, h in sorted(daemon.supervisor.health.items())])
     metric("goipwatch_kafka_lag_messages", "gauge",
            "messages on the brokers not yet committed to the store, per probe and topic",
            [({"probe": p.name, "topic": t}, n) for p in daemon.probes if hasattr(p, "lag")
@@ -102,6 +106,18 @@ async def metrics_text(daemon: Daemon) -> str:
     return "\n".join(out) + "\n"
 
 
+def failing_inputs(daemon: Daemon) -> list[dict[str, str]]:
+    """Each probe that fails, with why: its task failed and has not run well since (which
+    makes the daemon unready), or its input fails (a broker down, an unreadable drop
+    directory), which is reported but no reason to be taken out of service: the daemon still
+    answers lookups and resumes the input when it is back."""
+    failing = {h.probe: h.error for h in daemon.failing_probes()}
+    for p in daemon.probes:
+        if hasattr(p, "health") and not p.health.up:
+            failing.setdefault(p.name, p.health.reason)
+    return [{"probe": name, "error": error} for name, error in sorted(failing.items())]
+
+
 def make_ops_app(daemon: Daemon) -> web.Application:
     async def livez(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})   # answering at all: the loop runs
@@ -113,10 +129,8 @@ def make_ops_app(daemon: Daemon) -> web.Application:
         except Exception:  # a store that does not answer is what readiness reports
             checks["store"] = False
         ready = all(checks.values())
-        # an input that fails (broker down) is reported, not a reason to be taken out of
-        # service: the daemon still answers lookups and resumes the input when it is back
-        failing = sorted(p.name for p in daemon.probes if hasattr(p, "health") and not p.health.up)
-        return web.json_response({"ready": ready, "checks": checks, "failing_inputs": failing},
+        return web.json_response({"ready": ready, "checks": checks,
+                                  "failing_inputs": failing_inputs(daemon)},
                                  status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:

@@ -17,6 +17,14 @@ async def status(config: Config, quarantine: int = 10) -> int:
         for f in files:
             print(f"  {f['probe']:<20} {f['status']:<10} {f['n']:>6} files "
                   f"{f['r'] or 0:>10} records {f['q'] or 0:>8} quarantined")
+        probes = await pool.fetch("SELECT probe, state, failing, error, failures, since "
+                                  "FROM probe_health ORDER BY probe")
+        print("probes:")
+        for h in probes:
+            # a failing probe is the line an operator must not miss: it says so first
+            mark = "FAILING" if h["failing"] else "ok"
+            print(f"  {h['probe']:<20} {mark:<8} {h['state']:<8} since {h['since']:%Y-%m-%dT%H:%M:%SZ}"
+                  f" {h['failures']:>4} failure(s)" + (f"  last error: {h['error']}" if h["error"] else ""))
         counters = await pool.fetchval("SELECT value FROM engine_state WHERE key = 'counters'")
         print("counters:", json.dumps(json.loads(counters) if counters else {}))
         print("flags:", await pool.fetchval("SELECT count(*) FROM flags"))

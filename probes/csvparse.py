@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,12 @@ REGISTRATION_FIELDS = ("imsi", "msisdn", "iccid", "activated_at", "id_hash", "ch
 REGISTRATION_OPTIONAL = ("carrier",)
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 MAX_DURATION_S = 86_400
+# Event and activation times a feed can hold. A time outside is a broken field, and one
+# before year 1 (strptime reads year 0000) cannot even be stored.
+TIME_RANGE = (631_152_000, 4_102_444_800)   # 1990-01-01 to 2099-12-31 (UTC)
+TIME_RANGE_WHY = "is not between 1990 and 2099"
+BOM = b"\xef\xbb\xbf"
+CONTROL = r"[\x00-\x1f\x7f]"   # control characters (RE2)
 
 
 class FeedError(ValueError):
@@ -71,23 +78,29 @@ def _split_lines(buf: bytes, n_fields: int, first_line: int, source: str
                  ) -> tuple[bytes, np.ndarray, list[Rejected], int]:
     """Keep the lines that have ``n_fields`` fields; returns (kept bytes, their line numbers,
     rejected lines, blank line count)."""
+    if not buf:   # a header-only file, or a block of nothing: no lines at all
+        return buf, np.empty(0, np.int64), [], 0
     if b'"' in buf:
         return _split_quoted(buf, n_fields, first_line, source)
     arr = np.frombuffer(buf, np.uint8)
     nl = np.flatnonzero(arr == 10)
-    ends = nl if (len(arr) and arr[-1] == 10) else np.append(nl, len(arr))
+    ends = nl if arr[-1] == 10 else np.append(nl, len(arr))
     starts = np.concatenate(([0], nl + 1))[: len(ends)]
     text_ends = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))  # drop a CR
     commas = np.flatnonzero(arr == 44)
     n_commas = np.searchsorted(commas, text_ends) - np.searchsorted(commas, starts)
+    # pyarrow ends a row at a lone CR too: a CR inside a line would cut it in two there
+    crs = np.flatnonzero(arr == 13)
+    inner_cr = (np.searchsorted(crs, text_ends) - np.searchsorted(crs, starts)) > 0
     blank = text_ends == starts
-    good = ~blank & (n_commas == n_fields - 1)
+    good = ~blank & (n_commas == n_fields - 1) & ~inner_cr
     bad = np.flatnonzero(~blank & ~good)
     numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
     rejected = [
         Rejected(source, int(numbers[i]),
+                 INNER_CR if inner_cr[i] else
                  f"expected {n_fields} fields, found {int(n_commas[i]) + 1}",
-                 buf[starts[i]:text_ends[i]].decode("utf-8", "replace"))
+                 buf[starts[i]:text_ends[i]].decode("utf-8", "backslashreplace"))
         for i in bad
     ]
     if good.all():
@@ -97,33 +110,50 @@ def _split_lines(buf: bytes, n_fields: int, first_line: int, source: str
     return kept, numbers[good], rejected, int(blank.sum())
 
 
+INNER_CR = "carriage return inside the line"
+
+
 def _split_quoted(buf: bytes, n_fields: int, first_line: int, source: str
                   ) -> tuple[bytes, np.ndarray, list[Rejected], int]:
-    """Slow path for feeds that quote fields: the csv module knows the physical lines."""
-    text = buf.decode("utf-8")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """Slow path for feeds that quote fields. Values never span lines (the feeds write one
+    record a line), so each physical line is read on its own: an unbalanced quote spoils
+    its own line only, never the lines after it."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     numbers, rejected, blank = [], [], 0
-    line = first_line
-    for row in reader:
-        here = line
-        line = first_line + reader.line_num
-        if not row or row == [""]:
+    lines = buf.split(b"\n")
+    if not lines[-1]:
+        lines.pop()   # the empty rest after the last newline is no line
+    for i, raw_line in enumerate(lines):
+        here = first_line + i
+        text = raw_line.decode("utf-8")
+        text = text[:-1] if text.endswith("\r") else text
+        if not text:
             blank += 1
-        elif len(row) != n_fields:
+            continue
+        if "\r" in text:
+            rejected.append(Rejected(source, here, INNER_CR, text))
+            continue
+        try:
+            row = next(csv.reader([text], strict=True))
+        except csv.Error as e:
+            rejected.append(Rejected(source, here, f"malformed quoting: {e}", text))
+            continue
+        if len(row) != n_fields:
             rejected.append(Rejected(source, here, f"expected {n_fields} fields, found {len(row)}",
-                                     ",".join(row)))
+                                     text))
         else:
             writer.writerow(row)
             numbers.append(here)
     return out.getvalue().encode(), np.array(numbers, np.int64), rejected, blank
 
 
-def _check_utf8(buf: bytes, first_line: int, source: str) -> tuple[bytes, list[Rejected]]:
+def _check_utf8(buf: bytes, first_line: int, source: str) -> tuple[bytes, list[Rejected], int]:
+    """(the block with each line that is not UTF-8 emptied, those lines refused, how many of
+    the emptied lines the line split will count as blank)."""
     try:
         buf.decode("utf-8")
-        return buf, []
+        return buf, [], 0
     except UnicodeDecodeError:
         pass
     lines = buf.split(b"\n")
@@ -133,15 +163,22 @@ def _check_utf8(buf: bytes, first_line: int, source: str) -> tuple[bytes, list[R
             line.decode("utf-8")
             kept.append(line)
         except UnicodeDecodeError:
+            # the undecodable bytes stay visible as \xNN escapes
             rejected.append(Rejected(source, first_line + i, "not UTF-8",
-                                     line.decode("utf-8", "replace")))
-            kept.append(b"")  # keeps line numbering; counted as blank
-    return b"\n".join(kept), rejected
+                                     line.rstrip(b"\r").decode("utf-8", "backslashreplace")))
+            kept.append(b"")  # keeps line numbering
+    # an emptied last line without its newline is no line at all
+    emptied = len(rejected) - (1 if not kept[-1] and lines[-1] else 0)
+    return b"\n".join(kept), rejected, emptied
 
 
 def _read_table(buf: bytes, header: list[str], lines: np.ndarray) -> pa.Table:
     if not lines.size:
         return pa.table({name: pa.array([], pa.string()) for name in header})
+    if buf.startswith(BOM):
+        # pyarrow drops a BOM at the start of its input: here it begins a row's first value
+        # (the file's own BOM went with the header), which must read as it does in any row
+        buf = b"\n" + buf   # an empty line, skipped
     return pv.read_csv(
         pa.py_buffer(buf),
         read_options=pv.ReadOptions(column_names=header, block_size=1 << 24),
@@ -189,7 +226,8 @@ def _digits(col: pa.ChunkedArray, pattern: str) -> tuple[np.ndarray, np.ndarray]
     """(ok mask, int64 values with 0 where not ok) for columns of digits."""
     ok = _np(pc.match_substring_regex(col, pattern))
     usable = ok & _np(pc.greater(pc.utf8_length(col), 0))
-    nums = pc.cast(pc.if_else(pa.array(usable), col, "0"), pa.int64())
+    # the patterns may allow blanks around the digits; the cast does not
+    nums = pc.cast(pc.if_else(pa.array(usable), pc.utf8_trim_whitespace(col), "0"), pa.int64())
     return ok, _np(nums)
 
 
@@ -216,6 +254,10 @@ def _times(col: pa.ChunkedArray, layout: Layout) -> tuple[np.ndarray, np.ndarray
     return ok, secs.astype(np.int64)
 
 
+def _in_range(secs: np.ndarray) -> np.ndarray:
+    return (secs >= TIME_RANGE[0]) & (secs < TIME_RANGE[1])
+
+
 def _value_map(layout: Layout, name: str, canonical: Mapping[str, int]) -> dict[str, int]:
     extra = layout.values.get(name, {})
     out = dict(canonical)
@@ -229,7 +271,10 @@ def _value_map(layout: Layout, name: str, canonical: Mapping[str, int]) -> dict[
 def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str
             ) -> tuple[list[str], dict[str, str]]:
     first = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", "replace")
-    header = [h.strip() for h in next(csv.reader([first]), [])]
+    try:
+        header = [h.strip() for h in next(csv.reader([first]), [])]
+    except csv.Error as e:   # a CR inside the line, a field beyond the csv module's limit
+        raise FeedError(f"{source}: header unreadable: {e} (header: {first[:200]!r})") from None
     check_header(header, layout, required, source, first)
     return header, {f: layout.column(f) for f in required}
 
@@ -244,7 +289,8 @@ def check_header(header: list[str], layout: Layout, required: tuple[str, ...], s
                         f"(header: {first[:200]!r})")
     dup = {h for h in header if header.count(h) > 1}
     if dup:
-        raise FeedError(f"{source}: header repeats column(s) {', '.join(sorted(dup))}")
+        raise FeedError(f"{source}: header repeats column(s) "
+                        f"{', '.join(repr(d) for d in sorted(dup))}")
 
 
 # ---- CDR -----------------------------------------------------------------------------
@@ -273,11 +319,11 @@ class _Block:
 def _block(body: bytes, header: list[str], first_line: int, source: str, layout: Layout,
            fields: tuple[str, ...]) -> _Block:
     """The lines of a block that are UTF-8 and have the header's field count, as a table."""
-    body, bad_utf8 = _check_utf8(body, first_line, source)
+    body, bad_utf8, emptied = _check_utf8(body, first_line, source)
     buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
     table = _read_table(buf, header, lines)
     return _Block(table, {f: table.column(layout.column(f)) for f in fields}, lines,
-                  bad_utf8 + rejected, blank)
+                  bad_utf8 + rejected, blank - emptied)
 
 
 def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str,
@@ -295,6 +341,7 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
                 "must be MO for data records", col["direction"])
     ok, ts = _times(col["start_time"], layout)
     checks.fail(~ok, "start_time", f"does not match {layout.timestamp_format!r}", col["start_time"])
+    checks.fail(~_in_range(ts), "start_time", TIME_RANGE_WHY, col["start_time"])
     ok, duration = _digits(col["duration_s"], r"^\s*\d{1,6}\s*$")
     checks.fail(~ok | (duration > MAX_DURATION_S), "duration_s",
                 f"is not whole seconds from 0 to {MAX_DURATION_S}", col["duration_s"])
@@ -320,13 +367,26 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
 
     rejected += checks.rejected(lines, source, _raw_row(table, header))
     keep = checks.ok
+    cell, cells = _kept_cells(cell[keep], cells)
     batch = CdrBatch(
         ts=ts[keep], record_type=rtype[keep], direction=direction[keep],
         duration=duration[keep].astype(np.int32), imsi=imsi[keep], msisdn=msisdn[keep],
-        imei=imei[keep], peer=peer[keep], cell=cell[keep], result=result[keep],
+        imei=imei[keep], peer=peer[keep], cell=cell, result=result[keep],
         line=lines[keep], cells=cells, source=source,
     )
     return Parsed(batch, tuple(rejected), blk.blank)
+
+
+def _kept_cells(cell: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The cell table of the kept rows only, in order of first use: the engine numbers
+    cells as it meets them, so a cell of a refused row must not enter it (nor move the
+    others' numbers)."""
+    located = cell >= 0
+    used, first = np.unique(cell[located], return_index=True)
+    used = used[np.argsort(first)]
+    remap = np.full(len(names) + 1, -1, np.int32)   # index -1 (no cell) stays -1
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return remap[cell], tuple(names[i] for i in used)
 
 
 def _imeis(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -392,6 +452,7 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
     ok, activated = _times(col["activated_at"], layout)
     checks.fail(~ok, "activated_at", f"does not match {layout.timestamp_format!r}",
                 col["activated_at"])
+    checks.fail(~_in_range(activated), "activated_at", TIME_RANGE_WHY, col["activated_at"])
     id_hash = pc.utf8_trim_whitespace(col["id_hash"])
     checks.fail(~_np(pc.match_substring_regex(id_hash, r"^[0-9A-Za-z+/=_-]{16,128}$")), "id_hash",
                 "must be a hash (16-128 characters of hex or base64)", col["id_hash"])
@@ -401,9 +462,16 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
     channel = pc.utf8_trim_whitespace(col["channel"])
     checks.fail(~_np(pc.greater(pc.utf8_length(channel), 0)), "channel", "is empty",
                 col["channel"])
+    # free text that is stored and shown as it is: no NUL (a text column cannot hold one)
+    # nor any other control character
+    checks.fail(_np(pc.match_substring_regex(channel, CONTROL)), "channel",
+                "contains a control character", col["channel"])
     carrier_name = layout.column("carrier")
     if carrier_name in table.column_names:
-        carrier = _np(pc.utf8_trim_whitespace(table.column(carrier_name))).astype(object)
+        carrier_col = table.column(carrier_name)
+        checks.fail(_np(pc.match_substring_regex(carrier_col, CONTROL)), "carrier",
+                    "contains a control character", carrier_col)
+        carrier = _np(pc.utf8_trim_whitespace(carrier_col)).astype(object)
     else:
         carrier = np.full(table.num_rows, "", object)
     missing = carrier == ""
@@ -456,6 +524,12 @@ def prefetched(items: Iterable[T]) -> Iterator[T]:
             yield item
 
 
+def source_name(path: Path) -> str:
+    """A file's name as text that can be stored and logged: the bytes of a name that are
+    not UTF-8 (a POSIX name may hold any byte but ``/`` and NUL) as ``\\xNN`` escapes."""
+    return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
 def read_feed_file(path: Path, kind: str, layout: Layout = CANONICAL,
                    block_bytes: int = 32 << 20) -> Iterator[Parsed]:
     """Parse a CDR (``kind='cdr'``) or registration (``'registrations'``) CSV block by block;
@@ -468,7 +542,7 @@ def _parse_blocks(path: Path, kind: str, layout: Layout, block_bytes: int) -> It
         "cdr": (parse_cdr_block, CDR_FIELDS),
         "registrations": (parse_registration_block, REGISTRATION_FIELDS),
     }[kind]
-    source = path.name
+    source = source_name(path)
     header: list[str] | None = None
     for block, first_line in iter_blocks(path, block_bytes):
         if header is None:

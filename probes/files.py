@@ -8,6 +8,12 @@ dropped file is offered only once it is *settled*: its name matches no ``ignore`
 longer ago than that, as in an archive, is settled at the first look). A probe with nothing
 ready says so (``offer(None)``), so that the daemon, which takes offers in event-time order
 (:mod:`detector.offers`), does not wait for it.
+
+A file counts as taken once the daemon has committed it (the offer returns): a probe started
+again after a failure offers the others again and none of those. In a finite run
+(``goipwatch run --until-done``) a watch directory is done when it has been idle for
+``idle_exit_s`` (default: the probe's ``settle_s``): nothing offered and no file waiting to
+settle in that time, so every file that was there is processed.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 
 from detector.config import ProbeConfig
 from detector.records import Rejected
-from probes.csvparse import Parsed, read_feed_file
+from probes.csvparse import Parsed, read_feed_file, source_name
 from probes.health import InputHealth
 from probes.signalling.pcapfile import first_packet_time
 
@@ -47,8 +53,8 @@ class FileWork:
 
     @property
     def name(self) -> str:
-        """The input's name in reports and coverage: the file's."""
-        return self.path.name
+        """The input's name in reports and coverage: the file's (as text)."""
+        return source_name(self.path)
 
     def locate(self, source: str, line: int) -> tuple[str, int]:
         """Where a record of a block came from (for quarantine): its file and line."""
@@ -80,8 +86,9 @@ def read_capture_file(path: Path) -> Iterator[Parsed]:
     from probes.signalling.observations import observations
 
     capture = read_capture(path)
-    obs = observations(capture.events, path.name)
-    rejected = (Rejected(path.name, 0, f"capture damaged: {capture.error}"),) if capture.error else ()
+    name = source_name(path)
+    obs = observations(capture.events, name)
+    rejected = (Rejected(name, 0, f"capture damaged: {capture.error}"),) if capture.error else ()
     yield Parsed(obs.batch, rejected)
 
 
@@ -93,8 +100,11 @@ class FileProbe:
         self.name = config.name
         self.kind = KIND_BY_TYPE[config.type]
         self._seen: dict[Path, tuple[int, int]] = {}     # path -> (size, mtime_ns) at last look
-        self._offered: set[tuple[Path, int, int]] = set()
+        self._offered: set[tuple[Path, int, int]] = set()   # committed by the daemon
+        self._waiting = 0          # files at the last look not yet settled
         self.health = InputHealth(self.name, log)
+        self.finite = False        # --until-done: end once the files are taken, the directory idle
+        self.idle_exit_s: float | None = None   # idle time that ends a finite run (None: settle_s)
 
     def _ignored(self, path: Path) -> bool:
         return any(fnmatch.fnmatch(path.name, pat) for pat in self.config.ignore)
@@ -113,14 +123,18 @@ class FileProbe:
             return ready
         self.health.ok()
         old = time.time_ns() - int(self.config.settle_s * 1e9)
+        self._waiting = 0
         for p in entries:
             try:
                 stat = p.stat()
             except FileNotFoundError:
                 continue
             sig = (stat.st_size, stat.st_mtime_ns)
-            if (self._seen.get(p) == sig or stat.st_mtime_ns < old) and (p, *sig) not in self._offered:
-                ready.append(p)
+            if (p, *sig) not in self._offered:
+                if self._seen.get(p) == sig or stat.st_mtime_ns < old:
+                    ready.append(p)
+                else:
+                    self._waiting += 1
             self._seen[p] = sig
         return ready
 
@@ -143,19 +157,23 @@ class FileProbe:
         try:
             with contextlib.closing(read_feed_file(path, self.kind, self.config.layout, PEEK_BYTES)) as blocks:
                 first = next(blocks, None)
-        except (OSError, ValueError):
+        except Exception:   # noqa: BLE001 - whatever the file holds, the daemon's read reports it
             return None
         return int(first.batch.ts.min()) if first is not None and len(first.batch) else None
 
     async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any): each
-        look offers what has settled, and a look that offers nothing says so."""
+        look offers what has settled, and a look that offers nothing says so. Finite, end
+        when the directory has been idle for ``idle_exit_s``."""
         for path in self.config.files:
             if stopping.is_set():
                 return
             await self._offer(path, offer)
         if self.config.watch is None:
             return
+        loop = asyncio.get_running_loop()
+        idle_exit_s = self.config.settle_s if self.idle_exit_s is None else self.idle_exit_s
+        active = loop.time()   # when a file was last offered or seen still being written
         while not stopping.is_set():
             offered = False
             for path in self.settled():
@@ -163,22 +181,37 @@ class FileProbe:
                     return
                 offered |= await self._offer(path, offer)
             if offered:
+                active = loop.time()
                 continue   # look again at once: more may have settled meanwhile
+            if self._waiting:
+                active = loop.time()
+            elif self.finite and loop.time() - active >= idle_exit_s:
+                log.info("watch directory idle: done", extra={"probe": self.name,
+                                                              "idle_s": idle_exit_s})
+                return
             await offer(None)
+            wait = self.config.settle_s
+            if self.finite and not self._waiting:
+                wait = min(wait, max(active + idle_exit_s - loop.time(), 0.0))
             try:
-                await asyncio.wait_for(stopping.wait(), timeout=self.config.settle_s)
+                await asyncio.wait_for(stopping.wait(), timeout=wait)
             except TimeoutError:
                 pass
 
     async def _offer(self, path: Path, offer: Callable[[FileWork | None], Awaitable[None]]) -> bool:
+        """Offer one file; True once the daemon has committed it. A file committed before (by
+        this probe, before it was started again) is not offered again."""
         try:
             stat = path.stat()
+            taken = (path, stat.st_size, stat.st_mtime_ns)
+            if taken in self._offered:
+                return False
             size, digest = await asyncio.to_thread(sha256_of, path)
         except OSError as e:
-            log.error("input file unreadable", extra={"probe": self.name, "file": path.name,
+            log.error("input file unreadable", extra={"probe": self.name, "file": source_name(path),
                                                       "error": str(e)})
             return False
         first = await asyncio.to_thread(self.first_event_time, path)
-        self._offered.add((path, stat.st_size, stat.st_mtime_ns))
         await offer(self.work(path, size, digest, first))
+        self._offered.add(taken)   # only now: a file offered and not committed is offered again
         return True

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 import numpy as np
@@ -29,6 +30,9 @@ from detector.scoring import Flag
 from detector.store import activity
 from detector.verify import outbox as verify_outbox
 from detector.verify.policy import ActionPolicy
+
+if TYPE_CHECKING:
+    from detector.supervisor import ProbeHealth
 
 # Checkpointed records are only valid for the layout that wrote them.
 STATE_LAYOUT = hashlib.sha256(
@@ -146,17 +150,42 @@ async def _merged_counters(conn: asyncpg.Connection, new: dict) -> dict:
     return counters
 
 
+def store_text(value: str) -> str:
+    """``value`` as a text column can hold it: PostgreSQL text takes no NUL and only valid
+    UTF-8, and one value it refuses fails the whole checkpoint (and the daemon with it, at
+    every restart). Input reaches text columns in reasons that quote a value, in file names
+    (whose bytes need not be UTF-8) and in errors; a NUL is written ``\\x00``, a byte that
+    is not UTF-8 ``\\xNN``."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:   # lone surrogates: undecodable bytes of a name
+        value = raw_bytes(value).decode("utf-8", "backslashreplace")
+    return value
+
+
+def raw_bytes(raw: str) -> bytes:
+    """A quarantined row's bytes (``quarantine.raw_bytes``): its text as read, bytes that
+    were not UTF-8 included when they were kept as surrogates."""
+    try:
+        return raw.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return raw.encode("utf-8", "surrogatepass")
+
+
 async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
     if pending.files:
         await conn.executemany(
             "INSERT INTO ingested_files (probe, name, size, sha256, status, records, rejected, detail) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(f.probe, f.name, f.size, f.sha256, f.status, f.records, f.rejected, f.detail)
-             for f in pending.files])
+            [(f.probe, store_text(f.name), f.size, f.sha256, f.status, f.records, f.rejected,
+              store_text(f.detail)) for f in pending.files])
     if pending.quarantine:
         await conn.copy_records_to_table(
-            "quarantine", columns=["probe", "source", "line", "reason", "raw"],
-            records=[(p, r.source, r.line, r.reason, r.raw) for p, r in pending.quarantine])
+            "quarantine", columns=["probe", "source", "line", "reason", "raw_bytes"],
+            records=[(p, store_text(r.source), r.line, store_text(r.reason), raw_bytes(r.raw))
+                     for p, r in pending.quarantine])
     if pending.offsets:
         await conn.executemany(
             "INSERT INTO stream_offsets (probe, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
@@ -330,3 +359,21 @@ def _flag(r) -> Flag:
                 score=float(r["score"]),
                 flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),
                 kind=r["kind"], rig_id=r["rig_id"])
+
+
+# ---- probe health (goipwatch status reads it) ----------------------------------------------
+
+async def reset_probe_health(pool: asyncpg.Pool, probes: list[str]) -> None:
+    """At start: forget probes no longer configured (the others are written as they start)."""
+    await pool.execute("DELETE FROM probe_health WHERE probe <> ALL($1::text[])", probes)
+
+
+async def save_probe_health(pool: asyncpg.Pool, health: ProbeHealth) -> None:
+    """A probe's health, written when it changes."""
+    await pool.execute(
+        "INSERT INTO probe_health (probe, state, failing, error, failures, since) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (probe) DO UPDATE SET state = EXCLUDED.state, "
+        "failing = EXCLUDED.failing, error = EXCLUDED.error, failures = EXCLUDED.failures, "
+        "since = EXCLUDED.since, updated_at = now()",
+        health.probe, health.state, health.failing, store_text(health.error), health.failures,
+        datetime.fromtimestamp(health.since, UTC))

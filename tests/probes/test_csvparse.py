@@ -41,6 +41,7 @@ def test_canonical_rows_parse_to_typed_records(tmp_path):
     (Row(direction="XX"), "direction: 'XX' is not MO or MT"),
     (Row(record_type="data", direction="MT", peer="", result="ok"), "must be MO for data"),
     (Row(start_time="2026-10-05 08:00:00"), "start_time: '2026-10-05 08:00:00' does not match"),
+    (Row(start_time="0000-01-01T00:00:00Z"), "start_time: '0000-01-01T00:00:00Z' is not between"),
     (Row(duration_s="-5"), "duration_s"),
     (Row(imei="352099001761482"), "imei: '352099001761482' is not a 14/15-digit IMEI"),
     (Row(peer=""), "peer: '' must be 1 to 15 digits"),
@@ -147,3 +148,45 @@ def test_prefetched_keeps_order_and_raises_at_the_failing_item():
             got.append(x)
     assert got == [0, 1, 2, 3, 4]
     assert list(prefetched(iter([]))) == []
+
+
+@pytest.mark.parametrize("content", [
+    ",".join(Row.__slots__) + "\n", ",".join(Row.__slots__), ",".join(Row.__slots__) + "\r\n",
+    "\ufeff" + ",".join(Row.__slots__) + "\n\n"])
+def test_a_header_only_file_is_an_empty_file(tmp_path, content):
+    """Mediation writes the header alone for a quiet hour: no records, nothing refused."""
+    path = tmp_path / "quiet.csv"
+    path.write_text(content, encoding="utf-8")
+    records, rejected, lines = parse_all(path)
+    assert records == [] and rejected == [] and lines.tolist() == []
+
+
+def test_a_stray_carriage_return_or_padded_number_spoils_only_its_own_row(tmp_path):
+    good = ",".join(Row().__getattribute__(f) for f in Row.__slots__)
+    path = tmp_path / "cr.csv"
+    path.write_bytes("\n".join([",".join(Row.__slots__), good, good.replace("answered", "ans\rwered"),
+                                good.replace(",30,", ", 30 ,"), good]).encode() + b"\n")
+    records, rejected, lines = parse_all(path)
+    assert lines.tolist() == [2, 4, 5] and records[1].duration_s == 30
+    assert [(r.line, r.reason) for r in rejected] == [(3, "carriage return inside the line")]
+
+
+def test_an_unbalanced_quote_spoils_only_its_own_row(tmp_path):
+    good = ",".join(Row().__getattribute__(f) for f in Row.__slots__)
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join([",".join(Row.__slots__), good.replace("voice", '"voice'), good,
+                               good]) + "\n")
+    records, rejected, lines = parse_all(path)
+    assert lines.tolist() == [3, 4] and [r.line for r in rejected] == [2]
+    assert rejected[0].reason.startswith("malformed quoting")
+
+
+def test_free_text_of_registrations_refuses_control_characters(tmp_path):
+    row = ("460000000000001", "8613800000001", "8986001234567890123", "2026-09-01T10:00:00Z",
+           "a1b2c3d4e5f60718", "CH0001", "China Mobile")
+    path = write_registrations(tmp_path / "r.csv", [
+        row, row[:5] + ("CH\x0001",) + row[6:], row[:6] + ("Mobile\x00",)], carrier=True)
+    records, rejected, _ = parse_all(path, "registrations")
+    assert len(records) == 1
+    assert [(r.line, r.reason.split(":")[0]) for r in rejected] == [(3, "channel"), (4, "carrier")]
+    assert "\x00" in rejected[0].raw   # the row as it came, for the quarantine
