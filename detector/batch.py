@@ -24,6 +24,7 @@ from detector.pipeline import SCORING_INTERVAL_S, Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.rigs import Rig, RigBook, RigPolicy
 from detector.scoring import Flag, Policy, Scorer
+from probes.cdrfile import read_cdr_file
 from probes.csvparse import CANONICAL, Layout, read_feed_file
 from probes.signalling.capture import read_capture
 from probes.signalling.observations import observations
@@ -47,7 +48,7 @@ def load_files(cdr_paths: list[Path], subscriber_paths: list[Path] = (),
     rejected: list[Rejected] = []
     cdr = []
     for p in cdr_paths:
-        for parsed in read_feed_file(Path(p), "cdr", cdr_layout):
+        for parsed in read_cdr_file(Path(p), cdr_layout):
             cdr.append(parsed.batch)
             rejected += parsed.rejected
     for p in capture_paths:

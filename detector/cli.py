@@ -252,16 +252,21 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from probes.signalling import read_capture
-    from probes.signalling.output import format_jsonl, format_table
     from probes.sniff import kind_of_file
 
     kind = kind_of_file(args.file)
-    if kind not in ("pcap", "pcapng"):
-        what = {"empty": "an empty file", "text": "text (a CSV feed?)",
-                "binary": "neither pcap nor pcapng"}.get(kind, f"{kind}-compressed")
-        print(f"goipwatch inspect: error: {args.file}: not a capture: {what}", file=sys.stderr)
+    if kind == "empty":
+        print(f"goipwatch inspect: error: {args.file}: an empty file", file=sys.stderr)
         return 2
+    if kind in ("pcap", "pcapng") and not args.cdr:
+        return _inspect_capture(args)
+    return _inspect_cdr(args)
+
+
+def _inspect_capture(args: argparse.Namespace) -> int:
+    from probes.signalling import read_capture
+    from probes.signalling.output import format_jsonl, format_table
+
     capture = read_capture(args.file)
     lines = format_jsonl(capture.events) if args.jsonl else format_table(capture.events)
     for line in lines:
@@ -272,6 +277,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
               f"({len(capture.events)} event(s) read before it)", file=sys.stderr)
         return 1
     return 0
+
+
+def _inspect_cdr(args: argparse.Namespace) -> int:
+    """A CDR file (CSV in the configured layout, BER, a capture's GTP' CDRs; compressed or
+    not) as canonical rows, one JSON object a line; refused records in their place."""
+    import json
+
+    from probes.cdrfile import canonical_rows, cdr_format
+
+    fmt = cdr_format(args.file)
+    layout = _layouts(args)[0]
+    rows = refused = 0
+    for row in canonical_rows(args.file, layout):
+        refused += "rejected" in row
+        rows += "rejected" not in row
+        print(json.dumps(row, ensure_ascii=False))
+    sys.stdout.flush()
+    print(f"goipwatch inspect: {args.file}: {fmt.replace('_', ' ')} CDRs: {rows} record(s), "
+          f"{refused} refused", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -483,11 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--reason", help="allow: why (required)")
     fb.set_defaults(func=cmd_feedback)
 
-    ins = sub.add_parser("inspect", help="print the normalised signalling events of a capture")
-    ins.add_argument("file", type=input_file, help="pcap or pcapng file")
+    ins = sub.add_parser("inspect", help="print a capture's signalling events, or a CDR file's "
+                                         "records as canonical rows")
+    ins.add_argument("file", type=input_file,
+                     help="a pcap/pcapng capture, or a CDR file: CSV, BER (TS 32.298), "
+                          "plain or compressed (told by content)")
     ins.add_argument("--jsonl", action="store_true",
-                     help="one JSON object per line (keys: ts, kind, protocol, message, imsi, "
-                          "msisdn, imei, cell_id, peer, correlation_id, latency_ms, frame)")
+                     help="captures: one JSON object per line (keys: ts, kind, protocol, message, "
+                          "imsi, msisdn, imei, cell_id, peer, correlation_id, latency_ms, frame); "
+                          "CDR files are always JSON lines")
+    ins.add_argument("--cdr", action="store_true",
+                     help="read a capture's GTP' CDRs rather than its signalling")
+    ins.add_argument("--config", type=Path, help="the CDR probe's layout, for a CSV feed")
     ins.set_defaults(func=cmd_inspect)
 
     a = sub.add_parser("api", help="serve the lookup API alone, against the daemon's store")

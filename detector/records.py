@@ -91,6 +91,16 @@ class CdrRecord:
     cell_id: str | None
     result: Result
 
+    def canonical(self) -> dict[str, str | int]:
+        """The canonical CSV fields (README "Data formats"), values as the CSV spells them."""
+        return {
+            "record_type": self.record_type.name.lower(), "direction": self.direction.name,
+            "start_time": iso(self.start_time), "duration_s": self.duration_s,
+            "imsi": self.imsi, "msisdn": self.msisdn, "imei": self.imei or "",
+            "peer": self.peer or "", "cell_id": self.cell_id or "",
+            "result": self.result.name.lower(),
+        }
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CdrBatch:
@@ -160,7 +170,8 @@ class CdrBatch:
                 record_type=RecordType(int(self.record_type[i])),
                 direction=Direction(int(self.direction[i])),
                 start_time=int(self.ts[i]), duration_s=int(self.duration[i]),
-                imsi=imsi_text(self.imsi[i]), msisdn=msisdn_text(self.msisdn[i]),
+                imsi=imsi_text(self.imsi[i]),
+                msisdn=msisdn_text(self.msisdn[i]) if self.msisdn[i] else "",   # none: 0
                 imei=_imei(self.imei[i]), peer=_peer(self.peer[i]),
                 cell_id=self.cells[c] if c >= 0 else None, result=Result(int(self.result[i])),
             )

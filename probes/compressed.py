@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 from probes.sniff import LOOK_BYTES, kind_of
 
 SUPPORTED = ("gzip", "bzip2", "xz", "zstd")
+# what a stream's read raises where the compressed bytes are cut short or corrupt (gzip's
+# BadGzipFile and bz2's are OSErrors; a zstd stream's errors are turned into OSError below)
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, lzma.LZMAError,
+                                                         zlib.error)
 
 
 class CompressionError(ValueError):
@@ -47,7 +53,52 @@ def open_stream(path: Path) -> BinaryIO:
     if kind == "zstd":
         import zstandard   # loaded only where a zstd file is met
 
-        fh = open(path, "rb")
-        return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True, read_across_frames=True)
+        return io.BufferedReader(_Zstd(open(path, "rb"), zstandard), 1 << 16)
     raise CompressionError(f"{path.name}: {kind} archives are not read (they can hold several "
                            f"files); supported compressions: {', '.join(SUPPORTED)}")
+
+
+class _Zstd(io.RawIOBase):
+    """A zstd file as a stream of its plain bytes, frame after frame. zstandard's own stream
+    reader ends quietly where a file is cut short; here a frame that does not end, or bytes
+    that do not decode, read as an OSError, as a damaged gzip or bzip2 file does."""
+
+    def __init__(self, fh: BinaryIO, zstandard) -> None:
+        self._fh, self._zstd = fh, zstandard
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._fed = False            # bytes of the current frame were given to it
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._out:
+            if self._frame.eof:      # the next frame starts with what the last one left
+                rest = self._frame.unused_data
+                self._frame = self._zstd.ZstdDecompressor().decompressobj()
+                self._fed = False
+                if rest:
+                    self._feed(rest)
+                    continue
+            chunk = self._fh.read(1 << 16)
+            if not chunk:
+                if self._fed and not self._frame.eof:
+                    raise OSError("zstd: the file ends inside a frame (cut short)")
+                return 0
+            self._feed(chunk)
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _feed(self, data: bytes) -> None:
+        self._fed = True
+        try:
+            self._out += self._frame.decompress(data)
+        except self._zstd.ZstdError as e:
+            raise OSError(f"zstd: {e}") from e
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()

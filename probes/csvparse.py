@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 
 from detector import ids
+from probes.compressed import DECOMPRESSION_ERRORS, CompressionError, open_stream
 from detector.records import (
     RESULTS_BY_TYPE, CdrBatch, Direction, RecordType, RegistrationBatch, Rejected, Result,
 )
@@ -490,13 +491,32 @@ def parse_registration_block(body: bytes, header: list[str], first_line: int, so
 
 # ---- files ---------------------------------------------------------------------------
 
+class DamagedStream(Exception):
+    """A compressed file whose stream breaks off: the lines before the damage were given."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(why)
+        self.line = line
+
+
 def iter_blocks(path: Path, block_bytes: int = 32 << 20) -> Iterator[tuple[bytes, int]]:
-    """(bytes, line number of the first line) for whole-line blocks of a file, header included."""
+    """(bytes, line number of the first line) for whole-line blocks of a file, header included;
+    a compressed file's plain bytes (:mod:`probes.compressed`). A compressed stream that breaks
+    off (a truncated or corrupt file) raises :class:`DamagedStream` after the whole lines
+    before the damage; the line cut by it is dropped."""
     line = 1
     carry = b""
-    with path.open("rb") as fh:
+    try:
+        fh = open_stream(path)
+    except CompressionError as e:
+        raise FeedError(str(e)) from e
+    with fh:
         while True:
-            chunk = fh.read(block_bytes)
+            try:
+                chunk = fh.read(block_bytes)
+            except DECOMPRESSION_ERRORS as e:
+                raise DamagedStream(line + carry.count(b"\n"),
+                                    f"compressed stream damaged: {e or type(e).__name__}") from e
             if not chunk:
                 break
             data = carry + chunk
@@ -544,11 +564,19 @@ def _parse_blocks(path: Path, kind: str, layout: Layout, block_bytes: int) -> It
     }[kind]
     source = source_name(path)
     header: list[str] | None = None
-    for block, first_line in iter_blocks(path, block_bytes):
+    try:
+        for block, first_line in iter_blocks(path, block_bytes):
+            if header is None:
+                header, _ = _header(block, layout, required, source)
+                nl = block.find(b"\n")
+                block, first_line = (block[nl + 1:] if nl >= 0 else b""), first_line + 1
+            yield parse(block, header, first_line, source, layout)
+    except DamagedStream as e:
         if header is None:
-            header, _ = _header(block, layout, required, source)
-            nl = block.find(b"\n")
-            block, first_line = (block[nl + 1:] if nl >= 0 else b""), first_line + 1
-        yield parse(block, header, first_line, source, layout)
+            raise FeedError(f"{source}: {e}") from e
+        # the rows before the damage are used; the damage is kept as the file's last reject
+        empty = parse(b"", header, e.line, source, layout)
+        yield Parsed(empty.batch, (Rejected(source, e.line, f"{e}; the rows before it are used"),))
+        return
     if header is None:
         raise FeedError(f"{source}: empty file, no header")

@@ -19,8 +19,8 @@ settle in that time, so every file that was there is processed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
+import functools
 import hashlib
 import logging
 import time
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from detector.config import ProbeConfig
 from detector.records import Rejected
+from probes.cdrfile import first_event_time, read_cdr_file
 from probes.csvparse import Parsed, read_feed_file, source_name
 from probes.health import InputHealth
 from probes.signalling.pcapfile import first_packet_time
@@ -140,26 +141,25 @@ class FileProbe:
 
     def work(self, path: Path, size: int, sha256: str, first_ts: int | None = None) -> FileWork:
         layout, block = self.config.layout, self.config.block_bytes
-        read = (lambda: read_capture_file(path)) if self.kind == "signalling" else \
-            (lambda: read_feed_file(path, self.kind, layout, block))
+        if self.kind == "signalling":
+            read = functools.partial(read_capture_file, path)
+        elif self.kind == "cdr":    # CSV, BER or a GTP' capture, plain or compressed
+            read = functools.partial(read_cdr_file, path, layout, block)
+        else:
+            read = functools.partial(read_feed_file, path, self.kind, layout, block)
         return FileWork(probe=self.name, kind=self.kind, path=path, size=size, sha256=sha256,
                         blocks=lambda: _thread_iter(read), first_ts=first_ts)
 
     def first_event_time(self, path: Path) -> int | None:
         """When the file's records begin, to take it in event order beside other feeds: the
-        first packet of a capture, the earliest time of a CSV's first block of rows (a
-        registration file's order does not matter); None when unknown, e.g. no good row in
-        that block (the file is then read, and refused if it must be, first)."""
+        first packet of a capture, the earliest time of a CDR file's first records
+        (:func:`probes.cdrfile.first_event_time`; a registration file's order does not
+        matter); None when unknown (the file is then read, and refused if it must be, first)."""
         if self.kind == "registrations":
             return None
         if self.kind == "signalling":
             return first_packet_time(path)
-        try:
-            with contextlib.closing(read_feed_file(path, self.kind, self.config.layout, PEEK_BYTES)) as blocks:
-                first = next(blocks, None)
-        except Exception:   # noqa: BLE001 - whatever the file holds, the daemon's read reports it
-            return None
-        return int(first.batch.ts.min()) if first is not None and len(first.batch) else None
+        return first_event_time(path, self.config.layout, PEEK_BYTES)
 
     async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any): each

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -9,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from detector.records import CdrBatch, Rejected
+from probes.compressed import DECOMPRESSION_ERRORS, CompressionError, open_stream
 from probes.csvparse import FeedError, Parsed
 
 from . import framing, gtp_prime, schema
@@ -109,17 +111,39 @@ def _batches(items: Iterable[BerCdr | Rejected], source: str, batch_records: int
         yield Parsed(to_batch(records, source), tuple(rejected))
 
 
+def read_plain(path: Path) -> tuple[bytes, str | None]:
+    """A file's bytes, decompressed when its content is compressed (:mod:`probes.compressed`),
+    and why a compressed stream broke off (None when it did not): the bytes before the damage
+    are still read."""
+    out = bytearray()
+    try:
+        with open_stream(path) as fh:
+            while chunk := fh.read(1 << 20):
+                out += chunk
+    except CompressionError as e:
+        raise FeedError(str(e)) from e
+    except DECOMPRESSION_ERRORS as e:
+        return bytes(out), f"compressed stream damaged: {e or type(e).__name__}"
+    return bytes(out), None
+
+
 def read_ber_file(path: Path, batch_records: int = BATCH_RECORDS) -> Iterator[Parsed[CdrBatch]]:
-    """A BER CDR file (TS 32.297 header or none) as :class:`Parsed` batches of at most
-    ``batch_records`` records, each with the records rejected since the previous batch.
+    """A BER CDR file (TS 32.297 header or none; compressed or not) as :class:`Parsed` batches
+    of at most ``batch_records`` records, each with the records rejected since the previous
+    batch. A compressed file that breaks off gives the records before the damage and the
+    damage as a rejection at the offset where it begins.
 
     Shaped like :func:`probes.csvparse.read_feed_file`; raises :class:`FeedError` for an
     empty file. (No background prefetch: decoding is pure Python and holds the GIL.)"""
-    data = Path(path).read_bytes()
-    if not data:
-        raise FeedError(f"{Path(path).name}: empty file")
+    path = Path(path)
+    data, damage = read_plain(path)
+    if not data and damage is None:
+        raise FeedError(f"{path.name}: empty file")
+    items: Iterable[BerCdr | Rejected] = iter_decoded(data, path.name)
+    if damage is not None:
+        items = itertools.chain(items, [Rejected(path.name, len(data), damage)])
     produced = False
-    for parsed in _batches(iter_decoded(data, Path(path).name), Path(path).name, batch_records):
+    for parsed in _batches(items, path.name, batch_records):
         produced = True
         yield parsed
     if not produced:   # a file header and no records, or filler only
@@ -152,7 +176,7 @@ def canonical_rows(path: Path, include_rejected: bool = False) -> Iterator[dict]
     ``goipwatch inspect``). With ``include_rejected``, each rejected record appears in its
     place as ``{"rejected": reason, "source", "offset", "raw"}``."""
     path = Path(path)
-    for item in iter_decoded(path.read_bytes(), path.name):
+    for item in iter_decoded(read_plain(path)[0], path.name):
         if isinstance(item, BerCdr):
             yield item.canonical()
         elif include_rejected:

@@ -10,6 +10,7 @@ by a lock.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ class Schema:
 
 @functools.cache
 def schema() -> Schema:
+    # loading the modules logs a few hundred INFO lines about duplicate OIDs in the X.500
+    # modules the CDR ones import: nothing an operator can act on, so not in the daemon's log
+    logging.getLogger("pycrate").setLevel(logging.WARNING)
     from pycrate_asn1dir import CDR   # seconds: see the module docstring
 
     cs = CDR.CSChargingDataTypes.CSRecord

@@ -525,3 +525,53 @@ async def test_a_stream_written_before_events_had_ids_resumes_after_its_last_fla
         await daemon.close()
     added = stream_events(stream)[2:]
     assert [(e["event"], e["flag_id"], e["imsi"]) for e in added] == [("flag", ids[2], flags[2].imsi)]
+
+
+async def test_compressed_and_ber_files_are_taken_as_their_plain_records(tmp_path, pg_dsn,
+                                                                         small_world, small_model):
+    """A day of the world in 6-hour files, once plain and once each compressed its own way
+    (gzip, bzip2, xz, zstd, told by content): the same records, feature state and flags. A
+    BER file of TS 32.298 records is taken by the same CDR probe."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    from probes.cdr_ber import samples, schema
+
+    files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=6)[:4]
+    packers = (gzip.compress, bz2.compress, lzma.compress, zstandard.ZstdCompressor().compress)
+    packed = []
+    for f, pack in zip(files, packers):
+        packed.append(tmp_path / "packed" / f"{f.stem}.dat")
+        packed[-1].parent.mkdir(exist_ok=True)
+        packed[-1].write_bytes(pack(f.read_bytes()))
+    plain_db, packed_db = pg_dsn, pg_dsn.rsplit("/", 1)[0] + "/" + pg_dsn.rsplit("/", 1)[1] + "_z"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{packed_db.rsplit("/", 1)[1]}"')
+    finally:
+        await admin.close()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        await run_daemon(write_config(tmp_path / "a", plain_db, small_model, small_world, files))
+        ber = tmp_path / "ber" / "mediation-0001"
+        ber.parent.mkdir()
+        at = T0 + 23 * 3600 + 1800   # within the lateness of the last 6-hour file
+        ber.write_bytes(samples.cdr_file([schema.encode(samples.mo_call(start=at)),
+                                          schema.encode(samples.mt_sms(start=at + 60))]))
+        await run_daemon(write_config(tmp_path / "b", packed_db, small_model, small_world,
+                                      packed + [ber]))
+        a, b = await snapshot(plain_db), await snapshot(packed_db)
+    finally:
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{packed_db.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    assert a["flags"] == [f for f in b["flags"] if f[0] != samples.IMSI]
+    assert a["counters"]["cdr"]["records"] + 2 == b["counters"]["cdr"]["records"]
+    assert a["quarantine"] == b["quarantine"] == 0
+    assert ("cdr", ber.name, "done", 2, 0) in b["files"]
