@@ -20,7 +20,7 @@ from detector.scoring import Flag
 from detector.scale.partition import partition_of
 from detector.store import activity
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
-from detector.store.checkpoint import Pending
+from detector.store.checkpoint import Pending, save_quarantine
 from detector.verify import outbox as verify_outbox
 from detector.verify.policy import ActionPolicy
 
@@ -59,10 +59,7 @@ async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolic
             ids = await _save_flags(conn, pending.flags)
             # a worker's flags are per-SIM: their rigs (if any) come from the rig stage
             await verify_outbox.enqueue(conn, pending.flags, ids, (), verify_policy)
-            if pending.quarantine:
-                await conn.copy_records_to_table(
-                    "quarantine", columns=["probe", "source", "line", "reason", "raw"],
-                    records=[(p, r.source, r.line, r.reason, r.raw) for p, r in pending.quarantine])
+            await save_quarantine(conn, pending.quarantine)
             await load_allowlist(conn, pipe.allow)
     except BaseException:
         engine.mark_unsaved(sims, imeis)

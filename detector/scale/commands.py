@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from detector.config import Config, ConfigError
+from detector.records import Rejected
+from detector.store.checkpoint import save_quarantine
 
 log = logging.getLogger("goipwatch.scale")
 
@@ -149,8 +151,8 @@ class FileFailures:
         log.error("file not published", extra={"probe": probe, "file": name, "reason": reason,
                                                "failures": self.count})
         try:
-            await self.pool.execute("INSERT INTO quarantine (probe, source, line, reason) "
-                                    "VALUES ($1, $2, 0, $3)", probe, name, reason)
+            async with self.pool.acquire() as conn:
+                await save_quarantine(conn, [(probe, Rejected(name, 0, reason))])
         except Exception as e:   # the store away too: the log line above says it all
             log.error("quarantine not written", extra={"file": name, "error": str(e)})
 

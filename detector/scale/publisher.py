@@ -157,9 +157,7 @@ class Publisher:
         except FeedError as e:   # no usable header: nothing of it was sent
             log.error("file rejected", extra={"file": path.name, "reason": str(e)})
             async with self.pool.acquire() as conn, conn.transaction():   # once, not at every restart
-                await conn.execute(
-                    "INSERT INTO quarantine (probe, source, line, reason) VALUES ($1, $2, 0, $3)",
-                    probe, path.name, str(e))
+                await cp.save_quarantine(conn, [(probe, Rejected(path.name, 0, str(e)))])
                 await conn.execute(
                     "INSERT INTO scale_published (stream, sha256, probe, name, kind, records, rejected, "
                     "messages, status) VALUES ($1, $2, $3, $4, $5, 0, 1, 0, 'rejected')",
@@ -199,10 +197,7 @@ class Publisher:
                 self.cfg.stream, sha, probe, path.name, kind, records, len(rejected), messages)
             await conn.execute("UPDATE scale_streams SET watermark = $2, next_tick = $3, updated_at = now() "
                                "WHERE stream = $1", self.cfg.stream, clock.watermark, clock.next_tick)
-            if rejected:
-                await conn.copy_records_to_table(
-                    "quarantine", columns=["probe", "source", "line", "reason", "raw"],
-                    records=[(probe, r.source, r.line, r.reason, r.raw) for r in rejected])
+            await cp.save_quarantine(conn, [(probe, r) for r in rejected])
             await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "done", records, len(rejected)))
             await activity.save(conn, facts)
         self.clock = clock

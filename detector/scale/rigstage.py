@@ -40,7 +40,7 @@ from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
 from detector.scale.summaries import flags_of, has_sync_cell
 from detector.scoring import Flag, Scorer
-from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
+from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs, save_quarantine
 from detector.verify import outbox as verify_outbox
 
 log = logging.getLogger("goipwatch.rigs")
@@ -212,11 +212,8 @@ class RigStage:
             await _save_rigs(conn, rigs)
             # the rig flags' verification requests (police leads included), in their transaction
             await verify_outbox.enqueue(conn, new, ids, rigs, self.verify_policy)
-            if self.quarantine:
-                await conn.copy_records_to_table(
-                    "quarantine", columns=["probe", "source", "line", "reason", "raw"],
-                    records=[("rig-stage", r.source, r.line, r.reason, r.raw) for r in self.quarantine])
-                self.quarantine = []
+            await save_quarantine(conn, [("rig-stage", r) for r in self.quarantine])
+            self.quarantine = []
             await self._registrations(conn)
             await load_allowlist(conn, self.allow)
         self.book.saved(rigs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -174,6 +175,18 @@ def raw_bytes(raw: str) -> bytes:
         return raw.encode("utf-8", "surrogatepass")
 
 
+async def save_quarantine(conn: asyncpg.Connection, rows: Iterable[tuple[str, Rejected]]) -> None:
+    """Quarantine ``(probe, row)`` pairs: any bytes the row held, text made storable. The one
+    writer of quarantine rows, for the daemon and the scale-out's publisher, workers and rig
+    stage alike (one row the store refuses would fail the whole transaction, at every retry)."""
+    records = [(p, store_text(r.source), r.line, store_text(r.reason), raw_bytes(r.raw))
+               for p, r in rows]
+    if records:
+        await conn.copy_records_to_table(
+            "quarantine", columns=["probe", "source", "line", "reason", "raw_bytes"],
+            records=records)
+
+
 async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
     if pending.files:
         await conn.executemany(
@@ -181,11 +194,7 @@ async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [(f.probe, store_text(f.name), f.size, f.sha256, f.status, f.records, f.rejected,
               store_text(f.detail)) for f in pending.files])
-    if pending.quarantine:
-        await conn.copy_records_to_table(
-            "quarantine", columns=["probe", "source", "line", "reason", "raw_bytes"],
-            records=[(p, store_text(r.source), r.line, store_text(r.reason), raw_bytes(r.raw))
-                     for p, r in pending.quarantine])
+    await save_quarantine(conn, pending.quarantine)
     if pending.offsets:
         await conn.executemany(
             "INSERT INTO stream_offsets (probe, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "

@@ -32,6 +32,7 @@ async def test_publish_once_with_quarantine_and_ticks(pg_dsn, scale_names, tmp_p
     cfg = ScaleConfig(nats_url=NATS_URL, stream=stream, subject_prefix=prefix, partitions=3)
     rows = [Row(start_time=at(60 * i), imsi=imsi(i % 5)) for i in range(30)]     # 0:00 .. 0:29
     rows.append(Row(start_time=at(1000), imsi="not-an-imsi"))                    # malformed
+    rows.append(Row(start_time=at(1001), imsi="46000\x000000001"))              # a NUL byte
     rows.append(Row(start_time=at(7200), imsi=imsi(1)))                         # 2:00
     cdr = write_cdr(tmp_path / "cdr.csv", rows)
     later = write_cdr(tmp_path / "later.csv", [Row(start_time=at(600), imsi=imsi(2)),    # 0:10: late
@@ -43,7 +44,7 @@ async def test_publish_once_with_quarantine_and_ticks(pg_dsn, scale_names, tmp_p
         pub = Publisher(js, pool, cfg, interval_s=900, lateness_s=3600)
         await pub.open()
         done = await pub.publish_file(cdr, "cdr", "cdr")
-        assert (done.status, done.records, done.rejected) == ("published", 31, 1)
+        assert (done.status, done.records, done.rejected) == ("published", 31, 2)
         assert (await pub.publish_file(cdr, "cdr", "cdr")).status == "already"
         late = await pub.publish_file(later, "cdr", "cdr")
         assert (late.records, late.rejected) == (1, 1)
@@ -51,6 +52,8 @@ async def test_publish_once_with_quarantine_and_ticks(pg_dsn, scale_names, tmp_p
         assert bad.status == "rejected"
         reasons = [r["reason"] for r in await pool.fetch("SELECT reason FROM quarantine ORDER BY id")]
         assert any("imsi" in r for r in reasons)
+        raw = await pool.fetch("SELECT raw_bytes FROM quarantine WHERE position('\\x00' in reason) > 0")
+        assert [bytes(r["raw_bytes"]).count(b"\x00") for r in raw] == [1]   # kept as read
         assert any(r.startswith("late: event time") for r in reasons)
         assert "bad.csv" in reasons[-1]
 
