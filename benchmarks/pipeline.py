@@ -10,7 +10,7 @@ probe (the next block in a worker thread) and fed through the event-time pipelin
 records/s (time in ``Pipeline.feed`` while parsing runs beside it), the rig stage's share of
 it, what a checkpoint's pass over the rigs costs at the end, end-to-end records/s, peak
 memory, feature state bytes per SIM and the machine it ran on. ``--no-rigs`` leaves the rig
-stage out (until the eleventh session the benchmark ran without it).
+stage out (per-SIM flags only, which is not the daemon's path).
 """
 
 from __future__ import annotations
