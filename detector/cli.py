@@ -260,6 +260,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 2
     if kind in ("pcap", "pcapng") and not args.cdr:
         return _inspect_capture(args)
+    if kind == "binary":
+        from probes.cdrfile import cdr_format
+
+        if cdr_format(args.file) != "ber":
+            print(f"goipwatch inspect: error: {args.file}: neither a capture (pcap, pcapng) nor "
+                  "a CDR file (CSV, BER)", file=sys.stderr)
+            return 2
     return _inspect_cdr(args)
 
 

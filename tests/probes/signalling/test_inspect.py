@@ -48,7 +48,7 @@ def test_not_a_capture(tmp_path, capsys):
     bad.write_text("this is not a capture at all\njust text\n")
     assert main(["inspect", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}: not a capture: text" in err
+    assert "notes.pcap: header lacks column(s)" in err   # text: read as a CSV feed
 
 
 @needs_tshark
