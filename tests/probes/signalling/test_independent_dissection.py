@@ -10,6 +10,8 @@ why the probe does not use it.
 
 from __future__ import annotations
 
+import asyncio
+
 import pyshark
 import pytest
 
@@ -20,12 +22,16 @@ pytestmark = [pytest.mark.captures, pytest.mark.tshark]
 
 
 def pyshark_imsis(path) -> set[str]:
-    cap = pyshark.FileCapture(str(path), keep_packets=False)
+    # pyshark drives TShark from an asyncio loop of its own: a fresh one, since the async
+    # tests before this one leave the thread without a current loop
+    loop = asyncio.new_event_loop()
+    cap = pyshark.FileCapture(str(path), keep_packets=False, eventloop=loop)
     try:
         return {str(v) for pkt in cap for layer in pkt.layers
                 if (v := layer.get_field("e212_imsi"))}
     finally:
         cap.close()
+        loop.close()
 
 
 @pytest.mark.parametrize("name", ["ndpi_gtp_c.pcap",
