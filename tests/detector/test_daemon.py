@@ -24,6 +24,7 @@ from detector.ids import imsi_text, msisdn_text
 from detector.records import iso
 from detector.testing import T0, Row, at, cdr_batch, daemon_config, gateway_rows, imei, imsi, write_cdr
 from probes.files import FileProbe
+from detector.ids import imsi_text
 from tests.inputs import CAPTURES
 
 
@@ -575,3 +576,30 @@ async def test_compressed_and_ber_files_are_taken_as_their_plain_records(tmp_pat
     assert a["counters"]["cdr"]["records"] + 2 == b["counters"]["cdr"]["records"]
     assert a["quarantine"] == b["quarantine"] == 0
     assert ("cdr", ber.name, "done", 2, 0) in b["files"]
+
+
+@pytest.mark.captures
+@pytest.mark.tshark
+async def test_a_cdr_probe_takes_the_shared_ber_record_and_gtp_prime_capture(tmp_path, pg_dsn,
+                                                                              small_model):
+    """The real ePDG record, alone and inside its GTP' capture, through the daemon's CDR probe
+    (both told by content): each file taken with its one record, the subscriber in the state
+    with all 15 digits."""
+    cfg = daemon_config(tmp_path, pg_dsn, small_model, f"""
+[[probes]]
+type = "cdr_csv"
+name = "mediation"
+files = [{json.dumps(str(CAPTURES / "ndpi_gtp_prime_epdgrecord.ber"))},
+         {json.dumps(str(CAPTURES / "ndpi_gtp_prime.pcapng"))}]
+""")
+    await run_daemon(cfg)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        files = {r["name"]: (r["status"], r["records"], r["rejected"])
+                 for r in await conn.fetch("SELECT * FROM ingested_files")}
+        sims = await conn.fetch("SELECT imsi FROM sim_state")
+    finally:
+        await conn.close()
+    assert files == {"ndpi_gtp_prime_epdgrecord.ber": ("done", 1, 0),
+                     "ndpi_gtp_prime.pcapng": ("done", 1, 0)}
+    assert [imsi_text(r["imsi"]) for r in sims] == ["310012000000000"]
