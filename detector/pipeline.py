@@ -18,11 +18,12 @@ import numpy as np
 from detector.features.catalog import CATALOG, FEATURES
 from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
+from detector.flags import Flag
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.metrics import Histogram
 from detector.records import CdrBatch, RegistrationBatch
 from detector.rigs import RigBook
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 
 DAY = 86_400
 # Event time between scoring ticks: a flag waits at most this long for its tick. Five minutes

@@ -52,7 +52,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -61,10 +61,11 @@ from scipy.sparse.csgraph import connected_components
 from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
+from detector.flags import Flag, Rig
 from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text, tac_text
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import RegistrationBatch, iso
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 
 _DATA = FEATURES.index("data_sessions_24h")
 _VOICE_IN = FEATURES.index("voice_in_24h")
@@ -92,26 +93,6 @@ class RigPolicy:
             raise ValueError("remote_sim_auth_ms must be at least 1")
         if self.absence_after_s < 0:
             raise ValueError("absence_after_s must not be negative")
-
-
-@dataclass(slots=True)
-class Rig:
-    id: str
-    sims: set[str] = field(default_factory=set)
-    devices: set[str] = field(default_factory=set)
-    cells: set[str] = field(default_factory=set)
-    first: int = 0
-    last: int = 0
-    evidence: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        parts = [f"{len(self.sims)} SIMs"]
-        if self.devices:
-            parts.append(f"{len(self.devices)} devices")
-        if self.cells:
-            parts.append(f"{len(self.cells)} cells")
-        parts.append(f"active {iso(self.first)} .. {iso(self.last)}")
-        return "; ".join(parts + sorted(self.evidence.values()))
 
 
 def watched(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
@@ -903,25 +884,23 @@ class RigBook:
         for root, sims in members.items():
             if len(sims) < 2:
                 continue
-            rig = Rig(rig_id_for(root), set(sims))
             slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
             slots = slots[slots >= 0]
             devices = s["imei"][slots]
-            rig.devices = set(imei_texts(devices[devices != 0]))
+            used = set(imei_texts(devices[devices != 0]))
             cells = s["slot"]["top_cell"][slots].ravel()
-            rig.cells = {names[c] for c in cells[cells >= 0]}
-            rig.first = self._founded[root]
-            rig.last = int(s["last_ts"][slots].max()) if len(slots) else rig.first
+            first = self._founded[root]
+            evidence: dict[str, str] = {}
             for imsi in sims:
-                rig.evidence.update(self._evidence.get(imsi, {}))
+                evidence.update(self._evidence.get(imsi, {}))
                 if int(imsi) in self._bulk_text:
-                    rig.evidence["registration"] = self._bulk_text[int(imsi)]
-            shared = len(rig.devices) < len(slots) * st.IMEI_SLOTS and \
+                    evidence["registration"] = self._bulk_text[int(imsi)]
+            shared = len(used) < len(slots) * st.IMEI_SLOTS and \
                 np.unique(devices[devices != 0]).size < (devices != 0).sum()
             if shared:
-                rig.evidence["devices"] = (f"{len(slots)} SIMs rotate over "
-                                           f"{len(rig.devices)} shared devices")
-            out.append(rig)
+                evidence["devices"] = f"{len(slots)} SIMs rotate over {len(used)} shared devices"
+            out.append(Rig(rig_id_for(root), set(sims), used, {names[c] for c in cells[cells >= 0]}, first,
+                           int(s["last_ts"][slots].max()) if len(slots) else first, evidence))
         return sorted(out, key=lambda r: (r.first, r.id))
 
 

@@ -32,6 +32,7 @@ from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureFrame
 from detector.feedback import AllowList, load_allowlist
+from detector.flags import Flag
 from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs import RigBook
@@ -39,7 +40,7 @@ from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
 from detector.scale.summaries import flags_of, has_sync_cell
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs
 from detector.verify import outbox as verify_outbox
 

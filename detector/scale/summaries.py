@@ -14,9 +14,10 @@ from collections.abc import Callable
 import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
+from detector.flags import Flag
 from detector.rigs import RigPolicy, watched
 from detector.scale import codec
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 
 
 class Summaries:

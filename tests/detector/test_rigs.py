@@ -128,7 +128,7 @@ def test_rig_ids_do_not_show_the_imsi():
 
 
 def test_restored_rigs_keep_their_ids_and_lone_sims_can_still_join(pipe):
-    from detector.scoring import Flag
+    from detector.flags import Flag
     a, b, lone = "460000000000501", "460000000000502", "460000000000503"
     rid = rig_id_for(b)   # the rig was founded by b
     book = pipe.rigs
@@ -347,7 +347,7 @@ def test_a_modem_pool_holding_cards_of_three_networks_is_one_pool(pipe):
 
 def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
     from detector.features.catalog import FEATURES
-    from detector.scoring import Flag
+    from detector.flags import Flag
     ref = pipe.scorer.model.manifest["reference"]
     typical = {f: ref[f]["p50"] for f in FEATURES}
 

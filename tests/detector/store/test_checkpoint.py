@@ -48,8 +48,7 @@ async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, sma
 async def test_rigs_merged_into_one_leave_one_row_and_a_rig_at_work_is_rewritten(pg_dsn, small_model):
     """Two rigs found apart, then one (a SIM links them): the store keeps the one, its flags
     point to it. A rig saved again later, with no new flag, shows its newer activity."""
-    from detector.rigs import Rig
-    from detector.scoring import Flag
+    from detector.flags import Flag, Rig
 
     pipe = fresh_pipe(small_model)
     sims = [str(imsi(520 + i)) for i in range(4)]
@@ -109,8 +108,7 @@ async def test_every_change_of_what_the_stream_carries_is_one_flag_event(pg_dsn,
     merged into another, a higher score for the same SIM and kind; a lower score, or a
     verdict (status is not carried by the stream), is none."""
     from detector import feedback
-    from detector.rigs import Rig
-    from detector.scoring import Flag
+    from detector.flags import Flag, Rig
 
     pipe = fresh_pipe(small_model)
     a, b, c = (imsi(540 + i) for i in range(3))
