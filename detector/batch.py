@@ -23,7 +23,8 @@ from detector.features.engine import FeatureEngine
 from detector.flags import Flag, Rig
 from detector.pipeline import SCORING_INTERVAL_S, Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
-from detector.rigs import RigBook, RigPolicy
+from detector.rigs.book import RigBook
+from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from probes.csvparse import CANONICAL, Layout, read_feed_file
 from probes.signalling.capture import read_capture

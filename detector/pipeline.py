@@ -22,7 +22,7 @@ from detector.flags import Flag
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.metrics import Histogram
 from detector.records import CdrBatch, RegistrationBatch
-from detector.rigs import RigBook
+from detector.rigs.book import RigBook
 from detector.scoring import Scorer
 
 DAY = 86_400

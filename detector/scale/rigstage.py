@@ -35,7 +35,7 @@ from detector.feedback import AllowList, load_allowlist
 from detector.flags import Flag
 from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
-from detector.rigs import RigBook
+from detector.rigs.book import RigBook
 from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig

@@ -15,7 +15,8 @@ import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
 from detector.flags import Flag
-from detector.rigs import RigPolicy, watched
+from detector.rigs.policy import RigPolicy
+from detector.rigs.interface import watched
 from detector.scale import codec
 from detector.scoring import Scorer
 

@@ -7,7 +7,8 @@ from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch
-from detector.rigs import RigBook, RigPolicy, rig_id_for
+from detector.rigs.book import RigBook, rig_id_for
+from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from detector.testing import START, cdr_batch as calls, gateway_rows, imei, imsi
 

@@ -10,7 +10,7 @@ from detector import config as config_mod
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.records import RecordType
-from detector.rigs import watched_s
+from detector.rigs.common import watched_s
 from detector.scale import codec
 from detector.scale.publisher import Clock, cut, split
 from detector.scale.rigstage import RigStage

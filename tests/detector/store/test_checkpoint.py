@@ -5,7 +5,8 @@ import json
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
-from detector.rigs import RigBook, RigPolicy
+from detector.rigs.book import RigBook
+from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from detector.store import checkpoint
 from detector.store.db import connect

@@ -1,62 +1,21 @@
-"""Rigs: SIMs that work together, found from evidence that is costly to fake.
+"""The rig book: finds rig evidence at each tick and groups flagged SIMs into rigs.
 
-At each scoring tick, after the per-SIM scorer, :class:`RigBook`
-1. adds the **co-location** kind of evidence: a cell where at least ``hot_cell_min_sims``
-   active SIMs show rig-like behaviour in the same hour *and behave like machines*: no data
-   session in 24 h and almost no incoming calls (one service, one way: a gateway port or a
-   modem neither browses nor gets called back ~100× less than it calls (Murynets et al.);
-   a call-centre agent's or courier's phone does both; absence counts once the daemon has
-   watched the network ``absence_after_s``) — each such SIM with another kind of evidence of
-   its own is flagged (``rig``);
-2. adds the **synchronised power-on** kind of evidence (signalling): at least
-   ``co_power_min_sims`` SIMs that attached in one cell within seconds of each other, that
-   have calls or SMS (meters have neither) and have one other kind of evidence of their own
-   (like a hot cell) — or none but did so again later with the same companions (one box
-   powering on, day after day; a crowd or a site's power cut coincides once) — are flagged
-   (``rig``); so are, from the first burst on, SIMs of a burst whose SIMs then call or text
-   each other (``co_power_min_sims`` of them take part: a box imitating people) and modems of
-   a burst that receive verification codes with ``co_power_min_sims`` of its SIMs and
-   neither call, are called nor use data (a modem pool);
-3. adds **calling groups**: at least ``co_power_min_sims`` callers that call and text each
-   other from one place (busiest cells the same in the same hour), not on one ID document,
-   each linked to two others of the group, or one more SIM each linked to one (a chain), with
-   the callers hanging off it by a contact they made — a box imitating people already at
-   work, its power-on missed (``rig``; callers in contact with two of its flagged SIMs, one of them by
-   their own call or text, join it, then or at any later tick, wherever they are; before
-   a day has been watched, calls are counted as a day's rate: :func:`callers_min`);
-4. adds the **remote SIM** kind of evidence (signalling): a SIM whose answers to
-   authentication take ``remote_sim_auth_ms`` or longer on average (at least two of them; a
-   phone answers in 0.1-0.3 s, a SIM in a remote SIM bank waits for the network between bank
-   and gateway) and that shows one other kind of evidence of its own is flagged (``rig``);
-5. flags the **associates** of flagged SIMs: a SIM with rig-like behaviour that shares a
-   device (IMEI) with a flagged SIM, now or earlier in the day (``rig_member``), a SIM that
-   powered on with a flagged SIM, or was machine-like in a flagged machine-like SIM's cell
-   within the hour, and passes the anomaly policy on its own, whatever the supervised layer
-   says (``rig_member``: a card of a box too small for the group rules, a gateway's or a
-   moving rig's card the layer holds back), and the cards of a **bulk
-   registration** (one ID document, one channel, consecutive ICCIDs, activated within
-   ``bulk_window_s``) one of whose cards is flagged for how it is used (rig evidence, or
-   enough kinds of evidence besides its registration), used or not (``bulk_registration``);
-6. groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
-   calling groups and bulk registrations) with a stable id and an evidence summary.
-
-Cells here are radio cells (:meth:`FeatureEngine.radio_cells`): a box's cards of several
-networks on one shared cell are in one cell.
-
-Single behaviours never flag here either: co-location needs a second kind of evidence, and
-an association needs a flagged SIM on the other end.
+It groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
+calling groups, code pools and bulk registrations) with a stable id (from the founding SIM:
+the older rig keeps its id when two merge) and an evidence summary. It keeps the evidence
+each rule noted per SIM, the hot-cell memory and the bulk registrations; checkpoints save and
+restore them, and :meth:`RigBook.unsaved_rigs` says which rigs the store does not hold as
+they are now.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from detector.features import state as st
 from detector.features.catalog import FEATURES
@@ -65,63 +24,20 @@ from detector.flags import Flag, Rig
 from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text, tac_text
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.records import RegistrationBatch, iso
+from detector.rigs.common import (DAY_S, HOUR_S, SMS_IN, VOICE_DATA, caller_contacts, callers_min, cell_and_model,
+                                  newest_cell, quiet, row_flag, slots_of, watched_s)
+from detector.rigs.graph import linked_groups
+from detector.rigs.interface import watched
+from detector.rigs.machines import MachineMemory
+from detector.rigs.policy import RigPolicy
+from detector.rigs.registrations import BulkRegistrations
 from detector.scoring import Scorer
+
 
 _DATA = FEATURES.index("data_sessions_24h")
 _VOICE_IN = FEATURES.index("voice_in_24h")
-_SMS_IN = FEATURES.index("sms_in_24h")
-_VOICE_DATA = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "data_sessions_24h")]
 _CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_out_24h", "sms_in_24h")]
 MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
-HOUR_S, DAY_S = 3600, 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class RigPolicy:
-    hot_cell_min_sims: int = 3
-    co_power_min_sims: int = 3      # SIMs powering on together, twice
-    remote_sim_auth_ms: int = 1000  # mean authentication latency of a SIM in a SIM bank
-    bulk_min_cards: int = 6         # more cards on one ID than the per-person cap allows
-    bulk_window_s: int = 3 * 3600   # activated within this span
-    absence_after_s: int = 6 * 3600  # watched this long, no data or calls is machine-like
-    associate: bool = True
-
-    def __post_init__(self) -> None:
-        if min(self.hot_cell_min_sims, self.bulk_min_cards, self.co_power_min_sims) < 2:
-            raise ValueError("hot_cell_min_sims, co_power_min_sims and bulk_min_cards must be at least 2")
-        if self.remote_sim_auth_ms < 1:
-            raise ValueError("remote_sim_auth_ms must be at least 1")
-        if self.absence_after_s < 0:
-            raise ValueError("absence_after_s must not be negative")
-
-
-def watched(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.ndarray:
-    """Whether each SIM is to be scored before its traffic reaches the minimum: it powered on
-    with ``co_power_min_sims - 1`` others, or received a verification code, within the last
-    day (the rules on bursts and code-taking modems need no volume), or it is a caller (see
-    :func:`callers_min`; the calling groups need no volume either)."""
-    s = engine.sim_state
-    since = engine.watermark - DAY_S - engine.lateness_s
-    return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & (s["sync_ts"][sims] > since) | \
-        (s["code_ts"][sims] > since) | (engine.calls_out_24h(sims) >= callers_min(engine))
-
-
-def watched_s(engine: FeatureEngine) -> int:
-    """How long the network has been watched (since the daemon's first start): a SIM's 24 h
-    window covers only that much before a day has passed."""
-    return engine.watermark - engine.observed_from
-
-
-def callers_min(engine: FeatureEngine) -> int:
-    """Outgoing calls in its 24 h window that make a SIM a caller for the calling groups:
-    ``CALLERS_MIN_VOICE_OUT``, or, before the network has been watched for a day, that rate
-    over the time watched, and at least 2 (one call is no rate). At a first start without
-    an archive, a box already at work has made a few calls per SIM in the first hours:
-    its SIMs would otherwise wait hours to be callers while they call each other."""
-    watched_for = watched_s(engine)
-    if watched_for >= DAY_S:
-        return CALLERS_MIN_VOICE_OUT
-    return max(2, int(np.ceil(CALLERS_MIN_VOICE_OUT * watched_for / DAY_S)))
 
 
 def rig_id_for(imsi: str) -> str:
@@ -141,42 +57,16 @@ class RigBook:
         self.evidence_version = 0        # bumped at every change: checkpoints write it only then
         self.saved_evidence_version = 0
         self._saved_rigs: dict[str, str] = {}    # rig id -> its summary as the store has it
-        self._bulk_of: dict[int, tuple[int, ...]] = {}  # imsi -> imsis of its bulk registration
-        self._bulk_text: dict[int, str] = {}
-        self._machines: dict[int, dict[str, int]] = defaultdict(dict)  # cell -> {imsi: hour}
-
-    # ---- registrations -------------------------------------------------------------------
+        self._bulk = BulkRegistrations(policy)
+        self._machines = MachineMemory()
 
     def register(self, batch: RegistrationBatch) -> None:
-        """Find bulk registrations: one ID document, one channel, consecutive ICCIDs,
-        activated within the window (the structure of 一证多卡 batches)."""
-        if not len(batch):
-            return
-        body = np.array([int(i[:-1]) for i in batch.iccid], np.int64)  # without the Luhn digit
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, key in enumerate(zip(batch.id_hash.tolist(), batch.channel.tolist())):
-            groups[key].append(i)
-        for (_, channel), idx in groups.items():
-            if len(idx) < self.policy.bulk_min_cards:
-                continue
-            idx = np.array(idx)[np.argsort(body[idx])]
-            # runs of consecutive ICCIDs activated close together
-            breaks = np.flatnonzero(np.diff(body[idx]) != 1) + 1
-            for run in np.split(idx, breaks):
-                span = int(batch.activated_at[run].max() - batch.activated_at[run].min())
-                if len(run) < self.policy.bulk_min_cards or span > self.policy.bulk_window_s:
-                    continue
-                members = tuple(int(x) for x in batch.imsi[run])
-                text = (f"{len(run)} cards on one ID document with consecutive ICCIDs "
-                        f"from channel {channel}, activated within {span // 60} minutes")
-                for m in members:
-                    self._bulk_of[m] = members
-                    self._bulk_text[m] = text
+        self._bulk.register(batch)
 
     # ---- evidence at a tick ----------------------------------------------------------------
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
-        """SIMs to look at with little traffic (see :func:`watched`)."""
+        """SIMs to look at with little traffic (see :func:`detector.rigs.interface.watched`)."""
         return watched(self.engine, sims, self.policy)
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
@@ -197,9 +87,9 @@ class RigBook:
         new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
         new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
         if self.policy.associate:
-            known = self._slots(list(flagged) + [f.imsi for f in new])
+            known = self._slots_of(list(flagged) + [f.imsi for f in new])
             # this tick's flags in devices that carried other SIMs too (ports, not phones)
-            ported = self._slots([f.imsi for f in new if f.features.get("sims_per_imei_24h", 0) >= 2])
+            ported = self._slots_of([f.imsi for f in new if f.features.get("sims_per_imei_24h", 0) >= 2])
             new += [f for f in self._shared_devices(frame, strengths, families, taken, known, ported)
                     if not skip(f)]
             new += [f for f in self._companions(frame, strengths, families, taken, known)
@@ -214,11 +104,6 @@ class RigBook:
         has no data session in two hours, nearly always one in six)."""
         return watched_s(self.engine) >= self.policy.absence_after_s
 
-    def _slots(self, imsis: list[str]) -> np.ndarray:
-        """SIM slots of ``imsis`` that the engine holds."""
-        slots = self.engine.sims.lookup(np.array(imsis, np.int64))
-        return slots[slots >= 0]
-
     def _hot_cells(self, frame, strengths, use, taken) -> list[Flag]:
         if not self._absence_is_evidence():
             return []
@@ -232,22 +117,22 @@ class RigBook:
         # all be touched in the same 15 minutes, only in the same hour
         rows = np.flatnonzero(machine)
         for r in rows:
-            self._machines[int(cell[r])][imsi_text(frame.imsi[r])] = int(last[r])
-        self._forget_before(int(last.max()) - 2)
+            self._machines.remember(int(cell[r]), imsi_text(frame.imsi[r]), int(last[r]))
+        self._machines.forget_before(int(last.max()) - 2)
         names = self.engine.cell_names()
         out = []
         for r in rows:
             imsi = imsi_text(frame.imsi[r])
             if imsi in taken or use[r] < self.scorer.policy.min_reasons - 1:
                 continue
-            peers = self._machines[int(cell[r])]
+            peers = self._machines.peers(int(cell[r]))
             n = sum(1 for h in peers.values() if h >= last[r] - 1)
             if n < self.policy.hot_cell_min_sims:
                 continue
             where = names[cell[r]]
             reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
                       f"almost no incoming calls within the hour")
-            self._keep(self._flag(frame, strengths, r, "rig", reason), out, taken,
+            self._keep(self._row_flag(frame, strengths, r, "rig", reason), out, taken,
                        "cell", f"{n} machine-like SIMs active together in cell {where}")
         return out
 
@@ -275,12 +160,12 @@ class RigBook:
         twice = (again >= need - 1) & (busy | box_talks)
         # SIMs of one burst that receive verification codes, and the SIM neither calls,
         # is called nor uses data: modems of a pool (猫池) taking codes for account farming
-        modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0)
+        modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0)
         code_takers = np.zeros(len(frame), np.int64)
         if (together & modem).any():
             got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
             coded = np.zeros(n, bool)
-            coded[self._quiet(got)] = True
+            coded[quiet(self.engine, got)] = True
             code_takers = engine.burst_members(frame.sims, coded)
             codes = together & modem & coded[frame.sims] & (code_takers >= need)
         else:
@@ -310,16 +195,10 @@ class RigBook:
             at = engine.watermark if talking[r] or codes[r] or (twice[r] and not busy[r]) else None
             # the supervised layer weighs a SIM's own behaviour; it cannot judge a burst's
             # structure, which it never sees: only the rule that leans on own evidence asks it
-            flag = self._flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
+            flag = self._row_flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
                               at, vetoable=not (twice[r] or talking[r] or codes[r]))
             self._keep(flag, out, taken, "power", f"SIMs power on together in cell {where}")
         return out
-
-    def _quiet(self, slots: np.ndarray) -> np.ndarray:
-        """Those of ``slots`` that neither call, are called nor use data (24 h window)."""
-        if not len(slots):
-            return slots
-        return slots[self.engine.features(slots).values[:, _VOICE_DATA].sum(axis=1) == 0]
 
     def _code_pools(self, frame, strengths, taken) -> list[Flag]:
         """Modems of one model in one cell that take verification codes and neither call, are
@@ -335,17 +214,17 @@ class RigBook:
             return []
         s, n = self.engine.sim_state, len(self.engine.sims)
         since = self.engine.watermark - DAY_S
-        modem = (frame.values[:, _VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, _SMS_IN] > 0) & \
+        modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0) & \
             (s["code_ts"][frame.sims] > since)
         if not modem.any():
             return []
-        cell, tac = self._cell_and_model(frame.sims)
+        cell, tac = cell_and_model(self.engine, frame.sims)
         modem &= (cell >= 0) & (tac > 0)
         got = np.flatnonzero(s["code_ts"][:n] > since)   # people get codes too: many SIMs
-        got = got[np.isin(self._newest_cell(got), cell[modem])]    # the frame's cells only
-        near = got[self._cell_and_model(got)[1] > 0]
-        pool = self._quiet(near)
-        pool_cell, pool_tac = self._cell_and_model(pool)
+        got = got[np.isin(newest_cell(self.engine, got), cell[modem])]    # the frame's cells only
+        near = got[cell_and_model(self.engine, got)[1] > 0]
+        pool = quiet(self.engine, near)
+        pool_cell, pool_tac = cell_and_model(self.engine, pool)
         keys, counts = np.unique(np.stack([pool_cell, pool_tac], axis=1), axis=0, return_counts=True)
         size = {(int(c), int(m)): int(k) for (c, m), k in zip(keys, counts)}
         names = self.engine.cell_names()
@@ -358,7 +237,7 @@ class RigBook:
             where = names[cell[r]]
             reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac_text(tac[r])}) that "
                       f"receive verification codes without calls or data (a modem pool)")
-            flag = self._flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
+            flag = self._row_flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")
         return out
 
@@ -380,7 +259,7 @@ class RigBook:
         account calls among cards of one ID, friends are rarely all callers in one cell at one
         hour and are called by others, and one chance contact is not a group."""
         engine, need = self.engine, self.policy.co_power_min_sims
-        edges = self._caller_contacts(callers)
+        edges = caller_contacts(self.engine, callers)
         # every group has SIMs with two such contacts (all of a 2-core, a chain's inner ones):
         # keep the SIMs of the frame that have them, and their partners, then look at the
         # contacts among all of those
@@ -388,7 +267,7 @@ class RigBook:
         if not len(seeds):
             return []
         nodes = np.unique(np.r_[seeds, edges[np.isin(callers[edges[:, 0]], seeds), 1]])
-        pairs = self._caller_contacts(nodes, among=nodes)
+        pairs = caller_contacts(self.engine, nodes, among=nodes)
         if not len(pairs):
             return []
         ia, ib = pairs[:, 0], np.searchsorted(nodes, pairs[:, 1])
@@ -396,12 +275,12 @@ class RigBook:
         # each member linked to two others; or, among the callers outside those groups, one
         # SIM more each linked to one (the three links of a triangle spread over a chain: a
         # box's SIMs at a cold start have a contact or two)
-        groups = _linked_groups(ia, ib, len(nodes), 2, need, heard)
+        groups = linked_groups(ia, ib, len(nodes), 2, need, heard)
         grouped = np.zeros(len(nodes), bool)
         for g in groups:
             grouped[g] = True
         apart = ~grouped[ia] & ~grouped[ib]
-        groups += _linked_groups(ia[apart], ib[apart], len(nodes), 1, need + 1, heard)
+        groups += linked_groups(ia[apart], ib[apart], len(nodes), 1, need + 1, heard)
         groups = self._with_hangers(groups, nodes, ia, ib, heard)
         out = []
         names = engine.cell_names()
@@ -409,7 +288,7 @@ class RigBook:
             # and the callers in contact with two of them wherever they are (a box's SIMs of
             # another carrier in cells no other network shares), having reached one itself
             core = nodes[members]
-            row, other = self._caller_contacts(core, place=False).T
+            row, other = caller_contacts(self.engine, core, place=False).T
             away = ~np.isin(other, core)
             row, other = row[away], other[away]
             joiners, pair_of, links = np.unique(other, return_inverse=True, return_counts=True)
@@ -424,7 +303,7 @@ class RigBook:
             cells = s["slot"]["top_cell"][sims].ravel()
             cells = cells[cells >= 0]
             where = names[int(np.bincount(cells).argmax())]
-            mates = np.bincount(self._caller_contacts(sims, place=False, among=sims)[:, 0], minlength=len(sims))
+            mates = np.bincount(caller_contacts(self.engine, sims, place=False, among=sims)[:, 0], minlength=len(sims))
             for r, imsi in enumerate(imsis):
                 if imsi in taken:
                     continue
@@ -432,7 +311,7 @@ class RigBook:
                           f"at the same hours (cell {where}), each of them a caller; in contact with "
                           f"{mates[r]} of them (a box imitating people)")
                 # structure, like a burst that talks to itself: not put to the supervised layer
-                flag = self._flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
+                flag = self._row_flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
                 self._keep(flag, out, taken, "group", f"{len(sims)} SIMs call each other from cell {where}")
         return out
 
@@ -464,17 +343,17 @@ class RigBook:
         after it was found, at ticks when none of its SIMs is active (a box's cards of
         another carrier, its late starters)."""
         engine = self.engine
-        grouped = [imsi for imsi, kinds in self._evidence.items() if "group" in kinds]
+        grouped = self.noted("group")
         slots = engine.sims.lookup(np.array(grouped, np.int64))
         group_of = {int(slot): imsi for slot, imsi in zip(slots, grouped) if slot >= 0}
         if not group_of:
             return []
         by_rig: dict[str, list[int]] = defaultdict(list)
         for slot, imsi in group_of.items():
-            by_rig[self._find(imsi)].append(slot)
+            by_rig[self.root(imsi)].append(slot)
         rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
         fresh = callers[[k not in taken for k in imsi_texts(engine.sims.keys_by_slot[callers])]]
-        row, other = self._caller_contacts(fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
+        row, other = caller_contacts(self.engine, fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
         made = engine.contacted(fresh[row], other)
         mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
         reached: Counter[tuple[int, str]] = Counter()    # (row, rig): contacts it made
@@ -498,10 +377,10 @@ class RigBook:
         strengths = self.scorer.strengths(grp.values)
         out: list[Flag] = []
         for i, r in enumerate(rows):
-            group = self._evidence[group_of[joined[r][0]]]["group"]
+            group = self.evidence_of(group_of[joined[r][0]])["group"]
             reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group, "
                       f"calling or texting at least one ({group}: a box imitating people)")
-            flag = self._flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
+            flag = self._row_flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
             self._keep(flag, out, taken, "group", group)
         return out
 
@@ -530,38 +409,6 @@ class RigBook:
         near, links = np.unique(other, return_counts=True)
         return np.union1d(members, near[links >= 2])
 
-    def _caller_contacts(self, sims: np.ndarray, place: bool = True, among: np.ndarray | None = None
-                         ) -> np.ndarray:
-        """(index into ``sims``, slot) pairs of each SIM's contacts of the last day that are
-        callers too, are not registered on the same ID document (a family plan's or a company
-        account's cards call each other) and, with ``place``, shared its busiest cell in some
-        hour; with ``among``, only its contacts among those SIMs (asked first: the other
-        tests cost per pair)."""
-        row, other = self.engine.network_contacts(sims)
-        if among is not None:
-            keep = np.isin(other, among)
-            row, other = row[keep], other[keep]
-        ids = self.engine.sim_state["id_key"]
-        keep = (self.engine.calls_out_24h(other) >= callers_min(self.engine)) & \
-            ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
-        if place:   # the costliest test, asked of the pairs left
-            kept = np.flatnonzero(keep)
-            keep[kept] = self.engine.same_place(sims[row[kept]], other[kept])
-        return np.stack([row[keep], other[keep]], axis=1)
-
-    def _cell_and_model(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per SIM, the busiest cell of its newest hour and the model (TAC: the first 8 of 15
-        IMEI digits) of its newest device; -1 and 0 when unknown."""
-        s = self.engine.sim_state
-        newest = np.argmax(s["imei_hour"][slots], axis=1)
-        return self._newest_cell(slots), s["imei"][slots, newest] // 10**7
-
-    def _newest_cell(self, slots: np.ndarray) -> np.ndarray:
-        """Per SIM, the busiest cell of its newest hour; -1 when unknown."""
-        s = self.engine.sim_state
-        last = s["last_hour"][slots].astype(np.int64)
-        return np.where(last >= 0, s["slot"]["top_cell"][slots, last % st.SLOTS], -1)
-
     def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
         latency, answers = self.engine.auth_latency(frame.sims)
         rows = np.flatnonzero((latency >= self.policy.remote_sim_auth_ms) & (answers >= 2) &
@@ -574,7 +421,7 @@ class RigBook:
                 continue
             reason = (f"answers authentication in {latency[r] / 1000:.1f} s on average (phones: "
                       f"0.1-0.3 s): a SIM far from its radio, as in a remote SIM bank (signalling)")
-            self._keep(self._flag(frame, strengths, r, "rig", reason), out, taken,
+            self._keep(self._row_flag(frame, strengths, r, "rig", reason), out, taken,
                        "remote", "SIMs answer authentication slowly (remote SIM bank)")
         return out
 
@@ -618,7 +465,7 @@ class RigBook:
             if imsi in taken:
                 continue
             # the device link is structure the supervised layer does not see (as for bursts)
-            flag = self._flag(frame, strengths, r, "rig_member",
+            flag = self._row_flag(frame, strengths, r, "rig_member",
                               "shares a device (IMEI) with a flagged SIM", at, vetoable=False)
             if flag is not None:
                 out.append(flag)
@@ -642,10 +489,10 @@ class RigBook:
         flagged = np.zeros(len(self.engine.sims), bool)
         flagged[flagged_slots] = True
         companions = self.engine.burst_members(frame.sims, flagged)
-        cell = self._newest_cell(frame.sims)
+        cell = newest_cell(self.engine, frame.sims)
         cell_mates = np.zeros(len(frame), np.int64)
         for r in np.flatnonzero(own & (cell >= 0)):
-            cell_mates[r] = len(self._machine_mates(imsi_text(frame.imsi[r]), int(cell[r]), taken))
+            cell_mates[r] = len(self._machines.mates(imsi_text(frame.imsi[r]), int(cell[r]), taken))
         rows = np.flatnonzero(own & ((companions >= 1) | (cell_mates >= 1)))
         if not len(rows):
             return []
@@ -667,22 +514,14 @@ class RigBook:
                 reason = (f"machine-like (no data, almost no incoming calls) in cell {where} within the "
                           f"hour of {cell_mates[r]} flagged machine-like SIM(s), and rig-like on its own")
                 key, evidence = "cell", f"machine-like SIMs active together in cell {where}"
-            flag = self._flag(frame, strengths, r, "rig_member", reason, vetoable=False)
+            flag = self._row_flag(frame, strengths, r, "rig_member", reason, vetoable=False)
             self._keep(flag, out, taken, key, evidence)
         return out
-
-    def _machine_mates(self, imsi: str, cell: int, flagged) -> list[str]:
-        """Those of ``flagged`` that were machine-like in ``cell`` within the hour of ``imsi``
-        (the hot-cell memory); none unless ``imsi`` was machine-like there itself."""
-        peers = self._machines.get(cell, {})
-        if imsi not in peers:
-            return []
-        return [x for x, h in peers.items() if x != imsi and x in flagged and abs(h - peers[imsi]) <= 1]
 
     def _bulk_siblings(self, taken, flags) -> list[Flag]:
         out = []
         for f in list(flags):
-            members = self._bulk_of.get(int(f.imsi), ())
+            members = self._bulk.members(int(f.imsi))
             if members and not self._used_like_a_rig(f):
                 continue
             for m in members:
@@ -692,7 +531,7 @@ class RigBook:
                 slot = self.engine.sims.lookup(np.array([m], np.int64))[0]
                 msisdn = msisdn_text(self.engine.sim_state["msisdn"][slot]) if slot >= 0 else ""
                 out.append(Flag(imsi=imsi, msisdn=msisdn, score=f.score, flagged_at=f.flagged_at,
-                                reasons=(f"{self._bulk_text[m]}; a card of it is flagged",),
+                                reasons=(f"{self._bulk.text(m)}; a card of it is flagged",),
                                 kind="bulk_registration"))
                 taken.add(imsi)
         return out
@@ -707,37 +546,38 @@ class RigBook:
         return self.scorer.families(self.scorer.strengths(values), without=("registration",))[0] \
             >= self.scorer.policy.min_reasons
 
+    def _row_flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
+                  reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
+        return row_flag(self.scorer, frame, strengths, r, kind, reason, at, vetoable)
+
+    def _slots_of(self, imsis: list[str]) -> np.ndarray:
+        return slots_of(self.engine, imsis)
+
     def _keep(self, flag: Flag | None, out: list[Flag], taken: set[str], key: str, evidence: str) -> None:
         """Add a rule's flag (if not vetoed) with the rig evidence it brings."""
         if flag is None:
             return
         out.append(flag)
-        self._note(flag.imsi, key, evidence)
+        self.note(flag.imsi, key, evidence)
         taken.add(flag.imsi)
 
-    def _note(self, imsi: str, key: str, evidence: str) -> None:
+    # ---- evidence notes (the rules' side: detector.rigs.tick.Notes) --------------------------
+
+    def note(self, imsi: str, key: str, evidence: str) -> None:
         """Record a SIM's rig evidence (the one place that changes it: checkpoints write it
         when ``evidence_version`` moved)."""
         self._evidence[imsi][key] = evidence
         self.evidence_version += 1
 
-    def _flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
-              reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
-        """The flag of row ``r`` (at event time ``at``, else of its SIM's newest record),
-        unless the supervised layer vetoes it (when ``vetoable``)."""
-        values = frame.values[r]
-        score = self.scorer.model.anomaly_score(values[None, :])
-        if vetoable and not self.scorer.plausible(values[None, :], score)[0]:
-            return None
-        own = self.scorer.reasons(values, strengths[r])
-        return Flag(imsi=imsi_text(frame.imsi[r]), msisdn=msisdn_text(frame.msisdn[r]),
-                    score=round(float(score[0]), 4),
-                    flagged_at=int(max(frame.at[r], at or 0)), reasons=(reason,) + own[: self.scorer.policy.max_reasons - 1],
-                    kind=kind, features={f: round(float(v), 3) for f, v in zip(FEATURES, values)})
+    def evidence_of(self, imsi: str) -> Mapping[str, str]:
+        return self._evidence.get(imsi, {})
 
-    # ---- grouping --------------------------------------------------------------------------
+    def noted(self, key: str) -> list[str]:
+        """The SIMs with evidence of kind ``key``, in the order it was first noted."""
+        return [imsi for imsi, kinds in self._evidence.items() if key in kinds]
 
-    def _find(self, imsi: str) -> str:
+    def root(self, imsi: str) -> str:
+        """The SIM whose rig ``imsi`` is in (itself when not linked)."""
         root = imsi
         while self._parent.get(root, root) != root:
             root = self._parent[root]
@@ -745,8 +585,10 @@ class RigBook:
             self._parent[imsi], imsi = root, self._parent[imsi]
         return root
 
+    # ---- grouping --------------------------------------------------------------------------
+
     def _union(self, a: str, b: str) -> None:
-        ra, rb = self._find(a), self._find(b)
+        ra, rb = self.root(a), self.root(b)
         if ra == rb:
             return
         if (self._founded[rb], rb) < (self._founded[ra], ra):  # the older rig keeps its id
@@ -767,7 +609,7 @@ class RigBook:
     def _partners(self, imsi: str) -> list[str]:
         """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
         bulk registration with ``imsi``."""
-        out = [m for m in imsi_texts(self._bulk_of.get(int(imsi), ())) if m != imsi]
+        out = [m for m in imsi_texts(self._bulk.members(int(imsi))) if m != imsi]
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:
             return out
@@ -785,15 +627,15 @@ class RigBook:
             burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
                 (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
             if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
-                self._note(imsi, "power", f"SIMs power on together in cell "
-                                          f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
+                self.note(imsi, "power", f"SIMs power on together in cell "
+                                         f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
             out += imsi_texts(fimsi[burst])
         last = int(s["last_hour"][slot])
         cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
-        together = self._machine_mates(imsi, cell, self._parent)  # flagged, same cell, same hour
+        together = self._machines.mates(imsi, cell, self._parent)  # flagged, same cell, same hour
         if together:
-            self._note(imsi, "cell", f"machine-like SIMs active together in cell "
-                                     f"{self.engine.cell_names()[cell]}")
+            self.note(imsi, "cell", f"machine-like SIMs active together in cell "
+                                    f"{self.engine.cell_names()[cell]}")
         out += together
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)
@@ -801,8 +643,8 @@ class RigBook:
             pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in imsi_texts(fimsi)],
                               bool)
             if pooled.any():
-                mine = self._cell_and_model(np.array([slot]))
-                theirs = self._cell_and_model(fs[pooled])
+                mine = cell_and_model(self.engine, np.array([slot]))
+                theirs = cell_and_model(self.engine, fs[pooled])
                 same = (theirs[0] == mine[0][0]) & (theirs[1] == mine[1][0])
                 out += imsi_texts(fimsi[pooled][same])
         return out
@@ -813,23 +655,15 @@ class RigBook:
         mine = np.isin(fs, other)
         return [x for x in imsi_texts(fimsi[mine]) if "group" in self._evidence.get(x, {})]
 
-    def _forget_before(self, hour: int) -> None:
-        """Drop hot-cell memory older than ``hour``: it can no longer count (bounded state)."""
-        for c in list(self._machines):
-            kept = {i: h for i, h in self._machines[c].items() if h >= hour}
-            if kept:
-                self._machines[c] = kept
-            else:
-                del self._machines[c]
+    # ---- persistence -----------------------------------------------------------------------
 
     def recent_machines(self) -> dict[str, dict[str, int]]:
         """The hot-cell memory (cell -> {imsi: hour}) of the last hours, for checkpoints."""
-        self._forget_before(self.engine.watermark // 3600 - 2)
-        return {str(c): dict(m) for c, m in self._machines.items()}
+        self._machines.forget_before(self.engine.watermark // 3600 - 2)
+        return self._machines.snapshot()
 
     def restore_machines(self, saved: dict[str, dict[str, int]]) -> None:
-        for c, m in saved.items():   # IMSIs as written (older checkpoints wrote them unpadded)
-            self._machines[int(c)].update({imsi_text(i): h for i, h in m.items()})
+        self._machines.restore(saved)
 
     def evidence_by_sim(self) -> dict[str, dict[str, str]]:
         """The rig evidence each flagged SIM brought (kind -> words), for checkpoints: rig
@@ -857,11 +691,13 @@ class RigBook:
             self._founded[root] = min(f.flagged_at for f in group)
             self._size[root] = len(group)
 
+    # ---- rigs ------------------------------------------------------------------------------
+
     def rig_of(self, imsi: str) -> str:
         """The rig id of a flagged SIM that has partners; empty for a lone SIM."""
         if imsi not in self._parent:
             return ""
-        root = self._find(imsi)
+        root = self.root(imsi)
         return rig_id_for(root) if self._size[root] > 1 else ""
 
     def unsaved_rigs(self) -> list[Rig]:
@@ -877,7 +713,7 @@ class RigBook:
         """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""
         members: dict[str, list[str]] = defaultdict(list)
         for imsi in self._parent:
-            members[self._find(imsi)].append(imsi)
+            members[self.root(imsi)].append(imsi)
         out = []
         s = self.engine.sim_state
         names = self.engine.cell_names()
@@ -893,8 +729,8 @@ class RigBook:
             evidence: dict[str, str] = {}
             for imsi in sims:
                 evidence.update(self._evidence.get(imsi, {}))
-                if int(imsi) in self._bulk_text:
-                    evidence["registration"] = self._bulk_text[int(imsi)]
+                if self._bulk.text(int(imsi)):
+                    evidence["registration"] = self._bulk.text(int(imsi))
             shared = len(used) < len(slots) * st.IMEI_SLOTS and \
                 np.unique(devices[devices != 0]).size < (devices != 0).sum()
             if shared:
@@ -902,42 +738,3 @@ class RigBook:
             out.append(Rig(rig_id_for(root), set(sims), used, {names[c] for c in cells[cells >= 0]}, first,
                            int(s["last_ts"][slots].max()) if len(slots) else first, evidence))
         return sorted(out, key=lambda r: (r.first, r.id))
-
-
-def _linked_groups(a: np.ndarray, b: np.ndarray, n: int, min_links: int, min_size: int = 1,
-                   heard_outside: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
-    """The connected groups of at least ``min_size`` nodes of the undirected graph on ``n``
-    nodes with edges (``a[i]``, ``b[i]``) in which each node has ``min_links`` neighbours (with
-    2, the 2-core): nodes with fewer are peeled off until none is left. With ``heard_outside``
-    (called with a group's nodes: per node, how many numbers outside that group called it), so
-    are nodes called by more outsiders than they have neighbours: a box imitating people keeps
-    itself company, people are called by others. Each group is judged on its own: the numbers
-    of another group are outsiders to it (one mask of every group's numbers would hide
-    everyone's callers)."""
-    keep = a != b
-    a, b = a[keep], b[keep]
-    pair = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
-    alive = np.ones(n, bool)
-    while True:
-        live = pair[alive[pair[:, 0]] & alive[pair[:, 1]]]
-        deg = np.bincount(live.ravel(), minlength=n)
-        peel = alive & (deg < min_links)
-        if not peel.any():
-            groups = _components(live, alive, n)
-            for g in groups:
-                if len(g) < min_size:
-                    peel[g] = True
-                elif heard_outside is not None:
-                    peel[g[heard_outside(g) > deg[g]]] = True
-            if not peel.any():
-                return groups
-        alive &= ~peel
-
-
-def _components(pairs: np.ndarray, alive: np.ndarray, n: int) -> list[np.ndarray]:
-    """The connected groups of the ``alive`` nodes joined by ``pairs``."""
-    if not len(pairs):
-        return []
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    return [np.flatnonzero(alive & (label == g)) for g in np.unique(label[alive])]
