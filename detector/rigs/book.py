@@ -1,4 +1,4 @@
-"""The rig book: finds rig evidence at each tick and groups flagged SIMs into rigs.
+"""The rig book: runs the rules at each tick and groups flagged SIMs into rigs.
 
 It groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
 calling groups, code pools and bulk registrations) with a stable id (from the founding SIM:
@@ -11,7 +11,7 @@ they are now.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -21,23 +21,16 @@ from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
 from detector.flags import Flag, Rig
-from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text, tac_text
-from detector.model import CALLERS_MIN_VOICE_OUT
+from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text
 from detector.records import RegistrationBatch, iso
-from detector.rigs.common import (DAY_S, HOUR_S, SMS_IN, VOICE_DATA, caller_contacts, callers_min, cell_and_model,
-                                  newest_cell, quiet, row_flag, slots_of, watched_s)
-from detector.rigs.graph import linked_groups
+from detector.rigs import RULES
+from detector.rigs.common import cell_and_model, newest_cell, row_flag, slots_of
 from detector.rigs.interface import watched
 from detector.rigs.machines import MachineMemory
 from detector.rigs.policy import RigPolicy
 from detector.rigs.registrations import BulkRegistrations
+from detector.rigs.tick import Tick
 from detector.scoring import Scorer
-
-
-_DATA = FEATURES.index("data_sessions_24h")
-_VOICE_IN = FEATURES.index("voice_in_24h")
-_CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_out_24h", "sms_in_24h")]
-MAX_INCOMING_SHARE = 0.03   # incoming calls per event of a machine-like SIM
 
 
 def rig_id_for(imsi: str) -> str:
@@ -70,22 +63,21 @@ class RigBook:
         return watched(self.engine, sims, self.policy)
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
-               flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
+               flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
                ) -> list[Flag]:
         """Rig flags for this tick, beyond the per-SIM ``flags`` (already in ``flagged``
         or not), less those ``skip`` refuses (the allow-list); links every new flag into its
         rig."""
-        new = list(flags)
+        found = list(flags)
         taken = set(flagged) | {f.imsi for f in flags}
-        families = self.scorer.families(strengths)
-        # co-location's second kind of evidence is the SIM's own use: the registration family
-        # is its account's (every card of a company account has "many cards on one ID")
-        use = self.scorer.families(strengths, without=("registration",))
-        new += [f for f in self._hot_cells(frame, strengths, use, taken) if not skip(f)]
-        new += [f for f in self._co_powered(frame, strengths, taken) if not skip(f)]
-        new += [f for f in self._code_pools(frame, strengths, taken) if not skip(f)]
-        new += [f for f in self._calling_groups(frame, taken) if not skip(f)]
-        new += [f for f in self._remote_sims(frame, strengths, families, taken) if not skip(f)]
+        tick = Tick(self.engine, self.scorer, self.policy, frame, strengths,
+                    families=self.scorer.families(strengths),
+                    use=self.scorer.families(strengths, without=("registration",)),
+                    flagged=flagged, found=found, taken=taken,
+                    book=self, machines=self._machines, bulk=self._bulk)
+        for rule in RULES:
+            found.extend(f for f in rule.find(tick) if not skip(f))
+        new, families = found, tick.families
         if self.policy.associate:
             known = self._slots_of(list(flagged) + [f.imsi for f in new])
             # this tick's flags in devices that carried other SIMs too (ports, not phones)
@@ -95,335 +87,9 @@ class RigBook:
             new += [f for f in self._companions(frame, strengths, families, taken, known)
                     if not skip(f)]
             new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
-        for f in new:
+        for f in found:
             self._link(f)
-        return [replace(f, rig_id=self.rig_of(f.imsi)) for f in new]
-
-    def _absence_is_evidence(self) -> bool:
-        """Whether the network has been watched ``absence_after_s`` already (a person often
-        has no data session in two hours, nearly always one in six)."""
-        return watched_s(self.engine) >= self.policy.absence_after_s
-
-    def _hot_cells(self, frame, strengths, use, taken) -> list[Flag]:
-        if not self._absence_is_evidence():
-            return []
-        s = self.engine.sim_state   # fields gathered one by one: a whole record is 1.3 kB
-        last = s["last_hour"][frame.sims].astype(np.int64)
-        cell = s["slot"]["top_cell"][frame.sims, last % st.SLOTS]
-        machine = (use >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
-            (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity) & \
-            (frame.activity >= self.scorer.policy.min_events_24h)
-        # machine-like SIMs per cell, remembered across ticks: the SIMs of a rig need not
-        # all be touched in the same 15 minutes, only in the same hour
-        rows = np.flatnonzero(machine)
-        for r in rows:
-            self._machines.remember(int(cell[r]), imsi_text(frame.imsi[r]), int(last[r]))
-        self._machines.forget_before(int(last.max()) - 2)
-        names = self.engine.cell_names()
-        out = []
-        for r in rows:
-            imsi = imsi_text(frame.imsi[r])
-            if imsi in taken or use[r] < self.scorer.policy.min_reasons - 1:
-                continue
-            peers = self._machines.peers(int(cell[r]))
-            n = sum(1 for h in peers.values() if h >= last[r] - 1)
-            if n < self.policy.hot_cell_min_sims:
-                continue
-            where = names[cell[r]]
-            reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
-                      f"almost no incoming calls within the hour")
-            self._keep(self._row_flag(frame, strengths, r, "rig", reason), out, taken,
-                       "cell", f"{n} machine-like SIMs active together in cell {where}")
-        return out
-
-    def _co_powered(self, frame, strengths, taken) -> list[Flag]:
-        need = self.policy.co_power_min_sims
-        engine, s, n = self.engine, self.engine.sim_state, len(self.engine.sims)
-        busy = frame.activity >= self.scorer.policy.min_events_24h
-        again = engine.repeated_bursts(frame.sims)
-        together = frame.column("attach_sync_24h") >= need - 1
-        talks = frame.values[:, _CALLS_SMS].sum(axis=1) > 0
-        if not ((together | (again >= need - 1)) & talks).any():
-            return []
-        # one burst is co-location, like a hot cell: one more kind of evidence
-        once = together & busy & \
-            (self.scorer.families(strengths, without=("sync", "registration")) >= self.scorer.policy.min_reasons - 1)
-        # SIMs of one burst that then call or text each other: a box imitating people. The
-        # structure is the evidence, so it needs no volume of traffic; a couple among
-        # strangers who switched on together is two talking SIMs, not ``need``
-        contacts = engine.burst_contacts(frame.sims)
-        talkers = engine.burst_members(frame.sims, (s["talk_bits"][:n] & s["sync_bits"][:n]) != 0)
-        box_talks = together & (talkers >= need)
-        talking = box_talks & (contacts >= 1)
-        # the same SIMs powering on together again: one box, day after day; a SIM that is
-        # not busy yet (a box's quiet hours) counts once its burst talks among itself
-        twice = (again >= need - 1) & (busy | box_talks)
-        # SIMs of one burst that receive verification codes, and the SIM neither calls,
-        # is called nor uses data: modems of a pool (猫池) taking codes for account farming
-        modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0)
-        code_takers = np.zeros(len(frame), np.int64)
-        if (together & modem).any():
-            got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
-            coded = np.zeros(n, bool)
-            coded[quiet(self.engine, got)] = True
-            code_takers = engine.burst_members(frame.sims, coded)
-            codes = together & modem & coded[frame.sims] & (code_takers >= need)
-        else:
-            codes = np.zeros(len(frame), bool)
-        rows = np.flatnonzero((twice | once | talking | codes) & talks)
-        names = self.engine.cell_names()
-        out = []
-        for r in rows:
-            imsi = imsi_text(frame.imsi[r])
-            if imsi in taken:
-                continue
-            rec = s[frame.sims[r]]
-            where = names[rec["sync_cell"]]
-            reason = (f"powered on with {rec['sync_n']} other SIMs within {SYNC_WINDOW_S} s in "
-                      f"cell {where} at {iso(rec['sync_ts'])}")
-            if twice[r]:
-                reason += f", {again[r]} of them also at {iso(rec['prev_sync_ts'])}"
-            if talking[r]:
-                reason += (f", then called or texted {contacts[r]} of them ({talkers[r]} SIMs of the "
-                           f"burst talk among themselves)")
-            elif twice[r] and box_talks[r]:
-                reason += f" ({talkers[r]} SIMs of the burst talk among themselves)"
-            if codes[r]:
-                reason += (f", then received verification codes, as did {code_takers[r] - 1} of them, "
-                           f"without calls or data (a modem pool)")
-            # a companion's call or code may have tipped it: flagged when that was seen
-            at = engine.watermark if talking[r] or codes[r] or (twice[r] and not busy[r]) else None
-            # the supervised layer weighs a SIM's own behaviour; it cannot judge a burst's
-            # structure, which it never sees: only the rule that leans on own evidence asks it
-            flag = self._row_flag(frame, strengths, r, "rig", reason + " (synchronised attach, signalling)",
-                              at, vetoable=not (twice[r] or talking[r] or codes[r]))
-            self._keep(flag, out, taken, "power", f"SIMs power on together in cell {where}")
-        return out
-
-    def _code_pools(self, frame, strengths, taken) -> list[Flag]:
-        """Modems of one model in one cell that take verification codes and neither call, are
-        called nor use data: ``hot_cell_min_sims`` of them are a modem pool, power-on seen or
-        not (a pool at work before the capture started, or whose power-on it missed). A person
-        keeping a second SIM for codes has it in a phone of their own; meters get no codes.
-        Their silence is evidence once the network has been watched ``absence_after_s``
-        divided by their number: k people all without data or calls for w hours are as
-        unlikely as one for k·w hours, so a pool at work before a first start is not held
-        back the whole wait."""
-        watched_for = watched_s(self.engine)
-        if watched_for <= 0:
-            return []
-        s, n = self.engine.sim_state, len(self.engine.sims)
-        since = self.engine.watermark - DAY_S
-        modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0) & \
-            (s["code_ts"][frame.sims] > since)
-        if not modem.any():
-            return []
-        cell, tac = cell_and_model(self.engine, frame.sims)
-        modem &= (cell >= 0) & (tac > 0)
-        got = np.flatnonzero(s["code_ts"][:n] > since)   # people get codes too: many SIMs
-        got = got[np.isin(newest_cell(self.engine, got), cell[modem])]    # the frame's cells only
-        near = got[cell_and_model(self.engine, got)[1] > 0]
-        pool = quiet(self.engine, near)
-        pool_cell, pool_tac = cell_and_model(self.engine, pool)
-        keys, counts = np.unique(np.stack([pool_cell, pool_tac], axis=1), axis=0, return_counts=True)
-        size = {(int(c), int(m)): int(k) for (c, m), k in zip(keys, counts)}
-        names = self.engine.cell_names()
-        out = []
-        for r in np.flatnonzero(modem):
-            imsi = imsi_text(frame.imsi[r])
-            k = size.get((int(cell[r]), int(tac[r])), 0)
-            if imsi in taken or k < self.policy.hot_cell_min_sims or watched_for * k < self.policy.absence_after_s:
-                continue
-            where = names[cell[r]]
-            reason = (f"one of {k} SIMs in cell {where} in devices of one model (TAC {tac_text(tac[r])}) that "
-                      f"receive verification codes without calls or data (a modem pool)")
-            flag = self._row_flag(frame, strengths, r, "rig", reason, self.engine.watermark, vetoable=False)
-            self._keep(flag, out, taken, "pool", f"{k} code-taking modems of one model in cell {where}")
-        return out
-
-    def _calling_groups(self, frame, taken) -> list[Flag]:
-        """Callers of the frame in a calling group: a new one, or one found before."""
-        callers = frame.sims[frame.column("voice_out_24h") >= callers_min(self.engine)]
-        found = self._new_calling_groups(callers, taken)
-        return found + self._group_joiners(callers, taken)
-
-    def _new_calling_groups(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
-        """SIMs that call and text each other from one place, each of them a caller: a box
-        imitating people (its SIMs keep each other company to look social) already at work
-        when we first see it, its power-on missed. At least ``co_power_min_sims`` such SIMs,
-        each in contact with two others of the group that had the same busiest cell in the
-        same hour and are not on its ID document (a 2-core of that contact graph), or one SIM
-        more each in contact with one (a connected chain: the links of a triangle spread over
-        four SIMs; at a cold start a box's SIMs have a contact or two each), and called by
-        no more numbers outside the group than it has links in it: a family or a company
-        account calls among cards of one ID, friends are rarely all callers in one cell at one
-        hour and are called by others, and one chance contact is not a group."""
-        engine, need = self.engine, self.policy.co_power_min_sims
-        edges = caller_contacts(self.engine, callers)
-        # every group has SIMs with two such contacts (all of a 2-core, a chain's inner ones):
-        # keep the SIMs of the frame that have them, and their partners, then look at the
-        # contacts among all of those
-        seeds = callers[np.bincount(edges[:, 0], minlength=len(callers)) >= 2]
-        if not len(seeds):
-            return []
-        nodes = np.unique(np.r_[seeds, edges[np.isin(callers[edges[:, 0]], seeds), 1]])
-        pairs = caller_contacts(self.engine, nodes, among=nodes)
-        if not len(pairs):
-            return []
-        ia, ib = pairs[:, 0], np.searchsorted(nodes, pairs[:, 1])
-        heard = lambda g: self._heard_outside(nodes[g], self._company(nodes[g]))  # noqa: E731
-        # each member linked to two others; or, among the callers outside those groups, one
-        # SIM more each linked to one (the three links of a triangle spread over a chain: a
-        # box's SIMs at a cold start have a contact or two)
-        groups = linked_groups(ia, ib, len(nodes), 2, need, heard)
-        grouped = np.zeros(len(nodes), bool)
-        for g in groups:
-            grouped[g] = True
-        apart = ~grouped[ia] & ~grouped[ib]
-        groups += linked_groups(ia[apart], ib[apart], len(nodes), 1, need + 1, heard)
-        groups = self._with_hangers(groups, nodes, ia, ib, heard)
-        out = []
-        names = engine.cell_names()
-        for members in groups:
-            # and the callers in contact with two of them wherever they are (a box's SIMs of
-            # another carrier in cells no other network shares), having reached one itself
-            core = nodes[members]
-            row, other = caller_contacts(self.engine, core, place=False).T
-            away = ~np.isin(other, core)
-            row, other = row[away], other[away]
-            joiners, pair_of, links = np.unique(other, return_inverse=True, return_counts=True)
-            made = np.bincount(pair_of, engine.contacted(other, core[row]), len(joiners))
-            sims = np.r_[core, joiners[self._joins(joiners, links, made, self._company(core))]]
-            imsis = imsi_texts(engine.sims.keys_by_slot[sims])
-            if all(i in taken for i in imsis):
-                continue
-            grp = engine.features(sims)
-            strengths = self.scorer.strengths(grp.values)
-            s = engine.sim_state
-            cells = s["slot"]["top_cell"][sims].ravel()
-            cells = cells[cells >= 0]
-            where = names[int(np.bincount(cells).argmax())]
-            mates = np.bincount(caller_contacts(self.engine, sims, place=False, among=sims)[:, 0], minlength=len(sims))
-            for r, imsi in enumerate(imsis):
-                if imsi in taken:
-                    continue
-                reason = (f"one of {len(sims)} SIMs that call and text each other from the same cells "
-                          f"at the same hours (cell {where}), each of them a caller; in contact with "
-                          f"{mates[r]} of them (a box imitating people)")
-                # structure, like a burst that talks to itself: not put to the supervised layer
-                flag = self._row_flag(grp, strengths, r, "rig", reason, engine.watermark, vetoable=False)
-                self._keep(flag, out, taken, "group", f"{len(sims)} SIMs call each other from cell {where}")
-        return out
-
-    def _with_hangers(self, groups: list[np.ndarray], nodes: np.ndarray, ia: np.ndarray, ib: np.ndarray,
-                      heard: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
-        """``groups`` (indices into ``nodes``, linked by (``ia``, ``ib``)) with the callers
-        hanging off one by their only link, when they made that contact themselves and are
-        called by at most one number outside it: a box's SIM calls or texts its mates, while
-        a neighbour whom the box called once (its victim, in its cell) did not."""
-        pair = np.unique(np.stack([np.minimum(ia, ib), np.maximum(ia, ib)], axis=1), axis=0)
-        pair = pair[pair[:, 0] != pair[:, 1]]
-        degree = np.bincount(pair.ravel(), minlength=len(nodes))
-        group_of = np.full(len(nodes), -1)
-        for k, g in enumerate(groups):
-            group_of[g] = k
-        ends = np.r_[pair, pair[:, ::-1]]        # (hanger, its one mate) either way round
-        ends = ends[(group_of[ends[:, 0]] < 0) & (degree[ends[:, 0]] == 1) & (group_of[ends[:, 1]] >= 0)]
-        ends = ends[self.engine.contacted(nodes[ends[:, 0]], nodes[ends[:, 1]])]
-        out = list(groups)
-        for hanger, mate in ends:
-            k = group_of[mate]
-            if heard(np.r_[out[k], hanger])[-1] <= 1:
-                out[k] = np.r_[out[k], hanger]
-        return out
-
-    def _group_joiners(self, callers: np.ndarray, taken: set[str]) -> list[Flag]:
-        """Callers in contact with two flagged SIMs of one calling group, one of them by their
-        own call or text, wherever they are: the group's joining rule for SIMs that reach it
-        after it was found, at ticks when none of its SIMs is active (a box's cards of
-        another carrier, its late starters)."""
-        engine = self.engine
-        grouped = self.noted("group")
-        slots = engine.sims.lookup(np.array(grouped, np.int64))
-        group_of = {int(slot): imsi for slot, imsi in zip(slots, grouped) if slot >= 0}
-        if not group_of:
-            return []
-        by_rig: dict[str, list[int]] = defaultdict(list)
-        for slot, imsi in group_of.items():
-            by_rig[self.root(imsi)].append(slot)
-        rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
-        fresh = callers[[k not in taken for k in imsi_texts(engine.sims.keys_by_slot[callers])]]
-        row, other = caller_contacts(self.engine, fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
-        made = engine.contacted(fresh[row], other)
-        mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig
-        reached: Counter[tuple[int, str]] = Counter()    # (row, rig): contacts it made
-        for r, o, m in zip(row.tolist(), other.tolist(), made.tolist()):
-            mates[r][rig_of[o]].append(o)
-            reached[r, rig_of[o]] += m
-        joined: dict[int, list[int]] = {}
-        companies: dict[str, np.ndarray] = {}
-        for r, in_rigs in mates.items():
-            rig, m = max(in_rigs.items(), key=lambda kv: len(kv[1]))
-            if len(m) < 2:
-                continue
-            if rig not in companies:
-                companies[rig] = self._company(np.array(by_rig[rig]))
-            if self._joins(fresh[[r]], np.array([len(m)]), np.array([reached[r, rig]]), companies[rig])[0]:
-                joined[r] = m
-        if not joined:
-            return []
-        rows = sorted(joined)
-        grp = engine.features(fresh[rows])
-        strengths = self.scorer.strengths(grp.values)
-        out: list[Flag] = []
-        for i, r in enumerate(rows):
-            group = self.evidence_of(group_of[joined[r][0]])["group"]
-            reason = (f"a caller in contact with {len(joined[r])} flagged SIMs of a calling group, "
-                      f"calling or texting at least one ({group}: a box imitating people)")
-            flag = self._row_flag(grp, strengths, i, "rig", reason, engine.watermark, vetoable=False)
-            self._keep(flag, out, taken, "group", group)
-        return out
-
-    def _joins(self, sims: np.ndarray, links: np.ndarray, made: np.ndarray, company: np.ndarray) -> np.ndarray:
-        """Which callers join a calling group, given their ``links`` to its SIMs and how many
-        of those contacts they ``made``: in contact with two, having called or texted one
-        itself (a box's victims are called by several of its SIMs and do not call them), and
-        called by no more numbers outside the group's ``company`` than it has links."""
-        return (links >= 2) & (made >= 1) & (self._heard_outside(sims, company) <= links)
-
-    def _heard_outside(self, sims: np.ndarray, company: np.ndarray) -> np.ndarray:
-        """Per SIM, the numbers outside ``company`` that called it in its 24 h window; for a
-        caller by its calls so far (see :func:`callers_min`), as many a day: friends who made
-        their calls early in the first day have been called by few others yet."""
-        heard = self.engine.callers_outside(sims, company)
-        watched_for = watched_s(self.engine)
-        if watched_for >= DAY_S:
-            return heard
-        so_far = self.engine.calls_out_24h(sims) < CALLERS_MIN_VOICE_OUT
-        return np.where(so_far, np.ceil(heard * DAY_S / max(watched_for, HOUR_S)), heard)
-
-    def _company(self, members: np.ndarray) -> np.ndarray:
-        """``members`` and the SIMs of the network in contact with two of them (a box's SIMs
-        that are not callers yet): the numbers whose calls are a calling group's own."""
-        _, other = self.engine.network_contacts(members)
-        near, links = np.unique(other, return_counts=True)
-        return np.union1d(members, near[links >= 2])
-
-    def _remote_sims(self, frame, strengths, families, taken) -> list[Flag]:
-        latency, answers = self.engine.auth_latency(frame.sims)
-        rows = np.flatnonzero((latency >= self.policy.remote_sim_auth_ms) & (answers >= 2) &
-                              (families >= self.scorer.policy.min_reasons - 1) &
-                              (frame.activity >= self.scorer.policy.min_events_24h))
-        out = []
-        for r in rows:
-            imsi = imsi_text(frame.imsi[r])
-            if imsi in taken:
-                continue
-            reason = (f"answers authentication in {latency[r] / 1000:.1f} s on average (phones: "
-                      f"0.1-0.3 s): a SIM far from its radio, as in a remote SIM bank (signalling)")
-            self._keep(self._row_flag(frame, strengths, r, "rig", reason), out, taken,
-                       "remote", "SIMs answer authentication slowly (remote SIM bank)")
-        return out
+        return [replace(f, rig_id=self.rig_of(f.imsi)) for f in found]
 
     def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray,
                         ported_slots: np.ndarray) -> list[Flag]:

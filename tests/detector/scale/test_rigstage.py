@@ -11,6 +11,7 @@ from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.records import RecordType
 from detector.rigs.common import watched_s
+from detector.rigs.hot_cells import absence_is_evidence
 from detector.scale import codec
 from detector.scale.publisher import Clock, cut, split
 from detector.scale.rigstage import RigStage
@@ -105,7 +106,7 @@ def test_the_stage_watches_the_network_from_its_first_step(cfg):
     _, stage, _, _ = run(cfg, rows)
     watched = watched_s(stage.engine)
     assert 0 < watched <= 2 * 3600 < cfg.detector.rigs.absence_after_s
-    assert not stage.book._absence_is_evidence()
+    assert not absence_is_evidence(stage.engine, stage.book.policy)
 
 
 @pytest.mark.parametrize("damage, reason", [
