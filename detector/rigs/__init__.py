@@ -43,6 +43,7 @@ Single behaviours never flag here either: co-location needs a second kind of evi
 an association needs a flagged SIM on the other end.
 """
 
-from detector.rigs import calling_groups, co_power, code_pools, hot_cells, remote_sims
+from detector.rigs import (bulk_siblings, calling_groups, co_power, code_pools, companions, hot_cells,
+                           remote_sims, shared_devices)
 
-RULES = (hot_cells, co_power, code_pools, calling_groups, remote_sims)
+RULES = (hot_cells, co_power, code_pools, calling_groups, remote_sims, shared_devices, companions, bulk_siblings)

@@ -18,13 +18,12 @@ from dataclasses import replace
 import numpy as np
 
 from detector.features import state as st
-from detector.features.catalog import FEATURES
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
 from detector.flags import Flag, Rig
-from detector.ids import imei_texts, imsi_text, imsi_texts, msisdn_text
-from detector.records import RegistrationBatch, iso
+from detector.ids import imei_texts, imsi_text, imsi_texts
+from detector.records import RegistrationBatch
 from detector.rigs import RULES
-from detector.rigs.common import cell_and_model, newest_cell, row_flag, slots_of
+from detector.rigs.common import cell_and_model
 from detector.rigs.interface import watched
 from detector.rigs.machines import MachineMemory
 from detector.rigs.policy import RigPolicy
@@ -69,163 +68,16 @@ class RigBook:
         or not), less those ``skip`` refuses (the allow-list); links every new flag into its
         rig."""
         found = list(flags)
-        taken = set(flagged) | {f.imsi for f in flags}
         tick = Tick(self.engine, self.scorer, self.policy, frame, strengths,
                     families=self.scorer.families(strengths),
                     use=self.scorer.families(strengths, without=("registration",)),
-                    flagged=flagged, found=found, taken=taken,
+                    flagged=flagged, found=found, taken=set(flagged) | {f.imsi for f in flags},
                     book=self, machines=self._machines, bulk=self._bulk)
         for rule in RULES:
             found.extend(f for f in rule.find(tick) if not skip(f))
-        new, families = found, tick.families
-        if self.policy.associate:
-            known = self._slots_of(list(flagged) + [f.imsi for f in new])
-            # this tick's flags in devices that carried other SIMs too (ports, not phones)
-            ported = self._slots_of([f.imsi for f in new if f.features.get("sims_per_imei_24h", 0) >= 2])
-            new += [f for f in self._shared_devices(frame, strengths, families, taken, known, ported)
-                    if not skip(f)]
-            new += [f for f in self._companions(frame, strengths, families, taken, known)
-                    if not skip(f)]
-            new += [f for f in self._bulk_siblings(taken, new) if not skip(f)]
         for f in found:
             self._link(f)
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in found]
-
-    def _shared_devices(self, frame, strengths, families, taken, flagged_slots: np.ndarray,
-                        ported_slots: np.ndarray) -> list[Flag]:
-        """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
-        (a gateway's ports take new SIMs long after its first were flagged), and SIMs that
-        used a device of ``ported_slots`` (flagged this tick) earlier in the day and have been
-        quiet since (a SIM bank rotates SIMs through a port: the one before may be gone when
-        the port's next SIM is flagged). The second looks through every SIM's devices, so it
-        is asked only for devices that carried other SIMs."""
-        s = self.engine.sim_state
-        out = self._device_users(frame, strengths, families, taken, self._devices(flagged_slots))
-        dev = self._devices(ported_slots)
-        if not len(dev):
-            return out
-        n = len(self.engine.sims)
-        recent = s["imei_hour"][:n] >= self.engine.watermark // 3600 - 23
-        earlier = np.flatnonzero((np.isin(s["imei"][:n], dev) & recent).any(axis=1))
-        earlier = earlier[~np.isin(earlier, frame.sims)]
-        if len(earlier):
-            quiet = self.engine.features(earlier)
-            strengths = self.scorer.strengths(quiet.values)
-            out += self._device_users(quiet, strengths, self.scorer.families(strengths), taken, dev,
-                                      self.engine.watermark)
-        return out
-
-    def _devices(self, slots: np.ndarray) -> np.ndarray:
-        dev = self.engine.sim_state["imei"][slots]
-        return np.unique(dev[dev != 0])
-
-    def _device_users(self, frame, strengths, families, taken, dev: np.ndarray,
-                      at: int | None = None) -> list[Flag]:
-        """Rows of ``frame`` with one kind of rig-like evidence whose SIM used one of ``dev``."""
-        if not len(dev):
-            return []
-        shares = np.isin(self.engine.sim_state["imei"][frame.sims], dev).any(axis=1) & (families >= 1)
-        out = []
-        for r in np.flatnonzero(shares):
-            imsi = imsi_text(frame.imsi[r])
-            if imsi in taken:
-                continue
-            # the device link is structure the supervised layer does not see (as for bursts)
-            flag = self._row_flag(frame, strengths, r, "rig_member",
-                              "shares a device (IMEI) with a flagged SIM", at, vetoable=False)
-            if flag is not None:
-                out.append(flag)
-                taken.add(imsi)
-        return out
-
-    def _companions(self, frame, strengths, families, taken, flagged_slots: np.ndarray) -> list[Flag]:
-        """SIMs of the frame that pass the anomaly policy on their own, but that the supervised
-        layer held back, and that powered on with a flagged SIM or were machine-like in the
-        cell of a flagged machine-like SIM within the hour: the layer weighs one SIM's
-        behaviour, and a card of a small box (two or three SIMs, below every group rule), a
-        gateway's busiest card or a moving rig's can look to it like a busy person; its flagged
-        companion is the link it does not see. (Call-centre agents are called back and use
-        data: a machine-like one beside a flagged machine-like one is rare.)"""
-        if not len(flagged_slots):
-            return []
-        policy = self.scorer.policy
-        own = (frame.activity >= policy.min_events_24h) & (families >= policy.min_reasons)
-        if not own.any():
-            return []
-        flagged = np.zeros(len(self.engine.sims), bool)
-        flagged[flagged_slots] = True
-        companions = self.engine.burst_members(frame.sims, flagged)
-        cell = newest_cell(self.engine, frame.sims)
-        cell_mates = np.zeros(len(frame), np.int64)
-        for r in np.flatnonzero(own & (cell >= 0)):
-            cell_mates[r] = len(self._machines.mates(imsi_text(frame.imsi[r]), int(cell[r]), taken))
-        rows = np.flatnonzero(own & ((companions >= 1) | (cell_mates >= 1)))
-        if not len(rows):
-            return []
-        rows = rows[self.scorer.model.anomaly_score(frame.values[rows]) > self.scorer.threshold]
-        s, names = self.engine.sim_state, self.engine.cell_names()
-        out = []
-        for r in rows:
-            imsi = imsi_text(frame.imsi[r])
-            if imsi in taken:
-                continue
-            if companions[r]:
-                rec = s[frame.sims[r]]
-                where = names[rec["sync_cell"]]
-                reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
-                          f"cell {where} at {iso(rec['sync_ts'])} (signalling), and rig-like on its own")
-                key, evidence = "power", f"SIMs power on together in cell {where}"
-            else:
-                where = names[cell[r]]
-                reason = (f"machine-like (no data, almost no incoming calls) in cell {where} within the "
-                          f"hour of {cell_mates[r]} flagged machine-like SIM(s), and rig-like on its own")
-                key, evidence = "cell", f"machine-like SIMs active together in cell {where}"
-            flag = self._row_flag(frame, strengths, r, "rig_member", reason, vetoable=False)
-            self._keep(flag, out, taken, key, evidence)
-        return out
-
-    def _bulk_siblings(self, taken, flags) -> list[Flag]:
-        out = []
-        for f in list(flags):
-            members = self._bulk.members(int(f.imsi))
-            if members and not self._used_like_a_rig(f):
-                continue
-            for m in members:
-                imsi = imsi_text(m)
-                if imsi in taken:
-                    continue
-                slot = self.engine.sims.lookup(np.array([m], np.int64))[0]
-                msisdn = msisdn_text(self.engine.sim_state["msisdn"][slot]) if slot >= 0 else ""
-                out.append(Flag(imsi=imsi, msisdn=msisdn, score=f.score, flagged_at=f.flagged_at,
-                                reasons=(f"{self._bulk.text(m)}; a card of it is flagged",),
-                                kind="bulk_registration"))
-                taken.add(imsi)
-        return out
-
-    def _used_like_a_rig(self, f: Flag) -> bool:
-        """Whether a card's own use, not its registration, made it a flag: rig evidence, or
-        enough kinds of rig-like behaviour without the registration family (which every
-        card of an enterprise account shares: its cards are told apart by their use)."""
-        if f.kind != "sim_anomaly" or not f.features:
-            return f.kind in ("rig", "rig_member")
-        values = np.array([[f.features[name] for name in FEATURES]])
-        return self.scorer.families(self.scorer.strengths(values), without=("registration",))[0] \
-            >= self.scorer.policy.min_reasons
-
-    def _row_flag(self, frame: FeatureFrame, strengths: np.ndarray, r: int, kind: str,
-                  reason: str, at: int | None = None, vetoable: bool = True) -> Flag | None:
-        return row_flag(self.scorer, frame, strengths, r, kind, reason, at, vetoable)
-
-    def _slots_of(self, imsis: list[str]) -> np.ndarray:
-        return slots_of(self.engine, imsis)
-
-    def _keep(self, flag: Flag | None, out: list[Flag], taken: set[str], key: str, evidence: str) -> None:
-        """Add a rule's flag (if not vetoed) with the rig evidence it brings."""
-        if flag is None:
-            return
-        out.append(flag)
-        self.note(flag.imsi, key, evidence)
-        taken.add(flag.imsi)
 
     # ---- evidence notes (the rules' side: detector.rigs.tick.Notes) --------------------------
 

@@ -8,6 +8,7 @@ from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch
 from detector.rigs.book import RigBook, rig_id_for
+from detector.rigs.bulk_siblings import used_like_a_rig
 from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from detector.testing import START, cdr_batch as calls, gateway_rows, imei, imsi
@@ -356,12 +357,12 @@ def test_a_card_flagged_for_its_registration_does_not_bring_its_account(pipe):
         values = dict(typical, **{k: ref[k]["p99"] * 10 + 10 for k in extreme})
         return Flag("460000000000601", "1", 0.7, START, (), features=values)
 
-    book = pipe.rigs
+    scorer = pipe.scorer
     # a busy sales person on a 12-card company account: fan-out and the account itself
-    assert not book._used_like_a_rig(flag(distinct_callees_1h=1, cards_on_id=1))
+    assert not used_like_a_rig(scorer, flag(distinct_callees_1h=1, cards_on_id=1))
     # a card in a gateway: its own use is rig-like twice over
-    assert book._used_like_a_rig(flag(voice_out_24h=1, out_in_ratio_24h=1, cards_on_id=1))
-    assert book._used_like_a_rig(Flag("460000000000602", "2", 0.7, START, (), kind="rig"))
+    assert used_like_a_rig(scorer, flag(voice_out_24h=1, out_in_ratio_24h=1, cards_on_id=1))
+    assert used_like_a_rig(scorer, Flag("460000000000602", "2", 0.7, START, (), kind="rig"))
 
 
 def test_a_sim_answering_authentication_slowly_with_one_more_kind_of_evidence_is_flagged(pipe):
