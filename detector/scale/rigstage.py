@@ -4,7 +4,7 @@ Rig evidence spans partitions (the SIMs of one gateway hash to different partiti
 worker can see it. Each worker sends, after every tick, one ``sum`` message with its SIMs
 that show rig-like evidence; the rig stage waits until it has that step from every
 partition, rebuilds the step's feature frame from them (records included, their cells
-renamed into its own table) and runs the same :class:`detector.rigs.RigBook` as the
+renamed into its own table) and runs the same :class:`detector.rigs.book.RigBook` as the
 single-process daemon: co-located machine-like SIMs in a cell, shared devices, bulk
 registrations (read from the store, where the publisher put them), union-find into rigs.
 
