@@ -18,8 +18,8 @@ from detector.scale.rigstage import RigStage
 from detector.scale.worker import make_partition
 from detector.scoring import Scorer
 from detector.testing import START, cdr_batch, gateway_rows, imei, imsi
+from tests.detector.rigs.cases import registrations
 from tests.detector.scale.conftest import write_scale_config
-from tests.detector.test_rigs import registrations
 
 GATEWAY_CELL, BURST_CELL = "460-00-500-2", "460-00-777-9"
 
