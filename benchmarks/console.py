@@ -34,8 +34,7 @@ from detector import ids  # noqa: E402
 from detector.api import ApiConfig, make_app  # noqa: E402
 from detector.api.auth import sha256_hex  # noqa: E402
 from detector.features import state as st  # noqa: E402
-from detector.rigs import Rig  # noqa: E402
-from detector.scoring import Flag  # noqa: E402
+from detector.flags import Flag, Rig  # noqa: E402
 from detector.store import checkpoint, db  # noqa: E402
 
 ADMIN_DSN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -32,7 +32,7 @@ from benchmarks.machine import machine  # noqa: E402
 from detector import batch  # noqa: E402
 from detector.features.engine import FeatureEngine  # noqa: E402
 from detector.pipeline import SCORING_INTERVAL_S, Pipeline  # noqa: E402
-from detector.rigs import RigBook  # noqa: E402
+from detector.rigs.book import RigBook  # noqa: E402
 from detector.scoring import Policy, Scorer  # noqa: E402
 from detector.world.simulate import WorldParams, simulate_world  # noqa: E402
 from probes.csvparse import read_feed_file  # noqa: E402

@@ -20,10 +20,12 @@ from detector import model as model_mod
 from detector.config import Config, FeatureConfig
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
+from detector.flags import Flag, Rig
 from detector.pipeline import SCORING_INTERVAL_S, Pipeline, training_rows
 from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
-from detector.rigs import Rig, RigBook, RigPolicy
-from detector.scoring import Flag, Policy, Scorer
+from detector.rigs.book import RigBook
+from detector.rigs.policy import RigPolicy
+from detector.scoring import Policy, Scorer
 from probes.cdrfile import read_cdr_file
 from probes.csvparse import CANONICAL, Layout, read_feed_file
 from probes.signalling.capture import read_capture

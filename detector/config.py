@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.features.engine import FeatureEngine
 from detector.pipeline import SCORING_INTERVAL_S
-from detector.rigs import RigPolicy
+from detector.rigs.policy import RigPolicy
 from detector.tomltable import expect_type
 from detector.scoring import Policy
 from detector.api.config import ApiConfig

@@ -27,7 +27,7 @@ from detector.metrics import Histogram
 from detector.offers import Offers
 from detector.pipeline import Pipeline
 from detector.records import Rejected, iso
-from detector.rigs import RigBook
+from detector.rigs.book import RigBook
 from detector.scoring import Scorer
 from detector.sdnotify import Notifier
 from detector.supervisor import ProbeHealth, Supervisor

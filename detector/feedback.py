@@ -18,7 +18,7 @@ import numpy as np
 from detector import ids
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
-from detector.scoring import Flag
+from detector.flags import Flag
 
 ALLOW_KINDS = ("imsi", "id_hash", "cell")
 

@@ -18,11 +18,12 @@ import numpy as np
 from detector.features.catalog import CATALOG, FEATURES
 from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
+from detector.flags import Flag
 from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.metrics import Histogram
 from detector.records import CdrBatch, RegistrationBatch
-from detector.rigs import RigBook
-from detector.scoring import Flag, Scorer
+from detector.rigs.interface import RigPass
+from detector.scoring import Scorer
 
 DAY = 86_400
 # Event time between scoring ticks: a flag waits at most this long for its tick. Five minutes
@@ -52,7 +53,7 @@ class Fed:
 
 class Pipeline:
     def __init__(self, engine: FeatureEngine, scorer: Scorer | None, interval_s: int = SCORING_INTERVAL_S,
-                 on_tick: Callable[[int], None] | None = None, rigs: RigBook | None = None,
+                 on_tick: Callable[[int], None] | None = None, rigs: RigPass | None = None,
                  allow: AllowList | None = None) -> None:
         if interval_s < 60:
             raise ValueError("scoring interval must be at least 60 s of event time")

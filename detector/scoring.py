@@ -13,12 +13,13 @@ A SIM is flagged when all of these hold (knobs in ``[detector]`` of the config):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from detector.features.catalog import CATALOG, FAMILIES, FEATURES
 from detector.features.engine import FeatureFrame
+from detector.flags import Flag
 from detector.ids import imsi_text, msisdn_text
 from detector.model import CALLERS_MIN_VOICE_OUT, TrainedModel
 
@@ -41,20 +42,6 @@ class Policy:
             raise ValueError("reason_margin must not be negative")
         if self.min_events_24h < 1:
             raise ValueError("min_events_24h must be at least 1")
-
-
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """A SIM judged rig-like, with the evidence an analyst reads."""
-
-    imsi: str
-    msisdn: str
-    score: float
-    flagged_at: int                     # event time (epoch s) of the record that tipped it
-    reasons: tuple[str, ...]
-    kind: str = "sim_anomaly"
-    rig_id: str = ""
-    features: dict[str, float] = field(default_factory=dict)
 
 
 class Scorer:

@@ -16,7 +16,7 @@ import asyncpg
 import numpy as np
 
 from detector.feedback import load_allowlist
-from detector.scoring import Flag
+from detector.flags import Flag
 from detector.scale.partition import partition_of
 from detector.store import activity
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags

@@ -4,7 +4,7 @@ Rig evidence spans partitions (the SIMs of one gateway hash to different partiti
 worker can see it. Each worker sends, after every tick, one ``sum`` message with its SIMs
 that show rig-like evidence; the rig stage waits until it has that step from every
 partition, rebuilds the step's feature frame from them (records included, their cells
-renamed into its own table) and runs the same :class:`detector.rigs.RigBook` as the
+renamed into its own table) and runs the same :class:`detector.rigs.book.RigBook` as the
 single-process daemon: co-located machine-like SIMs in a cell, shared devices, bulk
 registrations (read from the store, where the publisher put them), union-find into rigs.
 
@@ -32,14 +32,15 @@ from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureFrame
 from detector.feedback import AllowList, load_allowlist
+from detector.flags import Flag
 from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
-from detector.rigs import RigBook
+from detector.rigs.book import RigBook
 from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
 from detector.scale.summaries import flags_of, has_sync_cell
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs, save_quarantine
 from detector.verify import outbox as verify_outbox
 

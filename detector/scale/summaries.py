@@ -1,8 +1,9 @@
 """What a worker tells the rig stage after each tick: its SIMs with rig-like evidence.
 
-:class:`Summaries` takes the place of the :class:`detector.rigs.RigBook` in a worker's
-pipeline. At each scoring it keeps the rows the rig logic can use (SIMs with at least one
-family of rig-like evidence, and the SIMs flagged in that tick) instead of acting on them;
+:class:`Summaries` takes the place of the :class:`detector.rigs.book.RigBook` in a worker's
+pipeline (both are a :class:`detector.rigs.interface.RigPass`). At each scoring it keeps the
+rows the rig logic can use (SIMs with at least one family of rig-like evidence, and the SIMs
+flagged in that tick) instead of acting on them;
 after the tick the worker turns them into one ``sum`` message for the rig stage, which needs
 no other SIM of the population.
 """
@@ -14,9 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
-from detector.rigs import RigPolicy, watched
+from detector.flags import Flag
+from detector.rigs.policy import RigPolicy
+from detector.rigs.interface import watched
 from detector.scale import codec
-from detector.scoring import Flag, Scorer
+from detector.scoring import Scorer
 
 
 class Summaries:

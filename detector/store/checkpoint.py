@@ -23,11 +23,10 @@ import numpy as np
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.feedback import load_allowlist
+from detector.flags import Flag, Rig
 from detector.ids import imsi_text, msisdn_text
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
-from detector.rigs import Rig
-from detector.scoring import Flag
 from detector.store import activity
 from detector.verify import outbox as verify_outbox
 from detector.verify.policy import ActionPolicy

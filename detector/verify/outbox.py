@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from detector.rigs import Rig
-from detector.scoring import Flag
+from detector.flags import Flag, Rig
 from detector.verify.policy import ActionPolicy, decide
 
 MAX_LISTED = 50          # devices / cells named in one request

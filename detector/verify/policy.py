@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.rigs import Rig
-from detector.scoring import Flag
+from detector.flags import Flag, Rig
 
 ACTIONS = ("reverify", "suspend", "police_lead")
 PHYSICAL_KINDS = ("rig", "rig_member")          # co-location / shared device flags

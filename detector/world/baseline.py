@@ -18,8 +18,9 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from detector import ids
+from detector.flags import Flag
 from detector.records import CdrBatch
-from detector.scoring import Flag, Policy
+from detector.scoring import Policy
 
 FEATURES = (
     "voice_mo", "voice_mt", "sms_out", "sms_in", "data",

@@ -505,7 +505,7 @@ async def test_a_stream_written_before_events_had_ids_resumes_after_its_last_fla
         tmp_path, pg_dsn, small_model):
     """A stream whose lines carry flag ids only (as written before this version): the first
     start appends the events after its last flag, not the whole store again."""
-    from detector.scoring import Flag
+    from detector.flags import Flag
     from detector.store import checkpoint as cp
     from detector.store.db import connect
 

@@ -13,7 +13,7 @@ from detector.cli import main
 from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
-from detector.rigs import RigBook
+from detector.rigs.book import RigBook
 from detector.scoring import Policy, Scorer
 from detector.store.db import connect
 from detector.testing import cdr_batch, gateway_rows, imei, imsi

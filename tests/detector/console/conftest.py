@@ -15,8 +15,7 @@ from detector import ids
 from detector.api import ApiConfig, make_app
 from detector.api.auth import sha256_hex
 from detector.features import state as st
-from detector.rigs import Rig
-from detector.scoring import Flag
+from detector.flags import Flag, Rig
 from detector.store import checkpoint
 from detector.testing import store_pool
 

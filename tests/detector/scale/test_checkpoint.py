@@ -53,8 +53,8 @@ async def test_a_power_on_burst_cut_by_a_restart_is_seen_whole(small_model, pg_d
 
 
 async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model, pg_dsn, tmp_path):
+    from detector.flags import Flag
     from detector.scale.partition import partition_of
-    from detector.scoring import Flag
     from detector.store.checkpoint import _save_flags
 
     cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=2))

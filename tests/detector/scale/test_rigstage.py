@@ -10,15 +10,16 @@ from detector import config as config_mod
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.records import RecordType
-from detector.rigs import watched_s
+from detector.rigs.common import watched_s
+from detector.rigs.hot_cells import absence_is_evidence
 from detector.scale import codec
 from detector.scale.publisher import Clock, cut, split
 from detector.scale.rigstage import RigStage
 from detector.scale.worker import make_partition
 from detector.scoring import Scorer
 from detector.testing import START, cdr_batch, gateway_rows, imei, imsi
+from tests.detector.rigs.cases import registrations
 from tests.detector.scale.conftest import write_scale_config
-from tests.detector.test_rigs import registrations
 
 GATEWAY_CELL, BURST_CELL = "460-00-500-2", "460-00-777-9"
 
@@ -105,7 +106,7 @@ def test_the_stage_watches_the_network_from_its_first_step(cfg):
     _, stage, _, _ = run(cfg, rows)
     watched = watched_s(stage.engine)
     assert 0 < watched <= 2 * 3600 < cfg.detector.rigs.absence_after_s
-    assert not stage.book._absence_is_evidence()
+    assert not absence_is_evidence(stage.engine, stage.book.policy)
 
 
 @pytest.mark.parametrize("damage, reason", [

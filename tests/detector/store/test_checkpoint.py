@@ -5,7 +5,8 @@ import json
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
-from detector.rigs import RigBook, RigPolicy
+from detector.rigs.book import RigBook
+from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from detector.store import checkpoint
 from detector.store.db import connect
@@ -48,8 +49,7 @@ async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, sma
 async def test_rigs_merged_into_one_leave_one_row_and_a_rig_at_work_is_rewritten(pg_dsn, small_model):
     """Two rigs found apart, then one (a SIM links them): the store keeps the one, its flags
     point to it. A rig saved again later, with no new flag, shows its newer activity."""
-    from detector.rigs import Rig
-    from detector.scoring import Flag
+    from detector.flags import Flag, Rig
 
     pipe = fresh_pipe(small_model)
     sims = [str(imsi(520 + i)) for i in range(4)]
@@ -109,8 +109,7 @@ async def test_every_change_of_what_the_stream_carries_is_one_flag_event(pg_dsn,
     merged into another, a higher score for the same SIM and kind; a lower score, or a
     verdict (status is not carried by the stream), is none."""
     from detector import feedback
-    from detector.rigs import Rig
-    from detector.scoring import Flag
+    from detector.flags import Flag, Rig
 
     pipe = fresh_pipe(small_model)
     a, b, c = (imsi(540 + i) for i in range(3))

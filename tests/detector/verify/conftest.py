@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from detector.features.engine import FeatureEngine
+from detector.flags import Flag
 from detector.pipeline import Pipeline
-from detector.scoring import Flag
 from detector.store import checkpoint as cp
 from detector.testing import store_pool
 from detector.verify import outbox

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from detector.rigs import Rig
+from detector.flags import Rig
 from detector.store import checkpoint as cp
 from detector.verify import ActionPolicy, configure, outbox_summary
 from detector.verify.outbox import enqueue, idempotency_key

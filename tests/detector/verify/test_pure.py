@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from detector.rigs import Rig
+from detector.flags import Rig
 from detector.verify import ActionPolicy, SenderConfig, backoff, decide, sign, verify_signature
 from detector.verify.signing import signature_problem
 

@@ -91,7 +91,7 @@ async def test_status_route_on_an_aiohttp_app(pool):
 
 
 async def test_police_confirmation_of_a_rig_labels_every_line(pool):
-    from detector.rigs import Rig
+    from detector.flags import Rig
     configure(ActionPolicy(suspend_min_sims=3, police_lead_min_sims=3))
     rig = Rig("rig-dddddddddd", {str(BASE_IMSI + i) for i in range(3)}, set(), set(), 1, 2,
               {"devices": "3 SIMs rotate over 1 shared devices"})

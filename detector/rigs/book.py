@@ -1,0 +1,258 @@
+"""The rig book: runs the rules at each tick and groups flagged SIMs into rigs.
+
+It groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
+calling groups, code pools and bulk registrations) with a stable id (from the founding SIM:
+the older rig keeps its id when two merge) and an evidence summary. It keeps the evidence
+each rule noted per SIM, the hot-cell memory and the bulk registrations; checkpoints save and
+restore them, and :meth:`RigBook.unsaved_rigs` says which rigs the store does not hold as
+they are now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from detector.features import state as st
+from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
+from detector.flags import Flag, Rig
+from detector.ids import imei_texts, imsi_text, imsi_texts
+from detector.records import RegistrationBatch
+from detector.rigs import RULES
+from detector.rigs.common import cell_and_model
+from detector.rigs.interface import watched
+from detector.rigs.machines import MachineMemory
+from detector.rigs.policy import RigPolicy
+from detector.rigs.registrations import BulkRegistrations
+from detector.rigs.tick import Tick
+from detector.scoring import Scorer
+
+
+def rig_id_for(imsi: str) -> str:
+    """A rig's id: derived from its founding SIM, without showing the IMSI."""
+    return "rig-" + hashlib.blake2b(imsi.encode(), digest_size=5).hexdigest()
+
+
+class RigBook:
+    def __init__(self, engine: FeatureEngine, scorer: Scorer, policy: RigPolicy = RigPolicy()) -> None:
+        self.engine = engine
+        self.scorer = scorer
+        self.policy = policy
+        self._parent: dict[str, str] = {}
+        self._founded: dict[str, int] = {}           # root -> time of its first flag
+        self._size: dict[str, int] = {}              # root -> flagged SIMs in its rig
+        self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
+        self.evidence_version = 0        # bumped at every change: checkpoints write it only then
+        self.saved_evidence_version = 0
+        self._saved_rigs: dict[str, str] = {}    # rig id -> its summary as the store has it
+        self._bulk = BulkRegistrations(policy)
+        self._machines = MachineMemory()
+
+    def register(self, batch: RegistrationBatch) -> None:
+        self._bulk.register(batch)
+
+    # ---- evidence at a tick ----------------------------------------------------------------
+
+    def watches(self, sims: np.ndarray) -> np.ndarray:
+        """SIMs to look at with little traffic (see :func:`detector.rigs.interface.watched`)."""
+        return watched(self.engine, sims, self.policy)
+
+    def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
+               flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
+               ) -> list[Flag]:
+        """Rig flags for this tick, beyond the per-SIM ``flags`` (already in ``flagged``
+        or not), less those ``skip`` refuses (the allow-list); links every new flag into its
+        rig."""
+        found = list(flags)
+        tick = Tick(self.engine, self.scorer, self.policy, frame, strengths,
+                    families=self.scorer.families(strengths),
+                    use=self.scorer.families(strengths, without=("registration",)),
+                    flagged=flagged, found=found, taken=set(flagged) | {f.imsi for f in flags},
+                    book=self, machines=self._machines, bulk=self._bulk)
+        for rule in RULES:
+            found.extend(f for f in rule.find(tick) if not skip(f))
+        for f in found:
+            self._link(f)
+        return [replace(f, rig_id=self.rig_of(f.imsi)) for f in found]
+
+    # ---- evidence notes (the rules' side: detector.rigs.tick.Notes) --------------------------
+
+    def note(self, imsi: str, key: str, evidence: str) -> None:
+        """Record a SIM's rig evidence (the one place that changes it: checkpoints write it
+        when ``evidence_version`` moved)."""
+        self._evidence[imsi][key] = evidence
+        self.evidence_version += 1
+
+    def evidence_of(self, imsi: str) -> Mapping[str, str]:
+        return self._evidence.get(imsi, {})
+
+    def noted(self, key: str) -> list[str]:
+        """The SIMs with evidence of kind ``key``, in the order it was first noted."""
+        return [imsi for imsi, kinds in self._evidence.items() if key in kinds]
+
+    def root(self, imsi: str) -> str:
+        """The SIM whose rig ``imsi`` is in (itself when not linked)."""
+        root = imsi
+        while self._parent.get(root, root) != root:
+            root = self._parent[root]
+        while self._parent.get(imsi, imsi) != root:  # path compression
+            self._parent[imsi], imsi = root, self._parent[imsi]
+        return root
+
+    # ---- grouping --------------------------------------------------------------------------
+
+    def _union(self, a: str, b: str) -> None:
+        ra, rb = self.root(a), self.root(b)
+        if ra == rb:
+            return
+        if (self._founded[rb], rb) < (self._founded[ra], ra):  # the older rig keeps its id
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._size[ra] += self._size.pop(rb)
+
+    def _link(self, f: Flag) -> None:
+        if f.imsi in self._parent:
+            return
+        self._parent[f.imsi] = f.imsi
+        self._founded[f.imsi] = f.flagged_at
+        self._size[f.imsi] = 1
+        for other in self._partners(f.imsi):
+            if other in self._parent:
+                self._union(f.imsi, other)
+
+    def _partners(self, imsi: str) -> list[str]:
+        """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
+        bulk registration with ``imsi``."""
+        out = [m for m in imsi_texts(self._bulk.members(int(imsi))) if m != imsi]
+        slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
+        if slot < 0:
+            return out
+        s = self.engine.sim_state
+        devices = s["imei"][slot][s["imei"][slot] != 0]
+        flagged = np.array([int(x) for x in self._parent if x != imsi], np.int64)
+        if not len(flagged):
+            return out
+        fslots = self.engine.sims.lookup(flagged)
+        ok = fslots >= 0
+        fs, fimsi = fslots[ok], flagged[ok]
+        if len(devices):
+            out += imsi_texts(fimsi[np.isin(s["imei"][fs], devices).any(axis=1)])
+        if s["sync_ts"][slot] > 0:  # one power-on burst: one box
+            burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
+                (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
+            if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
+                self.note(imsi, "power", f"SIMs power on together in cell "
+                                         f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
+            out += imsi_texts(fimsi[burst])
+        last = int(s["last_hour"][slot])
+        cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
+        together = self._machines.mates(imsi, cell, self._parent)  # flagged, same cell, same hour
+        if together:
+            self.note(imsi, "cell", f"machine-like SIMs active together in cell "
+                                    f"{self.engine.cell_names()[cell]}")
+        out += together
+        if "group" in self._evidence.get(imsi, {}):  # a calling group
+            out += self._group_partners(slot, fs, fimsi)
+        if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell
+            pooled = np.array([x in self._evidence and "pool" in self._evidence[x] for x in imsi_texts(fimsi)],
+                              bool)
+            if pooled.any():
+                mine = cell_and_model(self.engine, np.array([slot]))
+                theirs = cell_and_model(self.engine, fs[pooled])
+                same = (theirs[0] == mine[0][0]) & (theirs[1] == mine[1][0])
+                out += imsi_texts(fimsi[pooled][same])
+        return out
+
+    def _group_partners(self, slot: int, fs: np.ndarray, fimsi: np.ndarray) -> list[str]:
+        """Flagged SIMs of a calling group that ``slot`` is in contact with."""
+        _, other = self.engine.network_contacts(np.array([slot]))
+        mine = np.isin(fs, other)
+        return [x for x in imsi_texts(fimsi[mine]) if "group" in self._evidence.get(x, {})]
+
+    # ---- persistence -----------------------------------------------------------------------
+
+    def recent_machines(self) -> dict[str, dict[str, int]]:
+        """The hot-cell memory (cell -> {imsi: hour}) of the last hours, for checkpoints."""
+        self._machines.forget_before(self.engine.watermark // 3600 - 2)
+        return self._machines.snapshot()
+
+    def restore_machines(self, saved: dict[str, dict[str, int]]) -> None:
+        self._machines.restore(saved)
+
+    def evidence_by_sim(self) -> dict[str, dict[str, str]]:
+        """The rig evidence each flagged SIM brought (kind -> words), for checkpoints: rig
+        summaries and the links of calling groups, pools and hot cells need it after a
+        restart."""
+        return {imsi: dict(kinds) for imsi, kinds in self._evidence.items() if kinds}
+
+    def restore_evidence(self, saved: dict[str, dict[str, str]]) -> None:
+        for imsi, kinds in saved.items():
+            self._evidence[imsi_text(imsi)].update(kinds)
+        self.saved_evidence_version = self.evidence_version
+
+    def restore(self, flags: list[Flag]) -> None:
+        """Rebuild the grouping from stored flags: each rig under the SIM its id came from
+        (else its first flag), lone flagged SIMs as rigs of one, so that later flags still
+        link to them."""
+        members: dict[str, list[Flag]] = defaultdict(list)
+        for f in flags:
+            members[f.rig_id or f"lone:{f.imsi}"].append(f)
+        for rig_id, group in members.items():
+            roots = [f.imsi for f in group if rig_id_for(f.imsi) == rig_id]
+            root = roots[0] if roots else min(group, key=lambda f: (f.flagged_at, f.imsi)).imsi
+            for f in group:
+                self._parent[f.imsi] = root
+            self._founded[root] = min(f.flagged_at for f in group)
+            self._size[root] = len(group)
+
+    # ---- rigs ------------------------------------------------------------------------------
+
+    def rig_of(self, imsi: str) -> str:
+        """The rig id of a flagged SIM that has partners; empty for a lone SIM."""
+        if imsi not in self._parent:
+            return ""
+        root = self.root(imsi)
+        return rig_id_for(root) if self._size[root] > 1 else ""
+
+    def unsaved_rigs(self) -> list[Rig]:
+        """The rigs whose row in the store is not what they are now: new, grown, merged, or
+        still at work (their window, cells and devices move without a new flag)."""
+        return [r for r in self.rigs() if self._saved_rigs.get(r.id) != r.summary()]
+
+    def saved(self, rigs: list[Rig]) -> None:
+        """``rigs`` were committed as they are now."""
+        self._saved_rigs.update((r.id, r.summary()) for r in rigs)
+
+    def rigs(self) -> list[Rig]:
+        """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""
+        members: dict[str, list[str]] = defaultdict(list)
+        for imsi in self._parent:
+            members[self.root(imsi)].append(imsi)
+        out = []
+        s = self.engine.sim_state
+        names = self.engine.cell_names()
+        for root, sims in members.items():
+            if len(sims) < 2:
+                continue
+            slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
+            slots = slots[slots >= 0]
+            devices = s["imei"][slots]
+            used = set(imei_texts(devices[devices != 0]))
+            cells = s["slot"]["top_cell"][slots].ravel()
+            first = self._founded[root]
+            evidence: dict[str, str] = {}
+            for imsi in sims:
+                evidence.update(self._evidence.get(imsi, {}))
+                if self._bulk.text(int(imsi)):
+                    evidence["registration"] = self._bulk.text(int(imsi))
+            shared = len(used) < len(slots) * st.IMEI_SLOTS and \
+                np.unique(devices[devices != 0]).size < (devices != 0).sum()
+            if shared:
+                evidence["devices"] = f"{len(slots)} SIMs rotate over {len(used)} shared devices"
+            out.append(Rig(rig_id_for(root), set(sims), used, {names[c] for c in cells[cells >= 0]}, first,
+                           int(s["last_ts"][slots].max()) if len(slots) else first, evidence))
+        return sorted(out, key=lambda r: (r.first, r.id))

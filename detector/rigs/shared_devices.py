@@ -1,0 +1,70 @@
+"""Shared devices: SIMs in a device (IMEI) of a flagged SIM, now or earlier in the day.
+
+A SIM with rig-like behaviour that shares a device with a flagged SIM is an associate
+(``rig_member``): a gateway's ports take new SIMs long after its first were flagged, and a
+SIM bank rotates SIMs through a port, so the one before may be gone when the port's next SIM
+is flagged. An association needs a flagged SIM on the other end: one behaviour alone still
+flags nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.features.engine import FeatureFrame
+from detector.flags import Flag
+from detector.ids import imsi_text
+from detector.rigs.common import row_flag
+from detector.rigs.tick import Tick
+
+
+def find(tick: Tick) -> list[Flag]:
+    """SIMs of the frame in a device of any flagged SIM, this tick's or an earlier one's
+    (a gateway's ports take new SIMs long after its first were flagged), and SIMs that
+    used a device of this tick's flags in ports (:meth:`Tick.ported`) earlier in the day
+    and have been quiet since (a SIM bank rotates SIMs through a port: the one before may
+    be gone when the port's next SIM is flagged). The second looks through every SIM's
+    devices, so it is asked only for devices that carried other SIMs."""
+    if not tick.policy.associate:
+        return []
+    known, ported = tick.known(), tick.ported()
+    engine, frame = tick.engine, tick.frame
+    s = engine.sim_state
+    out = _device_users(tick, frame, tick.strengths, tick.families, _devices(tick, known))
+    dev = _devices(tick, ported)
+    if not len(dev):
+        return out
+    n = len(engine.sims)
+    recent = s["imei_hour"][:n] >= engine.watermark // 3600 - 23
+    earlier = np.flatnonzero((np.isin(s["imei"][:n], dev) & recent).any(axis=1))
+    earlier = earlier[~np.isin(earlier, frame.sims)]
+    if len(earlier):
+        gone = engine.features(earlier)
+        strengths = tick.scorer.strengths(gone.values)
+        out += _device_users(tick, gone, strengths, tick.scorer.families(strengths), dev, engine.watermark)
+    return out
+
+
+def _devices(tick: Tick, slots: np.ndarray) -> np.ndarray:
+    dev = tick.engine.sim_state["imei"][slots]
+    return np.unique(dev[dev != 0])
+
+
+def _device_users(tick: Tick, frame: FeatureFrame, strengths: np.ndarray, families: np.ndarray,
+                  dev: np.ndarray, at: int | None = None) -> list[Flag]:
+    """Rows of ``frame`` with one kind of rig-like evidence whose SIM used one of ``dev``."""
+    if not len(dev):
+        return []
+    shares = np.isin(tick.engine.sim_state["imei"][frame.sims], dev).any(axis=1) & (families >= 1)
+    out: list[Flag] = []
+    for r in np.flatnonzero(shares):
+        imsi = imsi_text(frame.imsi[r])
+        if imsi in tick.taken:
+            continue
+        # the device link is structure the supervised layer does not see (as for bursts)
+        flag = row_flag(tick.scorer, frame, strengths, r, "rig_member",
+                        "shares a device (IMEI) with a flagged SIM", at, vetoable=False)
+        if flag is not None:
+            out.append(flag)
+            tick.taken.add(imsi)
+    return out
