@@ -24,7 +24,6 @@ from detector.ids import imsi_text, msisdn_text
 from detector.records import iso
 from detector.testing import T0, Row, at, cdr_batch, daemon_config, gateway_rows, imei, imsi, write_cdr
 from probes.files import FileProbe
-from detector.ids import imsi_text
 from tests.inputs import CAPTURES
 
 
