@@ -288,7 +288,7 @@ def explain(check: Check) -> list[str]:
     top = check.reasons[0]
     if not check.mapped and len(check.reasons) == 1:
         out.append(f"All {check.rows} row(s) are refused, every one for the same reason: "
-                   f"{top.what}{_examples(top)}. The layout does not fit this feed there.")
+                   f"{top.what}{_examples(top)}. How the layout reads that field does not fit this feed.")
     elif not check.mapped:
         out.append(f"All {check.rows} row(s) are refused; the commonest reason ({top.count}): "
                    f"{top.what}{_examples(top)}.")

@@ -157,9 +157,11 @@ def durations(col, layout: Layout, max_s: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def duration_why(layout: Layout, max_s: int) -> str:
+    if layout.duration_rounding == "none":
+        return (f"is not whole seconds from 0 to {max_s}" if layout.duration_unit == "s" else
+                f"is not milliseconds of whole seconds from 0 to {max_s}")
     unit = {"s": "seconds", "ms": "milliseconds"}[layout.duration_unit]
-    whole = "a whole number of seconds in" if layout.duration_rounding == "none" else "a number of"
-    return f"is not {whole} {unit} from 0 to {max_s} s"
+    return f"is not a number of {unit} from 0 to {max_s} s"
 
 
 # ---- subscribers ---------------------------------------------------------------------
