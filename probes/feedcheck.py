@@ -137,7 +137,7 @@ def split_reason(reason: str) -> tuple[str, str | None]:
     return _QUOTED.sub("…", reason), None
 
 
-def _batches(path: Path, fmt: str, cand: Candidate) -> Iterable[Parsed]:
+def _batches(path: Path, cand: Candidate) -> Iterable[Parsed]:
     if cand.kind == "cdr":
         return read_cdr_file(path, cand.layout)
     return read_feed_file(path, "registrations", cand.layout)
@@ -151,7 +151,7 @@ def check_feed(path: Path, cand: Candidate, sample: int = 5, lines: int = 5) -> 
     where: dict[str, list[int]] = {}
     values: dict[str, list[str]] = {}
     rows: list[dict] = []
-    for parsed in _batches(path, fmt, cand):
+    for parsed in _batches(path, cand):
         mapped += len(parsed.batch)
         if len(rows) < sample:
             rows += _canonical(parsed, cand)[: sample - len(rows)]
