@@ -50,8 +50,9 @@ def _layouts(args: argparse.Namespace):
     if not args.config:
         return CANONICAL, CANONICAL
     cfg = config_mod.load(args.config)
-    by_type = {p.type: p.layout for p in cfg.probes}
-    return by_type.get("cdr_csv", CANONICAL), by_type.get("registrations_csv", CANONICAL)
+    by_type = {p.type: p.layout for p in reversed(cfg.probes)}   # the first of each type
+    cdr = by_type.get("cdr_csv", by_type.get("kafka", CANONICAL))
+    return cdr, by_type.get("registrations_csv", CANONICAL)
 
 
 def _rows_read(loaded) -> int:
@@ -292,18 +293,62 @@ def _inspect_cdr(args: argparse.Namespace) -> int:
     import json
 
     from probes.cdrfile import canonical_rows, cdr_format
+    from probes.csvparse import CANONICAL
+    from probes.feedcheck import mark_pseudo
 
     fmt = cdr_format(args.file)
-    layout = _layouts(args)[0]
+    layout = _layouts(args)[0] if fmt == "csv" else CANONICAL   # BER maps by the standard
     rows = refused = 0
     for row in canonical_rows(args.file, layout):
         refused += "rejected" in row
         rows += "rejected" not in row
-        print(json.dumps(row, ensure_ascii=False))
+        print(json.dumps(mark_pseudo(row, layout), ensure_ascii=False))
     sys.stdout.flush()
+    pseudo = (f"; IMSIs are pseudo IMSIs derived from the {layout.subscriber_key} "
+              "(\"pseudo_imsi\" in each row)") if layout.subscriber_key != "imsi" else ""
     print(f"goipwatch inspect: {args.file}: {fmt.replace('_', ' ')} CDRs: {rows} record(s), "
-          f"{refused} refused", file=sys.stderr)
+          f"{refused} refused{pseudo}", file=sys.stderr)
     return 1 if refused else 0
+
+
+def cmd_check_feed(args: argparse.Namespace) -> int:
+    """A dry run of feed files through the configured layouts: rows that map, the commonest
+    reasons for refusal with their lines, a sample of canonical rows. Exit 0 when every row
+    maps, 1 when some are refused, 2 when a feed or the configuration cannot be used."""
+    from detector import config as config_mod
+    from probes import feedcheck
+    from probes.cdrfile import cdr_format
+    from probes.csvparse import FeedError
+
+    candidates = feedcheck.CANONICAL_CANDIDATES
+    if args.config:
+        cfg = config_mod.load(args.config)
+        candidates = tuple(feedcheck.Candidate(p.name, p.type, p.layout) for p in cfg.probes
+                           if p.type in feedcheck.KIND_OF_PROBE)
+        if args.probe:
+            named = [c for c in candidates if c.name == args.probe]
+            if not named:
+                known = ", ".join(repr(c.name) for c in candidates) or "none"
+                raise config_mod.ConfigError(f"{args.config}: no CSV or CDR probe is named "
+                                             f"{args.probe!r} (they are: {known})")
+            candidates = tuple(named)
+    elif args.probe:
+        raise config_mod.ConfigError("--probe names a probe of --config, which is not given")
+    code = 0
+    for i, feed in enumerate(args.feed):
+        if i:
+            print()
+        try:
+            probe = feedcheck.choose(feed, cdr_format(feed), candidates)
+            check = feedcheck.check_feed(feed, probe, sample=args.sample)
+        except FeedError as e:
+            print(f"goipwatch check-feed: error: {e}", file=sys.stderr)
+            code = 2
+            continue
+        for line in feedcheck.format_check(check):
+            print(line)
+        code = max(code, 1 if check.refused else 0)
+    return code
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -528,6 +573,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read a capture's GTP' CDRs rather than its signalling")
     ins.add_argument("--config", type=Path, help="the CDR probe's layout, for a CSV feed")
     ins.set_defaults(func=cmd_inspect)
+
+    cf = sub.add_parser("check-feed", help="dry-run feed files through the configured layout: "
+                                           "rows that map, why others are refused, a sample")
+    cf.add_argument("feed", type=input_file, nargs="+",
+                    help="CDR files (CSV, BER; plain or compressed) or registration CSVs")
+    cf.add_argument("--config", type=Path,
+                    help="the probes' layouts (default: the canonical CDR and registration CSVs)")
+    cf.add_argument("--probe", help="the probe whose layout reads the feeds (default: the one "
+                                    "whose columns the feed's header has)")
+    cf.add_argument("--sample", type=int, default=5, help="canonical rows shown (default 5)")
+    cf.set_defaults(func=cmd_check_feed)
 
     a = sub.add_parser("api", help="serve the lookup API alone, against the daemon's store")
     a.add_argument("--config", type=Path, required=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detector import ids
 from detector.features.engine import FeatureEngine
 from detector.pipeline import SCORING_INTERVAL_S
 from detector.rigs.policy import RigPolicy
@@ -25,6 +26,7 @@ from detector.scale.config import ScaleConfig
 from detector.verify.config import SenderConfig
 from probes.csvparse import (CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL,
                              FeedError, Layout, check_header)
+from probes import schema
 from probes.kafka_config import KafkaConfig
 
 PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL,
@@ -133,38 +135,156 @@ def _coerce(where: str, value: Any, default: Any, base: Path) -> Any:
     return value
 
 
+_LAYOUT_KEYS = ("columns", "values", "constants", "derive", "subscriber_key", "timestamp_format",
+                "timezone", "duration_unit", "duration_rounding", "cell_format", "plmn")
+_CDR_ONLY = ("derive", "duration_unit", "duration_rounding", "cell_format", "plmn")
+_VALUE_MAPS = {"record_type": ("voice", "sms", "data"), "direction": ("MO", "MT"),
+               "result": ("answered", "unanswered", "busy", "failed", "delivered", "ok")}
+
+_RESULTS_OF = {"voice": ("answered", "unanswered", "busy", "failed"), "sms": ("delivered", "failed"),
+               "data": ("ok",)}
+
+
 def _layout(where: str, data: Any, probe_type: str) -> Layout:
+    """A probe's [probes.layout] table (config/goipwatch.toml documents every key)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: must be a table")
-    allowed = {"columns", "values", "timestamp_format", "timezone"}
+    cdr = probe_type in ("cdr_csv", "kafka")
     for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(allowed))})")
-    columns = data.get("columns", {})
+        if key not in _LAYOUT_KEYS:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(_LAYOUT_KEYS))})")
+        if key in _CDR_ONLY and not cdr:
+            raise ConfigError(f"{where}.{key}: only a CDR feed (cdr_csv, kafka) takes it")
     canonical = PROBE_TYPES[probe_type]
+    sources = schema.CDR_SOURCES if cdr else schema.REGISTRATION_SOURCES
+
+    def choice(key: str, options, default: str) -> str:
+        value = data.get(key, default)
+        if value not in options:
+            raise ConfigError(f"{where}.{key}: one of {', '.join(map(repr, options))}, not {value!r}")
+        return value
+
+    def table(key: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}.{key}: must be a table")
+        return value
+
+    columns = table("columns")
     for key, value in columns.items():
-        if key not in canonical:
+        if key not in canonical + sources:
             raise ConfigError(f"{where}.columns.{key}: not a field of {probe_type} "
-                              f"({', '.join(canonical)})")
+                              f"({', '.join(canonical + sources)})")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}.columns.{key}: must be a column name")
-    values = data.get("values", {})
-    for key, mapping in values.items():
-        if key not in ("record_type", "direction", "result") or probe_type not in ("cdr_csv", "kafka"):
-            raise ConfigError(f"{where}.values.{key}: only record_type, direction and result "
+    key = choice("subscriber_key", schema.SUBSCRIBER_KEYS, "imsi")
+    derive = data.get("derive", [])
+    if not isinstance(derive, list) or not all(d in schema.CDR_DERIVED for d in derive):
+        raise ConfigError(f"{where}.derive: a list of {', '.join(schema.CDR_DERIVED)}")
+    constants = table("constants")
+    allowed = schema.CDR_CONSTANTS if cdr else schema.REGISTRATION_CONSTANTS
+    draft = Layout(subscriber_key=key)
+    for name, value in constants.items():
+        if name not in allowed:
+            raise ConfigError(f"{where}.constants.{name}: not a field a constant can give "
+                              f"({', '.join(allowed)})")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}.constants.{name}: must be a string")
+        if (why := schema.constant_problem(name, value, draft)) is not None:
+            raise ConfigError(f"{where}.constants.{name}: {value!r} {why}")
+    rtype, result = constants.get("record_type"), constants.get("result")
+    if rtype and result and result not in _RESULTS_OF[rtype]:
+        raise ConfigError(f"{where}.constants.result: {result!r} is not a result of "
+                          f"{rtype} records ({', '.join(_RESULTS_OF[rtype])})")
+    twice = [f for f in canonical if (f in columns) + (f in constants) + (f in derive) > 1]
+    if twice:
+        raise ConfigError(f"{where}: {twice[0]} is given more than once (a field comes from one "
+                          "of columns, constants and derive)")
+    _check_subscriber(where, key, columns)
+    _check_parties(where, columns, constants, derive)
+    values = table("values")
+    for name, mapping in values.items():
+        if name not in _VALUE_MAPS or not cdr:
+            raise ConfigError(f"{where}.values.{name}: only record_type, direction and result "
                               "of cdr_csv take value maps")
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise ConfigError(f"{where}.values.{key}: must map feed values to canonical ones")
+            raise ConfigError(f"{where}.values.{name}: must map feed values to canonical ones")
+        bad = [v for v in mapping.values() if v not in _VALUE_MAPS[name]]
+        if bad:
+            raise ConfigError(f"{where}.values.{name}: {bad[0]!r} is not a {name} "
+                              f"({', '.join(_VALUE_MAPS[name])})")
+        if name in constants or name in derive:
+            raise ConfigError(f"{where}.values.{name}: {name} is not read from a column")
     tz = data.get("timezone", "UTC")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as e:
         raise ConfigError(f"{where}.timezone: unknown time zone {tz!r}") from e
     fmt = data.get("timestamp_format", ISO_UTC)
-    if not isinstance(fmt, str) or "%" not in fmt:
-        raise ConfigError(f"{where}.timestamp_format: must be a strptime format like '%Y-%m-%d %H:%M:%S'")
+    if not isinstance(fmt, str) or ("%" not in fmt and fmt not in schema.EPOCH_FORMATS):
+        raise ConfigError(f"{where}.timestamp_format: must be a strptime format like "
+                          "'%Y-%m-%d %H:%M:%S', or epoch_s or epoch_ms")
+    cell_format = choice("cell_format", schema.CELL_FORMATS, "canonical")
+    plmn = _plmn(where, data.get("plmn", ""), cell_format)
+    if "lac" in columns and cell_format == "canonical":
+        raise ConfigError(f"{where}.columns.lac: a LAC column goes with cell_format 'ci' or "
+                          "'ecgi' (a canonical cell holds its LAC)")
     return Layout(columns=dict(columns), values={k: dict(v) for k, v in values.items()},
-                  timestamp_format=fmt, timezone=tz)
+                  timestamp_format=fmt, timezone=tz, constants=dict(constants),
+                  derive=tuple(derive), subscriber_key=key,
+                  duration_unit=choice("duration_unit", tuple(schema.DURATION_UNITS), "s"),
+                  duration_rounding=choice("duration_rounding", schema.DURATION_ROUNDING, "none"),
+                  cell_format=cell_format, plmn=plmn)
+
+
+def _check_subscriber(where: str, key: str, columns: dict) -> None:
+    if key != "imsi" and "imsi" in columns:
+        raise ConfigError(f"{where}.columns.imsi: with subscriber_key = {key!r} the IMSI is "
+                          "derived (a pseudo IMSI), not read")
+    if key == "id" and "subscriber_id" not in columns:
+        raise ConfigError(f"{where}.subscriber_key: 'id' reads the column named by "
+                          "columns.subscriber_id, which is not given")
+    if key != "id" and "subscriber_id" in columns:
+        raise ConfigError(f"{where}.columns.subscriber_id: read only with subscriber_key = 'id'")
+
+
+def _check_parties(where: str, columns: dict, constants: dict, derive: list) -> None:
+    """A and B numbers: the peer is the party that is not the subscriber, and either the
+    direction tells which party the subscriber is, or the subscriber's number does."""
+    a, b = "a_number" in columns, "b_number" in columns
+    if a != b:
+        raise ConfigError(f"{where}.columns.{'b_number' if a else 'a_number'}: a_number and "
+                          "b_number go together (the calling and the called number)")
+    by_parties = [d for d in derive if d in ("direction", "msisdn")]
+    if not a:
+        if by_parties:
+            raise ConfigError(f"{where}.derive: {by_parties[0]} is derived from the A and B "
+                              "numbers: give columns.a_number and columns.b_number")
+        return
+    if len(by_parties) != 1:
+        raise ConfigError(f"{where}.derive: with A and B numbers, derive either direction (from "
+                          "the subscriber's msisdn column) or msisdn (from the direction)")
+    if "peer" in columns or "peer" in constants:
+        raise ConfigError(f"{where}.columns.peer: with A and B numbers the peer is the other party")
+    if by_parties == ["direction"] and "msisdn" in constants:
+        raise ConfigError(f"{where}.constants.msisdn: deriving the direction compares the "
+                          "subscriber's msisdn column with A and B")
+
+
+def _plmn(where: str, value: Any, cell_format: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.plmn: must be a string like '460-00'")
+    if value:
+        try:
+            ids.canonical_cell(f"{value}-0-0")
+        except ids.InvalidIdentifier as e:
+            raise ConfigError(f"{where}.plmn: {value!r} is not MCC-MNC ({e.why})") from None
+    if cell_format == "ci" and not value:
+        raise ConfigError(f"{where}.plmn: cell_format 'ci' needs the PLMN of the cells "
+                          "(MCC-MNC, e.g. '460-00')")
+    if value and cell_format == "canonical":
+        raise ConfigError(f"{where}.plmn: used with cell_format 'ci' or 'ecgi' only")
+    return value
 
 
 def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Config:

@@ -7,7 +7,9 @@ Every parser raises :class:`InvalidIdentifier` naming the field and the value.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,9 +72,50 @@ def parse_imsi(value: str) -> Imsi:
 
 
 def carrier_for_imsi(imsi: str) -> str:
-    """The MNO brand of an IMSI's home network, or its PLMN when the brand is unknown."""
+    """The MNO brand of an IMSI's home network, or its PLMN when the brand is unknown; for a
+    pseudo IMSI (:func:`pseudo_imsi`), which names no network, :data:`PSEUDO_CARRIER`."""
     parsed = parse_imsi(imsi)
+    if parsed.mcc == PSEUDO_MCC:
+        return PSEUDO_CARRIER
     return CARRIER_BY_PLMN.get(parsed.plmn, parsed.plmn)
+
+
+# ---- pseudo IMSIs -------------------------------------------------------------------------
+#
+# A feed that keys its subscribers by an MSISDN or an anonymised id, not an IMSI, still needs
+# one key a subscriber: the feature state, the store and every output are keyed by IMSI. A
+# pseudo IMSI is MCC 999 followed by 12 digits of a keyed hash (BLAKE2b) of the key's kind and
+# value: the same kind and value give the same pseudo IMSI in every feed (CDRs and
+# registrations), on every machine and in every release (the key below never changes). MCC 999
+# is the ITU's code for private networks: no public network's SIM has it, so an IMSI beginning
+# 999 is a pseudo one (a private network's own SIMs aside). 12 digits hold 10^12 values: among
+# n keys, about n^2 / (2 * 10^12) pairs share one (some 50 among 10 million), so a feed that has
+# IMSIs should give them.
+
+PSEUDO_MCC = "999"
+PSEUDO_KINDS = ("msisdn", "id")
+PSEUDO_CARRIER = "unknown (pseudo IMSI)"
+_PSEUDO_KEY = b"goipwatch pseudo-IMSI v1"
+
+
+def pseudo_imsi(kind: str, value: str) -> str:
+    """The pseudo IMSI of a subscriber keyed by ``kind`` (``msisdn``: its E.164 digits as a
+    batch holds them, without '+' or leading zeros; ``id``: the feed's id text, trimmed)."""
+    if kind not in PSEUDO_KINDS:
+        raise ValueError(f"pseudo IMSI of unknown key kind {kind!r} (one of {PSEUDO_KINDS})")
+    digest = hashlib.blake2b(f"{kind}:{value}".encode(), key=_PSEUDO_KEY, digest_size=8).digest()
+    return f"{PSEUDO_MCC}{int.from_bytes(digest, 'big') % 10**12:012d}"
+
+
+def pseudo_imsi_array(kind: str, values: Sequence[str]) -> np.ndarray:
+    """:func:`pseudo_imsi` of each value, as int64 numbers (a batch's IMSI column)."""
+    return np.array([int(pseudo_imsi(kind, v)) for v in values], np.int64)
+
+
+def is_pseudo_imsi(imsi: str | int | np.integer) -> bool:
+    """Whether an IMSI (its digits, or the number a batch holds) is a pseudo one."""
+    text = imsi if isinstance(imsi, str) else imsi_text(imsi)
+    return text.strip().startswith(PSEUDO_MCC) and len(text.strip()) == IMSI_DIGITS
 
 
 def normalise_msisdn(value: str) -> str:
@@ -122,8 +165,9 @@ def tac_text(n: int | np.integer | str) -> str:
 def msisdn_text(n: int | np.integer | str) -> str:
     """An MSISDN held as a number: E.164 digits begin with a country code, never with 0, so
     the number's digits are the MSISDN's (a national-format number read with its trunk 0
-    would lose it: feeds carry E.164)."""
-    return str(int(n))
+    would lose it: feeds carry E.164). 0 is no MSISDN (a feed keyed by another id may have
+    none), spelled as the empty text."""
+    return str(int(n)) if int(n) else ""
 
 
 def imsi_texts(numbers: np.ndarray) -> list[str]:

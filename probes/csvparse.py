@@ -1,7 +1,8 @@
 """Pure CSV parsing for CDR and registration feeds: bytes in, typed batches and rejects out.
 
-The canonical layouts are documented in README.md; :class:`Layout` maps other layouts
-(column names, value spellings, timestamp format and zone) onto them. Parsing is
+The canonical layouts are documented in README.md; a :class:`Layout` maps other layouts
+onto them (column names, value spellings, constants, derived fields, times, durations,
+cells and subscriber keys: :mod:`probes.schema`, docs/feeds.md). Parsing is
 vectorised: lines are split and counted with numpy, fields parsed by pyarrow, checked
 column by column. Each row that fails a check is rejected with its line and the first
 reason; the rows beside it are kept.
@@ -15,7 +16,7 @@ import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 from pathlib import Path
 
@@ -25,16 +26,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 
 from detector import ids
+from probes import schema
 from probes.compressed import DECOMPRESSION_ERRORS, CompressionError, open_stream
 from detector.records import (
     RESULTS_BY_TYPE, CdrBatch, Direction, RecordType, RegistrationBatch, Rejected, Result,
 )
+from probes.schema import CANONICAL, ISO_UTC, Layout
 
 CDR_FIELDS = ("record_type", "direction", "start_time", "duration_s", "imsi", "msisdn",
               "imei", "peer", "cell_id", "result")
 REGISTRATION_FIELDS = ("imsi", "msisdn", "iccid", "activated_at", "id_hash", "channel")
 REGISTRATION_OPTIONAL = ("carrier",)
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 MAX_DURATION_S = 86_400
 # Event and activation times a feed can hold. A time outside is a broken field, and one
 # before year 1 (strptime reads year 0000) cannot even be stored.
@@ -48,20 +50,6 @@ class FeedError(ValueError):
     """A whole input (file or header) that cannot be read; names the source and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """How a feed's columns and values map onto a canonical schema."""
-
-    columns: Mapping[str, str] = field(default_factory=dict)   # canonical field -> column name
-    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # field -> {feed value: canonical}
-    timestamp_format: str = ISO_UTC
-    timezone: str = "UTC"
-
-    def column(self, name: str) -> str:
-        return self.columns.get(name, name)
-
-
-CANONICAL = Layout()
 B = TypeVar("B", CdrBatch, RegistrationBatch)
 T = TypeVar("T")
 
@@ -245,6 +233,8 @@ def _codes(col: pa.ChunkedArray, mapping: Mapping[str, int]) -> tuple[np.ndarray
 
 
 def _times(col: pa.ChunkedArray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    if layout.timestamp_format in schema.EPOCH_FORMATS:
+        return schema.epoch_times(col, layout)
     parsed = pc.strptime(pc.utf8_trim_whitespace(col), format=layout.timestamp_format,
                          unit="s", error_is_null=True)
     if layout.timezone.upper() != "UTC":
@@ -253,6 +243,13 @@ def _times(col: pa.ChunkedArray, layout: Layout) -> tuple[np.ndarray, np.ndarray
     ok = _np(pc.is_valid(parsed))
     secs = _np(pc.fill_null(pc.cast(parsed, pa.int64()), 0))
     return ok, secs.astype(np.int64)
+
+
+def _time_why(layout: Layout) -> str:
+    if layout.timestamp_format in schema.EPOCH_FORMATS:
+        return {"epoch_s": "is not epoch seconds", "epoch_ms": "is not epoch milliseconds"}[
+            layout.timestamp_format]
+    return f"does not match {layout.timestamp_format!r}"
 
 
 def _in_range(secs: np.ndarray) -> np.ndarray:
@@ -269,22 +266,28 @@ def _value_map(layout: Layout, name: str, canonical: Mapping[str, int]) -> dict[
     return out
 
 
-def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str
-            ) -> tuple[list[str], dict[str, str]]:
+def _sources(required: tuple[str, ...]) -> tuple[str, ...]:
+    return schema.CDR_SOURCES if "record_type" in required else schema.REGISTRATION_SOURCES
+
+
+def _header(buf: bytes, layout: Layout, required: tuple[str, ...], source: str) -> list[str]:
     first = buf.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig", "replace")
     try:
         header = [h.strip() for h in next(csv.reader([first]), [])]
     except csv.Error as e:   # a CR inside the line, a field beyond the csv module's limit
         raise FeedError(f"{source}: header unreadable: {e} (header: {first[:200]!r})") from None
     check_header(header, layout, required, source, first)
-    return header, {f: layout.column(f) for f in required}
+    return header
 
 
 def check_header(header: list[str], layout: Layout, required: tuple[str, ...], source: str,
                  first: str = "") -> None:
-    """Raise :class:`FeedError` when ``header`` lacks a required column or repeats one."""
+    """Raise :class:`FeedError` when ``header`` lacks a column the layout reads for a feed of
+    ``required`` fields (those given as constants or derived need none), or repeats one."""
     first = first or ",".join(header)
-    missing = [layout.column(f) for f in required if layout.column(f) not in header]
+    missing = [col if col == name else f"{col} (for {name})"
+               for col, name in schema.needed_columns(layout, required, _sources(required))
+               if col not in header]
     if missing:
         raise FeedError(f"{source}: header lacks column(s) {', '.join(missing)} "
                         f"(header: {first[:200]!r})")
@@ -311,60 +314,128 @@ def _raw_row(table: pa.Table, header: list[str]) -> Callable[[int], str]:
 @dataclass(frozen=True, slots=True, eq=False)
 class _Block:
     table: pa.Table
-    col: dict[str, pa.ChunkedArray]   # canonical field -> its column
+    layout: Layout
     lines: np.ndarray                 # source line of each table row
     rejected: list[Rejected]          # lines refused before field checks
     blank: int
 
+    def col(self, name: str) -> pa.ChunkedArray | pa.Array:
+        """The text a field is read from: its column of the feed, or its constant."""
+        return schema.field_column(self.table, self.layout, name)
 
-def _block(body: bytes, header: list[str], first_line: int, source: str, layout: Layout,
-           fields: tuple[str, ...]) -> _Block:
+    def label(self, name: str) -> str:
+        return schema.label(self.layout, name)
+
+
+def _block(body: bytes, header: list[str], first_line: int, source: str, layout: Layout) -> _Block:
     """The lines of a block that are UTF-8 and have the header's field count, as a table."""
     body, bad_utf8, emptied = _check_utf8(body, first_line, source)
     buf, lines, rejected, blank = _split_lines(body, len(header), first_line, source)
     table = _read_table(buf, header, lines)
-    return _Block(table, {f: table.column(layout.column(f)) for f in fields}, lines,
-                  bad_utf8 + rejected, blank - emptied)
+    return _Block(table, layout, lines, bad_utf8 + rejected, blank - emptied)
+
+
+def _coded(blk: _Block, checks: _Checks, name: str, vocab: Mapping[str, int], why: str
+           ) -> np.ndarray:
+    ok, codes = _codes(blk.col(name), _value_map(blk.layout, name, vocab))
+    checks.fail(~ok, blk.label(name), why, blk.col(name))
+    return codes
+
+
+def _subscriber(blk: _Block, checks: _Checks, msisdn: tuple[np.ndarray, np.ndarray] | None
+                ) -> np.ndarray:
+    """The IMSI column: the feed's, or the pseudo IMSIs of its subscriber key. For an MSISDN
+    key, ``msisdn`` is (ok, numbers) of the MSISDNs, checked where they are read."""
+    key = blk.layout.subscriber_key
+    if key == "imsi":
+        ok, imsi = _digits(pc.utf8_trim_whitespace(blk.col("imsi")), r"^\d{15}$")
+        checks.fail(~ok, blk.label("imsi"), "must be 15 digits", blk.col("imsi"))
+        return imsi
+    if key == "msisdn":
+        return schema.pseudo_imsis_of_msisdns(*msisdn)
+    ok, text = schema.subscriber_ids(blk.col("subscriber_id"))
+    checks.fail(~ok, blk.label("subscriber_id"),
+                "is not a subscriber id (1 to 64 characters, no control character)",
+                blk.col("subscriber_id"))
+    return schema.pseudo_imsis_of_ids(ok, text)
+
+
+def _msisdns(col, blk: _Block, checks: _Checks, name: str) -> tuple[np.ndarray, np.ndarray]:
+    ok, msisdn = _digits(_strip_plus(col), r"^\d{3,15}$")
+    if blk.layout.subscriber_key == "id":   # the key is the id: the MSISDN may be absent (0)
+        ok |= _np(pc.equal(pc.utf8_trim_whitespace(col), ""))
+        why = "must be 3 to 15 digits (E.164), or empty"
+    else:
+        why = "must be 3 to 15 digits (E.164)"
+    checks.fail(~ok, name, why, col)
+    return ok, msisdn
 
 
 def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str,
                     layout: Layout = CANONICAL) -> Parsed[CdrBatch]:
     """Parse CSV lines (no header) that start at ``first_line`` of ``source``."""
-    blk = _block(body, header, first_line, source, layout, CDR_FIELDS)
-    table, col, lines, rejected = blk.table, blk.col, blk.lines, blk.rejected
+    blk = _block(body, header, first_line, source, layout)
+    table, lines, rejected, col = blk.table, blk.lines, blk.rejected, blk.col
     checks = _Checks(table.num_rows)
 
-    ok, rtype = _codes(col["record_type"], _value_map(layout, "record_type", _RECORD_TYPES))
-    checks.fail(~ok, "record_type", "is not one of voice, sms, data", col["record_type"])
-    ok, direction = _codes(col["direction"], _value_map(layout, "direction", _DIRECTIONS))
-    checks.fail(~ok, "direction", "is not MO or MT", col["direction"])
-    checks.fail((rtype == RecordType.DATA) & (direction == Direction.MT), "direction",
-                "must be MO for data records", col["direction"])
-    ok, ts = _times(col["start_time"], layout)
-    checks.fail(~ok, "start_time", f"does not match {layout.timestamp_format!r}", col["start_time"])
-    checks.fail(~_in_range(ts), "start_time", TIME_RANGE_WHY, col["start_time"])
-    ok, duration = _digits(col["duration_s"], r"^\s*\d{1,6}\s*$")
-    checks.fail(~ok | (duration > MAX_DURATION_S), "duration_s",
-                f"is not whole seconds from 0 to {MAX_DURATION_S}", col["duration_s"])
-    ok, imsi = _digits(pc.utf8_trim_whitespace(col["imsi"]), r"^\d{15}$")
-    checks.fail(~ok, "imsi", "must be 15 digits", col["imsi"])
-    ok, msisdn = _digits(_strip_plus(col["msisdn"]), r"^\d{3,15}$")
-    checks.fail(~ok, "msisdn", "must be 3 to 15 digits (E.164)", col["msisdn"])
-    imei_ok, imei = _imeis(pc.utf8_trim_whitespace(col["imei"]))
-    checks.fail(~imei_ok, "imei", "is not a 14/15-digit IMEI with a valid Luhn digit "
-                "or a 16-digit IMEISV", col["imei"])
-    peer_col = _strip_plus(col["peer"])
+    rtype = _coded(blk, checks, "record_type", _RECORD_TYPES, "is not one of voice, sms, data")
+    if "direction" in layout.derive:     # from which of A and B is the subscriber's number
+        ok, direction = schema.direction_from_parties(col("msisdn"), col("a_number"),
+                                                      col("b_number"))
+        checks.fail(~ok, blk.label("msisdn"), f"is neither {layout.column('a_number')} nor "
+                    f"{layout.column('b_number')}: the direction cannot be told", col("msisdn"))
+        direction_col = col("msisdn")
+    else:
+        direction = _coded(blk, checks, "direction", _DIRECTIONS, "is not MO or MT")
+        direction_col = col("direction")
+    checks.fail((rtype == RecordType.DATA) & (direction == Direction.MT), blk.label("direction"),
+                "must be MO for data records", direction_col)
+    ok, ts = _times(col("start_time"), layout)
+    checks.fail(~ok, blk.label("start_time"), _time_why(layout), col("start_time"))
+    checks.fail(~_in_range(ts), blk.label("start_time"), TIME_RANGE_WHY, col("start_time"))
+    if layout.duration_unit == "s" and layout.duration_rounding == "none":
+        ok, duration = _digits(col("duration_s"), r"^\s*\d{1,6}\s*$")
+        ok &= duration <= MAX_DURATION_S
+        why = f"is not whole seconds from 0 to {MAX_DURATION_S}"
+    else:
+        ok, duration = schema.durations(col("duration_s"), layout, MAX_DURATION_S)
+        why = schema.duration_why(layout, MAX_DURATION_S)
+    checks.fail(~ok, blk.label("duration_s"), why, col("duration_s"))
+
+    if layout.parties:   # the subscriber's number and the peer from A and B
+        mo = direction == Direction.MO
+        number, peer_text = schema.parties(mo, col("a_number"), col("b_number"))
+        msisdn_col = col("msisdn") if "direction" in layout.derive else number
+        msisdn_name = blk.label("msisdn") if "direction" in layout.derive else \
+            f"msisdn ({layout.column('a_number')}/{layout.column('b_number')})"
+        peer_name = f"peer ({layout.column('a_number')}/{layout.column('b_number')})"
+    else:
+        msisdn_col, msisdn_name = col("msisdn"), blk.label("msisdn")
+        peer_text, peer_name = col("peer"), blk.label("peer")
+    if layout.subscriber_key == "msisdn":   # the MSISDN is the key: checked before the IMSI
+        msisdn_ok, msisdn = _msisdns(msisdn_col, blk, checks, msisdn_name)
+        imsi = _subscriber(blk, checks, (msisdn_ok, msisdn))
+    else:
+        imsi = _subscriber(blk, checks, None)
+        _, msisdn = _msisdns(msisdn_col, blk, checks, msisdn_name)
+    imei_ok, imei = _imeis(pc.utf8_trim_whitespace(col("imei")))
+    checks.fail(~imei_ok, blk.label("imei"), "is not a 14/15-digit IMEI with a valid Luhn digit "
+                "or a 16-digit IMEISV", col("imei"))
+    peer_col = _strip_plus(peer_text)
     ok, peer = _digits(peer_col, r"^\d{1,15}$")
     empty = _np(pc.equal(peer_col, ""))
-    checks.fail(~(ok | (empty & (rtype == RecordType.DATA))), "peer",
-                "must be 1 to 15 digits (empty only for data)", col["peer"])
-    cell, cells, cell_ok = _cells(col["cell_id"])
-    checks.fail(~cell_ok, "cell_id", "is not MCC-MNC-LAC-CI", col["cell_id"])
-    ok, result = _codes(col["result"], _value_map(layout, "result", _RESULTS))
-    valid_type = (rtype >= 0) & (rtype <= 2)
-    allowed = np.zeros(len(result), bool)
-    allowed[valid_type & ok] = _ALLOWED[rtype[valid_type & ok], result[valid_type & ok]]
-    checks.fail(~allowed, "result", "is not a result of this record_type", col["result"])
+    checks.fail(~(ok | (empty & (rtype == RecordType.DATA))), peer_name,
+                "must be 1 to 15 digits (empty only for data)", peer_text)
+    cell, cells = _cell_column(blk, checks)
+    if "result" in layout.derive:
+        result = _derived_results(rtype, duration)
+    else:
+        ok, result = _codes(col("result"), _value_map(layout, "result", _RESULTS))
+        valid_type = (rtype >= 0) & (rtype <= 2)
+        allowed = np.zeros(len(result), bool)
+        allowed[valid_type & ok] = _ALLOWED[rtype[valid_type & ok], result[valid_type & ok]]
+        checks.fail(~allowed, blk.label("result"), "is not a result of this record_type",
+                    col("result"))
 
     rejected += checks.rejected(lines, source, _raw_row(table, header))
     keep = checks.ok
@@ -376,6 +447,33 @@ def parse_cdr_block(body: bytes, header: list[str], first_line: int, source: str
         line=lines[keep], cells=cells, source=source,
     )
     return Parsed(batch, tuple(rejected), blk.blank)
+
+
+def _derived_results(rtype: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """A record's result from its duration: a voice call lasted (answered) or did not
+    (unanswered); an SMS is delivered; a data session ok."""
+    voice = np.where(duration > 0, Result.ANSWERED, Result.UNANSWERED)
+    by_type = np.where(rtype == RecordType.SMS, Result.DELIVERED, Result.OK)
+    return np.where(rtype == RecordType.VOICE, voice, by_type).astype(np.int8)
+
+
+def _cell_column(blk: _Block, checks: _Checks) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(index into the cell names, names) of the cell column, in the layout's cell format."""
+    layout, col = blk.layout, blk.col("cell_id")
+    if layout.cell_format == "canonical" or "cell_id" in layout.constants:
+        cell, cells, cell_ok = _cells(col)
+        checks.fail(~cell_ok, blk.label("cell_id"), "is not MCC-MNC-LAC-CI", col)
+        return cell, cells
+    lac = None
+    if "lac" in layout.columns:
+        lac_ok, lac = schema.lacs(blk.col("lac"))
+        checks.fail(~lac_ok, f"lac ({layout.column('lac')})",
+                    f"is not a LAC or TAC (0 to {schema.MAX_LAC})", blk.col("lac"))
+    ok, text = schema.cell_texts(col, layout, lac)
+    checks.fail(~ok, blk.label("cell_id"), schema.cell_why(layout), col)
+    cell, cells, cell_ok = _cells(text)
+    checks.fail(~cell_ok, blk.label("cell_id"), f"does not make a cell MCC-MNC-LAC-CI", col)
+    return cell, cells
 
 
 def _kept_cells(cell: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -416,7 +514,7 @@ def _canonical_cell(raw: str) -> str:
 
 def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Cell column → (index into canonical names, names, ok). Empty cells are allowed (-1)."""
-    enc = pc.dictionary_encode(pc.utf8_trim_whitespace(col)).combine_chunks()
+    enc = schema.dictionary(pc.utf8_trim_whitespace(col))
     names, canon_index, lut = [], {}, []
     for raw in enc.dictionary.to_pylist():
         if raw == "":
@@ -440,37 +538,40 @@ def _cells(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[str, ...], np.ndarra
 
 def parse_registration_block(body: bytes, header: list[str], first_line: int, source: str,
                              layout: Layout = CANONICAL) -> Parsed[RegistrationBatch]:
-    blk = _block(body, header, first_line, source, layout, REGISTRATION_FIELDS)
-    table, col, lines, rejected = blk.table, blk.col, blk.lines, blk.rejected
+    blk = _block(body, header, first_line, source, layout)
+    table, lines, rejected, col = blk.table, blk.lines, blk.rejected, blk.col
     checks = _Checks(table.num_rows)
-    ok, imsi = _digits(pc.utf8_trim_whitespace(col["imsi"]), r"^\d{15}$")
-    checks.fail(~ok, "imsi", "must be 15 digits", col["imsi"])
-    ok, msisdn = _digits(_strip_plus(col["msisdn"]), r"^\d{3,15}$")
-    checks.fail(~ok, "msisdn", "must be 3 to 15 digits (E.164)", col["msisdn"])
-    iccid = pc.utf8_trim_whitespace(col["iccid"])
-    checks.fail(~_np(pc.match_substring_regex(iccid, r"^\d{19,20}$")), "iccid",
-                "must be 19 or 20 digits", col["iccid"])
-    ok, activated = _times(col["activated_at"], layout)
-    checks.fail(~ok, "activated_at", f"does not match {layout.timestamp_format!r}",
-                col["activated_at"])
-    checks.fail(~_in_range(activated), "activated_at", TIME_RANGE_WHY, col["activated_at"])
-    id_hash = pc.utf8_trim_whitespace(col["id_hash"])
-    checks.fail(~_np(pc.match_substring_regex(id_hash, r"^[0-9A-Za-z+/=_-]{16,128}$")), "id_hash",
-                "must be a hash (16-128 characters of hex or base64)", col["id_hash"])
-    checks.fail(_np(pc.match_substring_regex(id_hash, r"^(\d{15}|\d{17}[\dXx])$")), "id_hash",
+    if layout.subscriber_key == "msisdn":   # the MSISDN is the key: checked before the IMSI
+        msisdn_ok, msisdn = _msisdns(col("msisdn"), blk, checks, blk.label("msisdn"))
+        imsi = _subscriber(blk, checks, (msisdn_ok, msisdn))
+    else:
+        imsi = _subscriber(blk, checks, None)
+        _, msisdn = _msisdns(col("msisdn"), blk, checks, blk.label("msisdn"))
+    iccid = pc.utf8_trim_whitespace(col("iccid"))
+    checks.fail(~_np(pc.match_substring_regex(iccid, r"^\d{19,20}$")), blk.label("iccid"),
+                "must be 19 or 20 digits", col("iccid"))
+    ok, activated = _times(col("activated_at"), layout)
+    checks.fail(~ok, blk.label("activated_at"), _time_why(layout), col("activated_at"))
+    checks.fail(~_in_range(activated), blk.label("activated_at"), TIME_RANGE_WHY,
+                col("activated_at"))
+    id_hash = pc.utf8_trim_whitespace(col("id_hash"))
+    checks.fail(~_np(pc.match_substring_regex(id_hash, r"^[0-9A-Za-z+/=_-]{16,128}$")),
+                blk.label("id_hash"), "must be a hash (16-128 characters of hex or base64)",
+                col("id_hash"))
+    checks.fail(_np(pc.match_substring_regex(id_hash, r"^(\d{15}|\d{17}[\dXx])$")),
+                blk.label("id_hash"),
                 "looks like a raw ID document number; the feed must carry its salted hash",
-                col["id_hash"])
-    channel = pc.utf8_trim_whitespace(col["channel"])
-    checks.fail(~_np(pc.greater(pc.utf8_length(channel), 0)), "channel", "is empty",
-                col["channel"])
+                col("id_hash"))
+    channel = pc.utf8_trim_whitespace(col("channel"))
+    checks.fail(~_np(pc.greater(pc.utf8_length(channel), 0)), blk.label("channel"), "is empty",
+                col("channel"))
     # free text that is stored and shown as it is: no NUL (a text column cannot hold one)
     # nor any other control character
-    checks.fail(_np(pc.match_substring_regex(channel, CONTROL)), "channel",
-                "contains a control character", col["channel"])
-    carrier_name = layout.column("carrier")
-    if carrier_name in table.column_names:
-        carrier_col = table.column(carrier_name)
-        checks.fail(_np(pc.match_substring_regex(carrier_col, CONTROL)), "carrier",
+    checks.fail(_np(pc.match_substring_regex(channel, CONTROL)), blk.label("channel"),
+                "contains a control character", col("channel"))
+    if "carrier" in layout.constants or layout.column("carrier") in table.column_names:
+        carrier_col = col("carrier")
+        checks.fail(_np(pc.match_substring_regex(carrier_col, CONTROL)), blk.label("carrier"),
                     "contains a control character", carrier_col)
         carrier = _np(pc.utf8_trim_whitespace(carrier_col)).astype(object)
     else:
@@ -567,7 +668,7 @@ def _parse_blocks(path: Path, kind: str, layout: Layout, block_bytes: int) -> It
     try:
         for block, first_line in iter_blocks(path, block_bytes):
             if header is None:
-                header, _ = _header(block, layout, required, source)
+                header = _header(block, layout, required, source)
                 nl = block.find(b"\n")
                 block, first_line = (block[nl + 1:] if nl >= 0 else b""), first_line + 1
             yield parse(block, header, first_line, source, layout)

@@ -63,3 +63,63 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path, capsys):
     assert main(["run", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "store.dsn: expected str" in err and "Traceback" not in err
+
+
+CDR = "[[probes]]\ntype = 'cdr_csv'\nwatch = 'd'\n[probes.layout]\n"
+REG = "[[probes]]\ntype = 'registrations_csv'\nwatch = 'd'\n[probes.layout]\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    (CDR + "subscriber_key = 'iccid'\n", r"layout.subscriber_key: one of 'imsi', 'msisdn', 'id'"),
+    (CDR + "subscriber_key = 'id'\n", r"layout.subscriber_key: 'id' reads the column named by "
+                                       r"columns.subscriber_id"),
+    (CDR + "subscriber_key = 'msisdn'\n[probes.layout.columns]\nimsi = 'IMSI'\n",
+     r"layout.columns.imsi: with subscriber_key = 'msisdn' the IMSI is derived"),
+    (CDR + "[probes.layout.constants]\nrecord_type = 'call'\n",
+     r"layout.constants.record_type: 'call' must be one of voice, sms, data"),
+    (CDR + "[probes.layout.constants]\nrecord_type = 'sms'\nresult = 'answered'\n",
+     r"layout.constants.result: 'answered' is not a result of sms records"),
+    (CDR + "[probes.layout.constants]\nimsi = '460001234567890'\n",
+     r"layout.constants.imsi: not a field a constant can give"),
+    (CDR + "[probes.layout.constants]\nmsisdn = ''\n",
+     r"layout.constants.msisdn: '' may be empty only when subscribers are keyed by an id"),
+    (CDR + "[probes.layout.constants]\nimei = '123'\n", r"layout.constants.imei: '123' is not valid"),
+    (CDR + "[probes.layout.constants]\ncell_id = '460-00-1-1'\n[probes.layout.columns]\ncell_id = 'CELL'\n",
+     r"layout: cell_id is given more than once"),
+    (CDR + "derive = ['duration_s']\n", r"layout.derive: a list of result, direction, msisdn"),
+    (CDR + "derive = ['result']\n[probes.layout.values]\nresult = { A = 'answered' }\n",
+     r"layout.values.result: result is not read from a column"),
+    (CDR + "derive = ['direction']\n", r"layout.derive: direction is derived from the A and B numbers"),
+    (CDR + "[probes.layout.columns]\na_number = 'A'\n", r"layout.columns.b_number: a_number and b_number go together"),
+    (CDR + "[probes.layout.columns]\na_number = 'A'\nb_number = 'B'\n",
+     r"layout.derive: with A and B numbers, derive either direction"),
+    (CDR + "derive = ['msisdn']\n[probes.layout.columns]\na_number = 'A'\nb_number = 'B'\npeer = 'P'\n",
+     r"layout.columns.peer: with A and B numbers the peer is the other party"),
+    (CDR + "duration_unit = 'min'\n", r"layout.duration_unit: one of 's', 'ms', not 'min'"),
+    (CDR + "duration_rounding = 'down'\n", r"layout.duration_rounding: one of 'none', 'up', 'nearest'"),
+    (CDR + "timestamp_format = 'epoch_us'\n", r"layout.timestamp_format: must be a strptime format .* epoch_s or epoch_ms"),
+    (CDR + "cell_format = 'ci'\n", r"layout.plmn: cell_format 'ci' needs the PLMN"),
+    (CDR + "cell_format = 'ci'\nplmn = '46-00'\n", r"layout.plmn: '46-00' is not MCC-MNC"),
+    (CDR + "plmn = '460-00'\n", r"layout.plmn: used with cell_format 'ci' or 'ecgi' only"),
+    (CDR + "[probes.layout.columns]\nlac = 'LAC'\n", r"layout.columns.lac: a LAC column goes with cell_format"),
+    (CDR + "[probes.layout.values]\ndirection = { O = 'out' }\n",
+     r"layout.values.direction: 'out' is not a direction \(MO, MT\)"),
+    (REG + "derive = ['result']\n", r"layout.derive: only a CDR feed \(cdr_csv, kafka\) takes it"),
+    (REG + "[probes.layout.constants]\nchannel = ''\n", r"layout.constants.channel: '' must not be empty"),
+    (REG + "[probes.layout.columns]\na_number = 'A'\n", r"layout.columns.a_number: not a field of registrations_csv"),
+])
+def test_bad_layout_keys_are_named(tmp_path, text, message):
+    with pytest.raises(config.ConfigError, match=message):
+        load(tmp_path, text)
+
+
+def test_a_layout_of_every_new_key_loads():
+    from tests.probes.feed_shapes import SHAPES
+
+    for make in SHAPES:
+        layout = make().layout()
+        assert layout.subscriber_key in ("msisdn", "id") and layout.cell_format in ("ci", "ecgi")
+    history = SHAPES[2]().layout()
+    assert history.constants == {"record_type": "voice", "imei": "", "msisdn": ""}
+    assert history.derive == ("result",) and history.plmn == "460-01"
+    assert SHAPES[0]().layout().duration_rounding == "up"
