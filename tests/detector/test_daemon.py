@@ -25,6 +25,7 @@ from detector.records import iso
 from detector.testing import T0, Row, at, cdr_batch, daemon_config, gateway_rows, imei, imsi, write_cdr
 from probes.files import FileProbe
 from tests.inputs import CAPTURES
+from tests.probes.feed_shapes import SHAPES
 
 
 def write_config(tmp: Path, dsn: str, model: Path, world: Path, cdr_files: list[Path],
@@ -602,3 +603,25 @@ files = [{json.dumps(str(CAPTURES / "ndpi_gtp_prime_epdgrecord.ber"))},
     assert files == {"ndpi_gtp_prime_epdgrecord.ber": ("done", 1, 0),
                      "ndpi_gtp_prime.pcapng": ("done", 1, 0)}
     assert [imsi_text(r["imsi"]) for r in sims] == ["310012000000000"]
+
+
+@pytest.mark.parametrize("make", SHAPES, ids=lambda m: m.__name__)
+async def test_the_daemon_reads_each_carrier_shape_through_its_layout(tmp_path, pg_dsn, small_model,
+                                                                      make):
+    """An MSC export, an MSISDN-keyed extract and an integer-cell call history (docs/feeds.md)
+    through the daemon's CDR probe with their layouts: every good row taken, every bad one
+    quarantined at its line, as ``score`` and ``check-feed`` read them."""
+    shape = make()
+    feed = shape.write(tmp_path)
+    sections = shape.toml.replace('watch = "in"', f"files = [{json.dumps(str(feed))}]")
+    await run_daemon(daemon_config(tmp_path, pg_dsn, small_model, sections))
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        done = await conn.fetchrow("SELECT status, records, rejected FROM ingested_files "
+                                   "WHERE name = $1", feed.name)
+        lines = [r["line"] for r in await conn.fetch(
+            "SELECT line FROM quarantine WHERE source = $1 ORDER BY line", feed.name)]
+    finally:
+        await conn.close()
+    assert tuple(done) == ("done", len(shape.rows) - len(shape.bad), len(shape.bad))
+    assert lines == sorted(shape.bad)
