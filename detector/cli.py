@@ -300,7 +300,8 @@ def _inspect_cdr(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """The API alone, against the daemon's store (a separate process from detection)."""
+    """The API alone, against the daemon's store (a separate process from detection).
+    SIGTERM/SIGINT stop it; SIGHUP reloads the credentials file (``start_api``)."""
     import signal
 
     from detector import config as config_mod, logs
