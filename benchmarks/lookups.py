@@ -2,11 +2,14 @@
 
     python benchmarks/lookups.py --subscribers 1000000 --rate 200 --seconds 30
 
-Builds (or reuses, ``--reuse``) a database ``gw_bench_lookups_<N>`` on the PostgreSQL server of
-GOIPWATCH_TEST_PG: N registrations, 1 % of the SIMs flagged in rigs of 10 (with feature state,
+Creates a database of its own on the PostgreSQL server of GOIPWATCH_TEST_PG, named
+``goipwatch_benchmark_lookups_<random>`` (a prefix nothing else uses, a suffix new at each run),
+and drops it at the end only because it created it (``--keep`` keeps it and prints its name;
+``--reuse NAME`` runs against a database kept earlier and never drops it): N registrations, 1 % of the SIMs flagged in rigs of 10 (with feature state,
 snapshots, devices, cells). The API runs in its own process (uvloop when installed); this
 process sends lookups open-loop (each at its scheduled time, so a slow answer does not hide the
-queue behind it) as police over bearer tokens: 70 % MSISDN, 25 % IMSI, 5 % IMEI, 10 % of them
+queue behind it) as police over bearer tokens, with valid grounds (a case reference, a
+configured legal basis and an officer registered with the token): 70 % MSISDN, 25 % IMSI, 5 % IMEI, 10 % of them
 unknown numbers. Every lookup is audited, as in production. Prints p50/p90/p99/max latency
 (from the scheduled send time), errors, the achieved rate, and the audit verification time.
 """
@@ -19,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -40,6 +44,8 @@ from detector.store.checkpoint import STATE_LAYOUT  # noqa: E402
 
 ADMIN_DSN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TOKEN = "bench-police-token-0123456789"
+OFFICER = "BENCH0001"
+DB_PREFIX = "goipwatch_benchmark_lookups_"   # only this benchmark's databases are named so
 IMSI0, MSISDN0 = 460_001_000_000_000, 8_613_000_000_000
 RIG_SIZE, FLAG_EVERY = 10, 100
 
@@ -131,7 +137,7 @@ async def load(url: str, n: int, rate: float, seconds: float, seed: int) -> dict
         else:
             kind, number = "imei", str(imei_of(rng.randrange(flagged) if known else flagged + 10 + rng.randrange(n)))
         return {"number": number, "number_type": kind, "case_ref": f"BENCH-{rng.randrange(10**6)}",
-                "legal_basis": "benchmark", "officer": "bench"}
+                "legal_basis": "Anti-Telecom and Online Fraud Law Art. 14", "officer": OFFICER}
 
     total = int(rate * seconds)
     lat: list[float] = []
@@ -164,26 +170,51 @@ async def load(url: str, n: int, rate: float, seconds: float, seed: int) -> dict
             "p99_ms": round(q[98] * 1e3, 1), "max_ms": round(lat[-1] * 1e3, 1), "statuses": statuses}
 
 
-async def amain(args) -> None:
-    name = f"gw_bench_lookups_{args.subscribers}"
-    base = ADMIN_DSN.rpartition("/")[0]
-    dsn = f"{base}/{name}"
+async def create_database() -> str:
+    """A new database of this benchmark (random suffix; fails rather than reuse a name)."""
+    name = DB_PREFIX + secrets.token_hex(6)
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists and not args.reuse:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = False
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    if not exists:
-        await populate(dsn, args.subscribers)
+    return name
+
+
+async def drop_database(name: str) -> None:
+    """Drop ``name``, a database this run created (never any other)."""
+    assert name.startswith(DB_PREFIX)
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def amain(args) -> None:
+    if args.reuse and not args.reuse.startswith(DB_PREFIX):
+        raise SystemExit(f"--reuse takes a database this benchmark kept ({DB_PREFIX}...)")
+    created = args.reuse is None
+    name = await create_database() if created else args.reuse
+    dsn = f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
+    try:
+        if created:
+            await populate(dsn, args.subscribers)
+        result = await measure(dsn, args)
+        result["database"] = name
+        print(json.dumps(result, indent=2))
+    finally:
+        if created and not args.keep:
+            await drop_database(name)
+        elif created:
+            print(f"kept database {name} (--reuse {name} to run against it again)", file=sys.stderr)
+
+
+async def measure(dsn: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = Path(tmp) / "credentials.toml"
         tokens.write_text(f'[[tokens]]\nsha256 = "{sha256_hex(TOKEN)}"\nclient_id = "bench"\n'
-                          'identity = "benchmark"\nrole = "police"\n')
+                          f'identity = "benchmark"\nrole = "police"\nofficers = ["{OFFICER}"]\n')
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         proc = ctx.Process(target=serve, args=(dsn, str(tokens), args.pool_size, q), daemon=True)
@@ -195,20 +226,16 @@ async def amain(args) -> None:
             proc.terminate()
             proc.join(10)
     pool = await db.connect(dsn)
-    t0 = time.perf_counter()
-    report = await verify_audit(pool)
+    try:
+        t0 = time.perf_counter()
+        report = await verify_audit(pool)
+    finally:
+        await pool.close()
     result["audit_rows"] = report.rows
     result["audit_ok"] = report.ok
     result["audit_verify_s"] = round(time.perf_counter() - t0, 2)
-    await pool.close()
     result["subscribers"] = args.subscribers
-    print(json.dumps(result, indent=2))
-    if not args.keep:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    return result
 
 
 def main() -> None:
@@ -218,7 +245,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--pool-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--reuse", action="store_true", help="reuse the populated database if present")
+    p.add_argument("--reuse", metavar="NAME",
+                   help=f"run against a database kept by --keep ({DB_PREFIX}...); never dropped")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
     asyncio.run(amain(p.parse_args()))
 

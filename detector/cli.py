@@ -352,7 +352,8 @@ def cmd_check_feed(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """The API alone, against the daemon's store (a separate process from detection)."""
+    """The API alone, against the daemon's store (a separate process from detection).
+    SIGTERM/SIGINT stop it; SIGHUP reloads the credentials file (``start_api``)."""
     import signal
 
     from detector import config as config_mod, logs
@@ -397,11 +398,31 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    """Walk the audit chain (against the heads of an anchor file with ``--anchor``); the run
+    and its result are appended to the chain."""
     from detector import config as config_mod
-    from detector.api import verify_audit
+    from detector.api import anchor, verify_audit
+    from detector.api.audit import record_verification
 
-    report = _on_store(config_mod.load(args.config), verify_audit)
+    cfg = config_mod.load(args.config)
+    try:
+        anchors = anchor.read(args.anchor) if args.anchor else []
+    except ValueError as e:        # unreadable or malformed: said before the store is opened
+        raise config_mod.ConfigError(f"--anchor {e}") from None
+
+    async def work(pool):
+        report = await verify_audit(pool, anchors=[(a.seq, a.hash) for a in anchors])
+        try:
+            await record_verification(pool, report, "cli", args.anchor is not None)
+        except Exception as e:       # a read-only role may verify; the result stands
+            print(f"warning: the verification could not be recorded in the chain: {e}",
+                  file=sys.stderr)
+        return report
+
+    report = _on_store(cfg, work)
     print(report.summary())
+    for p in report.problems[:20]:
+        print(f"  row {p.seq}: {p.kind}: {p.detail}")
     return 0 if report.ok else 1
 
 
@@ -598,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="check the hash-chained audit log of lookups")
     au.add_argument("action", choices=("verify",))
     au.add_argument("--config", type=Path, required=True)
+    au.add_argument("--anchor", type=Path,
+                    help="an anchor file ([api] audit_anchor_file): every head it lists must "
+                         "still be in the chain with its hash")
     au.set_defaults(func=cmd_audit)
 
     rp = sub.add_parser("report", help="the monthly problem-carrier report for regulators")

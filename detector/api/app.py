@@ -1,6 +1,8 @@
-"""The HTTP API: subscriber lookups, the client-credentials token endpoint, the OpenAPI
-description, audit verification, and the analysts' endpoints (``detector.api.analyst``); every
-error as ``application/problem+json``.
+"""The HTTP API: subscriber lookups, the client-credentials token endpoint
+(``detector.api.token``), the OpenAPI description, audit verification, and the analysts'
+endpoints (``detector.api.analyst``); every error as ``application/problem+json``. The
+credentials are reloaded while serving and the audit chain's head exported
+(``detector.api.lifecycle``).
 
 Logs carry request ids, client ids, method, route template, status and latency only: never a
 number, a case reference or a body.
@@ -8,8 +10,6 @@ number, a case reference or a body.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
@@ -26,8 +26,10 @@ from aiohttp import web
 from detector import ids
 from detector.metrics import LOOKUP_SECONDS
 from detector.api import audit, lookup
-from detector.api.auth import Authenticator, Credentials, Identity
+from detector.api.auth import Authenticator, Credentials, CredentialSourceLike, Fixed, Identity
 from detector.api.config import ApiConfig
+from detector.api.grounds import GroundsError, GroundsPolicy
+from detector.api.lockout import FailureGuard, Lockout
 from detector.api.ratelimit import RateLimiter
 
 log = logging.getLogger("goipwatch.api")
@@ -43,6 +45,9 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SPEC = web.AppKey("spec", dict)
 AUDIT = web.AppKey("audit", audit.AuditWriter)
+CREDENTIALS = web.AppKey("credentials", CredentialSourceLike)
+GUARD = web.AppKey("failure_guard", FailureGuard)
+GROUNDS = web.AppKey("grounds", GroundsPolicy)
 _RequestKey = getattr(web, "RequestKey", None)   # aiohttp >= 3.12; plain strings before
 REQUEST_ID = _RequestKey("request_id", str) if _RequestKey else "request_id"
 CLIENT_ID = _RequestKey("client_id", str) if _RequestKey else "client_id"
@@ -119,7 +124,8 @@ def remote_of(request: web.Request) -> str:
 
 async def authenticate(request: web.Request) -> Identity:
     """The identity behind a request (bearer token first, then the client certificate),
-    rate-limited per client; raises :class:`Refusal` (401, 429)."""
+    rate-limited per client; raises :class:`Refusal` (401, 429). A failure counts against the
+    source address (:mod:`detector.api.lockout`), never against a client's own bucket."""
     app = request.app
     header = request.headers.get("Authorization")
     who: Identity | None = None
@@ -127,30 +133,83 @@ async def authenticate(request: web.Request) -> Identity:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 512:
-            await rate_limit(request, "ip:" + remote_of(request))
-            raise Refusal(401, "invalid_token", "Authorization must be 'Bearer <token>'",
-                          {"WWW-Authenticate": 'Bearer error="invalid_request"'})
+            await failed_auth(request, None, Refusal(
+                401, "invalid_token", "Authorization must be 'Bearer <token>'",
+                {"WWW-Authenticate": 'Bearer error="invalid_request"'}))
         who = await app[AUTH].by_token(token)
         if who is None:
-            await rate_limit(request, "ip:" + remote_of(request))
-            raise Refusal(401, "invalid_token", "the bearer token is unknown or expired",
-                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            await failed_auth(request, None, Refusal(
+                401, "invalid_token", "the bearer token is unknown or expired",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
     else:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         who = app[AUTH].by_certificate(ssl_object)
         if who is None:
-            await rate_limit(request, "ip:" + remote_of(request))
             has_cert = ssl_object is not None and ssl_object.getpeercert(binary_form=True)
             if has_cert:
-                raise Refusal(401, "unknown_certificate",
-                              "the client certificate is not mapped to an identity")
-            raise Refusal(401, "missing_credentials",
-                          "a bearer token or a client certificate is required",
-                          {"WWW-Authenticate": 'Bearer realm="goipwatch"'})
+                await failed_auth(request, None, Refusal(
+                    401, "unknown_certificate", "the client certificate is not mapped to an identity"))
+            await failed_auth(request, None, Refusal(
+                401, "missing_credentials", "a bearer token or a client certificate is required",
+                {"WWW-Authenticate": 'Bearer realm="goipwatch"'}))
+    app[GUARD].succeeded(remote_of(request), who.client_id)
     request[CLIENT_ID] = who.client_id
     request[WHO] = who
     await rate_limit(request, "client:" + who.client_id)
     return who
+
+
+LOCKED_OUT = "too_many_failures"
+
+
+def locked_out(wait_s: float) -> Refusal:
+    after = RateLimiter.retry_after(wait_s)
+    return Refusal(429, LOCKED_OUT, f"too many failed authentications; retry after {after} s",
+                   {"Retry-After": after})
+
+
+def check_not_locked(request: web.Request, client_id: str | None = None) -> None:
+    """Before a secret is compared: refuse (429) an address, or an address new to
+    ``client_id``, that is locked out after too many failures."""
+    wait = request.app[GUARD].blocked(remote_of(request), client_id)
+    if wait > 0:
+        raise locked_out(wait)
+
+
+async def failed_auth(request: web.Request, client_id: str | None, refusal: Refusal) -> NoReturn:
+    """Count a failed authentication (naming ``client_id`` when the request named one) and
+    raise ``refusal``, or 429 when the source is already locked out. A lockout this failure
+    starts is audited."""
+    if client_id is None:
+        check_not_locked(request)
+    for lockout in request.app[GUARD].failed(remote_of(request), client_id):
+        await audit_lockout(request, lockout)
+    raise refusal
+
+
+async def audit_lockout(request: web.Request, lockout: Lockout) -> None:
+    log.warning("authentication lockout", extra={
+        "request_id": request[REQUEST_ID], "scope": lockout.scope,
+        "retry_after_s": round(lockout.retry_after_s, 1)})
+    query: dict[str, Any] = {"scope": lockout.scope,
+                             "retry_after_s": round(lockout.retry_after_s, 1),
+                             "refused_in_previous_lockout": lockout.refused_before}
+    if lockout.scope == "client":
+        query["client_id"] = lockout.key
+    await append_quietly(request.app, {
+        "request_id": request[REQUEST_ID], "action": "auth.lockout", "remote": remote_of(request),
+        "query": scrub_text(query), "status": 429, "outcome": "refused", "reason": LOCKED_OUT})
+
+
+def scrub_text(obj: Any) -> Any:
+    """``obj`` with NULs replaced (PostgreSQL text and jsonb refuse them)."""
+    if isinstance(obj, str):
+        return obj.replace("\x00", "\ufffd")
+    if isinstance(obj, dict):
+        return {scrub_text(k): scrub_text(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_text(v) for v in obj]
+    return obj
 
 
 async def rate_limit(request: web.Request, key: str) -> None:
@@ -178,20 +237,24 @@ async def _json_body(request: web.Request) -> Any:
         raise Refusal(400, "malformed_json", f"the body is not valid JSON ({type(e).__name__})") from None
 
 
-def _validate_lookup(body: Any) -> dict[str, str]:
+def _validate_lookup(body: Any, who: Identity, grounds: GroundsPolicy) -> dict[str, str]:
     if not isinstance(body, dict):
         raise Refusal(400, "invalid_body", "the body must be a JSON object")
     unknown = sorted(set(body) - set(LOOKUP_FIELDS))
     if unknown:
-        raise Refusal(400, "unknown_field", f"unknown field {unknown[0]!r}", field=unknown[0])
-    for name in ("case_ref", "legal_basis", "officer", "number", "number_type"):
+        raise Refusal(400, "unknown_field", f"unknown field {unknown[0][:64]!r}", field=unknown[0][:64])
+    required = ["case_ref", "legal_basis", "officer", "number", "number_type"]
+    if not grounds.officer_required(who):
+        required.remove("officer")          # a personal certificate names its officer
+    for name in LOOKUP_FIELDS:
         value = body.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if name in required and (value is None or (isinstance(value, str) and not value.strip())):
             raise Refusal(400, f"missing_{name}", f"{name} is required", field=name)
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             raise Refusal(400, "invalid_type", f"{name} must be a string", field=name)
     for name in ("case_ref", "legal_basis", "officer"):
-        if not PRINTABLE_TEXT.fullmatch(body[name].strip()):
+        value = body.get(name) or ""
+        if value and not PRINTABLE_TEXT.fullmatch(value.strip()):
             raise Refusal(400, "invalid_value",
                           f"{name} must be 1-200 printable characters", field=name)
     if body["number_type"] not in lookup.NUMBER_TYPES:
@@ -202,9 +265,12 @@ def _validate_lookup(body: Any) -> dict[str, str]:
         number = lookup.normalise_number(body["number_type"], body["number"][:64])
     except ids.InvalidIdentifier as e:
         raise Refusal(400, "invalid_number", f"number: {e.why}", field="number") from None
-    return {"number_type": body["number_type"], "number": number,
-            "case_ref": body["case_ref"].strip(), "legal_basis": body["legal_basis"].strip(),
-            "officer": body["officer"].strip()}
+    try:
+        g = grounds.check(who, body["case_ref"], body["legal_basis"], body.get("officer") or "")
+    except GroundsError as e:
+        raise Refusal(e.status, e.reason, e.detail, field=e.field) from None
+    return {"number_type": body["number_type"], "number": number, "case_ref": g.case_ref,
+            "legal_basis": g.legal_basis, "officer": g.officer}
 
 
 def _text_of(body: Any, key: str) -> str:
@@ -233,26 +299,44 @@ async def append_quietly(app: web.Application, entry: dict[str, Any]) -> None:
         log.exception("audit append failed for a refusal", extra={"request_id": entry["request_id"]})
 
 
+def _record_asked(entry: dict[str, Any], body: Any) -> None:
+    """What a lookup asked, in its audit ``entry`` (refused or not)."""
+    entry.update(case_ref=_text_of(body, "case_ref"), legal_basis=_text_of(body, "legal_basis"),
+                 officer=_text_of(body, "officer"),
+                 query={"number_type": _text_of(body, "number_type"),
+                        "number": _text_of(body, "number")[:64]})
+
+
+async def _body_quietly(request: web.Request) -> Any:
+    """The JSON body of a request refused before it was read, for its audit row; None."""
+    try:
+        if request.content_type == "application/json" and request.can_read_body:
+            return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError, web.HTTPException):
+        pass
+    return None
+
+
 async def post_lookup(request: web.Request) -> web.Response:
+    """Checks in the documented order: credential (401), rate limit (429), role (403), body
+    (415, 413, 400), the grounds (400, 403), the lookup (404, 200)."""
     app = request.app
     entry: dict[str, Any] = {"request_id": request[REQUEST_ID], "action": "lookup",
                              "remote": remote_of(request)}
     body: Any = None
     try:
         who = await authenticate_into(request, entry)
+        if not lookup.ROLE_SECTIONS[who.role]:
+            _record_asked(entry, await _body_quietly(request))
+            raise Refusal(403, "role_forbidden",
+                          f"the role {who.role!r} may not look up subscribers")
         try:
             body = await _json_body(request)
         finally:
-            entry.update(case_ref=_text_of(body, "case_ref"),
-                         legal_basis=_text_of(body, "legal_basis"),
-                         officer=_text_of(body, "officer"),
-                         query={"number_type": _text_of(body, "number_type"),
-                                "number": _text_of(body, "number")[:64]})
-        if not lookup.ROLE_SECTIONS[who.role]:
-            raise Refusal(403, "role_forbidden",
-                          f"the role {who.role!r} may not look up subscribers")
-        q = _validate_lookup(body)
-        entry["query"] = {"number_type": q["number_type"], "number": q["number"]}
+            _record_asked(entry, body)
+        q = _validate_lookup(body, who, app[GROUNDS])
+        entry.update(query={"number_type": q["number_type"], "number": q["number"]},
+                     case_ref=q["case_ref"], legal_basis=q["legal_basis"], officer=q["officer"])
         async with app[POOL].acquire() as conn:
             found = await lookup.find(conn, q["number_type"], q["number"],
                                       app[CONFIG].max_subscribers)
@@ -281,9 +365,10 @@ async def post_lookup(request: web.Request) -> web.Response:
         if r.reason == "audit_unavailable":
             raise
         raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
-        entry.update(status=r.status, outcome="not_found" if r.status == 404 else "refused",
-                     reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
-        await append_quietly(app, entry)
+        if r.reason != LOCKED_OUT:     # a lockout is audited once, not each refusal
+            entry.update(status=r.status, outcome="not_found" if r.status == 404 else "refused",
+                         reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
+            await append_quietly(app, entry)
         return web.Response(status=r.status, body=raw, content_type=PROBLEM, headers=r.headers)
 
 
@@ -302,54 +387,7 @@ async def timed_lookup(request: web.Request) -> web.Response:
         LOOKUP_SECONDS.observe(time.perf_counter() - started, status=status)
 
 
-# ---- OAuth2 client credentials ------------------------------------------------------------
-
-async def post_token(request: web.Request) -> web.Response:
-    app = request.app
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise Refusal(415, "unsupported_media_type",
-                      "the body must be application/x-www-form-urlencoded", error="invalid_request")
-    try:
-        form = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        raise Refusal(413, "body_too_large", "the body is too large") from None
-    client_id, secret = form.get("client_id"), form.get("client_secret")
-    header = request.headers.get("Authorization", "")
-    if header[:6].lower() == "basic ":
-        try:
-            client_id, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Refusal(401, "invalid_client", "malformed Basic credentials",
-                          {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client") from None
-    if form.get("grant_type") != "client_credentials":
-        raise Refusal(400, "unsupported_grant_type", "grant_type must be client_credentials",
-                      error="unsupported_grant_type")
-    if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id or not secret:
-        raise Refusal(401, "invalid_client", "client_id and client_secret are required",
-                      {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client")
-    await rate_limit(request, "client:" + client_id[:128])
-    who = app[AUTH].credentials.check_client(client_id, secret)
-    if who is None:
-        raise Refusal(401, "invalid_client", "unknown client or wrong secret",
-                      {"WWW-Authenticate": 'Basic realm="goipwatch"'}, error="invalid_client")
-    request[CLIENT_ID] = who.client_id
-    token, ttl = await app[AUTH].issue(who)
-    return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl},
-                             headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-
 # ---- the rest -----------------------------------------------------------------------------
-
-async def get_audit_verify(request: web.Request) -> web.Response:
-    who = await authenticate(request)
-    if who.role != "admin":
-        raise Refusal(403, "role_forbidden", "only the admin role may verify the audit log")
-    report = await audit.verify_audit(request.app[POOL])
-    return web.json_response({
-        "ok": report.ok, "rows": report.rows, "head_seq": report.head_seq,
-        "head_hash": report.head_hash, "summary": report.summary(), "truncated": report.truncated,
-        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems]})
-
 
 async def get_health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -378,30 +416,46 @@ async def get_openapi_json(request: web.Request) -> web.Response:
     return web.json_response(spec["doc"])
 
 
+async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp would name itself and Python with their versions in ``Server``."""
+    response.headers["Server"] = "goipwatch"
+
+
 def make_app(pool: asyncpg.Pool, config: ApiConfig,
              routes: Sequence[web.RouteTableDef] = (),
-             credentials: Credentials | None = None) -> web.Application:
+             credentials: Credentials | None = None, *,
+             reload_on_sighup: bool = False) -> web.Application:
     """The API application on ``pool`` (a migrated store). ``routes`` are mounted beside the
-    API's own (say, the platform's status callbacks); ``credentials`` overrides
-    ``config.tokens_file``."""
-    if credentials is None:
-        credentials = Credentials.load(config.tokens_file) if config.tokens_file else Credentials.empty()
-    app = web.Application(middlewares=[envelope], client_max_size=config.max_body_bytes)
+    API's own (say, the platform's status callbacks, audited here); ``credentials``
+    overrides ``config.tokens_file`` (and is then never reloaded); with
+    ``reload_on_sighup``, SIGHUP reloads the credentials file while the application runs."""
+    # these modules import this one, so they are imported here, not above
+    from detector.api import analyst, callbacks, lifecycle, token
+
+    app = web.Application(middlewares=[envelope, callbacks.audited_callbacks],
+                          client_max_size=config.max_body_bytes)
     app[POOL] = pool
     app[CONFIG] = config
-    app[AUTH] = Authenticator(pool, credentials, config.token_ttl_s)
-    app[LIMITER] = RateLimiter(config.rate_per_s, config.burst)
-    app[SPEC] = {}
     app[AUDIT] = audit.AuditWriter(pool)
+    if credentials is not None:
+        app[CREDENTIALS] = Fixed(credentials)
+    elif config.tokens_file:
+        app[CREDENTIALS] = lifecycle.watched_credentials(app, config)
+    else:
+        app[CREDENTIALS] = Fixed(Credentials.empty())
+    app[AUTH] = Authenticator(pool, app[CREDENTIALS], config.token_ttl_s)
+    app[LIMITER] = RateLimiter(config.rate_per_s, config.burst)
+    app[GUARD] = FailureGuard(config.failed_auth_per_min / 60.0, config.failed_auth_burst)
+    app[GROUNDS] = config.grounds
+    app[SPEC] = {}
+    app.on_response_prepare.append(hide_server_version)
+    lifecycle.add_background(app, pool, config, sighup=reload_on_sighup)
     app.router.add_post("/v1/lookups", timed_lookup)
-    app.router.add_post("/oauth/token", post_token)
-    app.router.add_get("/v1/audit/verify", get_audit_verify)
+    app.router.add_post("/oauth/token", token.post_token)
+    app.router.add_get("/v1/audit/verify", lifecycle.audit_verify_route())
     app.router.add_get("/v1/health", get_health)
     app.router.add_get("/openapi.yaml", get_openapi_yaml)
     app.router.add_get("/openapi.json", get_openapi_json)
-    # the analysts' endpoints import this module, so they are mounted here, not imported above
-    from detector.api import analyst
-
     analyst.add_routes(app)
     if config.console:
         from detector import console
@@ -425,11 +479,14 @@ def server_ssl_context(config: ApiConfig) -> ssl.SSLContext | None:
 
 
 async def start_api(pool: asyncpg.Pool, config: ApiConfig,
-                    routes: Sequence[web.RouteTableDef] = ()) -> web.AppRunner:
+                    routes: Sequence[web.RouteTableDef] = (),
+                    reload_on_sighup: bool = True) -> web.AppRunner:
     """Serve the API on ``config.host:config.port`` (TLS and client certificates when
     configured); returns the runner (``await runner.cleanup()`` stops it; ``runner.addresses``
-    holds the bound address, for port 0)."""
-    app = make_app(pool, config, routes)
+    holds the bound address, for port 0). With ``reload_on_sighup`` (the default), SIGHUP
+    reloads the credentials file instead of ending the process, until the runner is cleaned
+    up: ``goipwatch api`` and the daemon serving the API both get this."""
+    app = make_app(pool, config, routes, reload_on_sighup=reload_on_sighup)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=server_ssl_context(config))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -155,7 +156,7 @@ async def append(pool: asyncpg.Pool, entry: AuditEntry) -> tuple[int, str]:
 @dataclass(frozen=True, slots=True)
 class AuditProblem:
     seq: int
-    kind: str          # edited, missing, out_of_order, broken_link, head_mismatch
+    kind: str          # edited, missing, out_of_order, broken_link, head_mismatch, anchor_mismatch
     detail: str
 
 
@@ -167,10 +168,13 @@ class AuditReport:
     head_hash: str
     problems: tuple[AuditProblem, ...] = ()
     truncated: bool = False     # more problems than were kept
+    anchors: int = 0            # anchors checked
 
     def summary(self) -> str:
         if self.ok:
-            return f"audit chain intact: {self.rows} rows, head {self.head_seq} {self.head_hash[:16]}"
+            against = f"; {self.anchors} anchors held" if self.anchors else ""
+            return (f"audit chain intact: {self.rows} rows, head {self.head_seq} "
+                    f"{self.head_hash[:16]}{against}")
         kinds: dict[str, int] = {}
         for p in self.problems:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
@@ -179,11 +183,19 @@ class AuditReport:
 
 
 async def verify_audit(pool: asyncpg.Pool, max_problems: int = 100,
-                       expected_head: tuple[int, str] | None = None) -> AuditReport:
+                       expected_head: tuple[int, str] | None = None,
+                       anchors: Sequence[tuple[int, str]] = ()) -> AuditReport:
     """Walk the whole chain and report any edit, deletion or reordering.
 
-    ``expected_head`` is an anchor kept outside the store (say, a head logged or exported
-    earlier): the chain must still contain that row with that hash."""
+    ``expected_head`` and ``anchors`` are heads kept outside the store (the anchor file of
+    :mod:`detector.api.anchor`, a head logged or handed over earlier): the chain must still
+    hold each of those rows with that hash. A tail deleted and the head rewound behind the
+    triggers' back passes every check inside the store, but not this one
+    (``anchor_mismatch``)."""
+    anchored: dict[int, set[str]] = {}
+    for seq, h in anchors:
+        if seq > 0:
+            anchored.setdefault(seq, set()).add(h)
     problems: list[AuditProblem] = []
     truncated = False
 
@@ -216,6 +228,10 @@ async def verify_audit(pool: asyncpg.Pool, max_problems: int = 100,
                 problem(seq, "edited", "the row does not match its hash")
             if expected_head is not None and seq == expected_head[0]:
                 seen_anchor = row["hash"] == expected_head[1]
+            wanted = anchored.pop(seq, None)
+            if wanted is not None and wanted != {row["hash"]}:
+                problem(seq, "anchor_mismatch",
+                        f"row {seq} does not have the hash anchored outside the store")
             prev_seq, prev_hash = seq, row["hash"]
     head_seq, head_hash = (head["seq"], head["hash"]) if head else (0, GENESIS)
     if head is None:
@@ -225,4 +241,21 @@ async def verify_audit(pool: asyncpg.Pool, max_problems: int = 100,
                 f"the head is row {head_seq}, the chain ends at row {prev_seq}")
     if not seen_anchor:
         problem(expected_head[0], "head_mismatch", "the chain no longer holds the expected head")
-    return AuditReport(not problems, rows, head_seq, head_hash, tuple(problems), truncated)
+    for seq in sorted(anchored):
+        problem(seq, "anchor_mismatch", f"row {seq}, anchored outside the store, is gone "
+                f"(the chain ends at row {prev_seq})")
+    return AuditReport(not problems, rows, head_seq, head_hash, tuple(problems), truncated,
+                       len(anchors))
+
+
+async def record_verification(pool: asyncpg.Pool, report: AuditReport, auth: str,
+                              anchored: bool, request_id: str = "") -> tuple[int, str]:
+    """Append a verification run and its result (action ``audit.verify``)."""
+    import uuid
+
+    return await append(pool, AuditEntry(
+        request_id=request_id or uuid.uuid4().hex, action="audit.verify", auth=auth,
+        query={"ok": report.ok, "rows": report.rows, "head_seq": report.head_seq,
+               "problems": len(report.problems), "anchors": report.anchors,
+               "anchor_file": anchored},
+        status=0, outcome="answered", reason="" if report.ok else "chain_broken"))

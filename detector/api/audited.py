@@ -7,7 +7,8 @@ transaction with its audit row (who, the action and its parameters, the status a
 the field paths disclosed and the SHA-256 of the body sent): a change is only committed with
 the row that records it, and when the row cannot be appended nothing is changed or answered
 (``503 audit_unavailable``). A refusal is audited too (its audit failure is only logged: the
-refusal gave nothing away); an unexpected exception is audited as ``internal_error`` and
+refusal gave nothing away), except one of a source locked out after failed authentications
+(the lockout is audited once); an unexpected exception is audited as ``internal_error`` and
 re-raised, so the envelope answers 500. Everything that goes to the audit has its NULs
 replaced first (:func:`scrub`), so whatever a client sent can be recorded.
 
@@ -29,6 +30,7 @@ from aiohttp import web
 from detector.api import audit, lookup
 from detector.api.app import (
     AUDIT,
+    LOCKED_OUT,
     POOL,
     PROBLEM,
     REQUEST_ID,
@@ -38,6 +40,7 @@ from detector.api.app import (
     log,
     problem_body,
     remote_of,
+    scrub_text,
 )
 from detector.api.auth import Identity
 
@@ -128,7 +131,8 @@ def audited_handler(action: str, roles: frozenset[str], handler: Handler, *,
             return answer.response
         except Refusal as r:
             response, body = refuse(request, r, caller)
-            if r.reason != "audit_unavailable":     # that one could not be audited anyway
+            # audit_unavailable could not be audited anyway; a lockout is audited once
+            if r.reason not in ("audit_unavailable", LOCKED_OUT):
                 entry.update(query=scrub(query), status=r.status,
                              outcome="not_found" if r.status == 404 else "refused",
                              reason=r.reason, fields=(),
@@ -184,16 +188,8 @@ class _AuditFailed(Exception):
     pass
 
 
-def scrub(obj: Any) -> Any:
-    """``obj`` with NUL characters replaced (PostgreSQL text and jsonb refuse them), so that
-    whatever was sent can be audited."""
-    if isinstance(obj, str):
-        return obj.replace("\x00", "\ufffd")
-    if isinstance(obj, dict):
-        return {scrub(k): scrub(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [scrub(v) for v in obj]
-    return obj
+# NULs replaced before anything a client sent goes to the audit
+scrub = scrub_text
 
 
 class OnConnection:

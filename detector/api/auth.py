@@ -1,6 +1,10 @@
 """Who may ask: bearer tokens (static, or issued by the client-credentials grant) and mutual-TLS
 client certificates, each mapped to a client id, an officer or service identity and a role.
 
+The file is read again when it changes (:mod:`detector.api.credentials`); every request
+resolves its identity against the credentials read last, so a removed entry stops working at
+once, tokens issued to a removed client included.
+
 The credentials file (``[api] tokens_file``, TOML) holds only SHA-256 digests, never a token
 or secret in clear::
 
@@ -9,12 +13,14 @@ or secret in clear::
     client_id = "psb-gz-antifraud"
     identity = "Guangzhou PSB anti-fraud centre"
     role = "police"
+    officers = ["044123", "044187"]  # the officers who may state lookups with it
 
     [[clients]]                      # OAuth2 client credentials (POST /oauth/token)
     client_id = "police-platform"
     secret_sha256 = "<hex SHA-256 of the client secret>"
     identity = "carrier-police platform"
     role = "police"
+    officers = ["044123"]
 
     [[certificates]]                 # mutual TLS: subject CN or certificate fingerprint
     fingerprint_sha256 = "<hex SHA-256 of the DER certificate>"   # or subject_cn = "..."
@@ -31,7 +37,7 @@ import secrets
 import ssl
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,7 +51,9 @@ class Identity:
     client_id: str
     identity: str
     role: str
-    auth: str = "bearer"        # bearer, mtls
+    auth: str = "bearer"        # bearer, mtls, session
+    officers: tuple[str, ...] = ()   # registered officers who may state lookups with it
+    subject: str = ""           # the subject CN of the client certificate (mutual TLS)
 
 
 def sha256_hex(text: str | bytes) -> str:
@@ -54,6 +62,17 @@ def sha256_hex(text: str | bytes) -> str:
 
 def _hex64(value: object) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _officers(value: object, where: str) -> tuple[str, ...]:
+    """A credential's ``officers``: registered ids (badge numbers, staff ids), 1-64 printable
+    characters each."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and 0 < len(v.strip()) <= 64 and v.isprintable() for v in value):
+        raise ValueError(f"{where}.officers: must be a list of officer ids (1-64 printable characters)")
+    return tuple(v.strip() for v in value)
 
 
 @dataclass(slots=True)
@@ -71,9 +90,18 @@ class Credentials:
     def load(cls, path: str | Path) -> "Credentials":
         """Read and check a credentials file; ``ValueError`` names the file and entry."""
         try:
-            doc = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
         except OSError as e:
             raise ValueError(f"{path}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 ({e.reason})") from e
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: str | Path = "credentials") -> "Credentials":
+        """Check the text of a credentials file; ``ValueError`` names ``path`` and the entry."""
+        try:
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: {e}") from e
         out = cls.empty()
@@ -87,11 +115,12 @@ class Credentials:
                     raise ValueError(f"{where}.{key}: must be a non-empty string")
             if entry["role"] not in ROLES:
                 raise ValueError(f"{where}.role: must be one of {', '.join(ROLES)}")
-            return Identity(entry["client_id"], entry["identity"], entry["role"], auth)
+            return Identity(entry["client_id"], entry["identity"], entry["role"], auth,
+                            _officers(entry.get("officers"), where))
 
         for i, e in enumerate(doc.get("tokens", [])):
             where = f"{path}: tokens[{i}]"
-            extra = set(e) - {"sha256", "client_id", "identity", "role"}
+            extra = set(e) - {"sha256", "client_id", "identity", "role", "officers"}
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             if not _hex64(e.get("sha256")):
@@ -99,7 +128,7 @@ class Credentials:
             out.tokens[e["sha256"]] = ident(e, where, "bearer")
         for i, e in enumerate(doc.get("clients", [])):
             where = f"{path}: clients[{i}]"
-            extra = set(e) - {"secret_sha256", "client_id", "identity", "role"}
+            extra = set(e) - {"secret_sha256", "client_id", "identity", "role", "officers"}
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             if not _hex64(e.get("secret_sha256")):
@@ -110,7 +139,8 @@ class Credentials:
             out.clients[who.client_id] = (e["secret_sha256"], who)
         for i, e in enumerate(doc.get("certificates", [])):
             where = f"{path}: certificates[{i}]"
-            extra = set(e) - {"fingerprint_sha256", "subject_cn", "client_id", "identity", "role"}
+            extra = set(e) - {"fingerprint_sha256", "subject_cn", "client_id", "identity", "role",
+                             "officers"}
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             who = ident(e, where, "mtls")
@@ -126,16 +156,21 @@ class Credentials:
         return out
 
     def by_certificate(self, der: bytes | None, peercert: dict | None) -> Identity | None:
-        """The identity of a verified client certificate: by fingerprint, else by subject CN."""
-        if der:
-            who = self.cert_fingerprints.get(sha256_hex(der))
-            if who:
-                return who
-        for rdn in (peercert or {}).get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName" and value in self.cert_cns:
-                    return self.cert_cns[value]
-        return None
+        """The identity of a verified client certificate: by fingerprint, else by subject CN;
+        with the certificate's subject CN (the officer of a personal certificate)."""
+        cns = [value for rdn in (peercert or {}).get("subject", ()) for key, value in rdn
+               if key == "commonName"]
+        who = self.cert_fingerprints.get(sha256_hex(der)) if der else None
+        if who is None:
+            who = next((self.cert_cns[cn] for cn in cns if cn in self.cert_cns), None)
+        if who is None:
+            return None
+        return replace(who, subject=cns[0] if cns else "")
+
+    def client(self, client_id: str) -> Identity | None:
+        """The identity of a client of the client-credentials grant, if it is listed."""
+        entry = self.clients.get(client_id)
+        return entry[1] if entry else None
 
     def check_client(self, client_id: str, secret: str) -> Identity | None:
         entry = self.clients.get(client_id)
@@ -147,37 +182,60 @@ class Credentials:
 
 
 class Authenticator:
-    """Resolves a request's credential to an :class:`Identity`."""
+    """Resolves a request's credential to an :class:`Identity`, against the credentials read
+    last (``source.current``): a token issued to a client is honoured only while that client
+    is listed, with the client's identity and role as listed now."""
 
-    def __init__(self, pool: asyncpg.Pool, credentials: Credentials, token_ttl_s: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, source: "CredentialSourceLike", token_ttl_s: int) -> None:
         self.pool = pool
-        self.credentials = credentials
+        self.source = source
         self.token_ttl_s = token_ttl_s
-        self._issued: dict[str, tuple[Identity, float]] = {}   # token sha256 -> (who, expiry)
+        self._issued: dict[str, tuple[str, float]] = {}   # token sha256 -> (client id, expiry)
 
-    async def issue(self, who: Identity) -> tuple[str, int]:
-        """A new bearer token for ``who`` (client credentials); only its hash is stored."""
+    @property
+    def credentials(self) -> Credentials:
+        return self.source.current
+
+    def new_token(self, who: Identity) -> tuple[str, str, datetime]:
+        """(token, its SHA-256, expiry) for ``who``; :meth:`store` keeps it."""
         token = secrets.token_urlsafe(32)
-        h = sha256_hex(token)
-        expires = datetime.now(UTC) + timedelta(seconds=self.token_ttl_s)
-        await self.pool.execute(
+        return token, sha256_hex(token), datetime.now(UTC) + timedelta(seconds=self.token_ttl_s)
+
+    async def store(self, conn: asyncpg.Connection, who: Identity, h: str, expires: datetime) -> None:
+        """Store an issued token's hash (in the caller's transaction, with its audit row)."""
+        await conn.execute(
             "INSERT INTO api_tokens (sha256, client_id, expires_at) VALUES ($1, $2, $3)",
             h, who.client_id, expires)
-        self._issued[h] = (who, time.monotonic() + self.token_ttl_s)
+
+    def remember(self, who: Identity, h: str) -> None:
+        """Cache a token whose row committed (saves the store a query per request)."""
+        self._issued[h] = (who.client_id, time.monotonic() + self.token_ttl_s)
         if len(self._issued) > 10000:
             now = time.monotonic()
             self._issued = {k: v for k, v in self._issued.items() if v[1] > now}
+
+    async def issue(self, who: Identity) -> tuple[str, int]:
+        """A new bearer token for ``who`` (client credentials); only its hash is stored."""
+        token, h, expires = self.new_token(who)
+        async with self.pool.acquire() as conn:
+            await self.store(conn, who, h, expires)
+        self.remember(who, h)
         return token, self.token_ttl_s
+
+    def forget_clients(self, client_ids: set[str]) -> None:
+        """Drop the cached tokens of ``client_ids`` (revoked)."""
+        self._issued = {k: v for k, v in self._issued.items() if v[0] not in client_ids}
 
     async def by_token(self, token: str) -> Identity | None:
         h = sha256_hex(token)
-        who = self.credentials.tokens.get(h)
+        credentials = self.credentials
+        who = credentials.tokens.get(h)
         if who:
             return who
         cached = self._issued.get(h)
         if cached:
             if cached[1] > time.monotonic():
-                return cached[0]
+                return credentials.client(cached[0])    # None once the client is removed
             self._issued.pop(h, None)
             return None
         # issued by another process serving the same store
@@ -186,11 +244,11 @@ class Authenticator:
             "WHERE sha256 = $1 AND expires_at > now()", h)
         if row is None:
             return None
-        entry = self.credentials.clients.get(row["client_id"])
-        if entry is None:     # the client was removed from the credentials file
+        who = credentials.client(row["client_id"])
+        if who is None:     # the client was removed from the credentials file
             return None
-        self._issued[h] = (entry[1], time.monotonic() + float(row["left_s"]))
-        return entry[1]
+        self._issued[h] = (who.client_id, time.monotonic() + float(row["left_s"]))
+        return who
 
     def by_certificate(self, ssl_object: ssl.SSLObject | None) -> Identity | None:
         if ssl_object is None:
@@ -199,3 +257,15 @@ class Authenticator:
         if not der:
             return None
         return self.credentials.by_certificate(der, ssl_object.getpeercert())
+
+
+class CredentialSourceLike:
+    """What :class:`Authenticator` reads: the credentials in force (``current``)."""
+    current: Credentials
+
+
+class Fixed(CredentialSourceLike):
+    """Credentials that never change (given to ``make_app`` directly, or none)."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.current = credentials

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detector.api.grounds import DEFAULT_CASE_REF, DEFAULT_LEGAL_BASES, GroundsPolicy, check_settings
 from detector.tomltable import typed_values
 
 DEFAULT_OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "goipwatch.yaml"
@@ -29,6 +30,13 @@ class ApiConfig:
     openapi: str = ""               # the OpenAPI description served; empty: the repository's
     console: bool = True            # the analysts' web console under /console (analyst clients)
     console_session_ttl_s: int = 28800  # a console login lasts this long (then log in again)
+    credentials_poll_s: float = 1.0     # how often tokens_file is checked for a change
+    failed_auth_per_min: float = 6.0    # failed authentications allowed per address / client
+    failed_auth_burst: int = 10         # ... saved up (then: 429 too_many_failures)
+    legal_bases: tuple[str, ...] = DEFAULT_LEGAL_BASES   # the grounds a lookup may state
+    case_ref_pattern: str = DEFAULT_CASE_REF             # what a case reference looks like
+    audit_anchor_file: str = ""         # the chain's head appended here (another volume)
+    audit_anchor_interval_s: int = 300  # ... this often when it moved
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "api") -> "ApiConfig":
@@ -67,6 +75,19 @@ class ApiConfig:
             raise bad("max_subscribers", "must be 1..1000")
         if not 300 <= self.console_session_ttl_s <= 86400:
             raise bad("console_session_ttl_s", "must be 300..86400 seconds")
+        if not 0.1 <= self.credentials_poll_s <= 60:
+            raise bad("credentials_poll_s", "must be 0.1..60 seconds")
+        if not self.failed_auth_per_min > 0:
+            raise bad("failed_auth_per_min", "must be > 0")
+        if self.failed_auth_burst < 1:
+            raise bad("failed_auth_burst", "must be at least 1")
+        check_settings(self.legal_bases, self.case_ref_pattern, where)
+        if not 10 <= self.audit_anchor_interval_s <= 86400:
+            raise bad("audit_anchor_interval_s", "must be 10..86400 seconds")
+
+    @property
+    def grounds(self) -> GroundsPolicy:
+        return GroundsPolicy(self.legal_bases, self.case_ref_pattern)
 
     @property
     def openapi_path(self) -> Path:

@@ -28,6 +28,13 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
 
+    def peek(self, key: str) -> float:
+        """What :meth:`take` would answer, without taking a token."""
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _forget(self, now: float) -> None:
         """Drop the buckets that have refilled (they hold nothing a new bucket would not)."""
         full = self.burst / self.rate

@@ -1,4 +1,8 @@
-"""Logging in to the console with an analyst client's id and secret, and logging out."""
+"""Logging in to the console with an analyst client's id and secret, and logging out.
+
+A wrong id or secret counts as a failed authentication of the source address and of the
+client named, apart from the client's working rate limit (:mod:`detector.api.lockout`): a
+locked-out source is refused (429) before the secret is compared."""
 
 from __future__ import annotations
 
@@ -14,10 +18,14 @@ from detector.api.app import (
     AUTH,
     CLIENT_ID,
     CONFIG,
+    GUARD,
+    LOCKED_OUT,
     POOL,
     REQUEST_ID,
     Refusal,
     append_quietly,
+    check_not_locked,
+    failed_auth,
     rate_limit,
     remote_of,
     log,
@@ -52,17 +60,20 @@ async def post_login(request: web.Request) -> web.Response:
     query: dict[str, Any] = {"method": "POST", "path": request.path[:200]}
     client_id = ""
     try:
-        await rate_limit(request, "ip:" + remote_of(request))
+        check_not_locked(request)
         form = await read_form(request, query)
         client_id = form.get("client_id")[:128]
         if not sessions.same_token(form.get("csrf"), request.cookies.get(sessions.LOGIN_COOKIE, "")):
             raise Refusal(403, "csrf_mismatch", "the login form expired; reload the page")
-        await rate_limit(request, "client:" + client_id)
+        check_not_locked(request, client_id)       # before the secret is compared
         who = app[AUTH].credentials.check_client(client_id, form.get("secret"))
         if who is None:
-            raise Refusal(401, "invalid_client", "unknown client or wrong secret")
+            await failed_auth(request, client_id,
+                              Refusal(401, "invalid_client", "unknown client or wrong secret"))
+        app[GUARD].succeeded(remote_of(request), who.client_id)
         request[CLIENT_ID] = who.client_id
         entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
+        await rate_limit(request, "client:" + who.client_id)     # its working bucket
         if who.role not in CONSOLE_ROLES:
             raise Refusal(403, "role_forbidden",
                           f"the role {who.role!r} may not use the analysts' console")
@@ -83,7 +94,7 @@ async def post_login(request: web.Request) -> web.Response:
         resp.del_cookie(sessions.LOGIN_COOKIE, path="/console/login")
         return resp
     except Refusal as r:
-        if r.reason != "audit_unavailable":
+        if r.reason not in ("audit_unavailable", LOCKED_OUT):    # a lockout is audited once
             entry.update(query=scrub(query), status=r.status, outcome="refused",
                          reason=r.reason, fields=(), answer_sha256="")
             await append_quietly(app, entry)

@@ -347,6 +347,7 @@ sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"
 client_id = "psb-kunming"
 identity = "officer:wang"
 role = "police"
+officers = ["wang"]
 """)
     files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
     cfg = write_config(tmp_path, pg_dsn, small_model, small_world, files)
@@ -367,7 +368,8 @@ tokens_file = {json.dumps(str(creds))}
             r = await http.post(f"http://{host}:{port}/v1/lookups",
                                 headers={"Authorization": f"Bearer {token}"},
                                 json={"number": str(flagged), "number_type": "imsi",
-                                      "case_ref": "KM-2026-0042", "legal_basis": "ATOFL art. 11",
+                                      "case_ref": "KM-2026-0042",
+                                      "legal_basis": "Anti-Telecom and Online Fraud Law Art. 11",
                                       "officer": "wang"})
             answer = await r.json()
             refused = await http.post(f"http://{host}:{port}/v1/lookups",

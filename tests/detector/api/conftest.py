@@ -30,17 +30,19 @@ LAST_HOUR = int(datetime(2026, 10, 5, 8, tzinfo=UTC).timestamp()) // 3600
 ROLES = ("police", "analyst", "regulator", "admin")
 TOKENS = {role: f"token-of-{role}-0123456789abcdef" for role in ROLES}
 CLIENT_SECRET = "s3cret-of-the-police-platform"
+OFFICER = "GZ044123"          # an officer id registered with every credential below
 BODY = {"number": "+86 138 0013 8000", "number_type": "msisdn", "case_ref": "GZ-2026-0042",
-        "legal_basis": "Anti-Telecom and Online Fraud Law Art. 14", "officer": "Wang Wei #12345"}
+        "legal_basis": "Anti-Telecom and Online Fraud Law Art. 14", "officer": OFFICER}
 
 
 def credentials_toml(extra: str = "") -> str:
     parts = []
     for role, token in TOKENS.items():
         parts.append(f'[[tokens]]\nsha256 = "{sha256_hex(token)}"\nclient_id = "{role}-client"\n'
-                     f'identity = "the {role} desk"\nrole = "{role}"\n')
+                     f'identity = "the {role} desk"\nrole = "{role}"\nofficers = ["{OFFICER}"]\n')
     parts.append(f'[[clients]]\nclient_id = "police-platform"\nsecret_sha256 = "{sha256_hex(CLIENT_SECRET)}"\n'
-                 f'identity = "carrier-police platform"\nrole = "police"\n')
+                 f'identity = "carrier-police platform"\nrole = "police"\n'
+                 f'officers = ["{OFFICER}", "GZ044187"]\n')
     return "\n".join(parts) + extra
 
 

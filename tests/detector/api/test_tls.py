@@ -1,5 +1,6 @@
 """Mutual TLS on a real loopback server: mapped certificates are accepted (by subject CN or
-fingerprint) with their role; unmapped or untrusted ones and missing ones are refused."""
+fingerprint) with their role; unmapped or untrusted ones and missing ones are refused. A
+personal certificate names the officer of its lookups: its subject."""
 
 from __future__ import annotations
 
@@ -48,9 +49,13 @@ def _client_ctx(pki, who: str | None) -> ssl.SSLContext:
     return ctx
 
 
-async def _post(url, ctx, headers=None):
+# a personal certificate: the officer is its subject, the request need not name one
+CERT_BODY = {k: v for k, v in BODY.items() if k != "officer"}
+
+
+async def _post(url, ctx, headers=None, body=CERT_BODY):
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-        async with s.post(url + "/v1/lookups", json=BODY, ssl=ctx, headers=headers) as r:
+        async with s.post(url + "/v1/lookups", json=body, ssl=ctx, headers=headers) as r:
             return r.status, await r.json(content_type=None)
 
 
@@ -65,6 +70,9 @@ async def test_mutual_tls_maps_certificates_to_identities(pool, pki):
     try:
         status, doc = await _post(url, _client_ctx(pki, "police"))
         assert status == 200 and doc["subscribers"][0]["registration"]["id_hash"]
+        # the certificate's holder cannot state another officer
+        status, doc = await _post(url, _client_ctx(pki, "police"), body=BODY)
+        assert (status, doc["reason"], doc["field"]) == (403, "unregistered_officer", "officer")
         status, doc = await _post(url, _client_ctx(pki, "regulator"))
         assert (status, doc["reason"]) == (403, "role_forbidden")
         status, doc = await _post(url, _client_ctx(pki, "unmapped"))
@@ -72,7 +80,8 @@ async def test_mutual_tls_maps_certificates_to_identities(pool, pki):
         status, doc = await _post(url, _client_ctx(pki, None))
         assert (status, doc["reason"]) == (401, "missing_credentials")
         # a bearer token still works over TLS without a client certificate
-        status, _ = await _post(url, _client_ctx(pki, None), {"Authorization": f"Bearer {TOKENS['analyst']}"})
+        status, _ = await _post(url, _client_ctx(pki, None), {"Authorization": f"Bearer {TOKENS['analyst']}"},
+                                BODY)
         assert status == 200
         with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
             await _post(url, _client_ctx(pki, "rogue"))
@@ -80,8 +89,10 @@ async def test_mutual_tls_maps_certificates_to_identities(pool, pki):
         await runner.cleanup()
     rows = await audit_rows(pool)
     assert [(r["client_id"], r["auth"], r["status"]) for r in rows] == [
-        ("psb-gz", "mtls", 200), ("miit", "mtls", 403), ("", "none", 401), ("", "none", 401),
-        ("analyst-client", "bearer", 200)]
+        ("psb-gz", "mtls", 200), ("psb-gz", "mtls", 403), ("miit", "mtls", 403),
+        ("", "none", 401), ("", "none", 401), ("analyst-client", "bearer", 200)]
+    assert rows[0]["officer"] == "psb-gz-officer-12345"     # the certificate's subject
+    assert rows[1]["officer"] == BODY["officer"] and rows[1]["reason"] == "unregistered_officer"
 
 
 async def test_required_client_certificate_refuses_the_handshake(pool, pki):

@@ -76,9 +76,8 @@ async def test_a_session_of_a_client_whose_role_changed_gets_403(client, pool, a
     await login(client)
     path = Path(api_config.tokens_file)
     path.write_text(path.read_text().replace('role = "analyst"', 'role = "regulator"'))
-    from detector.api.app import AUTH
-    from detector.api.auth import Credentials
-    client.server.app[AUTH].credentials = Credentials.load(path)
+    from detector.api.app import CREDENTIALS
+    await client.server.app[CREDENTIALS].check()     # what the watch does within a second
     resp = await client.get("/console/rigs")
     assert resp.status == 403 and RIG.id not in await resp.text()
 
