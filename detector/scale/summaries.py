@@ -10,7 +10,7 @@ no other SIM of the population.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Summaries:
         pass
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
-               flagged: dict[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
+               flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
                ) -> list[Flag]:
         just = np.isin(frame.imsi, np.array([int(f.imsi) for f in flags], np.int64))
         keep = (self.scorer.families(strengths) >= 1) | just
