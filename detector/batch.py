@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
 from probes.cdrfile import read_cdr_file
 from probes.csvparse import CANONICAL, Layout, read_feed_file
+from probes.feedcheck import split_reason
 from probes.signalling.capture import read_capture
 from probes.signalling.observations import observations
 
@@ -188,13 +188,10 @@ def write_rejected(rejected: tuple[Rejected, ...], out: Path) -> None:
             w.writerow((r.source, r.line, r.reason, r.raw))
 
 
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d{4}-\d\d-\d\dT[\d:]+Z")
-
-
 def reason_kind(reason: str) -> str:
     """A rejection reason without the value it quotes, so that rows refused for the same cause
     count together ("imsi: '8800' must be 15 digits" -> "imsi: … must be 15 digits")."""
-    return _QUOTED.sub("…", reason)
+    return split_reason(reason)[0]
 
 
 def report_rejected(rejected: tuple[Rejected, ...], where: Path, read: int | None = None,

@@ -125,7 +125,8 @@ def choose(path: Path, fmt: str, candidates: Iterable[Candidate]) -> Candidate:
 
 _FIELD_REASON = re.compile(r"^(?P<label>[^:'\"]+): (?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
                            r" (?P<why>.*)$")
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# a quoted value, or an event time (late rows quote the watermark they fell behind)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d{4}-\d\d-\d\dT[\d:]+Z")
 
 
 def split_reason(reason: str) -> tuple[str, str | None]:
