@@ -246,7 +246,7 @@ def _validate_lookup(body: Any, who: Identity, grounds: GroundsPolicy) -> dict[s
     required = ["case_ref", "legal_basis", "officer", "number", "number_type"]
     if not grounds.officer_required(who):
         required.remove("officer")          # a personal certificate names its officer
-    for name in LOOKUP_FIELDS:
+    for name in ("case_ref", "legal_basis", "officer", "number", "number_type"):
         value = body.get(name)
         if name in required and (value is None or (isinstance(value, str) and not value.strip())):
             raise Refusal(400, f"missing_{name}", f"{name} is required", field=name)
