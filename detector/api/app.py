@@ -237,16 +237,20 @@ async def _json_body(request: web.Request) -> Any:
         raise Refusal(400, "malformed_json", f"the body is not valid JSON ({type(e).__name__})") from None
 
 
+# the order in which a lookup's fields are checked, so that a missing one is named as documented
+LOOKUP_CHECK_ORDER = ("case_ref", "legal_basis", "officer", "number", "number_type")
+
+
 def _validate_lookup(body: Any, who: Identity, grounds: GroundsPolicy) -> dict[str, str]:
     if not isinstance(body, dict):
         raise Refusal(400, "invalid_body", "the body must be a JSON object")
     unknown = sorted(set(body) - set(LOOKUP_FIELDS))
     if unknown:
         raise Refusal(400, "unknown_field", f"unknown field {unknown[0][:64]!r}", field=unknown[0][:64])
-    required = ["case_ref", "legal_basis", "officer", "number", "number_type"]
+    required = list(LOOKUP_CHECK_ORDER)
     if not grounds.officer_required(who):
         required.remove("officer")          # a personal certificate names its officer
-    for name in ("case_ref", "legal_basis", "officer", "number", "number_type"):
+    for name in LOOKUP_CHECK_ORDER:
         value = body.get(name)
         if name in required and (value is None or (isinstance(value, str) and not value.strip())):
             raise Refusal(400, f"missing_{name}", f"{name} is required", field=name)
