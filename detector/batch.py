@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from detector import model as model_mod
+from detector.calibration import CalibrationPolicy, calibrator_for
 from detector.config import Config, FeatureConfig
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
@@ -105,10 +106,13 @@ class Scored:
 
 def score(loaded: Loaded, model: model_mod.TrainedModel, policy: Policy, *,
           rig_policy: RigPolicy = RigPolicy(), interval_s: int = SCORING_INTERVAL_S,
-          features: FeatureConfig = FeatureConfig()) -> Scored:
+          features: FeatureConfig = FeatureConfig(),
+          calibration: CalibrationPolicy | None = None) -> Scored:
     engine = features.engine()
     scorer = Scorer(model, policy)
-    pipe = Pipeline(engine, scorer, interval_s, rigs=RigBook(engine, scorer, rig_policy))
+    calibrator = calibrator_for(model, policy, calibration)
+    pipe = Pipeline(engine, scorer, interval_s, rigs=RigBook(engine, scorer, rig_policy),
+                    calibrator=calibrator)
     if loaded.registrations is not None:
         pipe.register(loaded.registrations)
     flags = pipe.feed(loaded.cdr).flags
@@ -146,12 +150,19 @@ def add_reranker(loaded: Loaded, trained: model_mod.TrainedModel, labels: dict[s
                                    np.array([labels[f.imsi] for f in flags]))
 
 
-def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0) -> Scored:
-    """``goipwatch score``: the model at ``model_path``, or one fitted on the input itself,
-    then the replay, with the settings of ``cfg``."""
+def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: int = 0,
+           fit_on_input: bool = False) -> Scored:
+    """``goipwatch score``: the model at ``model_path`` (default: the configured one, else the
+    shipped one) calibrated to the input's population as it is replayed, as the daemon does;
+    or, with ``fit_on_input``, a model fitted on the whole input first. Then the replay, with
+    the settings of ``cfg``."""
     kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
-    trained = model_mod.load(model_path) if model_path else train_on(loaded, seed=seed, **kw)
-    return score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs, **kw)
+    if fit_on_input:
+        return score(loaded, train_on(loaded, seed=seed, **kw), cfg.detector.policy,
+                     rig_policy=cfg.detector.rigs, **kw)
+    trained = model_mod.load(model_path or model_mod.default_path(cfg.detector.model))
+    return score(loaded, trained, cfg.detector.policy, rig_policy=cfg.detector.rigs,
+                 calibration=cfg.detector.calibration, **kw)
 
 
 def write_outputs(scored: Scored, out: Path) -> None:

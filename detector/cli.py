@@ -63,6 +63,11 @@ def _rows_read(loaded) -> int:
     return rows + (len(loaded.registrations) if loaded.registrations is not None else 0)
 
 
+MODEL_HELP = ("trained model (default: the configured [detector] model, else the shipped one), "
+              "calibrated to the input's population as it is replayed, as the daemon does")
+FIT_HELP = "instead, fit a model on the whole input first and score with it (no calibration)"
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -74,7 +79,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                               args.capture or [])
     batch.report_rejected(loaded.rejected, args.out.with_name(args.out.stem + ".rejected.csv"),
                           read=_rows_read(loaded))
-    scored = batch.detect(loaded, cfg, args.model, args.seed)
+    scored = batch.detect(loaded, cfg, args.model, args.seed, args.fit_on_input)
     batch.write_outputs(scored, args.out)
     print(f"{len(scored.flags)} SIM(s) flagged in {len(scored.rigs)} rig(s), of "
           f"{len(np.unique(loaded.cdr.imsi))} seen in {len(loaded.cdr)} records; "
@@ -183,7 +188,8 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
     loaded = batch.load_files(cdrs, [subs_csv] if subs_csv.is_file() else [], capture_paths=captures)
     if flags_csv is None:
         flags_csv = world / "flags.csv"
-        batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed), flags_csv)
+        batch.write_outputs(batch.detect(loaded, cfg, args.model, args.seed, args.fit_on_input),
+                            flags_csv)
     baseline_csv = world / "baseline_flags.csv"
     run_baseline(cdr_csv, baseline_csv, score_quantile=cfg.detector.policy.score_quantile,
                  seed=args.seed, cdr=loaded.cdr.take(loaded.cdr.record_type < RecordType.SIGNAL))
@@ -506,10 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cdr", type=input_file, nargs="+", required=True)
     s.add_argument("--subscribers", type=input_file, nargs="+")
     s.add_argument("--capture", type=input_file, nargs="+", help=CAPTURE_HELP)
-    s.add_argument("--model", type=Path, help="trained model (default: fit on the input itself)")
+    s.add_argument("--model", type=Path, help=MODEL_HELP)
+    s.add_argument("--fit-on-input", action="store_true", help=FIT_HELP)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--config", type=Path, help="policy, feature and layout settings")
-    s.add_argument("--seed", type=int, default=0, help="seed when fitting on the input")
+    s.add_argument("--seed", type=int, default=0, help="seed with --fit-on-input")
     s.set_defaults(func=cmd_score)
 
     t = sub.add_parser("train", help="fit the anomaly model on a baseline window")
@@ -551,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--flags", type=Path, nargs="+",
                    help="flags to judge, one file per world (default: score each world into DIR/flags.csv)")
     e.add_argument("--out", type=Path, help="result JSON of a single world (default: DIR/evaluation.json)")
-    e.add_argument("--model", type=Path, help="trained model (default: fit on the world itself)")
+    e.add_argument("--model", type=Path, help=MODEL_HELP)
+    e.add_argument("--fit-on-input", action="store_true", help=FIT_HELP)
     e.add_argument("--seed", type=int, default=0, help="seed of the fitted models")
     e.add_argument("--no-signalling", action="store_true",
                    help="ignore the world's signalling.pcap (to measure what it adds)")

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from detector import ids
 from detector.features.engine import FeatureEngine
 from detector.pipeline import SCORING_INTERVAL_S
+from detector.calibration import CalibrationPolicy
 from detector.rigs.policy import RigPolicy
 from detector.tomltable import expect_type
 from detector.scoring import Policy
@@ -72,6 +73,7 @@ class DetectorConfig:
     scoring_interval_s: int = SCORING_INTERVAL_S
     policy: Policy = Policy()
     rigs: RigPolicy = RigPolicy()
+    calibration: CalibrationPolicy = CalibrationPolicy()   # [detector.calibration]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,11 +308,22 @@ def parse(data: dict, source: str = "<config>", base: Path = Path(".")) -> Confi
     if bad:
         raise ConfigError(f"{source}: features.code_senders: {bad[0]!r} is not a number prefix")
     det_raw = dict(data.get("detector", {}))
+    cal_raw = det_raw.pop("calibration", {})
+    if not isinstance(cal_raw, dict):
+        raise ConfigError(f"{source}: detector.calibration: must be a table ([detector.calibration])")
     # the policies' knobs sit flat in [detector], beside its own keys
     nested = {"policy": Policy, "rigs": RigPolicy}
     taken = {name: {k: det_raw.pop(k) for k in list(det_raw) if k in {f.name for f in fields(cls)}}
              for name, cls in nested.items()}
-    det = _section(f"{source}: detector", det_raw, DetectorConfig, base, skip=tuple(nested))
+    det = _section(f"{source}: detector", det_raw, DetectorConfig, base,
+                   skip=tuple(nested) + ("calibration",))
+    try:
+        det["calibration"] = CalibrationPolicy(**_section(f"{source}: detector.calibration", cal_raw,
+                                                          CalibrationPolicy, base))
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"{source}: detector.calibration: {e}") from e
     for name, cls in nested.items():
         try:
             det[name] = cls(**_section(f"{source}: detector", taken[name], cls, base))

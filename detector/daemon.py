@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from detector import model as model_mod
+from detector.calibration import calibrator_for
 from detector.config import Config, ProbeConfig
 from detector.metrics import Histogram
 from detector.offers import Offers
@@ -103,8 +104,11 @@ class Daemon:
     def _new_engine(self) -> None:
         f = self.config.features
         self.engine = f.engine()
-        self.pipe = Pipeline(self.engine, self.scorer, self.config.detector.scoring_interval_s,
-                             rigs=RigBook(self.engine, self.scorer, self.config.detector.rigs))
+        det = self.config.detector
+        self.scorer.use(self.model)      # the prior, until the checkpoint restores a calibration
+        self.pipe = Pipeline(self.engine, self.scorer, det.scoring_interval_s,
+                             rigs=RigBook(self.engine, self.scorer, det.rigs),
+                             calibrator=calibrator_for(self.model, det.policy, det.calibration))
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from detector.ids import imsi_text
 from detector.records import iso, parse_iso
 
 FILE_HOURS = 1   # mediation's files are 5-60 min; no file may span more than lateness_s (1 h)
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"
 
 
 def split_cdr(cdr: Path, out_dir: Path, hours: float = FILE_HOURS) -> list[Path]:
@@ -95,9 +94,9 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
     print(f"    {summary.subscribers} SIMs, {summary.records} CDRs"
           + ("" if capture else "; TShark is not installed: no capture, CDRs alone"))
 
-    if SHIPPED_MODEL.exists():
-        print(f"2/4 the shipped model ({SHIPPED_MODEL}), as the daemon's default")
-        model_path = SHIPPED_MODEL
+    if model_mod.SHIPPED_MODEL.exists():
+        print(f"2/4 the shipped model ({model_mod.SHIPPED_MODEL}), as the daemon's default")
+        model_path = model_mod.SHIPPED_MODEL
     else:
         loaded = batch.load_files([world / "cdr.csv"], [world / "subscribers.csv"])
         start = int(loaded.cdr.ts.min()) // 86400 * 86400

@@ -42,6 +42,9 @@ TRUSTED_TYPES = frozenset({
     "sklearn.linear_model._logistic.LogisticRegression",
     "sklearn.preprocessing._data.StandardScaler",
 })
+# The model shipped with goipwatch: the daemon's default, and the prior that calibration to the
+# watched population starts from (detector/calibration.py).
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"
 # Below this many analyst labels of each kind the supervised layer is not trained.
 RERANK_MIN_LABELS = 5
 QUANTILE_GRID = np.linspace(0.0, 1.0, 2001)
@@ -88,7 +91,7 @@ def versions() -> dict[str, str]:
             "goipwatch": __version__}
 
 
-def _reference(values: np.ndarray, highs: np.ndarray, lows: np.ndarray) -> dict[str, dict[str, float]]:
+def reference_percentiles(values: np.ndarray, highs: np.ndarray, lows: np.ndarray) -> dict[str, dict[str, float]]:
     """Percentiles per feature: of the SIM-days' highest values where high is rig-like, of
     their lowest where low is (ratios over calls among callers only), else of snapshots."""
     callers = values[:, FEATURES.index("voice_out_24h")] >= CALLERS_MIN_VOICE_OUT
@@ -134,7 +137,7 @@ def fit(values: np.ndarray, *, window: tuple[str, str], seed: int = 0,
         "rows_fitted": int(len(rows)),
         "params": {"n_estimators": n_estimators, "seed": seed},
         "score_quantiles": np.quantile(scores, QUANTILE_GRID).round(6).tolist(),
-        "reference": _reference(values, values if highs is None else highs,
+        "reference": reference_percentiles(values, values if highs is None else highs,
                                 values if lows is None else lows),
     }
     return TrainedModel(pipeline, manifest)
@@ -218,6 +221,12 @@ def save(model: TrainedModel, path: Path) -> tuple[Path, Path]:
     return path, manifest_path
 
 
+def default_path(configured: Path) -> Path:
+    """The configured model if it is there, else the shipped one (``score`` run outside the
+    checkout finds it too)."""
+    return configured if Path(configured).with_suffix(".skops").is_file() else SHIPPED_MODEL
+
+
 def load(path: Path) -> TrainedModel:
     """Load a model and refuse it unless its manifest matches this build."""
     path = Path(path).with_suffix(".skops")
@@ -249,6 +258,20 @@ def load(path: Path) -> TrainedModel:
         raise ModelError(f"model {path} holds types outside the pipeline's: {sorted(untrusted)}")
     parts = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
     return TrainedModel(parts["anomaly"], manifest, parts["rerank"])
+
+
+def pipeline_bytes(model: TrainedModel) -> bytes:
+    """The anomaly pipeline alone, as skops bytes (a calibrated live model in the store)."""
+    return sio.dumps({"anomaly": model.pipeline, "rerank": None}, compression=zipfile.ZIP_DEFLATED)
+
+
+def from_pipeline_bytes(data: bytes, manifest: dict, where: str) -> TrainedModel:
+    """The inverse of :func:`pipeline_bytes`, refusing types outside the pipeline's."""
+    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
+    if untrusted:
+        raise ModelError(f"{where} holds types outside the pipeline's: {sorted(untrusted)}")
+    parts = sio.loads(data, trusted=sorted(sio.get_untrusted_types(data=data)))
+    return TrainedModel(parts["anomaly"], manifest)
 
 
 def _minor(version: str) -> tuple[str, ...]:

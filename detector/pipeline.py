@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.calibration import Calibrator
 from detector.features.catalog import CATALOG, FEATURES
 from detector.feedback import AllowList
 from detector.features.engine import FeatureEngine
@@ -54,7 +55,7 @@ class Fed:
 class Pipeline:
     def __init__(self, engine: FeatureEngine, scorer: Scorer | None, interval_s: int = SCORING_INTERVAL_S,
                  on_tick: Callable[[int], None] | None = None, rigs: RigPass | None = None,
-                 allow: AllowList | None = None) -> None:
+                 allow: AllowList | None = None, calibrator: Calibrator | None = None) -> None:
         if interval_s < 60:
             raise ValueError("scoring interval must be at least 60 s of event time")
         self.engine = engine
@@ -63,6 +64,8 @@ class Pipeline:
         self.on_tick = on_tick
         self.rigs = rigs
         self.allow = allow if allow is not None else AllowList()
+        self.calibrator = calibrator           # learns the watched population (None: the model as given)
+        self.held = np.empty(0, np.int64)      # SIMs touched while calibration warms up
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
         self.stats = {"ticks": 0, "seconds": 0.0}   # scoring work, for /metrics
         self.tick_seconds = Histogram()             # ... and how long each tick took
@@ -112,6 +115,8 @@ class Pipeline:
 
     def _score_dirty(self) -> list[Flag]:
         sims = self.engine.take_dirty()
+        if self.calibrator is not None and self.scorer is not None:
+            sims = self._calibrate(sims)
         if not len(sims) or self.scorer is None:
             return []
         active = self.engine.activity(sims)
@@ -134,6 +139,24 @@ class Pipeline:
                 self.flagged[flag.imsi] = flag
                 new.append(flag)
         return new
+
+
+    def _calibrate(self, sims: np.ndarray) -> np.ndarray:
+        """The baseline takes this tick's SIMs; on schedule, the scorer a refitted model (SIMs
+        already flagged stay out of what it learns from). Returns the SIMs to score now: at a
+        cold start none for the calibration's ``warmup_s``, then those
+        held meanwhile with them."""
+        cal = self.calibrator
+        cal.observe(self.engine, sims)
+        at = self.engine.watermark
+        if cal.due(at):
+            self.scorer.use(cal.refit(at, {int(i) for i in self.flagged}).model)
+        if cal.warming(at):
+            self.held = np.union1d(self.held, sims)
+            return sims[:0]
+        if len(self.held):
+            sims, self.held = np.union1d(self.held, sims), self.held[:0]
+        return sims
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -61,6 +61,10 @@ class Scorer:
         # feature -> family one-hot, to count independent kinds of evidence per row
         self._family = np.array([[f.family == fam for fam in FAMILIES] for f in CATALOG])
 
+    def use(self, model: TrainedModel) -> None:
+        """Score with ``model`` from now on (a recalibrated one): its threshold and reference."""
+        self.__init__(model, self.policy)
+
     def strengths(self, values: np.ndarray) -> np.ndarray:
         """How far each value lies beyond the rig-like percentile (99th, or 1st where low is
         rig-like), in units of the population's spread (p99 − p50, or p50 − p01); 0 unless it

@@ -28,6 +28,7 @@ from detector.ids import imsi_text, msisdn_text
 from detector.pipeline import Pipeline
 from detector.records import RegistrationBatch, Rejected
 from detector.store import activity
+from detector.store import calibration as calibration_store
 from detector.verify import outbox as verify_outbox
 from detector.verify.policy import ActionPolicy
 
@@ -115,6 +116,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
             # the verification requests of the new flags, in the flags' own transaction
             await verify_outbox.enqueue(conn, pending.flags, flag_ids, pending.rigs, verify_policy)
             await load_allowlist(conn, pipe.allow)  # entries analysts added meanwhile
+            if pipe.calibrator is not None:
+                await calibration_store.save(conn, pipe.calibrator)
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
@@ -122,6 +125,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
         rigs.saved_evidence_version = version
     if rigs is not None:
         rigs.saved(pending.rigs)
+    if pipe.calibrator is not None:
+        pipe.calibrator.saved()
     return saved_cells + len(names), flag_ids
 
 
@@ -299,6 +304,14 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         if pipe.rigs is not None:
             await _restore_rigs(conn, pipe)
         await load_allowlist(conn, pipe.allow)
+        if pipe.calibrator is not None:
+            await calibration_store.restore(conn, pipe.calibrator)
+            if pipe.scorer is not None:
+                pipe.scorer.use(pipe.calibrator.current.model)
+            if pipe.calibrator.warming(engine.watermark) and pipe.calibrator.first_at:
+                # the SIMs held since the first tick watched: those touched since then
+                n = len(engine.sims)
+                pipe.held = np.flatnonzero(engine.sim_state["last_ts"][:n] >= pipe.calibrator.first_at)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 
