@@ -189,11 +189,11 @@ def random_draw(seed: int, default_mix: Mapping[str, float]) -> RandomDraw:
 
 
 def _plain(v):
-    """JSON-ready copy: tuples as lists, floats rounded to 4 decimals."""
+    """JSON-ready copy: tuples as lists, floats rounded to 6 decimals."""
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, float):
-        return round(v, 4)
+        return round(v, 6)
     return v
