@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from detector.world.evaluate import PERCENTILE, grid, minutes_or_never, number, percent
+from detector.world.targets import HARD_NEGATIVES
 
-HARD_NEGATIVE_CLASSES = ("call_centre", "courier", "taxi", "iot_meter", "enterprise", "shop", "network_probe")
 GENERATORS = {"goipwatch detector.world.simulate": "simulate", "goipwatch detector.world.boxgen": "boxgen"}
 
 
@@ -81,7 +81,7 @@ def format_family(results: dict[str, dict], infos: dict[str, dict] | None = None
     lines.append("recall per fraud scenario (flagged / SIMs)")
     lines += grid(["world"] + scen, rows)
     lines.append("")
-    classes = [c for c in HARD_NEGATIVE_CLASSES if any(c in r["benign"] for r in results.values())]
+    classes = [c for c in HARD_NEGATIVES if any(c in r["benign"] for r in results.values())]
     rows = [[w] + [_flag_rate(r["benign"].get(c)) for c in classes] for w, r in results.items()]
     lines.append("hard negatives flagged (flagged / SIMs)")
     lines += grid(["world"] + classes, rows)

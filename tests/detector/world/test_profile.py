@@ -109,3 +109,25 @@ def test_people_call_more_when_the_draw_says_so(tmp_path):
         counts = np.sort(np.array(list(mo.values())))
         per_sim[seed] = counts[: int(0.9 * len(counts))].mean()
     assert per_sim[hi] / per_sim[lo] > 0.5 * draws[hi] / draws[lo]
+
+
+def test_a_relocating_box_moves_every_period_and_a_staying_one_never():
+    import dataclasses
+    from types import SimpleNamespace
+
+    from detector.world.core import Ctx
+    from detector.world.scenarios import Rig, _relocated
+
+    ctx = Ctx(seed=1, start=0, end=2 * 86400)
+    rig = Rig("goip-fixed-1", "goip_fixed", np.arange(4), start=0, used=np.ones(4, bool))
+    t = np.arange(0, 2 * 86400, 600)
+    cell = np.full(len(t), 100)
+    moving = dataclasses.replace(DEFAULT_PROFILE, relocate_share=1.0, relocate_s=(3600, 3600))
+    world = SimpleNamespace(ctx=ctx, profile=moving, cells=SimpleNamespace(n=5000))
+    moved = _relocated(world, rig, t, cell)
+    hours = t // 3600
+    # one cell per hour, a new one each hour
+    assert all(len(set(moved[hours == h])) == 1 for h in np.unique(hours))
+    assert len(set(moved)) == len(np.unique(hours))
+    world.profile = DEFAULT_PROFILE
+    assert np.array_equal(_relocated(world, rig, t, cell), cell)
