@@ -63,10 +63,10 @@ class CalibrationPolicy:
     enabled: bool = True
     every_s: int = 6 * 3600        # event time between refits
     warmup_every_s: int = 2 * 3600  # ... during the first day of the live model
-    # at a cold start (no calibrated model restored), flags wait this long of event time: the
-    # 24 h features of every SIM, and so the population's percentiles, mean little before;
-    # the first model is fitted at its end (the prior goes on alone if the baseline is short)
-    warmup_s: int = 3 * 3600
+    # at a cold start the first model is fitted after this long of event time watched (the
+    # prior alone until then): the 24 h features of every SIM, and so the population's
+    # percentiles, mean little before
+    warmup_s: int = 2 * 3600
     window_days: int = 7           # SIM-days the live model learns from
     sample_sims: int = 20_000      # SIMs the baseline follows (by IMSI hash)
     min_sim_days: int = 1_000      # below this, the prior alone
@@ -314,12 +314,22 @@ class CalibratedModel(TrainedModel):
         return self.prior.threshold(quantile)
 
 
+# Families whose scale is the population's habit (how much, how one-way, how fast people call
+# and text): these follow the live network. A device's SIM count and a card's registration
+# are the rig's own structure, and what a sales channel does is no habit to learn from: there
+# a network with many fraud cards would teach the detector that they are normal.
+CALIBRATED_FAMILIES = frozenset({"volume", "one_way", "sms", "call_quality", "rhythm"})
+
+
 def blend_reference(prior: dict, live: dict) -> dict:
-    """Per feature, the more tolerant reference on its rig-like side (module docstring)."""
+    """Per feature, the more tolerant reference on its rig-like side (module docstring);
+    the prior's outside :data:`CALIBRATED_FAMILIES`."""
     out = {}
     for f in CATALOG:
         p, q = prior[f.name], live[f.name]
-        if f.suspicious == "high":
+        if f.family not in CALIBRATED_FAMILIES:
+            out[f.name] = dict(p, source="prior")
+        elif f.suspicious == "high":
             out[f.name] = dict(q, source="live") if q["p99"] > p["p99"] else dict(p, source="prior")
         elif f.suspicious == "low":
             out[f.name] = dict(q, source="live") if q["p01"] < p["p01"] else dict(p, source="prior")
@@ -434,10 +444,6 @@ class Calibrator:
         if self.policy.enabled:
             self.first_at = self.first_at or engine.watermark
             self.baseline.observe(engine, sims)
-
-    def warming(self, at: int) -> bool:
-        """Whether flags wait: a cold start, not yet ``warmup_s`` watched."""
-        return self.policy.enabled and not self.next_fit and at - self.first_at < self.policy.warmup_s
 
     def due(self, at: int) -> bool:
         if not self.policy.enabled:

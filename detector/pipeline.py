@@ -65,7 +65,6 @@ class Pipeline:
         self.rigs = rigs
         self.allow = allow if allow is not None else AllowList()
         self.calibrator = calibrator           # learns the watched population (None: the model as given)
-        self.held = np.empty(0, np.int64)      # SIMs touched while calibration warms up
         self.flagged: dict[str, Flag] = {}     # first flag of each SIM
         self.stats = {"ticks": 0, "seconds": 0.0}   # scoring work, for /metrics
         self.tick_seconds = Histogram()             # ... and how long each tick took
@@ -116,7 +115,7 @@ class Pipeline:
     def _score_dirty(self) -> list[Flag]:
         sims = self.engine.take_dirty()
         if self.calibrator is not None and self.scorer is not None:
-            sims = self._calibrate(sims)
+            self._calibrate(sims)
         if not len(sims) or self.scorer is None:
             return []
         active = self.engine.activity(sims)
@@ -141,22 +140,14 @@ class Pipeline:
         return new
 
 
-    def _calibrate(self, sims: np.ndarray) -> np.ndarray:
-        """The baseline takes this tick's SIMs; on schedule, the scorer a refitted model (SIMs
-        already flagged stay out of what it learns from). Returns the SIMs to score now: at a
-        cold start none for the calibration's ``warmup_s``, then those
-        held meanwhile with them."""
+    def _calibrate(self, sims: np.ndarray) -> None:
+        """The baseline takes this tick's SIMs; on schedule, the scorer a refitted model. SIMs
+        already flagged stay out of what the population is learnt from."""
         cal = self.calibrator
         cal.observe(self.engine, sims)
         at = self.engine.watermark
         if cal.due(at):
             self.scorer.use(cal.refit(at, {int(i) for i in self.flagged}).model)
-        if cal.warming(at):
-            self.held = np.union1d(self.held, sims)
-            return sims[:0]
-        if len(self.held):
-            sims, self.held = np.union1d(self.held, sims), self.held[:0]
-        return sims
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -308,10 +308,6 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             await calibration_store.restore(conn, pipe.calibrator)
             if pipe.scorer is not None:
                 pipe.scorer.use(pipe.calibrator.current.model)
-            if pipe.calibrator.warming(engine.watermark) and pipe.calibrator.first_at:
-                # the SIMs held since the first tick watched: those touched since then
-                n = len(engine.sims)
-                pipe.held = np.flatnonzero(engine.sim_state["last_ts"][:n] >= pipe.calibrator.first_at)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 
