@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from detector.api import audit
-from detector.api.app import (
+from detector.api.kit import (
     GUARD,
     PROBLEM,
     REQUEST_ID,

@@ -76,7 +76,7 @@ async def test_a_session_of_a_client_whose_role_changed_gets_403(client, pool, a
     await login(client)
     path = Path(api_config.tokens_file)
     path.write_text(path.read_text().replace('role = "analyst"', 'role = "regulator"'))
-    from detector.api.app import CREDENTIALS
+    from detector.api.kit import CREDENTIALS
     await client.server.app[CREDENTIALS].check()     # what the watch does within a second
     resp = await client.get("/console/rigs")
     assert resp.status == 403 and RIG.id not in await resp.text()
@@ -207,7 +207,7 @@ async def test_console_off_mounts_no_page(pool, api_config):
 async def test_a_verdict_that_cannot_be_audited_is_not_applied(client, pool):
     import asyncpg
 
-    from detector.api.app import AUDIT
+    from detector.api.kit import AUDIT
     await login(client)
     page = await (await client.get(f"/console/rigs/{RIG.id}")).text()
     writer = client.server.app[AUDIT]
