@@ -72,6 +72,14 @@ async def rig_with_flags(conn: asyncpg.Connection, rig_id: str) -> dict | None:
     return {"rig": lookup.rig_doc(r), "flags": (await rig_flags(conn, [rig_id]))[rig_id]}
 
 
+def _basis(actor: str | None) -> str:
+    """The clock of a flag-history row: the detector's own rows (raised, rescored: actor
+    ``detector``) are dated by the **event time** of the records behind them, so a replayed or backlogged
+    month keeps its dates; a verdict's or the platform's row (another actor) by the **wall clock**
+    (when it was recorded or reported), like feedback and verification rows."""
+    return "event" if actor in (None, "", "detector") else "wall"
+
+
 async def sim_events(conn: asyncpg.Connection, imsi: str) -> dict | None:
     """A SIM's flags and its events (flag history, verdicts, verification requests and
     outcomes) in time order; None when the store holds none of them. The same reads as
@@ -84,10 +92,8 @@ async def sim_events_many(conn: asyncpg.Connection, imsis: list[str]) -> dict[st
     the store holds no event is left out.
 
     An event is ``at`` (ISO time), ``source`` (flag_history, feedback, verification),
-    ``event`` and what its source adds; ``time_basis`` says which clock ``at`` is on: a flag's
-    history is dated by the **event time** of the records behind it (a replayed or backlogged
-    month keeps its own dates), a verdict or a verification request or outcome by the **wall
-    clock** (when it was recorded or reported)."""
+    ``event`` and what its source adds; ``time_basis`` says which clock ``at`` is on
+    (:func:`_basis`)."""
     names = {int(i): i for i in imsis}
     wanted = sorted(names)
     if not wanted:
@@ -99,7 +105,8 @@ async def sim_events_many(conn: asyncpg.Connection, imsis: list[str]) -> dict[st
             "FROM flag_history h JOIN flags f ON f.id = h.flag_id "
             "WHERE f.imsi = ANY($1::bigint[])", wanted):
         events[r["imsi"]].append((r["event_time"], 0, r["id"], {
-            "at": lookup.iso(r["event_time"]), "time_basis": "event", "source": "flag_history",
+            "at": lookup.iso(r["event_time"]), "time_basis": _basis(r["actor"]),
+            "source": "flag_history",
             "event": r["event"], "flag_kind": r["kind"],
             "score": round(float(r["score"]), 4) if r["score"] is not None else None,
             "actor": r["actor"], "detail": json.loads(r["detail"])}))

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from detector import feedback, ids
-from detector.api import lookup, queries
+from detector.api import lookup, queries, units
 from detector.api.kit import MAX_NOTE, NOTE_TEXT, PRINTABLE_TEXT, Refusal, actor_of
 from detector.api.audited import OnConnection
 from detector.console import charts, login
@@ -80,14 +80,26 @@ def _epoch(iso_text: str) -> int:
     return int(datetime.strptime(iso_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
-def _marks(events: list[dict]) -> list[charts.Mark]:
+def _marks(events: list[dict], basis: str) -> list[charts.Mark]:
+    """The chart marks of the ``events`` dated on clock ``basis`` (event or wall)."""
     out = []
     for e in events:
+        if e.get("time_basis", "wall") != basis:
+            continue
         kind = e["event"]
         title = kind + (f" ({e['flag_kind']})" if e.get("flag_kind") else "") + (
             f" by {e['actor']}" if e.get("actor") else "")
         out.append(charts.Mark(_epoch(e["at"]), kind, title))
     return out
+
+
+def _timelines(rows: list[tuple[str, list[dict]]]) -> dict[str, Any]:
+    """The two activity charts of SIMs' events: flags by event time, verdicts and
+    verification by wall clock (:mod:`detector.console.charts`)."""
+    return {"timeline_event": charts.timeline_svg(
+                [(label, _marks(events, "event")) for label, events in rows], "event"),
+            "timeline_wall": charts.timeline_svg(
+                [(label, _marks(events, "wall")) for label, events in rows], "wall")}
 
 
 async def rig_page(request, session, query, conn, form) -> View:
@@ -126,7 +138,7 @@ async def rig_page(request, session, query, conn, form) -> View:
             "reasons": summary["reasons"], "devices": rig["devices"],
             "device_rows": device_rows, "timelines": timelines, "cell_hours": cell_hours}
     grid = [(c["imsi"], [(x["hour"], x["cell"]) for x in c["hours"]]) for c in cell_hours]
-    extra = {"timeline": charts.timeline_svg([(t["imsi"], _marks(t["events"])) for t in timelines]),
+    extra = {**_timelines([(t["imsi"], t["events"]) for t in timelines]),
              "grid": charts.cell_grid_svg(grid, rig["cells"]),
              "timeline_cut": len(members) > len(shown), "timeline_rows": len(shown)}
     return View("rig.html", data, extra)
@@ -181,7 +193,9 @@ async def sim_page(request, session, query, conn, form) -> View:
     sub = lookup.project(found.subscribers[0], session.who.role)
     data = {"imsi": imsi, "sub": sub, "events": events["events"],
             "status": summarise(sub.get("flags", []))["status"]}
-    return View("sim.html", data, {"timeline": charts.timeline_svg([(imsi, _marks(events["events"]))])})
+    evidence = sub.get("evidence") or {}
+    return View("sim.html", data, {**_timelines([(imsi, events["events"])]),
+                                   "features": units.described(evidence.get("features") or {})})
 
 
 async def post_sim_verdict(request, session, query, conn, form) -> View:
