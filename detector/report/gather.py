@@ -20,6 +20,7 @@ import numpy as np
 
 from detector.report.config import NO_ACTIVITY, ReportConfig
 from detector.report.tables import Column, Report, Table
+from detector.wording import counted
 
 NO_REGISTRATION = "(no registration)"
 LINE_ACTIONS = ("reverify", "suspend")
@@ -570,6 +571,24 @@ def _day_ranges(days: list[date]) -> str:
     return ", ".join(f"{r[0].day}" if len(r) == 1 else f"{r[0].day}-{r[-1].day}" for r in parts)
 
 
+def _feed_note(probe: str, got: dict[date, int], missing: list[date], days: int, month_name: str,
+               quarantined: int, rejected: int) -> str:
+    """A feed's coverage in words. Two things are kept apart: the days its records are
+    dated on (event time: a call's start, a registration's activation), which say when
+    things happened, not what was lost (a registrations feed has records only on the days
+    cards were activated), and what was lost: rows quarantined, files rejected whole."""
+    if got:
+        dated = (f"records dated on {counted(len(got), 'day')} of {days} in {month_name}"
+                 + (f" (no event dated on days {_day_ranges(missing)})" if missing else
+                    " (every day)"))
+        taken = f"{counted(sum(got.values()), 'record')} applied"
+    else:
+        dated = f"no record dated in {month_name}"
+        taken = "nothing applied for the month"
+    return (f"feed {probe}: {dated}; {taken}; lost: {counted(quarantined, 'row')} quarantined, "
+            f"{counted(rejected, 'file')} rejected whole")
+
+
 async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, any_cards: bool,
                     config: ReportConfig) -> tuple[tuple[Table, ...], tuple[str, ...]]:
     d0, d1 = start.date(), end.date()
@@ -603,21 +622,21 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     rows, notes = [], []
     month_name = start.strftime("%B %Y")
     known = {r["probe"] for r in await conn.fetch("SELECT DISTINCT probe FROM ingested_files")}
+    if by_probe or status or known:
+        notes.append("a feed's days are the event days of its records (a call's start, a "
+                     "registration's activation), so a day without records is a day without "
+                     "such events in that feed, not lost data: a registrations feed has records "
+                     "only on the days cards were activated, and the subscribers registered "
+                     "before the month still count. Lost data is counted apart: rows "
+                     "quarantined and files rejected whole")
     for probe in sorted(set(by_probe) | set(status) | known):
         got = by_probe.get(probe, {})
         missing = [d for d in all_days if d not in got]
         rows.append((probe, len(got), len(all_days), _day_ranges(missing), status[probe]["done"],
                      status[probe]["rejected"], status[probe]["duplicate"], sum(got.values()),
                      q_probe[probe]))
-        if got:
-            notes.append(f"feed {probe}: records dated on {len(got)} of {len(all_days)} days of "
-                         f"{month_name}" + (f"; none on days {_day_ranges(missing)}" if missing else
-                                            " (every day)")
-                         + f"; {sum(got.values())} records applied, {q_probe[probe]} rows "
-                           f"quarantined, {status[probe]['rejected']} file(s) rejected whole")
-        else:
-            notes.append(f"feed {probe}: no records for {month_name}; "
-                         f"{status[probe]['rejected']} file(s) rejected whole")
+        notes.append(_feed_note(probe, got, missing, len(all_days), month_name,
+                                q_probe[probe], status[probe]["rejected"]))
     if not rows:
         notes.append(f"no feed delivered records for {month_name}: the tables below are empty "
                      "or hold only flags and lookups")
@@ -628,7 +647,7 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     outcomes = await conn.fetchval(
         "SELECT count(*) FROM verification_outcomes WHERE outcome_at >= $1 AND outcome_at < $2",
         start, end)
-    notes.append(f"verification platform: {outcomes} outcome(s) reported for {month_name}; "
+    notes.append(f"verification platform: {counted(outcomes, 'outcome')} reported for {month_name}; "
                  "outcomes reported later change later runs of this report")
     if not config.regions:
         notes.append("no region table is configured ([report] regions): every located card is "
@@ -641,7 +660,10 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
             _c("days_with_records", "Days with records", "days",
                "days of the month (UTC, event time) with at least one applied record"),
             _c("days_in_month", "Days in month", "days", "calendar days of the month"),
-            _c("missing_days", "Days without records", "days of the month", "gaps, as day ranges"),
+            _c("missing_days", "Days without records", "days of the month",
+               "days on which no record of the feed is dated, as day ranges: days without "
+               "such events in the feed (a registrations feed dates a record by the card's "
+               "activation), not lost rows (those are quarantined_rows and files_rejected)"),
             _c("files_done", "Files taken in", "files", "files with records for the month"),
             _c("files_rejected", "Files rejected whole", "files",
                "files refused whole (e.g. no header) while the month's files were read"),

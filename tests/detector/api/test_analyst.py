@@ -126,7 +126,7 @@ async def test_rigs_list_and_one_rig(client, pool):
     [rig] = doc["rigs"]
     assert rig == {"id": RIG, "sims": 2, "members": [IMSI, OTHER_IMSI], "devices": [IMEI_A, IMEI_B],
                    "cells": [CELL_NOW], "first_at": "2026-10-05T07:40:00Z",
-                   "last_at": "2026-10-05T08:50:00Z", "evidence": "2 SIMs; 2 devices; 1 cells; 2 shared devices"}
+                   "last_at": "2026-10-05T08:50:00Z", "evidence": "2 SIMs; 2 devices; 1 cell; 2 shared devices"}
     assert doc["truncated"] is False
 
     resp = await client.get(f"/v1/rigs/{RIG}", headers=auth("admin"))

@@ -148,8 +148,13 @@ async def test_coverage_names_feeds_gaps_and_quarantine(report):
     assert report.table("coverage_quarantine").rows == (
         ("cdr", "imsi", 2), ("cdr", "late", 1), ("cdr", "no header", 1))
     notes = " ".join(report.coverage_notes)
-    assert "feed cdr: records dated on 4 of 31 days of October 2026; none on days 4, 6-31" in notes
-    assert "feed registrations: no records for October 2026" in notes
+    assert ("feed cdr: records dated on 4 days of 31 in October 2026 (no event dated on days "
+            "4, 6-31); 65 records applied; lost: 4 rows quarantined, 1 file rejected whole") in notes
+    # a registrations feed without activations in the month has lost nothing
+    assert ("feed registrations: no record dated in October 2026; nothing applied for the "
+            "month; lost: 0 rows quarantined, 0 files rejected whole") in notes
+    assert "a registrations feed has records only on the days cards were activated" in notes
+    assert "verification platform: " in notes and "outcome(s)" not in notes and "(s)" not in notes
 
 
 async def test_every_column_is_defined_and_no_subscriber_identifier_leaves(report):

@@ -60,7 +60,7 @@ async def test_workbook_sheets_hold_units_and_definitions(written):
         ["(no registration)", "Xiaomi Mobile", "China Mobile"]
     assert ws.cell(HEADER_ROWS + 3, i + 1).value == 5000.0
     about = " ".join(str(c.value) for row in wb["About"].iter_rows() for c in row if c.value)
-    assert "Fraud-involved card" in about and "feed cdr: records dated on 4 of 31 days" in about
+    assert "Fraud-involved card" in about and "feed cdr: records dated on 4 days of 31" in about
 
 
 async def test_pdf_has_its_pages(written):
