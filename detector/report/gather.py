@@ -10,6 +10,7 @@ definitions are printed with the numbers in every output.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -56,7 +57,19 @@ def _within(s: int) -> str:
     return f"{s // 60} min" if s % 60 == 0 else f"{s} s"
 
 
-def group_columns(within_s: int) -> tuple[Column, ...]:
+def interval_columns(what: str = "fraud_per_10k") -> tuple[Column, Column]:
+    """The 95 % Wilson interval of a rate column ``what``."""
+    return (
+        _c(f"{what}_low", "95% interval, low", "per 10,000 active SIMs",
+           f"lower end of the 95 % Wilson score interval of {what}'s proportion "
+           "(fraud_involved_cards of active_subscribers), x 10,000; given whatever the "
+           "population, empty without active subscribers"),
+        _c(f"{what}_high", "95% interval, high", "per 10,000 active SIMs",
+           f"upper end of the same interval of {what}"),
+    )
+
+
+def group_columns(within_s: int, min_population: int = 1) -> tuple[Column, ...]:
     """The measures of a group of cards (a carrier, a region)."""
     w = _within(within_s)
     return (
@@ -71,7 +84,9 @@ def group_columns(within_s: int) -> tuple[Column, ...]:
            "flagged cards not cleared: confirmed, or still without a verdict (cards dismissed by "
            "an analyst or whose holder passed re-verification are not counted)"),
         _c("fraud_per_10k", "Fraud-involved per 10,000 subscribers", "per 10,000 active SIMs",
-           "fraud_involved_cards / active_subscribers x 10,000; empty without active subscribers"),
+           "fraud_involved_cards / active_subscribers x 10,000; empty below "
+           f"{min_population:,} active subscribers ([report] min_population: too few to rank) "
+           "and without any"),
         _c("rigs", "Rigs found", "rigs",
            "rigs (flagged SIMs sharing devices, a hot cell, a power-on burst or a bulk "
            "registration) whose first flag falls in the month and that hold at least one card "
@@ -107,7 +122,7 @@ def group_columns(within_s: int) -> tuple[Column, ...]:
         _c("police_confirmed", "Confirmed by police", "requests",
            "requests with the outcome police_confirmed"),
         _c("awaiting_outcome", "Awaiting outcome", "requests", "requests without any outcome yet"),
-    )
+    ) + interval_columns()
 
 
 # ---- facts read from the store ------------------------------------------------------------
@@ -220,8 +235,25 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(np.asarray(values, float), q * 100)), 1) if values else None
 
 
-def _rate(n: int, d: int, per: float = 10_000.0) -> float | None:
-    return round(n / d * per, 2) if d else None
+def _rate(n: int, d: int, min_population: int = 1, per: float = 10_000.0) -> float | None:
+    """n per ``per`` of d; None without d, or when d is below ``min_population``."""
+    return round(n / d * per, 2) if d and d >= min_population else None
+
+
+Z95 = 1.959964      # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(n: int, d: int, per: float = 10_000.0, z: float = Z95) -> tuple[float | None, float | None]:
+    """The Wilson score interval of the proportion n / d, times ``per``: (low, high), or
+    (None, None) without d. Unlike n / d +- z * se it stays within [0, per] and is honest
+    for small d and for n = 0: 2 of 64 is 312.5 per 10,000, somewhere in 86-1,069."""
+    if d <= 0:
+        return None, None
+    p = n / d
+    denom = 1 + z * z / d
+    centre = (p + z * z / (2 * d)) / denom
+    half = z * math.sqrt(p * (1 - p) / d + z * z / (4 * d * d)) / denom
+    return round(max(0.0, centre - half) * per, 2), round(min(1.0, centre + half) * per, 2)
 
 
 def _share(n: int, d: int) -> float | None:
@@ -239,7 +271,7 @@ def _delay(r: Request) -> float | None:
 
 
 def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
-               requests: list[Request], within_s: int) -> tuple:
+               requests: list[Request], within_s: int, min_population: int) -> tuple:
     involved = [c for c in cards if c.involved]
     timed = [t for c in involved if (t := _first_to_flag(c)) is not None]
     delays = [d for r in requests if (d := _delay(r)) is not None]
@@ -247,7 +279,7 @@ def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
     action = Counter(r.action for r in requests)
     return (
         active, len(cards), sum(c.confirmed for c in cards), len(involved),
-        _rate(len(involved), active),
+        _rate(len(involved), active, min_population),
         len(rigs), sum(n for _, n in rigs), max((r.sims for r, _ in rigs), default=0),
         sum("bulk_registration" in c.kinds for c in cards),
         len(timed), _quantile(timed, 0.5), _quantile(timed, 0.95),
@@ -255,12 +287,12 @@ def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
         _share(sum(d <= within_s for d in delays), len(requests)),
         action["reverify"], outcome["reverified"], outcome["failed"], action["suspend"],
         outcome["suspended"], outcome["police_confirmed"], sum(not r.outcomes for r in requests),
-    )
+    ) + wilson(len(involved), active)
 
 
 def _grouped(keys: list[str], active: dict[str, int], cards: list[Card], key_of_card,
              rig_groups: dict[str, list[tuple[RigFact, int]]], requests: list[Request],
-             within_s: int) -> list[tuple]:
+             within_s: int, min_population: int) -> list[tuple]:
     by_key: dict[str, list[Card]] = defaultdict(list)
     for c in cards:
         by_key[key_of_card(c)].append(c)
@@ -269,11 +301,12 @@ def _grouped(keys: list[str], active: dict[str, int], cards: list[Card], key_of_
     for r in requests:
         req_by_key[card_key[r.line_imsi]].append(r)
     return [(k,) + _group_row(active.get(k, 0), by_key.get(k, []), rig_groups.get(k, []),
-                              req_by_key.get(k, []), within_s) for k in keys]
+                              req_by_key.get(k, []), within_s, min_population) for k in keys]
 
 
 def _order(keys: set[str], rank: dict[str, float | None]) -> list[str]:
-    """Worst first: by rate (groups without a rate last), then name."""
+    """Worst first: by rate, then name; groups without a rate (none active, or fewer than
+    the minimum population) last."""
     return sorted(keys, key=lambda k: (rank.get(k) is None, -(rank.get(k) or 0.0), k))
 
 
@@ -327,7 +360,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     carrier_rigs = rig_groups(carrier_of)
     keys = set(active_carrier) | {c.carrier for c in cards} | set(carrier_rigs)
     rows = _grouped(sorted(keys), active_carrier, cards, lambda c: c.carrier, carrier_rigs,
-                    requests, w)
+                    requests, w, config.min_population)
     per_lookup = lookups.by_carrier
     carrier_rows = [(r[0], config.operator_type(r[0])) + r[1:] + (per_lookup.get(r[0], 0),)
                     for r in rows]
@@ -335,7 +368,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     rank = {r[0]: r[rate_i] for r in carrier_rows}
     order = {k: i for i, k in enumerate(_order(keys, rank))}
     carrier_rows.sort(key=lambda r: order[r[0]])
-    gcols = group_columns(w)
+    gcols = group_columns(w, config.min_population)
     carriers = Table(
         "carriers", "Carriers and brands",
         "one row per carrier or brand (network operators and virtual operators), as registered; "
@@ -357,7 +390,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     region_rigs = rig_groups(region_of)
     rkeys = set(active_region) | {region_of_cell(c.cell) for c in cards} | set(region_rigs)
     rrows = _grouped(sorted(rkeys), active_region, cards, lambda c: region_of_cell(c.cell),
-                     region_rigs, requests, w)
+                     region_rigs, requests, w, config.min_population)
     rrank = {r[0]: r[5] for r in rrows}
     rorder = {k: i for i, k in enumerate(_order(rkeys, rrank))}
     rrows.sort(key=lambda r: rorder[r[0]])
@@ -370,8 +403,8 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
                "cell; 'unmapped': a cell no prefix of the table matches"),) + gcols,
         tuple(rrows))
 
-    channels = _channels(facts, prev, start, prev_start)
-    trend_t = _trend(trend)
+    channels = _channels(facts, prev, start, prev_start, config.min_population)
+    trend_t = _trend(trend, config.min_population)
     tta = _time_to_action(cards, requests, w)
     lookups_t = lookups.table(w)
     first_times = tuple(sorted(t for c in cards if c.involved and (t := _first_to_flag(c)) is not None))
@@ -400,7 +433,12 @@ def definitions(config: ReportConfig) -> tuple[tuple[str, str], ...]:
         ("Verdicts and outcomes", "as recorded when the report was generated (they arrive after "
                                   "the month; a later run may differ)"),
         ("Rate", "fraud-involved cards per 10,000 active subscribers of the same carrier, "
-                 "region or channel"),
+                 f"region or channel; given, and ranked, from {config.min_population:,} active "
+                 "subscribers on ([report] min_population): below that a few cards make a "
+                 "large rate by chance, and the group is listed after the ranked ones"),
+        ("95% interval", "each rate's Wilson score interval at 95 %, per 10,000 (columns "
+                         "*_low and *_high): where the true rate plausibly lies given how "
+                         "few subscribers it is measured on; given for small groups too"),
         ("Rig", "flagged SIMs grouped because they share devices, sit together in a cell with "
                 "machine-like traffic, or come from one bulk registration; counted in the month "
                 "of its first flag, for every carrier / region holding one of its cards"),
@@ -417,7 +455,8 @@ def definitions(config: ReportConfig) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: datetime) -> Table:
+def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: datetime,
+              min_population: int) -> Table:
     def per_channel(f: MonthFacts) -> tuple[Counter, Counter]:
         active: Counter[str] = Counter()
         for (_, ch), n in f.active_by_carrier_channel.items():
@@ -429,9 +468,10 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
     keys = {k for k, n in inv.items() if n} | {k for k, n in pinv.items() if n}
     rows = []
     for k in keys:
-        rate, prate = _rate(inv[k], a[k]), _rate(pinv[k], pa[k])
+        rate, prate = _rate(inv[k], a[k], min_population), _rate(pinv[k], pa[k], min_population)
         rows.append([k, a[k], inv[k], rate, pinv[k], prate, inv[k] - pinv[k],
-                     round(rate - prate, 2) if rate is not None and prate is not None else None])
+                     round(rate - prate, 2) if rate is not None and prate is not None else None,
+                     *wilson(inv[k], a[k])])
     rows.sort(key=lambda r: (-r[2], -(r[3] or 0.0), r[0]))
     pm = prev_start.strftime("%Y-%m")
     return Table(
@@ -445,7 +485,8 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
             _c("fraud_involved_cards", "Fraud-involved cards", "SIMs",
                "as in the carrier table, for cards registered through the channel"),
             _c("fraud_per_10k", "Fraud-involved per 10,000", "per 10,000 active SIMs",
-               "fraud_involved_cards / active_subscribers x 10,000"),
+               "fraud_involved_cards / active_subscribers x 10,000; empty below "
+               f"{min_population:,} active subscribers ([report] min_population)"),
             _c("prev_fraud_involved_cards", f"Fraud-involved cards {pm}", "SIMs",
                "the same in the previous month"),
             _c("prev_fraud_per_10k", f"Per 10,000 {pm}", "per 10,000 active SIMs",
@@ -453,10 +494,10 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
             _c("change_cards", "Change in cards", "SIMs", "this month minus the previous"),
             _c("change_per_10k", "Change in rate", "per 10,000 active SIMs",
                "this month's rate minus the previous month's; empty when either is"),
-        ), tuple(tuple([i + 1] + r) for i, r in enumerate(rows)))
+        ) + interval_columns(), tuple(tuple([i + 1] + r) for i, r in enumerate(rows)))
 
 
-def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
+def _trend(months: list[tuple[datetime, MonthFacts]], min_population: int) -> Table:
     rows = []
     for start, f in sorted(months, key=lambda m: m[0]):
         active: Counter[str] = Counter()
@@ -464,7 +505,8 @@ def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
             active[carrier] += n
         inv = Counter(c.carrier for c in f.cards if c.involved)
         for k in sorted(set(active) | set(inv)):
-            rows.append((start.strftime("%Y-%m"), k, active[k], inv[k], _rate(inv[k], active[k])))
+            rows.append((start.strftime("%Y-%m"), k, active[k], inv[k],
+                         _rate(inv[k], active[k], min_population), *wilson(inv[k], active[k])))
     return Table(
         "trend", "Monthly trend", "one row per month and carrier, the report's month last", (
             _c("month", "Month", "", "calendar month (UTC)"),
@@ -473,8 +515,8 @@ def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
             _c("fraud_involved_cards", "Fraud-involved cards", "SIMs",
                "as in the carrier table (verdicts as of now)"),
             _c("fraud_per_10k", "Fraud-involved per 10,000", "per 10,000 active SIMs",
-               "as in the carrier table"),
-        ), tuple(rows))
+               "as in the carrier table (empty below the minimum population)"),
+        ) + interval_columns(), tuple(rows))
 
 
 TTA_BINS = ((0, 900, "up to 15 min"), (900, 3600, "15-60 min"), (3600, 3 * 3600, "1-3 h"),
