@@ -22,11 +22,13 @@ from detector import console
 from detector.api import analyst, audit, callbacks, lifecycle, subscriber_lookup, token
 from detector.api.auth import Authenticator, Credentials, Fixed
 from detector.api.config import ApiConfig
+from detector.api.event_clock import EventClock
 from detector.api.kit import (  # noqa: F401  (Refusal, problem: importable from here too)
     AUDIT,
     AUTH,
     CONFIG,
     CREDENTIALS,
+    EVENT_CLOCK,
     GROUNDS,
     GUARD,
     LIMITER,
@@ -95,6 +97,7 @@ def make_app(pool: asyncpg.Pool, config: ApiConfig,
     app[LIMITER] = RateLimiter(config.rate_per_s, config.burst)
     app[GUARD] = FailureGuard(config.failed_auth_per_min / 60.0, config.failed_auth_burst)
     app[GROUNDS] = config.grounds
+    app[EVENT_CLOCK] = EventClock(pool)
     app[SPEC] = {}
     app.on_response_prepare.append(hide_server_version)
     lifecycle.add_background(app, pool, config, sighup=reload_on_sighup)

@@ -26,6 +26,7 @@ from aiohttp import web
 from detector.api import audit
 from detector.api.auth import Authenticator, CredentialSourceLike, Identity
 from detector.api.config import ApiConfig
+from detector.api.event_clock import EventClock
 from detector.api.grounds import GroundsPolicy
 from detector.api.lockout import FailureGuard, Lockout
 from detector.api.ratelimit import RateLimiter
@@ -47,6 +48,7 @@ AUDIT = web.AppKey("audit", audit.AuditWriter)
 CREDENTIALS = web.AppKey("credentials", CredentialSourceLike)
 GUARD = web.AppKey("failure_guard", FailureGuard)
 GROUNDS = web.AppKey("grounds", GroundsPolicy)
+EVENT_CLOCK = web.AppKey("event_clock", EventClock)
 _RequestKey = getattr(web, "RequestKey", None)   # aiohttp >= 3.12; plain strings before
 REQUEST_ID = _RequestKey("request_id", str) if _RequestKey else "request_id"
 CLIENT_ID = _RequestKey("client_id", str) if _RequestKey else "client_id"

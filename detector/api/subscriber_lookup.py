@@ -24,6 +24,7 @@ from detector.api.grounds import GroundsError, GroundsPolicy
 from detector.api.kit import (
     AUDIT,
     CONFIG,
+    EVENT_CLOCK,
     GROUNDS,
     LOCKED_OUT,
     POOL,
@@ -109,6 +110,14 @@ async def _body_quietly(request: web.Request) -> Any:
     return None
 
 
+async def _date_by_event_time(app: web.Application, entry: dict[str, Any]) -> None:
+    """Add the store's event time to the audit row's query (``event_time``): the report
+    dates a lookup by it (:mod:`detector.api.event_clock`)."""
+    at = await app[EVENT_CLOCK].now()
+    if at is not None:
+        entry["query"] = {**entry.get("query", {}), "event_time": lookup.iso(at)}
+
+
 async def post_lookup(request: web.Request) -> web.Response:
     """Checks in the documented order: credential (401), rate limit (429), role (403), body
     (415, 413, 400), the grounds (400, 403), the lookup (404, 200)."""
@@ -142,6 +151,7 @@ async def post_lookup(request: web.Request) -> web.Response:
             "truncated": found.truncated,
         }
         raw = json.dumps(answer, ensure_ascii=False).encode()
+        await _date_by_event_time(app, entry)
         entry.update(status=200, outcome="answered", reason="",
                      fields=tuple(lookup.field_paths(answer)), answer_sha256=audit.digest(raw))
         try:
@@ -158,6 +168,7 @@ async def post_lookup(request: web.Request) -> web.Response:
             raise
         raw = problem_body(r.status, r.reason, r.detail, request[REQUEST_ID], **r.extra)
         if r.reason != LOCKED_OUT:     # a lockout is audited once, not each refusal
+            await _date_by_event_time(app, entry)
             entry.update(status=r.status, outcome="not_found" if r.status == 404 else "refused",
                          reason=r.reason, fields=(), answer_sha256=audit.digest(raw))
             await append_quietly(app, entry)

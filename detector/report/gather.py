@@ -451,7 +451,10 @@ def definitions(config: ReportConfig) -> tuple[tuple[str, str], ...]:
         (f"Within {w}", f"the service level of the carrier-police mechanism ({config.within_s} s)"),
         ("Percentiles", "median and 95th percentile with linear interpolation between closest "
                         "ranks; empty when nothing was measured"),
-        ("Police lookup", "a request to POST /v1/lookups in the month, as the audit log holds it"),
+        ("Police lookup", "a request to POST /v1/lookups, as the audit log holds it, dated by "
+                          "the event time of the store's data when it was made (the newest "
+                          "record taken in): a month replayed later counts the lookups made "
+                          "on its data; rows without it are dated by when they were made"),
     )
 
 
@@ -577,13 +580,21 @@ class Lookups:
                                 if o != "answered"]))
 
 
+# A lookup's date: the store's event time when it was made (the audit row's
+# query.event_time, see detector.api.event_clock), else when it was made. A month replayed
+# later counts the lookups made on its data; live, the two differ by the feeds' lag.
+LOOKUP_DATE = ("CASE WHEN query->>'event_time' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "
+               "THEN (query->>'event_time')::timestamptz ELSE at END")
+
+
 async def _lookups(conn: asyncpg.Connection, start: datetime, end: datetime) -> Lookups:
     rows = await conn.fetch(
         "SELECT outcome, reason, count(*) AS n FROM audit_log WHERE action = 'lookup' AND "
-        "at >= $1 AND at < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
+        f"{LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
     carriers = await conn.fetch(
         "WITH q AS (SELECT query->>'number_type' AS t, query->>'number' AS num FROM audit_log "
-        "  WHERE action = 'lookup' AND at >= $1 AND at < $2 AND query->>'number' ~ '^[0-9]{1,18}$') "
+        f"  WHERE action = 'lookup' AND {LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 "
+        "  AND query->>'number' ~ '^[0-9]{1,18}$') "
         "SELECT r.carrier, count(*) AS n FROM q JOIN registrations r ON "
         "  (q.t = 'msisdn' AND r.msisdn = q.num::bigint) OR (q.t = 'imsi' AND r.imsi = q.num::bigint) "
         "GROUP BY 1", start, end)

@@ -250,3 +250,29 @@ def test_the_wilson_interval_is_scipys_and_holds_the_rate(n, d):
     assert high == pytest.approx(ci.high * 10_000, abs=0.011)
     assert 0.0 <= low <= round(n / d * 10_000, 2) + 0.01 and high <= 10_000.0
     assert wilson(n, 0) == (None, None)
+
+
+async def test_a_lookup_made_while_a_month_is_replayed_counts_in_that_month(pg_dsn):
+    """A lookup audited now on the data of a replayed October (the store's event time) counts
+    in October's report, not in the month of the wall clock."""
+    from detector.api import audit
+
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await small_store.build(conn)
+        await audit.AuditWriter(pool).append(audit.AuditEntry(
+            request_id="req-replay", client_id="psb", identity="officer", role="police",
+            auth="bearer", case_ref="case-2", legal_basis="art", officer="o",
+            query={"number_type": "msisdn", "number": str(8613800000000 + 2),
+                   "event_time": "2026-10-20T10:00:00Z"},
+            status=200, outcome="answered", reason=""))
+        october = await gather(pool, "2026-10", CONFIG, now=NOW)
+        wall = datetime.now(UTC).strftime("%Y-%m")
+        this_month = await gather(pool, wall, CONFIG, now=NOW)
+    finally:
+        await pool.close()
+    assert october.table("lookups").row(outcome="all")["lookups"] == 6
+    assert october.table("lookups").row(outcome="answered")["lookups"] == 3
+    assert october.table("carriers").row(carrier=CM)["police_lookups"] == 2
+    assert this_month.table("lookups").row(outcome="all")["lookups"] == 0
