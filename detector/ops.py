@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from detector.metrics import LOOKUP_SECONDS
+from detector.metrics import AUTH_LOCKOUTS, LOCKOUT_SCOPES, LOOKUP_SECONDS
 from detector.tomltable import typed_values
 
 if TYPE_CHECKING:
@@ -95,6 +95,9 @@ async def metrics_text(daemon: Daemon) -> str:
         "goipwatch_checkpoint_seconds", "time of each checkpoint commit"))
     out.extend(LOOKUP_SECONDS.exposition(
         "goipwatch_lookup_seconds", "time to answer a subscriber lookup, per HTTP status"))
+    out.extend(AUTH_LOCKOUTS.exposition(
+        "goipwatch_auth_lockouts_total", "authentication lockouts started, per scope (source "
+        "address, named client)", LOCKOUT_SCOPES))
     outbox = await pool.fetch("SELECT status, count(*) n, "
                               "extract(epoch FROM now() - min(created_at)) age "
                               "FROM verification_outbox GROUP BY status")
