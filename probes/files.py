@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.config import ProbeConfig
+from probes.config import ProbeConfig
 from detector.records import Rejected
 from probes.cdrfile import first_event_time, read_cdr_file
 from probes.csvparse import Parsed, read_feed_file, source_name

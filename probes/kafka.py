@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import ProbeConfig
+from probes.config import ProbeConfig
 from detector.records import CdrBatch, Rejected
 from probes.csvparse import Parsed, parse_cdr_block, Layout
 from probes.health import InputHealth
