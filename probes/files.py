@@ -1,6 +1,7 @@
 """File probes: CSV feeds and signalling captures, given as files or dropped into a directory.
 
-A probe finds files and offers each to the daemon as a :class:`FileWork`; the daemon reads
+A probe finds files and offers each to the daemon as a :class:`FileWork` (a
+:class:`probes.interface.FileInput`); the daemon reads
 its blocks (parsed in a worker thread), applies them and commits the file as done. A
 dropped file is offered only once it is *settled*: its name matches no ``ignore`` pattern
 (mediation's ``*.tmp``/``*.part`` while writing) and its size and mtime have not changed for
@@ -33,6 +34,7 @@ from detector.records import Rejected
 from probes.cdrfile import first_event_time, read_cdr_file
 from probes.csvparse import Parsed, read_feed_file, source_name
 from probes.health import InputHealth
+from probes.interface import IdleExitProbe, Intake, Offer, ReportsHealth
 from probes.signalling.pcapfile import first_packet_time
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class FileWork:
     def locate(self, source: str, line: int) -> tuple[str, int]:
         """Where a record of a block came from (for quarantine): its file and line."""
         return source, line
+
+    def hand_to(self, intake: Intake) -> Awaitable[None]:
+        return intake.take_file(self)
 
 
 def sha256_of(path: Path) -> tuple[int, str]:
@@ -93,8 +98,9 @@ def read_capture_file(path: Path) -> Iterator[Parsed]:
     yield Parsed(obs.batch, rejected)
 
 
-class FileProbe:
-    """Offers the files of one feed: ``cdr_csv``, ``registrations_csv`` or ``pcap``."""
+class FileProbe(IdleExitProbe, ReportsHealth):
+    """Offers the files of one feed: ``cdr_csv`` (CSV, BER or GTP′ captures),
+    ``registrations_csv`` or ``pcap`` (signalling)."""
 
     def __init__(self, config: ProbeConfig) -> None:
         self.config = config
@@ -161,7 +167,7 @@ class FileProbe:
             return first_packet_time(path)
         return first_event_time(path, self.config.layout, PEEK_BYTES)
 
-    async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
+    async def run(self, offer: Offer, stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any): each
         look offers what has settled, and a look that offers nothing says so. Finite, end
         when the directory has been idle for ``idle_exit_s``."""
@@ -198,7 +204,7 @@ class FileProbe:
             except TimeoutError:
                 pass
 
-    async def _offer(self, path: Path, offer: Callable[[FileWork | None], Awaitable[None]]) -> bool:
+    async def _offer(self, path: Path, offer: Offer) -> bool:
         """Offer one file; True once the daemon has committed it. A file committed before (by
         this probe, before it was started again) is not offered again."""
         try:
