@@ -1,14 +1,14 @@
 """File probes: CSV feeds and signalling captures, given as files or dropped into a directory.
 
 A probe finds files and offers each to the daemon as a :class:`FileWork` (a
-:class:`probes.interface.FileInput`); the daemon reads
-its blocks (parsed in a worker thread), applies them and commits the file as done. A
-dropped file is offered only once it is *settled*: its name matches no ``ignore`` pattern
-(mediation's ``*.tmp``/``*.part`` while writing) and its size and mtime have not changed for
-``settle_s`` seconds, so a file still being written is not read early (a file last written
-longer ago than that, as in an archive, is settled at the first look). A probe with nothing
-ready says so (``offer(None)``), so that the daemon, which takes offers in event-time order
-(:mod:`detector.offers`), does not wait for it.
+:class:`probes.interface.FileInput`); the daemon reads its blocks (parsed in a worker
+thread), applies them and commits the file as done. A dropped file is offered only once it
+is *settled*: its name matches no ``ignore`` pattern (mediation's ``*.tmp``/``*.part`` while
+writing) and its size and mtime have not changed for ``settle_s`` seconds, so a file still
+being written is not read early (a file last written longer ago than that, as in an archive,
+is settled at the first look). A probe with nothing ready says so (``offer(None)``), so that
+the daemon, which takes offers in event-time order (:mod:`detector.offers`), does not wait
+for it.
 
 A file counts as taken once the daemon has committed it (the offer returns): a probe started
 again after a failure offers the others again and none of those. In a finite run
@@ -29,9 +29,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from probes.config import ProbeConfig
 from detector.records import Rejected
 from probes.cdrfile import first_event_time, read_cdr_file
+from probes.config import ProbeConfig
 from probes.csvparse import Parsed, read_feed_file, source_name
 from probes.health import InputHealth
 from probes.interface import IdleExitProbe, Intake, Offer, ReportsHealth
@@ -119,7 +119,7 @@ class FileProbe(IdleExitProbe, ReportsHealth):
     def settled(self) -> list[Path]:
         """Files in the watch directory whose size and mtime held since the last look, or
         were last written more than ``settle_s`` ago."""
-        ready = []
+        ready: list[Path] = []
         watch = self.config.watch
         if watch is None:
             return ready

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from probes.config import ProbeConfig
 from detector.records import CdrBatch, Rejected
+from probes.config import ProbeConfig
 from probes.csvparse import Parsed, parse_cdr_block, Layout
 from probes.health import InputHealth
 from probes.interface import (FiniteProbe, Intake, Offer, Offsets, ReportsHealth, ReportsLag,
