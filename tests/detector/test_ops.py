@@ -47,6 +47,7 @@ sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"
 client_id = "fraud-desk"
 identity = "analyst:li"
 role = "analyst"
+officers = ["GZ044123"]
 """)
     monkeypatch.setenv("GOIPWATCH_PLATFORM_SECRET", "a-secret-for-a-platform-that-is-down")
     files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
@@ -83,8 +84,9 @@ backoff_cap_s = 600.0
                 await http.post(f"http://{host}:{port}/v1/lookups",
                                 headers={"Authorization": f"Bearer {token}"},
                                 json={"number": number, "number_type": "imsi",
-                                      "case_ref": "FD-1", "legal_basis": "fraud review",
-                                      "officer": "li"})
+                                      "case_ref": "GZ-2026-0042",
+                                      "legal_basis": "Anti-Telecom and Online Fraud Law Art. 14",
+                                      "officer": "GZ044123"})
         ops = "http://%s:%d" % daemon._ops.addresses[0][:2]
         live, _ = await get(f"{ops}/livez")
         ready, ready_body = await get(f"{ops}/readyz")
