@@ -66,6 +66,20 @@ async def metrics_text(daemon: Daemon) -> str:
     flags = await pool.fetch("SELECT kind, count(*) n FROM flags GROUP BY kind ORDER BY kind")
     metric("goipwatch_flags", "gauge", "flagged SIMs, per kind",
            [({"kind": r["kind"]}, r["n"]) for r in flags])
+    cal = daemon.pipe.calibrator
+    if cal is not None:
+        now = cal.status()
+        metric("goipwatch_calibration_calibrated", "gauge",
+               "1 while the scorer uses a model calibrated to the watched population, 0 with the prior",
+               [({}, int(now["model"] == "calibrated"))])
+        metric("goipwatch_calibration_sim_days", "gauge",
+               "SIM-days the calibrated model learnt from", [({}, now["sim_days"])])
+        metric("goipwatch_calibration_drift", "gauge",
+               "how far the live population lies from the prior's, per feature "
+               "(largest |log ratio| of median and 99th percentile)",
+               [({"feature": f}, v) for f, v in sorted(now["drift"].items())])
+        metric("goipwatch_calibration_drifting_features", "gauge",
+               "features beyond the drift alert", [({}, len(now["drifting"]))])
     size = daemon.engine.state_bytes()
     metric("goipwatch_feature_sims", "gauge", "SIMs in the feature state", [({}, size["sims"])])
     metric("goipwatch_feature_state_bytes", "gauge", "bytes of feature state", [({}, size["bytes"])])

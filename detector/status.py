@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
 
+from detector.calibration import CalibrationPolicy
 from detector.config import Config
+from detector.records import iso
 from detector.store.db import session
 from detector.verify import outbox_summary
+
+
+def print_calibration(row, policy: CalibrationPolicy) -> None:
+    """The model in use and where the live population departs from the prior's."""
+    if not policy.enabled:
+        print("calibration: off (the configured model as it is)")
+        return
+    if row is None or not row["sim_days"]:
+        print("calibration: the prior (the configured model) until the baseline is fitted")
+        return
+    drift = json.loads(row["drift"]) if row["drift"] else {}
+    moved = sorted(((v, f) for f, v in drift.items() if v >= policy.drift_alert), reverse=True)
+    print(f"calibration: calibrated at {iso(row['fitted_at'])} on {row['sim_days']} SIM-days "
+          f"({row['trimmed']} trimmed as rig-like, {row['excluded']} flagged SIMs left out); "
+          f"next at {iso(row['next_fit'])}")
+    if moved:
+        print(f"  drift: {len(moved)} feature(s) of the live population lie beyond "
+              f"{math.exp(policy.drift_alert):.0f}x the prior's percentiles: " +
+              ", ".join(f"{f} ({math.exp(v):.1f}x)" for v, f in moved))
+        print("  the reasons' yardstick follows the live population where it is more tolerant, "
+              "the prior's elsewhere; a row must be anomalous to both forests")
+    else:
+        print("  drift: none beyond the alert")
 
 
 async def status(config: Config, quarantine: int = 10) -> int:
@@ -28,6 +54,8 @@ async def status(config: Config, quarantine: int = 10) -> int:
         counters = await pool.fetchval("SELECT value FROM engine_state WHERE key = 'counters'")
         print("counters:", json.dumps(json.loads(counters) if counters else {}))
         print("flags:", await pool.fetchval("SELECT count(*) FROM flags"))
+        print_calibration(await pool.fetchrow("SELECT * FROM calibration_model WHERE id = 1"),
+                          config.detector.calibration)
         outbox = await outbox_summary(pool)
         print("verification outbox:", json.dumps(outbox, default=str))
         rows = await pool.fetch("SELECT probe, source, line, reason FROM quarantine "

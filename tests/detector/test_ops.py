@@ -119,6 +119,31 @@ backoff_cap_s = 600.0
     for r in flagged:
         assert str(r["imsi"]) not in text and (not r["msisdn"] or str(r["msisdn"]) not in text)
     assert imsi(999_999) not in text
+    # calibrated to the watched population, and where it departs from the prior shows
+    assert m["goipwatch_calibration_calibrated"] == 1
+    assert m["goipwatch_calibration_sim_days"] >= 1000
+    assert 'goipwatch_calibration_drift{feature="voice_out_24h"}' in m
+    assert m["goipwatch_calibration_drifting_features"] >= 0
+
+
+async def test_status_tells_the_model_in_use_and_the_drift(tmp_path, pg_dsn, small_world, small_model,
+                                                          capsys):
+    from detector.status import status
+
+    cfg = config_mod.load(write_config(tmp_path, pg_dsn, small_model, small_world,
+                                       split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=24)))
+    daemon = Daemon(cfg)
+    try:
+        await daemon.open()
+        await daemon.run(until_done=True)
+    finally:
+        await daemon.close()
+    capsys.readouterr()
+    assert await status(cfg) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("calibration:"))
+    assert "calibrated at 2026-10-0" in line and "SIM-days" in line
+    assert "drift:" in out
 
 
 async def test_kafka_lag_and_readiness_follow_the_probes(tmp_path, pg_dsn, small_model, monkeypatch):
