@@ -157,6 +157,8 @@ def detect(loaded: Loaded, cfg: Config, model_path: Path | None = None, seed: in
     or, with ``fit_on_input``, a model fitted on the whole input first. Then the replay, with
     the settings of ``cfg``."""
     kw = dict(interval_s=cfg.detector.scoring_interval_s, features=cfg.features)
+    if not len(loaded.cdr):
+        raise model_mod.ModelError("no records to score: the input holds none that could be read")
     if fit_on_input:
         return score(loaded, train_on(loaded, seed=seed, **kw), cfg.detector.policy,
                      rig_policy=cfg.detector.rigs, **kw)

@@ -395,6 +395,9 @@ def recalibrate(prior: TrainedModel, baseline: Baseline, *, at: int, quantile: f
     rig_like = _rig_like(window, first, min_reasons, margin)
     keep_day = ~rig_like
     rows = window.rows[keep_day[window.row_day]]
+    # in an order of their own values: the forest's random draws then pick the same rows for
+    # the same traffic, whatever the SIMs' identifiers or the order they were first seen in
+    rows = rows[np.lexsort(rows.T[::-1])]
     if keep_day.sum() < policy.min_sim_days or len(rows) < 50:
         return Calibration(prior, 0, int(rig_like.sum()), len(exclude), at, {})
     try:

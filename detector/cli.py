@@ -198,7 +198,7 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
     for f in (cdr_csv, labels_csv):
         if not f.is_file():
             raise FileNotFoundError(f"{f}: not found (is {world} a simulated world?)")
-    cfg = config_mod.Config()
+    cfg = config_mod.load(args.config) if args.config else config_mod.Config()
     # a daemon deployed at the world's start reads the archive first (simulate --archive-hours)
     cdrs = [p for p in (world / "archive.csv", cdr_csv) if p.is_file()]
     captures = [] if args.no_signalling else \
@@ -587,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", type=Path, help=MODEL_HELP)
     e.add_argument("--fit-on-input", action="store_true", help=FIT_HELP)
     e.add_argument("--seed", type=int, default=0, help="seed of the fitted models")
+    e.add_argument("--config", type=Path, help="policy, calibration and feature settings")
     e.add_argument("--no-signalling", action="store_true",
                    help="ignore the world's signalling.pcap (to measure what it adds)")
     e.set_defaults(func=cmd_evaluate)
