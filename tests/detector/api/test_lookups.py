@@ -273,3 +273,17 @@ async def test_sims_and_devices_with_leading_zeros_are_answered_by_their_15_digi
     resp = await client.post("/v1/lookups", json={**BODY, "number_type": "imei", "number": IMEI_B},
                              headers=auth("police"))
     assert [s["imsi"] for s in (await resp.json())["subscribers"]] == [ZERO_IMSI, ZERO_OTHER, IMSI, OTHER_IMSI]
+
+
+async def test_concurrent_lookups_are_audited_one_row_each_with_the_body_sent(client, pool):
+    bodies = ([BODY] * 12 + [{**BODY, "number": "8613900000000"}] * 4      # answered, unknown
+              + [{**BODY, "case_ref": "x"}] * 4)                            # refused
+    responses = await asyncio.gather(*[client.post("/v1/lookups", json=b, headers=auth("police"))
+                                       for b in bodies])
+    sent = {r.headers["X-Request-Id"]: (r.status, hashlib.sha256(await r.read()).hexdigest())
+            for r in responses}
+    assert sorted(s for s, _ in sent.values()) == [200] * 12 + [400] * 4 + [404] * 4
+    rows = await audit_rows(pool)
+    assert len(rows) == len(bodies)
+    assert {r["request_id"]: (r["status"], r["answer_sha256"]) for r in rows} == sent
+    assert (await verify_audit(pool)).ok
