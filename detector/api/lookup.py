@@ -139,8 +139,12 @@ _RESOLVE = {
 }
 # Everything on those SIMs in one statement (one round trip for a lookup): the first $2 SIMs
 # by IMSI with how many there are, each with its registration, flags (oldest first), the rigs
-# of its flags, its newest feature snapshot, its checkpointed state and the stored layout of
-# that state.
+# of its flags, its newest feature snapshot, its checkpointed state, the stored layout of
+# that state, and the names of the cells the state names: the top cell of each hourly slot,
+# a little-endian int32 at the byte offsets $3 of a record of $4 bytes (this version's
+# layout; when the stored layout is another, the state and these names are not used). SQL's
+# | and << share one precedence, hence the parentheses; int4's << wraps, so -1 (no cell)
+# reads as -1.
 _FIND = """
 WITH asked AS (SELECT imsi, count(*) OVER () AS total FROM ({resolve}) q ORDER BY imsi LIMIT $2)
 SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_at, r.id_hash,
@@ -154,12 +158,30 @@ SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_
        (SELECT ROW(s.event_time, s.purpose, s.features::text) FROM feature_snapshots s
          WHERE s.imsi = a.imsi ORDER BY s.event_time DESC, s.id DESC LIMIT 1) AS snap,
        st.state, st.updated_at AS state_at,
-       (SELECT e.value::text FROM engine_state e WHERE e.key = 'layout') AS layout
+       (SELECT e.value::text FROM engine_state e WHERE e.key = 'layout') AS layout,
+       (SELECT array_agg(ROW(c.id, c.name)) FROM cells c WHERE c.id IN (
+           SELECT get_byte(st.state, o) | (get_byte(st.state, o + 1) << 8)
+                  | (get_byte(st.state, o + 2) << 16) | (get_byte(st.state, o + 3) << 24)
+             FROM unnest($3::int[]) AS o)
+         AND length(st.state) = $4) AS cell_names
   FROM asked a
   LEFT JOIN registrations r ON r.imsi = a.imsi
   LEFT JOIN sim_state st ON st.imsi = a.imsi
  ORDER BY a.imsi"""
 _FIND_BY = {kind: _FIND.format(resolve=sql) for kind, sql in _RESOLVE.items()}
+
+
+def _top_cell_offsets() -> list[int]:
+    """Byte offsets of ``slot[k].top_cell`` (k = 0 .. SLOTS-1) in a SIM state record."""
+    slot_type, slot_at = st.SIM_STATE.fields["slot"][:2]
+    one = slot_type.base
+    cell_type, cell_at = one.fields["top_cell"][:2]
+    if cell_type != np.dtype("<i4"):
+        raise TypeError(f"slot.top_cell is {cell_type}, the lookup reads little-endian int32")
+    return [slot_at + k * one.itemsize + cell_at for k in range(slot_type.shape[0])]
+
+
+_TOP_CELL_AT = _top_cell_offsets()
 _FLAG = ("msisdn", "kind", "score", "flagged_at", "rig_id", "reasons", "status")
 _RIG = ("id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence")
 _layout_seen: tuple[str, bool] = ("", False)     # the last stored layout read, and whether it is ours
@@ -177,19 +199,18 @@ def _layout_is_ours(text: str | None) -> bool:
 
 
 async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
-    """Everything the store holds on the SIMs behind ``number`` (normalised digits): one
-    statement, and one more for the names of the cells in the SIMs' checkpointed state."""
+    """Everything the store holds on the SIMs behind ``number`` (normalised digits), read in
+    one statement."""
     key = ids.imei_text(number) if number_type == "imei" else int(number)
-    rows = await conn.fetch(_FIND_BY[number_type], key, limit)
+    rows = await conn.fetch(_FIND_BY[number_type], key, limit, _TOP_CELL_AT,
+                            st.SIM_STATE.itemsize)
     if not rows:
         return Found([])
     truncated = rows[0]["total"] > limit
     layout_ok = _layout_is_ours(rows[0]["layout"])
     raw = {r["imsi"]: _history(r["state"]) for r in rows
            if layout_ok and r["state"] is not None}
-    cell_ids = sorted({c for _, cells in raw.values() for _, c in cells})
-    names = {r["id"]: r["name"] for r in await conn.fetch(
-        "SELECT id, name FROM cells WHERE id = ANY($1::int[])", cell_ids)} if cell_ids else {}
+    names = {c: name for r in rows for c, name in r["cell_names"] or ()}
 
     out = []
     for r in rows:
