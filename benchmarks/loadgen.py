@@ -55,11 +55,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 class Outcome:
     """What one load process measured: latencies (seconds, from the due time) of the requests
     answered, the count of each HTTP status, failures (no answer: timeout, connection lost)
-    and when the last answer arrived (seconds after the start)."""
+    and when the last answer arrived (seconds after the start); the CPU time the load process
+    spent (set by its caller)."""
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0
     last_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float) -> dict:

@@ -172,10 +172,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(dsn: str) -> list[int]:
+    """The server processes of the connections to the benchmark's database (the API's pool),
+    when the server runs on this machine: their CPU is the store's share of a lookup."""
+    import asyncpg as apg
+
+    async def pids() -> list[int]:
+        conn = await apg.connect(dsn)
+        try:
+            return [r["pid"] for r in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(pids())
+
+
 class ApiProcess:
     """``goipwatch api`` on a configuration written for the benchmark (a subprocess)."""
 
     def __init__(self, dsn: str, tmp: Path, pool_size: int) -> None:
+        self.dsn = dsn
         self.port = free_port()
         creds = tmp / "credentials.toml"
         officers = ", ".join(f'"{o}"' for o in OFFICERS)
@@ -210,8 +237,7 @@ class ApiProcess:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the API process so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_s(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -235,7 +261,10 @@ def _load_worker(port: int, n: int, rate: float, seconds: float, seed: int, conn
     async def run() -> loadgen.Outcome:
         ready.put(len(requests))
         start = await asyncio.get_running_loop().run_in_executor(None, go.get)
-        return await loadgen.run_open_loop("127.0.0.1", port, requests, start, connections)
+        cpu0 = time.process_time()
+        out = await loadgen.run_open_loop("127.0.0.1", port, requests, start, connections)
+        out.cpu_s = time.process_time() - cpu0
+        return out
 
     results.put(asyncio.run(run()))
 
@@ -279,15 +308,21 @@ def run_rate(api: ApiProcess, n: int, rate: float, seconds: float, seed: int, cl
                                daemon=True)
         pdf_proc.start()
     load0, cpu0 = os.getloadavg()[0], api.cpu_s()
+    pids = backend_pids(api.dsn)
+    store0 = {pid: process_cpu_s(pid) for pid in pids}
     for q in gos:
         q.put(start)
     got = [results.get(timeout=seconds + 600) for _ in procs + ([pdf_proc] if pdf_proc else [])]
     cpu = api.cpu_s() - cpu0
+    store = sum(process_cpu_s(pid) - store0.get(pid, 0.0) for pid in backend_pids(api.dsn))
     for p in procs + ([pdf_proc] if pdf_proc else []):
         p.join(30)
     outcomes = [g for g in got if isinstance(g, loadgen.Outcome)]
     out = loadgen.summarise(outcomes, rate, seconds)
-    out["api_cpu_ms_per_lookup"] = round(cpu * 1e3 / max(out["answered"], 1), 3)
+    answered = max(out["answered"], 1)
+    out["cpu_ms_per_lookup"] = {
+        "api": round(cpu * 1e3 / answered, 3), "store": round(store * 1e3 / answered, 3),
+        "load_generator": round(sum(o.cpu_s for o in outcomes) * 1e3 / answered, 3)}
     out["api_cpu_share"] = round(cpu / seconds, 2)
     out["load_average_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     for g in got:

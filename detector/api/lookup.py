@@ -144,7 +144,7 @@ _RESOLVE = {
 # a little-endian int32 at the byte offsets $3 of a record of $4 bytes (this version's
 # layout; when the stored layout is another, the state and these names are not used). SQL's
 # | and << share one precedence, hence the parentheses; int4's << wraps, so -1 (no cell)
-# reads as -1.
+# reads as -1. (= ANY(ARRAY(...)) looks the names up by the key, never a scan of the cells.)
 _FIND = """
 WITH asked AS (SELECT imsi, count(*) OVER () AS total FROM ({resolve}) q ORDER BY imsi LIMIT $2)
 SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_at, r.id_hash,
@@ -159,11 +159,11 @@ SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_
          WHERE s.imsi = a.imsi ORDER BY s.event_time DESC, s.id DESC LIMIT 1) AS snap,
        st.state, st.updated_at AS state_at,
        (SELECT e.value::text FROM engine_state e WHERE e.key = 'layout') AS layout,
-       (SELECT array_agg(ROW(c.id, c.name)) FROM cells c WHERE c.id IN (
+       (SELECT array_agg(ROW(c.id, c.name)) FROM cells c
+         WHERE length(st.state) = $4 AND c.id = ANY(ARRAY(
            SELECT get_byte(st.state, o) | (get_byte(st.state, o + 1) << 8)
                   | (get_byte(st.state, o + 2) << 16) | (get_byte(st.state, o + 3) << 24)
-             FROM unnest($3::int[]) AS o)
-         AND length(st.state) = $4) AS cell_names
+             FROM unnest($3::int[]) AS o))) AS cell_names
   FROM asked a
   LEFT JOIN registrations r ON r.imsi = a.imsi
   LEFT JOIN sim_state st ON st.imsi = a.imsi
