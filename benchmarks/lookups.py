@@ -184,10 +184,8 @@ def process_cpu_s(pid: int) -> float:
 def backend_pids(dsn: str) -> list[int]:
     """The server processes of the connections to the benchmark's database (the API's pool),
     when the server runs on this machine: their CPU is the store's share of a lookup."""
-    import asyncpg as apg
-
     async def pids() -> list[int]:
-        conn = await apg.connect(dsn)
+        conn = await asyncpg.connect(dsn)
         try:
             return [r["pid"] for r in await conn.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
@@ -269,15 +267,19 @@ def _load_worker(port: int, n: int, rate: float, seconds: float, seed: int, conn
     results.put(asyncio.run(run()))
 
 
-def _pdf_worker(port: int, stop_at: float, results) -> None:
-    """A regulator fetching the month's report as a PDF, one after the other, until ``stop_at``."""
+def _pdf_worker(port: int, seconds: float, ready, go, results) -> None:
+    """A regulator fetching the month's report as a PDF, one after the other, from the start
+    for ``seconds`` (the last one in flight is waited for)."""
     times, statuses = [], {}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/reports/{REPORT_MONTH}?format=pdf",
                                  headers={"Authorization": f"Bearer {REGULATOR_TOKEN}"})
-    while time.monotonic() < stop_at:
+    ready.put(0)
+    start = go.get()
+    time.sleep(max(0.0, start - time.monotonic()))
+    while time.monotonic() < start + seconds:
         t0 = time.monotonic()
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=300) as r:
                 r.read()
                 statuses[r.status] = statuses.get(r.status, 0) + 1
         except urllib.error.HTTPError as e:
@@ -297,25 +299,24 @@ def run_rate(api: ApiProcess, n: int, rate: float, seconds: float, seed: int, cl
     procs = [ctx.Process(target=_load_worker, daemon=True,
                          args=(api.port, n, rate / clients, seconds, seed * 1000 + k,
                                connections, ready, gos[k], results)) for k in range(clients)]
+    if pdf:
+        gos.append(ctx.Queue())
+        procs.append(ctx.Process(target=_pdf_worker, daemon=True,
+                                 args=(api.port, seconds, ready, gos[-1], results)))
     for p in procs:
         p.start()
     for _ in procs:
         ready.get(timeout=300)
     start = time.monotonic() + 0.5
-    pdf_proc = None
-    if pdf:
-        pdf_proc = ctx.Process(target=_pdf_worker, args=(api.port, start + seconds, results),
-                               daemon=True)
-        pdf_proc.start()
     load0, cpu0 = os.getloadavg()[0], api.cpu_s()
     pids = backend_pids(api.dsn)
     store0 = {pid: process_cpu_s(pid) for pid in pids}
     for q in gos:
         q.put(start)
-    got = [results.get(timeout=seconds + 600) for _ in procs + ([pdf_proc] if pdf_proc else [])]
+    got = [results.get(timeout=seconds + 600) for _ in procs]
     cpu = api.cpu_s() - cpu0
     store = sum(process_cpu_s(pid) - store0.get(pid, 0.0) for pid in backend_pids(api.dsn))
-    for p in procs + ([pdf_proc] if pdf_proc else []):
+    for p in procs:
         p.join(30)
     outcomes = [g for g in got if isinstance(g, loadgen.Outcome)]
     out = loadgen.summarise(outcomes, rate, seconds)
@@ -363,7 +364,7 @@ def saturate(api: ApiProcess, args) -> dict:
             "runs": runs}
 
 
-async def measure(dsn: str, args) -> dict:
+def measure(dsn: str, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="goipwatch-bench-") as tmp:
         api = ApiProcess(dsn, Path(tmp), args.pool_size)
         try:
@@ -382,6 +383,14 @@ async def measure(dsn: str, args) -> dict:
                                   args.clients, args.connections)
         finally:
             api.stop()
+    result.update(asyncio.run(audit_figures(dsn)))
+    result["subscribers"] = args.subscribers
+    result["pool_size"] = args.pool_size
+    return result
+
+
+async def audit_figures(dsn: str) -> dict:
+    """The audit chain after the runs: verified, its rows, the lookups among them."""
     pool = await db.connect(dsn)
     try:
         t0 = time.perf_counter()
@@ -389,13 +398,8 @@ async def measure(dsn: str, args) -> dict:
         lookups = await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'lookup'")
     finally:
         await pool.close()
-    result["audit_rows"] = report.rows
-    result["audit_lookup_rows"] = lookups
-    result["audit_ok"] = report.ok
-    result["audit_verify_s"] = round(time.perf_counter() - t0, 2)
-    result["subscribers"] = args.subscribers
-    result["pool_size"] = args.pool_size
-    return result
+    return {"audit_rows": report.rows, "audit_lookup_rows": lookups, "audit_ok": report.ok,
+            "audit_verify_s": round(time.perf_counter() - t0, 2)}
 
 
 async def create_database() -> str:
@@ -421,24 +425,25 @@ async def drop_database(name: str) -> None:
 
 
 
-async def amain(args) -> None:
+def bench(args) -> None:
     if args.reuse and not args.reuse.startswith(DB_PREFIX):
         raise SystemExit(f"--reuse takes a database this benchmark kept ({DB_PREFIX}...)")
     created = args.reuse is None
-    name = await create_database() if created else args.reuse
+    name = asyncio.run(create_database()) if created else args.reuse
     dsn = f"{ADMIN_DSN.rpartition('/')[0]}/{name}"
     try:
         if created:
-            await populate(dsn, args.subscribers)
-        result = await measure(dsn, args)
+            asyncio.run(populate(dsn, args.subscribers))
+        result = measure(dsn, args)
         result["database"] = name
-        import asyncpg as _apg, aiohttp, numpy
-        result["machine"] = machine(asyncpg=_apg.__version__, aiohttp=aiohttp.__version__,
+        import aiohttp
+        import numpy
+        result["machine"] = machine(asyncpg=asyncpg.__version__, aiohttp=aiohttp.__version__,
                                     numpy=numpy.__version__)
         print(json.dumps(result, indent=2))
     finally:
         if created and not args.keep:
-            await drop_database(name)
+            asyncio.run(drop_database(name))
         elif created:
             print(f"kept database {name} (--reuse {name} to run against it again)", file=sys.stderr)
 
@@ -463,7 +468,7 @@ def main() -> None:
     p.add_argument("--reuse", metavar="NAME",
                    help=f"run against a database kept by --keep ({DB_PREFIX}...); never dropped")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    asyncio.run(amain(p.parse_args()))
+    bench(p.parse_args())
 
 
 if __name__ == "__main__":

@@ -87,8 +87,10 @@ async def _render(report: Report, fmt: str, table: str, config: ReportConfig,
 def report_routes(config: ReportConfig = ReportConfig(),
                   renderer: RenderPool | None = None) -> web.RouteTableDef:
     """The report route, for ``make_app(..., routes=[...])``; documents are rendered by
-    ``renderer`` (by default the process's worker, :func:`default_renderer`)."""
+    ``renderer`` (by default the process's worker, :func:`default_renderer`), started here."""
     routes = web.RouteTableDef()
+    renderer = renderer or default_renderer()
+    renderer.start()
 
     async def answer(request: web.Request, caller: Caller, query: dict,
                      pool: asyncpg.Pool) -> Answer:
@@ -100,8 +102,7 @@ def report_routes(config: ReportConfig = ReportConfig(),
         except ReportError as e:
             raise Refusal(400, "invalid_value", str(e), field="month") from None
         report = await gather(pool, month, config)
-        body, fields = await _render(report, fmt, table, config,
-                                     renderer or default_renderer())
+        body, fields = await _render(report, fmt, table, config, renderer)
         headers = {"Cache-Control": "no-store"}
         if fmt != "json":
             name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"

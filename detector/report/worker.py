@@ -3,7 +3,7 @@ event loop (and with it every lookup) for the seconds matplotlib or openpyxl tak
 
 A thread would not do: rendering is Python code that holds the GIL the event loop needs. The
 worker is a separate process (spawned, not forked from a process with a running loop and a
-connection pool), started at the first rendering, one at a time (matplotlib's pyplot state is
+connection pool), started with the API (:meth:`RenderPool.start`) or at the first rendering, one at a time (matplotlib's pyplot state is
 per process and a 2-core machine has no core to spare for a second), at a lower scheduling
 priority than the API, so that the kernel gives the lookups the CPU first. At most ``queue``
 renderings wait or run; one more is refused (:class:`RenderBusy`) rather than queued without
@@ -72,6 +72,11 @@ class RenderPool:
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker, initargs=(self.nice,))
         return self._executor
+
+    def start(self) -> None:
+        """Start the worker now (it loads matplotlib), so that the first request does not
+        wait for it; called when the routes are made, before the API serves."""
+        self._pool().submit(os.getpid)
 
     async def render(self, fmt: str, report: Report, top_channels: int = 20) -> bytes:
         """The document, rendered by the worker; :class:`RenderBusy` when ``queue`` renderings
