@@ -65,9 +65,11 @@ class Outcome:
 
 
 def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float) -> dict:
-    """The merged figures of ``outcomes``: p50/p95/p99/max latency in ms, the achieved rate
-    (answers per second, over the span from the start to the last answer, so a server that
-    falls behind shows a lower rate than offered) and the errors (failures plus 5xx)."""
+    """The merged figures of ``outcomes``: p50/p95/p99/max latency in ms, the rate sent (the
+    schedule's requests over the run: the offered rate give or take the Poisson draw), the
+    achieved rate (answers per second, over the span from the start to the last answer, so a
+    server that falls behind shows a lower rate than it was sent) and the errors (failures
+    plus 5xx)."""
     lat = sorted(x for o in outcomes for x in o.latencies)
     statuses: dict[int, int] = {}
     for o in outcomes:
@@ -76,6 +78,7 @@ def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float) 
     failures = sum(o.failures for o in outcomes)
     span = max([seconds] + [o.last_s for o in outcomes])
     out: dict = {"rate_offered": round(offered_rate, 1), "requests": len(lat) + failures,
+                 "rate_sent": round((len(lat) + failures) / seconds, 1),
                  "answered": len(lat), "rate_achieved": round(len(lat) / span, 1),
                  "errors": failures + sum(v for k, v in statuses.items() if k >= 500),
                  "failures": failures, "statuses": dict(sorted(statuses.items()))}

@@ -333,9 +333,9 @@ def run_rate(api: ApiProcess, n: int, rate: float, seconds: float, seed: int, cl
 
 
 def held(result: dict, p99_ms: float) -> bool:
-    """Whether a run met the level: p99 within bound, no errors, the offered rate kept up."""
+    """Whether a run met the level: p99 within bound, no errors, the rate sent kept up with."""
     return (result["errors"] == 0 and result.get("p99_ms", float("inf")) <= p99_ms
-            and result["rate_achieved"] >= 0.97 * result["rate_offered"])
+            and result["rate_achieved"] >= 0.97 * result["rate_sent"])
 
 
 def saturate(api: ApiProcess, args) -> dict:

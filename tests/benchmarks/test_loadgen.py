@@ -75,7 +75,7 @@ def test_summary_merges_processes_and_counts_errors():
     a = Outcome(latencies=[0.001] * 98, statuses={200: 90, 404: 8}, failures=0, last_s=10.0)
     b = Outcome(latencies=[0.5, 0.002], statuses={200: 1, 503: 1}, failures=2, last_s=12.5)
     s = summarise([a, b], offered_rate=10.0, seconds=10.0)
-    assert s["answered"] == 100 and s["requests"] == 102
+    assert s["answered"] == 100 and s["requests"] == 102 and s["rate_sent"] == 10.2
     assert s["errors"] == 3 and s["failures"] == 2          # two without answer, one 503
     assert s["statuses"] == {200: 91, 404: 8, 503: 1}
     assert s["rate_achieved"] == 8.0                        # 100 answers over 12.5 s
