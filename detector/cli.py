@@ -127,6 +127,18 @@ def _on_store(cfg, work):
 def cmd_simulate(args: argparse.Namespace) -> int:
     from detector.world.simulate import WorldParams, simulate_world
 
+    if args.generator == "boxgen":
+        from detector.world.boxgen import BoxParams, simulate_boxworld
+
+        if args.pcap or args.archive_hours:
+            print("goipwatch simulate: error: --generator boxgen writes no capture and no archive "
+                  "(--pcap, --archive-hours)", file=sys.stderr)
+            return 2
+        box = simulate_boxworld(BoxParams(subscribers=args.subscribers, days=args.days,
+                                          seed=args.seed, mix=args.mix), args.out)
+        print(f"world written to {box.out_dir}: {box.sims} SIMs, {box.records} records",
+              file=sys.stderr)
+        return 0
     summary = simulate_world(WorldParams(subscribers=args.subscribers, days=args.days,
                                          seed=args.seed, mix=args.mix, pcap=args.pcap,
                                          archive_hours=args.archive_hours), args.out)
@@ -153,6 +165,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         verdicts[str(world)] = _evaluate_world(world, flags, args.out, args)
         print()
     if len(worlds) > 1:
+        from detector.world.family import format_family
+
+        print("== each world")
+        print(format_family({w: ours for w, (ours, _) in verdicts.items()}))
+        print()
         print("== all worlds")
         print(format_worlds(verdicts))
     return 0
@@ -169,6 +186,7 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
     from detector.records import RecordType
     from detector.world.baseline import run_baseline
     from detector.world.evaluate import evaluate, format_comparison, format_table
+    from detector.world.family import world_info
     from detector.world.targets import check, format_checks
 
     cdr_csv, subs_csv, labels_csv = world / "cdr.csv", world / "subscribers.csv", world / "labels.csv"
@@ -187,8 +205,10 @@ def _evaluate_world(world: Path, flags_csv: Path | None, out: Path | None,
     baseline_csv = world / "baseline_flags.csv"
     run_baseline(cdr_csv, baseline_csv, score_quantile=cfg.detector.policy.score_quantile,
                  seed=args.seed, cdr=loaded.cdr.take(loaded.cdr.record_type < RecordType.SIGNAL))
-    ours = evaluate(labels_csv, flags_csv, cdr_csv)
-    base = evaluate(labels_csv, baseline_csv, cdr_csv)
+    # the detector watched from the archive's start (simulate --archive-hours), else the world's
+    watched = world_info(world)["watched_from"]
+    ours = evaluate(labels_csv, flags_csv, cdr_csv, watched_from=watched)
+    base = evaluate(labels_csv, baseline_csv, cdr_csv, watched_from=watched)
     print(format_table(ours, f"== goipwatch detector ({flags_csv})"))
     print()
     print(format_table(base, f"== naive baseline ({baseline_csv})"))
@@ -535,7 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--subscribers", type=int, default=10_000)
     m.add_argument("--days", type=int, default=2)
     m.add_argument("--seed", type=int, default=1)
-    m.add_argument("--mix", default="default", help="default | hard | key=value,...")
+    m.add_argument("--mix", default="default",
+                   help="default | hard | random (drawn from the seed) | key=value,...; "
+                        "with --generator boxgen: default | hard")
+    m.add_argument("--generator", choices=("simulate", "boxgen"), default="simulate",
+                   help="simulate: the simulator of docs/simulator.md; boxgen: the second "
+                        "generator, modelled from published descriptions of SIM-box traffic "
+                        "(no capture, no archive)")
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--pcap", action="store_true",
                    help="also write signalling.pcap: the attaches of the world as GTPv2-C")

@@ -24,13 +24,10 @@ from detector.ops import OpsConfig
 from detector.report.config import ReportConfig
 from detector.scale.config import ScaleConfig
 from detector.verify.config import SenderConfig
-from probes.csvparse import (CDR_FIELDS, ISO_UTC, REGISTRATION_FIELDS, REGISTRATION_OPTIONAL,
-                             FeedError, Layout, check_header)
+from probes.csvparse import CDR_FIELDS, ISO_UTC, FeedError, Layout, check_header
 from probes import schema
+from probes.config import PROBE_TYPES, ProbeConfig   # ProbeConfig: also imported from here
 from probes.kafka_config import KafkaConfig
-
-PROBE_TYPES = {"cdr_csv": CDR_FIELDS, "registrations_csv": REGISTRATION_FIELDS + REGISTRATION_OPTIONAL,
-               "pcap": (), "kafka": CDR_FIELDS}
 
 
 class ConfigError(ValueError):
@@ -72,20 +69,6 @@ class DetectorConfig:
     scoring_interval_s: int = SCORING_INTERVAL_S
     policy: Policy = Policy()
     rigs: RigPolicy = RigPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeConfig:
-    type: str
-    name: str
-    files: tuple[Path, ...] = ()
-    watch: Path | None = None
-    settle_s: float = 2.0
-    poll_s: float = 1.0
-    ignore: tuple[str, ...] = ("*.tmp", "*.part", ".*")
-    block_bytes: int = 32 << 20
-    layout: Layout = Layout()
-    kafka: KafkaConfig | None = None     # type kafka: [probes.kafka]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from detector import model as model_mod
-from detector.config import Config, ProbeConfig
+from detector.config import Config
 from detector.metrics import Histogram
 from detector.offers import Offers
 from detector.pipeline import Pipeline
@@ -34,8 +34,11 @@ from detector.supervisor import ProbeHealth, Supervisor
 from detector.store import checkpoint as cp
 from detector.store.db import connect, redact, resolve_dsn
 from detector.store.embedded import EmbeddedPostgres
+from probes.config import ProbeConfig
 from probes.csvparse import FeedError
-from probes.files import FileProbe, FileWork
+from probes.files import FileProbe
+from probes.interface import (FileInput, FiniteProbe, IdleExitProbe, MessageInput, Probe,
+                              ResumableProbe, Work)
 
 log = logging.getLogger("goipwatch.daemon")
 
@@ -91,7 +94,9 @@ class Daemon:
         self._embedded: EmbeddedPostgres | None = None
         self.model = model_mod.load(config.detector.model)
         self.scorer = Scorer(self.model, config.detector.policy)
-        self.probes = [make_probe(p) for p in config.probes]
+        self.probes: list[Probe] = [make_probe(p) for p in config.probes]
+        self.until_done = False                  # this run's: see run()
+        self.idle_exit_s: float | None = None
         self.pending = cp.Pending()
         self._cells_saved = 0
         self.files_done = 0
@@ -115,7 +120,7 @@ class Daemon:
         log.info("store connected", extra={"dsn": redact(dsn)})
         await self._restore()
         for probe in self.probes:
-            if hasattr(probe, "resume"):   # stream probes start where the checkpoint ends
+            if isinstance(probe, ResumableProbe):   # start where the checkpoint ends
                 probe.resume(await cp.stream_offsets(self.pool, probe.name))
         await self._catch_up_stream()
         self._api = await serve_api(self.pool, self.config)
@@ -138,23 +143,27 @@ class Daemon:
         """Probes whose task failed and that have not run well since."""
         return self.supervisor.failing() if self.supervisor is not None else []
 
-    async def fresh_probe(self, probe):
+    async def fresh_probe(self, probe: Probe) -> Probe:
         """The probe to start again after ``probe`` failed. A file probe goes on as it was:
         it keeps the files the daemon committed, so it offers none of them again, and one
         offered but not committed was not marked and is offered again. A stream probe is
         built anew at the offsets of the last checkpoint: what it had read past them was
         not committed and is read again."""
-        if not hasattr(probe, "resume"):
+        if not isinstance(probe, ResumableProbe):
             return probe
-        # the client thread of the failed one: a probe that failed before its consumer
-        # opened never shut it down, and one a minute would pile up in a crash loop
-        old_pool = getattr(probe, "_pool", None)
-        if old_pool is not None:
-            old_pool.shutdown(wait=False)
+        probe.discard()
         new = make_probe(probe.config)
-        new.finite = probe.finite
-        new.resume(await cp.stream_offsets(self.pool, new.name))
+        self._set_run(new)
+        if isinstance(new, ResumableProbe):
+            new.resume(await cp.stream_offsets(self.pool, new.name))
         return new
+
+    def _set_run(self, probe: Probe) -> None:
+        """Tell a probe how this run ends (see :meth:`run`)."""
+        if isinstance(probe, FiniteProbe):   # with --until-done, it ends once it has nothing left
+            probe.finite = self.until_done
+        if isinstance(probe, IdleExitProbe):
+            probe.idle_exit_s = self.idle_exit_s
 
     async def _record_health(self, health: ProbeHealth) -> None:
         if self.pool is not None:
@@ -183,11 +192,9 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         offers = Offers(p.name for p in self.probes)
+        self.until_done, self.idle_exit_s = until_done, idle_exit_s
         for p in self.probes:
-            if hasattr(p, "finite"):   # with --until-done, a probe ends once it has nothing left
-                p.finite = until_done
-            if hasattr(p, "idle_exit_s"):
-                p.idle_exit_s = idle_exit_s
+            self._set_run(p)
         if self.pool is not None:
             await cp.reset_probe_health(self.pool, [p.name for p in self.probes])
         self.supervisor = Supervisor(self.probes, offers, self.stopping, self.fresh_probe,
@@ -285,11 +292,12 @@ class Daemon:
 
     # ---- work ----------------------------------------------------------------------------
 
-    async def process(self, work: FileWork) -> None:
+    async def process(self, work: Work) -> None:
+        """Take in one piece of work and commit it with everything it changed."""
+        await work.hand_to(self)
+
+    async def take_file(self, work: FileInput) -> None:
         """Take in one file exactly once and commit it with everything it changed."""
-        if not isinstance(work, FileWork):
-            await self._process_stream(work)
-            return
         prior = await self.pool.fetch(
             "SELECT name FROM ingested_files WHERE probe = $1 AND sha256 = $2",
             work.probe, work.sha256)
@@ -305,7 +313,7 @@ class Daemon:
             await self.checkpoint()
             return
         try:
-            records, rejected = await self._apply_file(work)
+            records, rejected = await self._apply(work)
         except FeedError as e:
             self._reject_file(work, str(e))
             await self.checkpoint()
@@ -327,7 +335,7 @@ class Daemon:
         log.info("file done", extra={"probe": work.probe, "file": work.name,
                                      "records": records, "rejected": rejected})
 
-    async def _refuse_part_way(self, work: FileWork, reason: str) -> None:
+    async def _refuse_part_way(self, work: FileInput, reason: str) -> None:
         """A file that failed after it changed the state in memory: reload the state of the
         last checkpoint and record the file as rejected."""
         log.error("file failed part-way; state reloaded from the last checkpoint", exc_info=True,
@@ -337,9 +345,9 @@ class Daemon:
         self._reject_file(work, reason)
         await self.checkpoint()
 
-    async def _process_stream(self, work) -> None:
+    async def take_messages(self, work: MessageInput) -> None:
         """Apply a micro-batch of messages and commit it with the offsets after it."""
-        records, rejected = await self._apply_file(work)
+        records, rejected = await self._apply(work)
         for (topic, partition), offset in work.offsets.items():
             self.pending.offsets[(work.probe, topic, partition)] = offset
         self.pending.count(work.probe, "messages", work.messages)
@@ -348,7 +356,7 @@ class Daemon:
         log.debug("messages done", extra={"probe": work.probe, "messages": work.messages,
                                           "records": records, "rejected": rejected})
 
-    def _reject_file(self, work: FileWork, reason: str) -> None:
+    def _reject_file(self, work: FileInput, reason: str) -> None:
         log.error("file rejected", extra={"probe": work.probe, "file": work.name,
                                           "reason": reason})
         self.pending.files.append(cp.FileDone(work.probe, work.name, work.size, work.sha256,
@@ -356,7 +364,7 @@ class Daemon:
         self.pending.quarantine.append((work.probe, Rejected(work.name, 0, reason)))
         self.pending.count(work.probe, "files_rejected", 1)
 
-    async def _apply_file(self, work: FileWork) -> tuple[int, int]:
+    async def _apply(self, work: Work) -> tuple[int, int]:
         records = rejected = 0
         async for parsed in work.blocks():
             batch = parsed.batch
@@ -464,7 +472,7 @@ async def serve_api(pool: asyncpg.Pool, config: Config):
     return runner
 
 
-def make_probe(config: ProbeConfig):
+def make_probe(config: ProbeConfig) -> Probe:
     """The probe of a ``[[probes]]`` entry (the Kafka client loads only when one is used)."""
     if config.type == "kafka":
         from probes.kafka import KafkaProbe

@@ -20,10 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 from detector import batch, model as model_mod
-from detector.config import Config, DaemonConfig, DetectorConfig, ProbeConfig, StoreConfig
+from detector.config import Config, DaemonConfig, DetectorConfig, StoreConfig
 from detector.daemon import Daemon
 from detector.ids import imsi_text
 from detector.records import iso, parse_iso
+from probes.config import ProbeConfig
 
 FILE_HOURS = 1   # mediation's files are 5-60 min; no file may span more than lateness_s (1 h)
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "goipwatch.skops"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detector.wording import counted
+
 
 @dataclass(frozen=True, slots=True)
 class Flag:
@@ -39,11 +41,11 @@ class Rig:
     def summary(self) -> str:
         """One line for analysts; the store keeps it, and a rig whose summary changed is
         saved again."""
-        parts = [f"{len(self.sims)} SIMs"]
+        parts = [counted(len(self.sims), "SIM")]
         if self.devices:
-            parts.append(f"{len(self.devices)} devices")
+            parts.append(counted(len(self.devices), "device"))
         if self.cells:
-            parts.append(f"{len(self.cells)} cells")
+            parts.append(counted(len(self.cells), "cell"))
         parts.append(f"active {_iso(self.first)} .. {_iso(self.last)}")
         return "; ".join(parts + sorted(self.evidence.values()))
 

@@ -1,4 +1,4 @@
-"""In-process histograms for ``/metrics`` (Prometheus text exposition, no client library).
+"""In-process histograms and counters for ``/metrics`` (Prometheus text exposition, no client library).
 
 Labels are bounded sets chosen by the code (an HTTP status, a probe name), never values from
 requests or records, so no subscriber identifier can become a label.
@@ -51,9 +51,44 @@ class Histogram:
         return out
 
 
+class Counter:
+    """A monotonic count per label value; safe to increment from worker threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def inc(self, n: int = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._series[key] = self._series.get(key, 0) + n
+
+    def count(self, **labels: str) -> int:
+        with self._lock:
+            return self._series.get(tuple(sorted(labels.items())), 0)
+
+    def exposition(self, name: str, help_: str, always: tuple[dict[str, str], ...] = ()) -> list[str]:
+        """The series as Prometheus text; ``always`` lists label sets shown (at 0) before
+        anything was counted, so a rate over them is defined from the start."""
+        with self._lock:
+            series = dict(self._series)
+        for labels in always:
+            series.setdefault(tuple(sorted(labels.items())), 0)
+        out = [f"# HELP {name} {help_}", f"# TYPE {name} counter"]
+        for key, n in sorted(series.items()):
+            base = ",".join(f'{k}="{v}"' for k, v in key)
+            out.append(f"{name}{{{base}}} {n}" if base else f"{name} {n}")
+        return out
+
+
 def _num(x: float) -> str:
     return repr(float(x))
 
 
 # Lookups of the API served by this process (the daemon's, or `goipwatch api`'s).
 LOOKUP_SECONDS = Histogram()
+
+# Authentication lockouts started by the API of this process, by scope: "address" (a source
+# address failed too often) or "client" (a client named in too many failed attempts).
+AUTH_LOCKOUTS = Counter()
+LOCKOUT_SCOPES = ({"scope": "address"}, {"scope": "client"})

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from detector.metrics import LOOKUP_SECONDS
+from detector.metrics import AUTH_LOCKOUTS, LOCKOUT_SCOPES, LOOKUP_SECONDS
 from detector.tomltable import typed_values
+from probes.interface import ReportsHealth, ReportsLag
 
 if TYPE_CHECKING:
     from detector.daemon import Daemon
@@ -76,14 +77,15 @@ async def metrics_text(daemon: Daemon) -> str:
            "wall clock minus the newest event time taken in, per probe",
            [({"probe": p}, round(now - t, 3)) for p, t in sorted(daemon.newest.items())])
     metric("goipwatch_input_up", "gauge", "1 while the input answers, 0 while it is failing",
-           [({"probe": p.name}, int(p.health.up)) for p in daemon.probes if hasattr(p, "health")])
+           [({"probe": p.name}, int(p.health.up)) for p in daemon.probes
+            if isinstance(p, ReportsHealth)])
     if daemon.supervisor is not None:
         metric("goipwatch_probe_failures_total", "counter",
                "times a probe's task failed (and was started again), per probe",
                [({"probe": n}, h.failures) for n, h in sorted(daemon.supervisor.health.items())])
     metric("goipwatch_kafka_lag_messages", "gauge",
            "messages on the brokers not yet committed to the store, per probe and topic",
-           [({"probe": p.name, "topic": t}, n) for p in daemon.probes if hasattr(p, "lag")
+           [({"probe": p.name, "topic": t}, n) for p in daemon.probes if isinstance(p, ReportsLag)
             for t, n in sorted(p.lag().items())])
     stats = daemon.pipe.stats
     metric("goipwatch_scoring_seconds_total", "counter", "time spent scoring ticks",
@@ -95,6 +97,9 @@ async def metrics_text(daemon: Daemon) -> str:
         "goipwatch_checkpoint_seconds", "time of each checkpoint commit"))
     out.extend(LOOKUP_SECONDS.exposition(
         "goipwatch_lookup_seconds", "time to answer a subscriber lookup, per HTTP status"))
+    out.extend(AUTH_LOCKOUTS.exposition(
+        "goipwatch_auth_lockouts_total", "authentication lockouts started, per scope (source "
+        "address, named client)", LOCKOUT_SCOPES))
     outbox = await pool.fetch("SELECT status, count(*) n, "
                               "extract(epoch FROM now() - min(created_at)) age "
                               "FROM verification_outbox GROUP BY status")
@@ -113,7 +118,7 @@ def failing_inputs(daemon: Daemon) -> list[dict[str, str]]:
     answers lookups and resumes the input when it is back."""
     failing = {h.probe: h.error for h in daemon.failing_probes()}
     for p in daemon.probes:
-        if hasattr(p, "health") and not p.health.up:
+        if isinstance(p, ReportsHealth) and not p.health.up:
             failing.setdefault(p.name, p.health.reason)
     return [{"probe": name, "error": error} for name, error in sorted(failing.items())]
 

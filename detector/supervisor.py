@@ -23,9 +23,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from detector.offers import Offers
+from probes.interface import Probe
 
 log = logging.getLogger("goipwatch.probes")
 
@@ -44,8 +44,8 @@ class Supervisor:
     """Runs ``probes`` (a list shared with the daemon: a probe built anew replaces its
     predecessor in it) and keeps their :class:`ProbeHealth`."""
 
-    def __init__(self, probes: list, offers: Offers, stopping: asyncio.Event,
-                 fresh: Callable[[Any], Awaitable[Any]],
+    def __init__(self, probes: list[Probe], offers: Offers, stopping: asyncio.Event,
+                 fresh: Callable[[Probe], Awaitable[Probe]],
                  record: Callable[[ProbeHealth], Awaitable[None]],
                  backoff_s: float = 1.0, backoff_cap_s: float = 60.0, stable_s: float = 60.0,
                  max_failures: int | None = None) -> None:

@@ -1,13 +1,14 @@
 """File probes: CSV feeds and signalling captures, given as files or dropped into a directory.
 
-A probe finds files and offers each to the daemon as a :class:`FileWork`; the daemon reads
-its blocks (parsed in a worker thread), applies them and commits the file as done. A
-dropped file is offered only once it is *settled*: its name matches no ``ignore`` pattern
-(mediation's ``*.tmp``/``*.part`` while writing) and its size and mtime have not changed for
-``settle_s`` seconds, so a file still being written is not read early (a file last written
-longer ago than that, as in an archive, is settled at the first look). A probe with nothing
-ready says so (``offer(None)``), so that the daemon, which takes offers in event-time order
-(:mod:`detector.offers`), does not wait for it.
+A probe finds files and offers each to the daemon as a :class:`FileWork` (a
+:class:`probes.interface.FileInput`); the daemon reads its blocks (parsed in a worker
+thread), applies them and commits the file as done. A dropped file is offered only once it
+is *settled*: its name matches no ``ignore`` pattern (mediation's ``*.tmp``/``*.part`` while
+writing) and its size and mtime have not changed for ``settle_s`` seconds, so a file still
+being written is not read early (a file last written longer ago than that, as in an archive,
+is settled at the first look). A probe with nothing ready says so (``offer(None)``), so that
+the daemon, which takes offers in event-time order (:mod:`detector.offers`), does not wait
+for it.
 
 A file counts as taken once the daemon has committed it (the offer returns): a probe started
 again after a failure offers the others again and none of those. In a finite run
@@ -28,11 +29,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.config import ProbeConfig
 from detector.records import Rejected
 from probes.cdrfile import first_event_time, read_cdr_file
+from probes.config import ProbeConfig
 from probes.csvparse import Parsed, read_feed_file, source_name
 from probes.health import InputHealth
+from probes.interface import IdleExitProbe, Intake, Offer, ReportsHealth
 from probes.signalling.pcapfile import first_packet_time
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class FileWork:
     def locate(self, source: str, line: int) -> tuple[str, int]:
         """Where a record of a block came from (for quarantine): its file and line."""
         return source, line
+
+    def hand_to(self, intake: Intake) -> Awaitable[None]:
+        return intake.take_file(self)
 
 
 def sha256_of(path: Path) -> tuple[int, str]:
@@ -93,8 +98,9 @@ def read_capture_file(path: Path) -> Iterator[Parsed]:
     yield Parsed(obs.batch, rejected)
 
 
-class FileProbe:
-    """Offers the files of one feed: ``cdr_csv``, ``registrations_csv`` or ``pcap``."""
+class FileProbe(IdleExitProbe, ReportsHealth):
+    """Offers the files of one feed: ``cdr_csv`` (CSV, BER or GTP′ captures),
+    ``registrations_csv`` or ``pcap`` (signalling)."""
 
     def __init__(self, config: ProbeConfig) -> None:
         self.config = config
@@ -113,7 +119,7 @@ class FileProbe:
     def settled(self) -> list[Path]:
         """Files in the watch directory whose size and mtime held since the last look, or
         were last written more than ``settle_s`` ago."""
-        ready = []
+        ready: list[Path] = []
         watch = self.config.watch
         if watch is None:
             return ready
@@ -161,7 +167,7 @@ class FileProbe:
             return first_packet_time(path)
         return first_event_time(path, self.config.layout, PEEK_BYTES)
 
-    async def run(self, offer: Callable[[FileWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
+    async def run(self, offer: Offer, stopping: asyncio.Event) -> None:
         """Offer the configured files, then keep watching the drop directory (if any): each
         look offers what has settled, and a look that offers nothing says so. Finite, end
         when the directory has been idle for ``idle_exit_s``."""
@@ -198,7 +204,7 @@ class FileProbe:
             except TimeoutError:
                 pass
 
-    async def _offer(self, path: Path, offer: Callable[[FileWork | None], Awaitable[None]]) -> bool:
+    async def _offer(self, path: Path, offer: Offer) -> bool:
         """Offer one file; True once the daemon has committed it. A file committed before (by
         this probe, before it was started again) is not offered again."""
         try:

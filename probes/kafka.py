@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import ProbeConfig
 from detector.records import CdrBatch, Rejected
+from probes.config import ProbeConfig
 from probes.csvparse import Parsed, parse_cdr_block, Layout
 from probes.health import InputHealth
+from probes.interface import (FiniteProbe, Intake, Offer, Offsets, ReportsHealth, ReportsLag,
+                              ResumableProbe)
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,9 @@ class KafkaWork:
     def locate(self, source: str, line: int) -> tuple[str, int]:
         return self.lines.locate(line)
 
+    def hand_to(self, intake: Intake) -> Awaitable[None]:
+        return intake.take_messages(self)
+
 
 @dataclass(slots=True)
 class _Positions:
@@ -147,7 +152,7 @@ class _Positions:
     end: dict[tuple[str, int], int] = field(default_factory=dict)       # high watermarks at start
 
 
-class KafkaProbe:
+class KafkaProbe(ResumableProbe, FiniteProbe, ReportsHealth, ReportsLag):
     """Offers micro-batches of CDR rows from the configured topics."""
 
     def __init__(self, config: ProbeConfig) -> None:
@@ -164,9 +169,14 @@ class KafkaProbe:
         self._suspect = ""        # an error the client reported, to be checked
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{self.name}")
 
-    def resume(self, offsets: dict[tuple[str, int], int]) -> None:
+    def resume(self, offsets: Offsets) -> None:
         """Start each partition at the offset of the store's last checkpoint."""
         self.pos.stored = dict(offsets)
+
+    def discard(self) -> None:
+        """Shut the client's thread of a failed run: one that failed before its consumer
+        opened never shut it down, and one a minute would pile up in a crash loop."""
+        self._pool.shutdown(wait=False)
 
     def lag(self) -> dict[str, int]:
         """Messages per topic not yet committed to the store (from the newest watermarks)."""
@@ -315,7 +325,7 @@ class KafkaProbe:
 
     # ---- the probe's task ----------------------------------------------------------------
 
-    async def run(self, offer: Callable[[KafkaWork | None], Awaitable[None]], stopping: asyncio.Event) -> None:
+    async def run(self, offer: Offer, stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         consumer = await self._call(self._open)
         self._consumer = consumer

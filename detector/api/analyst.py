@@ -8,12 +8,13 @@ answered and the SHA-256 of the body sent. A request runs in one transaction wit
 row: an action (a verdict, an allow-list entry, a requeue) is only committed together with
 the row that records it, and when the row cannot be appended nothing is changed or answered
 (``503 audit_unavailable``).
+
+What the endpoints read comes from :mod:`detector.api.queries` (shared with the console);
+this module is their HTTP side: parameters, refusals, the audit.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,25 +23,18 @@ import asyncpg
 from aiohttp import web
 
 from detector import feedback, ids
-from detector.api import lookup
-from detector.api.app import PRINTABLE_TEXT, Refusal, _json_body
+from detector.api import queries
 from detector.api.audited import Caller, OnConnection, audited_handler
 from detector.api.auth import Identity
+from detector.api.kit import MAX_NOTE, NOTE_TEXT, PRINTABLE_TEXT, Refusal, actor_of, json_body
 from detector.verify import outbox
 
 ANALYSTS = frozenset({"analyst", "admin"})
 ADMINS = frozenset({"admin"})
 FLAG_STATUSES = ("open", "confirmed", "dismissed", "any")
 MAX_LIMIT = 1000
-MAX_NOTE = 1000
-NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f]*")   # printable, newlines and tabs allowed
 
 Handler = Callable[[web.Request, Identity, dict, asyncpg.Connection], Awaitable[Any]]
-
-
-def actor_of(who: Identity) -> str:
-    """How an API user is named in ``feedback``, ``allowlist`` and ``flag_history``."""
-    return f"{who.identity} ({who.client_id})"
 
 
 def audited(action: str, roles: frozenset[str], handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -94,7 +88,7 @@ async def _object(request: web.Request, fields: dict[str, type], required: tuple
     """The JSON object of the body: known fields of the right types, required ones present."""
     if empty_ok and not request.can_read_body:
         return {}
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise Refusal(400, "invalid_body", "the body must be a JSON object")
     unknown = sorted(set(body) - set(fields))
@@ -122,41 +116,13 @@ async def list_flags(request: web.Request, who: Identity, query: dict,
     if status not in FLAG_STATUSES:
         raise Refusal(400, "invalid_value", f"status must be one of {', '.join(FLAG_STATUSES)}",
                       field="status")
-    limit = _int_param(params, "limit", 100)
-    rows = await conn.fetch(
-        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-        "WHERE $1 = 'any' OR status = $1 ORDER BY flagged_at DESC, id DESC LIMIT $2",
-        status, limit + 1)
-    return {"status": status, "truncated": len(rows) > limit,
-            "flags": [{"imsi": ids.imsi_text(r["imsi"]),
-                       "msisdn": ids.msisdn_text(r["msisdn"]) if r["msisdn"] else None,
-                       **lookup.flag_doc(r)} for r in rows[:limit]]}
+    return await queries.flags_by_status(conn, status, _int_param(params, "limit", 100))
 
 
 async def list_rigs(request: web.Request, who: Identity, query: dict,
                     conn: asyncpg.Connection) -> dict:
     limit = _int_param(_params(request, ("limit",), query), "limit", 100)
-    return await rigs_newest(conn, limit)
-
-
-async def rigs_newest(conn: asyncpg.Connection, limit: int) -> dict:
-    """The ``limit`` rigs with the newest activity (the API's and the console's list)."""
-    rows = await conn.fetch(
-        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
-        "ORDER BY last_at DESC, id LIMIT $1", limit + 1)
-    return {"truncated": len(rows) > limit, "rigs": [lookup.rig_doc(r) for r in rows[:limit]]}
-
-
-async def rig_flags(conn: asyncpg.Connection, rig_ids: list[str]) -> dict[str, list[dict]]:
-    """The flags of each rig (as answered), by rig id."""
-    out: dict[str, list[dict]] = {i: [] for i in rig_ids}
-    for f in await conn.fetch(
-            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-            "WHERE rig_id = ANY($1::text[]) ORDER BY imsi, flagged_at, kind", rig_ids):
-        out[f["rig_id"]].append({"imsi": ids.imsi_text(f["imsi"]),
-                                 "msisdn": ids.msisdn_text(f["msisdn"]) if f["msisdn"] else None,
-                                 **lookup.flag_doc(f)})
-    return out
+    return await queries.rigs_newest(conn, limit)
 
 
 async def get_rig(request: web.Request, who: Identity, query: dict,
@@ -166,32 +132,10 @@ async def get_rig(request: web.Request, who: Identity, query: dict,
     query["rig_id"] = rig_id
     if not PRINTABLE_TEXT.fullmatch(rig_id):
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
-    found = await rig_with_flags(conn, rig_id)
+    found = await queries.rig_with_flags(conn, rig_id)
     if found is None:
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
     return found
-
-
-async def rig_summaries(conn: asyncpg.Connection, rig_ids: list[str],
-                        top: int = 3) -> dict[str, dict[str, Any]]:
-    """Per rig, from its flags: the highest score, the set of statuses and the reasons of its
-    ``top`` highest-scored flags (aggregated in the store: a list of many big rigs stays cheap)."""
-    rows = await conn.fetch(
-        "SELECT rig_id, max(score) AS score, array_agg(DISTINCT status) AS statuses, "
-        "(array_agg(reasons ORDER BY score DESC, id))[1:$2] AS reasons FROM flags "
-        "WHERE rig_id = ANY($1::text[]) GROUP BY rig_id", rig_ids, top)
-    return {r["rig_id"]: {"score": round(float(r["score"]), 4), "statuses": sorted(r["statuses"]),
-                          "reasons": [json.loads(x) for x in r["reasons"]]} for r in rows}
-
-
-async def rig_with_flags(conn: asyncpg.Connection, rig_id: str) -> dict | None:
-    """A rig and its members' flags (as answered), or None."""
-    r = await conn.fetchrow(
-        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
-        "WHERE id = $1", rig_id)
-    if r is None:
-        return None
-    return {"rig": lookup.rig_doc(r), "flags": (await rig_flags(conn, [rig_id]))[rig_id]}
 
 
 async def sim_timeline(request: web.Request, who: Identity, query: dict,
@@ -200,125 +144,10 @@ async def sim_timeline(request: web.Request, who: Identity, query: dict,
     query["imsi"] = request.match_info["imsi"][:64]
     imsi = _imsi(request.match_info["imsi"])
     query["imsi"] = imsi
-    found = await sim_events(conn, imsi)
+    found = await queries.sim_events(conn, imsi)
     if found is None:
         raise Refusal(404, "no_flag", "the store holds no flag, feedback or verification for this SIM")
     return found
-
-
-async def sim_events(conn: asyncpg.Connection, imsi: str) -> dict | None:
-    """A SIM's flags and its events (flag history, verdicts, verification requests and
-    outcomes) in time order; None when the store holds none of them."""
-    n = int(imsi)
-    events: list[tuple[Any, int, int, dict]] = []   # (time, source order, id, event)
-    for r in await conn.fetch(
-            "SELECT h.id, h.event, h.score, h.event_time, h.actor, h.detail, f.kind "
-            "FROM flag_history h JOIN flags f ON f.id = h.flag_id WHERE f.imsi = $1", n):
-        events.append((r["event_time"], 0, r["id"], {
-            "at": lookup.iso(r["event_time"]), "source": "flag_history", "event": r["event"],
-            "flag_kind": r["kind"],
-            "score": round(float(r["score"]), 4) if r["score"] is not None else None,
-            "actor": r["actor"], "detail": json.loads(r["detail"])}))
-    for r in await conn.fetch(
-            "SELECT id, verdict, actor, note, recorded_at FROM feedback WHERE imsi = $1", n):
-        events.append((r["recorded_at"], 1, r["id"], {
-            "at": lookup.iso(r["recorded_at"]), "source": "feedback", "event": r["verdict"],
-            "actor": r["actor"], "note": r["note"]}))
-    requests = await conn.fetch(
-        "SELECT o.id, o.request_id, o.action, o.status, o.created_at, o.delivered_at "
-        "FROM verification_outbox o WHERE o.line_imsi = $1 "
-        "OR o.flag_id IN (SELECT id FROM flags WHERE imsi = $1) "
-        "OR o.body->'lines' @> jsonb_build_array(jsonb_build_object('imsi', $2::text))",
-        n, ids.imsi_text(n))
-    for r in requests:
-        events.append((r["created_at"], 2, r["id"], {
-            "at": lookup.iso(r["created_at"]), "source": "verification",
-            "event": "verification_requested", "request_id": str(r["request_id"]),
-            "action": r["action"], "status": r["status"],
-            "delivered_at": lookup.iso(r["delivered_at"])}))
-    if requests:
-        for r in await conn.fetch(
-                "SELECT v.id, v.request_id, v.outcome, v.outcome_at, v.detail, o.action "
-                "FROM verification_outcomes v JOIN verification_outbox o USING (request_id) "
-                "WHERE v.request_id = ANY($1::uuid[])", [r["request_id"] for r in requests]):
-            events.append((r["outcome_at"], 3, r["id"], {
-                "at": lookup.iso(r["outcome_at"]), "source": "verification",
-                "event": f"verification_{r['outcome']}", "request_id": str(r["request_id"]),
-                "action": r["action"], "outcome": r["outcome"], "detail": json.loads(r["detail"])}))
-    if not events:
-        return None
-    events.sort(key=lambda e: e[:3])
-    flags = await conn.fetch(
-        "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-        "WHERE imsi = $1 ORDER BY flagged_at, kind", n)
-    return {"imsi": imsi, "flags": [lookup.flag_doc(f) for f in flags],
-            "events": [e[3] for e in events]}
-
-
-async def sim_events_many(conn: asyncpg.Connection, imsis: list[str]) -> dict[str, dict]:
-    """:func:`sim_events` of several SIMs (IMSI digits) in five queries instead of five per
-    SIM, by IMSI; a SIM of which the store holds no event is left out."""
-    names = {int(i): i for i in imsis}
-    wanted = sorted(names)
-    # per SIM: (time, source order, id, event)
-    events: dict[int, list[tuple[Any, int, int, dict]]] = {n: [] for n in wanted}
-    for r in await conn.fetch(
-            "SELECT f.imsi, h.id, h.event, h.score, h.event_time, h.actor, h.detail, f.kind "
-            "FROM flag_history h JOIN flags f ON f.id = h.flag_id "
-            "WHERE f.imsi = ANY($1::bigint[])", wanted):
-        events[r["imsi"]].append((r["event_time"], 0, r["id"], {
-            "at": lookup.iso(r["event_time"]), "source": "flag_history", "event": r["event"],
-            "flag_kind": r["kind"],
-            "score": round(float(r["score"]), 4) if r["score"] is not None else None,
-            "actor": r["actor"], "detail": json.loads(r["detail"])}))
-    for r in await conn.fetch(
-            "SELECT imsi, id, verdict, actor, note, recorded_at FROM feedback "
-            "WHERE imsi = ANY($1::bigint[])", wanted):
-        events[r["imsi"]].append((r["recorded_at"], 1, r["id"], {
-            "at": lookup.iso(r["recorded_at"]), "source": "feedback", "event": r["verdict"],
-            "actor": r["actor"], "note": r["note"]}))
-    # a request concerns a SIM as its line, through its flag, or as one of its body's lines
-    # (a rig's police lead names several): one row per (SIM, request). Bodies name IMSIs by
-    # their 15 digits (ids.imsi_text), bigint::text drops leading zeros: padded back here.
-    requests = await conn.fetch(
-        "SELECT q.imsi AS for_imsi, o.id, o.request_id, o.action, o.status, o.created_at, "
-        "o.delivered_at FROM unnest($1::bigint[]) AS q(imsi) JOIN verification_outbox o "
-        "ON o.line_imsi = q.imsi OR o.flag_id IN (SELECT id FROM flags WHERE imsi = q.imsi) "
-        "OR o.body->'lines' @> jsonb_build_array("
-        "  jsonb_build_object('imsi', lpad(q.imsi::text, 15, '0')))",
-        wanted)
-    sims_of: dict[Any, list[int]] = {}
-    for r in requests:
-        sims_of.setdefault(r["request_id"], []).append(r["for_imsi"])
-        events[r["for_imsi"]].append((r["created_at"], 2, r["id"], {
-            "at": lookup.iso(r["created_at"]), "source": "verification",
-            "event": "verification_requested", "request_id": str(r["request_id"]),
-            "action": r["action"], "status": r["status"],
-            "delivered_at": lookup.iso(r["delivered_at"])}))
-    if sims_of:
-        for r in await conn.fetch(
-                "SELECT v.id, v.request_id, v.outcome, v.outcome_at, v.detail, o.action "
-                "FROM verification_outcomes v JOIN verification_outbox o USING (request_id) "
-                "WHERE v.request_id = ANY($1::uuid[])", list(sims_of)):
-            for n in sims_of[r["request_id"]]:
-                events[n].append((r["outcome_at"], 3, r["id"], {
-                    "at": lookup.iso(r["outcome_at"]), "source": "verification",
-                    "event": f"verification_{r['outcome']}", "request_id": str(r["request_id"]),
-                    "action": r["action"], "outcome": r["outcome"],
-                    "detail": json.loads(r["detail"])}))
-    found = [n for n in wanted if events[n]]
-    if not found:
-        return {}
-    flags: dict[int, list[dict]] = {n: [] for n in found}
-    for f in await conn.fetch(
-            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-            "WHERE imsi = ANY($1::bigint[]) ORDER BY imsi, flagged_at, kind", found):
-        flags[f["imsi"]].append(lookup.flag_doc(f))
-    out = {}
-    for n in found:
-        events[n].sort(key=lambda e: e[:3])
-        out[names[n]] = {"imsi": names[n], "flags": flags[n], "events": [e[3] for e in events[n]]}
-    return out
 
 
 # ---- actions ------------------------------------------------------------------------------

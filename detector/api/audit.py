@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncpg
 
+from detector.wording import counted
+
 GENESIS = "0" * 64
 COLUMNS = ("seq", "at", "request_id", "action", "client_id", "identity", "role", "auth",
            "remote", "case_ref", "legal_basis", "officer", "query", "status", "outcome",
@@ -233,8 +235,8 @@ class AuditReport:
 
     def summary(self) -> str:
         if self.ok:
-            against = f"; {self.anchors} anchors held" if self.anchors else ""
-            return (f"audit chain intact: {self.rows} rows, head {self.head_seq} "
+            against = f"; {counted(self.anchors, 'anchor')} held" if self.anchors else ""
+            return (f"audit chain intact: {counted(self.rows, 'row')}, head {self.head_seq} "
                     f"{self.head_hash[:16]}{against}")
         kinds: dict[str, int] = {}
         for p in self.problems:

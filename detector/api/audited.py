@@ -28,7 +28,7 @@ import asyncpg
 from aiohttp import web
 
 from detector.api import audit, lookup
-from detector.api.app import (
+from detector.api.kit import (
     AUDIT,
     LOCKED_OUT,
     POOL,

@@ -16,7 +16,8 @@ import asyncpg
 from aiohttp import web
 
 from detector.api import anchor, audit
-from detector.api.app import AUDIT, AUTH, CREDENTIALS, POOL, append_quietly, log
+from detector.api.audited import audited_handler
+from detector.api.kit import AUDIT, AUTH, CREDENTIALS, POOL, append_quietly, log
 from detector.api.config import ApiConfig
 from detector.api.credentials import CredentialSource, Reload
 
@@ -124,7 +125,6 @@ def reload_on_sighup(source: CredentialSource) -> list:
 
 def audit_verify_route():
     """``GET /v1/audit/verify`` (admin), audited as ``audit.verify`` with its result."""
-    from detector.api.audited import audited_handler
 
     async def verify(request: web.Request, caller, query: dict, pool: asyncpg.Pool) -> dict:
         report = await audit.verify_audit(pool)

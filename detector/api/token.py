@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 
 from detector.api import audit, lookup
-from detector.api.app import (
+from detector.api.kit import (
     AUDIT,
     AUTH,
     CLIENT_ID,

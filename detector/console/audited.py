@@ -23,7 +23,7 @@ import jinja2
 from aiohttp import web
 
 from detector.api import lookup
-from detector.api.app import AUTH, CLIENT_ID, POOL, TITLES, WHO, Refusal, rate_limit, remote_of
+from detector.api.kit import AUTH, CLIENT_ID, POOL, TITLES, WHO, Refusal, rate_limit, remote_of
 from detector.api.audited import Answer, Caller, audited_handler
 from detector.console import sessions
 

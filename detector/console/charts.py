@@ -1,6 +1,12 @@
 """Inline SVG drawn on the server from the timeline and state data: a rig's activity per SIM
 over time, and the grid of each member's most used cell per hour. Pure functions; every text
 is escaped here, so the result can be put in a page as it is.
+
+Activity runs on two clocks that are never drawn on one axis: flags are dated by the
+**event time** of the records behind them (a replayed or backlogged month keeps its dates),
+verdicts and verification by the **wall clock** (when they were recorded or reported). On one
+axis a month replayed today would pile its flags at one end and its verdicts at the other;
+each has its own chart, labelled with its clock (:data:`BASES`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ CELL_COLOURS = ("#4263eb", "#e8590c", "#2f9e44", "#ae3ec9", "#0c8599", "#f59f00"
                 "#5c940d")
 ELSEWHERE = "#dee2e6"     # the SIM's top cell that hour is not one of the rig's cells
 LABEL_W, ROW_H, WIDTH = 170, 24, 960
+# time basis of an event (queries.sim_events_many's "time_basis") -> the axis' caption
+BASES = {"event": "event time (UTC) of the records behind each flag",
+         "wall": "wall-clock time (UTC) when the verdict or verification was recorded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,28 +46,31 @@ def _stamp(t: int, with_date: bool = True) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M" if with_date else "%H:%M")
 
 
-def timeline_svg(rows: list[tuple[str, list[Mark]]]) -> Markup:
-    """One row per SIM (label, marks) on a shared time axis."""
+def timeline_svg(rows: list[tuple[str, list[Mark]]], basis: str = "event") -> Markup:
+    """One row per SIM (label, marks) on a shared time axis of one clock, ``basis`` (a key
+    of :data:`BASES`), whose caption is drawn under the axis."""
+    caption = BASES[basis]
     times = [m.at for _, marks in rows for m in marks]
     if not times:
-        return Markup('<p class="muted">No events recorded for these SIMs.</p>')
+        return Markup(f'<p class="muted">No events recorded for these SIMs '
+                      f'({escape(caption.split(" (UTC)")[0])}).</p>')
     lo, hi = min(times), max(times)
     if hi - lo < 3600:
         lo, hi = lo - 1800, hi + 1800
     span = hi - lo
     plot_w = WIDTH - LABEL_W - 20
-    height = 30 + ROW_H * len(rows) + 10
+    height = 30 + ROW_H * len(rows) + 10 + 18
 
     def x(t: int) -> float:
         return LABEL_W + (t - lo) / span * plot_w
 
-    out = [f'<svg class="chart" role="img" aria-label="activity per SIM over time" '
+    out = [f'<svg class="chart" role="img" aria-label="activity per SIM over {escape(caption)}" '
            f'width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
            f'xmlns="http://www.w3.org/2000/svg">']
     for i in range(6):
         t = lo + span * i // 5
         xi = x(t)
-        out.append(f'<line x1="{xi:.1f}" y1="22" x2="{xi:.1f}" y2="{height - 8}" stroke="#e9ecef"/>')
+        out.append(f'<line x1="{xi:.1f}" y1="22" x2="{xi:.1f}" y2="{height - 26}" stroke="#e9ecef"/>')
         anchor = "start" if i == 0 else "end" if i == 5 else "middle"
         out.append(f'<text x="{xi:.1f}" y="14" font-size="11" fill="#495057" '
                    f'text-anchor="{anchor}">{escape(_stamp(t))}</text>')
@@ -78,6 +90,8 @@ def timeline_svg(rows: list[tuple[str, list[Mark]]]) -> Markup:
             else:
                 out.append(f'<circle cx="{x(m.at):.1f}" cy="{y:.1f}" r="6" fill="{colour}" '
                            f'stroke="#fff">{title}</circle>')
+    out.append(f'<text class="axis-caption" x="{LABEL_W}" y="{height - 6}" font-size="11" '
+               f'fill="#495057">{escape(caption)}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 

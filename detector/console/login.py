@@ -13,7 +13,7 @@ from aiohttp import web
 
 from detector.api import audit
 from detector.api.audited import OnConnection, scrub
-from detector.api.app import (
+from detector.api.kit import (
     AUDIT,
     AUTH,
     CLIENT_ID,

@@ -1,8 +1,9 @@
 """The console's pages and forms, mounted under ``/console`` on the API's application.
 
-The data come from the analyst API's query functions (``detector.api.analyst``,
-``detector.api.lookup``) and the feedback module; this module only shapes and renders them
-behind :func:`detector.console.audited.page` (session, role, CSRF, audit).
+The data come from the reads the console shares with the analyst API
+(:mod:`detector.api.queries`), the subscriber record (:mod:`detector.api.lookup`) and the
+feedback module; this module only shapes and renders them behind
+:func:`detector.console.audited.page` (session, role, CSRF, audit).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from detector import feedback, ids
-from detector.api import analyst, lookup
-from detector.api.app import PRINTABLE_TEXT, Refusal
+from detector.api import lookup, queries, units
+from detector.api.kit import MAX_NOTE, NOTE_TEXT, PRINTABLE_TEXT, Refusal, actor_of
 from detector.api.audited import OnConnection
 from detector.console import charts, login
 from detector.console.audited import Form, View, page, see_other
@@ -22,6 +23,7 @@ from detector.verify import outbox
 
 MAX_RIGS = 200
 MAX_TIMELINE_ROWS = 60
+MAX_ALLOWLIST = 500
 OUTSIDE = ""        # a cell that is not one of the rig's (not named to analysts)
 
 
@@ -54,8 +56,8 @@ def summarise(flags: list[dict]) -> dict[str, Any]:
 
 
 async def rigs_page(request, session, query, conn, form) -> View:
-    newest = await analyst.rigs_newest(conn, MAX_RIGS)
-    summaries = await analyst.rig_summaries(conn, [r["id"] for r in newest["rigs"]])
+    newest = await queries.rigs_newest(conn, MAX_RIGS)
+    summaries = await queries.rig_summaries(conn, [r["id"] for r in newest["rigs"]])
     empty = {"score": 0.0, "statuses": [], "reasons": []}
     rigs = []
     for r in newest["rigs"]:
@@ -78,9 +80,12 @@ def _epoch(iso_text: str) -> int:
     return int(datetime.strptime(iso_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
 
 
-def _marks(events: list[dict]) -> list[charts.Mark]:
+def _marks(events: list[dict], basis: str) -> list[charts.Mark]:
+    """The chart marks of the ``events`` dated on clock ``basis`` (event or wall)."""
     out = []
     for e in events:
+        if e.get("time_basis", "wall") != basis:
+            continue
         kind = e["event"]
         title = kind + (f" ({e['flag_kind']})" if e.get("flag_kind") else "") + (
             f" by {e['actor']}" if e.get("actor") else "")
@@ -88,8 +93,17 @@ def _marks(events: list[dict]) -> list[charts.Mark]:
     return out
 
 
+def _timelines(rows: list[tuple[str, list[dict]]]) -> dict[str, Any]:
+    """The two activity charts of SIMs' events: flags by event time, verdicts and
+    verification by wall clock (:mod:`detector.console.charts`)."""
+    return {"timeline_event": charts.timeline_svg(
+                [(label, _marks(events, "event")) for label, events in rows], "event"),
+            "timeline_wall": charts.timeline_svg(
+                [(label, _marks(events, "wall")) for label, events in rows], "wall")}
+
+
 async def rig_page(request, session, query, conn, form) -> View:
-    found = await analyst.rig_with_flags(conn, _rig_id(request, query))
+    found = await queries.rig_with_flags(conn, _rig_id(request, query))
     if found is None:
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
     rig, flags = found["rig"], found["flags"]
@@ -105,7 +119,7 @@ async def rig_page(request, session, query, conn, form) -> View:
                      "kinds": [f["kind"] for f in fl], "score": s["score"] if fl else None,
                      "status": s["status"] if fl else "unflagged", "reasons": s["reasons"]})
     shown = members[:MAX_TIMELINE_ROWS]
-    found_events = await analyst.sim_events_many(conn, shown)
+    found_events = await queries.sim_events_many(conn, shown)
     timelines = [{"imsi": imsi, "events": found_events[imsi]["events"] if imsi in found_events else []}
                  for imsi in shown]
     _, history = await lookup.sim_histories(conn, [int(m) for m in shown])
@@ -124,7 +138,7 @@ async def rig_page(request, session, query, conn, form) -> View:
             "reasons": summary["reasons"], "devices": rig["devices"],
             "device_rows": device_rows, "timelines": timelines, "cell_hours": cell_hours}
     grid = [(c["imsi"], [(x["hour"], x["cell"]) for x in c["hours"]]) for c in cell_hours]
-    extra = {"timeline": charts.timeline_svg([(t["imsi"], _marks(t["events"])) for t in timelines]),
+    extra = {**_timelines([(t["imsi"], t["events"]) for t in timelines]),
              "grid": charts.cell_grid_svg(grid, rig["cells"]),
              "timeline_cut": len(members) > len(shown), "timeline_rows": len(shown)}
     return View("rig.html", data, extra)
@@ -135,9 +149,9 @@ def _verdict(form: Form, query: dict) -> tuple[str, str]:
     query.update(verdict=verdict[:32], note=note[:200])
     if verdict not in ("confirm", "dismiss"):
         raise Refusal(400, "invalid_value", "verdict must be confirm or dismiss", field="verdict")
-    if len(note) > analyst.MAX_NOTE or not analyst.NOTE_TEXT.fullmatch(note):
+    if len(note) > MAX_NOTE or not NOTE_TEXT.fullmatch(note):
         raise Refusal(400, "invalid_value",
-                      f"the note must be at most {analyst.MAX_NOTE} printable characters")
+                      f"the note must be at most {MAX_NOTE} printable characters")
     return verdict, note
 
 
@@ -145,13 +159,13 @@ async def post_rig_verdict(request, session, query, conn, form) -> View:
     """Confirm or dismiss every flagged member of a rig (one verdict per SIM, as the API's)."""
     rig_id = _rig_id(request, query)
     verdict, note = _verdict(form, query)
-    found = await analyst.rig_with_flags(conn, rig_id)
+    found = await queries.rig_with_flags(conn, rig_id)
     if found is None:
         raise Refusal(404, "no_rig", "the store holds no rig with this id")
     judged = sorted({f["imsi"] for f in found["flags"]})
     if not judged:
         raise Refusal(404, "no_flag", "the rig has no flagged SIM to judge")
-    actor = analyst.actor_of(session.who)
+    actor = actor_of(session.who)
     for imsi in judged:
         await feedback.judge(OnConnection(conn), imsi, verdict, actor, note)
     query["imsis"] = judged
@@ -173,13 +187,15 @@ def _imsi(request: web.Request, query: dict) -> str:
 async def sim_page(request, session, query, conn, form) -> View:
     imsi = _imsi(request, query)
     found = await lookup.find(conn, "imsi", imsi, 1)
-    events = await analyst.sim_events(conn, imsi)
+    events = await queries.sim_events(conn, imsi)
     if not found.subscribers or events is None:
         raise Refusal(404, "no_flag", "the store holds no flag, feedback or verification for this SIM")
     sub = lookup.project(found.subscribers[0], session.who.role)
     data = {"imsi": imsi, "sub": sub, "events": events["events"],
             "status": summarise(sub.get("flags", []))["status"]}
-    return View("sim.html", data, {"timeline": charts.timeline_svg([(imsi, _marks(events["events"]))])})
+    evidence = sub.get("evidence") or {}
+    return View("sim.html", data, {**_timelines([(imsi, events["events"])]),
+                                   "features": units.described(evidence.get("features") or {})})
 
 
 async def post_sim_verdict(request, session, query, conn, form) -> View:
@@ -187,7 +203,7 @@ async def post_sim_verdict(request, session, query, conn, form) -> View:
     verdict, note = _verdict(form, query)
     try:
         await feedback.judge(OnConnection(conn), imsi, verdict,
-                             analyst.actor_of(session.who), note)
+                             actor_of(session.who), note)
     except feedback.FeedbackError:
         raise Refusal(404, "no_flag", "the store holds no flag for this SIM") from None
     return View(redirect=f"/console/sims/{imsi}")
@@ -196,10 +212,7 @@ async def post_sim_verdict(request, session, query, conn, form) -> View:
 # ---- allow-list and outbox ----------------------------------------------------------------
 
 async def allowlist_page(request, session, query, conn, form) -> View:
-    rows = await conn.fetch("SELECT kind, value, reason, actor, recorded_at FROM allowlist "
-                            "ORDER BY recorded_at DESC, id DESC LIMIT 500")
-    entries = [{"kind": r["kind"], "value": r["value"], "reason": r["reason"],
-                "actor": r["actor"], "recorded_at": lookup.iso(r["recorded_at"])} for r in rows]
+    entries = await queries.allowlist_entries(conn, MAX_ALLOWLIST)
     return View("allowlist.html", {"entries": entries, "kinds": list(feedback.ALLOW_KINDS)})
 
 
@@ -216,7 +229,7 @@ async def post_allowlist(request, session, query, conn, form) -> View:
         raise Refusal(400, "invalid_value", f"value: {e}") from None
     query["value"] = value
     await feedback.allow(OnConnection(conn), kind, value, reason,
-                         analyst.actor_of(session.who))
+                         actor_of(session.who))
     return View(redirect="/console/allowlist")
 
 

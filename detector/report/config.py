@@ -6,6 +6,10 @@ cell of its last located record in the month, by the longest prefix of the canon
 Prefixes compare as text, so end one with "-" to match whole components
 (``"460-00-4096-"`` is LAC 4096 only, ``"460-00-40"`` is every LAC starting with 40).
 
+``min_population`` is the number of active subscribers a carrier, region or sales channel
+needs for its rate (fraud-involved cards per 10,000) to be given and ranked; every rate also
+carries its 95 % Wilson interval, smaller groups included.
+
 ``virtual_operators`` maps each virtual operator's brand (as in the registrations' carrier
 column) to its host network; every other carrier is reported as a network operator (MNO).
 """
@@ -35,13 +39,17 @@ class ReportConfig:
     within_s: int = 180          # the service level "within 3 minutes"
     top_channels: int = 20       # channels drawn and listed in the PDF (the CSV/XLSX list all)
     trend_months: int = 6        # months in the trend chart and table, ending with the report's
+    # active subscribers a carrier, region or channel needs for its rate to be given and
+    # ranked: 2 cards of 64 would read "312.5 per 10,000" and head the ranking on chance
+    min_population: int = 1000
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "report") -> "ReportConfig":
         """Validated settings from a parsed TOML table; ``ValueError`` names ``where.key``."""
         if not isinstance(table, dict):
             raise ValueError(f"{where}: must be a table")
-        known = ("regions", "virtual_operators", "within_s", "top_channels", "trend_months")
+        known = ("regions", "virtual_operators", "within_s", "top_channels", "trend_months",
+                 "min_population")
         values: dict[str, Any] = {}
         for key, value in table.items():
             name = f"{where}.{key}"
@@ -69,6 +77,8 @@ class ReportConfig:
             raise ValueError(f"{where}.top_channels: must be 1..200")
         if not 1 <= cfg.trend_months <= 36:
             raise ValueError(f"{where}.trend_months: must be 1..36")
+        if not 1 <= cfg.min_population <= 1_000_000_000:
+            raise ValueError(f"{where}.min_population: must be 1..1000000000 active subscribers")
         return cfg
 
     def region_of(self, cell: str) -> str:

@@ -10,6 +10,7 @@ definitions are printed with the numbers in every output.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 
 from detector.report.config import NO_ACTIVITY, ReportConfig
 from detector.report.tables import Column, Report, Table
+from detector.wording import counted
 
 NO_REGISTRATION = "(no registration)"
 LINE_ACTIONS = ("reverify", "suspend")
@@ -55,7 +57,19 @@ def _within(s: int) -> str:
     return f"{s // 60} min" if s % 60 == 0 else f"{s} s"
 
 
-def group_columns(within_s: int) -> tuple[Column, ...]:
+def interval_columns(what: str = "fraud_per_10k") -> tuple[Column, Column]:
+    """The 95 % Wilson interval of a rate column ``what``."""
+    return (
+        _c(f"{what}_low", "95% interval, low", "per 10,000 active SIMs",
+           f"lower end of the 95 % Wilson score interval of {what}'s proportion "
+           "(fraud_involved_cards of active_subscribers), x 10,000; given whatever the "
+           "population, empty without active subscribers"),
+        _c(f"{what}_high", "95% interval, high", "per 10,000 active SIMs",
+           f"upper end of the same interval of {what}"),
+    )
+
+
+def group_columns(within_s: int, min_population: int = 1) -> tuple[Column, ...]:
     """The measures of a group of cards (a carrier, a region)."""
     w = _within(within_s)
     return (
@@ -70,7 +84,9 @@ def group_columns(within_s: int) -> tuple[Column, ...]:
            "flagged cards not cleared: confirmed, or still without a verdict (cards dismissed by "
            "an analyst or whose holder passed re-verification are not counted)"),
         _c("fraud_per_10k", "Fraud-involved per 10,000 subscribers", "per 10,000 active SIMs",
-           "fraud_involved_cards / active_subscribers x 10,000; empty without active subscribers"),
+           "fraud_involved_cards / active_subscribers x 10,000; empty below "
+           f"{min_population:,} active subscribers ([report] min_population: too few to rank) "
+           "and without any"),
         _c("rigs", "Rigs found", "rigs",
            "rigs (flagged SIMs sharing devices, a hot cell, a power-on burst or a bulk "
            "registration) whose first flag falls in the month and that hold at least one card "
@@ -106,7 +122,7 @@ def group_columns(within_s: int) -> tuple[Column, ...]:
         _c("police_confirmed", "Confirmed by police", "requests",
            "requests with the outcome police_confirmed"),
         _c("awaiting_outcome", "Awaiting outcome", "requests", "requests without any outcome yet"),
-    )
+    ) + interval_columns()
 
 
 # ---- facts read from the store ------------------------------------------------------------
@@ -219,8 +235,25 @@ def _quantile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(np.asarray(values, float), q * 100)), 1) if values else None
 
 
-def _rate(n: int, d: int, per: float = 10_000.0) -> float | None:
-    return round(n / d * per, 2) if d else None
+def _rate(n: int, d: int, min_population: int = 1, per: float = 10_000.0) -> float | None:
+    """n per ``per`` of d; None without d, or when d is below ``min_population``."""
+    return round(n / d * per, 2) if d and d >= min_population else None
+
+
+Z95 = 1.959964      # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(n: int, d: int, per: float = 10_000.0, z: float = Z95) -> tuple[float | None, float | None]:
+    """The Wilson score interval of the proportion n / d, times ``per``: (low, high), or
+    (None, None) without d. Unlike n / d +- z * se it stays within [0, per] and is honest
+    for small d and for n = 0: 2 of 64 is 312.5 per 10,000, somewhere in 86-1,069."""
+    if d <= 0:
+        return None, None
+    p = n / d
+    denom = 1 + z * z / d
+    centre = (p + z * z / (2 * d)) / denom
+    half = z * math.sqrt(p * (1 - p) / d + z * z / (4 * d * d)) / denom
+    return round(max(0.0, centre - half) * per, 2), round(min(1.0, centre + half) * per, 2)
 
 
 def _share(n: int, d: int) -> float | None:
@@ -238,7 +271,7 @@ def _delay(r: Request) -> float | None:
 
 
 def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
-               requests: list[Request], within_s: int) -> tuple:
+               requests: list[Request], within_s: int, min_population: int) -> tuple:
     involved = [c for c in cards if c.involved]
     timed = [t for c in involved if (t := _first_to_flag(c)) is not None]
     delays = [d for r in requests if (d := _delay(r)) is not None]
@@ -246,7 +279,7 @@ def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
     action = Counter(r.action for r in requests)
     return (
         active, len(cards), sum(c.confirmed for c in cards), len(involved),
-        _rate(len(involved), active),
+        _rate(len(involved), active, min_population),
         len(rigs), sum(n for _, n in rigs), max((r.sims for r, _ in rigs), default=0),
         sum("bulk_registration" in c.kinds for c in cards),
         len(timed), _quantile(timed, 0.5), _quantile(timed, 0.95),
@@ -254,12 +287,12 @@ def _group_row(active: int, cards: list[Card], rigs: list[tuple[RigFact, int]],
         _share(sum(d <= within_s for d in delays), len(requests)),
         action["reverify"], outcome["reverified"], outcome["failed"], action["suspend"],
         outcome["suspended"], outcome["police_confirmed"], sum(not r.outcomes for r in requests),
-    )
+    ) + wilson(len(involved), active)
 
 
 def _grouped(keys: list[str], active: dict[str, int], cards: list[Card], key_of_card,
              rig_groups: dict[str, list[tuple[RigFact, int]]], requests: list[Request],
-             within_s: int) -> list[tuple]:
+             within_s: int, min_population: int) -> list[tuple]:
     by_key: dict[str, list[Card]] = defaultdict(list)
     for c in cards:
         by_key[key_of_card(c)].append(c)
@@ -268,11 +301,12 @@ def _grouped(keys: list[str], active: dict[str, int], cards: list[Card], key_of_
     for r in requests:
         req_by_key[card_key[r.line_imsi]].append(r)
     return [(k,) + _group_row(active.get(k, 0), by_key.get(k, []), rig_groups.get(k, []),
-                              req_by_key.get(k, []), within_s) for k in keys]
+                              req_by_key.get(k, []), within_s, min_population) for k in keys]
 
 
 def _order(keys: set[str], rank: dict[str, float | None]) -> list[str]:
-    """Worst first: by rate (groups without a rate last), then name."""
+    """Worst first: by rate, then name; groups without a rate (none active, or fewer than
+    the minimum population) last."""
     return sorted(keys, key=lambda k: (rank.get(k) is None, -(rank.get(k) or 0.0), k))
 
 
@@ -326,7 +360,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     carrier_rigs = rig_groups(carrier_of)
     keys = set(active_carrier) | {c.carrier for c in cards} | set(carrier_rigs)
     rows = _grouped(sorted(keys), active_carrier, cards, lambda c: c.carrier, carrier_rigs,
-                    requests, w)
+                    requests, w, config.min_population)
     per_lookup = lookups.by_carrier
     carrier_rows = [(r[0], config.operator_type(r[0])) + r[1:] + (per_lookup.get(r[0], 0),)
                     for r in rows]
@@ -334,7 +368,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     rank = {r[0]: r[rate_i] for r in carrier_rows}
     order = {k: i for i, k in enumerate(_order(keys, rank))}
     carrier_rows.sort(key=lambda r: order[r[0]])
-    gcols = group_columns(w)
+    gcols = group_columns(w, config.min_population)
     carriers = Table(
         "carriers", "Carriers and brands",
         "one row per carrier or brand (network operators and virtual operators), as registered; "
@@ -356,7 +390,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     region_rigs = rig_groups(region_of)
     rkeys = set(active_region) | {region_of_cell(c.cell) for c in cards} | set(region_rigs)
     rrows = _grouped(sorted(rkeys), active_region, cards, lambda c: region_of_cell(c.cell),
-                     region_rigs, requests, w)
+                     region_rigs, requests, w, config.min_population)
     rrank = {r[0]: r[5] for r in rrows}
     rorder = {k: i for i, k in enumerate(_order(rkeys, rrank))}
     rrows.sort(key=lambda r: rorder[r[0]])
@@ -369,8 +403,8 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
                "cell; 'unmapped': a cell no prefix of the table matches"),) + gcols,
         tuple(rrows))
 
-    channels = _channels(facts, prev, start, prev_start)
-    trend_t = _trend(trend)
+    channels = _channels(facts, prev, start, prev_start, config.min_population)
+    trend_t = _trend(trend, config.min_population)
     tta = _time_to_action(cards, requests, w)
     lookups_t = lookups.table(w)
     first_times = tuple(sorted(t for c in cards if c.involved and (t := _first_to_flag(c)) is not None))
@@ -399,7 +433,12 @@ def definitions(config: ReportConfig) -> tuple[tuple[str, str], ...]:
         ("Verdicts and outcomes", "as recorded when the report was generated (they arrive after "
                                   "the month; a later run may differ)"),
         ("Rate", "fraud-involved cards per 10,000 active subscribers of the same carrier, "
-                 "region or channel"),
+                 f"region or channel; given, and ranked, from {config.min_population:,} active "
+                 "subscribers on ([report] min_population): below that a few cards make a "
+                 "large rate by chance, and the group is listed after the ranked ones"),
+        ("95% interval", "each rate's Wilson score interval at 95 %, per 10,000 (columns "
+                         "*_low and *_high): where the true rate plausibly lies given how "
+                         "few subscribers it is measured on; given for small groups too"),
         ("Rig", "flagged SIMs grouped because they share devices, sit together in a cell with "
                 "machine-like traffic, or come from one bulk registration; counted in the month "
                 "of its first flag, for every carrier / region holding one of its cards"),
@@ -412,11 +451,15 @@ def definitions(config: ReportConfig) -> tuple[tuple[str, str], ...]:
         (f"Within {w}", f"the service level of the carrier-police mechanism ({config.within_s} s)"),
         ("Percentiles", "median and 95th percentile with linear interpolation between closest "
                         "ranks; empty when nothing was measured"),
-        ("Police lookup", "a request to POST /v1/lookups in the month, as the audit log holds it"),
+        ("Police lookup", "a request to POST /v1/lookups, as the audit log holds it, dated by "
+                          "the event time of the store's data when it was made (the newest "
+                          "record taken in): a month replayed later counts the lookups made "
+                          "on its data; rows without it are dated by when they were made"),
     )
 
 
-def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: datetime) -> Table:
+def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: datetime,
+              min_population: int) -> Table:
     def per_channel(f: MonthFacts) -> tuple[Counter, Counter]:
         active: Counter[str] = Counter()
         for (_, ch), n in f.active_by_carrier_channel.items():
@@ -428,9 +471,10 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
     keys = {k for k, n in inv.items() if n} | {k for k, n in pinv.items() if n}
     rows = []
     for k in keys:
-        rate, prate = _rate(inv[k], a[k]), _rate(pinv[k], pa[k])
+        rate, prate = _rate(inv[k], a[k], min_population), _rate(pinv[k], pa[k], min_population)
         rows.append([k, a[k], inv[k], rate, pinv[k], prate, inv[k] - pinv[k],
-                     round(rate - prate, 2) if rate is not None and prate is not None else None])
+                     round(rate - prate, 2) if rate is not None and prate is not None else None,
+                     *wilson(inv[k], a[k])])
     rows.sort(key=lambda r: (-r[2], -(r[3] or 0.0), r[0]))
     pm = prev_start.strftime("%Y-%m")
     return Table(
@@ -444,7 +488,8 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
             _c("fraud_involved_cards", "Fraud-involved cards", "SIMs",
                "as in the carrier table, for cards registered through the channel"),
             _c("fraud_per_10k", "Fraud-involved per 10,000", "per 10,000 active SIMs",
-               "fraud_involved_cards / active_subscribers x 10,000"),
+               "fraud_involved_cards / active_subscribers x 10,000; empty below "
+               f"{min_population:,} active subscribers ([report] min_population)"),
             _c("prev_fraud_involved_cards", f"Fraud-involved cards {pm}", "SIMs",
                "the same in the previous month"),
             _c("prev_fraud_per_10k", f"Per 10,000 {pm}", "per 10,000 active SIMs",
@@ -452,10 +497,10 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
             _c("change_cards", "Change in cards", "SIMs", "this month minus the previous"),
             _c("change_per_10k", "Change in rate", "per 10,000 active SIMs",
                "this month's rate minus the previous month's; empty when either is"),
-        ), tuple(tuple([i + 1] + r) for i, r in enumerate(rows)))
+        ) + interval_columns(), tuple(tuple([i + 1] + r) for i, r in enumerate(rows)))
 
 
-def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
+def _trend(months: list[tuple[datetime, MonthFacts]], min_population: int) -> Table:
     rows = []
     for start, f in sorted(months, key=lambda m: m[0]):
         active: Counter[str] = Counter()
@@ -463,7 +508,8 @@ def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
             active[carrier] += n
         inv = Counter(c.carrier for c in f.cards if c.involved)
         for k in sorted(set(active) | set(inv)):
-            rows.append((start.strftime("%Y-%m"), k, active[k], inv[k], _rate(inv[k], active[k])))
+            rows.append((start.strftime("%Y-%m"), k, active[k], inv[k],
+                         _rate(inv[k], active[k], min_population), *wilson(inv[k], active[k])))
     return Table(
         "trend", "Monthly trend", "one row per month and carrier, the report's month last", (
             _c("month", "Month", "", "calendar month (UTC)"),
@@ -472,8 +518,8 @@ def _trend(months: list[tuple[datetime, MonthFacts]]) -> Table:
             _c("fraud_involved_cards", "Fraud-involved cards", "SIMs",
                "as in the carrier table (verdicts as of now)"),
             _c("fraud_per_10k", "Fraud-involved per 10,000", "per 10,000 active SIMs",
-               "as in the carrier table"),
-        ), tuple(rows))
+               "as in the carrier table (empty below the minimum population)"),
+        ) + interval_columns(), tuple(rows))
 
 
 TTA_BINS = ((0, 900, "up to 15 min"), (900, 3600, "15-60 min"), (3600, 3 * 3600, "1-3 h"),
@@ -534,13 +580,21 @@ class Lookups:
                                 if o != "answered"]))
 
 
+# A lookup's date: the store's event time when it was made (the audit row's
+# query.event_time, see detector.api.event_clock), else when it was made. A month replayed
+# later counts the lookups made on its data; live, the two differ by the feeds' lag.
+LOOKUP_DATE = ("CASE WHEN query->>'event_time' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "
+               "THEN (query->>'event_time')::timestamptz ELSE at END")
+
+
 async def _lookups(conn: asyncpg.Connection, start: datetime, end: datetime) -> Lookups:
     rows = await conn.fetch(
         "SELECT outcome, reason, count(*) AS n FROM audit_log WHERE action = 'lookup' AND "
-        "at >= $1 AND at < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
+        f"{LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
     carriers = await conn.fetch(
         "WITH q AS (SELECT query->>'number_type' AS t, query->>'number' AS num FROM audit_log "
-        "  WHERE action = 'lookup' AND at >= $1 AND at < $2 AND query->>'number' ~ '^[0-9]{1,18}$') "
+        f"  WHERE action = 'lookup' AND {LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 "
+        "  AND query->>'number' ~ '^[0-9]{1,18}$') "
         "SELECT r.carrier, count(*) AS n FROM q JOIN registrations r ON "
         "  (q.t = 'msisdn' AND r.msisdn = q.num::bigint) OR (q.t = 'imsi' AND r.imsi = q.num::bigint) "
         "GROUP BY 1", start, end)
@@ -568,6 +622,24 @@ def _day_ranges(days: list[date]) -> str:
     if run:
         parts.append(run)
     return ", ".join(f"{r[0].day}" if len(r) == 1 else f"{r[0].day}-{r[-1].day}" for r in parts)
+
+
+def _feed_note(probe: str, got: dict[date, int], missing: list[date], days: int, month_name: str,
+               quarantined: int, rejected: int) -> str:
+    """A feed's coverage in words. Two things are kept apart: the days its records are
+    dated on (event time: a call's start, a registration's activation), which say when
+    things happened, not what was lost (a registrations feed has records only on the days
+    cards were activated), and what was lost: rows quarantined, files rejected whole."""
+    if got:
+        dated = (f"records dated on {counted(len(got), 'day')} of {days} in {month_name}"
+                 + (f" (no event dated on days {_day_ranges(missing)})" if missing else
+                    " (every day)"))
+        taken = f"{counted(sum(got.values()), 'record')} applied"
+    else:
+        dated = f"no record dated in {month_name}"
+        taken = "nothing applied for the month"
+    return (f"feed {probe}: {dated}; {taken}; lost: {counted(quarantined, 'row')} quarantined, "
+            f"{counted(rejected, 'file')} rejected whole")
 
 
 async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, any_cards: bool,
@@ -603,21 +675,21 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     rows, notes = [], []
     month_name = start.strftime("%B %Y")
     known = {r["probe"] for r in await conn.fetch("SELECT DISTINCT probe FROM ingested_files")}
+    if by_probe or status or known:
+        notes.append("a feed's days are the event days of its records (a call's start, a "
+                     "registration's activation), so a day without records is a day without "
+                     "such events in that feed, not lost data: a registrations feed has records "
+                     "only on the days cards were activated, and the subscribers registered "
+                     "before the month still count. Lost data is counted apart: rows "
+                     "quarantined and files rejected whole")
     for probe in sorted(set(by_probe) | set(status) | known):
         got = by_probe.get(probe, {})
         missing = [d for d in all_days if d not in got]
         rows.append((probe, len(got), len(all_days), _day_ranges(missing), status[probe]["done"],
                      status[probe]["rejected"], status[probe]["duplicate"], sum(got.values()),
                      q_probe[probe]))
-        if got:
-            notes.append(f"feed {probe}: records dated on {len(got)} of {len(all_days)} days of "
-                         f"{month_name}" + (f"; none on days {_day_ranges(missing)}" if missing else
-                                            " (every day)")
-                         + f"; {sum(got.values())} records applied, {q_probe[probe]} rows "
-                           f"quarantined, {status[probe]['rejected']} file(s) rejected whole")
-        else:
-            notes.append(f"feed {probe}: no records for {month_name}; "
-                         f"{status[probe]['rejected']} file(s) rejected whole")
+        notes.append(_feed_note(probe, got, missing, len(all_days), month_name,
+                                q_probe[probe], status[probe]["rejected"]))
     if not rows:
         notes.append(f"no feed delivered records for {month_name}: the tables below are empty "
                      "or hold only flags and lookups")
@@ -628,7 +700,7 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     outcomes = await conn.fetchval(
         "SELECT count(*) FROM verification_outcomes WHERE outcome_at >= $1 AND outcome_at < $2",
         start, end)
-    notes.append(f"verification platform: {outcomes} outcome(s) reported for {month_name}; "
+    notes.append(f"verification platform: {counted(outcomes, 'outcome')} reported for {month_name}; "
                  "outcomes reported later change later runs of this report")
     if not config.regions:
         notes.append("no region table is configured ([report] regions): every located card is "
@@ -641,7 +713,10 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
             _c("days_with_records", "Days with records", "days",
                "days of the month (UTC, event time) with at least one applied record"),
             _c("days_in_month", "Days in month", "days", "calendar days of the month"),
-            _c("missing_days", "Days without records", "days of the month", "gaps, as day ranges"),
+            _c("missing_days", "Days without records", "days of the month",
+               "days on which no record of the feed is dated, as day ranges: days without "
+               "such events in the feed (a registrations feed dates a record by the card's "
+               "activation), not lost rows (those are quarantined_rows and files_rejected)"),
             _c("files_done", "Files taken in", "files", "files with records for the month"),
             _c("files_rejected", "Files rejected whole", "files",
                "files refused whole (e.g. no header) while the month's files were read"),

@@ -21,6 +21,13 @@ baseline) side by side. Definitions (see docs/evaluation.md):
   With the CDRs, the same again in *minutes of rig activity*: the part of that span in which
   the SIM's rig (any of its SIMs) was at work, each record counting until the next one, at
   most ``ACTIVE_GAP_S`` (a rig stopped for the night is not at work).
+- Wall-clock time to detect with the misses (``wall_clock``): for every fraud SIM in scope
+  with a ``first_active``, ``flagged_at - first_active`` (0 when flagged before), and *never*
+  for a SIM not flagged; median and 95th percentile over all of them (an order statistic that
+  falls on a miss is *never*, reported as ``None`` with ``*_never`` true). Given for all such
+  SIMs, for the *cold* ones (first record within a day of the start of what the detector
+  watched, ``watched_from``) and for those whose first record came *after a day watched*,
+  when the detector's windows and references were already full; and per scenario.
 - Per benign class: SIMs in scope, flagged, false-positive rate = flagged / SIMs.
 - Flags of IMSIs absent from the labels are false positives of their own row ``unknown``
   (each is one more negative SIM, flagged).
@@ -41,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 PERCENTILE = 95
+WARM_AFTER_S = 86_400   # a SIM whose first record comes a day after watching began is "warm"
 ACTIVE_GAP_S = 900   # a rig's record counts as rig activity until its next, at most 15 min
 
 
@@ -73,6 +81,33 @@ def _minutes_stats(minutes: list[float]) -> dict:
             f"p{PERCENTILE}_min": round(float(np.percentile(a, PERCENTILE)), 3)}
 
 
+def _quantile_never(values: np.ndarray, q: float) -> float:
+    """``numpy.percentile``'s linear interpolation over values in which a miss is ``inf``:
+    ``inf`` when either neighbour of the order statistic is a miss it counts (a p95 that
+    half-lands on a never-flagged SIM is never)."""
+    a = np.sort(values)
+    pos = (len(a) - 1) * q / 100.0
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    frac = pos - lo
+    if math.isinf(a[lo]) or (frac > 0 and math.isinf(a[hi])):
+        return math.inf
+    return float(a[lo] + (a[hi] - a[lo]) * frac)
+
+
+def wall_clock_stats(minutes: list[float]) -> dict:
+    """Median and 95th percentile of minutes to detect in which a missed SIM is ``inf``:
+    ``sims``, ``flagged``, ``missed``; a statistic that is never is ``None`` with
+    ``<name>_never`` true (JSON has no infinity)."""
+    out: dict = {"sims": len(minutes), "flagged": sum(1 for m in minutes if not math.isinf(m)),
+                 "missed": sum(1 for m in minutes if math.isinf(m))}
+    a = np.asarray(minutes, dtype=float)
+    for name, q in (("median_min", 50.0), (f"p{PERCENTILE}_min", float(PERCENTILE))):
+        v = _quantile_never(a, q) if len(a) else None
+        out[name] = None if v is None or math.isinf(v) else round(v, 3)
+        out[name.replace("_min", "_never")] = v is not None and math.isinf(v)
+    return out
+
+
 def _read_labels(path: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     with open(path, newline="") as fh:
@@ -97,6 +132,18 @@ def _read_flags(path: Path) -> dict[str, int]:
                 raise ValueError(f"{path}: flag of {row['imsi']} has no flagged_at")
             out[k] = min(t, out.get(k, t))
     return out
+
+
+def cdr_first_time(path: Path) -> int | None:
+    """The earliest record time of a CDR file (epoch s), None when it has no record."""
+    from probes.csvparse import read_feed_file
+
+    first = None
+    for parsed in read_feed_file(Path(path), "cdr"):
+        if len(parsed.batch.ts):
+            t = int(parsed.batch.ts.min())
+            first = t if first is None else min(first, t)
+    return first
 
 
 def _cdr_activity(path: Path, fraud: set[str]) -> tuple[set[str], dict[str, np.ndarray]]:
@@ -134,20 +181,33 @@ def _active_minutes(rig_times: np.ndarray, start: int, end: int) -> float:
     return float(np.minimum(np.diff(np.r_[t, end]), ACTIVE_GAP_S).sum()) / 60.0
 
 
-def evaluate(labels_csv: Path, flags_csv: Path, cdr_csv: Path | None = None) -> dict:
+def evaluate(labels_csv: Path, flags_csv: Path, cdr_csv: Path | None = None,
+             watched_from: int | None = None) -> dict:
+    """``watched_from``: when the detector began to read (epoch s; the archive's start for a
+    world with one); by default the first record of ``cdr_csv``, else the first
+    ``first_active``."""
     labels = _read_labels(Path(labels_csv))
     flags = _read_flags(Path(flags_csv))
     if cdr_csv is None:
-        return evaluate_tables(labels, flags, None)
+        return evaluate_tables(labels, flags, None, watched_from=watched_from)
     in_cdr, times = _cdr_activity(Path(cdr_csv), {k for k, v in labels.items() if v["fraud"]})
-    return evaluate_tables(labels, flags, in_cdr, times)
+    if watched_from is None:
+        watched_from = cdr_first_time(Path(cdr_csv))
+    return evaluate_tables(labels, flags, in_cdr, times, watched_from=watched_from)
 
 
 def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
-                    in_cdr: set[str] | None, times: dict[str, np.ndarray] | None = None) -> dict:
+                    in_cdr: set[str] | None, times: dict[str, np.ndarray] | None = None,
+                    watched_from: int | None = None) -> dict:
     """``evaluate`` on tables already read: labels by IMSI, earliest flag time by IMSI, the
-    IMSIs seen in the CDRs (``None``: unknown, see the module docstring) and the record
-    times of fraud SIMs (for the minutes of rig activity before detection; none without)."""
+    IMSIs seen in the CDRs (``None``: unknown, see the module docstring), the record
+    times of fraud SIMs (for the minutes of rig activity before detection; none without)
+    and when watching began (``None``: the earliest ``first_active``)."""
+    if watched_from is None:
+        starts = [v["first_active"] for v in labels.values() if v["first_active"] is not None]
+        watched_from = min(starts) if starts else 0
+    wall: dict[str, list[float]] = defaultdict(list)            # "all", "cold", "warm"
+    wall_scen: dict[str, list[float]] = defaultdict(list)
     fraud_rows: dict[str, dict] = {}
     benign_rows: dict[str, dict] = {}
     rigs: dict[str, dict[str, list[int]]] = defaultdict(dict)  # scenario -> rig -> [sims, flagged]
@@ -179,6 +239,12 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             rig = rigs[lab["scenario"]].setdefault(lab["rig_id"] or f"sim:{imsi}", [0, 0])
             rig[0] += 1
             rig[1] += int(flagged)
+            if lab["first_active"] is not None:
+                m = max(0, flags[imsi] - lab["first_active"]) / 60.0 if flagged else math.inf
+                warm = lab["first_active"] >= watched_from + WARM_AFTER_S
+                for key in ("all", "warm" if warm else "cold"):
+                    wall[key].append(m)
+                wall_scen[lab["scenario"]].append(m)
             if flagged and lab["first_active"] is not None:
                 # a SIM flagged before its first record in the world (a box's SIM at its
                 # power-on, a rig found in the archive) was detected with no delay
@@ -201,6 +267,7 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
             "recall": _ratio(r["flagged"], r["sims"]),
             "rigs": len(rr), "rigs_found": found, "rig_recall": _ratio(found, len(rr)),
             "time_to_detect": _minutes_stats(ttd.get(name, [])),
+            "wall_clock": wall_clock_stats(wall_scen.get(name, [])),
         }
     benign = {}
     for name in sorted(benign_rows):
@@ -239,6 +306,10 @@ def evaluate_tables(labels: dict[str, dict], flags: dict[str, int],
         "rig_activity_to_detect_running": _minutes_stats(active_by_start[True])
         if times is not None else None,
         "activity_from": "cdr" if in_cdr is not None else "labels",
+        # wall clock from each SIM's first record, a missed SIM counting as never
+        "wall_clock": {"all": wall_clock_stats(wall["all"]), "cold": wall_clock_stats(wall["cold"]),
+                       "after_a_day": wall_clock_stats(wall["warm"]),
+                       "watched_from": watched_from, "warm_after_s": WARM_AFTER_S},
     }
     return {"overall": overall, "scenarios": scenarios, "benign": benign,
             "unknown_imsis": unknown}
@@ -264,6 +335,32 @@ def grid(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def minutes_or_never(stats: dict | None, key: str) -> str:
+    """A wall-clock statistic as text: minutes, ``never`` (it falls on a missed SIM) or ``-``."""
+    if not stats:
+        return "-"
+    if stats.get(key.replace("_min", "_never")):
+        return "never"
+    return number(stats.get(key))
+
+
+def format_wall_clock(overall: dict) -> str:
+    """The wall-clock time-to-detect line: all, cold, after a day watched."""
+    w = overall.get("wall_clock")
+    if not w:
+        return ""
+    p = f"p{PERCENTILE}_min"
+    parts = []
+    for what, key in (("all", "all"), ("cold (first record in the first day watched)", "cold"),
+                      ("after a day watched", "after_a_day")):
+        s = w[key]
+        if s["sims"]:
+            parts.append(f"{what} median {minutes_or_never(s, 'median_min')}, p{PERCENTILE} "
+                         f"{minutes_or_never(s, p)} ({s['sims']} SIMs, {s['missed']} missed)")
+    return ("wall-clock time to detect from a SIM's first record, missed SIMs as never: "
+            + "; ".join(parts)) if parts else ""
+
+
 def format_table(result: dict, title: str = "") -> str:
     """The result as fixed-width text: fraud scenarios, benign classes, overall."""
     o = result["overall"]
@@ -279,6 +376,8 @@ def format_table(result: dict, title: str = "") -> str:
                  number(t["median_min"]), number(t[p])])
     lines += grid(["fraud scenario", "SIMs", "flagged", "recall", "rigs", "rig recall",
                     "TTD med min", f"TTD p{PERCENTILE} min"], rows)
+    if format_wall_clock(o):
+        lines.append(format_wall_clock(o))
     for title, prefix in (("time to detect", "time_to_detect"),
                           ("minutes of rig activity before detection", "rig_activity_to_detect")):
         split = [(what, o.get(prefix + key)) for what, key in (

@@ -7,6 +7,7 @@ are documented, with sources, in docs/simulator.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from detector.world.core import (
     local_hour,
     sms_outcome,
 )
+
+if TYPE_CHECKING:
+    from detector.world.profile import Profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,7 @@ def _split_groups(rng: np.random.Generator, n: int, size: tuple[int, int]) -> np
     return gid
 
 
-def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int) -> BenignPlan:
+def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int, groups: Groups = GROUPS) -> BenignPlan:
     rng = ctx.rng("benign-plan")
     blocks: dict[str, tuple[int, int]] = {}
     i = 0
@@ -184,9 +188,9 @@ def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int) -> BenignPlan
     group = np.full(n, -1, dtype=np.int64)
     next_group = group_base
     for name, size in (
-        ("call_centre", GROUPS.call_centre_building),
-        ("enterprise", GROUPS.enterprise_company),
-        ("iot_meter", GROUPS.iot_site),
+        ("call_centre", groups.call_centre_building),
+        ("enterprise", groups.enterprise_company),
+        ("iot_meter", groups.iot_site),
     ):
         a, b = blocks[name]
         if b > a:
@@ -210,7 +214,7 @@ def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int) -> BenignPlan
         for g in np.unique(group[a:b]):
             m = np.flatnonzero(group == g)
             t0 = ctx.start - int(rng.integers(30, 1500)) * DAY
-            gaps = rng.integers(*GROUPS.enterprise_activation_gap_s, len(m))
+            gaps = rng.integers(*groups.enterprise_activation_gap_s, len(m))
             activated[m] = t0 + np.cumsum(gaps)
             owner[m] = 10**12 + g  # company account
             owner_is_company[m] = True
@@ -219,8 +223,8 @@ def plan_benign(ctx: Ctx, counts: dict[str, int], group_base: int) -> BenignPlan
     # new subscribers: a carrier's gross adds are a few percent of its base every month, so
     # a young card alone is no sign of fraud (own stream: the rest of the world is unchanged)
     new = ctx.rng("new-cards")
-    young = (new.random(n) < GROUPS.new_card_share) & ~owner_is_company
-    activated[young] = ctx.start - new.integers(HOUR, GROUPS.new_card_age_s, int(young.sum()))
+    young = (new.random(n) < groups.new_card_share) & ~owner_is_company
+    activated[young] = ctx.start - new.integers(HOUR, groups.new_card_age_s, int(young.sum()))
     return BenignPlan(n, blocks["iot_meter"][0], cls, blocks, pair_of, group, activated, owner,
                       owner_is_company, channel, iccid_run)
 
@@ -229,8 +233,11 @@ class World:
     """SIM table, cells, devices and record sink shared by the benign and fraud generators."""
 
     def __init__(self, ctx: Ctx, plan: BenignPlan, cells: Cells, devices: Devices, msisdn: np.ndarray,
-                 service: dict[str, np.ndarray]):
+                 service: dict[str, np.ndarray], profile: Profile | None = None):
+        from detector.world.profile import DEFAULT_PROFILE
+
         self.ctx = ctx
+        self.profile = DEFAULT_PROFILE if profile is None else profile
         self.plan = plan
         self.cells = cells
         self.devices = devices
@@ -246,6 +253,7 @@ class World:
         self.dev0 = np.zeros(nb, dtype=np.int64)
         self.dev1 = np.zeros(nb, dtype=np.int64)
         self.change_t = np.full(nb, np.iinfo(np.int64).max, dtype=np.int64)
+        self.call_boost = np.ones(nb)  # heavy callers' factor on their calls and SMS
 
     # ------------------------------------------------------------------ numbers
 
@@ -355,7 +363,7 @@ def setup_benign(world: World) -> None:
         a, b = plan.blocks[name]
         if b == a:
             continue
-        u = BENIGN[name]
+        u = world.profile.benign[name]
         world.kind[a:b] = MOBILITY[u.mobility]
         world.dev0[a:b] = devices.new(u.device, b - a)
     # shared places per group
@@ -379,6 +387,13 @@ def setup_benign(world: World) -> None:
     world.aux[a:b] = world.home[a:b] + rng.integers(-40, 40, b - a)  # district
     a, b = plan.blocks["shop"]
     world.work[a:b] = (world.home[a:b] + rng.integers(-10, 10, b - a)) % cells.n
+    # heavy callers (a stream of their own: a profile without them draws nothing)
+    p = world.profile
+    if p.heavy_share > 0 and plan.n_callable:
+        heavy = ctx.rng("heavy-callers")
+        who = np.flatnonzero(heavy.random(plan.n_callable) < p.heavy_share)
+        lo, hi = np.log(p.heavy_factor[0]), np.log(p.heavy_factor[1])
+        world.call_boost[who] = np.exp(heavy.uniform(lo, hi, len(who)))
     # dual-SIM phones: two IMSIs behind one IMEI
     pairs = np.flatnonzero(plan.pair_of > np.arange(nb))
     world.dev0[plan.pair_of[pairs]] = world.dev0[pairs]
@@ -400,9 +415,9 @@ def _contacts(world: World, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         a, b = plan.blocks[name]
         b = min(b, nc)
         if b > a:
-            lo, hi = BENIGN[name].contacts
+            lo, hi = world.profile.benign[name].contacts
             size[a:b] = rng.integers(lo, hi + 1, b - a)
-            onnet_p[a:b] = BENIGN[name].onnet_contacts
+            onnet_p[a:b] = world.profile.benign[name].onnet_contacts
     offsets = np.concatenate([[0], np.cumsum(size)])
     owner = np.repeat(np.arange(nc), size)
     total = len(owner)
@@ -428,22 +443,23 @@ def generate_benign(world: World) -> None:
         a, b = plan.blocks[name]
         if b == a:
             continue
-        u = BENIGN[name]
+        u = world.profile.benign[name]
         sims = np.arange(a, b, dtype=np.int64)
         if name == "iot_meter":
             _iot(world, rng, sims)
             continue
         act = rng.lognormal(-0.5 * u.activity_sigma**2, u.activity_sigma, len(sims))
         if name == "dual_sim":
-            act[plan.pair_of[sims] < sims] *= GROUPS.dual_sim_second_activity
+            act[plan.pair_of[sims] < sims] *= world.profile.groups.dual_sim_second_activity
 
         def pick_contact(owner):
             j = offsets[owner] + np.floor(size[owner] * rng.random(len(owner)) ** 2).astype(np.int64)
             return contact_sim[j], contact_num[j]
 
         # personal calls and SMS to contacts (on-net contacts get the MT record)
+        boost = world.call_boost[sims]
         for rtype, rate, prof in ((VOICE, u.voice_mo, "voice"), (SMS, u.sms_mo, "sms")):
-            own, t = daily_events(ctx, rng, sims, rate * act, prof)
+            own, t = daily_events(ctx, rng, sims, rate * act * boost, prof)
             csim, cnum = pick_contact(own)
             if rtype == VOICE:
                 res, dur = call_outcome(rng, len(t), u.answer, u.talk_median_s)
@@ -473,7 +489,7 @@ def generate_benign(world: World) -> None:
             for out, rate in ((True, u.work_out), (False, u.work_in)):
                 own, t = daily_events(ctx, rng, sims, rate * act, u.work_profile, u.work_week)
                 n = len(t)
-                onnet = rng.random(n) < GROUPS.customer_onnet
+                onnet = rng.random(n) < world.profile.groups.customer_onnet
                 cust_sim = np.where(onnet, world.random_people(rng, n), -1)
                 cust_sim = np.where(cust_sim == own, -1, cust_sim)
                 cust_num = np.where(cust_sim >= 0, msisdn[np.maximum(cust_sim, 0)], world.offnet(rng, n))
@@ -489,15 +505,15 @@ def _iot(world: World, rng: np.random.Generator, sims: np.ndarray) -> None:
     ctx, plan = world.ctx, world.plan
     g = plan.group[sims]
     ug, inv = np.unique(g, return_inverse=True)
-    period = rng.choice(np.asarray(GROUPS.iot_period_s), len(ug))[inv]
+    period = rng.choice(np.asarray(world.profile.groups.iot_period_s), len(ug))[inv]
     phase = rng.integers(0, period)
     span = ctx.end - ctx.start
     nmax = int(span // int(period.min())) + 2
     k = np.arange(nmax)
     t = ctx.start + phase[:, None] + k[None, :] * period[:, None]
-    t = t + np.rint(rng.normal(0, GROUPS.iot_jitter_s, t.shape)).astype(np.int64)
+    t = t + np.rint(rng.normal(0, world.profile.groups.iot_jitter_s, t.shape)).astype(np.int64)
     valid = (t >= ctx.start) & (t < ctx.end)
     own = np.broadcast_to(sims[:, None], t.shape)[valid]
     t = t[valid]
-    dur = rng.integers(GROUPS.iot_session_s[0], GROUPS.iot_session_s[1] + 1, len(t))
+    dur = rng.integers(world.profile.groups.iot_session_s[0], world.profile.groups.iot_session_s[1] + 1, len(t))
     world.records.add(own, t, DATA, MO, dur, OK, -1, world.dev0[own], world.home[own])

@@ -131,14 +131,15 @@ def _rig_sizes(rng: np.random.Generator, n: int, sizes: tuple[int, ...]) -> list
     return out
 
 
-def plan_fraud(ctx: Ctx, counts: dict[str, int], first_sim: int, run_base: int) -> FraudPlan:
+def plan_fraud(ctx: Ctx, counts: dict[str, int], first_sim: int, run_base: int,
+               scenarios: dict[str, Scenario] = SCENARIOS) -> FraudPlan:
     rng = ctx.rng("fraud-plan")
     span = ctx.end - ctx.start
     scen, rigidx, act, owner, chan, run = [], [], [], [], [], []
     rigs: list[Rig] = []
     sim = first_sim
     for si, name in enumerate(FRAUD_ORDER):
-        sc = SCENARIOS[name]
+        sc = scenarios[name]
         for k, size in enumerate(_rig_sizes(rng, counts.get(name, 0), sc.sizes)):
             sims = np.arange(sim, sim + size, dtype=np.int64)
             sim += size
@@ -189,8 +190,7 @@ def plan_fraud(ctx: Ctx, counts: dict[str, int], first_sim: int, run_base: int) 
 # --------------------------------------------------------------------------- traffic
 
 
-def _windows(ctx: Ctx, rng: np.random.Generator, start: int, night: bool) -> list[tuple[int, int]]:
-    g = GATEWAY
+def _windows(ctx: Ctx, rng: np.random.Generator, start: int, night: bool, g: Gateway) -> list[tuple[int, int]]:
     out = []
     for d in ctx.local_days:
         base = int(d) * DAY - LOCAL_OFFSET_S
@@ -206,9 +206,8 @@ def _windows(ctx: Ctx, rng: np.random.Generator, start: int, night: bool) -> lis
     return out
 
 
-def _port_calls(rng: np.random.Generator, windows, n_ports: int, answer: float, gap_mean: float):
+def _port_calls(rng: np.random.Generator, windows, n_ports: int, answer: float, gap_mean: float, g: Gateway):
     """Back-to-back calls on each port within the windows: (port, t, dur, result)."""
-    g = GATEWAY
     ports, ts, durs, results = [], [], [], []
     for w0, w1 in windows:
         ncol = int((w1 - w0) / (gap_mean + 20) * 1.3) + 20
@@ -239,11 +238,12 @@ def _port_calls(rng: np.random.Generator, windows, n_ports: int, answer: float, 
 def _victim_calls(world: World, rng: np.random.Generator, sim, t, dur, res, dev, cell) -> None:
     """Calls from fraud SIMs to victims (mostly off-net, distinct), plus rare call-backs."""
     n = len(t)
-    onnet = rng.random(n) < GATEWAY.onnet_victims
+    g = world.profile.gateway
+    onnet = rng.random(n) < g.onnet_victims
     vsim = np.where(onnet, world.random_people(rng, n), -1)
     vnum = np.where(vsim >= 0, world.msisdn[np.maximum(vsim, 0)], world.offnet(rng, n))
     world.emit(t, VOICE, res, dur, sim, world.msisdn[sim], vsim, vnum, a_dev=dev, a_cell=cell)
-    cb = np.flatnonzero(rng.random(n) < GATEWAY.callback)
+    cb = np.flatnonzero(rng.random(n) < g.callback)
     if len(cb):
         tcb = t[cb] + rng.integers(60, HOUR, len(cb))
         keep = tcb < world.ctx.end
@@ -262,12 +262,38 @@ def _stride(ports: int, sims: int) -> int:
 
 
 def _gateway_devices(world: World, rng: np.random.Generator, n: int) -> np.ndarray:
-    phone = rng.random(n) < GATEWAY.smartphone_imei_share
+    phone = rng.random(n) < world.profile.gateway.smartphone_imei_share
     dev = world.devices.new("goip", n)
     k = int(phone.sum())
     if k:
         dev[phone] = world.devices.new("smartphone", k)
     return dev
+
+
+def _port_devices(world: World, rig: Rig, n: int) -> np.ndarray:
+    """Devices of a box's ports: GOIP modules or, for the share of rigs whose owner copied
+    phone IMEIs into every port (``Profile.port_smartphone_share``), smartphone TACs. The
+    choice has a stream of its own, so a profile without such rigs draws nothing here."""
+    share = world.profile.port_smartphone_share
+    if share > 0 and world.ctx.rng(f"ports-{rig.rig_id}").random() < share:
+        return world.devices.new("smartphone", n)
+    return world.devices.new("goip", n)
+
+
+def _relocated(world: World, rig: Rig, t: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """A box carried to a new place every few hours (``Profile.relocate_share`` of the static
+    rigs, every ``relocate_s``): after its k-th move each record's cell is shifted by the sum
+    of k jumps of a few districts. Rigs that stay are returned as they are."""
+    p = world.profile
+    if p.relocate_share <= 0 or not len(t):
+        return cell
+    rng = world.ctx.rng(f"relocate-{rig.rig_id}")
+    if rng.random() >= p.relocate_share:
+        return cell
+    period = int(rng.integers(p.relocate_s[0], p.relocate_s[1] + 1))
+    moves = (np.asarray(t, np.int64) - rig.start) // period
+    jumps = np.concatenate([[0], np.cumsum(rng.integers(50, 400, int(moves.max()) + 1))])
+    return (np.asarray(cell, np.int64) + jumps[moves]) % world.cells.n
 
 
 def generate_fraud(world: World, plan: FraudPlan) -> None:
@@ -277,7 +303,7 @@ def generate_fraud(world: World, plan: FraudPlan) -> None:
         sims = rig.sims[rig.used]
         if len(sims) == 0 or rig.start >= ctx.end:
             continue
-        sc = SCENARIOS[rig.scenario]
+        sc = world.profile.scenarios[rig.scenario]
         cell0 = int(rng.integers(0, world.cells.n))
         if rig.scenario == "goip_evasive":
             _evasive(world, rng, rig, sims, cell0, sc.extra)
@@ -285,16 +311,17 @@ def generate_fraud(world: World, plan: FraudPlan) -> None:
         if rig.scenario == "sms_farm":
             _sms_farm(world, rng, rig, sims, cell0, sc.extra)
             continue
-        answer = rng.uniform(*GATEWAY.answer)
-        gap = rng.uniform(*GATEWAY.gap_s)
-        windows = _windows(ctx, rng, rig.start, rng.random() < GATEWAY.night_share)
+        g = world.profile.gateway
+        answer = rng.uniform(*g.answer)
+        gap = rng.uniform(*g.gap_s)
+        windows = _windows(ctx, rng, rig.start, rng.random() < g.night_share, g)
         s = len(sims)
         if rig.scenario == "goip_rotating":
             fit = [p for p in sc.extra["ports"] if p <= s / 1.5]
             n_ports = max(fit) if fit else max(1, int(s / 1.5))
-            port_dev = world.devices.new("goip", n_ports)
+            port_dev = _port_devices(world, rig, n_ports)
             rot = int(rng.integers(*sc.extra["rotation_s"]))
-            port, t, dur, res = _port_calls(rng, windows, n_ports, answer, gap)
+            port, t, dur, res = _port_calls(rng, windows, n_ports, answer, gap, g)
             slot = (t - rig.start) // rot
             local = (port + slot * _stride(n_ports, s)) % s
             dev, cell = port_dev[port], np.full(len(t), cell0)
@@ -303,16 +330,16 @@ def generate_fraud(world: World, plan: FraudPlan) -> None:
             per = sc.extra["ports"] if s >= 2 * n_gw * sc.extra["ports"] else max(1, s // (2 * n_gw))
             n_gw = min(n_gw, s)
             q = n_gw * per
-            pos_dev = world.devices.new("goip", q)
+            pos_dev = _port_devices(world, rig, q)
             gw_cell = (cell0 + rng.integers(0, world.cells.n, n_gw)) % world.cells.n
             rot = int(rng.integers(*sc.extra["rotation_s"]))
-            port, t, dur, res = _port_calls(rng, windows, q, answer, gap)
+            port, t, dur, res = _port_calls(rng, windows, q, answer, gap, g)
             slot = (t - rig.start) // rot
             local = (port + slot * _stride(q, s)) % s
             dev, cell = pos_dev[port], gw_cell[port // per]
         elif rig.scenario == "mobile_rig":
-            sim_dev = world.devices.new("goip", s)
-            port, t, dur, res = _port_calls(rng, windows, s, answer, gap)
+            sim_dev = _port_devices(world, rig, s)
+            port, t, dur, res = _port_calls(rng, windows, s, answer, gap, g)
             seg = int(rng.integers(*sc.extra["segment_s"]))
             nseg = (ctx.end - rig.start) // seg + 2
             route = (cell0 + np.cumsum(rng.integers(sc.extra["step"][0], sc.extra["step"][1] + 1, nseg))) % world.cells.n
@@ -320,9 +347,11 @@ def generate_fraud(world: World, plan: FraudPlan) -> None:
             dev, cell = sim_dev[port], route[(t - rig.start) // seg]
         else:  # goip_fixed, bulk_cards (used part), sleeping_card: fixed IMEI per SIM, one cell
             sim_dev = _gateway_devices(world, rng, s)
-            port, t, dur, res = _port_calls(rng, windows, s, answer, gap)
+            port, t, dur, res = _port_calls(rng, windows, s, answer, gap, g)
             local = port
             dev, cell = sim_dev[port], np.full(len(t), cell0)
+        if rig.scenario not in ("mobile_rig", "sim_bank"):
+            cell = _relocated(world, rig, t, cell)
         _victim_calls(world, rng, sims[local], t, dur, res, dev, cell)
 
 

@@ -41,6 +41,7 @@ from detector.world.encoding import (
 )
 from detector.world.population import BENIGN_ORDER, GROUPS, World, generate_benign, plan_benign, setup_benign
 from detector.world.registration import BRANDS, NET_MNC, register
+from detector.world.profile import DEFAULT_PROFILE, random_draw
 from detector.world.scenarios import FRAUD_ORDER, generate_fraud, plan_fraud
 from detector.world.signalling import ATTACH, CALL, UPDATE, Signalling, world_signalling, write_pcap
 
@@ -95,15 +96,25 @@ class WorldSummary:
     seconds: float
 
 
-def resolve_mix(spec: str) -> dict[str, float]:
-    """Mix fractions from a preset name and/or ``key=value`` overrides, e.g. ``hard,courier=0.05``."""
+RANDOM = "random"
+
+
+def resolve_mix(spec: str, seed: int | None = None) -> dict[str, float]:
+    """Mix fractions from a preset name and/or ``key=value`` overrides, e.g. ``hard,courier=0.05``.
+    ``random`` draws the fractions from the seed (``profile.random_draw``), which it needs."""
     mix = dict(MIX_PRESETS["default"])
     for token in (t.strip() for t in spec.split(",")):
         if not token:
             continue
         if "=" not in token:
+            if token == RANDOM:
+                if seed is None:
+                    raise ValueError("mix 'random' is drawn from the world's seed; give one")
+                mix = dict(random_draw(seed, MIX_PRESETS["default"]).mix)
+                continue
             if token not in MIX_PRESETS:
-                raise ValueError(f"unknown mix preset {token!r}; presets: {', '.join(MIX_PRESETS)}")
+                raise ValueError(f"unknown mix preset {token!r}; presets: "
+                                 f"{', '.join((*MIX_PRESETS, RANDOM))}")
             mix = dict(MIX_PRESETS[token])
             continue
         key, _, value = token.partition("=")
@@ -131,6 +142,10 @@ def mix_counts(mix: dict[str, float], subscribers: int) -> dict[str, int]:
     for k in FRAUD_MIX_KEYS:
         counts[k] = max(MIN_FRAUD_SIMS, int(round(mix[k] * subscribers))) if mix[k] > 0 else 0
     return {k: counts[k] for k in (*BENIGN_ORDER, *FRAUD_ORDER)}
+
+
+def _is_random(spec: str) -> bool:
+    return RANDOM in (t.strip() for t in spec.split(","))
 
 
 def _parse_start(start: str) -> int:
@@ -165,12 +180,14 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     start = _parse_start(params.start)
     ctx = Ctx(params.seed, start - params.archive_hours * 3600, start + params.days * 86400)
-    mix = resolve_mix(params.mix)
+    mix = resolve_mix(params.mix, params.seed)
     counts = mix_counts(mix, params.subscribers)
+    drawn = random_draw(params.seed, MIX_PRESETS["default"]) if _is_random(params.mix) else None
+    profile = drawn.profile if drawn else DEFAULT_PROFILE
 
     # ---- who exists
-    bplan = plan_benign(ctx, counts, group_base=0)
-    fplan = plan_fraud(ctx, counts, first_sim=bplan.n, run_base=1_000_000)
+    bplan = plan_benign(ctx, counts, group_base=0, groups=profile.groups)
+    fplan = plan_fraud(ctx, counts, first_sim=bplan.n, run_base=1_000_000, scenarios=profile.scenarios)
     n = bplan.n + fplan.n
     fraud = np.zeros(n, dtype=bool)
     fraud[bplan.n :] = True
@@ -191,7 +208,7 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
     # ---- what they do
     cells = Cells.build(ctx.rng("cells"), int(np.clip(params.subscribers // 4, 500, 5000)))
     devices = Devices(ctx.rng("devices"))
-    world = World(ctx, bplan, cells, devices, reg.msisdn, _service_pool(ctx))
+    world = World(ctx, bplan, cells, devices, reg.msisdn, _service_pool(ctx), profile)
     setup_benign(world)
     generate_benign(world)
     generate_fraud(world, fplan)
@@ -248,6 +265,7 @@ def simulate_world(params: WorldParams, out_dir: Path) -> WorldSummary:
         "params": {**asdict(params)},
         "seed": params.seed,
         "mix": mix,
+        **({"draw": drawn.record} if drawn else {}),
         "counts": sim_counts,
         "sims": {"total": n, "benign": int(bplan.n), "fraud": int(fplan.n),
                  "fraud_share": round(fplan.n / n, 6)},

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from detector.world.evaluate import PERCENTILE, grid, number, percent
 
-HARD_NEGATIVES = ("call_centre", "courier", "taxi", "iot_meter", "enterprise", "shop")
+# network_probe: test-call devices, which Murynets et al. (2014) name as looking like SIM boxes
+# (the second generator, detector/world/boxgen.py, has them)
+HARD_NEGATIVES = ("call_centre", "courier", "taxi", "iot_meter", "enterprise", "shop", "network_probe")
 EVASIVE = "goip_evasive"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from detector.ids import mnc_length
-from detector.records import Direction, RecordType, Result, iso
+from detector.records import CdrRecord, Direction, RecordType, Result
 from probes.signalling import codec
 
 from . import octets
@@ -32,33 +32,15 @@ class Unusable(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class BerCdr:
-    """One canonical CDR read from a BER record, with where it was found.
+class BerCdr(CdrRecord):
+    """One canonical CDR read from a BER record (a :class:`CdrRecord`, whose
+    :meth:`~CdrRecord.canonical` gives its CSV fields), with where it was found.
 
     Identifiers are digit strings ("" when the record has none): ``imsi`` always 15 digits,
     ``imei`` 15 digits with its check digit, ``cell_id`` ``MCC-MNC-LAC-CI``."""
 
     offset: int             # of the record's first octet (the frame number in a capture)
     record: str             # the 32.298 alternative, e.g. "moCallRecord"
-    record_type: RecordType
-    direction: Direction
-    start_time: int         # epoch seconds, UTC
-    duration_s: int
-    imsi: str
-    msisdn: str
-    imei: str
-    peer: str
-    cell_id: str
-    result: Result
-
-    def canonical(self) -> dict[str, str | int]:
-        """The canonical CSV fields (README "Data formats"), values as the CSV spells them."""
-        return {
-            "record_type": self.record_type.name.lower(), "direction": self.direction.name,
-            "start_time": iso(self.start_time), "duration_s": self.duration_s,
-            "imsi": self.imsi, "msisdn": self.msisdn, "imei": self.imei, "peer": self.peer,
-            "cell_id": self.cell_id, "result": self.result.name.lower(),
-        }
 
 
 def canonical(name: str, value: dict, offset: int) -> BerCdr:

@@ -23,6 +23,7 @@ from detector.features.catalog import FEATURES
 from detector.ids import imsi_text, msisdn_text
 from detector.records import iso
 from detector.testing import T0, Row, at, cdr_batch, daemon_config, gateway_rows, imei, imsi, write_cdr
+from probes.config import ProbeConfig
 from probes.files import FileProbe
 from tests.inputs import CAPTURES
 from tests.probes.feed_shapes import SHAPES
@@ -159,7 +160,7 @@ async def test_bad_rows_and_bad_files_are_quarantined_and_good_rows_kept(tmp_pat
 def test_a_dropped_file_is_offered_only_once_settled(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
-    probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
+    probe = FileProbe(ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
     growing = drop / "a.csv"
     growing.write_text("record_type,direction\n")
     (drop / "b.csv.tmp").write_text("still being written")
@@ -175,7 +176,7 @@ def test_a_dropped_file_is_offered_only_once_settled(tmp_path):
 def test_an_archived_file_is_settled_at_once_and_offered_by_its_first_event_time(tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()
-    probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop, settle_s=60))
+    probe = FileProbe(ProbeConfig(type="cdr_csv", name="cdr", watch=drop, settle_s=60))
     rows = [Row(start_time=at(7200)), Row(start_time=at(3600))]
     old = write_cdr(drop / "old.csv", rows)
     write_cdr(drop / "new.csv", rows)        # just written: settled only at a later look

@@ -16,6 +16,7 @@ from detector import config as config_mod
 from detector.cli import main
 from detector.daemon import Daemon
 from detector.testing import Row, at, daemon_config, imsi, write_cdr
+from probes.config import ProbeConfig
 from probes.csvparse import CDR_FIELDS, REGISTRATION_FIELDS
 from probes.files import FileProbe
 
@@ -203,7 +204,7 @@ async def test_a_file_offered_but_not_committed_is_offered_again_after_a_restart
     for name in ("a.csv", "b.csv"):
         write_cdr(drop / name, [Row()])
         os.utime(drop / name, (time.time() - 3600,) * 2)
-    probe = FileProbe(config_mod.ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
+    probe = FileProbe(ProbeConfig(type="cdr_csv", name="cdr", watch=drop))
     got: list[str] = []
 
     async def offer_then_fail(work):

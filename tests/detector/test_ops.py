@@ -47,6 +47,7 @@ sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"
 client_id = "fraud-desk"
 identity = "analyst:li"
 role = "analyst"
+officers = ["li"]
 """)
     monkeypatch.setenv("GOIPWATCH_PLATFORM_SECRET", "a-secret-for-a-platform-that-is-down")
     files = split_cdr(small_world / "cdr.csv", tmp_path / "feed", hours=12)
@@ -80,11 +81,12 @@ backoff_cap_s = 600.0
         host, port = daemon._api.addresses[0][:2]
         async with aiohttp.ClientSession() as http:
             for number in (str(flagged[0]["imsi"]), imsi(999_999)):
-                await http.post(f"http://{host}:{port}/v1/lookups",
+                r = await http.post(f"http://{host}:{port}/v1/lookups",
                                 headers={"Authorization": f"Bearer {token}"},
                                 json={"number": number, "number_type": "imsi",
-                                      "case_ref": "FD-1", "legal_basis": "fraud review",
+                                      "case_ref": "FD-1", "legal_basis": "Anti-Telecom and Online Fraud Law Art. 14",
                                       "officer": "li"})
+                assert r.status in (200, 404), await r.text()
         ops = "http://%s:%d" % daemon._ops.addresses[0][:2]
         live, _ = await get(f"{ops}/livez")
         ready, ready_body = await get(f"{ops}/readyz")
@@ -108,6 +110,8 @@ backoff_cap_s = 600.0
     assert m['goipwatch_scoring_tick_seconds_bucket{le="+Inf"}'] == ticks
     assert m["goipwatch_checkpoint_seconds_count"] >= len(files) + 2
     assert m['goipwatch_lookup_seconds_count{status="200"}'] >= 1
+    assert {'goipwatch_auth_lockouts_total{scope="address"}',
+            'goipwatch_auth_lockouts_total{scope="client"}'} <= set(m)
     assert m['goipwatch_lookup_seconds_count{status="404"}'] >= 1
     # the platform is down: the requests wait in the outbox, and their age shows
     assert outbox and sum(v for k, v in m.items() if k.startswith("goipwatch_outbox_requests{")) == outbox

@@ -370,3 +370,27 @@ async def test_a_broker_outage_is_logged_once_when_it_starts_and_once_when_it_en
     assert probe.health.up
     assert await offsets(pg_dsn) == {(topic, 0): 1}
 
+
+async def test_a_failed_stream_probe_is_built_anew_at_the_checkpoint_and_a_file_probe_goes_on(
+        tmp_path, pg_dsn, small_world, small_model, kafka):
+    topic = f"fresh-{uuid.uuid4().hex[:8]}"
+    cfg = config_mod.load(daemon_config(tmp_path, pg_dsn, small_model, registrations(small_world)
+                                        + kafka_probe(kafka.bootstrap, topic)))
+    daemon = Daemon(cfg)
+    await daemon.open()
+    try:
+        files, stream = daemon.probes
+        daemon.pending.offsets[("kafka", topic, 0)] = 7     # as a committed micro-batch leaves it
+        await daemon.checkpoint()
+        daemon.until_done = True
+        assert await daemon.fresh_probe(files) is files     # keeps the files it has offered
+        new = await daemon.fresh_probe(stream)
+        try:
+            assert new is not stream and new.config == stream.config
+            assert new.pos.stored == {(topic, 0): 7} and new.finite
+            with pytest.raises(RuntimeError):               # the failed one's thread is shut
+                stream._pool.submit(int)
+        finally:
+            new.discard()
+    finally:
+        await daemon.close()

@@ -71,7 +71,7 @@ async def seed(pool) -> None:
             "VALUES ($1, 2, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7)", RIG,
             json.dumps([IMSI, OTHER_IMSI]), json.dumps([IMEI_A, IMEI_B]),
             json.dumps([CELL_NOW]), flagged, datetime(2026, 10, 5, 8, 50, tzinfo=UTC),
-            "2 SIMs; 2 devices; 1 cells; 2 shared devices")
+            "2 SIMs; 2 devices; 1 cell; 2 shared devices")
         await conn.execute(
             "INSERT INTO feature_snapshots (imsi, event_time, purpose, features) "
             "VALUES ($1, $2, 'flag', $3::jsonb)", int(IMSI), flagged,
@@ -113,7 +113,7 @@ async def seed_test_plmn(pool) -> None:
                 int(imsi), flagged, ZERO_RIG)
         await conn.execute(
             "INSERT INTO rigs (id, sims, members, devices, cells, first_at, last_at, evidence) "
-            "VALUES ($1, 2, $2::jsonb, $3::jsonb, $4::jsonb, $5, $5, '2 SIMs; 1 devices')", ZERO_RIG,
+            "VALUES ($1, 2, $2::jsonb, $3::jsonb, $4::jsonb, $5, $5, '2 SIMs; 1 device')", ZERO_RIG,
             json.dumps([ZERO_IMSI, ZERO_OTHER]), json.dumps([IMEI_B]), json.dumps([CELL_NOW]), flagged)
         s = st.empty_sim_state(1)
         s["last_hour"] = LAST_HOUR

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from detector.api import verify_audit
-from detector.api.app import AUDIT
+from detector.api.kit import AUDIT
 from tests.detector.api.conftest import (
     CELL_NOW,
     ID_HASH,
@@ -126,7 +126,7 @@ async def test_rigs_list_and_one_rig(client, pool):
     [rig] = doc["rigs"]
     assert rig == {"id": RIG, "sims": 2, "members": [IMSI, OTHER_IMSI], "devices": [IMEI_A, IMEI_B],
                    "cells": [CELL_NOW], "first_at": "2026-10-05T07:40:00Z",
-                   "last_at": "2026-10-05T08:50:00Z", "evidence": "2 SIMs; 2 devices; 1 cells; 2 shared devices"}
+                   "last_at": "2026-10-05T08:50:00Z", "evidence": "2 SIMs; 2 devices; 1 cell; 2 shared devices"}
     assert doc["truncated"] is False
 
     resp = await client.get(f"/v1/rigs/{RIG}", headers=auth("admin"))
@@ -391,7 +391,7 @@ async def test_events_of_many_sims_are_those_of_each_sim(pool, history):
     """The batched timelines (the console's rig page) equal the per-SIM ones, with a police
     lead naming both SIMs in its body (no line), answered once, and verdicts."""
     from detector import feedback
-    from detector.api.analyst import sim_events, sim_events_many
+    from detector.api.queries import sim_events, sim_events_many
 
     lead = uuid.UUID(int=3)
     async with pool.acquire() as conn:
@@ -421,7 +421,7 @@ async def test_events_of_many_sims_are_those_of_each_sim(pool, history):
 
 
 async def test_flags_rigs_and_timelines_name_sims_with_leading_zeros_by_their_15_digits(client, pool):
-    from detector.api.analyst import sim_events, sim_events_many
+    from detector.api.queries import sim_events, sim_events_many
 
     await seed_test_plmn(pool)
     doc = await (await client.get("/v1/flags", headers=auth("analyst"))).json()

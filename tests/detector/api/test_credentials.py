@@ -120,7 +120,7 @@ async def test_a_new_secret_revokes_the_tokens_issued_with_the_old_one(pool, liv
 
 
 def _credentials_key():
-    from detector.api.app import CREDENTIALS
+    from detector.api.kit import CREDENTIALS
     return CREDENTIALS
 
 

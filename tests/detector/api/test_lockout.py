@@ -11,6 +11,7 @@ import pytest
 
 from detector.api import ApiConfig, verify_audit
 from detector.api.lockout import FailureGuard
+from detector.metrics import AUTH_LOCKOUTS, LOCKOUT_SCOPES
 from tests.detector.api.conftest import BODY, CLIENT_SECRET, audit_rows
 
 
@@ -37,6 +38,7 @@ async def test_a_wrong_secret_flood_locks_out_the_flooder_not_the_platform(pool,
                                                                           make_client):
     client = await make_client(pool, tight_config)
     url = str(client.make_url("")).rstrip("/")
+    before = {s: AUTH_LOCKOUTS.count(scope=s) for s in ("address", "client")}
     async with _from("127.0.0.1") as platform, _from("127.0.0.2") as flooder, \
             _from("127.0.0.3") as stranger:
         status, doc = await _token(platform, url, CLIENT_SECRET)
@@ -70,17 +72,36 @@ async def test_a_wrong_secret_flood_locks_out_the_flooder_not_the_platform(pool,
                 if r["action"] == "auth.lockout"]
     assert lockouts == [("address", "127.0.0.2"), ("client", "127.0.0.2")]
     assert (await verify_audit(pool)).ok
+    # each lockout is counted for /metrics by its scope, once (not each refusal during it)
+    assert {s: AUTH_LOCKOUTS.count(scope=s) - before[s] for s in before} == {"address": 1, "client": 1}
 
 
 async def test_guesses_over_many_client_ids_from_one_address_are_limited(pool, tight_config,
                                                                         make_client):
     client = await make_client(pool, tight_config)
     url = str(client.make_url("")).rstrip("/")
+    before = AUTH_LOCKOUTS.count(scope="address"), AUTH_LOCKOUTS.count(scope="client")
     async with _from("127.0.0.4") as guesser:
         answers = [(await _token(guesser, url, "x", client_id=f"client-{i}"))[0] for i in range(40)]
     assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
     [lockout] = [r for r in await audit_rows(pool) if r["action"] == "auth.lockout"]
     assert json.loads(lockout["query"])["scope"] == "address"
+    assert (AUTH_LOCKOUTS.count(scope="address"), AUTH_LOCKOUTS.count(scope="client")) == \
+        (before[0] + 1, before[1])
+
+
+def test_lockouts_are_exposed_per_scope_from_the_start():
+    from detector.metrics import Counter
+
+    counter = Counter()
+    text = "\n".join(counter.exposition("goipwatch_auth_lockouts_total", "lockouts", LOCKOUT_SCOPES))
+    assert 'goipwatch_auth_lockouts_total{scope="address"} 0' in text
+    assert 'goipwatch_auth_lockouts_total{scope="client"} 0' in text
+    assert "# TYPE goipwatch_auth_lockouts_total counter" in text
+    counter.inc(scope="client")
+    counter.inc(scope="client")
+    text = "\n".join(counter.exposition("goipwatch_auth_lockouts_total", "lockouts", LOCKOUT_SCOPES))
+    assert 'goipwatch_auth_lockouts_total{scope="client"} 2' in text
 
 
 async def test_console_logins_are_limited_like_the_token_endpoint(pool, tight_config, make_client):

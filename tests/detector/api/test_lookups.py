@@ -287,3 +287,22 @@ async def test_concurrent_lookups_are_audited_one_row_each_with_the_body_sent(cl
     assert len(rows) == len(bodies)
     assert {r["request_id"]: (r["status"], r["answer_sha256"]) for r in rows} == sent
     assert (await verify_audit(pool)).ok
+
+
+async def test_evidence_features_carry_their_units_and_the_audit_row_the_stores_event_time(client, pool):
+    """A lookup on a store whose data reach 2026-10-05 08:00 (event time) is audited with that
+    time, answered or not, so the report counts it in the month of its data."""
+    await pool.execute("INSERT INTO engine_state (key, value) VALUES ('clock', $1::jsonb) "
+                       "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                       json.dumps({"watermark": 1_791_187_200, "next_tick": 0}))
+    resp = await client.post("/v1/lookups", json=BODY, headers=auth("police"))
+    assert resp.status == 200, await resp.text()
+    [sub] = (await resp.json())["subscribers"]
+    assert sub["evidence"]["units"]["distinct_callees_24h"] == "numbers"
+    assert set(sub["evidence"]["units"]) == set(sub["evidence"]["features"])
+    await _problem(await client.post("/v1/lookups", json={**BODY, "number": "+8613999999999"},
+                                     headers=auth("police")), 404, "no_subscriber")
+    rows = await audit_rows(pool)
+    assert [json.loads(r["query"])["event_time"] for r in rows] == ["2026-10-05T08:00:00Z"] * 2
+    assert "subscribers[].evidence.units.distinct_callees_24h" in json.loads(rows[0]["fields"])
+    assert (await verify_audit(pool)).ok

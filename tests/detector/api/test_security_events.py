@@ -10,6 +10,7 @@ import time
 import uuid
 
 from detector.api import verify_audit
+from detector.api.kit import AUDIT
 from detector.verify import signed_headers, status_routes
 from tests.detector.api.conftest import BODY, CLIENT_SECRET, audit_rows, auth
 
@@ -41,7 +42,7 @@ async def test_security_events_are_chained(pool, api_config, make_client):
                                         "Content-Type": "application/json"})
     assert forged.status == 401 and forged.content_type == "application/problem+json"
     problem = await forged.json(content_type=None)
-    assert problem["instance"] == forged.headers["X-Request-Id"] and problem["reason"] == "bad-signature"
+    assert problem["instance"] == forged.headers["X-Request-Id"] and problem["reason"] == "bad_signature"
     assert problem["title"] == "Unauthorized" and problem["detail"]
 
     rows = await audit_rows(pool)
@@ -49,7 +50,7 @@ async def test_security_events_are_chained(pool, api_config, make_client):
     assert events == [
         ("token.issue", "applied", ""), ("token.issue", "refused", "invalid_client"),
         ("audit.verify", "answered", ""), ("audit.verify", "refused", "role_forbidden"),
-        ("verification.status", "applied", ""), ("verification.status", "refused", "bad-signature")]
+        ("verification.status", "applied", ""), ("verification.status", "refused", "bad_signature")]
     issued_row = rows[0]
     assert (issued_row["client_id"], issued_row["role"], issued_row["status"]) == (
         "police-platform", "police", 200)
@@ -77,3 +78,65 @@ async def test_the_server_header_names_no_versions(client):
     for resp in (await client.get("/v1/health"), await client.get("/nowhere"),
                  await client.post("/v1/lookups", json=BODY)):
         assert resp.headers["Server"] == "goipwatch"
+
+
+async def _callback(client, body: bytes, secret: str = SECRET):
+    return await client.post("/v1/verification/status", data=body,
+                             headers={**signed_headers(secret, int(time.time()), body),
+                                      "Content-Type": "application/json"})
+
+
+async def test_a_callbacks_outcome_and_its_audit_row_commit_together(pool, api_config, make_client):
+    """When the audit row cannot be appended, the outcome is not stored either (503, the
+    platform sends it again); sent again, both are written, and the row's digest is that of
+    the body sent."""
+    import hashlib
+
+    client = await make_client(pool, api_config, routes=[status_routes(pool, SECRET)])
+    await pool.execute(
+        "INSERT INTO verification_outbox (request_id, idempotency_key, flag_id, action, body, "
+        "status, created_at) VALUES ($1, 'k', 0, 'reverify', '{\"lines\": []}'::jsonb, "
+        "'delivered', now())", uuid.UUID(int=8))
+    body = json.dumps({"request_id": str(uuid.UUID(int=8)), "outcome": "failed",
+                       "time": "2026-10-05T08:30:00Z"}).encode()
+    writer = client.server.app[AUDIT]
+    real = writer.append
+
+    async def broken(entry, conn=None):
+        if conn is not None:           # the row of the outcome's transaction
+            await conn.execute("SELECT 1")
+            raise OSError("audit store unreachable")
+        return await real(entry, conn)
+
+    writer.append = broken
+    failed = await _callback(client, body)
+    assert failed.status == 503 and failed.content_type == "application/problem+json"
+    problem = await failed.json(content_type=None)
+    assert (problem["reason"], problem["instance"]) == ("audit_unavailable", failed.headers["X-Request-Id"])
+    assert await pool.fetchval("SELECT count(*) FROM verification_outcomes") == 0
+    assert await pool.fetchval("SELECT count(*) FROM feedback") == 0
+    writer.append = real
+
+    ok = await _callback(client, body)
+    assert ok.status == 200
+    raw = await ok.read()
+    assert json.loads(raw)["outcome"] == "failed"
+    [row] = [r for r in await audit_rows(pool) if r["action"] == "verification.status"]
+    assert (row["outcome"], row["status"], row["auth"]) == ("applied", 200, "signature")
+    assert row["answer_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert await pool.fetchval("SELECT count(*) FROM verification_outcomes") == 1
+    # an unknown request is answered in the store's transaction too, in the problem format
+    unknown = await _callback(client, body.replace(b"00000000-0000-0000-0000-000000000008",
+                                                   b"00000000-0000-0000-0000-000000000009"))
+    doc = await unknown.json(content_type=None)
+    assert unknown.status == 404 and doc["reason"] == "unknown_request"
+    assert doc["instance"] == unknown.headers["X-Request-Id"] and doc["title"] == "Not found"
+    assert doc["type"] == "urn:goipwatch:problem:unknown_request"
+    rows = [r for r in await audit_rows(pool) if r["action"] == "verification.status"]
+    assert [(r["outcome"], r["reason"]) for r in rows] == [("applied", ""), ("not_found", "unknown_request")]
+    assert rows[1]["answer_sha256"] == hashlib.sha256(await unknown.read()).hexdigest()
+    # a malformed body: refused before the store, audited on its own, same format
+    bad = await _callback(client, b"{not json")
+    doc = await bad.json(content_type=None)
+    assert (bad.status, doc["reason"], doc["instance"]) == (400, "malformed_body", bad.headers["X-Request-Id"])
+    assert (await verify_audit(pool)).ok

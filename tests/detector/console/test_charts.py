@@ -51,3 +51,11 @@ def test_summary_of_a_rig():
     assert s == {"score": 0.9, "status": "open", "reasons": ["a", "b", "c"]}
     assert summarise([flag(0.7, "confirmed"), flag(0.9, "confirmed")])["status"] == "confirmed"
     assert summarise([flag(0.7, "confirmed"), flag(0.9, "dismissed")])["status"] == "mixed"
+
+
+def test_each_timeline_names_its_clock():
+    marks = [("a", [charts.Mark(HOUR * 3600, "raised", "raised")])]
+    by_event, by_wall = charts.timeline_svg(marks, "event"), charts.timeline_svg(marks, "wall")
+    assert charts.BASES["event"] in by_event and charts.BASES["wall"] not in by_event
+    assert charts.BASES["wall"] in by_wall
+    assert "wall-clock time" in charts.timeline_svg([("a", [])], "wall")

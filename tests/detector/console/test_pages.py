@@ -76,7 +76,7 @@ async def test_a_session_of_a_client_whose_role_changed_gets_403(client, pool, a
     await login(client)
     path = Path(api_config.tokens_file)
     path.write_text(path.read_text().replace('role = "analyst"', 'role = "regulator"'))
-    from detector.api.app import CREDENTIALS
+    from detector.api.kit import CREDENTIALS
     await client.server.app[CREDENTIALS].check()     # what the watch does within a second
     resp = await client.get("/console/rigs")
     assert resp.status == 403 and RIG.id not in await resp.text()
@@ -207,7 +207,7 @@ async def test_console_off_mounts_no_page(pool, api_config):
 async def test_a_verdict_that_cannot_be_audited_is_not_applied(client, pool):
     import asyncpg
 
-    from detector.api.app import AUDIT
+    from detector.api.kit import AUDIT
     await login(client)
     page = await (await client.get(f"/console/rigs/{RIG.id}")).text()
     writer = client.server.app[AUDIT]
@@ -271,3 +271,46 @@ async def test_over_tls_the_session_cookie_is_secure(pool, tmp_path):
             assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     finally:
         await runner.cleanup()
+
+
+def _chart(page: str, basis: str) -> str:
+    """The SVG (or the empty-chart note) under the heading of one clock's chart."""
+    anchor = {"event": 'id="by-event-time"', "wall": 'id="by-wall-clock"'}[basis]
+    rest = page.split(anchor, 1)[1]
+    return rest.split("<h", 1)[0]
+
+
+async def test_a_replayed_month_keeps_flags_and_verdicts_on_their_own_clocks(client, pool):
+    """Flags of a month replayed now (event times months back) and today's verdicts: each
+    chart spans its own clock, so neither piles at one end of a shared axis."""
+    from datetime import UTC, datetime
+
+    replayed = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
+    await pool.execute("UPDATE flag_history SET event_time = $1::timestamptz + (id % 3) * interval '1 hour'",
+                       replayed)
+    await login(client)
+    page = await (await client.get(f"/console/rigs/{RIG.id}")).text()
+    csrf = csrf_of(page)
+    await client.post(f"/console/rigs/{RIG.id}/verdict", data={"csrf": csrf, "verdict": "confirm"})
+    page = await (await client.get(f"/console/rigs/{RIG.id}")).text()
+    by_event, by_wall = _chart(page, "event"), _chart(page, "wall")
+    assert "event time (UTC) of the records behind each flag" in by_event
+    assert "wall-clock time (UTC) when the verdict or verification was recorded" in by_wall
+    # the event chart: the three 'raised' marks, its axis in January
+    assert by_event.count("<circle") == 3 and "01-10 08:00" in by_event
+    assert "analyst-desk" not in by_event     # no verdict (a verdict names its actor)
+    # the wall chart: per SIM the verdict and its flag's status change, dated today
+    today = datetime.now(UTC).strftime("%m-%d")
+    assert by_wall.count("<circle") == 6 and today in by_wall and "01-10" not in by_wall
+    sim = await (await client.get(f"/console/sims/{SIMS[0]}")).text()
+    assert "<td>event time</td>" in sim and "<td>wall clock</td>" in sim
+    assert _chart(sim, "event").count("<circle") == 1 and _chart(sim, "wall").count("<circle") == 2
+
+
+async def test_sim_page_shows_each_feature_with_its_unit_and_meaning(client, pool):
+    await login(client)
+    page = await (await client.get(f"/console/sims/{SIMS[0]}")).text()
+    table = page.split('id="features"', 1)[1].split("</table>", 1)[0]
+    assert "<th>Unit</th>" in table
+    assert ('<td class="mono">distinct_callees_24h</td><td class="num">140.0</td>'
+            '<td>numbers</td><td>distinct numbers contacted in 24 h</td>') in table

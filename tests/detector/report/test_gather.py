@@ -14,13 +14,17 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detector.report import ReportConfig, ReportError, gather, parse_month
+from detector.report.gather import wilson
 from detector.store.db import connect
 from tests.detector.report import small_store
 from tests.detector.report.small_store import CM, REGIONS, XM
 
-CONFIG = ReportConfig.from_toml({"regions": REGIONS})
+# the small store's groups are a few SIMs: every rate is given (the minimum is tested apart)
+CONFIG = ReportConfig.from_toml({"regions": REGIONS, "min_population": 1})
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
@@ -61,6 +65,7 @@ async def test_carrier_table(report):
         "requests_within_share": 0.6667,                     # 30 s and 60 s of 3
         "reverify_requests": 2, "reverified": 1, "failed_reverification": 1,
         "suspend_requests": 1, "suspended": 1, "police_confirmed": 0, "awaiting_outcome": 0,
+        "fraud_per_10k_low": 1500.39, "fraud_per_10k_high": 8499.61,   # Wilson, 2 of 4
         "police_lookups": 1,
     }
     xm = t.row(carrier=XM)
@@ -99,18 +104,20 @@ async def test_channel_ranking_with_the_change_on_the_previous_month(report):
     t = report.table("channels")
     assert [c.key for c in t.columns] == [
         "rank", "channel", "active_subscribers", "fraud_involved_cards", "fraud_per_10k",
-        "prev_fraud_involved_cards", "prev_fraud_per_10k", "change_cards", "change_per_10k"]
-    assert t.rows == (
+        "prev_fraud_involved_cards", "prev_fraud_per_10k", "change_cards", "change_per_10k",
+        "fraud_per_10k_low", "fraud_per_10k_high"]
+    assert [r[:9] for r in t.rows] == [
         (1, "CH1", 2, 2, 10000.0, 0, None, 2, None),
         (2, "(no registration)", 1, 1, 10000.0, 0, None, 1, None),
         (3, "CH3", 1, 1, 10000.0, 0, None, 1, None),
         (4, "CH2", 3, 1, 3333.33, 1, 5000.0, 0, -1666.67),   # s5 now; s4 in September
-    )
+    ]
+    assert t.row(channel="CH2")["fraud_per_10k_low"] == 614.92      # Wilson, 1 of 3
 
 
 async def test_trend_counts_each_card_in_the_month_of_its_first_flag(report):
     t = report.table("trend")
-    rows = {(r[0], r[1]): r[2:] for r in t.rows}
+    rows = {(r[0], r[1]): r[2:5] for r in t.rows}
     assert rows[("2026-09", CM)] == (2, 1, 5000.0)          # s3 s4 active; s4 flagged
     assert rows[("2026-10", CM)] == (4, 2, 5000.0)
     assert rows[("2026-10", XM)] == (2, 2, 10000.0)
@@ -148,8 +155,13 @@ async def test_coverage_names_feeds_gaps_and_quarantine(report):
     assert report.table("coverage_quarantine").rows == (
         ("cdr", "imsi", 2), ("cdr", "late", 1), ("cdr", "no header", 1))
     notes = " ".join(report.coverage_notes)
-    assert "feed cdr: records dated on 4 of 31 days of October 2026; none on days 4, 6-31" in notes
-    assert "feed registrations: no records for October 2026" in notes
+    assert ("feed cdr: records dated on 4 days of 31 in October 2026 (no event dated on days "
+            "4, 6-31); 65 records applied; lost: 4 rows quarantined, 1 file rejected whole") in notes
+    # a registrations feed without activations in the month has lost nothing
+    assert ("feed registrations: no record dated in October 2026; nothing applied for the "
+            "month; lost: 0 rows quarantined, 0 files rejected whole") in notes
+    assert "a registrations feed has records only on the days cards were activated" in notes
+    assert "verification platform: " in notes and "outcome(s)" not in notes and "(s)" not in notes
 
 
 async def test_every_column_is_defined_and_no_subscriber_identifier_leaves(report):
@@ -182,6 +194,8 @@ async def test_an_empty_month_is_a_report_of_empty_tables(pg_dsn):
     ({"within_s": 0}, r"report.within_s: must be 1..86400"),
     ({"top_channels": "5"}, "report.top_channels: must be an integer"),
     ({"colour": 1}, "report.colour: unknown key"),
+    ({"min_population": 0}, r"report.min_population: must be 1..1000000000"),
+    ({"min_population": 1.5}, "report.min_population: must be an integer"),
 ])
 def test_bad_report_config_is_refused_naming_the_key(table, match):
     with pytest.raises(ValueError, match=match):
@@ -194,3 +208,71 @@ def test_region_lookup_takes_the_longest_prefix():
     assert cfg.region_of("460-00-40960-1") == "Province"
     assert cfg.region_of("460-11-1-1") == "unmapped"
     assert cfg.region_of("") == "unlocated"
+
+
+async def test_small_groups_get_no_rank_but_their_interval(pg_dsn):
+    """With a minimum population of 3, the carriers of 2 and 1 active SIMs (rate 10,000,
+    worst by far on chance) give no rate and follow the ranked carrier; every row keeps its
+    95 % interval, which says how little 1 or 2 SIMs tell."""
+    config = ReportConfig.from_toml({"regions": REGIONS, "min_population": 3})
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await small_store.build(conn)
+        report = await gather(pool, "2026-10", config, now=NOW)
+    finally:
+        await pool.close()
+    t = report.table("carriers")
+    assert [r[0] for r in t.rows] == [CM, "(no registration)", XM]
+    cm, xm = t.row(carrier=CM), t.row(carrier=XM)
+    assert cm["fraud_per_10k"] == 5000.0 and xm["fraud_per_10k"] is None
+    assert (xm["fraud_per_10k_low"], xm["fraud_per_10k_high"]) == (3423.8, 10000.0)
+    regions = report.table("regions")
+    assert regions.row(region="North")["fraud_per_10k"] == 10000.0       # 3 active
+    assert regions.row(region="East")["fraud_per_10k"] is None           # 1 active
+    assert regions.rows[0][0] == "North"
+    trend = report.table("trend")
+    assert trend.row(month="2026-10", carrier=XM)["fraud_per_10k"] is None
+    assert trend.row(month="2026-10", carrier=XM)["fraud_per_10k_high"] == 10000.0
+    rate = dict(report.definitions)["Rate"]
+    assert "from 3 active subscribers on" in rate
+
+
+@settings(deadline=None)          # the first call imports scipy
+@given(st.integers(0, 10**6), st.integers(1, 10**6))
+def test_the_wilson_interval_is_scipys_and_holds_the_rate(n, d):
+    from scipy.stats import binomtest
+
+    n = min(n, d)
+    low, high = wilson(n, d)
+    ci = binomtest(n, d).proportion_ci(method="wilson")
+    assert low == pytest.approx(ci.low * 10_000, abs=0.011)
+    assert high == pytest.approx(ci.high * 10_000, abs=0.011)
+    assert 0.0 <= low <= round(n / d * 10_000, 2) + 0.01 and high <= 10_000.0
+    assert wilson(n, 0) == (None, None)
+
+
+async def test_a_lookup_made_while_a_month_is_replayed_counts_in_that_month(pg_dsn):
+    """A lookup audited now on the data of a replayed October (the store's event time) counts
+    in October's report, not in the month of the wall clock."""
+    from detector.api import audit
+
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await small_store.build(conn)
+        await audit.AuditWriter(pool).append(audit.AuditEntry(
+            request_id="req-replay", client_id="psb", identity="officer", role="police",
+            auth="bearer", case_ref="case-2", legal_basis="art", officer="o",
+            query={"number_type": "msisdn", "number": str(8613800000000 + 2),
+                   "event_time": "2026-10-20T10:00:00Z"},
+            status=200, outcome="answered", reason=""))
+        october = await gather(pool, "2026-10", CONFIG, now=NOW)
+        wall = datetime.now(UTC).strftime("%Y-%m")
+        this_month = await gather(pool, wall, CONFIG, now=NOW)
+    finally:
+        await pool.close()
+    assert october.table("lookups").row(outcome="all")["lookups"] == 6
+    assert october.table("lookups").row(outcome="answered")["lookups"] == 3
+    assert october.table("carriers").row(carrier=CM)["police_lookups"] == 2
+    assert this_month.table("lookups").row(outcome="all")["lookups"] == 0

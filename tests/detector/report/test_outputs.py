@@ -40,6 +40,7 @@ async def test_csv_per_table_and_their_columns(written):
         rows = list(csv.DictReader(fh))
     assert rows[2]["carrier"] == "China Mobile" and rows[2]["fraud_per_10k"] == "5000.0"
     assert rows[1]["flag_to_request_median_s"] == ""            # not measurable: empty
+    assert (rows[2]["fraud_per_10k_low"], rows[2]["fraud_per_10k_high"]) == ("1500.39", "8499.61")
     with (out / "columns.csv").open() as fh:
         cols = list(csv.DictReader(fh))
     assert {(c["table"], c["column"]) for c in cols} >= {("channels", "change_per_10k"),
@@ -59,8 +60,13 @@ async def test_workbook_sheets_hold_units_and_definitions(written):
     assert [ws.cell(HEADER_ROWS + r, 1).value for r in (1, 2, 3)] == \
         ["(no registration)", "Xiaomi Mobile", "China Mobile"]
     assert ws.cell(HEADER_ROWS + 3, i + 1).value == 5000.0
+    low, high = header.index("95% interval, low"), header.index("95% interval, high")
+    assert (ws.cell(HEADER_ROWS + 3, low + 1).value, ws.cell(HEADER_ROWS + 3, high + 1).value) == \
+        (1500.39, 8499.61)
+    assert "Wilson score interval" in ws.cell(3, low + 1).value
     about = " ".join(str(c.value) for row in wb["About"].iter_rows() for c in row if c.value)
-    assert "Fraud-involved card" in about and "feed cdr: records dated on 4 of 31 days" in about
+    assert "95% interval" in about and "min_population" in about
+    assert "Fraud-involved card" in about and "feed cdr: records dated on 4 days of 31" in about
 
 
 async def test_pdf_has_its_pages(written):

@@ -268,3 +268,74 @@ def test_cli_evaluate_several_worlds_ends_with_a_table_of_all(tmp_path, capsys):
 def test_cli_evaluate_several_worlds_refuses_ambiguous_options(tmp_path, capsys, extra, message):
     assert main(["evaluate", "--world", str(tmp_path / "a"), str(tmp_path / "b"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- wall clock, misses as never
+
+
+def at_any(minutes: float) -> str:
+    """T0 + minutes (any number of days), ISO UTC."""
+    import datetime as dt
+
+    t = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=minutes)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# scenario x: first record at 0, 30, 60 min (flagged after 10 and 60 min, one never);
+# scenario y: first record 25 h, 26 h 40, 28 h 20 in (after 20 min, before it, never);
+# scenario z: both flagged (30 and 50 min); W has no first record (not timed)
+TIMED = [  # (imsi, scenario, first_active minutes, flagged_at minutes or None)
+    (imsi(1), "x", 0, 10), (imsi(2), "x", 30, 90), (imsi(3), "x", 60, None),
+    (imsi(4), "y", 1500, 1520), (imsi(5), "y", 1600, 1590), (imsi(6), "y", 1700, None),
+    (imsi(7), "z", 0, 30), (imsi(8), "z", 0, 50),
+]
+
+
+def write_timed(d: Path) -> tuple[Path, Path]:
+    labels, flags = d / "labels.csv", d / "flags.csv"
+    labels.write_text("imsi,label,scenario,rig_id,first_active\n"
+                      + "".join(f"{i},fraud,{s},{s}{i},{at_any(f)}\n" for i, s, f, _ in TIMED)
+                      + f"{imsi(9)},fraud,z,W,\n{imsi(10)},benign,ordinary,,\n")
+    flags.write_text("imsi,msisdn,score,flagged_at,rig_id,reasons\n"
+                     + "".join(f"{i},8613800000000,0.7,{at_any(t)},,x\n" for i, _, _, t in TIMED
+                               if t is not None))
+    return labels, flags
+
+
+def test_wall_clock_time_to_detect_counts_a_missed_sim_as_never(tmp_path):
+    labels, flags = write_timed(tmp_path)
+    w = evaluate(labels, flags)["overall"]["wall_clock"]
+    # all: 10, 60, never, 20, 0 (flagged before its first record), never, 30, 50
+    # sorted 0 10 20 30 50 60 never never: median between 30 and 50; p95 at 6.65 -> never
+    assert w["all"] == {"sims": 8, "flagged": 6, "missed": 2, "median_min": 40.0, "median_never": False,
+                        "p95_min": None, "p95_never": True}
+    # cold (first record in the first day): 10, 60, never, 30, 50 -> median 50
+    assert w["cold"]["sims"] == 5 and w["cold"]["median_min"] == 50.0 and w["cold"]["p95_never"]
+    # after a day watched: 20, 0, never -> median 20, p95 never
+    assert w["after_a_day"]["sims"] == 3 and w["after_a_day"]["median_min"] == 20.0
+    assert w["after_a_day"]["missed"] == 1 and w["after_a_day"]["p95_never"]
+
+
+def test_wall_clock_median_is_never_when_half_are_missed_and_exact_without_misses(tmp_path):
+    labels, flags = write_timed(tmp_path)
+    s = evaluate(labels, flags)["scenarios"]
+    # x: 10, 60, never: the median is 60, the p95 interpolates into the miss
+    assert s["x"]["wall_clock"]["median_min"] == 60.0 and s["x"]["wall_clock"]["p95_never"]
+    # z: 30, 50 and W without a first record (not timed): p95 = 30 + 0.95 * 20
+    assert s["z"]["wall_clock"] == {"sims": 2, "flagged": 2, "missed": 0, "median_min": 40.0,
+                                    "median_never": False, "p95_min": 49.0, "p95_never": False}
+    # with only the flags of x's first SIM, two of three are missed: the median is never
+    only = tmp_path / "one.csv"
+    only.write_text(f"imsi,msisdn,score,flagged_at,rig_id,reasons\n{imsi(1)},86138,0.7,{at_any(10)},,x\n")
+    x = evaluate(labels, only)["scenarios"]["x"]["wall_clock"]
+    assert x["median_never"] and x["median_min"] is None and x["missed"] == 2
+
+
+def test_watching_from_a_day_before_makes_every_sim_warm(tmp_path):
+    import datetime as dt
+
+    labels, flags = write_timed(tmp_path)
+    day_before = int(dt.datetime(2026, 10, 4, tzinfo=dt.timezone.utc).timestamp())
+    w = evaluate(labels, flags, watched_from=day_before)["overall"]["wall_clock"]
+    assert w["cold"]["sims"] == 0 and w["after_a_day"]["sims"] == 8
+    assert w["after_a_day"]["median_min"] == 40.0 and w["watched_from"] == day_before

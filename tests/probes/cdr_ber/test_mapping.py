@@ -3,8 +3,9 @@ entry points: every mapped field lands in its canonical field."""
 
 import pytest
 
-from detector.records import Direction, RecordType, Result
+from detector.records import CdrRecord, Direction, RecordType, Result
 from probes.cdr_ber import decode_records, samples, schema
+from probes.cdr_ber.reader import to_batch
 from probes.cdr_ber.mapping import call_result
 
 CELL_CS = "460-00-6699-15437"          # LAC 0x1A2B, CI 0x3C4D under 460-00
@@ -41,6 +42,14 @@ def test_every_mapped_field(build, record, expected):
     assert got.record == record
     assert got.offset == 0
     assert got.canonical() == {**COMMON, **expected}
+
+
+@pytest.mark.parametrize("build", [samples.mo_call, samples.mt_sms, samples.epdg])
+def test_a_ber_record_is_the_cdr_record_its_batch_row_reads_back(build):
+    got = decode_one(build())
+    (row,) = to_batch([got], "t.ber").records()
+    assert isinstance(got, CdrRecord)
+    assert row.canonical() == got.canonical()
 
 
 def test_mt_call_starts_at_answer_time_without_a_seizure_time():

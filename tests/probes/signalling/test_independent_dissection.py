@@ -10,9 +10,10 @@ why the probe does not use it.
 
 from __future__ import annotations
 
-import asyncio
+import json
+import subprocess
+import sys
 
-import pyshark
 import pytest
 
 from probes.signalling import read_capture
@@ -20,18 +21,27 @@ from tests.inputs import CAPTURES
 
 pytestmark = [pytest.mark.captures, pytest.mark.tshark]
 
+# pyshark drives TShark from an asyncio loop and reaps it through asyncio's child watcher.
+# Inside the test process other tests have installed loops, policies and child processes of
+# their own, and a TShark reaped by someone else is reported as crashed (exit 255). A
+# separate interpreter gives the dissection a process of its own.
+_DISSECT = """
+import json, sys
+import pyshark
+cap = pyshark.FileCapture(sys.argv[1], keep_packets=False)
+try:
+    imsis = {str(v) for pkt in cap for layer in pkt.layers if (v := layer.get_field("e212_imsi"))}
+finally:
+    cap.close()
+print(json.dumps(sorted(imsis)))
+"""
+
 
 def pyshark_imsis(path) -> set[str]:
-    # pyshark drives TShark from an asyncio loop of its own: a fresh one, since the async
-    # tests before this one leave the thread without a current loop
-    loop = asyncio.new_event_loop()
-    cap = pyshark.FileCapture(str(path), keep_packets=False, eventloop=loop)
-    try:
-        return {str(v) for pkt in cap for layer in pkt.layers
-                if (v := layer.get_field("e212_imsi"))}
-    finally:
-        cap.close()
-        loop.close()
+    done = subprocess.run([sys.executable, "-c", _DISSECT, str(path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("name", ["ndpi_gtp_c.pcap",
