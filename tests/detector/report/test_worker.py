@@ -9,23 +9,9 @@ import io
 import openpyxl
 import pytest
 
-from detector.report import gather
 from detector.report.pdf import pdf_bytes
 from detector.report.worker import RenderBusy, RenderPool, render
-from detector.store.db import connect
-from tests.detector.report import small_store
-from tests.detector.report.test_gather import CONFIG, NOW
-
-
-@pytest.fixture
-async def report(pg_dsn):
-    pool = await connect(pg_dsn)
-    try:
-        async with pool.acquire() as conn:
-            await small_store.build(conn)
-        return await gather(pool, "2026-10", CONFIG, now=NOW)
-    finally:
-        await pool.close()
+from tests.detector.report.test_gather import CONFIG, report  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
