@@ -5,7 +5,8 @@ A thread would not do: rendering is Python code that holds the GIL the event loo
 worker is a separate process (spawned, not forked from a process with a running loop and a
 connection pool), started with the API (:meth:`RenderPool.start`) or at the first rendering, one at a time (matplotlib's pyplot state is
 per process and a 2-core machine has no core to spare for a second), at a lower scheduling
-priority than the API, so that the kernel gives the lookups the CPU first. At most ``queue``
+priority than the API where the process may change it (not under the systemd unit's system
+call filter), so that the kernel gives the lookups the CPU first. At most ``queue``
 renderings wait or run; one more is refused (:class:`RenderBusy`) rather than queued without
 bound behind the others.
 """
@@ -17,6 +18,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from detector.report.tables import Report
 
@@ -39,9 +41,25 @@ def render(fmt: str, report: Report, top_channels: int = 20) -> bytes:
     raise ValueError(f"render: format must be one of {', '.join(FORMATS)} (got {fmt!r})")
 
 
+def seccomp_filtered(proc_status: str) -> bool:
+    """Whether ``/proc/self/status`` text says the process runs under a seccomp filter."""
+    for line in proc_status.splitlines():
+        if line.startswith("Seccomp:"):
+            return line.split(":", 1)[1].strip() == "2"
+    return False
+
+
 def _start_worker(nice: int) -> None:
-    """In the worker: lower its priority, and load matplotlib before the first request needs it."""
-    if nice:
+    """In the worker: lower its priority, and load matplotlib before the first request needs it.
+
+    Not under a seccomp filter: the daemon's systemd unit forbids ``@resources``, where
+    ``setpriority`` is, and a forbidden call kills the process rather than failing; there the
+    worker keeps the API's priority."""
+    try:
+        filtered = seccomp_filtered(Path("/proc/self/status").read_text())
+    except OSError:
+        filtered = True
+    if nice and not filtered:
         try:
             os.nice(nice)
         except OSError:

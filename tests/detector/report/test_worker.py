@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from detector.report.pdf import pdf_bytes
-from detector.report.worker import RenderBusy, RenderPool, render
+from detector.report.worker import RenderBusy, RenderPool, render, seccomp_filtered
 from tests.detector.report.test_gather import CONFIG, report  # noqa: F401  (the fixture)
 
 
@@ -57,3 +57,12 @@ async def test_an_unknown_format_is_refused_naming_it(report, renderer):
         await renderer.render("docx", report)
     with pytest.raises(ValueError, match="'docx'"):
         render("docx", report)
+
+
+@pytest.mark.parametrize("status, filtered", [
+    ("Name:\tpython\nSeccomp:\t2\nSeccomp_filters:\t1\n", True),
+    ("Name:\tpython\nSeccomp:\t0\n", False),
+    ("Name:\tpython\n", False),             # a kernel without seccomp
+])
+def test_a_seccomp_filter_is_told_from_the_process_status(status, filtered):
+    assert seccomp_filtered(status) is filtered
