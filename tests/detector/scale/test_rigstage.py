@@ -129,3 +129,54 @@ def test_a_malformed_summary_is_quarantined_and_the_stage_goes_on(cfg, damage, r
     names = list(stage.engine.cells)
     slot = stage.engine.sims.lookup(np.array([460000000000001], np.int64))[0]
     assert names[stage.engine.sim_state["sync_cell"][slot]] == "c1"
+
+
+async def test_a_restarted_rig_stage_writes_the_same_rigs_as_an_uninterrupted_one(cfg, pg_dsn):
+    """A box that powers on twice: the rig stage flags its SIMs first (``rig``), their workers
+    flag them too a few minutes later (``sim_anomaly``) and, running ahead, commit those
+    first. A rig stage restarted mid-stream takes up each SIM's earlier flag again: the
+    rig's first activity, and so its evidence text, is the uninterrupted stage's."""
+    from detector.scale.publisher import record_stream
+    from detector.store.checkpoint import save_flags
+    from detector.store.db import connect
+
+    sims = [int(imsi(100 + i)) for i in range(8)]
+    ports = [int(imei(900 + p, tac="86000001")) for p in range(4)]
+    rows = gateway_rows(sims, ports, GATEWAY_CELL)
+    for burst in (START + 600, START + 2 * 3600 + 600):
+        rows += [(burst + 3 * i, s, ports[i % 4], BURST_CELL, 0, 0, int(RecordType.ATTACH), 0, 0)
+                 for i, s in enumerate(sims)]
+    part, calm, worker_flags, rig_flags = run(cfg, rows)
+    expected = [r.summary() for r in calm.book.rigs()]
+    first_by_stage = {f.imsi for f in rig_flags if f.kind == "rig"}
+    later_by_worker = [f.flagged_at for f in worker_flags if f.imsi in first_by_stage]
+    assert later_by_worker, "SIMs flagged by the rig stage first, then by their worker"
+    summaries = list(enumerate(part.outbox, 1))
+
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        async with pool.acquire() as conn:
+            await save_flags(conn, worker_flags)       # the workers ran ahead
+        stage = RigStage(cfg)
+        await stage.restore(pool)
+        restarted_at = None
+        for seq, data in summaries:
+            if restarted_at is None and stage.done[0] >= max(later_by_worker):
+                restarted_at = seq       # a restart once the store holds both flags of those SIMs
+                stage = RigStage(cfg)
+                await stage.restore(pool)
+                assert stage.handled_seq == seq - 1
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+        stored = [r["evidence"] for r in await pool.fetch("SELECT evidence FROM rigs ORDER BY first_at, id")]
+        flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
+                 for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
+    finally:
+        await pool.close()
+    assert restarted_at is not None and restarted_at < len(summaries)
+    assert [r.summary() for r in stage.book.rigs()] == expected
+    assert stored == expected
+    assert {k: v for k, v in flags.items() if k[1] != "sim_anomaly"} == \
+        {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
