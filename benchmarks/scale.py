@@ -41,6 +41,7 @@ from detector.records import parse_iso  # noqa: E402
 from benchmarks.pipeline import world  # noqa: E402
 from detector import batch, model as model_mod  # noqa: E402
 from detector.features import state as st  # noqa: E402
+from detector.store.db import connect  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -161,11 +162,28 @@ def compare(single: dict[str, int], single_rigs: list[set[str]], scaled: dict[st
     return {
         "flagged_single": len(single), "flagged_scale": len(scaled),
         "equal": sum(scaled[s][0] == single[s] for s in both),
-        "missing": sorted(single.keys() - scaled.keys()), "extra": sorted(scaled.keys() - single.keys()),
+        "missing": len(single.keys() - scaled.keys()), "extra": len(scaled.keys() - single.keys()),
         "later": len(late), "earlier": sum(scaled[s][0] < single[s] for s in both),
         "later_max_h": round(late[-1] / 3600, 1) if late else 0.0,
         "rigs_single": len(a), "rigs_scale": len(b), "rigs_same_members": len(a & b),
+        "missing_sims": sorted(single.keys() - scaled.keys())[:20],   # the first 20, to look up
+        "extra_sims": sorted(scaled.keys() - single.keys())[:20],
     }
+
+
+async def copy_registrations(src: str, dst: str) -> None:
+    """The rig stage reads bulk registrations from the store the publisher wrote them to:
+    each replay's fresh store gets the publishing store's registrations."""
+    pool = await connect(dst)     # migrated
+    conn = await asyncpg.connect(src)
+    try:
+        rows = await conn.fetch("SELECT * FROM registrations")
+        if rows:
+            await pool.copy_records_to_table("registrations", records=[tuple(r) for r in rows],
+                                             columns=list(rows[0].keys()))
+    finally:
+        await conn.close()
+        await pool.close()
 
 
 async def main() -> None:
@@ -208,7 +226,8 @@ async def main() -> None:
 
     runs = []
     try:
-        pub_cfg = config(args.workdir / f"{stream}-pub.toml", await new_db(), model_path, stream, prefix,
+        pub_dsn = await new_db()
+        pub_cfg = config(args.workdir / f"{stream}-pub.toml", pub_dsn, model_path, stream, prefix,
                          args.partitions, args.fetch_batch)
         t = time.perf_counter()
         p = cli("publish", "--config", str(pub_cfg), "--subscribers", str(w / "subscribers.csv"),
@@ -228,6 +247,7 @@ async def main() -> None:
         for n in args.workers:
             cfg = config(args.workdir / f"{stream}-{n}.toml", await new_db(), model_path, stream, prefix,
                          args.partitions, args.fetch_batch)
+            await copy_registrations(pub_dsn, dsn_for(dbs[-1]))
             run = await run_workers(cfg, dsn_for(dbs[-1]), n, final)
             run["vs_score"] = compare(single, single_rigs, run.pop("_flags"), run.pop("_rigs"))
             runs.append(run)
