@@ -86,7 +86,7 @@ class RigStage:
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
             self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
             meta = json.loads(row["counters"])
-            self.engine.restore_clock(row["watermark"], meta.get("observed_from"))
+            self.engine.restore_clock(meta.get("watermark", row["watermark"]), meta.get("observed_from"))
             self.done = (int(row["watermark"]), int(row["next_tick"]))
             self.handled_seq = self.seen_seq = int(row["last_seq"])
             self.counters = meta.get("counters", {})
@@ -148,9 +148,15 @@ class RigStage:
         msgs = [m for _, (_, m) in sorted(self.pending.pop(key).items())]
         self.done = key
         self.count("steps")
-        self.engine.watermark = max(self.engine.watermark, key[0])
-        if not self.engine.observed_from:   # its watching clock starts with its first step
-            self.engine.observed_from = key[0]
+        # the daemon's clock at this tick: the newest event time of all partitions (each
+        # partition's watermark is the publisher's as of its last piece), and watching began
+        # with the oldest record of the first piece; summaries without a clock: the step's time
+        clocks = [m.fields for m in msgs if "watermark" in m.fields]
+        self.engine.watermark = max(self.engine.watermark,
+                                    max((c["watermark"] for c in clocks), default=key[0]))
+        if not self.engine.observed_from:
+            began = [c["observed_from"] for c in clocks if c.get("observed_from")]
+            self.engine.observed_from = min(began) if began else key[0]
         flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
         n_feat = len(FEATURES)
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
@@ -254,7 +260,8 @@ class _StageState:
             stage.scale.stream, RIG_PARTITION, self.handled, stage.done[0], stage.done[1],
             json.dumps(list(engine.cells)),
             json.dumps({"counters": stage.counters, "hot_cells": book.recent_machines(),
-                        "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from}))
+                        "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
+                        "watermark": engine.watermark}))
         keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
         if keys:
             await conn.executemany(
