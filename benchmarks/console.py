@@ -65,8 +65,8 @@ async def populate(pool: asyncpg.Pool, sizes: list[int]) -> list[str]:
             flags = [Flag(imsi=s, msisdn="", score=0.9, flagged_at=T0 + 60 * j, kind="sim_anomaly",
                           rig_id=rig.id, reasons=("143 distinct numbers contacted in 24 h",),
                           features={"distinct_callees_24h": 143.0}) for j, s in enumerate(sims)]
-            await checkpoint._save_flags(conn, flags)
-            await checkpoint._save_rigs(conn, [rig])
+            await checkpoint.save_flags(conn, flags)
+            await checkpoint.save_rigs(conn, [rig])
             states = []
             for j, s in enumerate(sims):
                 state = st.empty_sim_state(1)

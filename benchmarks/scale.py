@@ -1,22 +1,27 @@
-"""Benchmark: the scale-out over NATS JetStream with 1, 2 and 3 detector workers.
+"""Benchmark: the scale-out over NATS JetStream with 1, 2 and 3 detector workers and the rig
+stage, against ``goipwatch score`` on the same world and model.
 
-    python benchmarks/scale.py                        # 20,000 SIMs x 1 day
-    python benchmarks/scale.py --subscribers 100000 --workers 1 2 3
+    python benchmarks/scale.py                        # 20,000 SIMs x 2 days
+    python benchmarks/scale.py --subscribers 100000 --days 1 --workers 1 2 3
 
 Needs the NATS server on 127.0.0.1:4222 (JetStream) and PostgreSQL on 127.0.0.1:5432 (as
 .ci/run starts them). Simulates the world once (cached in --workdir), trains a model on a
-separate small world, publishes the world once to a stream of its own (timed: the
-publisher's records/s), then for each worker count replays that stream into a fresh database
-with that many ``goipwatch worker`` processes and times from the first checkpoint to the
-last partition's final one (start-up excluded). Prints records/s per run, each worker's
-peak RSS, the feature state bytes per SIM, and the machine. The stream and the databases
-are deleted at the end.
+separate world and scores the world with ``goipwatch score`` (timed). Then, for each worker
+count, it publishes the world to a stream and a fresh database of their own (timed: the
+publisher's records/s, the fastest of the runs) and replays that stream with that many
+``goipwatch worker`` processes and one ``goipwatch rigs``, timed from the first checkpoint
+to the rig stage's last step (start-up excluded). Prints, per run, records/s, each
+process's peak RSS, the SIMs the rig stage holds and the comparison with ``score`` SIM by
+SIM (each SIM's first flag: equal, missing, extra, later, earlier; rigs with the same
+members); then the feature state bytes per SIM and the machine. The streams and the
+databases are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import subprocess
@@ -33,6 +38,7 @@ import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
 
 from benchmarks.machine import machine  # noqa: E402
+from detector.records import parse_iso  # noqa: E402
 from benchmarks.pipeline import world  # noqa: E402
 from detector import batch, model as model_mod  # noqa: E402
 from detector.features import state as st  # noqa: E402
@@ -82,11 +88,13 @@ def peak_rss_mib(pid: int) -> float:
 
 
 async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dict:
-    """Replay the stream with ``n`` workers; times the first to the last checkpoint."""
+    """Replay the stream with ``n`` workers and the rig stage; times the first checkpoint to
+    the rig stage's last step (the flush that ends the stream)."""
     procs = [cli("worker", "--config", str(cfg), "--index", str(i), "--of", str(n), "--until-idle", "3")
              for i in range(n)]
-    peaks = [0.0] * n
-    started = finished = None
+    procs.append(cli("rigs", "--config", str(cfg), "--until-idle", "10"))
+    peaks = [0.0] * len(procs)
+    started = workers_done = finished = None
     conn = None
     while any(p.poll() is None for p in procs):
         peaks = [max(pk, peak_rss_mib(p.pid)) for pk, p in zip(peaks, procs)]
@@ -97,32 +105,77 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
                 pass
         if conn is not None and finished is None and \
                 await conn.fetchval("SELECT to_regclass('scale_partitions') IS NOT NULL"):
-            rows = dict(await conn.fetch("SELECT partition, last_seq FROM scale_partitions WHERE partition >= 0"))
-            if started is None and any(rows.values()):
+            rows = {r["partition"]: r for r in await conn.fetch(
+                "SELECT partition, last_seq, next_tick FROM scale_partitions")}
+            if started is None and any(r["last_seq"] for p, r in rows.items() if p >= 0):
                 started = time.perf_counter()
-            if rows and all(rows.get(p, 0) >= s for p, s in final.items()):
+            if workers_done is None and all(p in rows and rows[p]["last_seq"] >= s for p, s in final.items()):
+                workers_done = time.perf_counter()
+            if -1 in rows and rows[-1]["next_tick"] == 1:    # the rig stage handled the flush
                 finished = time.perf_counter()
         await asyncio.sleep(0.05)
     for p in procs:
         if p.returncode:
-            raise RuntimeError(f"worker failed: {p.stderr.read()}")
+            raise RuntimeError(f"{p.args[3]} failed: {p.stderr.read()}")
     counters = {}
     for (c,) in await conn.fetch("SELECT counters FROM scale_partitions WHERE partition >= 0"):
         for k, v in json.loads(c).items():
             counters[k] = counters.get(k, 0) + v
-    sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE kind = 's'")
-    flags = await conn.fetchval("SELECT count(*) FROM flags")
+    sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE kind = 's' AND partition >= 0")
+    stage_sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE partition = -1")
+    flags = await first_flags(conn)
+    rigs = [set(json.loads(r["members"])) for r in await conn.fetch("SELECT members FROM rigs")]
     await conn.close()
-    seconds = (finished or time.perf_counter()) - (started or time.perf_counter())
-    return {"workers": n, "records": counters.get("records", 0), "seconds": round(seconds, 1),
-            "records_per_s": round(counters.get("records", 0) / max(seconds, 1e-9)),
-            "flags": flags, "sims": sims, "worker_peak_rss_mib": [round(x) for x in peaks]}
+    now = time.perf_counter()
+    seconds = (finished or now) - (started or now)
+    records = counters.get("records", 0)
+    return {"workers": n, "records": records, "seconds": round(seconds, 1),
+            "records_per_s": round(records / max(seconds, 1e-9)),
+            "workers_seconds": round((workers_done or now) - (started or now), 1),
+            "flags": len(flags), "sims": sims, "rig_stage_sims": stage_sims, "worker_peak_rss_mib": [round(x) for x in peaks[:-1]],
+            "rig_stage_peak_rss_mib": round(peaks[-1]), "_flags": flags, "_rigs": rigs}
+
+
+async def first_flags(conn: asyncpg.Connection) -> dict[str, tuple[int, str]]:
+    """Each flagged SIM's first flag: (event time, kind)."""
+    out: dict[str, tuple[int, str]] = {}
+    for r in await conn.fetch("SELECT imsi, kind, flagged_at FROM flags ORDER BY flagged_at, id"):
+        out.setdefault(str(r["imsi"]), (int(r["flagged_at"].timestamp()), r["kind"]))
+    return out
+
+
+def score_flags(out: Path) -> tuple[dict[str, int], list[set[str]]]:
+    """``goipwatch score``'s flags (SIM -> event time) and its rigs' members."""
+    with out.open(newline="") as f:
+        flags = {r["imsi"]: parse_iso(r["flagged_at"]) for r in csv.DictReader(f)}
+    rigs_file = out.with_suffix(".rigs.jsonl")
+    rigs = [set(json.loads(line)["sims"]) for line in rigs_file.read_text().splitlines() if line.strip()]
+    return flags, rigs
+
+
+def compare(single: dict[str, int], single_rigs: list[set[str]], scaled: dict[str, tuple[int, str]],
+            scaled_rigs: list[set[str]]) -> dict:
+    """The scale-out's flags against the single process's, SIM by SIM, and their rigs."""
+    both = single.keys() & scaled.keys()
+    late = sorted(scaled[s][0] - single[s] for s in both if scaled[s][0] > single[s])
+    a = {frozenset(r) for r in single_rigs}
+    b = {frozenset(r) for r in scaled_rigs}
+    return {
+        "flagged_single": len(single), "flagged_scale": len(scaled),
+        "equal": sum(scaled[s][0] == single[s] for s in both),
+        "missing": len(single.keys() - scaled.keys()), "extra": len(scaled.keys() - single.keys()),
+        "later": len(late), "earlier": sum(scaled[s][0] < single[s] for s in both),
+        "later_max_h": round(late[-1] / 3600, 1) if late else 0.0,
+        "rigs_single": len(a), "rigs_scale": len(b), "rigs_same_members": len(a & b),
+        "missing_sims": sorted(single.keys() - scaled.keys())[:20],   # the first 20, to look up
+        "extra_sims": sorted(scaled.keys() - single.keys())[:20],
+    }
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subscribers", type=int, default=20_000)
-    ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--partitions", type=int, default=12)
     ap.add_argument("--fetch-batch", type=int, default=256)
@@ -137,6 +190,15 @@ async def main() -> None:
         model_mod.save(batch.train_on(batch.load_files([train_world / "cdr.csv"],
                                                        [train_world / "subscribers.csv"])), model_path)
     w = world(args.workdir, args.subscribers, args.days, args.seed)
+    scored = args.workdir / f"{w.name}-score.csv"
+    t = time.perf_counter()
+    p = cli("score", "--cdr", str(w / "cdr.csv"), "--subscribers", str(w / "subscribers.csv"),
+            "--model", str(model_path), "--out", str(scored))
+    _, err = p.communicate()
+    if p.returncode:
+        raise RuntimeError(f"score failed: {err}")
+    score_s = time.perf_counter() - t
+    single, single_rigs = score_flags(scored)
     tag = uuid.uuid4().hex[:8]
     stream, prefix = f"GWBENCH_{tag}", f"gwbench.{tag}"
     dbs = []
@@ -148,44 +210,61 @@ async def main() -> None:
         await admin.close()
         return dsn_for(dbs[-1])
 
-    runs = []
-    try:
-        pub_cfg = config(args.workdir / f"{stream}-pub.toml", await new_db(), model_path, stream, prefix,
-                         args.partitions, args.fetch_batch)
+    async def publish(stream: str, prefix: str, dsn: str) -> tuple[float, int, int, dict[int, int]]:
+        """The world onto ``stream`` (registrations into the store at ``dsn``, where the rig
+        stage reads them); returns the seconds it took, the stream's CDR messages and bytes,
+        and each partition's last sequence."""
+        cfg = config(args.workdir / f"{stream}-pub.toml", dsn, model_path, stream, prefix,
+                     args.partitions, args.fetch_batch)
         t = time.perf_counter()
-        p = cli("publish", "--config", str(pub_cfg), "--subscribers", str(w / "subscribers.csv"),
+        p = cli("publish", "--config", str(cfg), "--subscribers", str(w / "subscribers.csv"),
                 "--cdr", str(w / "cdr.csv"), "--flush")
         _, err = p.communicate()
         if p.returncode:
             raise RuntimeError(f"publish failed: {err}")
-        publish_s = time.perf_counter() - t
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
+        seconds = time.perf_counter() - t
         info = await js.stream_info(stream, subjects_filter=f"{prefix}.cdr.>")
-        msgs, stream_bytes = info.state.messages, info.state.bytes
-        final = {}
-        for part in range(args.partitions):   # each partition's last sequence on the stream
-            last = await js.get_last_msg(stream, f"{prefix}.cdr.{part}")
-            final[part] = last.seq
+        final = {part: (await js.get_last_msg(stream, f"{prefix}.cdr.{part}")).seq
+                 for part in range(args.partitions)}
+        return seconds, info.state.messages, info.state.bytes, final
+
+    runs = []
+    published = []
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    try:
+        # a stream of its own for each worker count: the workers' summaries go to the same
+        # stream, and a second run's would be taken for the first's repeats
         for n in args.workers:
-            cfg = config(args.workdir / f"{stream}-{n}.toml", await new_db(), model_path, stream, prefix,
+            dsn = await new_db()
+            stream_n, prefix_n = f"{stream}_{n}", f"{prefix}.w{n}"
+            publish_s, msgs, stream_bytes, final = await publish(stream_n, prefix_n, dsn)
+            published.append(publish_s)
+            cfg = config(args.workdir / f"{stream_n}.toml", dsn, model_path, stream_n, prefix_n,
                          args.partitions, args.fetch_batch)
-            runs.append(await run_workers(cfg, dsn_for(dbs[-1]), n, final))
-            print(json.dumps(runs[-1]), file=sys.stderr)
-        await js.delete_stream(stream)
-        await nc.close()
+            try:
+                run = await run_workers(cfg, dsn, n, final)
+            finally:
+                await js.delete_stream(stream_n)
+            run["vs_score"] = compare(single, single_rigs, run.pop("_flags"), run.pop("_rigs"))
+            runs.append(run)
+            print(json.dumps(run), file=sys.stderr)
     finally:
+        await nc.close()
         admin = await asyncpg.connect(ADMIN)
         for db in dbs:
             await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
+    publish_s = min(published)
     records = runs[0]["records"] if runs else 0
     index = 3 * 8
     result = {
         "world": w.name, "records": records, "partitions": args.partitions,
         "fetch_batch": args.fetch_batch, "stream_messages": msgs,
         "stream_bytes_per_record": round(stream_bytes / max(records, 1), 1),
-        "publish_s": round(publish_s, 1), "publish_records_per_s": round(records / publish_s),
+        "publish_s": round(publish_s, 1), "publish_records_per_s": round(records / publish_s),   # fastest
+        "score_s": round(score_s, 1), "score_records_per_s": round(records / score_s),
+        "score_flagged": len(single), "score_rigs": len(single_rigs),
         "runs": runs,
         "sim_state_bytes_per_sim": st.SIM_STATE.itemsize + 4 + index,
         "imei_state_bytes_per_device": st.IMEI_STATE.itemsize + index,

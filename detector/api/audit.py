@@ -3,7 +3,9 @@
 Row ``n`` stores ``prev_hash`` (the hash of row ``n-1``; 64 zeros for row 1) and ``hash``, the
 SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of all its other columns, the
 time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. ``audit_head`` holds the newest (seq, hash); an
-insert locks and moves it (triggers), so the chain grows one row at a time across processes. :func:`verify_audit` walks
+insert locks and moves it (triggers), so the chain grows one row at a time across processes
+(:class:`AuditWriter` commits the rows of concurrent requests in groups, each row still its
+own link). :func:`verify_audit` walks
 the chain: an edited row no longer matches its hash, a deleted or reordered row breaks the
 sequence and the links, a deleted tail leaves the head pointing past the last row.
 """
@@ -69,63 +71,122 @@ class AuditEntry:
 
 
 class AuditWriter:
-    """Appends to the chain in one statement each: the head is cached in the process (appends
-    of one process are serialised by a lock); the insert trigger checks that the row continues
-    the stored head and moves it, so when another process appended meanwhile the insert is
-    refused, and the row is chained again on the head read under its row lock."""
+    """Appends to the chain; the head is cached in the process and appends of one process are
+    serialised by a lock. The insert trigger checks that each row continues the stored head
+    and moves it, so when another process appended meanwhile the insert is refused, and the
+    rows are chained again on the head read under its row lock.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    Appends outside a caller's transaction are committed in groups: while one group is being
+    written, the appends that arrive queue up, and the next group is chained in arrival order
+    and written in one pipelined round trip that commits at its end (one implicit
+    transaction: every row of the group or none, one WAL flush for all). Each :meth:`append`
+    returns only once its own row is committed, so an answer is never sent before its audit
+    row is durable; a group that fails fails every append in it."""
+
+    def __init__(self, pool: asyncpg.Pool, max_group: int = 256) -> None:
         self.pool = pool
+        self.max_group = max_group
         self._lock = asyncio.Lock()
         self._head: tuple[int, str] | None = None
+        self._queue: list[tuple[AuditEntry, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None     # the task writing the queued groups
 
     async def append(self, entry: AuditEntry,
                      conn: asyncpg.Connection | None = None) -> tuple[int, str]:
-        """Append ``entry``; returns its (seq, hash). With ``conn`` (inside the caller's
-        transaction) the row commits or rolls back with what the caller changed; the head
-        stays locked until then. Call :meth:`forget` when such a transaction rolls back.
-        The cached head makes one statement of it; when another process appended
-        meanwhile, the row is chained again on the head read under its row lock, which no
-        other writer can move before this insert (a bounded number of optimistic retries
-        could lose every time to busy writers)."""
-        async with self._lock:
-            if self._head is not None:
-                try:
-                    return await self._insert(entry, self._head, conn)
-                except asyncpg.IntegrityConstraintViolationError:
-                    pass                     # another process appended: re-chain on its head
-                except BaseException:
-                    self._head = None        # unknown outcome (say, a lost connection)
-                    raise
-            self._head = None                # set again only by an insert that succeeded
-            if conn is None:
-                async with self.pool.acquire() as c, c.transaction():
-                    return await self._insert(entry, await self._locked_head(c), c)
-            async with conn.transaction():
-                return await self._insert(entry, await self._locked_head(conn), conn)
+        """Append ``entry``; returns its (seq, hash) once the row is committed. With ``conn``
+        (inside the caller's transaction) the row commits or rolls back with what the caller
+        changed; the head stays locked until then. Call :meth:`forget` when such a
+        transaction rolls back. The cached head makes one statement of it; when another
+        process appended meanwhile, the row is chained again on the head read under its row
+        lock, which no other writer can move before this insert (a bounded number of
+        optimistic retries could lose every time to busy writers)."""
+        if conn is not None:
+            async with self._lock:
+                return (await self._chained([entry], conn))[0]
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((entry, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="audit-group-commit")
+        # shielded: a request that goes away does not take its row out of a group in flight
+        return await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        """Write the queue in groups of at most ``max_group``, until it is empty."""
+        while self._queue:
+            group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
+            try:
+                async with self._lock:
+                    heads = await self._chained([e for e, _ in group], None)
+            except Exception as e:      # every append of the group raises it: none is served
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            except BaseException:       # the loop is shutting down: nothing more is written
+                for _, done in group + self._queue:
+                    done.cancel()
+                self._queue = []
+                raise
+            for (_, done), head in zip(group, heads):
+                if not done.done():
+                    done.set_result(head)
+
+    async def _chained(self, entries: list[AuditEntry],
+                       conn: asyncpg.Connection | None) -> list[tuple[int, str]]:
+        """Insert ``entries`` chained on the cached head, or on the locked head when another
+        process moved it (called under the lock)."""
+        if self._head is not None:
+            try:
+                return await self._insert(entries, self._head, conn)
+            except asyncpg.IntegrityConstraintViolationError:
+                pass                     # another process appended: re-chain on its head
+            except BaseException:
+                self._head = None        # unknown outcome (say, a lost connection)
+                raise
+        self._head = None                # set again only by an insert that succeeded
+        if conn is None:
+            async with self.pool.acquire() as c, c.transaction():
+                return await self._insert(entries, await self._locked_head(c), c)
+        async with conn.transaction():
+            return await self._insert(entries, await self._locked_head(conn), conn)
 
     @staticmethod
     async def _locked_head(conn: asyncpg.Connection) -> tuple[int, str]:
         r = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE one FOR UPDATE")
         return r["seq"], r["hash"]
 
-    async def _insert(self, entry: AuditEntry, head: tuple[int, str],
-                      conn: asyncpg.Connection | None) -> tuple[int, str]:
-        """Insert ``entry`` chained on ``head`` (in a savepoint of ``conn``'s transaction, so
-        that a refused insert leaves it usable) and remember the new head."""
-        row = _row(entry, *head)
-        h = row_hash(row)
-        if conn is None:
-            await self.pool.execute(_INSERT, *_args(row), h)
-        else:
+    async def _insert(self, entries: list[AuditEntry], head: tuple[int, str],
+                      conn: asyncpg.Connection | None) -> list[tuple[int, str]]:
+        """Insert ``entries`` chained one after the other on ``head`` and remember the new
+        head. Without ``conn``: one pipelined ``executemany``, atomic and committed at its
+        end; with ``conn``: in a savepoint of its transaction, so that a refused insert
+        leaves it usable. (One statement per row: the trigger that moves the head fires at
+        the end of each statement, and the next row's check needs the head moved.)"""
+        args, heads = [], []
+        for entry in entries:
+            row = _row(entry, *head)
+            head = (row["seq"], row_hash(row))
+            args.append((*_args(row), head[1]))
+            heads.append(head)
+        if conn is not None:
             async with conn.transaction():
-                await conn.execute(_INSERT, *_args(row), h)
-        self._head = (row["seq"], h)
-        return self._head
+                await _insert_rows(conn, args)
+        else:
+            await _insert_rows(self.pool, args)
+        self._head = head
+        return heads
 
     def forget(self) -> None:
         """Re-read the head at the next append (a transaction holding an append rolled back)."""
         self._head = None
+
+
+async def _insert_rows(on: asyncpg.Connection | asyncpg.Pool, args: list[tuple]) -> None:
+    if len(args) == 1:
+        await on.execute(_INSERT, *args[0])
+    else:
+        await on.executemany(_INSERT, args)
 
 
 def _row(entry: AuditEntry, head_seq: int, head_hash: str) -> dict[str, Any]:

@@ -129,62 +129,114 @@ def rig_doc(r: Any) -> dict[str, Any]:
             "last_at": iso(r["last_at"]), "evidence": r["evidence"]}
 
 
-async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
-    """Everything the store holds on the SIMs behind ``number`` (normalised digits)."""
-    if number_type == "imsi":
-        imsis = [int(number)]
-    elif number_type == "msisdn":
-        rows = await conn.fetch(
-            "SELECT imsi FROM registrations WHERE msisdn = $1 UNION "
-            "SELECT imsi FROM flags WHERE msisdn = $1", int(number))
-        imsis = sorted(r["imsi"] for r in rows)
-    else:
-        rows = await conn.fetch("SELECT members FROM rigs WHERE devices ? $1", ids.imei_text(number))
-        imsis = sorted({int(m) for r in rows for m in json.loads(r["members"])})
-    truncated = len(imsis) > limit
-    imsis = imsis[:limit]
-    if not imsis:
-        return Found([])
+# The SIMs behind a number, by its type (the parameter is the normalised number).
+_RESOLVE = {
+    "imsi": "SELECT $1::bigint AS imsi",
+    "msisdn": "SELECT imsi FROM registrations WHERE msisdn = $1::bigint "
+              "UNION SELECT imsi FROM flags WHERE msisdn = $1::bigint",
+    "imei": "SELECT DISTINCT m.value::bigint AS imsi FROM rigs, "
+            "jsonb_array_elements_text(rigs.members) AS m(value) WHERE rigs.devices ? $1::text",
+}
+# Everything on those SIMs in one statement (one round trip for a lookup): the first $2 SIMs
+# by IMSI with how many there are, each with its registration, flags (oldest first), the rigs
+# of its flags, its newest feature snapshot, its checkpointed state, the stored layout of
+# that state, and the names of the cells the state names: the top cell of each hourly slot,
+# a little-endian int32 at the byte offsets $3 of a record of $4 bytes (this version's
+# layout; when the stored layout is another, the state and these names are not used). SQL's
+# | and << share one precedence, hence the parentheses; int4's << wraps, so -1 (no cell)
+# reads as -1. (= ANY(ARRAY(...)) looks the names up by the key, never a scan of the cells.)
+_FIND = """
+WITH asked AS (SELECT imsi, count(*) OVER () AS total FROM ({resolve}) q ORDER BY imsi LIMIT $2)
+SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_at, r.id_hash,
+       r.channel, r.carrier,
+       (SELECT array_agg(ROW(f.msisdn, f.kind, f.score, f.flagged_at, f.rig_id, f.reasons::text,
+                             f.status) ORDER BY f.flagged_at, f.kind)
+          FROM flags f WHERE f.imsi = a.imsi) AS flags,
+       (SELECT array_agg(ROW(g.id, g.sims, g.members::text, g.devices::text, g.cells::text,
+                             g.first_at, g.last_at, g.evidence))
+          FROM rigs g WHERE g.id IN (SELECT f.rig_id FROM flags f WHERE f.imsi = a.imsi)) AS rigs,
+       (SELECT ROW(s.event_time, s.purpose, s.features::text) FROM feature_snapshots s
+         WHERE s.imsi = a.imsi ORDER BY s.event_time DESC, s.id DESC LIMIT 1) AS snap,
+       st.state, st.updated_at AS state_at,
+       (SELECT e.value::text FROM engine_state e WHERE e.key = 'layout') AS layout,
+       (SELECT array_agg(ROW(c.id, c.name)) FROM cells c
+         WHERE length(st.state) = $4 AND c.id = ANY(ARRAY(
+           SELECT get_byte(st.state, o) | (get_byte(st.state, o + 1) << 8)
+                  | (get_byte(st.state, o + 2) << 16) | (get_byte(st.state, o + 3) << 24)
+             FROM unnest($3::int[]) AS o))) AS cell_names
+  FROM asked a
+  LEFT JOIN registrations r ON r.imsi = a.imsi
+  LEFT JOIN sim_state st ON st.imsi = a.imsi
+ ORDER BY a.imsi"""
+_FIND_BY = {kind: _FIND.format(resolve=sql) for kind, sql in _RESOLVE.items()}
 
-    regs = {r["imsi"]: r for r in await conn.fetch(
-        "SELECT imsi, msisdn, activated_at, id_hash, channel, carrier FROM registrations "
-        "WHERE imsi = ANY($1::bigint[])", imsis)}
-    flags: dict[int, list] = {}
-    for r in await conn.fetch(
-            "SELECT imsi, msisdn, kind, score, flagged_at, rig_id, reasons, status FROM flags "
-            "WHERE imsi = ANY($1::bigint[]) ORDER BY flagged_at, kind", imsis):
-        flags.setdefault(r["imsi"], []).append(r)
-    rig_ids = sorted({f["rig_id"] for fs in flags.values() for f in fs if f["rig_id"]})
-    rigs = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, sims, members, devices, cells, first_at, last_at, evidence FROM rigs "
-        "WHERE id = ANY($1::text[])", rig_ids)} if rig_ids else {}
-    snaps = {r["imsi"]: r for r in await conn.fetch(
-        "SELECT DISTINCT ON (imsi) imsi, event_time, purpose, features FROM feature_snapshots "
-        "WHERE imsi = ANY($1::bigint[]) ORDER BY imsi, event_time DESC, id DESC", imsis)}
-    states, history = await sim_histories(conn, imsis)
+
+def _top_cell_offsets() -> list[int]:
+    """Byte offsets of ``slot[k].top_cell`` (k = 0 .. SLOTS-1) in a SIM state record."""
+    slot_type, slot_at = st.SIM_STATE.fields["slot"][:2]
+    one = slot_type.base
+    cell_type, cell_at = one.fields["top_cell"][:2]
+    if cell_type != np.dtype("<i4"):
+        raise TypeError(f"slot.top_cell is {cell_type}, the lookup reads little-endian int32")
+    return [slot_at + k * one.itemsize + cell_at for k in range(slot_type.shape[0])]
+
+
+_TOP_CELL_AT = _top_cell_offsets()
+_FLAG = ("msisdn", "kind", "score", "flagged_at", "rig_id", "reasons", "status")
+_RIG = ("id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence")
+_layout_seen: tuple[str, bool] = ("", False)     # the last stored layout read, and whether it is ours
+
+
+def _layout_is_ours(text: str | None) -> bool:
+    global _layout_seen
+    if text is None:
+        return False
+    if text != _layout_seen[0]:
+        from detector.store.checkpoint import STATE_LAYOUT
+
+        _layout_seen = (text, json.loads(text) == STATE_LAYOUT)
+    return _layout_seen[1]
+
+
+async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
+    """Everything the store holds on the SIMs behind ``number`` (normalised digits), read in
+    one statement."""
+    key = ids.imei_text(number) if number_type == "imei" else int(number)
+    rows = await conn.fetch(_FIND_BY[number_type], key, limit, _TOP_CELL_AT,
+                            st.SIM_STATE.itemsize)
+    if not rows:
+        return Found([])
+    truncated = rows[0]["total"] > limit
+    layout_ok = _layout_is_ours(rows[0]["layout"])
+    raw = {r["imsi"]: _history(r["state"]) for r in rows
+           if layout_ok and r["state"] is not None}
+    names = {c: name for r in rows for c, name in r["cell_names"] or ()}
 
     out = []
-    for imsi in imsis:
-        reg, fl, state = regs.get(imsi), flags.get(imsi, []), states.get(imsi)
-        if reg is None and not fl and state is None:
+    for r in rows:
+        imsi = r["imsi"]
+        fl = [dict(zip(_FLAG, f)) for f in r["flags"] or ()]
+        has_state = layout_ok and r["state"] is not None
+        if not r["registered"] and not fl and not has_state:
             continue
-        msisdn = reg["msisdn"] if reg else next((f["msisdn"] for f in fl if f["msisdn"]), None)
+        rigs = {g[0]: dict(zip(_RIG, g)) for g in r["rigs"] or ()}
+        msisdn = r["msisdn"] if r["registered"] else next(
+            (f["msisdn"] for f in fl if f["msisdn"]), None)
         sub: dict[str, Any] = {"imsi": ids.imsi_text(imsi),
                                "msisdn": ids.msisdn_text(msisdn) if msisdn else None}
-        sub["registration"] = None if reg is None else {
-            "activated_at": iso(reg["activated_at"]), "channel": reg["channel"],
-            "carrier": reg["carrier"], "id_hash": reg["id_hash"]}
-        devices, cells = history.get(imsi, ([], []))
+        sub["registration"] = None if not r["registered"] else {
+            "activated_at": iso(r["activated_at"]), "channel": r["channel"],
+            "carrier": r["carrier"], "id_hash": r["id_hash"]}
+        devices, cells = raw.get(imsi, ([], []))
         sub["devices"] = devices
-        sub["cells"] = [{"cell_id": c, "hour": iso(h * 3600)} for h, c in cells]
+        sub["cells"] = [{"cell_id": names.get(c, str(c)), "hour": iso(h * 3600)} for h, c in cells]
         sub["flags"] = [flag_doc(f) for f in fl]
         rig_id = next((f["rig_id"] for f in fl if f["rig_id"] in rigs), None)
         sub["rig"] = rig_doc(rigs[rig_id]) if rig_id else None
-        snap = snaps.get(imsi)
+        snap = r["snap"]
         sub["evidence"] = None if snap is None else {
-            "event_time": iso(snap["event_time"]), "purpose": snap["purpose"],
-            "features": json.loads(snap["features"])}
-        sub["state_as_of"] = iso(state["updated_at"]) if state is not None else None
+            "event_time": iso(snap[0]), "purpose": snap[1], "features": json.loads(snap[2])}
+        sub["state_as_of"] = iso(r["state_at"]) if has_state else None
         out.append(sub)
     return Found(out, truncated)
 
@@ -216,10 +268,13 @@ def field_paths(obj: Any, prefix: str = "") -> list[str]:
             for k, v in o.items():
                 q = f"{p}.{k}" if p else k
                 paths.add(q)
-                walk(v, q)
+                if isinstance(v, (dict, list)):
+                    walk(v, q)
         elif isinstance(o, list):
+            q = p + "[]"
             for v in o:
-                walk(v, p + "[]")
+                if isinstance(v, (dict, list)):      # a list of scalars adds no path
+                    walk(v, q)
 
     walk(obj, prefix)
     return sorted(paths)

@@ -7,12 +7,16 @@ document; ``format=csv&table=NAME`` one table. Regulators see aggregates only: t
 no subscriber identifier. Every request, answered or refused, is audited like a lookup
 (action ``reports.get``, the month and format as its query, the SHA-256 of the body sent); an
 answer that cannot be audited is not sent.
+
+The PDF and the workbook are rendered in a worker process (:mod:`detector.report.worker`),
+never on the event loop that answers the lookups; when renderings are queued to the bound
+already, one more is refused with 503 ``render_busy`` and ``Retry-After``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+
 import asyncpg
 from aiohttp import web
 
@@ -20,12 +24,22 @@ from detector.api.app import Refusal
 from detector.api.audited import Answer, Caller, as_answer, audited_handler
 from detector.report import ReportConfig, ReportError, gather, parse_month
 from detector.report.tables import Report
+from detector.report.worker import RenderBusy, RenderPool
 
 REPORT_ROLES = frozenset({"regulator", "admin"})
 FORMATS = {"json": "application/json", "csv": "text/csv",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
            "pdf": "application/pdf"}
-_render_lock = asyncio.Lock()     # matplotlib's pyplot state is not thread-safe
+RETRY_RENDER_S = 10               # Retry-After of a rendering refused as busy
+_renderer: RenderPool | None = None   # one worker for the process, started when first needed
+
+
+def default_renderer() -> RenderPool:
+    """The process's render worker (shared by every application of the process)."""
+    global _renderer
+    if _renderer is None:
+        _renderer = RenderPool()
+    return _renderer
 
 
 def _params(request: web.Request, query: dict) -> tuple[str, str]:
@@ -48,7 +62,8 @@ def _params(request: web.Request, query: dict) -> tuple[str, str]:
     return fmt, table
 
 
-async def _render(report: Report, fmt: str, table: str, config: ReportConfig) -> tuple[bytes, list[str]]:
+async def _render(report: Report, fmt: str, table: str, config: ReportConfig,
+                  renderer: RenderPool) -> tuple[bytes, list[str]]:
     """(body, field paths for the audit)."""
     if fmt == "json":
         doc = report.to_json()
@@ -61,18 +76,21 @@ async def _render(report: Report, fmt: str, table: str, config: ReportConfig) ->
             raise Refusal(404, "no_table", f"no table {table!r} (tables: "
                           f"{', '.join(t.name for t in report.tables)})") from None
         return table_csv(t).encode(), [f"{table}.csv"]
-    if fmt == "xlsx":
-        from detector.report.xlsx import xlsx_bytes
-        return await asyncio.to_thread(xlsx_bytes, report), [f"report-{report.month}.xlsx"]
-    from detector.report.pdf import pdf_bytes
-    async with _render_lock:
-        body = await asyncio.to_thread(pdf_bytes, report, config.top_channels)
-    return body, [f"report-{report.month}.pdf"]
+    try:
+        body = await renderer.render(fmt, report, config.top_channels)
+    except RenderBusy:
+        raise Refusal(503, "render_busy", "too many reports are being rendered; retry later",
+                      {"Retry-After": str(RETRY_RENDER_S)}) from None
+    return body, [f"report-{report.month}.{fmt}"]
 
 
-def report_routes(config: ReportConfig = ReportConfig()) -> web.RouteTableDef:
-    """The report route, for ``make_app(..., routes=[...])``."""
+def report_routes(config: ReportConfig = ReportConfig(),
+                  renderer: RenderPool | None = None) -> web.RouteTableDef:
+    """The report route, for ``make_app(..., routes=[...])``; documents are rendered by
+    ``renderer`` (by default the process's worker, :func:`default_renderer`), started here."""
     routes = web.RouteTableDef()
+    renderer = renderer or default_renderer()
+    renderer.start()
 
     async def answer(request: web.Request, caller: Caller, query: dict,
                      pool: asyncpg.Pool) -> Answer:
@@ -84,7 +102,7 @@ def report_routes(config: ReportConfig = ReportConfig()) -> web.RouteTableDef:
         except ReportError as e:
             raise Refusal(400, "invalid_value", str(e), field="month") from None
         report = await gather(pool, month, config)
-        body, fields = await _render(report, fmt, table, config)
+        body, fields = await _render(report, fmt, table, config, renderer)
         headers = {"Cache-Control": "no-store"}
         if fmt != "json":
             name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"

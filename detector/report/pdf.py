@@ -382,8 +382,11 @@ def pdf_bytes(report: Report, top_channels: int = 20) -> bytes:
     from matplotlib.backends.backend_pdf import PdfPages
 
     buf = io.BytesIO()
+    # dated when the report was generated, not when it was drawn: the same report renders
+    # to the same bytes wherever it is drawn (in the API's worker process or the CLI)
     with PdfPages(buf, metadata={"Title": f"goipwatch monthly report {report.month}",
-                                 "Creator": "goipwatch report"}) as pdf:
+                                 "Creator": "goipwatch report",
+                                 "CreationDate": report.generated_at}) as pdf:
         for make in (_summary, _carriers, _timing, _trend,
                      lambda p, r: _channels(p, r, top_channels), _regions, _lookups_coverage,
                      _definitions, _column_definitions):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 import numpy as np
@@ -18,59 +20,75 @@ import numpy as np
 from detector.feedback import load_allowlist
 from detector.flags import Flag
 from detector.scale.partition import partition_of
-from detector.store import activity
-from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, _flag, _save_flags
-from detector.store.checkpoint import Pending, save_quarantine
-from detector.verify import outbox as verify_outbox
+from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, Outcome, Pending, commit, flag_from_row
 from detector.verify.policy import ActionPolicy
 
+if TYPE_CHECKING:
+    from detector.scale.worker import Partition
 
-async def save(pool: asyncpg.Pool, stream: str, part, verify_policy: ActionPolicy | None = None
+
+@dataclass(slots=True)
+class _PartitionState:
+    """A partition's side of :func:`detector.store.checkpoint.commit`: its row of
+    ``scale_partitions`` (position, clock, cells, counters, outbox, recent attaches) and its
+    changed SIM and device records in ``scale_state``."""
+
+    stream: str
+    part: Partition
+    sims: np.ndarray
+    imeis: np.ndarray
+
+    async def write_state(self, conn: asyncpg.Connection) -> None:
+        part, stream = self.part, self.stream
+        engine, pipe = part.engine, part.pipe
+        n = len(engine.sims)
+        dirty = engine.sims.keys_by_slot[np.flatnonzero(engine.dirty[:n])].astype("<i8").tobytes()
+        await conn.execute(
+            "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
+            "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
+            "outbox = $10, attaches = $11, updated_at = now() WHERE stream = $1 AND partition = $2",
+            stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
+            json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
+            json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes())
+        for kind, (keys, blobs) in (("s", engine.export_sims(self.sims)), ("i", engine.export_imeis(self.imeis))):
+            if not keys:
+                continue
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _scale_cp (k bigint, state bytea) "
+                               "ON COMMIT DELETE ROWS")
+            await conn.copy_records_to_table("_scale_cp", records=zip(keys, blobs))
+            await conn.execute(
+                "INSERT INTO scale_state (stream, partition, kind, key, state) "
+                "SELECT $1, $2, $3, k, state FROM _scale_cp ON CONFLICT (stream, partition, kind, key) "
+                "DO UPDATE SET state = EXCLUDED.state", stream, part.number, kind)
+            await conn.execute("TRUNCATE _scale_cp")
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        await load_allowlist(conn, self.part.pipe.allow)
+
+
+async def save(pool: asyncpg.Pool, stream: str, part: Partition, verify_policy: ActionPolicy | None = None
                ) -> list[int]:
     """Commit ``part`` (a :class:`detector.scale.worker.Partition`); returns the flag ids.
-    Like the daemon's checkpoint, the new flags' verification requests (with
-    ``verify_policy``) and the report's per-SIM activity commit in the same transaction."""
-    engine, pipe = part.engine, part.pipe
+    Like the daemon's checkpoint (the same :func:`detector.store.checkpoint.commit`), the new
+    flags' verification requests (with ``verify_policy``) and the report's per-SIM activity
+    commit in the same transaction. A worker's flags are per-SIM: their rigs (if any) come
+    from the rig stage."""
+    engine = part.engine
     pending, part.pending = part.pending, Pending()
     sims, imeis = engine.take_unsaved()
-    n = len(engine.sims)
-    dirty = engine.sims.keys_by_slot[np.flatnonzero(engine.dirty[:n])].astype("<i8").tobytes()
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
-                "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-                "outbox = $10, attaches = $11, updated_at = now() WHERE stream = $1 AND partition = $2",
-                stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
-                json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
-                json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes())
-            for kind, (keys, blobs) in (("s", engine.export_sims(sims)), ("i", engine.export_imeis(imeis))):
-                if not keys:
-                    continue
-                await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _scale_cp (k bigint, state bytea) "
-                                   "ON COMMIT DELETE ROWS")
-                await conn.copy_records_to_table("_scale_cp", records=zip(keys, blobs))
-                await conn.execute(
-                    "INSERT INTO scale_state (stream, partition, kind, key, state) "
-                    "SELECT $1, $2, $3, k, state FROM _scale_cp ON CONFLICT (stream, partition, kind, key) "
-                    "DO UPDATE SET state = EXCLUDED.state", stream, part.number, kind)
-                await conn.execute("TRUNCATE _scale_cp")
-            await activity.save(conn, pending.facts)
-            ids = await _save_flags(conn, pending.flags)
-            # a worker's flags are per-SIM: their rigs (if any) come from the rig stage
-            await verify_outbox.enqueue(conn, pending.flags, ids, (), verify_policy)
-            await save_quarantine(conn, pending.quarantine)
-            await load_allowlist(conn, pipe.allow)
+        return await commit(pool, _PartitionState(stream, part, sims, imeis),
+                             Outcome(flags=pending.flags, quarantine=pending.quarantine,
+                                     facts=pending.facts, verify_policy=verify_policy))
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         part.pending = pending
         raise
-    return ids
 
 
 async def sim_flags(pool: asyncpg.Pool) -> list[Flag]:
     """The store's per-SIM flags, read once for all the partitions a worker restores."""
-    return [_flag(r) for r in await pool.fetch(
+    return [flag_from_row(r) for r in await pool.fetch(
         "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags WHERE kind = 'sim_anomaly'")]
 
 

@@ -16,7 +16,8 @@ Kinds (each on one partition's subject):
 - ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
   or flush, the partition's SIMs with rig-like evidence: their feature rows, the evidence
   strengths, their fixed-size records (cells renamed to a table of the message) and the
-  per-SIM flags of that tick.
+  per-SIM flags of that tick, with the partition's clock (its watermark, and the time its
+  watching began).
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
 
         need("partition", int)
         need("at", int)
+        for key in ("watermark", "observed_from"):   # the partition's clock (absent: from before it)
+            if key in f and (type(f[key]) is not int or f[key] < 0):
+                raise BadMessage(f"sum message: field {key} must be a non-negative integer")
         cells, flags = f.get("cells"), f.get("flags")
         if not isinstance(cells, list) or not isinstance(flags, list) or f.get("step") not in ("tick", "flush"):
             raise BadMessage("sum message: needs step (tick|flush), cells and flags")

@@ -211,7 +211,7 @@ class Publisher:
         if not len(batch):
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
-            await cp._save_inputs(conn, cp.Pending(registrations=[batch]))
+            await cp.save_inputs(conn, cp.Pending(registrations=[batch]))
             rows = await conn.fetch(
                 "SELECT imsi, msisdn, activated_at, id_hash, "
                 "count(*) OVER (PARTITION BY id_hash) AS cards FROM registrations "

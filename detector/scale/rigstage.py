@@ -33,7 +33,6 @@ from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureFrame
 from detector.feedback import AllowList, load_allowlist
 from detector.flags import Flag
-from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs.book import RigBook
 from detector.scale import bus, codec
@@ -41,8 +40,7 @@ from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
 from detector.scale.summaries import flags_of, has_sync_cell
 from detector.scoring import Scorer
-from detector.store.checkpoint import STATE_LAYOUT, _flag, _save_flags, _save_rigs, save_quarantine
-from detector.verify import outbox as verify_outbox
+from detector.store.checkpoint import STATE_LAYOUT, Outcome, commit, first_flags
 
 log = logging.getLogger("goipwatch.rigs")
 RIG_PARTITION = -1
@@ -88,21 +86,20 @@ class RigStage:
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
             self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
             meta = json.loads(row["counters"])
-            self.engine.restore_clock(row["watermark"], meta.get("observed_from"))
+            self.engine.restore_clock(meta.get("watermark", row["watermark"]), meta.get("observed_from"))
             self.done = (int(row["watermark"]), int(row["next_tick"]))
             self.handled_seq = self.seen_seq = int(row["last_seq"])
             self.counters = meta.get("counters", {})
-            # the flags of the steps handled (workers may have committed later ones already)
-            for r in await conn.fetch("SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
-                                      "WHERE flagged_at <= to_timestamp($1) ORDER BY id", self.done[0]):
-                self.flagged.setdefault(imsi_text(r["imsi"]), _flag(r))
-            await self._registrations(conn)
+            # each SIM's first flag of the steps handled (workers may have committed later ones
+            # already, and a SIM's later sim_anomaly flag may be stored before its rig flag)
+            self.flagged.update(await first_flags(conn, self.done[0]))
+            await self.read_registrations(conn)
             self.book.restore(list(self.flagged.values()))
             self.book.restore_machines(meta.get("hot_cells", {}))
             self.book.restore_evidence(meta.get("rig_evidence", {}))
             await load_allowlist(conn, self.allow)
 
-    async def _registrations(self, conn: asyncpg.Connection) -> None:
+    async def read_registrations(self, conn: asyncpg.Connection) -> None:
         """Bulk registrations: the store's registrations when they changed since last read."""
         newest = await conn.fetchval("SELECT max(updated_at) FROM registrations")
         if newest is None or newest == self._regs_seen:
@@ -151,9 +148,15 @@ class RigStage:
         msgs = [m for _, (_, m) in sorted(self.pending.pop(key).items())]
         self.done = key
         self.count("steps")
-        self.engine.watermark = max(self.engine.watermark, key[0])
-        if not self.engine.observed_from:   # its watching clock starts with its first step
-            self.engine.observed_from = key[0]
+        # the daemon's clock at this tick: the newest event time of all partitions (each
+        # partition's watermark is the publisher's as of its last piece), and watching began
+        # with the oldest record of the first piece; summaries without a clock: the step's time
+        clocks = [m.fields for m in msgs if "watermark" in m.fields]
+        self.engine.watermark = max(self.engine.watermark,
+                                    max((c["watermark"] for c in clocks), default=key[0]))
+        if not self.engine.observed_from:
+            began = [c["observed_from"] for c in clocks if c.get("observed_from")]
+            self.engine.observed_from = min(began) if began else key[0]
         flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
         n_feat = len(FEATURES)
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
@@ -191,32 +194,21 @@ class RigStage:
         return records
 
     async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
+        """Commit one step (or quarantined summaries): position, clock, hot-cell memory and
+        evidence, the records taken in, the new rig flags and the rigs as they are now, their
+        verification requests (police leads included) and the quarantine, in one transaction
+        (:func:`detector.store.checkpoint.commit`)."""
         first_pending = min((seq for by_p in self.pending.values() for seq, _ in by_p.values()), default=None)
         handled = (first_pending - 1) if first_pending is not None else self.seen_seq
-        keys, blobs = self.engine.export_sims(np.unique(slots)) if len(slots) else ([], [])
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, cells = $6::jsonb, "
-                "counters = $7::jsonb, updated_at = now() WHERE stream = $1 AND partition = $2",
-                self.scale.stream, RIG_PARTITION, handled, self.done[0], self.done[1],
-                json.dumps(list(self.engine.cells)),
-                json.dumps({"counters": self.counters, "hot_cells": self.book.recent_machines(),
-                            "rig_evidence": self.book.evidence_by_sim(),
-                            "observed_from": self.engine.observed_from}))
-            if keys:
-                await conn.executemany(
-                    "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
-                    "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
-                    [(self.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
-            ids = await _save_flags(conn, new)
-            rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
-            await _save_rigs(conn, rigs)
-            # the rig flags' verification requests (police leads included), in their transaction
-            await verify_outbox.enqueue(conn, new, ids, rigs, self.verify_policy)
-            await save_quarantine(conn, [("rig-stage", r) for r in self.quarantine])
-            self.quarantine = []
-            await self._registrations(conn)
-            await load_allowlist(conn, self.allow)
+        rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
+        quarantine, self.quarantine = self.quarantine, []
+        try:
+            await commit(pool, _StageState(self, handled, np.unique(slots)),
+                         Outcome(flags=new, rigs=rigs, quarantine=[("rig-stage", r) for r in quarantine],
+                                 verify_policy=self.verify_policy))
+        except BaseException:
+            self.quarantine = quarantine + self.quarantine
+            raise
         self.book.saved(rigs)
         self.handled_seq = handled
 
@@ -249,6 +241,37 @@ class RigStage:
                     last = time.monotonic()
                 elif idle_exit_s is not None and time.monotonic() - last >= idle_exit_s:
                     break
+
+
+class _StageState:
+    """The rig stage's side of :func:`detector.store.checkpoint.commit`: row ``partition = -1``
+    of ``scale_partitions`` (position, step, cells, counters, hot-cell memory, rig evidence,
+    watching clock) and the SIM records it took in."""
+
+    def __init__(self, stage: RigStage, handled: int, slots: np.ndarray) -> None:
+        self.stage, self.handled, self.slots = stage, handled, slots
+
+    async def write_state(self, conn: asyncpg.Connection) -> None:
+        stage = self.stage
+        engine, book = stage.engine, stage.book
+        await conn.execute(
+            "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, cells = $6::jsonb, "
+            "counters = $7::jsonb, updated_at = now() WHERE stream = $1 AND partition = $2",
+            stage.scale.stream, RIG_PARTITION, self.handled, stage.done[0], stage.done[1],
+            json.dumps(list(engine.cells)),
+            json.dumps({"counters": stage.counters, "hot_cells": book.recent_machines(),
+                        "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
+                        "watermark": engine.watermark}))
+        keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
+        if keys:
+            await conn.executemany(
+                "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
+                "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
+                [(stage.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        await self.stage.read_registrations(conn)
+        await load_allowlist(conn, self.stage.allow)
 
 
 def cat_2d(msgs: list[codec.Message], name: str, width: int) -> np.ndarray:

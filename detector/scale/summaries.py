@@ -16,6 +16,7 @@ import numpy as np
 
 from detector.features.engine import FeatureEngine, FeatureFrame
 from detector.flags import Flag
+from detector.rigs.common import DAY_S, VOICE_DATA
 from detector.rigs.policy import RigPolicy
 from detector.rigs.interface import watched
 from detector.scale import codec
@@ -42,7 +43,7 @@ class Summaries:
                flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
                ) -> list[Flag]:
         just = np.isin(frame.imsi, np.array([int(f.imsi) for f in flags], np.int64))
-        keep = (self.scorer.families(strengths) >= 1) | just
+        keep = (self.scorer.families(strengths) >= 1) | just | silent_code_takers(self.engine, frame)
         if keep.any():
             rows = np.flatnonzero(keep)
             self._frames.append((FeatureFrame(frame.sims[rows], frame.imsi[rows], frame.msisdn[rows],
@@ -77,6 +78,9 @@ class Summaries:
         records["sync_cell"] = np.where(synced, np.searchsorted(used, sync), sync)
         names = self.engine.cell_names()
         fields = {"partition": self.partition, "step": step, "at": int(at),
+                  # the rig stage's clock is the daemon's: the newest event time, and the
+                  # time watching began (the oldest record of the first piece), not the tick's
+                  "watermark": int(self.engine.watermark), "observed_from": int(self.engine.observed_from),
                   "cells": [names[i] for i in used],
                   "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,
                              "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind,
@@ -86,6 +90,18 @@ class Summaries:
             "imsi": imsi, "msisdn": msisdn, "at": at_, "activity": activity,
             "values": values.ravel(), "strengths": strengths.ravel(),
             "state": records.view(np.uint8).ravel() if len(records) else np.empty(0, np.uint8)})
+
+
+def silent_code_takers(engine: FeatureEngine, frame: FeatureFrame) -> np.ndarray:
+    """Which rows of ``frame`` are SIMs that received a verification code within the last
+    day (the window in which the rig book watches them) and neither call, are called nor use
+    data: what the code-pool rule counts in a cell, by device model. A pool's modems each
+    take a few codes and nothing else, and only their number in one cell shows the pool, so
+    a worker summarises every such SIM, with or without evidence of its own, and the rig
+    stage counts the pool as the daemon does. People who get codes call or browse: they stay
+    with their worker."""
+    quiet = frame.values[:, VOICE_DATA].sum(axis=1) == 0
+    return quiet & (engine.sim_state["code_ts"][frame.sims] > engine.watermark - DAY_S - engine.lateness_s)
 
 
 def has_sync_cell(records: np.ndarray) -> np.ndarray:

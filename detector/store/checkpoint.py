@@ -2,20 +2,26 @@
 
 A checkpoint carries the files finished since the last one (with their quarantined rows and
 registrations), the Kafka offsets up to which messages were applied, the feature state of
-every SIM and device they changed, the engine's clock, and the new flags. Because all of it commits together, a crash before the commit leaves the
-store as it was and the files are read again from the start; a crash after it finds them
-done. Either way no record is lost or counted twice. Triggers on ``flags`` record each change
-of what the flag stream carries (``flag_events``, migration 013) in that same transaction.
+every SIM and device they changed, the engine's clock, and the new flags. Because all of it
+commits together, a crash before the commit leaves the store as it was and the files are read
+again from the start; a crash after it finds them done. Either way no record is lost or
+counted twice. Triggers on ``flags`` record each change of what the flag stream carries
+(``flag_events``, migration 013) in that same transaction.
+
+:func:`commit` is that unit of work for every process that checkpoints: the daemon here, and
+the scale-out's worker partitions and rig stage (:mod:`detector.scale.checkpoint`,
+:mod:`detector.scale.rigstage`). Each brings its own state writer (:class:`Checkpointed`);
+flags, rigs, verification requests, quarantine and activity are written the one way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 import numpy as np
@@ -83,6 +89,91 @@ def _ts(epoch: int) -> datetime:
     return datetime.fromtimestamp(int(epoch), UTC)
 
 
+class Checkpointed(Protocol):
+    """A process whose checkpoint :func:`commit` writes: the daemon, a scale-out worker's
+    partition, the scale-out's rig stage. Each has its own tables for its feature state and
+    position; what they produce (flags, rigs, quarantine, the report's activity, verification
+    requests) goes to the same tables in the same way."""
+
+    async def write_state(self, conn: asyncpg.Connection) -> None:
+        """Write its feature state, clock and input position (first, in the transaction)."""
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        """Read what others changed meanwhile (the allow-list analysts edit, registrations the
+        publisher wrote), last, in the same transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one unit of work produced besides the process's own state."""
+
+    flags: Sequence[Flag] = ()
+    rigs: Sequence[Rig] = ()                  # rigs whose row is not what they are now
+    quarantine: Sequence[tuple[str, Rejected]] = ()   # (probe, row)
+    facts: activity.Facts | None = None       # the monthly report's per-SIM activity
+    verify_policy: ActionPolicy | None = None  # None: no verification requests
+
+
+async def commit(pool: asyncpg.Pool, process: Checkpointed, outcome: Outcome) -> list[int]:
+    """One checkpoint, one transaction: ``process``'s state, then the outcome's flags (with
+    their history and feature snapshots), rigs, the flags' verification requests, quarantined
+    rows and activity, then ``process.refresh``. Returns the store ids of the flags, in order.
+    Either all of it is in the store or none of it: a crash before the commit replays the same
+    input, one after it skips it."""
+    flags, rigs = list(outcome.flags), list(outcome.rigs)
+    async with pool.acquire() as conn, conn.transaction():
+        await process.write_state(conn)
+        if outcome.facts is not None:
+            await activity.save(conn, outcome.facts)
+        ids = await save_flags(conn, flags)
+        await save_rigs(conn, rigs)
+        await verify_outbox.enqueue(conn, flags, ids, rigs, outcome.verify_policy)
+        await save_quarantine(conn, outcome.quarantine)
+        await process.refresh(conn)
+    return ids
+
+
+@dataclass(slots=True)
+class _Daemon:
+    """The daemon's side of :func:`commit`: ``sim_state``, ``imei_state``, ``cells``,
+    ``engine_state`` and its inputs (files, stream offsets, registrations)."""
+
+    engine: FeatureEngine
+    pipe: Pipeline
+    pending: Pending
+    saved_cells: int
+    sims: np.ndarray
+    imeis: np.ndarray
+    evidence: bool
+    cells: int = 0
+
+    async def write_state(self, conn: asyncpg.Connection) -> None:
+        engine, rigs = self.engine, self.pipe.rigs
+        await _save_state(conn, engine, self.sims, self.imeis)
+        names = engine.cell_names()[self.saved_cells:]
+        if names:
+            await conn.executemany("INSERT INTO cells (id, name) VALUES ($1, $2)",
+                                   [(self.saved_cells + i, n) for i, n in enumerate(names)])
+        self.cells = self.saved_cells + len(names)
+        counters = await _merged_counters(conn, self.pending.counters)
+        await conn.executemany(
+            "INSERT INTO engine_state (key, value) VALUES ($1, $2::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            [("clock", json.dumps({"watermark": engine.watermark, "next_tick": self.pipe.next_tick,
+                                    "observed_from": engine.observed_from})),
+             ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
+             ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
+             ("attaches", json.dumps(engine.attaches.tolist()))] +
+            # it grows with the flagged SIMs: written when it changed
+            ([("rig_evidence", json.dumps(rigs.evidence_by_sim()))] if self.evidence else []))
+        await save_inputs(conn, replace(self.pending, quarantine=[]))   # quarantine: the outcome's
+        if self.pipe.calibrator is not None:
+            await calibration_store.save(conn, self.pipe.calibrator)
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        await load_allowlist(conn, self.pipe.allow)  # entries analysts added meanwhile
+
+
 async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pending: Pending,
                saved_cells: int, verify_policy: ActionPolicy | None = None) -> tuple[int, list[int]]:
     """Commit ``pending`` and the changed state; returns how many cells the store now has
@@ -91,33 +182,10 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     rigs = pipe.rigs
     evidence = rigs is not None and rigs.evidence_version != rigs.saved_evidence_version
     version = rigs.evidence_version if rigs is not None else 0
+    daemon = _Daemon(engine, pipe, pending, saved_cells, sims, imeis, evidence)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            await _save_state(conn, engine, sims, imeis)
-            names = engine.cell_names()[saved_cells:]
-            if names:
-                await conn.executemany("INSERT INTO cells (id, name) VALUES ($1, $2)",
-                                       [(saved_cells + i, n) for i, n in enumerate(names)])
-            counters = await _merged_counters(conn, pending.counters)
-            await conn.executemany(
-                "INSERT INTO engine_state (key, value) VALUES ($1, $2::jsonb) "
-                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                [("clock", json.dumps({"watermark": engine.watermark, "next_tick": pipe.next_tick,
-                                        "observed_from": engine.observed_from})),
-                 ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
-                 ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
-                 ("attaches", json.dumps(engine.attaches.tolist()))] +
-                # it grows with the flagged SIMs: written when it changed
-                ([("rig_evidence", json.dumps(rigs.evidence_by_sim()))] if evidence else []))
-            await _save_inputs(conn, pending)
-            await activity.save(conn, pending.facts)
-            flag_ids = await _save_flags(conn, pending.flags)
-            await _save_rigs(conn, pending.rigs)
-            # the verification requests of the new flags, in the flags' own transaction
-            await verify_outbox.enqueue(conn, pending.flags, flag_ids, pending.rigs, verify_policy)
-            await load_allowlist(conn, pipe.allow)  # entries analysts added meanwhile
-            if pipe.calibrator is not None:
-                await calibration_store.save(conn, pipe.calibrator)
+        flag_ids = await commit(pool, daemon, Outcome(pending.flags, pending.rigs, pending.quarantine,
+                                                      pending.facts, verify_policy))
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
@@ -127,7 +195,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
         rigs.saved(pending.rigs)
     if pipe.calibrator is not None:
         pipe.calibrator.saved()
-    return saved_cells + len(names), flag_ids
+    return daemon.cells, flag_ids
 
 
 async def _save_state(conn: asyncpg.Connection, engine: FeatureEngine, sims: np.ndarray,
@@ -191,7 +259,9 @@ async def save_quarantine(conn: asyncpg.Connection, rows: Iterable[tuple[str, Re
             records=records)
 
 
-async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
+async def save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
+    """The files finished (with their quarantined rows), stream offsets and registrations
+    of ``pending``: the daemon's inputs, and the scale-out publisher's."""
     if pending.files:
         await conn.executemany(
             "INSERT INTO ingested_files (probe, name, size, sha256, status, records, rejected, detail) "
@@ -217,7 +287,9 @@ async def _save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
               r.carrier, reg.source) for r in reg.records()])
 
 
-async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> list[int]:
+async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[int]:
+    """Insert ``flags`` (a SIM's flag of a kind it has already keeps the higher score),
+    each with its history row and feature snapshot; returns their ids."""
     ids = []
     for f in flags:
         flag_id = await conn.fetchval(
@@ -239,7 +311,9 @@ async def _save_flags(conn: asyncpg.Connection, flags: list[Flag]) -> list[int]:
     return ids
 
 
-async def _save_rigs(conn: asyncpg.Connection, rigs: list[Rig]) -> None:
+async def save_rigs(conn: asyncpg.Connection, rigs: Sequence[Rig]) -> None:
+    """Write ``rigs`` as they are now and point their members' flags to them; a rig
+    merged into another loses its row once no flag points to it."""
     if not rigs:
         return
     members = [int(x) for r in rigs for x in r.sims]
@@ -300,7 +374,7 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
         flags = await conn.fetch(
             "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags")
         for r in flags:
-            pipe.flagged[imsi_text(r["imsi"])] = _flag(r)
+            pipe.flagged[imsi_text(r["imsi"])] = flag_from_row(r)
         if pipe.rigs is not None:
             await _restore_rigs(conn, pipe)
         await load_allowlist(conn, pipe.allow)
@@ -360,7 +434,7 @@ async def flag_events_after(pool: asyncpg.Pool, event_id: int) -> list[FlagEvent
     rows = await pool.fetch(
         "SELECT id, event, flag_id, imsi, msisdn, score, flagged_at, rig_id, reasons, kind "
         "FROM flag_events WHERE id > $1 ORDER BY id", event_id)
-    return [FlagEvent(r["id"], r["event"], r["flag_id"], _flag(r)) for r in rows]
+    return [FlagEvent(r["id"], r["event"], r["flag_id"], flag_from_row(r)) for r in rows]
 
 
 async def flag_event_of(pool: asyncpg.Pool, flag_id: int) -> int:
@@ -371,7 +445,22 @@ async def flag_event_of(pool: asyncpg.Pool, flag_id: int) -> int:
         flag_id)
 
 
-def _flag(r) -> Flag:
+async def first_flags(conn: asyncpg.Connection, until: int | None = None) -> dict[str, Flag]:
+    """Each SIM's first flag (the earliest in event time, then the first stored), of those
+    flagged at or before ``until`` when given. In the scale-out a SIM can have a rig flag and
+    a later ``sim_anomaly`` one, stored in either order: a restarted rig stage must know the
+    one it saw first, as a rig's first activity is its founding flag's time."""
+    rows = await conn.fetch(
+        "SELECT imsi, msisdn, score, flagged_at, rig_id, reasons, kind FROM flags "
+        "WHERE $1::bigint IS NULL OR flagged_at <= to_timestamp($1) ORDER BY flagged_at, id", until)
+    out: dict[str, Flag] = {}
+    for r in rows:
+        out.setdefault(imsi_text(r["imsi"]), flag_from_row(r))
+    return out
+
+
+def flag_from_row(r) -> Flag:
+    """A ``flags`` row (imsi, msisdn, score, flagged_at, rig_id, reasons, kind) as a Flag."""
     return Flag(imsi=imsi_text(r["imsi"]), msisdn=msisdn_text(r["msisdn"]) if r["msisdn"] else "",
                 score=float(r["score"]),
                 flagged_at=int(r["flagged_at"].timestamp()), reasons=tuple(json.loads(r["reasons"])),

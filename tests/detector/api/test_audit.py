@@ -3,11 +3,13 @@ reorderings made behind the triggers' back (as a superuser could)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
 from detector.api import verify_audit
-from detector.api.audit import AuditEntry, append
+from detector.api.audit import AuditEntry, AuditWriter, append
 from tests.detector.api.conftest import BODY, auth
 
 
@@ -146,3 +148,33 @@ async def test_writers_of_several_processes_share_one_chain(pool):
     await asyncio.gather(*[write(writers[i % 3], i) for i in range(30)])
     report = await verify_audit(pool)
     assert report.ok and report.rows == 30 and report.head_seq == 30
+
+
+async def test_concurrent_appends_are_chained_in_arrival_order_and_durable_on_return(pool):
+    writer = AuditWriter(pool)
+
+    async def write(i):
+        seq, h = await writer.append(AuditEntry(request_id=f"r{i}", status=200, outcome="answered"))
+        # committed before append returns: another connection already sees the row
+        assert await pool.fetchval("SELECT request_id FROM audit_log WHERE seq = $1 AND hash = $2",
+                                   seq, h) == f"r{i}"
+        return seq
+
+    seqs = await asyncio.gather(*[write(i) for i in range(60)])
+    assert seqs == list(range(1, 61))
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 60
+
+
+async def test_a_group_that_fails_writes_none_of_its_rows_and_fails_each_append(pool):
+    writer = AuditWriter(pool)
+    await writer.append(AuditEntry(request_id="first"))
+    good = [writer.append(AuditEntry(request_id=f"ok{i}")) for i in range(3)]
+    bad = writer.append(AuditEntry(request_id="bad", case_ref="\x00"))   # the store refuses NUL
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    # the four arrived together, so they were one group: all fail, none is written
+    assert all(isinstance(r, Exception) for r in results)
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == 1
+    seq, _ = await writer.append(AuditEntry(request_id="after"))
+    assert seq == 2
+    assert (await verify_audit(pool)).ok

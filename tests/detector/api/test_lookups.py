@@ -275,6 +275,20 @@ async def test_sims_and_devices_with_leading_zeros_are_answered_by_their_15_digi
     assert [s["imsi"] for s in (await resp.json())["subscribers"]] == [ZERO_IMSI, ZERO_OTHER, IMSI, OTHER_IMSI]
 
 
+async def test_concurrent_lookups_are_audited_one_row_each_with_the_body_sent(client, pool):
+    bodies = ([BODY] * 12 + [{**BODY, "number": "8613900000000"}] * 4      # answered, unknown
+              + [{**BODY, "case_ref": "x"}] * 4)                            # refused
+    responses = await asyncio.gather(*[client.post("/v1/lookups", json=b, headers=auth("police"))
+                                       for b in bodies])
+    sent = {r.headers["X-Request-Id"]: (r.status, hashlib.sha256(await r.read()).hexdigest())
+            for r in responses}
+    assert sorted(s for s, _ in sent.values()) == [200] * 12 + [400] * 4 + [404] * 4
+    rows = await audit_rows(pool)
+    assert len(rows) == len(bodies)
+    assert {r["request_id"]: (r["status"], r["answer_sha256"]) for r in rows} == sent
+    assert (await verify_audit(pool)).ok
+
+
 async def test_evidence_features_carry_their_units_and_the_audit_row_the_stores_event_time(client, pool):
     """A lookup on a store whose data reach 2026-10-05 08:00 (event time) is audited with that
     time, answered or not, so the report counts it in the month of its data."""

@@ -104,3 +104,28 @@ async def test_a_failure_inside_the_report_is_a_problem_and_audited(rclient, poo
     assert (row["action"], row["role"], row["status"], row["outcome"], row["reason"]) == \
         ("reports.get", "regulator", 500, "error", "internal_error")
     assert json.loads(row["query"])["month"] == "2026-10"
+
+
+async def test_a_rendering_beyond_the_bound_is_503_and_audited(pool, api_config, make_client):
+    import asyncio
+
+    from detector.report import gather
+    from detector.report.worker import RenderPool
+
+    renderer = RenderPool(queue=1)
+    try:
+        client = await make_client(pool, api_config, [report_routes(ReportConfig(), renderer)])
+        busy = asyncio.ensure_future(renderer.render("pdf", await gather(pool, "2026-10", ReportConfig())))
+        while renderer.in_flight == 0:
+            await asyncio.sleep(0)
+        r = await client.get("/v1/reports/2026-10?format=pdf", headers=auth("regulator"))
+        assert r.status == 503 and r.headers["Retry-After"] == "10"
+        assert (await r.json())["reason"] == "render_busy"
+        row = (await audit_rows(pool))[-1]
+        assert (row["action"], row["status"], row["outcome"], row["reason"]) == \
+            ("reports.get", 503, "refused", "render_busy")
+        await busy
+        r = await client.get("/v1/reports/2026-10?format=pdf", headers=auth("regulator"))
+        assert r.status == 200 and (await r.read()).startswith(b"%PDF")
+    finally:
+        renderer.close()

@@ -46,8 +46,8 @@ async def seed(pool) -> None:
                   features={"distinct_callees_24h": 140.0 - i})
              for i, s in enumerate(SIMS)]
     async with pool.acquire() as conn, conn.transaction():
-        await checkpoint._save_flags(conn, flags)
-        await checkpoint._save_rigs(conn, [RIG])
+        await checkpoint.save_flags(conn, flags)
+        await checkpoint.save_rigs(conn, [RIG])
         await conn.execute("INSERT INTO cells (id, name) VALUES (0, $1), (1, $2), (2, '460-00-9999-1')",
                            *CELLS)
         await conn.execute("INSERT INTO engine_state (key, value) VALUES ('layout', $1::jsonb)",

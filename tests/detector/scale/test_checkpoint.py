@@ -55,7 +55,7 @@ async def test_a_power_on_burst_cut_by_a_restart_is_seen_whole(small_model, pg_d
 async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model, pg_dsn, tmp_path):
     from detector.flags import Flag
     from detector.scale.partition import partition_of
-    from detector.store.checkpoint import _save_flags
+    from detector.store.checkpoint import save_flags
 
     cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=2))
     scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
@@ -64,7 +64,7 @@ async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model,
     try:
         await record_stream(pool, cfg.scale)
         async with pool.acquire() as conn:
-            await _save_flags(conn, [Flag(imsi=s, msisdn="", score=0.9, flagged_at=START, reasons=("x",))
+            await save_flags(conn, [Flag(imsi=s, msisdn="", score=0.9, flagged_at=START, reasons=("x",))
                                      for s in sims])
         flags = await scp.sim_flags(pool)
         await pool.execute("TRUNCATE flags CASCADE")   # restore takes the list read before

@@ -127,3 +127,20 @@ def test_a_flag_without_features_is_taken():   # summaries of the build before t
 
 def test_unset_power_on_cell_is_not_checked():
     assert decode(_sum(cells=(), top=-1, sync=(0, 0))[0]).kind == "sum"
+
+
+@pytest.mark.parametrize("clock, ok", [
+    ({"watermark": 870, "observed_from": 12}, True),
+    ({}, True),                                   # summaries of the build before they carried it
+    ({"watermark": -1}, False),
+    ({"observed_from": "12"}, False),
+    ({"watermark": 870.5}, False),
+    ({"watermark": True}, False),
+])
+def test_a_summarys_clock_is_checked(clock, ok):
+    data = _with_header(_sum()[0], lambda h: h["fields"].update(clock))
+    if ok:
+        assert {k: decode(data).fields[k] for k in clock} == clock
+    else:
+        with pytest.raises(BadMessage, match="sum message: field (watermark|observed_from) must be a non-negative"):
+            decode(data)

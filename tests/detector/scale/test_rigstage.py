@@ -13,6 +13,7 @@ from detector.records import RecordType
 from detector.rigs.common import watched_s
 from detector.rigs.hot_cells import absence_is_evidence
 from detector.scale import codec
+from detector.scale.partition import partition_of
 from detector.scale.publisher import Clock, cut, split
 from detector.scale.rigstage import RigStage
 from detector.scale.worker import make_partition
@@ -33,35 +34,50 @@ def cfg(small_model, tmp_path):
 def run(cfg, rows, regs=None):
     """Rows through one worker partition (as the publisher would send them), its summaries
     through the rig stage; returns (partition, stage, the worker's flags, the stage's)."""
-    part = make_partition(cfg, Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy), 0)
+    [part], stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    return part, stage, worker_flags, rig_flags
+
+
+def run_partitions(cfg, rows, regs=None):
+    """Rows through every partition of ``cfg`` (split as the publisher splits them), their
+    summaries through the rig stage; returns (partitions, stage, the workers' flags, the
+    stage's)."""
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    parts = [make_partition(cfg, scorer, p) for p in range(cfg.scale.partitions)]
     stage = RigStage(cfg)
-    msgs = []
+    msgs = [[] for _ in parts]
     if regs is not None:
         stage.book.register(regs)   # the stage reads them from the store; the worker gets a reg message
-        msgs.append(codec.encode("reg", {"source": "subs.csv"}, {
-            "imsi": regs.imsi, "msisdn": regs.msisdn, "activated_at": regs.activated_at,
-            "id_cards": np.full(len(regs), len(regs), np.int32),
-            "id_key": np.array([FeatureEngine.id_key(h) for h in regs.id_hash], np.int64)}))
+        owner = partition_of(regs.imsi, len(parts))
+        for p in np.unique(owner):
+            mine = owner == p
+            msgs[p].append(codec.encode("reg", {"source": "subs.csv"}, {
+                "imsi": regs.imsi[mine], "msisdn": regs.msisdn[mine], "activated_at": regs.activated_at[mine],
+                "id_cards": np.full(int(mine.sum()), len(regs), np.int32),
+                "id_key": np.array([FeatureEngine.id_key(h) for h in regs.id_hash[mine]], np.int64)}))
     clock = Clock()
     for step, value in cut(cdr_batch(rows), clock, cfg.detector.scoring_interval_s,
                            cfg.features.lateness_s):
         if step == "tick":
-            msgs.append(codec.encode("tick", {"at": value}))
+            for m in msgs:
+                m.append(codec.encode("tick", {"at": value}))
             continue
-        for piece in split(value[0], 1).values():
-            msgs.append(codec.encode("cdr", {"source": "cdr.csv", "cells": piece["cells"],
-                                             "watermark": clock.watermark}, piece["columns"]))
-    msgs.append(codec.encode("flush", {"watermark": clock.watermark}))
-    for seq, data in enumerate(msgs, 1):
-        part.apply(seq, data)
-    assert part.counters.get("bad_messages", 0) == 0
+        for p, piece in split(value[0], len(parts)).items():
+            msgs[p].append(codec.encode("cdr", {"source": "cdr.csv", "cells": piece["cells"],
+                                                "watermark": clock.watermark}, piece["columns"]))
+    for part, mine in zip(parts, msgs):
+        mine.append(codec.encode("flush", {"watermark": clock.watermark}))
+        for seq, data in enumerate(mine, 1):
+            part.apply(seq, data)
+        assert part.counters.get("bad_messages", 0) == 0
     rig_flags = []
-    for seq, data in enumerate(part.outbox, 1):
+    summaries = [data for part in parts for data in part.outbox]   # one partition after another
+    for seq, data in enumerate(summaries, 1):
         stage.offer(seq, data)
         while (key := stage.ready()) is not None:
             rig_flags += stage.step(key)[0]
-    assert not stage.quarantine
-    return part, stage, part.pending.flags, rig_flags
+    assert not stage.quarantine and not stage.pending
+    return parts, stage, [f for part in parts for f in part.pending.flags], rig_flags
 
 
 def test_the_power_on_cell_is_renamed_into_the_stage_table(cfg):
@@ -129,3 +145,94 @@ def test_a_malformed_summary_is_quarantined_and_the_stage_goes_on(cfg, damage, r
     names = list(stage.engine.cells)
     slot = stage.engine.sims.lookup(np.array([460000000000001], np.int64))[0]
     assert names[stage.engine.sim_state["sync_cell"][slot]] == "c1"
+
+
+async def test_a_restarted_rig_stage_writes_the_same_rigs_as_an_uninterrupted_one(cfg, pg_dsn):
+    """A box that powers on twice: the rig stage flags its SIMs first (``rig``), their workers
+    flag them too a few minutes later (``sim_anomaly``) and, running ahead, commit those
+    first. A rig stage restarted mid-stream takes up each SIM's earlier flag again: the
+    rig's first activity, and so its evidence text, is the uninterrupted stage's."""
+    from detector.scale.publisher import record_stream
+    from detector.store.checkpoint import save_flags
+    from detector.store.db import connect
+
+    sims = [int(imsi(100 + i)) for i in range(8)]
+    ports = [int(imei(900 + p, tac="86000001")) for p in range(4)]
+    rows = gateway_rows(sims, ports, GATEWAY_CELL)
+    for burst in (START + 600, START + 2 * 3600 + 600):
+        rows += [(burst + 3 * i, s, ports[i % 4], BURST_CELL, 0, 0, int(RecordType.ATTACH), 0, 0)
+                 for i, s in enumerate(sims)]
+    part, calm, worker_flags, rig_flags = run(cfg, rows)
+    expected = [r.summary() for r in calm.book.rigs()]
+    first_by_stage = {f.imsi for f in rig_flags if f.kind == "rig"}
+    later_by_worker = [f.flagged_at for f in worker_flags if f.imsi in first_by_stage]
+    assert later_by_worker, "SIMs flagged by the rig stage first, then by their worker"
+    summaries = list(enumerate(part.outbox, 1))
+
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        async with pool.acquire() as conn:
+            await save_flags(conn, worker_flags)       # the workers ran ahead
+        stage = RigStage(cfg)
+        await stage.restore(pool)
+        restarted_at = None
+        for seq, data in summaries:
+            if restarted_at is None and stage.done[0] >= max(later_by_worker):
+                restarted_at = seq       # a restart once the store holds both flags of those SIMs
+                stage = RigStage(cfg)
+                await stage.restore(pool)
+                assert stage.handled_seq == seq - 1
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+        stored = [r["evidence"] for r in await pool.fetch("SELECT evidence FROM rigs ORDER BY first_at, id")]
+        flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
+                 for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
+    finally:
+        await pool.close()
+    assert restarted_at is not None and restarted_at < len(summaries)
+    assert [r.summary() for r in stage.book.rigs()] == expected
+    assert stored == expected
+    assert {k: v for k, v in flags.items() if k[1] != "sim_anomaly"} == \
+        {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
+
+
+def first_flags(flags):
+    out = {}
+    for f in sorted(flags, key=lambda f: f.flagged_at):
+        out.setdefault(f.imsi, f)
+    return {imsi: (f.flagged_at, f.kind, f.reasons[0]) for imsi, f in out.items()}
+
+
+def test_a_modem_pool_across_partitions_is_found_as_the_daemon_finds_it(small_model, tmp_path):
+    """Four modems of one model in one cell that take verification codes and nothing else,
+    their SIMs in different partitions, beside people who keep a second SIM for codes: the
+    rig stage counts the whole pool (a worker summarises every SIM that took a code, with or
+    without evidence of its own) and keeps the daemon's clock, so it flags the pool at the
+    daemon's time with the daemon's words."""
+    from detector.pipeline import Pipeline
+    from detector.rigs.book import RigBook
+
+    cfg = config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
+                                             "S", "s", partitions=3))
+    pool = [int(imsi(700 + i)) for i in range(4)]
+    devs = [int(imei(700 + i, tac="86104542")) for i in range(4)]
+    people = [int(imsi(720 + i)) for i in range(3)]
+    people_devs = [int(imei(720 + i, tac=f"3533{i:04d}")) for i in range(3)]
+    assert len(set(partition_of(np.array(pool, np.int64), 3))) >= 2, "the pool spans partitions"
+    wait = cfg.detector.rigs.absence_after_s // len(pool)
+    rows = [(t0 + 600 * k + 60 * i, s, d, "460-00-530-1", 10690000 + k, 1, 1, 4, 0)
+            for t0 in (START - 6 * 3600, START - 6 * 3600 + wait)
+            for i, (s, d) in enumerate(zip(pool + people, devs + people_devs)) for k in range(3)]
+    engine = cfg.features.engine()
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    daemon = Pipeline(engine, scorer, cfg.detector.scoring_interval_s,
+                      rigs=RigBook(engine, scorer, cfg.detector.rigs))   # as goipwatch score runs it
+    expected = first_flags(daemon.feed(cdr_batch(rows)).flags + daemon.score_dirty())
+    assert set(expected) == {str(s) for s in pool}
+    assert all("devices of one model" in why for _, _, why in expected.values())
+    _, stage, worker_flags, rig_flags = run_partitions(cfg, rows)
+    assert first_flags(worker_flags + rig_flags) == expected
+    assert stage.engine.watermark == daemon.engine.watermark
+    assert stage.engine.observed_from == daemon.engine.observed_from

@@ -168,3 +168,80 @@ async def test_flag_event_ids_follow_commit_order(pg_dsn):
         await first.close()
         await second.close()
     assert [r["imsi"] for r in rows] == [int(imsi(560)), int(imsi(561))]
+
+
+class _Marker:
+    """A process whose own state is one row of a table of its own; ``fail`` makes its last
+    step (the reads after the writes) raise, as a lost connection would."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.refreshed = False
+
+    async def write_state(self, conn) -> None:
+        await conn.execute("CREATE TABLE IF NOT EXISTS _uow_marker (n int)")
+        await conn.execute("INSERT INTO _uow_marker VALUES (1)")
+
+    async def refresh(self, conn) -> None:
+        if self.fail:
+            raise ConnectionError("connection lost")
+        self.refreshed = True
+
+
+async def test_one_unit_of_work_commits_state_flags_rigs_and_quarantine_together_or_not_at_all(pg_dsn):
+    import pytest
+
+    from detector.flags import Flag, Rig
+    from detector.records import Rejected
+
+    a, b = imsi(580), imsi(581)
+    outcome = checkpoint.Outcome(
+        flags=[Flag(x, "8613800000000", 0.8, START + i, ("why",), "rig") for i, x in enumerate((a, b))],
+        rigs=[Rig("rig-u", {a, b}, first=START, last=START + 60)],
+        quarantine=[("rig-stage", Rejected("summary seq 3", 3, "bad message: truncated", "00ff"))])
+    pool = await connect(pg_dsn)
+    try:
+        async def stored() -> tuple:
+            marker = await pool.fetchval("SELECT count(*) FROM _uow_marker") \
+                if await pool.fetchval("SELECT to_regclass('_uow_marker')") else 0
+            return (marker, await pool.fetchval("SELECT count(*) FROM flags"),
+                    await pool.fetchval("SELECT count(*) FROM rigs"),
+                    await pool.fetchval("SELECT count(*) FROM quarantine"),
+                    await pool.fetchval("SELECT count(*) FROM flag_history"))
+
+        with pytest.raises(ConnectionError):
+            await checkpoint.commit(pool, _Marker(fail=True), outcome)
+        assert await stored() == (0, 0, 0, 0, 0)
+        process = _Marker()
+        ids = await checkpoint.commit(pool, process, outcome)
+        assert process.refreshed
+        assert await stored() == (1, 2, 1, 1, 2)
+        rows = await pool.fetch("SELECT id, imsi, rig_id FROM flags ORDER BY id")
+        assert [r["id"] for r in rows] == ids and [str(r["imsi"]) for r in rows] == [a, b]
+        assert {r["rig_id"] for r in rows} == {"rig-u"}
+        q = await pool.fetchrow("SELECT probe, source, reason, raw_bytes FROM quarantine")
+        assert (q["probe"], q["source"], q["reason"]) == ("rig-stage", "summary seq 3", "bad message: truncated")
+        assert bytes(q["raw_bytes"]) == b"00ff"
+    finally:
+        await pool.close()
+
+
+async def test_each_sims_first_flag_is_the_earliest_whatever_order_they_were_stored_in(pg_dsn):
+    """In the scale-out a worker may store a SIM's sim_anomaly flag before the rig stage stores
+    its earlier rig flag: a restart must find the earlier one."""
+    from detector.flags import Flag
+
+    a, b = imsi(590), imsi(591)
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await checkpoint.save_flags(conn, [Flag(a, "", 0.6, START + 3600, ("late",), "sim_anomaly"),
+                                               Flag(b, "", 0.6, START + 7200, ("later",), "sim_anomaly")])
+            await checkpoint.save_flags(conn, [Flag(a, "", 0.9, START, ("early",), "rig")])
+            first = await checkpoint.first_flags(conn)
+            until = await checkpoint.first_flags(conn, START + 3600)
+    finally:
+        await pool.close()
+    assert (first[a].kind, first[a].flagged_at, first[a].reasons) == ("rig", START, ("early",))
+    assert first[b].flagged_at == START + 7200
+    assert set(until) == {a}
