@@ -192,8 +192,12 @@ async def main() -> None:
     w = world(args.workdir, args.subscribers, args.days, args.seed)
     scored = args.workdir / f"{w.name}-score.csv"
     t = time.perf_counter()
+    # the workers score with the model as it is (calibration is per process, docs/scaling.md):
+    # so does the reference
+    plain = args.workdir / "uncalibrated.toml"
+    plain.write_text("[detector.calibration]\nenabled = false\n")
     p = cli("score", "--cdr", str(w / "cdr.csv"), "--subscribers", str(w / "subscribers.csv"),
-            "--model", str(model_path), "--out", str(scored))
+            "--model", str(model_path), "--config", str(plain), "--out", str(scored))
     _, err = p.communicate()
     if p.returncode:
         raise RuntimeError(f"score failed: {err}")
