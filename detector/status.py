@@ -21,13 +21,13 @@ def print_calibration(row, policy: CalibrationPolicy) -> None:
         print("calibration: the prior (the configured model) until the baseline is fitted")
         return
     drift = json.loads(row["drift"]) if row["drift"] else {}
-    moved = sorted(((v, f) for f, v in drift.items() if v >= policy.drift_alert), reverse=True)
+    moved = sorted(((v, f) for f, v in drift.items() if v >= row["drift_alert"]), reverse=True)
     print(f"calibration: calibrated at {iso(row['fitted_at'])} on {row['sim_days']} SIM-days "
           f"({row['trimmed']} trimmed as rig-like, {row['excluded']} flagged SIMs left out); "
           f"next at {iso(row['next_fit'])}")
     if moved:
         print(f"  drift: {len(moved)} feature(s) of the live population lie beyond "
-              f"{math.exp(policy.drift_alert):.0f}x the prior's percentiles: " +
+              f"{math.exp(row['drift_alert']):.0f}x the prior's percentiles: " +
               ", ".join(f"{f} ({math.exp(v):.1f}x)" for v, f in moved))
         print("  the reasons' yardstick follows the live population where it is more tolerant, "
               "the prior's elsewhere; a row must be anomalous to both forests")

@@ -8,6 +8,8 @@ both read through this module and neither through the other.
 from __future__ import annotations
 
 import json
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -166,3 +168,19 @@ async def allowlist_entries(conn: asyncpg.Connection, limit: int) -> list[dict]:
                             "ORDER BY recorded_at DESC, id DESC LIMIT $1", limit)
     return [{"kind": r["kind"], "value": r["value"], "reason": r["reason"],
              "actor": r["actor"], "recorded_at": lookup.iso(r["recorded_at"])} for r in rows]
+
+
+async def calibration(conn: asyncpg.Connection) -> dict[str, Any] | None:
+    """The model in use (calibrated or the prior) and the features whose live population
+    departs from the prior's beyond the drift alert, largest first (docs/calibration.md)."""
+    row = await conn.fetchrow("SELECT fitted_at, sim_days, drift, drift_alert "
+                              "FROM calibration_model WHERE id = 1")
+    if row is None:
+        return None
+    drift = json.loads(row["drift"]) if row["drift"] else {}
+    moved = sorted(((f, v) for f, v in drift.items() if v >= row["drift_alert"]), key=lambda fv: -fv[1])
+    return {"calibrated": bool(row["sim_days"]),
+            "fitted_at": datetime.fromtimestamp(row["fitted_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if row["sim_days"] else None,
+            "sim_days": row["sim_days"],
+            "drifting": [{"feature": f, "factor": round(math.exp(v), 1)} for f, v in moved]}

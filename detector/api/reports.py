@@ -20,7 +20,7 @@ import json
 import asyncpg
 from aiohttp import web
 
-from detector.api.app import Refusal
+from detector.api.kit import Refusal
 from detector.api.audited import Answer, Caller, as_answer, audited_handler
 from detector.report import ReportConfig, ReportError, gather, parse_month
 from detector.report.tables import Report

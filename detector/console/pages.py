@@ -65,7 +65,8 @@ async def rigs_page(request, session, query, conn, form) -> View:
         rigs.append({"id": r["id"], "sims": r["sims"], "last_at": r["last_at"], "score": s["score"],
                      "status": status_of(set(s["statuses"])),
                      "reasons": merged_reasons(s["reasons"])})
-    return View("rigs.html", {"rigs": rigs, "truncated": newest["truncated"]})
+    return View("rigs.html", {"rigs": rigs, "truncated": newest["truncated"],
+                              "calibration": await queries.calibration(conn)})
 
 
 def _rig_id(request: web.Request, query: dict) -> str:

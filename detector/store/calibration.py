@@ -30,8 +30,8 @@ async def save(conn: asyncpg.Connection, cal: Calibrator) -> None:
         if model_changed and isinstance(cur.model, CalibratedModel) else None
     await conn.execute(
         "INSERT INTO calibration_model (id, sample_threshold, first_at, first_fit, next_fit, "
-        "fitted_at, sim_days, trimmed, excluded, live, manifest, drift) "
-        "VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb) "
+        "fitted_at, sim_days, trimmed, excluded, live, manifest, drift, drift_alert) "
+        "VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $13) "
         "ON CONFLICT (id) DO UPDATE SET sample_threshold = EXCLUDED.sample_threshold, "
         "first_at = EXCLUDED.first_at, first_fit = EXCLUDED.first_fit, "
         "next_fit = EXCLUDED.next_fit, fitted_at = EXCLUDED.fitted_at, "
@@ -39,11 +39,11 @@ async def save(conn: asyncpg.Connection, cal: Calibrator) -> None:
         # the model's bytes only when it changed (a refit): they are the large part
         "live = CASE WHEN $12 THEN EXCLUDED.live ELSE calibration_model.live END, "
         "manifest = CASE WHEN $12 THEN EXCLUDED.manifest ELSE calibration_model.manifest END, "
-        "drift = EXCLUDED.drift",
+        "drift = EXCLUDED.drift, drift_alert = EXCLUDED.drift_alert",
         int(cal.baseline.threshold), cal.first_at, cal.first_fit, cal.next_fit, cur.at,
         cur.sim_days, cur.trimmed, cur.excluded, live,
         json.dumps(cur.model.manifest) if live is not None else None, json.dumps(cur.drift),
-        model_changed)
+        model_changed, cal.policy.drift_alert)
 
 
 async def restore(conn: asyncpg.Connection, cal: Calibrator) -> None:

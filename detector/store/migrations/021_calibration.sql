@@ -23,5 +23,6 @@ CREATE TABLE calibration_model (
     excluded    integer NOT NULL,
     live        bytea,                  -- the live forest (skops), NULL with the prior alone
     manifest    jsonb,
-    drift       jsonb   NOT NULL DEFAULT '{}'
+    drift       jsonb   NOT NULL DEFAULT '{}',  -- per feature (detector.calibration.drift)
+    drift_alert double precision NOT NULL DEFAULT 1.0986   -- beyond it a feature drifts
 );

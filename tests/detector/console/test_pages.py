@@ -3,6 +3,8 @@ of hostile strings, the verdict and allow-list forms, and the audit row of each 
 
 from __future__ import annotations
 
+import json
+
 from markupsafe import escape
 
 from detector.api import verify_audit
@@ -314,3 +316,17 @@ async def test_sim_page_shows_each_feature_with_its_unit_and_meaning(client, poo
     assert "<th>Unit</th>" in table
     assert ('<td class="mono">distinct_callees_24h</td><td class="num">140.0</td>'
             '<td>numbers</td><td>distinct numbers contacted in 24 h</td>') in table
+
+
+async def test_the_rigs_page_says_which_model_scores_and_where_the_population_drifts(client, pool):
+    await login(client)
+    assert 'id="calibration"' not in await (await client.get("/console/rigs")).text()
+    await pool.execute(
+        "INSERT INTO calibration_model (id, sample_threshold, first_at, first_fit, next_fit, "
+        "fitted_at, sim_days, trimmed, excluded, drift, drift_alert) VALUES "
+        "(1, 0, 0, 1791158400, 1791180000, 1791158400, 5400, 12, 3, $1::jsonb, 1.0986)",
+        json.dumps({"voice_out_24h": 2.3026, "sms_out_24h": 0.2, "distinct_callees_24h": 1.6094}))
+    page = await (await client.get("/console/rigs")).text()
+    assert "Model calibrated to this network at 2026-10-05T00:00:00Z on 5400 SIM-days" in page
+    assert "voice_out_24h (10.0×), distinct_callees_24h (5.0×)" in page
+    assert "sms_out_24h" not in page
