@@ -166,6 +166,7 @@ class FeatureEngine:
         self._by_burst = st.PairIndex(self._burst_pair_valid)
         self._by_cell = st.PairIndex(self._cell_pair_valid)
         self._external: list[np.ndarray] = []
+        self._cell_of = np.zeros(0, np.int32)   # per SIM, its newest cell as indexed (-1 none)
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
         self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
         self.unsaved_imeis = np.zeros(0, bool)
@@ -186,6 +187,7 @@ class FeatureEngine:
             self.sim_state = st.grow(self.sim_state, len(self.sims), st.empty_sim_state)
             self.events = _pad(self.events, len(self.sim_state))
             self.voice_out = _pad(self.voice_out, len(self.sim_state))
+            self._cell_of = np.r_[self._cell_of, np.full(len(self.sim_state) - len(self._cell_of), -1, np.int32)]
             self.dirty = _pad(self.dirty, len(self.sim_state))
             self.unsaved = _pad(self.unsaved, len(self.sim_state))
         return slots, added
@@ -312,8 +314,7 @@ class FeatureEngine:
         self._contacts(b, sim, hour)
         self._codes(s, b, sim)
         self._auths(s, b, sim)
-        cell = self.newest_cell(usims)
-        self._by_cell.add(cell[cell >= 0], usims[cell >= 0])
+        self._index_cells(usims)
         return Applied(usims, late, added)
 
     def _auths(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
@@ -482,10 +483,9 @@ class FeatureEngine:
     # ---- indexes (see __init__) --------------------------------------------------------------
 
     def _device_pair_valid(self, imei: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """Whether each SIM used that device in the last 24 h (its device table says so)."""
-        s = self.sim_state
-        return ((s["imei"][sims] == imei[:, None]) &
-                (s["imei_hour"][sims] >= self.watermark // _HOUR - 23)).any(axis=1)
+        """Whether each SIM's device table still holds that device (however long ago it was
+        seen: a device seen again is not added again)."""
+        return (self.sim_state["imei"][sims] == imei[:, None]).any(axis=1)
 
     def _burst_pair_valid(self, keys: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Whether each SIM's latest burst has that key and is of the last day."""
@@ -493,7 +493,7 @@ class FeatureEngine:
             (self.sim_state["sync_ts"][sims] > self.watermark - 24 * _HOUR - self.lateness_s)
 
     def _cell_pair_valid(self, cells: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        return self.newest_cell(sims) == cells
+        return self._cell_of[sims] == cells     # kept as the newest cell at every change
 
     def _index(self, slots: np.ndarray) -> None:
         """(Re)build what is kept beside the records of ``slots`` from the records."""
@@ -506,8 +506,15 @@ class FeatureEngine:
         self._by_device.add(imei[r, c], slots[r])
         burst = s["sync_ts"][slots] > 0
         self._by_burst.add(self._burst_keys(slots[burst]), slots[burst])
-        cell = self.newest_cell(slots)
-        self._by_cell.add(cell[cell >= 0], slots[cell >= 0])
+        self._index_cells(slots)
+
+    def _index_cells(self, sims: np.ndarray) -> None:
+        """Index the SIMs whose newest busiest cell changed under their new cell."""
+        cell = self.newest_cell(sims)
+        moved = cell != self._cell_of[sims]
+        sims, cell = sims[moved], cell[moved]
+        self._cell_of[sims] = cell
+        self._by_cell.add(cell[cell >= 0], sims[cell >= 0])
 
     def _refresh(self) -> None:
         """Index the records written from outside since the last call (see _sim_slots)."""
@@ -614,8 +621,12 @@ class FeatureEngine:
         """The SIMs that used one of ``imeis`` within the last 24 h, ascending (from the
         device index: the cost follows the devices asked about, not the network)."""
         self._refresh()
-        imeis = np.asarray(imeis, np.int64)
-        return self._by_device.of_keys(imeis[imeis != 0])
+        imeis = np.unique(np.asarray(imeis, np.int64))
+        imeis = imeis[imeis != 0]
+        sims = self._by_device.of_keys(imeis)
+        s = self.sim_state
+        recent = np.isin(s["imei"][sims], imeis) & (s["imei_hour"][sims] >= self.watermark // _HOUR - 23)
+        return sims[recent.any(axis=1)]
 
     def sims_in_cells(self, cells: np.ndarray) -> np.ndarray:
         """The SIMs whose newest hour's busiest cell is one of ``cells``, ascending (from
@@ -829,8 +840,7 @@ class FeatureEngine:
         ss, dd = sim[order], dev[order]
         start = _runs(ss, dd)
         phour = np.maximum.reduceat(hour[order], start)
-        self._remember(ss[start], imei[order][start], phour, "imei", "imei_hour")
-        self._by_device.add(imei[order][start], ss[start])
+        self._by_device.add(*self._remember(ss[start], imei[order][start], phour, "imei", "imei_hour"))
 
     def _device_sims(self, dev: np.ndarray, hour: np.ndarray, imsi: np.ndarray) -> None:
         """Device side: which SIMs each device carried, per hour."""
@@ -845,10 +855,11 @@ class FeatureEngine:
         d["slot"]["sims"][dev[start], slot[start]] |= np.bitwise_or.reduceat(
             _bits(imsi[order], st.BITS_CALLEES), start)
 
-    def _remember(self, psim: np.ndarray, pkey: np.ndarray, phour: np.ndarray, keys: str, hours: str) -> None:
+    def _remember(self, psim: np.ndarray, pkey: np.ndarray, phour: np.ndarray, keys: str,
+                  hours: str) -> tuple[np.ndarray, np.ndarray]:
         """Per SIM, the most recent keys (devices, mates) with the hour each was last seen, in
         the fixed-size columns ``keys``/``hours`` of its record; (``psim``, ``pkey``) pairs
-        are unique."""
+        are unique. Returns the (keys, SIMs) newly written (for the device index)."""
         s = self.sim_state
         table, seen = s[keys][psim], s[hours][psim]
         width = table.shape[1]
@@ -860,7 +871,7 @@ class FeatureEngine:
             s[hours][psim[r], c] = np.maximum(seen[r, c], phour[r])
         new = ~known
         if not new.any():
-            return
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         nsim, nkey, nhour = psim[new], pkey[new], phour[new]
         # per SIM, newest first (ties: lowest key first)
         order = _sort_order(nkey, nhour.max() - nhour, nsim)
@@ -873,6 +884,7 @@ class FeatureEngine:
         col = oldest_first[np.arange(len(nsim)), rank]
         s[keys][nsim, col] = nkey
         s[hours][nsim, col] = nhour
+        return nkey, nsim
 
     def restore_clock(self, watermark: int, observed_from: int | None = None) -> None:
         """The event-time clock of a checkpoint. Without the time watching began (a
@@ -1016,11 +1028,13 @@ class FeatureEngine:
     # ---- size ----------------------------------------------------------------------------
 
     def state_bytes(self) -> dict[str, float]:
+        """Bytes of the feature state, indexes and columns beside the records included."""
         n_sims, n_imeis = len(self.sims), len(self.imeis)
-        index = 3 * 8  # sorted key, slot, key-by-slot per entry
-        # the number index too (its entries and the SIM of each)
-        per_sim = st.SIM_STATE.itemsize + self.events.itemsize + index + index + 8
-        total = n_sims * per_sim + n_imeis * (st.IMEI_STATE.itemsize + index)
+        per_sim_columns = self.events.itemsize + self.voice_out.itemsize + self._cell_of.itemsize
+        indexes = self.sims.nbytes + self.numbers.nbytes + len(self.numbers) * self._number_sim.itemsize + \
+            self._by_device.nbytes + self._by_burst.nbytes + self._by_cell.nbytes
+        total = n_sims * (st.SIM_STATE.itemsize + per_sim_columns) + indexes + \
+            n_imeis * st.IMEI_STATE.itemsize + self.imeis.nbytes
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
                 "sim_record_bytes": st.SIM_STATE.itemsize}

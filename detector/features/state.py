@@ -94,23 +94,23 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 class KeyIndex:
     """Maps int64 keys (IMSIs, IMEIs, numbers) to dense slots, vectorised: an open-addressing
-    hash table (linear probing, at most half full) of keys and their slots. A look-up is one
-    or two random reads per key where a sorted key array took a binary search of ~20 reads
-    (the rig rules look up the contacts of every caller at every tick). Slots are given in
-    order of arrival, the new keys of one call in ascending order."""
+    hash table (linear probing, at most half full) of int32 slots, each checked against the
+    key it holds in ``keys_by_slot``. A look-up is two or three random reads per key where a
+    sorted key array took a binary search of ~20 (the rig rules look up the contacts of every
+    caller at every tick), in about the same memory (4-byte buckets, 8 to 16 bytes a key).
+    Slots are given in order of arrival, the new keys of one call in ascending order."""
 
     def __init__(self) -> None:
         self.keys_by_slot = np.empty(0, np.int64)
         self._bits = 0
-        self._table_keys = np.empty(0, np.int64)
-        self._table_slots = np.empty(0, np.int64)     # -1: empty
+        self._table = np.empty(0, np.int32)     # slot of the key in each bucket; -1: empty
 
     def __len__(self) -> int:
         return len(self.keys_by_slot)
 
     @property
     def nbytes(self) -> int:
-        return self.keys_by_slot.nbytes + self._table_keys.nbytes + self._table_slots.nbytes
+        return self.keys_by_slot.nbytes + self._table.nbytes
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
         return ((keys.astype(np.uint64) * _GOLDEN) >> np.uint64(64 - self._bits)).astype(np.int64)
@@ -125,39 +125,38 @@ class KeyIndex:
         at = self._home(keys)
         todo = np.arange(len(keys))
         while len(todo):
-            slot = self._table_slots[at]
-            hit = (slot >= 0) & (self._table_keys[at] == keys[todo])
+            slot = self._table[at]
+            used = slot >= 0
+            hit = used & (self.keys_by_slot[np.maximum(slot, 0)] == keys[todo])
             out[todo[hit]] = slot[hit]
-            go_on = (slot >= 0) & ~hit
+            go_on = used & ~hit
             todo, at = todo[go_on], (at[go_on] + 1) & mask
         return out
 
     def _insert(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        """Put new, distinct ``keys`` with their ``slots`` into the table."""
+        """Put new, distinct ``keys`` (already in ``keys_by_slot`` at ``slots``) into the table."""
         mask = (1 << self._bits) - 1
         at = self._home(keys)
         todo = np.arange(len(keys))
         while len(todo):
-            free = self._table_slots[at] < 0
+            free = self._table[at] < 0
             # one key per free bucket this round; the others probe on
             bucket, first = np.unique(at[free], return_index=True)
             won = np.flatnonzero(free)[first]
-            self._table_keys[bucket] = keys[todo[won]]
-            self._table_slots[bucket] = slots[todo[won]]
+            self._table[bucket] = slots[todo[won]]
             left = np.ones(len(todo), bool)
             left[won] = False
             todo, at = todo[left], (at[left] + 1) & mask
 
     def _reserve(self, n: int) -> None:
         """Room for ``n`` keys at most half full (the table doubles and is refilled)."""
-        if n * 2 <= (1 << self._bits) and self._bits:
+        if self._bits and n * 2 <= (1 << self._bits):
             return
-        bits = max(self._bits, 10)
+        bits = max(self._bits, 4)
         while n * 2 > (1 << bits):
             bits += 1
         self._bits = bits
-        self._table_keys = np.zeros(1 << bits, np.int64)
-        self._table_slots = np.full(1 << bits, -1, np.int64)
+        self._table = np.full(1 << bits, -1, np.int32)
         if len(self.keys_by_slot):
             self._insert(self.keys_by_slot, np.arange(len(self.keys_by_slot), dtype=np.int64))
 
@@ -200,7 +199,7 @@ class PairIndex:
     def __init__(self, valid) -> None:
         self.valid = valid
         self._keys = np.empty(0, np.int64)
-        self._slots = np.empty(0, np.int64)
+        self._slots = np.empty(0, np.int32)     # SIM slots fit 32 bits: 12 bytes a pair
         self._new_keys: list[np.ndarray] = []
         self._new_slots: list[np.ndarray] = []
         self._n_new = 0
@@ -211,7 +210,7 @@ class PairIndex:
 
     @property
     def nbytes(self) -> int:
-        return self._keys.nbytes + self._slots.nbytes + 16 * self._n_new
+        return self._keys.nbytes + self._slots.nbytes + 12 * self._n_new
 
     def clear(self) -> None:
         self.__init__(self.valid)
@@ -220,7 +219,7 @@ class PairIndex:
         if not len(keys):
             return
         self._new_keys.append(np.asarray(keys, np.int64))
-        self._new_slots.append(np.asarray(slots, np.int64))
+        self._new_slots.append(np.asarray(slots, np.int32))
         self._n_new += len(keys)
         self._buffer = None
         if self._n_new > max(4096, len(self._keys) // 4):
@@ -228,7 +227,7 @@ class PairIndex:
 
     def _merge(self) -> None:
         keys = np.concatenate([self._keys, *self._new_keys])
-        slots = np.concatenate([self._slots, *self._new_slots])
+        slots = np.concatenate([self._slots, *self._new_slots]).astype(np.int64)
         self._new_keys, self._new_slots, self._n_new, self._buffer = [], [], 0, None
         keep = self.valid(keys, slots)
         keys, slots = keys[keep], slots[keep]
@@ -236,7 +235,7 @@ class PairIndex:
         keys, slots = keys[order], slots[order]
         first = np.r_[True, (keys[1:] != keys[:-1]) | (slots[1:] != slots[:-1])] if len(keys) else \
             np.zeros(0, bool)
-        self._keys, self._slots = keys[first], slots[first]
+        self._keys, self._slots = keys[first], slots[first].astype(np.int32)
 
     def in_ranges(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """The SIMs of valid pairs with a key in some [``lo[i]``, ``hi[i]``], ascending."""
@@ -254,8 +253,8 @@ class PairIndex:
             parts_s.append(slots[take])
         if not parts_k:
             return np.empty(0, np.int64)
-        keys, slots = np.concatenate(parts_k), np.concatenate(parts_s)
-        return np.unique(slots[self.valid(keys, slots)])
+        keys, slots = np.concatenate(parts_k), np.concatenate(parts_s).astype(np.int64)
+        return np.unique(slots[self.valid(keys, slots)]).astype(np.int64)
 
     def of_keys(self, keys: np.ndarray) -> np.ndarray:
         """The SIMs of valid pairs with one of ``keys``, ascending."""
