@@ -168,6 +168,7 @@ def main() -> None:
         "flags": flags,
         **rigs,
         "state_bytes_per_sim": round(state["bytes_per_sim"], 1),
+        "state_parts_per_sim": state["parts_per_sim"],
         "sim_record_bytes": state["sim_record_bytes"],
         "imeis": state["imeis"],
         "peak_rss_gib": round(peak_gib, 2),

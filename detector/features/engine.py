@@ -698,10 +698,18 @@ class FeatureEngine:
         """Whether SIMs ``a[i]`` and ``b[i]`` had the same busiest cell in some hour of their
         24 h windows: together in one place at one time, not just in the same area."""
         s = self.sim_state
-        k = np.arange(st.SLOTS)
-        la, lb = s["last_hour"][a].astype(np.int64)[:, None], s["last_hour"][b].astype(np.int64)[:, None]
-        ca, cb = s["slot"]["top_cell"][a], s["slot"]["top_cell"][b]
-        return ((la - (la - k) % st.SLOTS == lb - (lb - k) % st.SLOTS) & (ca == cb) & (ca >= 0)).any(axis=1)
+        la, lb = s["last_hour"][a].astype(np.int64), s["last_hour"][b].astype(np.int64)
+        # slot k holds the same hour in both windows when that hour, in the window that ends
+        # first (at m), is within the later one's: (m - k) mod 24 <= 23 - |la - lb|
+        apart = np.abs(la - lb)
+        near = apart < st.SLOTS
+        out = np.zeros(len(a), bool)
+        a, b, la, lb, apart = a[near], b[near], la[near], lb[near], apart[near]
+        ca = s["slot"]["top_cell"][a]
+        both = (ca == s["slot"]["top_cell"][b]) & (ca >= 0)
+        aligned = (np.minimum(la, lb)[:, None] - np.arange(st.SLOTS)) % st.SLOTS <= (st.SLOTS - 1 - apart)[:, None]
+        out[near] = (both & aligned).any(axis=1)
+        return out
 
     @staticmethod
     def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray,
@@ -1033,11 +1041,13 @@ class FeatureEngine:
         per_sim_columns = self.events.itemsize + self.voice_out.itemsize + self._cell_of.itemsize
         indexes = self.sims.nbytes + self.numbers.nbytes + len(self.numbers) * self._number_sim.itemsize + \
             self._by_device.nbytes + self._by_burst.nbytes + self._by_cell.nbytes
-        total = n_sims * (st.SIM_STATE.itemsize + per_sim_columns) + indexes + \
-            n_imeis * st.IMEI_STATE.itemsize + self.imeis.nbytes
+        parts = {"sim_records": n_sims * st.SIM_STATE.itemsize, "sim_columns": n_sims * per_sim_columns,
+                 "indexes": indexes, "devices": n_imeis * st.IMEI_STATE.itemsize + self.imeis.nbytes}
+        total = sum(parts.values())
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
-                "sim_record_bytes": st.SIM_STATE.itemsize}
+                "sim_record_bytes": st.SIM_STATE.itemsize,
+                "parts_per_sim": {k: round(v / n_sims, 1) if n_sims else 0.0 for k, v in parts.items()}}
 
 
 def _burst_key(records: np.ndarray) -> np.ndarray:

@@ -510,3 +510,23 @@ def test_the_indexes_answer_as_a_scan_of_every_sim_through_batches_checkpoints_a
     for e in (restored, written):
         asked_sims = e.sims.lookup(sims[:30])
         assert _answers(e, devices, np.arange(4), asked_sims) == _scans(e, devices, np.arange(4), asked_sims)
+
+
+def test_same_place_is_a_shared_busiest_cell_in_one_hour_of_both_windows():
+    rng = np.random.default_rng(11)
+    e = FeatureEngine()
+    n = 400
+    e.sim_state = st.empty_sim_state(n)
+    e.sim_state["last_hour"] = rng.integers(-1, 60, n)
+    e.sim_state["slot"]["top_cell"] = rng.integers(-1, 4, (n, st.SLOTS))
+    e.sim_state["slot"]["top_cell"][e.sim_state["last_hour"] < 0] = -1    # no hour, no cell
+    a, b = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
+
+    def hours(x):   # (hour, cell) of each slot that holds a busiest cell
+        last = int(e.sim_state["last_hour"][x])
+        return {(last - (last - k) % st.SLOTS, int(c)) for k, c in enumerate(e.sim_state["slot"]["top_cell"][x])
+                if c >= 0 and last >= 0}
+
+    want = [bool(hours(x) & hours(y)) for x, y in zip(a, b)]
+    assert e.same_place(a, b).tolist() == want
+    assert any(want) and not all(want)
