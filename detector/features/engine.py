@@ -731,9 +731,18 @@ class FeatureEngine:
         rows, c, used = self._advance(self.sim_state, sims, new_last)
         slots = self.sim_state["slot"]
         cleared = slots["cnt"][rows[used], c[used]]
-        np.subtract.at(self.events, rows[used], _slot_events(cleared))
-        np.subtract.at(self.voice_out, rows[used], cleared[:, st.VOICE_OUT])
+        self._add_per_sim(rows[used], -_slot_events(cleared), -cleared[:, st.VOICE_OUT].astype(np.int64))
         _void(slots)[rows, c] = _void(st.EMPTY_SIM_SLOT)
+
+    def _add_per_sim(self, sims: np.ndarray, events: np.ndarray, voice_out: np.ndarray) -> None:
+        """Add to the 24 h columns of ``sims``, which come grouped (each SIM's rows together,
+        as the batch's sort leaves them): one sum per SIM instead of ``np.add.at``."""
+        if not len(sims):
+            return
+        start = np.flatnonzero(np.r_[True, sims[1:] != sims[:-1]])
+        usims = sims[start]
+        self.events[usims] += np.add.reduceat(events, start).astype(self.events.dtype)
+        self.voice_out[usims] += np.add.reduceat(voice_out, start).astype(self.voice_out.dtype)
 
     def _counters(self, slots: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
@@ -747,8 +756,8 @@ class FeatureEngine:
         old = slots["cnt"][k_sim, k_slot]
         cnt = np.minimum(old.astype(np.int64) + counts, 65535)
         slots["cnt"][k_sim, k_slot] = cnt
-        np.add.at(self.events, k_sim, _slot_events(cnt) - _slot_events(old))
-        np.add.at(self.voice_out, k_sim, cnt[:, st.VOICE_OUT] - old[:, st.VOICE_OUT])
+        self._add_per_sim(k_sim, _slot_events(cnt) - _slot_events(old),
+                          cnt[:, st.VOICE_OUT] - old[:, st.VOICE_OUT])
         dur = np.where(answered, b.duration, 0).astype(np.float64)
         slots["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
         slots["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
