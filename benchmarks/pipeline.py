@@ -11,6 +11,12 @@ records/s (time in ``Pipeline.feed`` while parsing runs beside it), the rig stag
 it, what a checkpoint's pass over the rigs costs at the end, end-to-end records/s, peak
 memory, feature state bytes per SIM and the machine it ran on. ``--no-rigs`` leaves the rig
 stage out (per-SIM flags only, which is not the daemon's path).
+
+For scale, it also times a reference on the same file in the same run: DuckDB (or polars when
+DuckDB is not installed; ``pip install .[bench]``) reading the CSV and aggregating it per IMSI
+(records, distinct peers, cells and IMEIs, total duration, MO and MT counts: a one-shot batch
+summary, with none of the detector's windows, ticks or rules), and prints our end-to-end rate
+as a ratio of its rate. ``--no-reference`` skips it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,44 @@ def world(workdir: Path, subscribers: int, days: int, seed: int) -> Path:
     return out
 
 
+# the per-IMSI summary the reference computes: what a batch tool does with one pass of the file
+_REFERENCE_SQL = """
+SELECT count(*) AS imsis, sum(n) AS records FROM (
+  SELECT imsi, count(*) AS n, count(DISTINCT peer) AS peers, count(DISTINCT cell_id) AS cells,
+         count(DISTINCT imei) AS imeis, sum(duration_s) AS duration_s,
+         count(*) FILTER (WHERE direction = 'MO') AS mo, count(*) FILTER (WHERE direction = 'MT') AS mt
+  FROM read_csv(?, header = true) GROUP BY imsi)
+"""
+
+
+def reference(cdr: Path) -> dict[str, object] | None:
+    """Read ``cdr`` and aggregate it per IMSI with DuckDB (else polars); None when neither
+    is installed. Returns the tool, its records/s and the IMSIs it summarised."""
+    try:
+        import duckdb
+    except ImportError:
+        duckdb = None
+    t = time.perf_counter()
+    if duckdb is not None:
+        with duckdb.connect() as con:
+            imsis, records = con.execute(_REFERENCE_SQL, [str(cdr)]).fetchone()
+            threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        tool = f"duckdb {duckdb.__version__} ({threads} threads)"
+    else:
+        try:
+            import polars as pl
+        except ImportError:
+            return None
+        df = pl.read_csv(cdr).group_by("imsi").agg(
+            pl.len().alias("n"), pl.col("peer").n_unique(), pl.col("cell_id").n_unique(),
+            pl.col("imei").n_unique(), pl.col("duration_s").sum(),
+            (pl.col("direction") == "MO").sum().alias("mo"), (pl.col("direction") == "MT").sum().alias("mt"))
+        imsis, records = len(df), int(df["n"].sum())
+        tool = f"polars {pl.__version__}"
+    took = time.perf_counter() - t
+    return {"tool": tool, "records_per_s": round(records / took), "imsis": imsis, "s": round(took, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subscribers", type=int, default=1_000_000)
@@ -55,6 +99,7 @@ def main() -> None:
     ap.add_argument("--interval", type=int, default=SCORING_INTERVAL_S, help="scoring tick, s of event time")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
     ap.add_argument("--no-rigs", action="store_true", help="leave the rig stage out")
+    ap.add_argument("--no-reference", action="store_true", help="skip the DuckDB/polars reference")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -109,6 +154,10 @@ def main() -> None:
                 "rig_stage_s": round(t_rigs[0], 2),
                 "checkpoint_rig_pass_ms": round((time.perf_counter() - t) * 1000, 1)}
     state = engine.state_bytes()
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # before the reference runs
+    ref = None if args.no_reference else reference(w / "cdr.csv")
+    compared = {"reference": ref, "end_to_end_vs_reference": round(records / total / ref["records_per_s"], 3)} \
+        if ref else {"reference": None}
     result = {
         "world": w.name, "records": records, "sims": state["sims"], "cdr_mb": round(size_mb),
         "scoring_interval_s": args.interval,
@@ -119,9 +168,11 @@ def main() -> None:
         "flags": flags,
         **rigs,
         "state_bytes_per_sim": round(state["bytes_per_sim"], 1),
+        "state_parts_per_sim": state["parts_per_sim"],
         "sim_record_bytes": state["sim_record_bytes"],
         "imeis": state["imeis"],
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": round(peak_gib, 2),
+        **compared,
         "machine": machine(numpy=np.__version__, pyarrow=pyarrow.__version__,
                            **{"scikit-learn": sklearn.__version__}),
     }

@@ -16,7 +16,6 @@ import asyncpg
 import numpy as np
 
 from detector import ids
-from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.flags import Flag
 
@@ -56,10 +55,9 @@ class AllowList:
         slot = engine.sims.lookup(np.array([int(flag.imsi)], np.int64))[0]
         if slot < 0:
             return False
-        s = engine.sim_state[slot]
-        if int(s["id_key"]) in self.id_keys:
+        if int(engine.id_keys(slot)) in self.id_keys:
             return True
-        top = s["slot"]["top_cell"][int(s["last_hour"]) % st.SLOTS]
+        top = engine.newest_cell(slot)
         # the state holds radio cells: an allow-listed cell is matched on any network's id
         allowed = {engine.radio_key(c) for c in self.cells}
         return top >= 0 and engine.radio_key(engine.cell_names()[top]) in allowed

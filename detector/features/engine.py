@@ -95,6 +95,16 @@ class Applied:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Bursts:
+    """Per SIM, its latest power-on burst and the one before (:meth:`FeatureEngine.bursts`)."""
+
+    cell: np.ndarray     # radio cell id of the latest burst
+    ts: np.ndarray       # its event time; 0 = none
+    others: np.ndarray   # other SIMs that attached with it (an estimate)
+    prev_ts: np.ndarray  # event time of the burst before; 0 = none
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FeatureFrame:
     """Feature values of some SIMs at their latest event time."""
 
@@ -147,6 +157,16 @@ class FeatureEngine:
         self.observed_from = 0                 # oldest event time of the first batch (0: unknown)
         self.events = np.zeros(0, np.int32)    # per SIM: events in the 24 h window, kept
         # apart from the 1 KB records so that the activity gate reads 4 bytes per SIM
+        self.voice_out = np.zeros(0, np.int32)  # ... and MO voice calls (the rig rules' callers)
+        # What the rig rules ask about a few keys, without reading every SIM: the SIMs of a
+        # device, of a power-on burst (by its key, see _burst_key), of a newest busiest cell.
+        # Kept as records arrive; records written from outside (see _sim_slots) are indexed
+        # when next asked.
+        self._by_device = st.PairIndex(self._device_pair_valid)
+        self._by_burst = st.PairIndex(self._burst_pair_valid)
+        self._by_cell = st.PairIndex(self._cell_pair_valid)
+        self._external: list[np.ndarray] = []
+        self._cell_of = np.zeros(0, np.int32)   # per SIM, its newest cell as indexed (-1 none)
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
         self.unsaved = np.zeros(0, bool)       # SIMs changed since the last checkpoint
         self.unsaved_imeis = np.zeros(0, bool)
@@ -156,11 +176,18 @@ class FeatureEngine:
 
     # ---- intake ----------------------------------------------------------------------
 
-    def _sim_slots(self, imsi: np.ndarray) -> tuple[np.ndarray, int]:
+    def _sim_slots(self, imsi: np.ndarray, external: bool = True) -> tuple[np.ndarray, int]:
+        """Slots of ``imsi``, adding the unknown ones. Unless ``external`` is false (the
+        engine's own intake, which keeps its indexes as it writes), the caller is taken to
+        write those records itself: they are indexed anew when next asked."""
         slots, added = self.sims.lookup_or_add(imsi)
+        if external and len(slots):
+            self._external.append(slots)
         if added:
             self.sim_state = st.grow(self.sim_state, len(self.sims), st.empty_sim_state)
             self.events = _pad(self.events, len(self.sim_state))
+            self.voice_out = _pad(self.voice_out, len(self.sim_state))
+            self._cell_of = np.r_[self._cell_of, np.full(len(self.sim_state) - len(self._cell_of), -1, np.int32)]
             self.dirty = _pad(self.dirty, len(self.sim_state))
             self.unsaved = _pad(self.unsaved, len(self.sim_state))
         return slots, added
@@ -169,7 +196,7 @@ class FeatureEngine:
         """Record activation time, number and cards-per-ID; returns the SIM slots."""
         if not len(batch):
             return np.empty(0, np.int64)
-        slots, _ = self._sim_slots(batch.imsi)
+        slots, _ = self._sim_slots(batch.imsi, external=False)
         s = self.sim_state
         s["activated"][slots] = batch.activated_at
         s["msisdn"][slots] = batch.msisdn
@@ -190,7 +217,7 @@ class FeatureEngine:
         only its partition's SIMs; the publisher counts over the whole population)."""
         if not len(imsi):
             return np.empty(0, np.int64)
-        slots, _ = self._sim_slots(imsi)
+        slots, _ = self._sim_slots(imsi, external=False)
         s = self.sim_state
         s["activated"][slots] = activated_at
         s["msisdn"][slots] = msisdn
@@ -244,7 +271,7 @@ class FeatureEngine:
         if not self.observed_from:
             self.observed_from = int(b.ts.min())
 
-        sim, added = self._sim_slots(b.imsi)
+        sim, added = self._sim_slots(b.imsi, external=False)
         gcell = self._global_cells(b)
         hour = (b.ts // _HOUR).astype(np.int64)
         # One sort by (SIM, hour, cell) gives every grouping below: SIMs, (SIM, hour) slots
@@ -287,6 +314,7 @@ class FeatureEngine:
         self._contacts(b, sim, hour)
         self._codes(s, b, sim)
         self._auths(s, b, sim)
+        self._index_cells(usims)
         return Applied(usims, late, added)
 
     def _auths(self, s: np.ndarray, b: CdrBatch, sim: np.ndarray) -> None:
@@ -386,6 +414,7 @@ class FeatureEngine:
             touched = sm[again | later]
             self.dirty[touched] = True
             self.unsaved[touched] = True
+            self._by_burst.add(self._burst_keys(touched), touched)
 
     def _contacts(self, b: CdrBatch, sim: np.ndarray, hour: np.ndarray) -> None:
         """Calls and SMS between two SIMs of the network, either way: each end remembers the
@@ -446,42 +475,92 @@ class FeatureEngine:
         np.maximum.at(s["code_ts"], got, b.ts[mt_sms[code]])
         self._wake_bursts(first[s["code_ts"][first] >= s["sync_ts"][first]])
 
-    def _bursts(self, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The SIMs with a burst in the last day (those marked in ``which``, a mask over all
-        SIM slots, if given), sorted by the key (cell, time) of their latest burst: a burst's
-        SIMs are a key range. Returns (keys, slots)."""
+    def _burst_keys(self, sims: np.ndarray) -> np.ndarray:
+        """The key (cell, time) of each SIM's latest burst, as :func:`_burst_key`."""
         s = self.sim_state
-        n = len(self.sims)
-        alive = s["sync_ts"][:n] > self.watermark - 24 * _HOUR - self.lateness_s
-        slots = np.flatnonzero(alive if which is None else alive & which[:n])
-        keys = _burst_key(s[slots])
-        order = np.argsort(keys, kind="stable")
-        return keys[order], slots[order]
+        return s["sync_cell"][sims].astype(np.int64) << 32 | s["sync_ts"][sims]
 
-    def _burst_ranges(self, sims: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per SIM, the [lo, hi) range of ``keys`` that holds its latest burst."""
-        q = _burst_key(self.sim_state[sims])
+    # ---- indexes (see __init__) --------------------------------------------------------------
+
+    def _device_pair_valid(self, imei: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Whether each SIM's device table still holds that device (however long ago it was
+        seen: a device seen again is not added again)."""
+        return (self.sim_state["imei"][sims] == imei[:, None]).any(axis=1)
+
+    def _burst_pair_valid(self, keys: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Whether each SIM's latest burst has that key and is of the last day."""
+        return (self._burst_keys(sims) == keys) & \
+            (self.sim_state["sync_ts"][sims] > self.watermark - 24 * _HOUR - self.lateness_s)
+
+    def _cell_pair_valid(self, cells: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        return self._cell_of[sims] == cells     # kept as the newest cell at every change
+
+    def _index(self, slots: np.ndarray) -> None:
+        """(Re)build what is kept beside the records of ``slots`` from the records."""
+        s = self.sim_state
+        cnt = s["slot"]["cnt"][slots]
+        self.events[slots] = _slot_events(cnt).sum(axis=1)
+        self.voice_out[slots] = cnt[:, :, st.VOICE_OUT].sum(axis=1)
+        imei = s["imei"][slots]
+        r, c = np.nonzero(imei)
+        self._by_device.add(imei[r, c], slots[r])
+        burst = s["sync_ts"][slots] > 0
+        self._by_burst.add(self._burst_keys(slots[burst]), slots[burst])
+        self._index_cells(slots)
+
+    def _index_cells(self, sims: np.ndarray) -> None:
+        """Index the SIMs whose newest busiest cell changed under their new cell."""
+        cell = self.newest_cell(sims)
+        moved = cell != self._cell_of[sims]
+        sims, cell = sims[moved], cell[moved]
+        self._cell_of[sims] = cell
+        self._by_cell.add(cell[cell >= 0], sims[cell >= 0])
+
+    def _refresh(self) -> None:
+        """Index the records written from outside since the last call (see _sim_slots)."""
+        if self._external:
+            slots = np.unique(np.concatenate(self._external))
+            self._external = []
+            self._index(slots)
+
+    def _burst_reach(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per SIM, the range [lo, hi] of burst keys (cell, time) that its latest burst's
+        SIMs have: its own within ``4 * SYNC_WINDOW_S``."""
+        q = self._burst_keys(sims)
         reach = 4 * SYNC_WINDOW_S       # as when burst partners are linked into one rig
-        return np.searchsorted(keys, q - reach, "left"), np.searchsorted(keys, q + reach, "right")
+        return q - reach, q + reach
+
+    def burst_mates(self, sims: np.ndarray) -> np.ndarray:
+        """The SIMs with a burst in the last day that is one of the latest bursts of ``sims``
+        (their companions, and ``sims`` themselves when theirs is in the last day),
+        ascending; read from the burst index, not from every SIM."""
+        self._refresh()
+        if not len(sims):
+            return np.empty(0, np.int64)
+        return self._by_burst.in_ranges(*self._burst_reach(sims))
 
     def _wake_bursts(self, sims: np.ndarray) -> None:
         """Mark for rescoring every SIM of the bursts of ``sims``: what one SIM of a burst
         does (its first code, a call to a companion) is evidence about all of them."""
         if not len(sims):
             return
-        keys, slots = self._bursts()
-        for a, z in zip(*(x.tolist() for x in self._burst_ranges(sims, keys))):
-            self.dirty[slots[a:z]] = True
+        self.dirty[self.burst_mates(sims)] = True
 
-    def burst_members(self, sims: np.ndarray, which: np.ndarray) -> np.ndarray:
+    def burst_members(self, sims: np.ndarray, which) -> np.ndarray:
         """Per SIM, how many SIMs of its latest burst (itself included) are marked in
-        ``which`` (a mask over all SIM slots); 0 for a SIM without a burst in the last day."""
+        ``which``: a mask over all SIM slots, or a function that tells, for an array of SIM
+        slots, which of them are (asked only of the SIMs of these bursts); 0 for a SIM
+        without a burst in the last day."""
         out = np.zeros(len(sims), np.int64)
         mine = self.sim_state["sync_ts"][sims] > self.watermark - 24 * _HOUR - self.lateness_s
-        keys, _ = self._bursts(which)
-        if len(keys) and mine.any():
-            lo, hi = self._burst_ranges(sims[mine], keys)
-            out[mine] = hi - lo
+        if not mine.any():
+            return out
+        lo, hi = self._burst_reach(sims[mine])
+        self._refresh()
+        cand = self._by_burst.in_ranges(lo, hi)
+        marked = cand[which(cand) if callable(which) else which[cand]]
+        keys = np.sort(self._burst_keys(marked))
+        out[mine] = np.searchsorted(keys, hi, "right") - np.searchsorted(keys, lo, "left")
         return out
 
     def burst_contacts(self, sims: np.ndarray) -> np.ndarray:
@@ -498,6 +577,83 @@ class FeatureEngine:
         both = (s["sync_ts"][sims] > 0) & (s["prev_sync_ts"][sims] > 0)
         common = s["sync_bits"][sims] & s["prev_sync_bits"][sims]
         return np.where(both & (common != 0), np.round(linear_count(common, 64)), 0).astype(np.int64)
+
+    # ---- read side: what the rig rules, the rig book and the allow-list read ----------------
+    # Every reader outside this package goes through these (the record layout is the engine's).
+
+    def newest_hour(self, sims: np.ndarray) -> np.ndarray:
+        """Each SIM's newest event hour (epoch hours); -1 for none yet."""
+        return self.sim_state["last_hour"][sims].astype(np.int64)
+
+    def last_seen(self, sims: np.ndarray) -> np.ndarray:
+        """Event time of each SIM's newest record."""
+        return self.sim_state["last_ts"][sims]
+
+    def msisdns(self, sims: np.ndarray) -> np.ndarray:
+        """Each SIM's number (0 when unknown)."""
+        return self.sim_state["msisdn"][sims]
+
+    def id_keys(self, sims: np.ndarray) -> np.ndarray:
+        """Each SIM's ID-document key (:meth:`id_key`; 0 when unknown)."""
+        return self.sim_state["id_key"][sims]
+
+    def newest_cell(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, the busiest (radio) cell of its newest hour; -1 when unknown."""
+        s = self.sim_state
+        last = s["last_hour"][sims].astype(np.int64)
+        return np.where(last >= 0, s["slot"]["top_cell"][sims, last % st.SLOTS], -1)
+
+    def hourly_cells(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, the busiest cell of each hour of its 24 h window, (n, 24); -1 for none."""
+        return self.sim_state["slot"]["top_cell"][sims]
+
+    def devices(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, its recent devices' IMEIs, (n, IMEI_SLOTS); 0 for an empty place."""
+        return self.sim_state["imei"][sims]
+
+    def newest_device(self, sims: np.ndarray) -> np.ndarray:
+        """Per SIM, the IMEI of the device it was last seen in (0 when none)."""
+        s = self.sim_state
+        newest = np.argmax(s["imei_hour"][sims], axis=1)
+        return s["imei"][sims, newest]
+
+    def device_users(self, imeis: np.ndarray) -> np.ndarray:
+        """The SIMs that used one of ``imeis`` within the last 24 h, ascending (from the
+        device index: the cost follows the devices asked about, not the network)."""
+        self._refresh()
+        imeis = np.unique(np.asarray(imeis, np.int64))
+        imeis = imeis[imeis != 0]
+        sims = self._by_device.of_keys(imeis)
+        s = self.sim_state
+        recent = np.isin(s["imei"][sims], imeis) & (s["imei_hour"][sims] >= self.watermark // _HOUR - 23)
+        return sims[recent.any(axis=1)]
+
+    def sims_in_cells(self, cells: np.ndarray) -> np.ndarray:
+        """The SIMs whose newest hour's busiest cell is one of ``cells``, ascending (from
+        the cell index)."""
+        self._refresh()
+        cells = np.asarray(cells, np.int64)
+        return self._by_cell.of_keys(cells[cells >= 0])
+
+    def bursts(self, sims: np.ndarray) -> Bursts:
+        """Each SIM's latest power-on burst and the time of the one before."""
+        s = self.sim_state
+        return Bursts(s["sync_cell"][sims].astype(np.int64), s["sync_ts"][sims],
+                      s["sync_n"][sims].astype(np.int64), s["prev_sync_ts"][sims])
+
+    def burst_talkers(self, sims: np.ndarray) -> np.ndarray:
+        """Whether each SIM called, texted or heard from a SIM of its latest burst."""
+        s = self.sim_state
+        return (s["talk_bits"][sims] & s["sync_bits"][sims]) != 0
+
+    def last_code(self, sims: np.ndarray) -> np.ndarray:
+        """Event time of each SIM's newest SMS from a verification-code sender; 0 = none."""
+        return self.sim_state["code_ts"][sims]
+
+    def code_since_burst(self, sims: np.ndarray) -> np.ndarray:
+        """Whether each SIM received a verification code since its latest burst."""
+        s = self.sim_state
+        return (s["code_ts"][sims] >= s["sync_ts"][sims]) & (s["sync_ts"][sims] > 0)
 
     def cell_names(self) -> list[str]:
         """Cell names by global cell id (do not modify). Ids are given in order; the list is
@@ -519,7 +675,8 @@ class FeatureEngine:
 
     def calls_out_24h(self, sims: np.ndarray) -> np.ndarray:
         """MO voice calls in each SIM's 24 h window."""
-        return self.sim_state["slot"]["cnt"][sims, :, st.VOICE_OUT].sum(axis=1, dtype=np.int64)
+        self._refresh()
+        return self.voice_out[sims].astype(np.int64)
 
     def callers_outside(self, sims: np.ndarray, group: np.ndarray) -> np.ndarray:
         """Per SIM, about how many numbers other than those of the ``group`` SIMs called it in
@@ -541,10 +698,18 @@ class FeatureEngine:
         """Whether SIMs ``a[i]`` and ``b[i]`` had the same busiest cell in some hour of their
         24 h windows: together in one place at one time, not just in the same area."""
         s = self.sim_state
-        k = np.arange(st.SLOTS)
-        la, lb = s["last_hour"][a].astype(np.int64)[:, None], s["last_hour"][b].astype(np.int64)[:, None]
-        ca, cb = s["slot"]["top_cell"][a], s["slot"]["top_cell"][b]
-        return ((la - (la - k) % st.SLOTS == lb - (lb - k) % st.SLOTS) & (ca == cb) & (ca >= 0)).any(axis=1)
+        la, lb = s["last_hour"][a].astype(np.int64), s["last_hour"][b].astype(np.int64)
+        # slot k holds the same hour in both windows when that hour, in the window that ends
+        # first (at m), is within the later one's: (m - k) mod 24 <= 23 - |la - lb|
+        apart = np.abs(la - lb)
+        near = apart < st.SLOTS
+        out = np.zeros(len(a), bool)
+        a, b, la, lb, apart = a[near], b[near], la[near], lb[near], apart[near]
+        ca = s["slot"]["top_cell"][a]
+        both = (ca == s["slot"]["top_cell"][b]) & (ca >= 0)
+        aligned = (np.minimum(la, lb)[:, None] - np.arange(st.SLOTS)) % st.SLOTS <= (st.SLOTS - 1 - apart)[:, None]
+        out[near] = (both & aligned).any(axis=1)
+        return out
 
     @staticmethod
     def _advance(s: np.ndarray, owners: np.ndarray, new_last: np.ndarray,
@@ -565,8 +730,19 @@ class FeatureEngine:
     def _advance_sims(self, sims: np.ndarray, new_last: np.ndarray) -> None:
         rows, c, used = self._advance(self.sim_state, sims, new_last)
         slots = self.sim_state["slot"]
-        np.subtract.at(self.events, rows[used], _slot_events(slots["cnt"][rows[used], c[used]]))
+        cleared = slots["cnt"][rows[used], c[used]]
+        self._add_per_sim(rows[used], -_slot_events(cleared), -cleared[:, st.VOICE_OUT].astype(np.int64))
         _void(slots)[rows, c] = _void(st.EMPTY_SIM_SLOT)
+
+    def _add_per_sim(self, sims: np.ndarray, events: np.ndarray, voice_out: np.ndarray) -> None:
+        """Add to the 24 h columns of ``sims``, which come grouped (each SIM's rows together,
+        as the batch's sort leaves them): one sum per SIM instead of ``np.add.at``."""
+        if not len(sims):
+            return
+        start = np.flatnonzero(np.r_[True, sims[1:] != sims[:-1]])
+        usims = sims[start]
+        self.events[usims] += np.add.reduceat(events, start).astype(self.events.dtype)
+        self.voice_out[usims] += np.add.reduceat(voice_out, start).astype(self.voice_out.dtype)
 
     def _counters(self, slots: np.ndarray, b: CdrBatch, inv: np.ndarray, n_keys: int,
                   k_sim: np.ndarray, k_slot: np.ndarray) -> None:
@@ -580,7 +756,8 @@ class FeatureEngine:
         old = slots["cnt"][k_sim, k_slot]
         cnt = np.minimum(old.astype(np.int64) + counts, 65535)
         slots["cnt"][k_sim, k_slot] = cnt
-        np.add.at(self.events, k_sim, _slot_events(cnt) - _slot_events(old))
+        self._add_per_sim(k_sim, _slot_events(cnt) - _slot_events(old),
+                          cnt[:, st.VOICE_OUT] - old[:, st.VOICE_OUT])
         dur = np.where(answered, b.duration, 0).astype(np.float64)
         slots["dur_sum"][k_sim, k_slot] += np.bincount(inv, weights=dur, minlength=n_keys)
         slots["dur_sq"][k_sim, k_slot] += np.bincount(inv, weights=dur * dur, minlength=n_keys)
@@ -680,7 +857,7 @@ class FeatureEngine:
         ss, dd = sim[order], dev[order]
         start = _runs(ss, dd)
         phour = np.maximum.reduceat(hour[order], start)
-        self._remember(ss[start], imei[order][start], phour, "imei", "imei_hour")
+        self._by_device.add(*self._remember(ss[start], imei[order][start], phour, "imei", "imei_hour"))
 
     def _device_sims(self, dev: np.ndarray, hour: np.ndarray, imsi: np.ndarray) -> None:
         """Device side: which SIMs each device carried, per hour."""
@@ -695,10 +872,11 @@ class FeatureEngine:
         d["slot"]["sims"][dev[start], slot[start]] |= np.bitwise_or.reduceat(
             _bits(imsi[order], st.BITS_CALLEES), start)
 
-    def _remember(self, psim: np.ndarray, pkey: np.ndarray, phour: np.ndarray, keys: str, hours: str) -> None:
+    def _remember(self, psim: np.ndarray, pkey: np.ndarray, phour: np.ndarray, keys: str,
+                  hours: str) -> tuple[np.ndarray, np.ndarray]:
         """Per SIM, the most recent keys (devices, mates) with the hour each was last seen, in
         the fixed-size columns ``keys``/``hours`` of its record; (``psim``, ``pkey``) pairs
-        are unique."""
+        are unique. Returns the (keys, SIMs) newly written (for the device index)."""
         s = self.sim_state
         table, seen = s[keys][psim], s[hours][psim]
         width = table.shape[1]
@@ -710,7 +888,7 @@ class FeatureEngine:
             s[hours][psim[r], c] = np.maximum(seen[r, c], phour[r])
         new = ~known
         if not new.any():
-            return
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         nsim, nkey, nhour = psim[new], pkey[new], phour[new]
         # per SIM, newest first (ties: lowest key first)
         order = _sort_order(nkey, nhour.max() - nhour, nsim)
@@ -723,6 +901,7 @@ class FeatureEngine:
         col = oldest_first[np.arange(len(nsim)), rank]
         s[keys][nsim, col] = nkey
         s[hours][nsim, col] = nhour
+        return nkey, nsim
 
     def restore_clock(self, watermark: int, observed_from: int | None = None) -> None:
         """The event-time clock of a checkpoint. Without the time watching began (a
@@ -853,9 +1032,9 @@ class FeatureEngine:
                      imei_blobs: list[bytes]) -> None:
         """Load checkpointed records (into an engine that has not seen them)."""
         if sim_keys:
-            slots, _ = self._sim_slots(np.array(sim_keys, np.int64))
+            slots, _ = self._sim_slots(np.array(sim_keys, np.int64), external=False)
             self.sim_state[slots] = np.frombuffer(b"".join(sim_blobs), st.SIM_STATE)
-            self.events[slots] = _slot_events(self.sim_state["slot"]["cnt"][slots]).sum(axis=1)
+            self._index(slots)
             self._index_numbers(slots)
         if imei_keys:
             slots, _ = self.imeis.lookup_or_add(np.array(imei_keys, np.int64))
@@ -866,14 +1045,18 @@ class FeatureEngine:
     # ---- size ----------------------------------------------------------------------------
 
     def state_bytes(self) -> dict[str, float]:
+        """Bytes of the feature state, indexes and columns beside the records included."""
         n_sims, n_imeis = len(self.sims), len(self.imeis)
-        index = 3 * 8  # sorted key, slot, key-by-slot per entry
-        # the number index too (its entries and the SIM of each)
-        per_sim = st.SIM_STATE.itemsize + self.events.itemsize + index + index + 8
-        total = n_sims * per_sim + n_imeis * (st.IMEI_STATE.itemsize + index)
+        per_sim_columns = self.events.itemsize + self.voice_out.itemsize + self._cell_of.itemsize
+        indexes = self.sims.nbytes + self.numbers.nbytes + len(self.numbers) * self._number_sim.itemsize + \
+            self._by_device.nbytes + self._by_burst.nbytes + self._by_cell.nbytes
+        parts = {"sim_records": n_sims * st.SIM_STATE.itemsize, "sim_columns": n_sims * per_sim_columns,
+                 "indexes": indexes, "devices": n_imeis * st.IMEI_STATE.itemsize + self.imeis.nbytes}
+        total = sum(parts.values())
         return {"sims": n_sims, "imeis": n_imeis, "bytes": total,
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
-                "sim_record_bytes": st.SIM_STATE.itemsize}
+                "sim_record_bytes": st.SIM_STATE.itemsize,
+                "parts_per_sim": {k: round(v / n_sims, 1) if n_sims else 0.0 for k, v in parts.items()}}
 
 
 def _burst_key(records: np.ndarray) -> np.ndarray:

@@ -17,7 +17,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from detector.features import state as st
 from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
 from detector.flags import Flag, Rig
 from detector.ids import imei_texts, imsi_text, imsi_texts
@@ -131,8 +130,9 @@ class RigBook:
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:
             return out
-        s = self.engine.sim_state
-        devices = s["imei"][slot][s["imei"][slot] != 0]
+        engine = self.engine
+        mine = engine.devices(slot)
+        devices = mine[mine != 0]
         flagged = np.array([int(x) for x in self._parent if x != imsi], np.int64)
         if not len(flagged):
             return out
@@ -140,16 +140,16 @@ class RigBook:
         ok = fslots >= 0
         fs, fimsi = fslots[ok], flagged[ok]
         if len(devices):
-            out += imsi_texts(fimsi[np.isin(s["imei"][fs], devices).any(axis=1)])
-        if s["sync_ts"][slot] > 0:  # one power-on burst: one box
-            burst = (s["sync_cell"][fs] == s["sync_cell"][slot]) & \
-                (np.abs(s["sync_ts"][fs] - s["sync_ts"][slot]) <= 4 * SYNC_WINDOW_S)
+            out += imsi_texts(fimsi[np.isin(engine.devices(fs), devices).any(axis=1)])
+        own = engine.bursts(np.array([slot]))
+        if own.ts[0] > 0:  # one power-on burst: one box
+            theirs = engine.bursts(fs)
+            burst = (theirs.cell == own.cell[0]) & (np.abs(theirs.ts - own.ts[0]) <= 4 * SYNC_WINDOW_S)
             if burst.any():   # the link is the rig's evidence, whatever flagged its SIMs
                 self.note(imsi, "power", f"SIMs power on together in cell "
-                                         f"{self.engine.cell_names()[s['sync_cell'][slot]]}")
+                                         f"{engine.cell_names()[own.cell[0]]}")
             out += imsi_texts(fimsi[burst])
-        last = int(s["last_hour"][slot])
-        cell = int(s["slot"]["top_cell"][slot, last % st.SLOTS])
+        cell = int(engine.newest_cell(slot))
         together = self._machines.mates(imsi, cell, self._parent)  # flagged, same cell, same hour
         if together:
             self.note(imsi, "cell", f"machine-like SIMs active together in cell "
@@ -233,26 +233,26 @@ class RigBook:
         for imsi in self._parent:
             members[self.root(imsi)].append(imsi)
         out = []
-        s = self.engine.sim_state
-        names = self.engine.cell_names()
+        engine = self.engine
+        names = engine.cell_names()
         for root, sims in members.items():
             if len(sims) < 2:
                 continue
             slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
             slots = slots[slots >= 0]
-            devices = s["imei"][slots]
+            devices = engine.devices(slots)
             used = set(imei_texts(devices[devices != 0]))
-            cells = s["slot"]["top_cell"][slots].ravel()
+            cells = engine.hourly_cells(slots).ravel()
             first = self._founded[root]
             evidence: dict[str, str] = {}
             for imsi in sims:
                 evidence.update(self._evidence.get(imsi, {}))
                 if self._bulk.text(int(imsi)):
                     evidence["registration"] = self._bulk.text(int(imsi))
-            shared = len(used) < len(slots) * st.IMEI_SLOTS and \
+            shared = len(used) < devices.size and \
                 np.unique(devices[devices != 0]).size < (devices != 0).sum()
             if shared:
                 evidence["devices"] = f"{len(slots)} SIMs rotate over {len(used)} shared devices"
             out.append(Rig(rig_id_for(root), set(sims), used, {names[c] for c in cells[cells >= 0]}, first,
-                           int(s["last_ts"][slots].max()) if len(slots) else first, evidence))
+                           int(engine.last_seen(slots).max()) if len(slots) else first, evidence))
         return sorted(out, key=lambda r: (r.first, r.id))

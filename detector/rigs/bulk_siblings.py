@@ -32,7 +32,7 @@ def find(tick: Tick) -> list[Flag]:
             if imsi in taken:
                 continue
             slot = engine.sims.lookup(np.array([m], np.int64))[0]
-            msisdn = msisdn_text(engine.sim_state["msisdn"][slot]) if slot >= 0 else ""
+            msisdn = msisdn_text(engine.msisdns(slot)) if slot >= 0 else ""
             out.append(Flag(imsi=imsi, msisdn=msisdn, score=f.score, flagged_at=f.flagged_at,
                             reasons=(f"{tick.bulk.text(m)}; a card of it is flagged",),
                             kind="bulk_registration"))

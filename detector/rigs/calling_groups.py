@@ -20,7 +20,7 @@ from detector.features.engine import FeatureEngine
 from detector.flags import Flag
 from detector.ids import imsi_texts
 from detector.model import CALLERS_MIN_VOICE_OUT
-from detector.rigs.common import DAY_S, HOUR_S, caller_contacts, callers_min, row_flag, watched_s
+from detector.rigs.common import DAY_S, HOUR_S, caller_contacts, callers_min, row_flag, slots_of, watched_s
 from detector.rigs.graph import linked_groups
 from detector.rigs.tick import Tick
 
@@ -85,8 +85,7 @@ def new_groups(tick: Tick, callers: np.ndarray) -> list[Flag]:
             continue
         grp = engine.features(sims)
         strengths = tick.scorer.strengths(grp.values)
-        s = engine.sim_state
-        cells = s["slot"]["top_cell"][sims].ravel()
+        cells = engine.hourly_cells(sims).ravel()
         cells = cells[cells >= 0]
         where = names[int(np.bincount(cells).argmax())]
         mates = np.bincount(caller_contacts(engine, sims, place=False, among=sims)[:, 0], minlength=len(sims))
@@ -140,7 +139,9 @@ def joiners(tick: Tick, callers: np.ndarray) -> list[Flag]:
     for slot, imsi in group_of.items():
         by_rig[tick.book.root(imsi)].append(slot)
     rig_of = {slot: rig for rig, members in by_rig.items() for slot in members}
-    fresh = callers[[k not in taken for k in imsi_texts(engine.sims.keys_by_slot[callers])]]
+    # the callers not taken: every caller of the frame, against the few SIMs taken
+    taken_slots = slots_of(engine, list(taken)) if taken else np.empty(0, np.int64)
+    fresh = callers[~np.isin(callers, taken_slots)]
     row, other = caller_contacts(engine, fresh, place=False, among=np.fromiter(rig_of, np.int64)).T
     made = engine.contacted(fresh[row], other)
     mates: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # slots, by rig

@@ -28,7 +28,7 @@ _CALLS_SMS = [FEATURES.index(f) for f in ("voice_out_24h", "voice_in_24h", "sms_
 def find(tick: Tick) -> list[Flag]:
     frame, strengths, scorer = tick.frame, tick.strengths, tick.scorer
     need = tick.policy.co_power_min_sims
-    engine, s, n = tick.engine, tick.engine.sim_state, len(tick.engine.sims)
+    engine = tick.engine
     busy = frame.activity >= scorer.policy.min_events_24h
     again = engine.repeated_bursts(frame.sims)
     together = frame.column("attach_sync_24h") >= need - 1
@@ -42,7 +42,7 @@ def find(tick: Tick) -> list[Flag]:
     # structure is the evidence, so it needs no volume of traffic; a couple among
     # strangers who switched on together is two talking SIMs, not ``need``
     contacts = engine.burst_contacts(frame.sims)
-    talkers = engine.burst_members(frame.sims, (s["talk_bits"][:n] & s["sync_bits"][:n]) != 0)
+    talkers = engine.burst_members(frame.sims, engine.burst_talkers)
     box_talks = together & (talkers >= need)
     talking = box_talks & (contacts >= 1)
     # the same SIMs powering on together again: one box, day after day; a SIM that is
@@ -53,11 +53,11 @@ def find(tick: Tick) -> list[Flag]:
     modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0)
     code_takers = np.zeros(len(frame), np.int64)
     if (together & modem).any():
-        got = np.flatnonzero((s["code_ts"][:n] >= s["sync_ts"][:n]) & (s["sync_ts"][:n] > 0))
-        coded = np.zeros(n, bool)
-        coded[quiet(engine, got)] = True
+        def coded(sims: np.ndarray) -> np.ndarray:   # quiet SIMs with a code since their burst
+            got = sims[engine.code_since_burst(sims)]
+            return np.isin(sims, quiet(engine, got))
         code_takers = engine.burst_members(frame.sims, coded)
-        codes = together & modem & coded[frame.sims] & (code_takers >= need)
+        codes = together & modem & coded(frame.sims) & (code_takers >= need)
     else:
         codes = np.zeros(len(frame), bool)
     rows = np.flatnonzero((twice | once | talking | codes) & talks)
@@ -67,12 +67,12 @@ def find(tick: Tick) -> list[Flag]:
         imsi = imsi_text(frame.imsi[r])
         if imsi in tick.taken:
             continue
-        rec = s[frame.sims[r]]
-        where = names[rec["sync_cell"]]
-        reason = (f"powered on with {rec['sync_n']} other SIMs within {SYNC_WINDOW_S} s in "
-                  f"cell {where} at {iso(rec['sync_ts'])}")
+        burst = engine.bursts(frame.sims[r:r + 1])
+        where = names[burst.cell[0]]
+        reason = (f"powered on with {burst.others[0]} other SIMs within {SYNC_WINDOW_S} s in "
+                  f"cell {where} at {iso(burst.ts[0])}")
         if twice[r]:
-            reason += f", {again[r]} of them also at {iso(rec['prev_sync_ts'])}"
+            reason += f", {again[r]} of them also at {iso(burst.prev_ts[0])}"
         if talking[r]:
             reason += (f", then called or texted {contacts[r]} of them ({talkers[r]} SIMs of the "
                        f"burst talk among themselves)")

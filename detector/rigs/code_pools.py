@@ -15,7 +15,7 @@ import numpy as np
 
 from detector.flags import Flag
 from detector.ids import imsi_text, tac_text
-from detector.rigs.common import DAY_S, SMS_IN, VOICE_DATA, cell_and_model, newest_cell, quiet, row_flag, watched_s
+from detector.rigs.common import DAY_S, SMS_IN, VOICE_DATA, cell_and_model, quiet, row_flag, watched_s
 from detector.rigs.tick import Tick
 
 
@@ -24,16 +24,16 @@ def find(tick: Tick) -> list[Flag]:
     watched_for = watched_s(engine)
     if watched_for <= 0:
         return []
-    s, n = engine.sim_state, len(engine.sims)
     since = engine.watermark - DAY_S
     modem = (frame.values[:, VOICE_DATA].sum(axis=1) == 0) & (frame.values[:, SMS_IN] > 0) & \
-        (s["code_ts"][frame.sims] > since)
+        (engine.last_code(frame.sims) > since)
     if not modem.any():
         return []
     cell, tac = cell_and_model(engine, frame.sims)
     modem &= (cell >= 0) & (tac > 0)
-    got = np.flatnonzero(s["code_ts"][:n] > since)   # people get codes too: many SIMs
-    got = got[np.isin(newest_cell(engine, got), cell[modem])]    # the frame's cells only
+    # people get codes too (many SIMs): only those in the frame's cells are asked
+    got = engine.sims_in_cells(cell[modem])
+    got = got[engine.last_code(got) > since]
     near = got[cell_and_model(engine, got)[1] > 0]
     pool = quiet(engine, near)
     pool_cell, pool_tac = cell_and_model(engine, pool)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine, FeatureFrame
 from detector.flags import Flag
@@ -52,16 +51,12 @@ def quiet(engine: FeatureEngine, slots: np.ndarray) -> np.ndarray:
 def cell_and_model(engine: FeatureEngine, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per SIM, the busiest cell of its newest hour and the model (TAC: the first 8 of 15
     IMEI digits) of its newest device; -1 and 0 when unknown."""
-    s = engine.sim_state
-    newest = np.argmax(s["imei_hour"][slots], axis=1)
-    return newest_cell(engine, slots), s["imei"][slots, newest] // 10**7
+    return engine.newest_cell(slots), engine.newest_device(slots) // 10**7
 
 
 def newest_cell(engine: FeatureEngine, slots: np.ndarray) -> np.ndarray:
     """Per SIM, the busiest cell of its newest hour; -1 when unknown."""
-    s = engine.sim_state
-    last = s["last_hour"][slots].astype(np.int64)
-    return np.where(last >= 0, s["slot"]["top_cell"][slots, last % st.SLOTS], -1)
+    return engine.newest_cell(slots)
 
 
 def caller_contacts(engine: FeatureEngine, sims: np.ndarray, place: bool = True,
@@ -75,9 +70,9 @@ def caller_contacts(engine: FeatureEngine, sims: np.ndarray, place: bool = True,
     if among is not None:
         keep = np.isin(other, among)
         row, other = row[keep], other[keep]
-    ids = engine.sim_state["id_key"]
+    theirs = engine.id_keys(other)
     keep = (engine.calls_out_24h(other) >= callers_min(engine)) & \
-        ((ids[sims[row]] != ids[other]) | (ids[other] == 0))
+        ((engine.id_keys(sims[row]) != theirs) | (theirs == 0))
     if place:   # the costliest test, asked of the pairs left
         kept = np.flatnonzero(keep)
         keep[kept] = engine.same_place(sims[row[kept]], other[kept])

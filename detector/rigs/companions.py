@@ -35,9 +35,8 @@ def find(tick: Tick) -> list[Flag]:
     own = (frame.activity >= policy.min_events_24h) & (tick.families >= policy.min_reasons)
     if not own.any():
         return []
-    flagged = np.zeros(len(engine.sims), bool)
-    flagged[flagged_slots] = True
-    companions = engine.burst_members(frame.sims, flagged)
+    flagged = np.unique(flagged_slots)
+    companions = engine.burst_members(frame.sims, lambda sims: np.isin(sims, flagged))
     cell = newest_cell(engine, frame.sims)
     cell_mates = np.zeros(len(frame), np.int64)
     for r in np.flatnonzero(own & (cell >= 0)):
@@ -46,17 +45,17 @@ def find(tick: Tick) -> list[Flag]:
     if not len(rows):
         return []
     rows = rows[scorer.model.anomaly_score(frame.values[rows]) > scorer.threshold]
-    s, names = engine.sim_state, engine.cell_names()
+    names = engine.cell_names()
     out: list[Flag] = []
     for r in rows:
         imsi = imsi_text(frame.imsi[r])
         if imsi in tick.taken:
             continue
         if companions[r]:
-            rec = s[frame.sims[r]]
-            where = names[rec["sync_cell"]]
+            burst = engine.bursts(frame.sims[r:r + 1])
+            where = names[burst.cell[0]]
             reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
-                      f"cell {where} at {iso(rec['sync_ts'])} (signalling), and rig-like on its own")
+                      f"cell {where} at {iso(burst.ts[0])} (signalling), and rig-like on its own")
             key, evidence = "power", f"SIMs power on together in cell {where}"
         else:
             where = names[cell[r]]

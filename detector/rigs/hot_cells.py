@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.features import state as st
 from detector.features.catalog import FEATURES
 from detector.features.engine import FeatureEngine
 from detector.flags import Flag
@@ -36,9 +35,8 @@ def find(tick: Tick) -> list[Flag]:
     if not absence_is_evidence(tick.engine, tick.policy):
         return []
     frame, use, scoring = tick.frame, tick.use, tick.scorer.policy
-    s = tick.engine.sim_state   # fields gathered one by one: a whole record is 1.3 kB
-    last = s["last_hour"][frame.sims].astype(np.int64)
-    cell = s["slot"]["top_cell"][frame.sims, last % st.SLOTS]
+    last = tick.engine.newest_hour(frame.sims)
+    cell = tick.engine.newest_cell(frame.sims)
     machine = (use >= 1) & (frame.values[:, _DATA] == 0) & (cell >= 0) & \
         (frame.values[:, _VOICE_IN] <= MAX_INCOMING_SHARE * frame.activity) & \
         (frame.activity >= scoring.min_events_24h)

@@ -66,7 +66,7 @@ def watched(engine: FeatureEngine, sims: np.ndarray, policy: RigPolicy) -> np.nd
     :func:`detector.rigs.common.callers_min`; the calling groups need no volume either). The
     rig book and a worker's summaries watch the same SIMs: the summaries carry them to the
     rig stage."""
-    s = engine.sim_state
+    bursts = engine.bursts(sims)
     since = engine.watermark - DAY_S - engine.lateness_s
-    return (s["sync_n"][sims] >= policy.co_power_min_sims - 1) & (s["sync_ts"][sims] > since) | \
-        (s["code_ts"][sims] > since) | (engine.calls_out_24h(sims) >= callers_min(engine))
+    return (bursts.others >= policy.co_power_min_sims - 1) & (bursts.ts > since) | \
+        (engine.last_code(sims) > since) | (engine.calls_out_24h(sims) >= callers_min(engine))

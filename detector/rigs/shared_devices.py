@@ -23,20 +23,17 @@ def find(tick: Tick) -> list[Flag]:
     (a gateway's ports take new SIMs long after its first were flagged), and SIMs that
     used a device of this tick's flags in ports (:meth:`Tick.ported`) earlier in the day
     and have been quiet since (a SIM bank rotates SIMs through a port: the one before may
-    be gone when the port's next SIM is flagged). The second looks through every SIM's
-    devices, so it is asked only for devices that carried other SIMs."""
+    be gone when the port's next SIM is flagged). The second asks the engine's device
+    index, and only about devices that carried other SIMs."""
     if not tick.policy.associate:
         return []
     known, ported = tick.known(), tick.ported()
     engine, frame = tick.engine, tick.frame
-    s = engine.sim_state
     out = _device_users(tick, frame, tick.strengths, tick.families, _devices(tick, known))
     dev = _devices(tick, ported)
     if not len(dev):
         return out
-    n = len(engine.sims)
-    recent = s["imei_hour"][:n] >= engine.watermark // 3600 - 23
-    earlier = np.flatnonzero((np.isin(s["imei"][:n], dev) & recent).any(axis=1))
+    earlier = engine.device_users(dev)     # in the last 24 h
     earlier = earlier[~np.isin(earlier, frame.sims)]
     if len(earlier):
         gone = engine.features(earlier)
@@ -46,8 +43,16 @@ def find(tick: Tick) -> list[Flag]:
 
 
 def _devices(tick: Tick, slots: np.ndarray) -> np.ndarray:
-    dev = tick.engine.sim_state["imei"][slots]
+    dev = tick.engine.devices(slots)
     return np.unique(dev[dev != 0])
+
+
+def _among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a sorted, distinct, non-empty ``sorted_set``: a
+    binary search per value, where isin sorts both (the set is every flagged SIM's devices,
+    the values every frame SIM's)."""
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
 
 
 def _device_users(tick: Tick, frame: FeatureFrame, strengths: np.ndarray, families: np.ndarray,
@@ -55,7 +60,7 @@ def _device_users(tick: Tick, frame: FeatureFrame, strengths: np.ndarray, famili
     """Rows of ``frame`` with one kind of rig-like evidence whose SIM used one of ``dev``."""
     if not len(dev):
         return []
-    shares = np.isin(tick.engine.sim_state["imei"][frame.sims], dev).any(axis=1) & (families >= 1)
+    shares = _among(tick.engine.devices(frame.sims), dev).any(axis=1) & (families >= 1)
     out: list[Flag] = []
     for r in np.flatnonzero(shares):
         imsi = imsi_text(frame.imsi[r])

@@ -156,12 +156,16 @@ def test_checkpoint_round_trip_restores_identical_features():
 
 
 def test_state_size_is_bounded():
+    # a thousand SIMs: the indexes' smallest tables are a fixed cost that a hundred would not carry
     e = FeatureEngine()
-    e.apply(batch([(i, SIM + i, DATA, MO, 1, 0, 0, OK, PHONE + 10 * i) for i in range(100)]))
+    e.apply(batch([(i % 3000, SIM + i, DATA, MO, 1, 0, 0, OK, PHONE + 10 * i) for i in range(1000)]))
     size = e.state_bytes()
-    assert size["sims"] == 100 and size["imeis"] == 100
+    assert size["sims"] == 1000 and size["imeis"] == 1000
     assert st.SIM_STATE.itemsize <= 1304
-    assert size["bytes_per_sim"] < 1600
+    # the record, three columns, the SIM, number and device indexes (hash tables at most a
+    # quarter full: 16-32 bytes a key) and a device's record
+    assert size["parts_per_sim"]["indexes"] < 100
+    assert size["bytes_per_sim"] < 1650
 
 
 def test_sort_order_is_lexsort():
@@ -445,3 +449,87 @@ def test_only_the_latest_mates_are_kept():
     for i, s in enumerate(others):     # one an hour (the memory's resolution)
         e.apply(batch([(3600 * (i + 1), SIM, SMS, MO, 0, s % 10**11 + 8613000000000, 0, DELIVERED, PHONE)]))
     assert _mates(e, SIM) == others[-st.MATES:]
+
+
+def _random_rows(rng, n, t0, sims, cells, devices):
+    from detector.records import Direction, RecordType, Result
+    kinds = [RecordType.VOICE, RecordType.SMS, RecordType.DATA, RecordType.ATTACH]
+    rows = []
+    for _ in range(n):
+        kind = kinds[rng.integers(len(kinds))]
+        sim = int(sims[rng.integers(len(sims))])
+        rows.append((t0 + int(rng.integers(0, 3 * 3600)), sim, int(devices[rng.integers(len(devices))]),
+                     cells[rng.integers(len(cells))], int(rng.choice([0, 10690012, 8613900000001])),
+                     Direction.MO if rng.random() < 0.6 else Direction.MT, kind, Result.OK, 30))
+    return sorted(rows)
+
+
+def _scans(engine, asked_imeis, asked_cells, asked_sims):
+    """What the indexes answer, by reading every SIM (as the rig rules once did)."""
+    s, n = engine.sim_state, len(engine.sims)
+    recent = s["imei_hour"][:n] >= engine.watermark // 3600 - 23
+    users = np.flatnonzero((np.isin(s["imei"][:n], asked_imeis) & recent).any(axis=1))
+    in_cells = np.flatnonzero(np.isin(engine.newest_cell(np.arange(n)), asked_cells))
+    alive = np.flatnonzero(s["sync_ts"][:n] > engine.watermark - 86400 - engine.lateness_s)
+    keys = np.sort(engine._burst_keys(alive))
+    lo, hi = engine._burst_reach(asked_sims)
+    mine = s["sync_ts"][asked_sims] > engine.watermark - 86400 - engine.lateness_s
+    members = np.where(mine, np.searchsorted(keys, hi, "right") - np.searchsorted(keys, lo, "left"), 0)
+    calls = s["slot"]["cnt"][asked_sims, :, st.VOICE_OUT].sum(axis=1)
+    return users.tolist(), in_cells.tolist(), members.tolist(), calls.tolist()
+
+
+def _answers(engine, asked_imeis, asked_cells, asked_sims):
+    every = np.ones(len(engine.sims), bool)
+    return (engine.device_users(asked_imeis).tolist(), engine.sims_in_cells(asked_cells).tolist(),
+            engine.burst_members(asked_sims, every).tolist(), engine.calls_out_24h(asked_sims).tolist())
+
+
+def test_the_indexes_answer_as_a_scan_of_every_sim_through_batches_checkpoints_and_outside_writes():
+    from detector.testing import cdr_batch
+    rng = np.random.default_rng(7)
+    sims = 460001000000000 + np.arange(80)
+    devices = 352099001000000 + np.arange(30)
+    cells = [f"460-00-4097-{i}" for i in range(4)]
+    engine = FeatureEngine()
+    for day_hour in range(0, 40, 3):      # past a day, so that devices and bursts age out
+        engine.apply(cdr_batch(_random_rows(rng, 300, T_SYNC + day_hour * 3600, sims, cells, devices)))
+        asked_imeis = devices[rng.integers(0, len(devices), 5)]
+        asked_cells = np.arange(4)[rng.integers(0, 4, 2)]
+        asked_sims = engine.sims.lookup(sims[rng.integers(0, len(sims), 20)])
+        assert _answers(engine, asked_imeis, asked_cells, asked_sims) == \
+            _scans(engine, asked_imeis, asked_cells, asked_sims)
+    # a checkpoint's records, and records written from outside (as the scale-out's rig
+    # stage does), answer alike
+    keys, blobs = engine.export_sims(np.arange(len(engine.sims)))
+    restored, written = FeatureEngine(), FeatureEngine()
+    for e in (restored, written):
+        for name in engine.cells:
+            e.cells[name] = engine.cells[name]
+        e.restore_clock(engine.watermark, engine.observed_from)
+    restored.import_state(keys, blobs, [], [])
+    slots, _ = written._sim_slots(np.array(keys, np.int64))
+    written.sim_state[slots] = np.frombuffer(b"".join(blobs), st.SIM_STATE)
+    for e in (restored, written):
+        asked_sims = e.sims.lookup(sims[:30])
+        assert _answers(e, devices, np.arange(4), asked_sims) == _scans(e, devices, np.arange(4), asked_sims)
+
+
+def test_same_place_is_a_shared_busiest_cell_in_one_hour_of_both_windows():
+    rng = np.random.default_rng(11)
+    e = FeatureEngine()
+    n = 400
+    e.sim_state = st.empty_sim_state(n)
+    e.sim_state["last_hour"] = rng.integers(-1, 60, n)
+    e.sim_state["slot"]["top_cell"] = rng.integers(-1, 4, (n, st.SLOTS))
+    e.sim_state["slot"]["top_cell"][e.sim_state["last_hour"] < 0] = -1    # no hour, no cell
+    a, b = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
+
+    def hours(x):   # (hour, cell) of each slot that holds a busiest cell
+        last = int(e.sim_state["last_hour"][x])
+        return {(last - (last - k) % st.SLOTS, int(c)) for k, c in enumerate(e.sim_state["slot"]["top_cell"][x])
+                if c >= 0 and last >= 0}
+
+    want = [bool(hours(x) & hours(y)) for x, y in zip(a, b)]
+    assert e.same_place(a, b).tolist() == want
+    assert any(want) and not all(want)
