@@ -9,8 +9,10 @@ probe (the next block in a worker thread) and fed through the event-time pipelin
 5-minute scoring ticks, the rig stage, flags). Prints parse records/s, the pipeline's
 records/s (time in ``Pipeline.feed`` while parsing runs beside it), the rig stage's share of
 it, what a checkpoint's pass over the rigs costs at the end, end-to-end records/s, peak
-memory, feature state bytes per SIM and the machine it ran on. ``--no-rigs`` leaves the rig
-stage out (per-SIM flags only, which is not the daemon's path).
+memory, feature state bytes per SIM and the machine it ran on. As in the daemon, the model
+is calibrated to the world's population as it is replayed (docs/calibration.md; the time of
+its refits is printed). ``--no-rigs`` leaves the rig stage out and ``--no-calibration`` the
+calibration (neither is the daemon's path).
 
 For scale, it also times a reference on the same file in the same run: DuckDB (or polars when
 DuckDB is not installed; ``pip install .[bench]``) reading the CSV and aggregating it per IMSI
@@ -37,6 +39,7 @@ import sklearn  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from detector import batch  # noqa: E402
 from detector.features.engine import FeatureEngine  # noqa: E402
+from detector.calibration import CalibrationPolicy, calibrator_for  # noqa: E402
 from detector.pipeline import SCORING_INTERVAL_S, Pipeline  # noqa: E402
 from detector.rigs.book import RigBook  # noqa: E402
 from detector.scoring import Policy, Scorer  # noqa: E402
@@ -99,6 +102,7 @@ def main() -> None:
     ap.add_argument("--interval", type=int, default=SCORING_INTERVAL_S, help="scoring tick, s of event time")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/goipwatch-bench"))
     ap.add_argument("--no-rigs", action="store_true", help="leave the rig stage out")
+    ap.add_argument("--no-calibration", action="store_true", help="score with the model as it is")
     ap.add_argument("--no-reference", action="store_true", help="skip the DuckDB/polars reference")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,20 @@ def main() -> None:
     engine = FeatureEngine()
     scorer = Scorer(model, Policy())
     book = None if args.no_rigs else RigBook(engine, scorer)
-    pipe = Pipeline(engine, scorer, args.interval, rigs=book)
+    calibrator = None if args.no_calibration else \
+        calibrator_for(model, scorer.policy, CalibrationPolicy())
+    t_refit = [0.0]
+    if calibrator is not None:   # the refits' share of the pipeline's time
+        refit = calibrator.refit
+
+        def timed_refit(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return refit(*a, **kw)
+            finally:
+                t_refit[0] += time.perf_counter() - t
+        calibrator.refit = timed_refit
+    pipe = Pipeline(engine, scorer, args.interval, rigs=book, calibrator=calibrator)
     pipe.register(regs)
     t_rigs = [0.0]
     if book is not None:   # the rig stage's share of the pipeline's time
@@ -167,6 +184,7 @@ def main() -> None:
         "end_to_end_s": round(total, 1),
         "flags": flags,
         **rigs,
+        "calibration_refits_s": round(t_refit[0], 2) if calibrator is not None else None,
         "state_bytes_per_sim": round(state["bytes_per_sim"], 1),
         "state_parts_per_sim": state["parts_per_sim"],
         "sim_record_bytes": state["sim_record_bytes"],

@@ -174,10 +174,13 @@ class Baseline:
             if not pick.any():
                 return
         frame = engine.features(sims[pick])
+        # to 4 decimals: the engine's float32 sums round differently in their last bit when a
+        # replay is cut into other batches, and the live model must not move with that
+        values = np.round(frame.values, 4).astype(np.float32)
         day_of = frame.at // DAY
         for d in np.unique(day_of):
             at = day_of == d
-            self._take(int(d), frame.imsi[at], frame.values[at].astype(np.float32), frame.at[at])
+            self._take(int(d), frame.imsi[at], values[at], frame.at[at])
         horizon = int(day_of.max()) - self.policy.window_days
         for d in [d for d in self.days if d <= horizon]:
             del self.days[d]

@@ -154,7 +154,10 @@ async def test_records_from_kafka_reach_the_same_flags_as_the_file(
     topic, n = world_topic
     got, ref = kafka_reference, file_reference
     assert ref["flags"], "the world's rigs should raise flags"
-    assert got["flags"] == ref["flags"]
+    # the same SIMs, kinds and times; the scores to 0.001: the model calibrated to the
+    # network learns from the features below, which differ in their last digits
+    assert [f[:3] for f in got["flags"]] == [f[:3] for f in ref["flags"]]
+    np.testing.assert_allclose([f[3] for f in got["flags"]], [f[3] for f in ref["flags"]], atol=1e-3)
     assert got["features"].keys() == ref["features"].keys()
     for imsi_, values in got["features"].items():
         # Micro-batches cut the feed elsewhere than file blocks: cells get their ids in
