@@ -94,6 +94,23 @@ def reference(cdr: Path) -> dict[str, object] | None:
     return {"tool": tool, "records_per_s": round(records / took), "imsis": imsis, "s": round(took, 2)}
 
 
+def timed(obj, method: str) -> list[float]:
+    """Wrap ``obj.method`` so that its calls' time adds up in the returned one-item list
+    (nothing when ``obj`` is None)."""
+    total = [0.0]
+    if obj is not None:
+        inner = getattr(obj, method)
+
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                total[0] += time.perf_counter() - t
+        setattr(obj, method, wrapper)
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subscribers", type=int, default=1_000_000)
@@ -119,30 +136,10 @@ def main() -> None:
     book = None if args.no_rigs else RigBook(engine, scorer)
     calibrator = None if args.no_calibration else \
         calibrator_for(model, scorer.policy, CalibrationPolicy())
-    t_refit = [0.0]
-    if calibrator is not None:   # the refits' share of the pipeline's time
-        refit = calibrator.refit
-
-        def timed_refit(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return refit(*a, **kw)
-            finally:
-                t_refit[0] += time.perf_counter() - t
-        calibrator.refit = timed_refit
+    t_refit = timed(calibrator, "refit")     # the refits' share of the pipeline's time
     pipe = Pipeline(engine, scorer, args.interval, rigs=book, calibrator=calibrator)
     pipe.register(regs)
-    t_rigs = [0.0]
-    if book is not None:   # the rig stage's share of the pipeline's time
-        extend = book.extend
-
-        def timed_extend(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return extend(*a, **kw)
-            finally:
-                t_rigs[0] += time.perf_counter() - t
-        book.extend = timed_extend
+    t_rigs = timed(book, "extend")           # the rig stage's share of the pipeline's time
 
     # parse alone (the probe's share), then the daemon's path: blocks parsed in a worker
     # thread while the main thread feeds the previous one through the pipeline
