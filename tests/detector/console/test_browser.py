@@ -203,7 +203,8 @@ async def test_analyst_logs_in_opens_a_rig_and_confirms_it(page, pool):
     await page.click(f'tr[data-rig="{RIG.id}"] a')
     assert await page.path() == f"/console/rigs/{RIG.id}"
     assert await page.text("#rig-status") == "open"
-    assert len(await page.do(page.driver.find_elements, "css selector", "svg.chart")) == 2
+    # activity by event time, activity by wall clock, cells by hour
+    assert len(await page.do(page.driver.find_elements, "css selector", "svg.chart")) == 3
     await page.shot("rig")
 
     await page.type('input[name="note"]', "seen at the site")
