@@ -1,4 +1,4 @@
-"""The rig rules' knobs (``[detector.rigs]`` of the config)."""
+"""The rig rules' knobs (flat in ``[detector]`` of the config, beside the scoring policy's)."""
 
 from __future__ import annotations
 
