@@ -101,7 +101,8 @@ def _mix(keys: np.ndarray) -> np.ndarray:
 
 @dataclass(slots=True)
 class _Day:
-    """One event day of the sampled SIMs: per SIM, extremes and a reservoir of snapshots."""
+    """One event day of the sampled SIMs: per SIM, extremes and one snapshot per k-th of the
+    day."""
     imsi: list[int] = field(default_factory=list)
     index: dict[int, int] = field(default_factory=dict)
     highs: np.ndarray = field(default_factory=lambda: np.empty((0, _F), np.float32))
@@ -162,7 +163,7 @@ class Baseline:
         """Take the features of the followed SIMs among ``sims`` (slots touched at a tick)."""
         if not len(sims):
             return
-        imsi = engine.sims.keys_by_slot[sims]
+        imsi = engine.imsis(sims)
         h = _mix(imsi)
         pick = h <= self.threshold
         if not pick.any():
@@ -198,8 +199,6 @@ class Baseline:
     def _take(self, d: int, imsi: np.ndarray, values: np.ndarray, at: np.ndarray) -> None:
         day = self.days.setdefault(d, _Day())
         k = self.policy.snapshots_per_sim_day
-        if not day.snaps.shape[1:2] or day.snaps.shape[1] != k:
-            day.snaps = np.empty((0, k, _F), np.float32)
         rows = day.rows_of(imsi, k)
         counts = (values[:, _VOICE_OUT] >= CALLERS_MIN_VOICE_OUT)[:, None] | ~_NEEDS_CALLS[None, :]
         np.maximum.at(day.highs, rows, np.where(counts, values, -np.inf))
@@ -268,8 +267,6 @@ class Baseline:
             if _mix(np.array([imsi], np.int64))[0] > self.threshold:
                 continue
             day = self.days.setdefault(int(day_ts) // DAY, _Day())
-            if day.snaps.shape[1:2] != (k,):
-                day.snaps = np.empty((0, k, _F), np.float32)
             r = int(day.rows_of(np.array([imsi], np.int64), k)[0])
             _unpack(day, r, packed, k)
             self.followed.add(int(imsi))

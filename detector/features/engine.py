@@ -589,6 +589,10 @@ class FeatureEngine:
         """Event time of each SIM's newest record."""
         return self.sim_state["last_ts"][sims]
 
+    def imsis(self, sims: np.ndarray) -> np.ndarray:
+        """IMSI (int64) of each SIM slot."""
+        return self.sims.keys_by_slot[sims]
+
     def msisdns(self, sims: np.ndarray) -> np.ndarray:
         """Each SIM's number (0 when unknown)."""
         return self.sim_state["msisdn"][sims]
