@@ -17,7 +17,6 @@ that the chain no longer holds, or holds with another hash
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+
+from detector.api.background import Background
 
 log = logging.getLogger("goipwatch.api")
 
@@ -87,13 +88,14 @@ async def head(pool: asyncpg.Pool) -> tuple[int, str]:
     return (r["seq"], r["hash"]) if r else (0, "0" * 64)
 
 
-class AnchorExporter:
+class AnchorExporter(Background):
     """Appends the chain's head to ``path`` every ``interval_s`` when it moved."""
+
+    task_name = "audit-anchor"
 
     def __init__(self, pool: asyncpg.Pool, path: str | Path, interval_s: float) -> None:
         self.pool, self.path, self.interval_s = pool, Path(path), interval_s
         self._last: tuple[int, str] | None = None
-        self._task: asyncio.Task | None = None
 
     async def export(self) -> tuple[int, str] | None:
         """Append the head if it moved since the last line this process wrote; the head."""
@@ -114,17 +116,9 @@ class AnchorExporter:
                 log.exception("audit anchor export failed", extra={"path": str(self.path)})
             await asyncio.sleep(self.interval_s)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-anchor")
-
     async def stop(self) -> None:
         """Stop, exporting the head a last time."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         try:
             await self.export()
         except Exception:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.api.auth import Credentials, CredentialSourceLike
+from detector.api.background import Background
 
 log = logging.getLogger("goipwatch.api")
 
@@ -65,8 +66,10 @@ def diff(old: Credentials, new: Credentials) -> tuple[frozenset[str], frozenset[
     return removed, rekeyed
 
 
-class CredentialSource(CredentialSourceLike):
+class CredentialSource(CredentialSourceLike, Background):
     """The credentials in force (:attr:`current`), reloaded from ``path`` when it changes."""
+
+    task_name = "credentials-watch"
 
     def __init__(self, path: str | Path, poll_s: float = 1.0,
                  on_reload: Callable[[Reload], Awaitable[None]] | None = None,
@@ -82,7 +85,6 @@ class CredentialSource(CredentialSourceLike):
         self._failed_sha256 = ""          # a bad content is reported once
         self._wake = asyncio.Event()
         self._forced = False
-        self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
     def _read(self) -> bytes | None:
@@ -92,18 +94,6 @@ class CredentialSource(CredentialSourceLike):
             return None
 
     # ---- running --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="credentials-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def request_reload(self) -> None:
         """Read the file now, changed or not (SIGHUP); safe to call from a signal handler."""
