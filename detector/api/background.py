@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
@@ -14,9 +14,7 @@ class Background:
 
     task_name = "background"
     _task: asyncio.Task | None = None
-
-    def _run(self) -> Coroutine[Any, Any, None]:
-        raise NotImplementedError
+    _run: Callable[[], Coroutine[Any, Any, None]]     # the subclass's loop
 
     def start(self) -> None:
         if self._task is None:
