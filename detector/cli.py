@@ -384,7 +384,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from detector import config as config_mod, logs
     from detector.daemon import serve_api
-    from detector.store.db import session
+    from detector.store.db import opened
 
     cfg = config_mod.load(args.config)
     logs.setup(cfg.daemon.log_level)
@@ -396,8 +396,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with session(cfg.store, cfg.daemon.state_dir) as pool:
-            runner = await serve_api(pool, cfg)
+        async with opened(cfg.store, cfg.daemon.state_dir) as (pool, dsn):
+            runner = await serve_api(pool, dsn, cfg)
             try:
                 await stop.wait()
             finally:

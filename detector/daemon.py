@@ -127,7 +127,7 @@ class Daemon:
             if isinstance(probe, ResumableProbe):   # start where the checkpoint ends
                 probe.resume(await cp.stream_offsets(self.pool, probe.name))
         await self._catch_up_stream()
-        self._api = await serve_api(self.pool, self.config)
+        self._api = await serve_api(self.pool, dsn, self.config)
         if self.config.ops is not None and self.config.ops.enabled:
             from detector.ops import start_ops
             self._ops = await start_ops(self, self.config.ops)
@@ -458,9 +458,10 @@ class Daemon:
         await self._emit()
 
 
-async def serve_api(pool: asyncpg.Pool, config: Config):
+async def serve_api(pool: asyncpg.Pool, dsn: str, config: Config):
     """Start the lookup API (with the verification status callbacks when requests are
-    configured) if ``[api]`` is enabled; returns its runner, or None."""
+    configured) if ``[api]`` is enabled; returns its runner, or None. ``dsn`` is the store
+    ``pool`` is on, for the report worker's own connection."""
     if config.api is None or not config.api.enabled:
         return None
     from detector.api import start_api
@@ -470,7 +471,7 @@ async def serve_api(pool: asyncpg.Pool, config: Config):
         routes.append(status_routes(pool, config.verification.load_secret(),
                                     config.verification.max_skew_s))
     from detector.api.reports import report_routes
-    routes.append(report_routes(config.report))      # GET /v1/reports/{month}: regulators
+    routes.append(report_routes(dsn, config.report))  # GET /v1/reports/{month}: regulators
     runner = await start_api(pool, config.api, routes)
     log.info("API listening", extra={"addresses": [str(a) for a in runner.addresses]})
     return runner

@@ -1,4 +1,4 @@
-"""The monthly report over the API (issue 7): ``GET /v1/reports/{month}`` for the regulator
+"""The monthly report over the API: ``GET /v1/reports/{month}`` for the regulator
 (and admin) role.
 
 ``?format=json`` (default) answers every table with its columns' units and definitions, the
@@ -8,23 +8,21 @@ no subscriber identifier. Every request, answered or refused, is audited like a 
 (action ``reports.get``, the month and format as its query, the SHA-256 of the body sent); an
 answer that cannot be audited is not sent.
 
-The PDF and the workbook are rendered in a worker process (:mod:`detector.report.worker`),
-never on the event loop that answers the lookups; when renderings are queued to the bound
-already, one more is refused with 503 ``render_busy`` and ``Retry-After``.
+The report is gathered and made in a worker process (:mod:`detector.report.worker`) with a
+connection of its own, never on the event loop that answers the lookups; when reports are
+queued to the bound already, one more is refused with 503 ``render_busy`` and
+``Retry-After``.
 """
 
 from __future__ import annotations
-
-import json
 
 import asyncpg
 from aiohttp import web
 
 from detector.api.kit import Refusal
 from detector.api.audited import Answer, Caller, as_answer, audited_handler
-from detector.report import ReportConfig, ReportError, gather, parse_month
-from detector.report.tables import Report
-from detector.report.worker import RenderBusy, RenderPool
+from detector.report import ReportConfig, ReportError, parse_month
+from detector.report.worker import NoTable, RenderBusy, RenderPool
 
 REPORT_ROLES = frozenset({"regulator", "admin"})
 FORMATS = {"json": "application/json", "csv": "text/csv",
@@ -62,32 +60,23 @@ def _params(request: web.Request, query: dict) -> tuple[str, str]:
     return fmt, table
 
 
-async def _render(report: Report, fmt: str, table: str, config: ReportConfig,
-                  renderer: RenderPool) -> tuple[bytes, list[str]]:
-    """(body, field paths for the audit)."""
-    if fmt == "json":
-        doc = report.to_json()
-        return json.dumps(doc, ensure_ascii=False).encode(), sorted(doc)
-    if fmt == "csv":
-        from detector.report.csvout import table_csv
-        try:
-            t = report.table(table)
-        except KeyError:
-            raise Refusal(404, "no_table", f"no table {table!r} (tables: "
-                          f"{', '.join(t.name for t in report.tables)})") from None
-        return table_csv(t).encode(), [f"{table}.csv"]
+async def _made(renderer: RenderPool, dsn: str, month: str, config: ReportConfig, fmt: str,
+                table: str) -> tuple[bytes, list[str]]:
+    """(body, field paths for the audit), from the worker."""
     try:
-        body = await renderer.render(fmt, report, config.top_channels)
+        return await renderer.make(dsn, month, config, fmt, table)
+    except NoTable as e:
+        raise Refusal(404, "no_table", str(e)) from None
     except RenderBusy:
-        raise Refusal(503, "render_busy", "too many reports are being rendered; retry later",
+        raise Refusal(503, "render_busy", "too many reports are being made; retry later",
                       {"Retry-After": str(RETRY_RENDER_S)}) from None
-    return body, [f"report-{report.month}.{fmt}"]
 
 
-def report_routes(config: ReportConfig = ReportConfig(),
+def report_routes(dsn: str, config: ReportConfig = ReportConfig(),
                   renderer: RenderPool | None = None) -> web.RouteTableDef:
-    """The report route, for ``make_app(..., routes=[...])``; documents are rendered by
-    ``renderer`` (by default the process's worker, :func:`default_renderer`), started here."""
+    """The report route, for ``make_app(..., routes=[...])``; reports are made from the store
+    at ``dsn`` (the API's own) by ``renderer`` (by default the process's worker,
+    :func:`default_renderer`), started here."""
     routes = web.RouteTableDef()
     renderer = renderer or default_renderer()
     renderer.start()
@@ -101,8 +90,7 @@ def report_routes(config: ReportConfig = ReportConfig(),
             parse_month(month)
         except ReportError as e:
             raise Refusal(400, "invalid_value", str(e), field="month") from None
-        report = await gather(pool, month, config)
-        body, fields = await _render(report, fmt, table, config, renderer)
+        body, fields = await _made(renderer, dsn, month, config, fmt, table)
         headers = {"Cache-Control": "no-store"}
         if fmt != "json":
             name = f"{table}-{month}.csv" if fmt == "csv" else f"report-{month}.{fmt}"

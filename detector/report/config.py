@@ -17,7 +17,7 @@ column) to its host network; every other carrier is reported as a network operat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -81,6 +81,13 @@ class ReportConfig:
             raise ValueError(f"{where}.min_population: must be 1..1000000000 active subscribers")
         return cfg
 
+    def __reduce__(self):
+        """Pickled with plain dicts (a mapping proxy does not pickle): the API hands its
+        configuration to the report worker's process."""
+        return (_unpickled, ({f.name: getattr(self, f.name) for f in fields(self)
+                              if f.name not in _MAPPINGS},
+                             {name: dict(getattr(self, name)) for name in _MAPPINGS}))
+
     def region_of(self, cell: str) -> str:
         """The region of a canonical cell id ('' = the SIM was never located)."""
         if not cell:
@@ -96,3 +103,11 @@ class ReportConfig:
             return "unknown"
         host = self.virtual_operators.get(carrier)
         return f"virtual operator on {host}" if host else "network operator"
+
+
+_MAPPINGS = ("regions", "virtual_operators")
+
+
+def _unpickled(values: dict[str, Any], mappings: dict[str, dict[str, str]]) -> ReportConfig:
+    return replace(ReportConfig(**values),
+                   **{name: MappingProxyType(m) for name, m in mappings.items()})

@@ -44,6 +44,21 @@ def _pct(v: Any) -> str:
     return "–" if v is None else f"{100 * float(v):.1f}%"
 
 
+def _keys(table) -> dict[str, int]:
+    return {c.key: i for i, c in enumerate(table.columns)}
+
+
+def interval_cell(row, k: dict[str, int], what: str = "fraud_per_10k") -> str:
+    """The 95 % interval of a rate per 10,000, beside the rate: a ranking reader must see
+    that 2 cards of 64 say little (given even where the rate is withheld below the minimum
+    population)."""
+    low, high = row[k[f"{what}_low"]], row[k[f"{what}_high"]]
+    if low is None:
+        return "–"
+    short = (lambda v: f"{v:,.0f}") if high >= 100 else (lambda v: f"{v:.1f}")
+    return f"{short(low)}–{short(high)}"
+
+
 def _page(plt, title: str, subtitle: str, report: Report):
     fig = plt.figure(figsize=A4)
     fig.text(0.04, 0.955, title, fontsize=17, weight="bold", color=INK, va="top")
@@ -174,26 +189,33 @@ def _carriers(plt, report: Report):
                 "network operators and virtual operators (brands); worst rate first; counts are "
                 "cards first flagged in the month", report)
     ax = fig.add_axes([0.2, 0.56, 0.74, 0.32])
-    rows = [r for r in t.rows if r[6] is not None]
+    k = _keys(t)
+    rate, low, high = k["fraud_per_10k"], k["fraud_per_10k_low"], k["fraud_per_10k_high"]
+    rows = [r for r in t.rows if r[rate] is not None]
     names = [f"{r[0]}" + (" (virtual)" if r[1].startswith("virtual") else "") for r in rows][::-1]
-    rates = [r[6] for r in rows][::-1]
+    rates = [r[rate] for r in rows][::-1]
+    # the 95 % interval as a whisker: a short bar from few subscribers is not a sure one
+    spread = [[r[rate] - r[low] for r in rows][::-1], [r[high] - r[rate] for r in rows][::-1]]
     colors = [PALETTE[1] if "virtual" in n else PALETTE[0] for n in names]
-    bars = ax.barh(names, rates, color=colors)
+    bars = ax.barh(names, rates, color=colors, xerr=spread or None,
+                   error_kw={"ecolor": MUTED, "elinewidth": 0.8, "capsize": 2})
     for b, r in zip(bars, rows[::-1]):
-        ax.text(b.get_width(), b.get_y() + b.get_height() / 2,
-                f"  {r[6]:.1f}  ({r[5]} of {r[2]:,})", va="center", fontsize=7.5, color=INK)
-    ax.set_xlabel("fraud-involved cards per 10,000 active subscribers", fontsize=8)
+        ax.text(r[high], b.get_y() + b.get_height() / 2,
+                f"  {r[rate]:.1f} ({r[low]:.1f}–{r[high]:.1f})  {r[5]} of {r[2]:,}",
+                va="center", fontsize=7.5, color=INK)
+    ax.set_xlabel("fraud-involved cards per 10,000 active subscribers, with 95 % interval",
+                  fontsize=8)
     ax.tick_params(labelsize=8)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_xlim(0, max(rates or [1]) * 1.35)
+    ax.set_xlim(0, max([r[high] for r in rows] or [1]) * 1.5)
     headers = ["Carrier / brand", "Type", "Active\nsubscribers", "Flagged\ncards",
-               "Confirmed\nfraud", "Fraud-\ninvolved", "per\n10,000", "Rigs", "Cards in\nrigs",
+               "Confirmed\nfraud", "Fraud-\ninvolved", "per\n10,000", "95%\ninterval", "Rigs", "Cards in\nrigs",
                "Largest\nrig", "Bulk-reg.\ncards", "Police\nlookups"]
     body = [[r[0], r[1].replace("virtual operator on ", "virtual on "), _num(r[2]), _num(r[3]),
-             _num(r[4]), _num(r[5]), _num(r[6]), _num(r[7]), _num(r[8]), _num(r[9]), _num(r[10]),
-             _num(r[-1])] for r in t.rows]
+             _num(r[4]), _num(r[5]), _num(r[6]), interval_cell(r, k), _num(r[7]), _num(r[8]),
+             _num(r[9]), _num(r[10]), _num(r[-1])] for r in t.rows]
     _table(fig, [0.04, 0.06, 0.92, 0.42], headers, body,
-           widths=[0.13, 0.15] + [0.072] * 10, left=2)
+           widths=[0.12, 0.13] + [0.0682] * 11, left=2)
     return fig
 
 
@@ -234,7 +256,7 @@ def _timing(plt, report: Report):
                "Flag →\nrequest\np95", within.replace("Requests delivered ", "Delivered\n"),
                "Re-verify\nrequests", "Passed", "Failed", "Suspend\nrequests", "Suspended",
                "Police\nconfirmed", "Awaiting\noutcome"]
-    k = {c.key: i for i, c in enumerate(t.columns)}
+    k = _keys(t)
     body = [[r[0], _num(r[k["timed_cards"]]), human_s(r[k["first_activity_to_flag_median_s"]]),
              human_s(r[k["first_activity_to_flag_p95_s"]]), _num(r[k["verification_requests"]]),
              human_s(r[k["flag_to_request_median_s"]]), human_s(r[k["flag_to_request_p95_s"]]),
@@ -296,12 +318,15 @@ def _channels(plt, report: Report, top: int):
     ax.yaxis.set_major_locator(_integer_ticks())
     ax.tick_params(axis="y", labelsize=7.5)
     ax.spines[["top", "right"]].set_visible(False)
-    headers = ["Rank", "Channel", "Active\nsubscribers", "Fraud-involved\ncards", "per\n10,000",
-               f"Cards\n{prev}", f"per 10,000\n{prev}", "Change\n(cards)", "Change\n(rate)"]
-    body = [[str(r[0]), r[1], _num(r[2]), _num(r[3]), _num(r[4]), _num(r[5]), _num(r[6]),
+    headers = ["Rank", "Channel", "Active\nsubscribers", "Fraud-involved\ncards",
+               "per\n10,000", "95%\ninterval", f"Cards\n{prev}", f"per 10,000\n{prev}",
+               "Change\n(cards)", "Change\n(rate)"]
+    k = _keys(t)
+    body = [[str(r[0]), r[1], _num(r[2]), _num(r[3]), _num(r[4]), interval_cell(r, k), _num(r[5]),
+             _num(r[6]),
              f"{r[7]:+d}", "–" if r[8] is None else f"{r[8]:+.2f}"] for r in rows[:12]]
     _table(fig, [0.04, 0.06, 0.92, 0.42], headers, body,
-           widths=[0.05, 0.14] + [0.1] * 7, left=2)
+           widths=[0.05, 0.13] + [0.091] * 8, left=2)
     return fig
 
 
@@ -310,18 +335,19 @@ def _regions(plt, report: Report):
     fig = _page(plt, "Regions",
                 "a card's region is that of its last located cell up to the month "
                 "(cell-prefix table in config [report] regions); worst rate first", report)
-    k = {c.key: i for i, c in enumerate(t.columns)}
+    k = _keys(t)
     headers = ["Region", "Active\nsubscribers", "Flagged\ncards", "Confirmed\nfraud",
-               "Fraud-\ninvolved", "per\n10,000", "Rigs", "Bulk-reg.\ncards",
+               "Fraud-\ninvolved", "per\n10,000", "95%\ninterval", "Rigs", "Bulk-reg.\ncards",
                "1st activity\n→ flag\nmedian", "Flag →\nrequest\nmedian", "Delivered\nwithin\nservice level",
                "Passed\nre-verif.", "Suspended"]
     body = [[r[0], _num(r[k["active_subscribers"]]), _num(r[k["flagged_cards"]]),
              _num(r[k["confirmed_fraud_cards"]]), _num(r[k["fraud_involved_cards"]]),
-             _num(r[k["fraud_per_10k"]]), _num(r[k["rigs"]]), _num(r[k["bulk_registered_cards"]]),
+             _num(r[k["fraud_per_10k"]]), interval_cell(r, k), _num(r[k["rigs"]]),
+             _num(r[k["bulk_registered_cards"]]),
              human_s(r[k["first_activity_to_flag_median_s"]]),
              human_s(r[k["flag_to_request_median_s"]]), _pct(r[k["requests_within_share"]]),
              _num(r[k["reverified"]]), _num(r[k["suspended"]])] for r in t.rows[:22]]
-    _table(fig, [0.04, 0.06, 0.92, 0.8], headers, body, widths=[0.14] + [0.0715] * 12)
+    _table(fig, [0.04, 0.06, 0.92, 0.8], headers, body, widths=[0.13] + [0.067] * 13)
     return fig
 
 

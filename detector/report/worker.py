@@ -1,7 +1,14 @@
-"""Reports rendered in a worker process, so that a PDF or a workbook never holds the API's
-event loop (and with it every lookup) for the seconds matplotlib or openpyxl take.
+"""Reports made in a worker process, so that a report never holds the API's event loop (and
+with it every lookup) for the time its assembly takes or the seconds matplotlib or openpyxl
+take to render it.
 
-A thread would not do: rendering is Python code that holds the GIL the event loop needs. The
+The worker does the whole job for the API (:meth:`RenderPool.make`): it opens a connection of
+its own to the store, reads the month in one read-only snapshot (:func:`gather`), and returns
+the document in the asked format with the field paths the audit records. The API process
+only checks the request and sends the bytes.
+
+A thread would not do: assembly and rendering are Python code that holds the GIL the event
+loop needs. The
 worker is a separate process (spawned, not forked from a process with a running loop and a
 connection pool), started with the API (:meth:`RenderPool.start`) or at the first rendering, one at a time (matplotlib's pyplot state is
 per process and a 2-core machine has no core to spare for a second), at a lower scheduling
@@ -14,20 +21,40 @@ bound behind the others.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any, Callable
 
+from detector.report.config import ReportConfig
 from detector.report.tables import Report
 
-FORMATS = ("pdf", "xlsx")
+FORMATS = ("pdf", "xlsx")                    # rendered documents
+DOCUMENTS = ("json", "csv") + FORMATS        # what :func:`document` makes
 WORKER_NICE = 10       # added to the worker's niceness: the API (and its lookups) go first
 
 
 class RenderBusy(Exception):
     """Too many renderings are waiting already."""
+
+
+class NoTable(LookupError):
+    """A CSV of a table the report does not have."""
+
+    def __init__(self, table: str, tables: list[str]) -> None:
+        super().__init__(table, tables)
+        self.table, self.tables = table, tables
+
+    def __str__(self) -> str:
+        return f"no table {self.table!r} (tables: {', '.join(self.tables)})"
+
+
+class ReportFailed(RuntimeError):
+    """The worker could not make the report (the store's error, as text: a database
+    driver's exception need not survive the trip between processes)."""
 
 
 def render(fmt: str, report: Report, top_channels: int = 20) -> bytes:
@@ -39,6 +66,48 @@ def render(fmt: str, report: Report, top_channels: int = 20) -> bytes:
         from detector.report.xlsx import xlsx_bytes
         return xlsx_bytes(report)
     raise ValueError(f"render: format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+
+
+def document(report: Report, fmt: str, table: str = "",
+             top_channels: int = 20) -> tuple[bytes, list[str]]:
+    """(body, field paths for the audit) of ``report`` as ``fmt``: the whole report as JSON,
+    one ``table`` as CSV, or a rendered document."""
+    if fmt == "json":
+        doc = report.to_json()
+        return json.dumps(doc, ensure_ascii=False).encode(), sorted(doc)
+    if fmt == "csv":
+        from detector.report.csvout import table_csv
+        try:
+            t = report.table(table)
+        except KeyError:
+            raise NoTable(table, [t.name for t in report.tables]) from None
+        return table_csv(t).encode(), [f"{table}.csv"]
+    if fmt in FORMATS:
+        return render(fmt, report, top_channels), [f"report-{report.month}.{fmt}"]
+    raise ValueError(f"document: format must be one of {', '.join(DOCUMENTS)} (got {fmt!r})")
+
+
+async def _gathered(dsn: str, month: str, config: ReportConfig) -> Report:
+    import asyncpg
+
+    from detector.report.gather import gather
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, command_timeout=600)
+    try:
+        return await gather(pool, month, config)
+    finally:
+        await pool.close()
+
+
+def make(dsn: str, month: str, config: ReportConfig, fmt: str,
+         table: str = "") -> tuple[bytes, list[str]]:
+    """What the worker runs for :meth:`RenderPool.make` (also callable in-process): the
+    report of ``month`` read from the store at ``dsn``, as :func:`document`."""
+    try:
+        report = asyncio.run(_gathered(dsn, month, config))
+    except Exception as e:   # noqa: BLE001  (any driver error, as picklable text)
+        raise ReportFailed(f"{type(e).__name__}: {e}") from None
+    return document(report, fmt, table, config.top_channels)
 
 
 def seccomp_filtered(proc_status: str) -> bool:
@@ -96,19 +165,32 @@ class RenderPool:
         wait for it; called when the routes are made, before the API serves."""
         self._pool().submit(os.getpid)
 
+    async def make(self, dsn: str, month: str, config: ReportConfig, fmt: str,
+                   table: str = "") -> tuple[bytes, list[str]]:
+        """(body, field paths for the audit) of the report of ``month``, gathered and made by
+        the worker (:func:`make`); :class:`RenderBusy` when ``queue`` reports are in flight
+        already."""
+        if fmt not in DOCUMENTS:
+            raise ValueError(f"make: format must be one of {', '.join(DOCUMENTS)} (got {fmt!r})")
+        return await self._run(make, dsn, month, config, fmt, table)
+
     async def render(self, fmt: str, report: Report, top_channels: int = 20) -> bytes:
-        """The document, rendered by the worker; :class:`RenderBusy` when ``queue`` renderings
-        are in flight already. A worker that died is replaced at the next rendering."""
+        """The document of a report gathered already, rendered by the worker; as
+        :meth:`make` for the bound."""
         if fmt not in FORMATS:
             raise ValueError(f"render: format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+        return await self._run(render, fmt, report, top_channels)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the worker, within the bound. A worker that died is replaced at
+        the next call."""
         if self._in_flight >= self.queue:
-            raise RenderBusy(f"{self._in_flight} renderings in flight")
+            raise RenderBusy(f"{self._in_flight} reports in flight")
         self._in_flight += 1
         try:
             pool = self._pool()
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    pool, render, fmt, report, top_channels)
+                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
             except BrokenProcessPool:
                 if self._executor is pool:
                     self._executor = None

@@ -91,16 +91,24 @@ def resolve_dsn(dsn: str, dsn_file: str, state_dir: Path):
 
 
 @contextlib.asynccontextmanager
-async def session(store, state_dir: Path):
-    """A pool on the configured store (``[store]`` settings), for commands that run beside
-    the daemon or instead of it; an embedded server is stopped afterwards."""
+async def opened(store, state_dir: Path):
+    """(pool, DSN) on the configured store (``[store]`` settings), for commands that run
+    beside the daemon or instead of it; the DSN for a process of their own that connects to
+    the same store (the report worker). An embedded server is stopped afterwards."""
     dsn, embedded = resolve_dsn(store.dsn, store.dsn_file, state_dir)
     try:
         pool = await connect(dsn, store.pool_size)
         try:
-            yield pool
+            yield pool, dsn
         finally:
             await pool.close()
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def session(store, state_dir: Path):
+    """A pool on the configured store, as :func:`opened`."""
+    async with opened(store, state_dir) as (pool, _):
+        yield pool

@@ -12,8 +12,8 @@ from tests.detector.api.conftest import IMSI, MSISDN, OTHER_IMSI, audit_rows, au
 
 
 @pytest.fixture
-async def rclient(pool, api_config, make_client):
-    return await make_client(pool, api_config, [report_routes(ReportConfig())])
+async def rclient(pg_dsn, pool, api_config, make_client):
+    return await make_client(pool, api_config, [report_routes(pg_dsn, ReportConfig())])
 
 
 async def test_regulator_reads_the_report_as_json_with_definitions(rclient, pool):
@@ -106,16 +106,16 @@ async def test_a_failure_inside_the_report_is_a_problem_and_audited(rclient, poo
     assert json.loads(row["query"])["month"] == "2026-10"
 
 
-async def test_a_rendering_beyond_the_bound_is_503_and_audited(pool, api_config, make_client):
+async def test_a_rendering_beyond_the_bound_is_503_and_audited(pg_dsn, pool, api_config, make_client):
     import asyncio
 
-    from detector.report import gather
     from detector.report.worker import RenderPool
 
     renderer = RenderPool(queue=1)
     try:
-        client = await make_client(pool, api_config, [report_routes(ReportConfig(), renderer)])
-        busy = asyncio.ensure_future(renderer.render("pdf", await gather(pool, "2026-10", ReportConfig())))
+        client = await make_client(pool, api_config,
+                                   [report_routes(pg_dsn, ReportConfig(), renderer)])
+        busy = asyncio.ensure_future(renderer.make(pg_dsn, "2026-10", ReportConfig(), "pdf"))
         while renderer.in_flight == 0:
             await asyncio.sleep(0)
         r = await client.get("/v1/reports/2026-10?format=pdf", headers=auth("regulator"))
@@ -129,3 +129,18 @@ async def test_a_rendering_beyond_the_bound_is_503_and_audited(pool, api_config,
         assert r.status == 200 and (await r.read()).startswith(b"%PDF")
     finally:
         renderer.close()
+
+
+async def test_the_api_process_neither_gathers_nor_renders(rclient, monkeypatch):
+    """Lookups share the API's event loop: the report is read and made in the worker."""
+    def elsewhere(*_a, **_k):
+        raise AssertionError("the report was made on the API process")
+
+    import sys
+
+    import detector.report.worker  # noqa: F401
+    monkeypatch.setattr(sys.modules["detector.report.gather"], "gather", elsewhere)
+    monkeypatch.setattr(sys.modules["detector.report.worker"], "document", elsewhere)
+    for fmt in ("json", "pdf"):
+        r = await rclient.get(f"/v1/reports/2026-10?format={fmt}", headers=auth("regulator"))
+        assert r.status == 200

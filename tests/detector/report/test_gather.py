@@ -276,3 +276,11 @@ async def test_a_lookup_made_while_a_month_is_replayed_counts_in_that_month(pg_d
     assert october.table("lookups").row(outcome="answered")["lookups"] == 3
     assert october.table("carriers").row(carrier=CM)["police_lookups"] == 2
     assert this_month.table("lookups").row(outcome="all")["lookups"] == 0
+
+
+def test_the_configuration_crosses_to_the_worker_process_unchanged():
+    import pickle
+    back = pickle.loads(pickle.dumps(CONFIG))
+    assert back == CONFIG and back.region_of("460-00-4101-7") == CONFIG.region_of("460-00-4101-7")
+    with pytest.raises(TypeError):
+        back.regions["460"] = "elsewhere"         # still read-only

@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from detector.report import gather, write_all
-from detector.report.pdf import human_s
+from detector.report.pdf import human_s, interval_cell
 from detector.report.tables import Column, Table
 from detector.report.xlsx import HEADER_ROWS
 from detector.store.db import connect
@@ -128,3 +128,18 @@ def test_only_text_cells_are_quoted_numbers_stay_numbers():
     rows = list(csv.reader(io.StringIO(table_csv(t), newline="")))
     assert rows == [["name", "change"], ["'=1+1", "-3"], ["'+31", "2.5"], ["'-x", "-0.25"],
                     ["'@SUM(A1)", "0"], ["'\tx", ""], ["'\rx", "1"], ["plain - text", "-1"]]
+
+
+async def test_pdf_rates_carry_their_interval(written):
+    report, _ = written
+    carriers = report.table("carriers")
+    k = {c.key: i for i, c in enumerate(carriers.columns)}
+    cm = next(r for r in carriers.rows if r[0] == "China Mobile")
+    assert interval_cell(cm, k) == "1,500–8,500"
+    small = list(cm)
+    small[k["fraud_per_10k_low"]], small[k["fraud_per_10k_high"]] = 0.31, 57.26
+    assert interval_cell(small, k) == "0.3–57.3"
+    none_active = list(cm)
+    for key in ("active_subscribers", "fraud_per_10k", "fraud_per_10k_low", "fraud_per_10k_high"):
+        none_active[k[key]] = 0 if key == "active_subscribers" else None
+    assert interval_cell(none_active, k) == "–"        # no subscribers: no rate, no interval

@@ -1,16 +1,18 @@
-"""Reports rendered in the worker process: the same documents as rendered in-process, and a
-bound on renderings in flight."""
+"""Reports made in the worker process: gathered there from the store on a connection of its
+own, the same documents as made in-process, and a bound on reports in flight."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import openpyxl
 import pytest
 
 from detector.report.pdf import pdf_bytes
-from detector.report.worker import RenderBusy, RenderPool, render, seccomp_filtered
+from detector.report.worker import (NoTable, RenderBusy, RenderPool, ReportFailed, document,
+                                    render, seccomp_filtered)
 from tests.detector.report.test_gather import CONFIG, report  # noqa: F401  (the fixture)
 
 
@@ -66,3 +68,27 @@ async def test_an_unknown_format_is_refused_naming_it(report, renderer):
 ])
 def test_a_seccomp_filter_is_told_from_the_process_status(status, filtered):
     assert seccomp_filtered(status) is filtered
+
+
+async def test_the_worker_gathers_from_the_store_what_the_api_process_would(pg_dsn, report, renderer):
+    body, fields = await renderer.make(pg_dsn, "2026-10", CONFIG, "json")
+    made, here = json.loads(body), json.loads(document(report, "json")[0])
+    assert fields == sorted(made)
+    assert made.pop("generated_at") and here.pop("generated_at")    # made at different times
+    assert made == here
+    body, fields = await renderer.make(pg_dsn, "2026-10", CONFIG, "csv", "channels")
+    assert body == document(report, "csv", "channels")[0] and fields == ["channels.csv"]
+
+
+async def test_a_table_the_report_lacks_is_named_with_those_it_has(pg_dsn, report, renderer):
+    with pytest.raises(NoTable, match="'nope'.*carriers"):
+        await renderer.make(pg_dsn, "2026-10", CONFIG, "csv", "nope")
+
+
+async def test_a_store_the_worker_cannot_read_fails_the_report_not_the_worker(pg_dsn, report,
+                                                                               renderer):
+    gone = pg_dsn.rsplit("/", 1)[0] + "/gw_test_no_such_database"
+    with pytest.raises(ReportFailed, match="gw_test_no_such_database"):
+        await renderer.make(gone, "2026-10", CONFIG, "json")
+    body, _ = await renderer.make(pg_dsn, "2026-10", CONFIG, "pdf")    # the worker still serves
+    assert body.startswith(b"%PDF")
