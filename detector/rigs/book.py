@@ -48,11 +48,23 @@ class RigBook:
         self.evidence_version = 0        # bumped at every change: checkpoints write it only then
         self.saved_evidence_version = 0
         self._saved_rigs: dict[str, str] = {}    # rig id -> its summary as the store has it
+        # what may differ from the store since the last checkpoint, so that a checkpoint
+        # builds those rigs only: SIMs whose rig was founded, grown, merged or given new
+        # evidence, and each flagged SIM's newest record as the last checkpoint saw it
+        self._members: dict[str, list[str]] = {}     # root -> the flagged SIMs of its rig
+        self._order: dict[str, int] = {}             # flagged SIM -> when it was linked
+        self._touched: set[str] = set()
+        self._flagged = np.empty(0, np.int64)        # flagged IMSIs, in the order linked
+        self._seen = np.empty(0, np.int64)           # their last_seen at the last checkpoint
+        self._newly: list[int] = []                  # flagged since, joining those two
         self._bulk = BulkRegistrations(policy)
         self._machines = MachineMemory()
 
     def register(self, batch: RegistrationBatch) -> None:
         self._bulk.register(batch)
+        # a bulk run's words are in its flagged cards' rig summaries, and a run that grows
+        # changes its older cards' words too (registrations come seldom: all are looked at)
+        self._touched.update(self._parent)
 
     # ---- evidence at a tick ----------------------------------------------------------------
 
@@ -85,6 +97,7 @@ class RigBook:
         when ``evidence_version`` moved)."""
         self._evidence[imsi][key] = evidence
         self.evidence_version += 1
+        self._touched.add(imsi)
 
     def evidence_of(self, imsi: str) -> Mapping[str, str]:
         return self._evidence.get(imsi, {})
@@ -112,6 +125,7 @@ class RigBook:
             ra, rb = rb, ra
         self._parent[rb] = ra
         self._size[ra] += self._size.pop(rb)
+        self._members[ra] += self._members.pop(rb)
 
     def _link(self, f: Flag) -> None:
         if f.imsi in self._parent:
@@ -119,9 +133,17 @@ class RigBook:
         self._parent[f.imsi] = f.imsi
         self._founded[f.imsi] = f.flagged_at
         self._size[f.imsi] = 1
+        self._members[f.imsi] = [f.imsi]
+        self._order[f.imsi] = len(self._order)
+        self._follow([f.imsi])
         for other in self._partners(f.imsi):
             if other in self._parent:
                 self._union(f.imsi, other)
+
+    def _follow(self, imsis: list[str]) -> None:
+        """Watch newly flagged SIMs' records for the rig rows they change."""
+        self._touched.update(imsis)
+        self._newly.extend(int(x) for x in imsis)
 
     def _partners(self, imsi: str) -> list[str]:
         """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
@@ -206,8 +228,11 @@ class RigBook:
             root = roots[0] if roots else min(group, key=lambda f: (f.flagged_at, f.imsi)).imsi
             for f in group:
                 self._parent[f.imsi] = root
+                self._order.setdefault(f.imsi, len(self._order))
             self._founded[root] = min(f.flagged_at for f in group)
             self._size[root] = len(group)
+            self._members[root] = [f.imsi for f in group]
+            self._follow(self._members[root])   # written again at the first checkpoint
 
     # ---- rigs ------------------------------------------------------------------------------
 
@@ -220,24 +245,47 @@ class RigBook:
 
     def unsaved_rigs(self) -> list[Rig]:
         """The rigs whose row in the store is not what they are now: new, grown, merged, or
-        still at work (their window, cells and devices move without a new flag)."""
-        return [r for r in self.rigs() if self._saved_rigs.get(r.id) != r.summary()]
+        still at work (their window, cells and devices move without a new flag). Only the
+        rigs of SIMs touched since the last checkpoint are built: the cost follows what
+        changed, not how many rigs there are."""
+        if self._newly:
+            self._flagged = np.concatenate([self._flagged, np.array(self._newly, np.int64)])
+            self._seen = np.concatenate([self._seen, np.full(len(self._newly), -1, np.int64)])
+            self._newly = []
+        if len(self._flagged):
+            slots = self.engine.sims.lookup(self._flagged)
+            seen = np.full(len(slots), -1, np.int64)
+            known = slots >= 0
+            seen[known] = self.engine.last_seen(slots[known])
+            moved = seen != self._seen
+            self._touched.update(imsi_texts(self._flagged[moved]))
+            self._seen = seen
+        roots = {self.root(imsi) for imsi in self._touched if imsi in self._parent}
+        out = [r for r in self._built(roots) if self._saved_rigs.get(r.id) != r.summary()]
+        # what is unsaved stays touched until a checkpoint commits it (:meth:`saved`)
+        self._touched = {x for r in out for x in r.sims}
+        return out
 
     def saved(self, rigs: list[Rig]) -> None:
         """``rigs`` were committed as they are now."""
         self._saved_rigs.update((r.id, r.summary()) for r in rigs)
+        for r in rigs:
+            self._touched.difference_update(r.sims)
 
     def rigs(self) -> list[Rig]:
         """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""
-        members: dict[str, list[str]] = defaultdict(list)
-        for imsi in self._parent:
-            members[self.root(imsi)].append(imsi)
+        return self._built(self._members)
+
+    def _built(self, roots) -> list[Rig]:
+        """The rigs of ``roots`` (roots of lone SIMs give none), oldest first."""
         out = []
         engine = self.engine
         names = engine.cell_names()
-        for root, sims in members.items():
-            if len(sims) < 2:
+        for root in roots:
+            if len(self._members[root]) < 2:
                 continue
+            # in the order linked: a later SIM's words of one kind are the rig's
+            sims = sorted(self._members[root], key=self._order.__getitem__)
             slots = self.engine.sims.lookup(np.array([int(x) for x in sims], np.int64))
             slots = slots[slots >= 0]
             devices = engine.devices(slots)

@@ -63,3 +63,45 @@ def test_sims_flagged_for_their_traffic_that_powered_on_together_are_a_rig_that_
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in sims}
     assert "SIMs power on together in cell 460-00-530-7" in rig.summary()
+
+
+def test_a_checkpoint_builds_only_the_rigs_whose_sims_changed(pipe):
+    """A checkpoint's pass over the rigs follows what changed: a rig none of whose SIMs had a
+    record, a flag or new evidence since the last checkpoint is not even built."""
+    book = pipe.rigs
+    gangs = {cell: ([int(imsi(k + i)) for i in range(4)], [int(imei(k + p, tac="86000001")) for p in range(2)])
+             for cell, k in (("460-00-200-11", 140), ("460-00-200-12", 160))}
+    rows = [row for cell, (sims, ports) in gangs.items() for row in gateway_rows(sims, ports, cell, hours=3)]
+    run(pipe, calls(sorted(rows)))
+    first = book.unsaved_rigs()
+    assert len(first) == 2
+    book.saved(first)
+    built = []
+    whole = book._built
+    book._built = lambda roots: built.append(sorted(roots)) or whole(roots)
+    sims, ports = gangs["460-00-200-11"]
+    later = [(t + 4 * HOUR, *rest) for t, *rest in gateway_rows(sims, ports, "460-00-200-11", hours=1)]
+    run(pipe, calls(later))
+    [again] = book.unsaved_rigs()
+    assert again.sims == {str(s) for s in sims}
+    assert [len(roots) for roots in built] == [1]           # the other rig was not looked at
+    book.saved([again])
+    assert book.unsaved_rigs() == [] and built[-1] == []
+
+
+def test_what_the_checkpoints_saved_is_every_rig_as_it_is(pipe):
+    """Saving only the unsaved rigs at every checkpoint leaves the store holding every rig
+    as the book has it, whatever arrives between checkpoints."""
+    book, stored = pipe.rigs, {}
+    rows = []
+    for k, cell in enumerate(("460-00-200-21", "460-00-200-22", "460-00-200-23")):
+        sims = [int(imsi(200 + 10 * k + i)) for i in range(3 + k)]
+        ports = [int(imei(200 + 10 * k + p, tac="86000001")) for p in range(2)]
+        rows += [(t + k * 2 * HOUR, *rest) for t, *rest in gateway_rows(sims, ports, cell, hours=4)]
+    rows.sort()
+    for i in range(0, len(rows), max(1, len(rows) // 9)):
+        run(pipe, calls(rows[i:i + max(1, len(rows) // 9)]))
+        changed = book.unsaved_rigs()
+        stored.update((r.id, r.summary()) for r in changed)
+        book.saved(changed)
+    assert stored == {r.id: r.summary() for r in book.rigs()} and len(stored) == 3
