@@ -45,8 +45,7 @@ class RigBook:
         self._founded: dict[str, int] = {}           # root -> time of its first flag
         self._size: dict[str, int] = {}              # root -> flagged SIMs in its rig
         self._evidence: dict[str, dict[str, str]] = defaultdict(dict)
-        self.evidence_version = 0        # bumped at every change: checkpoints write it only then
-        self.saved_evidence_version = 0
+        self._evidence_unsaved: set[str] = set()     # SIMs whose evidence the store lacks
         self._saved_rigs: dict[str, str] = {}    # rig id -> its summary as the store has it
         # what may differ from the store since the last checkpoint, so that a checkpoint
         # builds those rigs only: SIMs whose rig was founded, grown, merged or given new
@@ -93,10 +92,12 @@ class RigBook:
     # ---- evidence notes (the rules' side: detector.rigs.tick.Notes) --------------------------
 
     def note(self, imsi: str, key: str, evidence: str) -> None:
-        """Record a SIM's rig evidence (the one place that changes it: checkpoints write it
-        when ``evidence_version`` moved)."""
+        """Record a SIM's rig evidence (the one place that changes it: checkpoints write the
+        SIMs it changed, :meth:`unsaved_evidence`)."""
+        if self._evidence[imsi].get(key) == evidence:
+            return
         self._evidence[imsi][key] = evidence
-        self.evidence_version += 1
+        self._evidence_unsaved.add(imsi)
         self._touched.add(imsi)
 
     def evidence_of(self, imsi: str) -> Mapping[str, str]:
@@ -211,10 +212,19 @@ class RigBook:
         restart."""
         return {imsi: dict(kinds) for imsi, kinds in self._evidence.items() if kinds}
 
+    def unsaved_evidence(self) -> dict[str, dict[str, str]]:
+        """The evidence of the SIMs whose evidence changed since :meth:`saved_evidence`."""
+        return {imsi: dict(self._evidence[imsi]) for imsi in self._evidence_unsaved}
+
+    def saved_evidence(self, taken: Mapping[str, Mapping[str, str]]) -> None:
+        """``taken`` (from :meth:`unsaved_evidence`) was committed; a SIM whose evidence
+        changed again meanwhile stays unsaved."""
+        self._evidence_unsaved.difference_update(
+            imsi for imsi, kinds in taken.items() if self._evidence.get(imsi) == kinds)
+
     def restore_evidence(self, saved: dict[str, dict[str, str]]) -> None:
         for imsi, kinds in saved.items():
             self._evidence[imsi_text(imsi)].update(kinds)
-        self.saved_evidence_version = self.evidence_version
 
     def restore(self, flags: list[Flag]) -> None:
         """Rebuild the grouping from stored flags: each rig under the SIM its id came from
@@ -262,15 +272,14 @@ class RigBook:
             self._seen = seen
         roots = {self.root(imsi) for imsi in self._touched if imsi in self._parent}
         out = [r for r in self._built(roots) if self._saved_rigs.get(r.id) != r.summary()]
-        # what is unsaved stays touched until a checkpoint commits it (:meth:`saved`)
+        # what is unsaved is looked at again next time: found as the store has it once a
+        # checkpoint committed it (:meth:`saved`), whatever changed while it was committed
         self._touched = {x for r in out for x in r.sims}
         return out
 
     def saved(self, rigs: list[Rig]) -> None:
         """``rigs`` were committed as they are now."""
         self._saved_rigs.update((r.id, r.summary()) for r in rigs)
-        for r in rigs:
-            self._touched.difference_update(r.sims)
 
     def rigs(self) -> list[Rig]:
         """Every rig (two or more flagged SIMs) with its devices, cells, window and evidence."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -144,7 +144,7 @@ class _Daemon:
     saved_cells: int
     sims: np.ndarray
     imeis: np.ndarray
-    evidence: bool
+    evidence: Mapping[str, Mapping[str, str]]    # of the SIMs whose rig evidence changed
     cells: int = 0
 
     async def write_state(self, conn: asyncpg.Connection) -> None:
@@ -163,9 +163,8 @@ class _Daemon:
                                     "observed_from": engine.observed_from})),
              ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
              ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
-             ("attaches", json.dumps(engine.attaches.tolist()))] +
-            # it grows with the flagged SIMs: written when it changed
-            ([("rig_evidence", json.dumps(rigs.evidence_by_sim()))] if self.evidence else []))
+             ("attaches", json.dumps(engine.attaches.tolist()))])
+        await save_evidence(conn, self.evidence)
         await save_inputs(conn, replace(self.pending, quarantine=[]))   # quarantine: the outcome's
         if self.pipe.calibrator is not None:
             await calibration_store.save(conn, self.pipe.calibrator)
@@ -180,8 +179,7 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     and the store ids of the new flags."""
     sims, imeis = engine.take_unsaved()
     rigs = pipe.rigs
-    evidence = rigs is not None and rigs.evidence_version != rigs.saved_evidence_version
-    version = rigs.evidence_version if rigs is not None else 0
+    evidence = rigs.unsaved_evidence() if rigs is not None else {}
     daemon = _Daemon(engine, pipe, pending, saved_cells, sims, imeis, evidence)
     try:
         flag_ids = await commit(pool, daemon, Outcome(pending.flags, pending.rigs, pending.quarantine,
@@ -189,9 +187,8 @@ async def save(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline, pendin
     except BaseException:
         engine.mark_unsaved(sims, imeis)
         raise
-    if evidence:
-        rigs.saved_evidence_version = version
     if rigs is not None:
+        rigs.saved_evidence(evidence)
         rigs.saved(pending.rigs)
     if pipe.calibrator is not None:
         pipe.calibrator.saved()
@@ -311,6 +308,19 @@ async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[in
     return ids
 
 
+async def save_evidence(conn: asyncpg.Connection,
+                        evidence: Mapping[str, Mapping[str, str]]) -> None:
+    """Write the rig evidence of the SIMs in ``evidence`` as it is now (their rows only)."""
+    if not evidence:
+        return
+    rows = [(int(imsi), kind, words) for imsi, kinds in evidence.items()
+            for kind, words in kinds.items()]
+    await conn.execute("DELETE FROM rig_evidence WHERE imsi = ANY($1::bigint[])",
+                       [int(imsi) for imsi in evidence])
+    await conn.copy_records_to_table("rig_evidence", records=rows,
+                                     columns=("imsi", "kind", "words"))
+
+
 async def save_rigs(conn: asyncpg.Connection, rigs: Sequence[Rig]) -> None:
     """Write ``rigs`` as they are now and point their members' flags to them; a rig
     merged into another loses its row once no flag points to it."""
@@ -413,8 +423,10 @@ async def _restore_rigs(conn: asyncpg.Connection, pipe: Pipeline) -> None:
     pipe.rigs.restore(list(pipe.flagged.values()))
     saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'hot_cells'")
     pipe.rigs.restore_machines(json.loads(saved) if saved else {})
-    saved = await conn.fetchval("SELECT value FROM engine_state WHERE key = 'rig_evidence'")
-    pipe.rigs.restore_evidence(json.loads(saved) if saved else {})
+    evidence: dict[str, dict[str, str]] = {}
+    for row in await conn.fetch("SELECT imsi, kind, words FROM rig_evidence ORDER BY imsi, kind"):
+        evidence.setdefault(imsi_text(row["imsi"]), {})[row["kind"]] = row["words"]
+    pipe.rigs.restore_evidence(evidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ def fresh_pipe(model_path) -> Pipeline:
 
 async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, small_model):
     """Machine-like SIMs flagged together in one cell: after a restart the rig still says why
-    (its evidence summary is rewritten at every checkpoint) and the daemon still counts as
-    having watched the network since its first start."""
+    (each SIM's evidence is written when it changes) and the daemon still counts as having
+    watched the network since its first start."""
     pipe = fresh_pipe(small_model)
     pipe.engine.observed_from = START - 86400     # the daemon has watched the network a day
     sims = [int(imsi(500 + i)) for i in range(4)]
@@ -36,7 +36,8 @@ async def test_rig_evidence_and_the_watching_clock_survive_a_restart(pg_dsn, sma
     pool = await connect(pg_dsn)
     try:
         await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(flags=flags, rigs=before), 0)
-        assert pipe.rigs.saved_evidence_version == pipe.rigs.evidence_version > 0
+        assert pipe.rigs.evidence_by_sim() and pipe.rigs.unsaved_evidence() == {}
+        assert await pool.fetchval("SELECT count(DISTINCT imsi) FROM rig_evidence") == len(sims)
         again = fresh_pipe(small_model)
         await checkpoint.restore(pool, again.engine, again)
     finally:
@@ -245,3 +246,49 @@ async def test_each_sims_first_flag_is_the_earliest_whatever_order_they_were_sto
     assert (first[a].kind, first[a].flagged_at, first[a].reasons) == ("rig", START, ("early",))
     assert first[b].flagged_at == START + 7200
     assert set(until) == {a}
+
+
+async def test_a_checkpoint_writes_the_evidence_of_the_sims_whose_evidence_changed(pg_dsn, small_model):
+    """Rig evidence grows with the flagged SIMs: a checkpoint writes the rows of the SIMs
+    whose words changed, and a restart reads back the whole map."""
+    pipe = fresh_pipe(small_model)
+    book = pipe.rigs
+    book.note("460000000000701", "device", "shares device 86000001…")
+    book.note("460000000000702", "cell", "machine-like SIMs active together in cell 460-00-1-1")
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(), 0)
+        await pool.execute("UPDATE rig_evidence SET words = 'as stored' WHERE imsi = 460000000000702")
+        book.note("460000000000701", "power", "SIMs power on together in cell 460-00-1-1")
+        assert book.unsaved_evidence() == {"460000000000701": book.evidence_of("460000000000701")}
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(), 0)
+        rows = {(r["imsi"], r["kind"]): r["words"] for r in await pool.fetch("SELECT * FROM rig_evidence")}
+        assert rows[(460000000000701, "power")].startswith("SIMs power on together")
+        assert rows[(460000000000702, "cell")] == "as stored"      # unchanged: not rewritten
+        again = fresh_pipe(small_model)
+        await checkpoint.restore(pool, again.engine, again)
+    finally:
+        await pool.close()
+    assert again.rigs.evidence_of("460000000000701") == book.evidence_of("460000000000701")
+    assert again.rigs.unsaved_evidence() == {}
+
+
+async def test_evidence_kept_as_one_value_moves_to_its_table(pg_dsn):
+    """A store written before rig evidence had a table of its own keeps its evidence."""
+    import asyncpg
+
+    from detector.store.db import migrations
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        for version, _, sql in migrations():
+            if version == 15:
+                continue
+            await conn.execute(sql)
+        await conn.execute("INSERT INTO engine_state (key, value) VALUES ('rig_evidence', $1::jsonb)",
+                           json.dumps({"460000000000801": {"device": "d", "cell": "c"}}))
+        await conn.execute(dict((v, sql) for v, _, sql in migrations())[15])
+        rows = sorted(tuple(r) for r in await conn.fetch("SELECT imsi, kind, words FROM rig_evidence"))
+        assert rows == [(460000000000801, "cell", "c"), (460000000000801, "device", "d")]
+        assert await conn.fetchval("SELECT count(*) FROM engine_state WHERE key = 'rig_evidence'") == 0
+    finally:
+        await conn.close()
