@@ -24,6 +24,7 @@ from detector.records import RegistrationBatch
 from detector.rigs import RULES
 from detector.rigs.common import cell_and_model
 from detector.rigs.interface import watched
+from detector.rigs.shared_devices import in_devices
 from detector.rigs.machines import MachineMemory
 from detector.rigs.policy import RigPolicy
 from detector.rigs.registrations import BulkRegistrations
@@ -58,6 +59,7 @@ class RigBook:
         self._newly: list[int] = []                  # flagged since, joining those two
         self._bulk = BulkRegistrations(policy)
         self._machines = MachineMemory()
+        self._in_rigs: np.ndarray | None = None       # IMSIs of SIMs in rigs; None: to build
 
     def register(self, batch: RegistrationBatch) -> None:
         self._bulk.register(batch)
@@ -68,8 +70,23 @@ class RigBook:
     # ---- evidence at a tick ----------------------------------------------------------------
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
-        """SIMs to look at with little traffic (see :func:`detector.rigs.interface.watched`)."""
-        return watched(self.engine, sims, self.policy)
+        """SIMs to look at with little traffic (see :func:`detector.rigs.interface.watched`),
+        and SIMs in a device of a rig: they join it from their first record
+        (:mod:`detector.rigs.shared_devices`)."""
+        out = watched(self.engine, sims, self.policy)
+        if self.policy.associate:
+            out |= in_devices(self.engine, sims, self.rig_devices())
+        return out
+
+    def rig_devices(self) -> np.ndarray:
+        """The devices (IMEIs, sorted, distinct) the SIMs of rigs used in the last day: a
+        gateway's ports, a SIM bank's slots, the phones a rig's SIMs were moved through."""
+        if self._in_rigs is None:
+            self._in_rigs = np.array([int(x) for m in self._members.values() if len(m) > 1
+                                      for x in m], np.int64)
+        slots = self.engine.sims.lookup(self._in_rigs)
+        dev = self.engine.devices(slots[slots >= 0])
+        return np.unique(dev[dev != 0])
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
                flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
@@ -127,6 +144,7 @@ class RigBook:
         self._parent[rb] = ra
         self._size[ra] += self._size.pop(rb)
         self._members[ra] += self._members.pop(rb)
+        self._in_rigs = None
 
     def _link(self, f: Flag) -> None:
         if f.imsi in self._parent:
@@ -243,6 +261,7 @@ class RigBook:
             self._size[root] = len(group)
             self._members[root] = [f.imsi for f in group]
             self._follow(self._members[root])   # written again at the first checkpoint
+        self._in_rigs = None
 
     # ---- rigs ------------------------------------------------------------------------------
 

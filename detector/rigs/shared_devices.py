@@ -5,6 +5,12 @@ A SIM with rig-like behaviour that shares a device with a flagged SIM is an asso
 SIM bank rotates SIMs through a port, so the one before may be gone when the port's next SIM
 is flagged. An association needs a flagged SIM on the other end: one behaviour alone still
 flags nothing.
+
+A SIM in a device of a *rig* (two or more flagged SIMs grouped by their own evidence: the
+device is a gateway's port or a bank's slot, not a lone suspect's phone) joins it at its
+first record, before it has traffic to judge: the rig book watches such SIMs from their
+first record (:meth:`RigBook.watches`), and here they need no evidence of their own. A
+gateway's next card is flagged at the first tick after its first call, not after its tenth.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ def find(tick: Tick) -> list[Flag]:
         return []
     known, ported = tick.known(), tick.ported()
     engine, frame = tick.engine, tick.frame
-    out = _device_users(tick, frame, tick.strengths, tick.families, _devices(tick, known))
+    # in a rig's device, the device is the evidence; in a lone suspect's, one behaviour more
+    joins = in_devices(engine, frame.sims, tick.rig_devices())
+    out = _device_users(tick, frame, tick.strengths, np.where(joins, 1, tick.families),
+                        _devices(tick, known))
     dev = _devices(tick, ported)
     if not len(dev):
         return out
@@ -45,6 +54,14 @@ def find(tick: Tick) -> list[Flag]:
 def _devices(tick: Tick, slots: np.ndarray) -> np.ndarray:
     dev = tick.engine.devices(slots)
     return np.unique(dev[dev != 0])
+
+
+def in_devices(engine, sims: np.ndarray, devices: np.ndarray) -> np.ndarray:
+    """Per SIM (engine slots), whether one of its devices is among ``devices`` (sorted,
+    distinct)."""
+    if not len(devices) or not len(sims):
+        return np.zeros(len(sims), bool)
+    return _among(engine.devices(sims), devices).any(axis=1)
 
 
 def _among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

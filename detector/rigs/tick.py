@@ -35,6 +35,8 @@ class Notes(Protocol):
 
     def root(self, imsi: str) -> str: ...
 
+    def rig_devices(self) -> np.ndarray: ...
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Tick:
@@ -71,6 +73,12 @@ class Tick:
         if "known" not in self._asked:
             self._asked["known"] = slots_of(self.engine, list(self.flagged) + [f.imsi for f in self.found])
         return self._asked["known"]
+
+    def rig_devices(self) -> np.ndarray:
+        """The devices of the SIMs in rigs, as the tick began (sorted, distinct)."""
+        if "rig_devices" not in self._asked:
+            self._asked["rig_devices"] = self.book.rig_devices()
+        return self._asked["rig_devices"]
 
     def ported(self) -> np.ndarray:
         """Slots of this tick's flags (fixed as :meth:`known` is) in devices that carried other

@@ -43,3 +43,34 @@ def test_a_sim_that_left_a_port_before_the_port_was_flagged_joins_its_rig(pipe):
     assert flags[str(first)].flagged_at >= flags[str(nxt)].flagged_at   # when the link was seen
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(first), str(nxt)}
+
+
+def test_a_sim_that_appears_in_a_port_of_a_rig_joins_it_at_its_first_record(pipe):
+    """A gateway's next card joins its rig at the first tick after its first call, with no
+    traffic to judge; one call from a phone of its own flags nothing."""
+    gateway = [int(imsi(430 + i)) for i in range(4)]
+    ports = [int(imei(430 + p, tac="86000003")) for p in range(4)]
+    run(pipe, calls(gateway_rows(gateway, ports, "460-00-430-1")))
+    [rig] = pipe.rigs.rigs()
+    newcomer, control = int(imsi(440)), int(imsi(441))
+    t = START + 30 * HOUR
+    rows = [(t, newcomer, ports[2], "460-00-430-1", 8613900000001, 0, 0, 1, 40),
+            (t + 5, control, int(imei(441, tac="35209900")), "460-00-430-1", 8613900000002, 0, 0, 1, 40)]
+    joined = run(pipe, calls(rows))
+    assert set(joined) == {str(newcomer)}
+    flag = joined[str(newcomer)]
+    assert flag.kind == "rig_member" and flag.flagged_at == t
+    assert flag.reasons[0] == "shares a device (IMEI) with a flagged SIM"
+    assert flag.rig_id == rig.id
+    assert pipe.rigs.rigs()[0].sims == {str(s) for s in gateway + [newcomer]}
+
+
+def test_one_record_in_the_phone_of_a_lone_suspect_is_not_enough(pipe):
+    """A device of one flagged SIM that no other flagged SIM shares is not a rig's: a SIM
+    appearing there still needs traffic and evidence of its own."""
+    lone, phone = int(imsi(450)), int(imei(450, tac="86000003"))
+    flags = run(pipe, calls(gateway_rows([lone], [phone], "460-00-450-1")))
+    assert set(flags) == {str(lone)} and pipe.rigs.rigs() == []
+    newcomer = int(imsi(451))
+    t = START + 30 * HOUR
+    assert run(pipe, calls([(t, newcomer, phone, "460-00-450-1", 8613900000003, 0, 0, 1, 40)])) == {}
