@@ -323,19 +323,38 @@ CALIBRATED_FAMILIES = frozenset({"volume", "one_way", "sms", "call_quality", "rh
 
 def blend_reference(prior: dict, live: dict) -> dict:
     """Per feature, the more tolerant reference on its rig-like side (module docstring);
-    the prior's outside :data:`CALIBRATED_FAMILIES`."""
+    the prior's outside :data:`CALIBRATED_FAMILIES`. For a count the live percentile as it
+    is; for a ratio, share or spread only as far as the population's median moved
+    (:func:`tolerated`)."""
     out = {}
     for f in CATALOG:
         p, q = prior[f.name], live[f.name]
         if f.family not in CALIBRATED_FAMILIES:
             out[f.name] = dict(p, source="prior")
         elif f.suspicious == "high":
-            out[f.name] = dict(q, source="live") if q["p99"] > p["p99"] else dict(p, source="prior")
+            bar = q["p99"] if f.count else tolerated(p, q, "p99")
+            out[f.name] = dict(q, p99=bar, source="live") if bar > p["p99"] else dict(p, source="prior")
         elif f.suspicious == "low":
-            out[f.name] = dict(q, source="live") if q["p01"] < p["p01"] else dict(p, source="prior")
+            bar = q["p01"] if f.count else tolerated(p, q, "p01")
+            out[f.name] = dict(q, p01=bar, source="live") if bar < p["p01"] else dict(p, source="prior")
         else:
             out[f.name] = dict(q, source="live")
     return out
+
+
+def tolerated(prior: dict, live: dict, tail: str) -> float:
+    """The live ``tail`` percentile of a ratio feature (outgoing per incoming call, the share
+    of repeat contacts, answered calls, the spread of call gaps), taken only as far as the
+    prior's would move with the population's median. A busier network calls more; it does not
+    call more one-way: a tail its body does not explain is the window's own fraud or a class
+    of a few percent (call centres), and following it would teach the detector the rigs'
+    ratios. (Scaled by the medians' ratio; where either median is 0, the live tail if the
+    median moved toward it, else the prior's.)"""
+    if prior["p50"] <= 0 or live["p50"] <= 0:
+        toward = live["p50"] > prior["p50"] if tail == "p99" else live["p50"] < prior["p50"]
+        return live[tail] if toward else prior[tail]
+    scaled = prior[tail] * live["p50"] / prior["p50"]
+    return min(live[tail], scaled) if tail == "p99" else max(live[tail], scaled)
 
 
 def _rig_like(window: Window, reference: dict, min_reasons: int, margin: float) -> np.ndarray:

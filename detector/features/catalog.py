@@ -23,26 +23,28 @@ class Feature:
     family: str = ""           # the behaviour it measures (see FAMILIES)
     floor: float = 0.0         # below this a value is never evidence, whatever the percentiles
     unit: str = ""             # what one unit of the value is, shown beside it with the name
+    count: bool = False        # a count of events or parties: grows with how busy people are
+                               # (calibration lets its tail rise with the population's body)
 
     def show(self, value: float) -> str:
         return self.fmt.format(value)
 
 
 CATALOG: tuple[Feature, ...] = (
-    Feature("voice_out_1h", "high", "outgoing calls in the last hour", family="volume", unit="calls"),
-    Feature("voice_out_24h", "high", "outgoing calls in 24 h", family="volume", unit="calls"),
-    Feature("voice_in_24h", "", "incoming calls in 24 h", unit="calls"),
+    Feature("voice_out_1h", "high", "outgoing calls in the last hour", family="volume", unit="calls", count=True),
+    Feature("voice_out_24h", "high", "outgoing calls in 24 h", family="volume", unit="calls", count=True),
+    Feature("voice_in_24h", "", "incoming calls in 24 h", unit="calls", count=True),
     Feature("out_in_ratio_24h", "high", "outgoing calls per incoming call in 24 h", "{:.1f}", needs_calls=True, family="one_way", unit="outgoing calls per incoming call"),
-    Feature("distinct_callees_1h", "high", "distinct numbers contacted in the last hour", family="volume", unit="numbers"),
-    Feature("distinct_callees_24h", "high", "distinct numbers contacted in 24 h", family="volume", unit="numbers"),
+    Feature("distinct_callees_1h", "high", "distinct numbers contacted in the last hour", family="volume", unit="numbers", count=True),
+    Feature("distinct_callees_24h", "high", "distinct numbers contacted in 24 h", family="volume", unit="numbers", count=True),
     Feature("callee_repeat_ratio_24h", "low", "share of contacts that were repeats in 24 h", "{:.2f}", needs_calls=True, family="volume", unit="share of contacts (0-1)"),
     # people send a few SMS a day and a spam box hundreds: a few more than most (9 against a
     # 99th percentile of 6: couriers, enterprise cards) is not a second kind of behaviour
-    Feature("sms_out_24h", "high", "SMS sent in 24 h", family="sms", floor=20.0, unit="SMS"),
+    Feature("sms_out_24h", "high", "SMS sent in 24 h", family="sms", floor=20.0, unit="SMS", count=True),
     # a modem taking codes receives SMS and does not call; a SIM that calls many numbers and
     # receives many SMS is a busy person's phone (couriers get delivery notices)
-    Feature("sms_in_24h", "high", "SMS received in 24 h", family="sms", without_calls=True, unit="SMS"),
-    Feature("data_sessions_24h", "", "data sessions in 24 h", unit="sessions"),
+    Feature("sms_in_24h", "high", "SMS received in 24 h", family="sms", without_calls=True, unit="SMS", count=True),
+    Feature("data_sessions_24h", "", "data sessions in 24 h", unit="sessions", count=True),
     Feature("distinct_cells_24h", "", "distinct cells in 24 h", unit="cells"),
     Feature("dominant_cell_share_24h", "", "share of activity in the busiest cell in 24 h", "{:.2f}", unit="share of records (0-1)"),
     Feature("distinct_imeis_24h", "high", "distinct devices (IMEIs) used in 24 h", family="device", unit="devices"),
