@@ -25,7 +25,9 @@ flags nothing alone. A SIM of a cohort is flagged (``rig``) when
   its events); a gateway's victims seldom call back (~100× less than it calls, Murynets
   et al.) and a box cannot have strangers call its SIMs without paying for more SIMs;
 - the SIM itself is one of them, busy (``min_events_24h``) and with another kind of
-  evidence of its own, as for a hot cell, and the supervised layer does not veto it.
+  evidence of its own, as for a hot cell. The supervised layer is not asked: it learns from
+  a SIM's features and never sees the path (as for the same SIMs powering on again); asked,
+  it vetoed every SIM of a simulated moving box.
 
 Data sessions are not asked: a box imitating people opens them cheaply (goip_evasive),
 and a phone without a data plan has none. The device model (phone or GSM module TAC) is
@@ -155,9 +157,11 @@ def find(tick: Tick) -> list[Flag]:
                 continue
             if use[m] < scoring.min_reasons - 1 or mframe.activity[m] < scoring.min_events_24h:
                 continue
+            # moving together through cells is structure the supervised layer never sees
+            # (as the same SIMs powering on again): it is not asked
             flag = row_flag(tick.scorer, mframe, strengths, m, "rig",
                             reason + ", rarely called back",
-                            None if in_tick[m] else engine.watermark)
+                            None if in_tick[m] else engine.watermark, vetoable=False)
             tick.keep(flag, out, "cohort", evidence)
     return out
 
