@@ -298,8 +298,8 @@ class PairIndex:
         i, keys = np.concatenate(parts_i), np.concatenate(parts_k)
         slots = np.concatenate(parts_s).astype(np.int64)
         ok = self.valid(keys, slots)
-        pairs = np.unique(np.stack([i[ok], slots[ok]], axis=1), axis=0)
-        return pairs[:, 0], pairs[:, 1]
+        pairs = np.unique(i[ok] << 32 | slots[ok])     # slots fit 32 bits (see _slots)
+        return pairs >> 32, pairs & 0xFFFFFFFF
 
     def of_keys(self, keys: np.ndarray) -> np.ndarray:
         """The SIMs of valid pairs with one of ``keys``, ascending."""

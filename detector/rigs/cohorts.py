@@ -51,7 +51,8 @@ from detector.rigs.tick import Tick
 
 STEP_S = 300          # two SIMs entered a cell within this many seconds of each other: together
 MIN_STEPS = 3         # steps shared, in the same order, over this many distinct cells
-RECENT_S = HOUR_S     # a SIM took its newest step this recently (after the lateness): asked about
+RECENT_S = HOUR_S // 2   # a SIM took its newest step this recently: asked about (a scoring tick or
+                         # two; a later SIM of the cohort finds it in the step index)
 MIN_CALLERS = 3       # distinct numbers that called a SIM in its 24 h window: called like a person
 _VOICE_IN = FEATURES.index("voice_in_24h")
 
@@ -94,8 +95,8 @@ def movers_with(engine: FeatureEngine, sims: np.ndarray) -> tuple[np.ndarray, np
     r, c = np.nonzero(cells[:, newest] >= 0)
     c += cells.shape[1] - MIN_STEPS
     q, other = engine.entered(cells[r, c], at[r, c] - STEP_S, at[r, c] + STEP_S)
-    pairs = np.unique(np.stack([r[q], other], axis=1), axis=0).reshape(-1, 2)
-    row, other = pairs[:, 0], pairs[:, 1]
+    pairs = np.unique(r[q] << 32 | other)         # SIM slots fit 32 bits
+    row, other = pairs >> 32, pairs & 0xFFFFFFFF
     keep = other != sims[row]
     row, other = row[keep], other[keep]
     together, spread, shared = co_moving(engine, sims[row], other)
@@ -112,19 +113,20 @@ def find(tick: Tick) -> list[Flag]:
     if not absence_is_evidence(engine, tick.policy):
         return []
     cells, at = engine.recent_cells(frame.sims)
-    moved = (cells[:, -MIN_STEPS] >= 0) & (at[:, -1] >= engine.watermark - engine.lateness_s - RECENT_S)
-    asked = frame.sims[moved]
+    moved = (cells[:, -MIN_STEPS] >= 0) & (at[:, -1] >= engine.watermark - RECENT_S)
+    asked, asked_cells = frame.sims[moved], cells[moved]
     if not len(asked):
         return []
     row, other, spread, shared = movers_with(engine, asked)
     need = tick.policy.hot_cell_min_sims
+    # each asked SIM's movers are a run of ``row``: with the SIM, its cohort
     starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else np.empty(0, np.int64)
     sizes = np.diff(np.r_[starts, len(row)])
-    cohorts = starts[sizes >= need - 1]
-    if not len(cohorts):
+    big = np.flatnonzero(sizes >= need - 1)
+    if not len(big):
         return []
     # the members' features (a SIM that moved with one of the tick need not be of the tick)
-    members = np.unique(np.r_[asked[row[cohorts]], other[np.isin(row, row[cohorts])]])
+    members = np.unique(np.r_[asked[row[starts[big]]], other[np.isin(row, row[starts[big]])]])
     mframe = frame if np.array_equal(members, frame.sims) else engine.features(members)
     strengths = tick.scorer.strengths(mframe.values)
     use = tick.scorer.families(strengths, without=("registration",))
@@ -134,17 +136,16 @@ def find(tick: Tick) -> list[Flag]:
     names = engine.cell_names()
     in_tick = np.isin(members, frame.sims)
     out: list[Flag] = []
-    for s in sorted(cohorts, key=lambda s: -sizes[np.searchsorted(starts, s)]):
-        k = np.searchsorted(starts, s)
-        pairs = slice(s, s + sizes[k])
-        x = asked[row[s]]
-        group = np.r_[x, other[pairs]]
+    for k in big[np.argsort(-sizes[big], kind="stable")]:     # the largest cohorts first
+        pairs = slice(starts[k], starts[k] + sizes[k])
+        x = row[starts[k]]
+        group = np.r_[asked[x], other[pairs]]
         at_group = np.searchsorted(members, group)
         n_box = int(boxlike[at_group].sum())
         if n_box < need:
             continue
         steps = shared[pairs].any(axis=0)
-        route = " → ".join(names[c] for c in cells[moved][row[s]][steps])
+        route = " → ".join(names[c] for c in asked_cells[x][steps])
         within = max(1, -(-int(spread[pairs].max()) // 60))
         n = len(group)
         reason = f"one of {n} SIMs that moved through cells {route} together within {within} min"
