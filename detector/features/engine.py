@@ -165,6 +165,9 @@ class FeatureEngine:
         self._by_device = st.PairIndex(self._device_pair_valid)
         self._by_burst = st.PairIndex(self._burst_pair_valid)
         self._by_cell = st.PairIndex(self._cell_pair_valid)
+        # ... and the SIMs that entered a cell at a time, among their newest PATH_INDEXED
+        # steps (key: cell << 32 | time entered): who moved with a SIM
+        self._by_step = st.PairIndex(self._step_pair_valid)
         self._external: list[np.ndarray] = []
         self._cell_of = np.zeros(0, np.int32)   # per SIM, its newest cell as indexed (-1 none)
         self.dirty = np.zeros(0, bool)         # SIMs touched since the last take_dirty()
@@ -314,6 +317,7 @@ class FeatureEngine:
         self._contacts(b, sim, hour)
         self._codes(s, b, sim)
         self._auths(s, b, sim)
+        self._paths(b, sim, gcell)
         self._index_cells(usims)
         return Applied(usims, late, added)
 
@@ -338,6 +342,50 @@ class FeatureEngine:
         a[:, 1] += np.add.reduceat(w * ms, start)
         s["auth"][usim] = a
         s["last_auth"][usim] = newest
+
+    def _paths(self, b: CdrBatch, sim: np.ndarray, gcell: np.ndarray) -> None:
+        """Each SIM's last ``PATH`` distinct cells with the time it entered each: its records
+        in time order, a step at each record in another cell than the one before. A record
+        older than the SIM's newest step changes nothing (the steps after it are known), so
+        that input in event-time order gives the same path whatever the batches."""
+        has = np.flatnonzero(gcell >= 0)
+        if not len(has):
+            return
+        ts, sm, cell = b.ts[has], sim[has], gcell[has]
+        order = _sort_order(cell + 1, ts - ts.min(), sm)      # per SIM by time, then cell
+        ts, sm, cell = ts[order], sm[order], cell[order]
+        s = self.sim_state
+        keep = ts >= s["path_at"][sm, -1]
+        ts, sm, cell = ts[keep], sm[keep], cell[keep]
+        if not len(ts):
+            return
+        first = np.r_[True, sm[1:] != sm[:-1]]
+        before = np.where(first, s["path_cell"][sm, -1], np.r_[-1, cell[:-1]])
+        step = cell != before
+        if not step.any():
+            return
+        ts, sm, cell = ts[step], sm[step], cell[step]
+        # per SIM its newest PATH steps, shifted in after the path it had
+        start = np.flatnonzero(np.r_[True, sm[1:] != sm[:-1]])
+        count = np.diff(np.r_[start, len(sm)])
+        usim = sm[start]
+        from_end = np.repeat(start + count, count) - np.arange(len(sm))   # 1 = newest
+        k = np.minimum(count, st.PATH)
+        width = st.PATH
+        new_cell = np.full((len(usim), width), -1, np.int64)
+        new_at = np.zeros((len(usim), width), np.int64)
+        fits = from_end <= width
+        row = np.repeat(np.arange(len(usim)), count)[fits]
+        col = (np.repeat(k, count)[fits] - from_end[fits])       # left-aligned, oldest first
+        new_cell[row, col], new_at[row, col] = cell[fits], ts[fits]
+        both_cell = np.concatenate([s["path_cell"][usim].astype(np.int64), new_cell], axis=1)
+        both_at = np.concatenate([s["path_at"][usim].astype(np.int64), new_at], axis=1)
+        take = k[:, None] + np.arange(width)
+        rows = np.arange(len(usim))[:, None]
+        s["path_cell"][usim] = both_cell[rows, take]
+        s["path_at"][usim] = both_at[rows, take]
+        added = from_end <= st.PATH_INDEXED
+        self._by_step.add(_step_key(cell[added], ts[added]), sm[added])
 
     def auth_latency(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean authentication latency in ms, decayed number of authentications) per SIM;
@@ -495,6 +543,16 @@ class FeatureEngine:
     def _cell_pair_valid(self, cells: np.ndarray, sims: np.ndarray) -> np.ndarray:
         return self._cell_of[sims] == cells     # kept as the newest cell at every change
 
+    def _step_pair_valid(self, keys: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Whether the step is still one of the SIM's newest ``PATH_INDEXED``."""
+        return (self._steps(sims) == keys[:, None]).any(axis=1)
+
+    def _steps(self, sims: np.ndarray) -> np.ndarray:
+        """The keys of each SIM's newest ``PATH_INDEXED`` steps, (n, PATH_INDEXED)."""
+        s = self.sim_state
+        cols = slice(st.PATH - st.PATH_INDEXED, None)
+        return _step_key(s["path_cell"][sims, cols], s["path_at"][sims, cols])
+
     def _index(self, slots: np.ndarray) -> None:
         """(Re)build what is kept beside the records of ``slots`` from the records."""
         s = self.sim_state
@@ -506,6 +564,9 @@ class FeatureEngine:
         self._by_device.add(imei[r, c], slots[r])
         burst = s["sync_ts"][slots] > 0
         self._by_burst.add(self._burst_keys(slots[burst]), slots[burst])
+        steps = self._steps(slots)
+        r, c = np.nonzero(self.sim_state["path_cell"][slots, st.PATH - st.PATH_INDEXED:] >= 0)
+        self._by_step.add(steps[r, c], slots[r])
         self._index_cells(slots)
 
     def _index_cells(self, sims: np.ndarray) -> None:
@@ -638,6 +699,23 @@ class FeatureEngine:
         self._refresh()
         cells = np.asarray(cells, np.int64)
         return self._by_cell.of_keys(cells[cells >= 0])
+
+    def recent_cells(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per SIM, the last ``PATH`` distinct (radio) cells it was seen in, oldest first,
+        and the time it entered each, both (n, PATH) int64; -1 and 0 where it has fewer."""
+        s = self.sim_state
+        return s["path_cell"][sims].astype(np.int64), s["path_at"][sims].astype(np.int64)
+
+    def entered(self, cells: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(i, SIM) of the SIMs that entered ``cells[i]`` at a time within [``lo[i]``,
+        ``hi[i]``] as one of their newest ``PATH_INDEXED`` steps, ordered by i then SIM
+        (from the step index: the cost follows the steps asked about)."""
+        self._refresh()
+        cells = np.asarray(cells, np.int64)
+        lo, hi = np.maximum(np.asarray(lo, np.int64), 0), np.asarray(hi, np.int64)
+        ok = np.flatnonzero(cells >= 0)
+        i, sims = self._by_step.matches(_step_key(cells[ok], lo[ok]), _step_key(cells[ok], hi[ok]))
+        return ok[i], sims
 
     def bursts(self, sims: np.ndarray) -> Bursts:
         """Each SIM's latest power-on burst and the time of the one before."""
@@ -1053,7 +1131,7 @@ class FeatureEngine:
         n_sims, n_imeis = len(self.sims), len(self.imeis)
         per_sim_columns = self.events.itemsize + self.voice_out.itemsize + self._cell_of.itemsize
         indexes = self.sims.nbytes + self.numbers.nbytes + len(self.numbers) * self._number_sim.itemsize + \
-            self._by_device.nbytes + self._by_burst.nbytes + self._by_cell.nbytes
+            self._by_device.nbytes + self._by_burst.nbytes + self._by_cell.nbytes + self._by_step.nbytes
         parts = {"sim_records": n_sims * st.SIM_STATE.itemsize, "sim_columns": n_sims * per_sim_columns,
                  "indexes": indexes, "devices": n_imeis * st.IMEI_STATE.itemsize + self.imeis.nbytes}
         total = sum(parts.values())
@@ -1061,6 +1139,12 @@ class FeatureEngine:
                 "bytes_per_sim": total / n_sims if n_sims else 0.0,
                 "sim_record_bytes": st.SIM_STATE.itemsize,
                 "parts_per_sim": {k: round(v / n_sims, 1) if n_sims else 0.0 for k, v in parts.items()}}
+
+
+def _step_key(cell: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(cell, time entered) of a step as one sortable int64 (times fit 32 bits: see
+    :data:`detector.features.state.SIM_STATE`)."""
+    return np.asarray(cell, np.int64) << 32 | np.asarray(at, np.int64)
 
 
 def _burst_key(records: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ MATES = 8                  # SIMs of the network a SIM was last in contact with
 BITS_CALLEES = 64          # linear-counting bitmap of peers per hour
 BITS_CELLS = 32            # linear-counting bitmap of cells per hour
 BITS_CALLERS = 32          # bitmap of the numbers that called the SIM, per hour
+PATH = 6                   # distinct cells a SIM moved through, remembered (VoltDB: 3 or 6)
+PATH_INDEXED = 3           # ... of which the newest are in the engine's step index
 
 # Counters per hourly slot (uint16, saturating).
 VOICE_OUT, VOICE_OUT_ANSWERED, VOICE_IN, SMS_OUT, SMS_IN, DATA = range(6)
@@ -62,6 +64,11 @@ SIM_STATE = np.dtype([
     # the SIM's answers to authentication: decayed count and sum of latencies (ms), newest time
     ("auth", "<f4", (2,)),
     ("last_auth", "<i8"),
+    # the last PATH distinct cells the SIM was seen in, oldest first, and when it entered each
+    # (its first record there after one in another cell): -1 and 0 for none yet. Times are
+    # epoch seconds in 32 unsigned bits (good until 2106): 24 bytes fewer a SIM
+    ("path_cell", "<i4", (PATH,)),
+    ("path_at", "<u4", (PATH,)),
 ])
 
 IMEI_SLOT = np.dtype([("sims", "<u8")])     # bitmap of SIMs the device carried that hour
@@ -80,6 +87,7 @@ def empty_sim_state(n: int) -> np.ndarray:
     s["imei_hour"] = -1
     s["mate_hour"] = -1
     s["id_cards"] = 1
+    s["path_cell"] = -1
     return s
 
 
@@ -268,6 +276,30 @@ class PairIndex:
             return np.empty(0, np.int64)
         keys, slots = np.concatenate(parts_k), np.concatenate(parts_s).astype(np.int64)
         return np.unique(slots[self.valid(keys, slots)]).astype(np.int64)
+
+    def matches(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(i, SIM) of the valid pairs with a key in [``lo[i]``, ``hi[i]``], each once,
+        ordered by i then SIM: which SIMs answer which of several questions."""
+        if self._n_new and self._buffer is None:
+            bk, bs = np.concatenate(self._new_keys), np.concatenate(self._new_slots)
+            order = np.argsort(bk, kind="stable")
+            self._buffer = bk[order], bs[order]
+        parts_i, parts_k, parts_s = [], [], []
+        for keys, slots in ((self._keys, self._slots), self._buffer or (None, None)):
+            if keys is None or not len(keys):
+                continue
+            a, b = np.searchsorted(keys, lo, "left"), np.searchsorted(keys, hi, "right")
+            take = _ranges(a, b)
+            parts_i.append(np.repeat(np.arange(len(lo)), np.maximum(b - a, 0)))
+            parts_k.append(keys[take])
+            parts_s.append(slots[take])
+        if not parts_k:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        i, keys = np.concatenate(parts_i), np.concatenate(parts_k)
+        slots = np.concatenate(parts_s).astype(np.int64)
+        ok = self.valid(keys, slots)
+        pairs = np.unique(i[ok] << 32 | slots[ok])     # slots fit 32 bits (see _slots)
+        return pairs >> 32, pairs & 0xFFFFFFFF
 
     def of_keys(self, keys: np.ndarray) -> np.ndarray:
         """The SIMs of valid pairs with one of ``keys``, ascending."""

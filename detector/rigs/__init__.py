@@ -8,30 +8,33 @@ says what it looks for and why:
 1. :mod:`~detector.rigs.hot_cells` — **co-location**: machine-like SIMs (no data, almost no
    incoming calls) together in one cell within the hour, each with another kind of evidence
    of its own (``rig``);
-2. :mod:`~detector.rigs.co_power` — **synchronised power-on** (signalling): SIMs that
+2. :mod:`~detector.rigs.cohorts` — **co-moving cohorts**: SIMs that moved through the same
+   cells in the same order within minutes of each other, enough of them not called back
+   like people, each with another kind of evidence of its own (``rig``);
+3. :mod:`~detector.rigs.co_power` — **synchronised power-on** (signalling): SIMs that
    attached together and have one more kind of evidence, or did so again with the same
    companions, or then talk among themselves, or take verification codes as a modem pool
    (``rig``);
-3. :mod:`~detector.rigs.code_pools` — **code pools**: modems of one model in one cell that
+4. :mod:`~detector.rigs.code_pools` — **code pools**: modems of one model in one cell that
    take verification codes and nothing else, power-on seen or not (``rig``);
-4. :mod:`~detector.rigs.calling_groups` — **calling groups**: callers that call and text each
+5. :mod:`~detector.rigs.calling_groups` — **calling groups**: callers that call and text each
    other from one place, and the callers that join a group later (``rig``);
-5. :mod:`~detector.rigs.remote_sims` — **remote SIMs** (signalling): slow answers to
+6. :mod:`~detector.rigs.remote_sims` — **remote SIMs** (signalling): slow answers to
    authentication and one more kind of evidence (``rig``);
 
 then, with ``associate``, the **associates** of flagged SIMs:
 
-6. :mod:`~detector.rigs.shared_devices` — SIMs in a device of a flagged SIM, now or earlier
+7. :mod:`~detector.rigs.shared_devices` — SIMs in a device of a flagged SIM, now or earlier
    in the day (``rig_member``);
-7. :mod:`~detector.rigs.companions` — SIMs that powered on with a flagged SIM or were
+8. :mod:`~detector.rigs.companions` — SIMs that powered on with a flagged SIM or were
    machine-like beside one, rig-like on their own, whatever the supervised layer says
    (``rig_member``);
-8. :mod:`~detector.rigs.bulk_siblings` — the cards of a bulk registration
+9. :mod:`~detector.rigs.bulk_siblings` — the cards of a bulk registration
    (:mod:`~detector.rigs.registrations`) one of whose cards is flagged for its use
    (``bulk_registration``).
 
 The book then groups flagged SIMs into rigs (union-find over shared devices, hot cells,
-power-on bursts, calling groups, code pools and bulk registrations) with a stable id and an
+cohorts, power-on bursts, calling groups, code pools and bulk registrations) with a stable id and an
 evidence summary. Each rule takes the SIMs it flags, so a later rule does not flag them
 again: the order is part of what the rules find. Helpers the rules share are in
 :mod:`~detector.rigs.common`; the interface the pipeline sees is :mod:`~detector.rigs.interface`.
@@ -43,7 +46,8 @@ Single behaviours never flag here either: co-location needs a second kind of evi
 an association needs a flagged SIM on the other end.
 """
 
-from detector.rigs import (bulk_siblings, calling_groups, co_power, code_pools, companions, hot_cells,
+from detector.rigs import (bulk_siblings, calling_groups, co_power, code_pools, cohorts, companions, hot_cells,
                            remote_sims, shared_devices)
 
-RULES = (hot_cells, co_power, code_pools, calling_groups, remote_sims, shared_devices, companions, bulk_siblings)
+RULES = (hot_cells, cohorts, co_power, code_pools, calling_groups, remote_sims, shared_devices, companions,
+         bulk_siblings)

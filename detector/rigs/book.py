@@ -1,7 +1,7 @@
 """The rig book: runs the rules at each tick and groups flagged SIMs into rigs.
 
-It groups flagged SIMs into rigs (union-find over shared devices, hot cells, power-on bursts,
-calling groups, code pools and bulk registrations) with a stable id (from the founding SIM:
+It groups flagged SIMs into rigs (union-find over shared devices, hot cells, co-moving
+cohorts, power-on bursts, calling groups, code pools and bulk registrations) with a stable id (from the founding SIM:
 the older rig keeps its id when two merge) and an evidence summary. It keeps the evidence
 each rule noted per SIM, the hot-cell memory and the bulk registrations; checkpoints save and
 restore them, and :meth:`RigBook.unsaved_rigs` says which rigs the store does not hold as
@@ -21,7 +21,7 @@ from detector.features.engine import SYNC_WINDOW_S, FeatureEngine, FeatureFrame
 from detector.flags import Flag, Rig
 from detector.ids import imei_texts, imsi_text, imsi_texts
 from detector.records import RegistrationBatch
-from detector.rigs import RULES
+from detector.rigs import RULES, cohorts
 from detector.rigs.common import cell_and_model
 from detector.rigs.interface import watched
 from detector.rigs.shared_devices import in_devices
@@ -60,6 +60,7 @@ class RigBook:
         self._bulk = BulkRegistrations(policy)
         self._machines = MachineMemory()
         self._in_rigs: np.ndarray | None = None       # IMSIs of SIMs in rigs; None: to build
+        self._relink: set[str] = set()   # flagged SIMs with a new kind of evidence: link again
 
     def register(self, batch: RegistrationBatch) -> None:
         self._bulk.register(batch)
@@ -93,7 +94,7 @@ class RigBook:
                ) -> list[Flag]:
         """Rig flags for this tick, beyond the per-SIM ``flags`` (already in ``flagged``
         or not), less those ``skip`` refuses (the allow-list); links every new flag into its
-        rig."""
+        rig, and a flagged SIM into the rig of those a rule found it with."""
         found = list(flags)
         tick = Tick(self.engine, self.scorer, self.policy, frame, strengths,
                     families=self.scorer.families(strengths),
@@ -104,6 +105,14 @@ class RigBook:
             found.extend(f for f in rule.find(tick) if not skip(f))
         for f in found:
             self._link(f)
+        # a SIM flagged at an earlier tick (alone, or by its own behaviour) that a rule now
+        # finds in a cohort with others joins their rig
+        relink, self._relink = self._relink, set()
+        for imsi in relink:
+            for other in self._partners(imsi):
+                if other in self._parent:
+                    self._union(imsi, other)
+        self._relink.clear()
         return [replace(f, rig_id=self.rig_of(f.imsi)) for f in found]
 
     # ---- evidence notes (the rules' side: detector.rigs.tick.Notes) --------------------------
@@ -113,6 +122,8 @@ class RigBook:
         SIMs it changed, :meth:`unsaved_evidence`)."""
         if self._evidence[imsi].get(key) == evidence:
             return
+        if imsi in self._parent and key not in self._evidence[imsi]:
+            self._relink.add(imsi)
         self._evidence[imsi][key] = evidence
         self._evidence_unsaved.add(imsi)
         self._touched.add(imsi)
@@ -165,8 +176,8 @@ class RigBook:
         self._newly.extend(int(x) for x in imsis)
 
     def _partners(self, imsi: str) -> list[str]:
-        """Flagged SIMs that share a device, a hot cell, a power-on burst, a calling group or a
-        bulk registration with ``imsi``."""
+        """Flagged SIMs that share a device, a hot cell, a cohort, a power-on burst, a calling
+        group or a bulk registration with ``imsi``."""
         out = [m for m in imsi_texts(self._bulk.members(int(imsi))) if m != imsi]
         slot = self.engine.sims.lookup(np.array([int(imsi)], np.int64))[0]
         if slot < 0:
@@ -196,6 +207,9 @@ class RigBook:
             self.note(imsi, "cell", f"machine-like SIMs active together in cell "
                                     f"{self.engine.cell_names()[cell]}")
         out += together
+        if "cohort" in self._evidence.get(imsi, {}):   # SIMs that moved through cells together
+            moving = np.array(["cohort" in self._evidence.get(x, {}) for x in imsi_texts(fimsi)], bool)
+            out += imsi_texts(fimsi[moving][cohorts.moved_together(engine, slot, fs[moving])])
         if "group" in self._evidence.get(imsi, {}):  # a calling group
             out += self._group_partners(slot, fs, fimsi)
         if "pool" in self._evidence.get(imsi, {}):   # code-taking modems of one model, one cell

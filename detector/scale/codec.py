@@ -200,6 +200,9 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
         sync = records["sync_cell"][records["sync_ts"] > 0]
         if len(sync) and (sync.min() < -1 or sync.max() >= len(cells)):
             raise BadMessage(f"sum message: a sync_cell index outside its table of {len(cells)} cells")
+        path = records["path_cell"]
+        if len(path) and (path.min() < -1 or path.max() >= len(cells)):
+            raise BadMessage(f"sum message: a path_cell index outside its table of {len(cells)} cells")
         for i, flag in enumerate(flags):
             if (why := _bad_flag(flag, FEATURES)) is not None:
                 raise BadMessage(f"sum message: flag {i}: {why}")

@@ -188,6 +188,8 @@ class RigStage:
         lut = self.engine.intern_cells(msg.fields["cells"])
         top = records["slot"]["top_cell"]
         records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
+        path = records["path_cell"]
+        records["path_cell"] = lut[np.where(path >= 0, path, len(lut) - 1)]
         synced = has_sync_cell(records)   # an unset one stays as the engine leaves it
         records["sync_cell"] = np.where(synced, lut[np.where(synced, records["sync_cell"], 0)],
                                         records["sync_cell"])

@@ -69,13 +69,15 @@ class Summaries:
             sims = imsi = msisdn = at_ = activity = np.empty(0, np.int64)
             values = strengths = np.empty((0, 0))
         records = self.engine.sim_state[sims].copy()
-        # the record's cell indices (hourly top cells, the power-on burst's cell) are this
-        # partition's: they travel as indices into a table of the message
-        top, sync = records["slot"]["top_cell"], records["sync_cell"]
+        # the record's cell indices (hourly top cells, the power-on burst's cell, the last
+        # cells it moved through) are this partition's: they travel as indices into a table
+        # of the message
+        top, sync, path = records["slot"]["top_cell"], records["sync_cell"], records["path_cell"]
         synced = has_sync_cell(records)
-        used = np.unique(np.r_[top[top >= 0], sync[synced]])
+        used = np.unique(np.r_[top[top >= 0], sync[synced], path[path >= 0]])
         records["slot"]["top_cell"] = np.where(top >= 0, np.searchsorted(used, top), -1)
         records["sync_cell"] = np.where(synced, np.searchsorted(used, sync), sync)
+        records["path_cell"] = np.where(path >= 0, np.searchsorted(used, path), -1)
         names = self.engine.cell_names()
         fields = {"partition": self.partition, "step": step, "at": int(at),
                   # the rig stage's clock is the daemon's: the newest event time, and the
