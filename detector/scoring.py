@@ -9,6 +9,8 @@ A SIM is flagged when all of these hold (knobs in ``[detector]`` of the config):
   quality, rhythm, registration) lie on the rig-like side of the population's 1st/99th
   percentile by at least ``reason_margin`` of its spread: one odd behaviour alone (say, many callees, however many features show it)
   does not flag.
+- it is not a person's phone (:meth:`Scorer.person_like`: a caller most of whose contacts of
+  the day were repeats), and the supervised layer, when the model has one, does not veto it.
 """
 
 from __future__ import annotations
