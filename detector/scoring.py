@@ -9,6 +9,8 @@ A SIM is flagged when all of these hold (knobs in ``[detector]`` of the config):
   quality, rhythm, registration) lie on the rig-like side of the population's 1st/99th
   percentile by at least ``reason_margin`` of its spread: one odd behaviour alone (say, many callees, however many features show it)
   does not flag.
+- it is not a person's phone (:meth:`Scorer.person_like`: a caller most of whose contacts of
+  the day were repeats), and the supervised layer, when the model has one, does not veto it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from detector.flags import Flag
 from detector.ids import imsi_text, msisdn_text
 from detector.model import CALLERS_MIN_VOICE_OUT, TrainedModel
 
+_VOICE_OUT = FEATURES.index("voice_out_24h")
+_REPEAT = FEATURES.index("callee_repeat_ratio_24h")
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -32,6 +37,9 @@ class Policy:
     max_reasons: int = 4
     reason_margin: float = 0.5
     rerank_min_probability: float = 0.5
+    # A caller more than this share of whose contacts of the day were repeats is a person's
+    # phone: a box's bypass calls go to the public, each number once
+    person_repeat_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.score_quantile < 1.0:
@@ -42,6 +50,8 @@ class Policy:
             raise ValueError("reason_margin must not be negative")
         if self.min_events_24h < 1:
             raise ValueError("min_events_24h must be at least 1")
+        if not 0.0 < self.person_repeat_share <= 1.0:
+            raise ValueError("person_repeat_share must be in (0, 1]")
 
 
 class Scorer:
@@ -82,11 +92,21 @@ class Scorer:
         out[values < self._floor[None, :]] = 0
         return out
 
+    def person_like(self, values: np.ndarray) -> np.ndarray:
+        """Callers (``CALLERS_MIN_VOICE_OUT`` calls in 24 h) more than ``person_repeat_share``
+        of whose contacts of the day were repeats: a person calls the same people again (the
+        r-th contact with weight r^-1.3, Jiang et al. 2013), a box's bypass calls reach each
+        number of the public once. A heavy caller, however many calls, is one of these."""
+        callers = values[:, _VOICE_OUT] >= CALLERS_MIN_VOICE_OUT
+        return callers & (values[:, _REPEAT] > self.policy.person_repeat_share)
+
     def plausible(self, values: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Rows the supervised layer (when the model has one) does not veto: analysts'
-        confirmed and dismissed flags taught it what the anomaly policy gets wrong."""
+        """Rows that are not a person's phone (:meth:`person_like`) and that the supervised
+        layer (when the model has one) does not veto: analysts' confirmed and dismissed flags
+        taught it what the anomaly policy gets wrong."""
+        ok = ~self.person_like(values)
         p = self.model.fraud_probability(values, scores)
-        return np.ones(len(values), bool) if p is None else p >= self.policy.rerank_min_probability
+        return ok if p is None else ok & (p >= self.policy.rerank_min_probability)
 
     def families(self, strengths: np.ndarray, without: tuple[str, ...] = ()) -> np.ndarray:
         """Number of distinct families with a rig-like feature, per row (leaving out the

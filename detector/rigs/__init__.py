@@ -29,9 +29,16 @@ then, with ``associate``, the **associates** of flagged SIMs:
 8. :mod:`~detector.rigs.companions` — SIMs that powered on with a flagged SIM or were
    machine-like beside one, rig-like on their own, whatever the supervised layer says
    (``rig_member``);
-9. :mod:`~detector.rigs.bulk_siblings` — the cards of a bulk registration
-   (:mod:`~detector.rigs.registrations`) one of whose cards is flagged for its use
-   (``bulk_registration``).
+
+and, with or without ``associate``:
+
+9. :mod:`~detector.rigs.machine_sims` — **machine-like SIMs**: SIMs that pass the anomaly
+   policy on their own, neither use data nor are called back, and do not call the same
+   numbers again, whatever the supervised layer says (``sim_anomaly``; after the companions,
+   whose link is the better reason);
+10. :mod:`~detector.rigs.bulk_siblings` — the cards of a bulk registration
+    (:mod:`~detector.rigs.registrations`) one of whose cards is flagged for its use
+    (``bulk_registration``).
 
 The book then groups flagged SIMs into rigs (union-find over shared devices, hot cells,
 cohorts, power-on bursts, calling groups, code pools and bulk registrations) with a stable id and an
@@ -42,12 +49,13 @@ again: the order is part of what the rules find. Helpers the rules share are in
 Cells here are radio cells (:meth:`FeatureEngine.radio_cells`): a box's cards of several
 networks on one shared cell are in one cell.
 
-Single behaviours never flag here either: co-location needs a second kind of evidence, and
-an association needs a flagged SIM on the other end.
+Single behaviours never flag here either: co-location needs a second kind of evidence, a
+machine-like SIM the anomaly policy's two, and an association needs a flagged SIM on the
+other end.
 """
 
-from detector.rigs import (bulk_siblings, calling_groups, co_power, code_pools, cohorts, companions, hot_cells,
-                           remote_sims, shared_devices)
+from detector.rigs import (bulk_siblings, calling_groups, co_power, code_pools, cohorts, companions,
+                           hot_cells, machine_sims, remote_sims, shared_devices)
 
 RULES = (hot_cells, cohorts, co_power, code_pools, calling_groups, remote_sims, shared_devices, companions,
-         bulk_siblings)
+         machine_sims, bulk_siblings)

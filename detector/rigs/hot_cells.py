@@ -6,6 +6,10 @@ service, one way: a gateway port or a modem neither browses nor gets called back
 than it calls (Murynets et al.); a call-centre agent's or courier's phone does both; absence
 counts once the daemon has watched the network ``absence_after_s``). Each such SIM with
 another kind of evidence of its own is flagged (``rig``): co-location alone flags nothing.
+The flag is not put to the supervised layer: the co-location is structure it never sees, and
+the layer, fitted on one simulator's gateways (regular gaps, fixed talk times), vetoed all 15
+hot-cell flags of the second generator's boxes in its seed-1 worlds and 5 of 50 in the first
+simulator's tuning worlds; with the layer off, not one of the 65 was benign (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -59,6 +63,6 @@ def find(tick: Tick) -> list[Flag]:
         where = names[cell[r]]
         reason = (f"one of {n} SIMs in cell {where} with rig-like traffic, no data and "
                   f"almost no incoming calls within the hour")
-        tick.keep(row_flag(tick.scorer, frame, tick.strengths, r, "rig", reason), out,
+        tick.keep(row_flag(tick.scorer, frame, tick.strengths, r, "rig", reason, vetoable=False), out,
                   "cell", f"{n} machine-like SIMs active together in cell {where}")
     return out

@@ -129,13 +129,35 @@ def test_too_little_activity_is_not_scored(scorer):
     assert scorer.score(frame(v, activity=5)) == []
 
 
+def test_a_heavy_caller_who_calls_the_same_people_again_is_not_flagged(scorer):
+    """The gateway's volume and call quality, but more than half of the day's contacts were
+    repeats: a person's phone. Up to half repeats, the same row is flagged; a SIM that does
+    not call (an SMS modem) is not judged by its contacts."""
+    v = population(1, seed=9)[0]
+    v[[IDX["voice_out_24h"], IDX["out_in_ratio_24h"]]] = 300
+    v[[IDX["voice_in_24h"], IDX["data_sessions_24h"]]] = 0
+    v[IDX["distinct_callees_24h"]] = 143
+    v[IDX["answered_ratio_24h"]] = 0.2
+    rows = np.tile(v, (3, 1))
+    rows[:, IDX["callee_repeat_ratio_24h"]] = [0.0, 0.5, 0.8]
+    flagged = {int(f.imsi) - 460000000000000 for f in scorer.score(frame(rows))}
+    assert flagged == {0, 1}
+    assert list(scorer.person_like(rows)) == [False, False, True]
+    modem = rows[2].copy()
+    modem[IDX["voice_out_24h"]] = 0
+    assert not scorer.person_like(modem[None, :])[0]
+    strict = Scorer(scorer.model, Policy(score_quantile=0.99, person_repeat_share=0.4))
+    assert list(strict.person_like(rows)) == [False, True, True]
+
+
 def test_ordinary_subscribers_are_rarely_flagged(scorer):
     flags = scorer.score(frame(population(2000, seed=5)))
     assert len(flags) <= 10
 
 
 @pytest.mark.parametrize("kwargs", [dict(score_quantile=1.0), dict(min_reasons=0),
-                                    dict(min_reasons=5, max_reasons=4), dict(min_events_24h=0)])
+                                    dict(min_reasons=5, max_reasons=4), dict(min_events_24h=0),
+                                    dict(person_repeat_share=0.0), dict(person_repeat_share=1.5)])
 def test_policy_validates(kwargs):
     with pytest.raises(ValueError):
         Policy(**kwargs)
