@@ -396,7 +396,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with session(cfg.store, cfg.daemon.state_dir) as pool:
+        # the API leaves no session state on its connections: no reset at each release
+        async with session(cfg.store, cfg.daemon.state_dir, reset_session=False) as pool:
             runner = await serve_api(pool, cfg)
             try:
                 await stop.wait()

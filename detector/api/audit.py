@@ -159,10 +159,10 @@ class AuditWriter:
     async def _insert(self, entries: list[AuditEntry], head: tuple[int, str],
                       conn: asyncpg.Connection | None) -> list[tuple[int, str]]:
         """Insert ``entries`` chained one after the other on ``head`` and remember the new
-        head. Without ``conn``: one pipelined ``executemany``, atomic and committed at its
-        end; with ``conn``: in a savepoint of its transaction, so that a refused insert
-        leaves it usable. (One statement per row: the trigger that moves the head fires at
-        the end of each statement, and the next row's check needs the head moved.)"""
+        head: one statement for the whole group (the chain's trigger checks the group's rows
+        together and moves the head once, migration 022). Without ``conn`` it commits on its
+        own; with ``conn`` it runs in a savepoint of that transaction, so that a refused
+        insert leaves it usable."""
         args, heads = [], []
         for entry in entries:
             row = _row(entry, *head)
@@ -183,10 +183,8 @@ class AuditWriter:
 
 
 async def _insert_rows(on: asyncpg.Connection | asyncpg.Pool, args: list[tuple]) -> None:
-    if len(args) == 1:
-        await on.execute(_INSERT, *args[0])
-    else:
-        await on.executemany(_INSERT, args)
+    """The rows ``args`` (one tuple per row) in one statement, a column array each."""
+    await on.execute(_INSERT, *(list(column) for column in zip(*args)))
 
 
 def _row(entry: AuditEntry, head_seq: int, head_hash: str) -> dict[str, Any]:
@@ -205,10 +203,14 @@ def _args(row: dict[str, Any]) -> list[Any]:
     return [json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in COLUMNS]
 
 
-_INSERT = "INSERT INTO audit_log ({}, hash) VALUES ({}, ${})".format(
-    ", ".join(COLUMNS),
-    ", ".join(f"${i}::jsonb" if c in _JSON_COLUMNS else f"${i}" for i, c in enumerate(COLUMNS, 1)),
-    len(COLUMNS) + 1)
+_TYPES = {"seq": "bigint", "at": "timestamptz", "status": "integer"}   # text otherwise
+# every row of a group in one statement, whatever its size: one prepared statement
+_INSERT = ("INSERT INTO audit_log ({cols}, hash) SELECT {outs}, hash "
+           "FROM unnest({ins}, ${n}::text[]) AS t({cols}, hash)").format(
+    cols=", ".join(COLUMNS),
+    outs=", ".join(f"{c}::jsonb" if c in _JSON_COLUMNS else c for c in COLUMNS),
+    ins=", ".join(f"${i}::{_TYPES.get(c, 'text')}[]" for i, c in enumerate(COLUMNS, 1)),
+    n=len(COLUMNS) + 1)
 
 
 async def append(pool: asyncpg.Pool, entry: AuditEntry) -> tuple[int, str]:
