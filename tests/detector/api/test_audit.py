@@ -4,11 +4,14 @@ reorderings made behind the triggers' back (as a superuser could)."""
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
+from hypothesis import given, settings, strategies as st_
 
-from detector.api import verify_audit
+from detector.api import audit as audit_module, verify_audit
 from detector.api.audit import AuditEntry, AuditWriter, append
 from tests.detector.api.conftest import BODY, auth
 
@@ -138,6 +141,29 @@ class OnePool:
         return await self.conn.execute(*args)
 
 
+async def test_rows_are_stored_as_appended_whatever_their_text(pool):
+    """A group goes to the store as the JSON its hashes were computed on: every column comes
+    back as it was given, and the chain verifies."""
+    texts = ["plain", "quote \" and backslash \\", "line\nbreak\ttab", "\u00e9\u4e2d\U0001f600",
+             "\u2028 separator", "x" * 200, ""]
+    writer = AuditWriter(pool)
+    entries = [AuditEntry(request_id=f"r{i}", client_id=t, identity=t[::-1], role="police",
+                          auth="bearer", remote="::1", case_ref=t, legal_basis=t, officer=t,
+                          query={"number": t, "nested": {"k": [1, 2.5, None, True]}},
+                          status=200 + i, outcome="answered", reason=t,
+                          fields=(t, "subscribers[].imsi"), answer_sha256="ab" * 32)
+               for i, t in enumerate(texts)]
+    await asyncio.gather(*[writer.append(e) for e in entries])
+    for e in entries:
+        row = await pool.fetchrow("SELECT * FROM audit_log WHERE request_id = $1", e.request_id)
+        assert (row["client_id"], row["identity"], row["case_ref"], row["legal_basis"],
+                row["officer"], row["reason"], row["status"]) == (
+            e.client_id, e.identity, e.case_ref, e.legal_basis, e.officer, e.reason, e.status)
+        assert json.loads(row["query"]) == e.query and json.loads(row["fields"]) == list(e.fields)
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == len(texts)
+
+
 async def test_edit_is_detected(pool):
     await _fill(pool)
     await _behind_triggers(pool, "UPDATE audit_log SET case_ref = 'C-other' WHERE seq = 3")
@@ -256,3 +282,11 @@ async def test_a_group_that_fails_writes_none_of_its_rows_and_fails_each_append(
     seq, _ = await writer.append(AuditEntry(request_id="after"))
     assert seq == 2
     assert (await verify_audit(pool)).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=st_.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                       timezones=st_.sampled_from([UTC, timezone(timedelta(hours=8))])))
+def test_the_hashed_time_is_strftimes(t):
+    """Rows hashed before the time was formatted directly must still verify."""
+    assert audit_module._at(t) == t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
