@@ -396,7 +396,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with opened(cfg.store, cfg.daemon.state_dir) as (pool, dsn):
+        # the API leaves no session state on its connections: no reset at each release
+        async with opened(cfg.store, cfg.daemon.state_dir, reset_session=False) as (pool, dsn):
             runner = await serve_api(pool, dsn, cfg)
             try:
                 await stop.wait()

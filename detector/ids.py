@@ -142,9 +142,10 @@ IMEI_DIGITS = 15
 
 
 def _fixed(field: str, n: int, width: int) -> str:
-    if not 0 < n < 10 ** width:
+    text = str(n)     # a lookup answer spells dozens of these: str and zfill are the cheapest
+    if not (0 < n and len(text) <= width):
         raise InvalidIdentifier(field, n, f"a stored {field} must be 1 to {width} digits")
-    return f"{n:0{width}d}"
+    return text.zfill(width)
 
 
 def imsi_text(n: int | np.integer | str) -> str:

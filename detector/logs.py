@@ -29,6 +29,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str = "info") -> None:
+    # a line holds none of the caller's file, function, thread or process (reserved keys,
+    # dropped above), so nothing looks them up: the API logs a line per request, and the
+    # caller's frame was the dearest part of it (logging's documented optimisations)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

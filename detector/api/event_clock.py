@@ -10,6 +10,7 @@ lookup is dated by its wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,14 +26,26 @@ class EventClock:
         self._pool, self._ttl_s, self._clock = pool, ttl_s, clock
         self._read_at: float | None = None
         self._value: datetime | None = None
+        self._reading: asyncio.Future | None = None    # the read in flight, shared
 
     async def now(self) -> datetime | None:
         """The newest event time taken in, or None (no checkpoint yet, or unreadable)."""
         t = self._clock()
-        if self._read_at is None or t - self._read_at >= self._ttl_s:
+        if self._read_at is not None and t - self._read_at < self._ttl_s:
+            return self._value
+        # the lookups that find the value stale while it is being read wait for that one
+        # read: under load, each of them had sent its own
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._refresh(t))
+        return await asyncio.shield(self._reading)
+
+    async def _refresh(self, t: float) -> datetime | None:
+        try:
             self._value = await self._read()
             self._read_at = t
-        return self._value
+            return self._value
+        finally:
+            self._reading = None
 
     async def _read(self) -> datetime | None:
         try:

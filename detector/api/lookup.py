@@ -13,6 +13,7 @@ no device → SIM index for unflagged SIMs).
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,11 +46,16 @@ ROLE_REGISTRATION: dict[str, tuple[str, ...]] = {
 
 
 def iso(t: datetime | int | float | None) -> str | None:
+    """``t`` (a datetime, or epoch seconds) as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
     if t is None:
         return None
     if not isinstance(t, datetime):
         t = datetime.fromtimestamp(int(t), UTC)
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = t.astimezone(UTC)
+    if t.year < 1000:       # strftime's %Y does not pad such years
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # what strftime gives, formatted directly: a lookup answer holds a dozen of these
+    return "%d-%02d-%02dT%02d:%02d:%02dZ" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 def normalise_number(number_type: str, number: str) -> str:
@@ -74,25 +80,49 @@ async def _state_layout_ok(conn: asyncpg.Connection) -> bool:
     return value is not None and json.loads(value) == STATE_LAYOUT
 
 
+def _history_reader() -> tuple[struct.Struct, list[int]]:
+    """A struct that reads, from a SIM record, ``last_hour``, the ``IMEI_SLOTS`` devices, the
+    hour each was last seen and the ``SLOTS`` hourly top cells, and the order that puts its
+    values in that order: what :func:`_history` needs, without building numpy views of the
+    record for each lookup."""
+    fields = st.SIM_STATE.fields
+    parts = [(fields["last_hour"][1], fields["last_hour"][0])]
+    for name in ("imei", "imei_hour"):
+        dtype, at = fields[name][:2]
+        parts += [(at + k * dtype.base.itemsize, dtype.base) for k in range(dtype.shape[0])]
+    parts += [(at, np.dtype("<i4")) for at in _top_cell_offsets()]
+    in_record = sorted(range(len(parts)), key=lambda k: parts[k][0])
+    fmt, pos = "<", 0
+    for k in in_record:
+        at, dtype = parts[k]
+        if at < pos or dtype.str[0] not in "<|" or dtype.kind != "i" or dtype.itemsize not in (4, 8):
+            raise TypeError(f"the SIM record's layout does not suit the history reader at {at}")
+        fmt += (f"{at - pos}x" if at > pos else "") + {4: "i", 8: "q"}[dtype.itemsize]
+        pos = at + dtype.itemsize
+    position = {k: i for i, k in enumerate(in_record)}
+    return struct.Struct(fmt), [position[k] for k in range(len(parts))]
+
+
 def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
     """(devices with last seen, [(hour, global cell id)] newest first) from a SIM record."""
     if len(state) != st.SIM_STATE.itemsize:
         return [], []
-    s = np.frombuffer(state, st.SIM_STATE)[0]
+    read = _HISTORY.unpack_from(state)
+    values = [read[i] for i in _HISTORY_ORDER]
+    n = st.IMEI_SLOTS
+    last, imeis, hours, top = values[0], values[1:1 + n], values[1 + n:1 + 2 * n], values[1 + 2 * n:]
     devices = []
-    for imei, hour in zip(s["imei"].tolist(), s["imei_hour"].tolist()):
+    for imei, hour in zip(imeis, hours):
         if imei and hour >= 0:
             devices.append({"imei": ids.imei_text(imei), "last_seen": iso(hour * 3600)})
     devices.sort(key=lambda d: d["last_seen"], reverse=True)
-    last = int(s["last_hour"])
     cells = []
     if last >= 0:
-        top = s["slot"]["top_cell"]
         for back in range(st.SLOTS):
             hour = last - back
             if hour < 0:
                 break
-            c = int(top[hour % st.SLOTS])
+            c = top[hour % st.SLOTS]
             if c >= 0:
                 cells.append((hour, c))
     return devices, cells
@@ -182,6 +212,7 @@ def _top_cell_offsets() -> list[int]:
 
 
 _TOP_CELL_AT = _top_cell_offsets()
+_HISTORY, _HISTORY_ORDER = _history_reader()
 _FLAG = ("msisdn", "kind", "score", "flagged_at", "rig_id", "reasons", "status")
 _RIG = ("id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence")
 _layout_seen: tuple[str, bool] = ("", False)     # the last stored layout read, and whether it is ours
@@ -262,19 +293,19 @@ def field_paths(obj: Any, prefix: str = "") -> list[str]:
     """The field paths present in an answer (``subscribers[].registration.id_hash``), for the
     audit: what was disclosed, without the values."""
     paths: set[str] = set()
-
-    def walk(o: Any, p: str) -> None:
+    # (value, its path); a dict's keys are named under "path." (no dot at the top), a list's
+    # items under "path[]", and a list of scalars adds no path
+    todo: list[tuple[Any, str]] = [(obj, prefix)]
+    while todo:
+        o, p = todo.pop()
         if isinstance(o, dict):
+            under = p + "." if p else ""
             for k, v in o.items():
-                q = f"{p}.{k}" if p else k
+                q = (under + k if type(k) is str else f"{under}{k}") if under else k
                 paths.add(q)
                 if isinstance(v, (dict, list)):
-                    walk(v, q)
+                    todo.append((v, q))
         elif isinstance(o, list):
             q = p + "[]"
-            for v in o:
-                if isinstance(v, (dict, list)):      # a list of scalars adds no path
-                    walk(v, q)
-
-    walk(obj, prefix)
+            todo.extend((v, q) for v in o if isinstance(v, (dict, list)))
     return sorted(paths)

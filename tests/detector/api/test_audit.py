@@ -4,11 +4,14 @@ reorderings made behind the triggers' back (as a superuser could)."""
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
+from hypothesis import given, settings, strategies as st_
 
-from detector.api import verify_audit
+from detector.api import audit as audit_module, verify_audit
 from detector.api.audit import AuditEntry, AuditWriter, append
 from tests.detector.api.conftest import BODY, auth
 
@@ -58,6 +61,107 @@ async def test_triggers_refuse_update_delete_truncate_and_forged_rows(pool):
             "remote, case_ref, legal_basis, officer, query, status, outcome, reason, fields, "
             "answer_sha256, prev_hash, 'forged' FROM audit_log WHERE seq = 2")
     assert (await verify_audit(pool)).ok
+
+
+def _forged(seq: int, prev_hash: str, h: str) -> str:
+    """A row copied from row 1 with its seq, prev_hash and hash replaced (SQL)."""
+    return ("SELECT {}, at, request_id, action, client_id, identity, role, auth, remote, case_ref, "
+            "legal_basis, officer, query, status, outcome, reason, fields, answer_sha256, '{}', '{}' "
+            "FROM audit_log WHERE seq = 1").format(seq, prev_hash, h)
+
+
+async def test_an_insert_of_several_rows_is_checked_as_a_chain(pool):
+    await _fill(pool, 2)
+    head = await pool.fetchval("SELECT hash FROM audit_head")
+    # three rows in one statement that continue the chain: accepted, the head on the last
+    await pool.execute("INSERT INTO audit_log " + " UNION ALL ".join(
+        [_forged(3, head, "h3"), _forged(4, "h3", "h4"), _forged(5, "h4", "h5")]))
+    assert tuple(await pool.fetchrow("SELECT seq, hash FROM audit_head")) == (5, "h5")
+    refused = [
+        [_forged(6, "h5", "h6"), _forged(7, "not h6", "h7")],    # a broken link inside
+        [_forged(6, "h5", "h6"), _forged(8, "h6", "h8")],        # a gap inside
+        [_forged(7, "h5", "h7"), _forged(8, "h7", "h8")],        # a gap after the head
+        [_forged(6, "not h5", "h6")],                            # not linked to the head
+    ]
+    for rows in refused:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+            await pool.execute("INSERT INTO audit_log " + " UNION ALL ".join(rows))
+    assert tuple(await pool.fetchrow("SELECT seq, hash FROM audit_head")) == (5, "h5")
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == 5
+    for sql in ("UPDATE audit_head SET seq = 3, hash = 'h3'",         # backwards
+                "UPDATE audit_head SET seq = 6, hash = 'h6'"):        # onto no row
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pool.execute(sql)
+
+
+async def test_appends_stay_on_the_key_after_the_log_was_analyzed_empty(pool):
+    """Statistics of an empty log must not make the chain's checks scan the log: each
+    append would then cost more as the log grows."""
+    await pool.execute("ANALYZE audit_log")
+    async with pool.acquire() as conn:
+        await conn.execute("LOAD 'auto_explain'")
+        await conn.execute("SET auto_explain.log_min_duration = 0")
+        await conn.execute("SET auto_explain.log_nested_statements = on")
+        await conn.execute("SET client_min_messages = log")
+        plans: list[str] = []
+
+        def listen(_conn, message) -> None:
+            plans.append(message.message)
+
+        conn.add_log_listener(listen)
+        writer = AuditWriter(OnePool(conn))
+        for i in range(8):              # past the five custom plans of a cached statement
+            await writer.append(AuditEntry(request_id=f"r{i}", status=200))
+        await conn.execute("RESET client_min_messages")
+        conn.remove_log_listener(listen)
+    nested = [p for p in plans if "audit_log" in p and "Insert on" not in p]
+    assert nested and not [p for p in nested if "Seq Scan on audit_log" in p]
+    assert (await verify_audit(pool)).ok
+
+
+class OnePool:
+    """One connection where the writer expects a pool."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def acquire(self):
+        conn = self.conn
+
+        class _Held:
+            async def __aenter__(self):
+                return conn
+
+            async def __aexit__(self, *exc):
+                return None
+
+        return _Held()
+
+    async def execute(self, *args):
+        return await self.conn.execute(*args)
+
+
+async def test_rows_are_stored_as_appended_whatever_their_text(pool):
+    """A group goes to the store as the JSON its hashes were computed on: every column comes
+    back as it was given, and the chain verifies."""
+    texts = ["plain", "quote \" and backslash \\", "line\nbreak\ttab", "\u00e9\u4e2d\U0001f600",
+             "\u2028 separator", "x" * 200, ""]
+    writer = AuditWriter(pool)
+    entries = [AuditEntry(request_id=f"r{i}", client_id=t, identity=t[::-1], role="police",
+                          auth="bearer", remote="::1", case_ref=t, legal_basis=t, officer=t,
+                          query={"number": t, "nested": {"k": [1, 2.5, None, True]}},
+                          status=200 + i, outcome="answered", reason=t,
+                          fields=(t, "subscribers[].imsi"), answer_sha256="ab" * 32)
+               for i, t in enumerate(texts)]
+    await asyncio.gather(*[writer.append(e) for e in entries])
+    for e in entries:
+        row = await pool.fetchrow("SELECT * FROM audit_log WHERE request_id = $1", e.request_id)
+        assert (row["client_id"], row["identity"], row["case_ref"], row["legal_basis"],
+                row["officer"], row["reason"], row["status"]) == (
+            e.client_id, e.identity, e.case_ref, e.legal_basis, e.officer, e.reason, e.status)
+        assert json.loads(row["query"]) == e.query and json.loads(row["fields"]) == list(e.fields)
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == len(texts)
 
 
 async def test_edit_is_detected(pool):
@@ -178,3 +282,11 @@ async def test_a_group_that_fails_writes_none_of_its_rows_and_fails_each_append(
     seq, _ = await writer.append(AuditEntry(request_id="after"))
     assert seq == 2
     assert (await verify_audit(pool)).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=st_.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                       timezones=st_.sampled_from([UTC, timezone(timedelta(hours=8))])))
+def test_the_hashed_time_is_strftimes(t):
+    """Rows hashed before the time was formatted directly must still verify."""
+    assert audit_module._at(t) == t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -51,3 +51,29 @@ async def test_rigs_written_with_unpadded_identifiers_get_their_15_digits(pg_dsn
         await conn.close()
     assert rows["rig-old"] == ('["001010000000002", "460001234567890"]', '["012345678901238"]')
     assert rows["rig-new"] == ('["460001234567891"]', '[]')
+
+
+async def test_a_pool_without_session_reset_still_rolls_back_a_transaction_left_open(pg_dsn):
+    pool = await db.connect(pg_dsn, 2, reset_session=False)
+    try:
+        async with pool.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            await conn.execute("SET application_name = 'kept'")
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE left_open (x int)")
+        async with pool.acquire() as conn:       # the same connection (one idle)
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+            # the transaction went back rolled back; the session itself was left as it was
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+            assert await conn.fetchval("SHOW application_name") == "kept"
+    finally:
+        await pool.close()
+    default = await db.connect(pg_dsn, 2)
+    try:
+        async with default.acquire() as conn:
+            await conn.execute("SET application_name = 'kept'")
+        async with default.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") != "kept"
+    finally:
+        await default.close()
