@@ -40,6 +40,7 @@ class Partition:
     partitions: int
     engine: FeatureEngine
     pipe: Pipeline
+    summaries: Summaries                                # the pipeline's rig pass
     last_seq: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     pending: Pending = field(default_factory=Pending)
@@ -71,6 +72,8 @@ class Partition:
             self.engine.watermark = max(self.engine.watermark, int(msg.fields["watermark"]))
             applied = self.engine.apply(batch)
             late = int(applied.late.sum())
+            # contacts with other partitions' SIMs: for the rig stage, which joins them by number
+            self.summaries.note_contacts(batch.take(~applied.late) if late else batch)
             if late:  # the publisher refuses late records: only a stale publisher gets here
                 self.pending.quarantine += [(self.probe, Rejected(batch.source, int(line),
                                              "late at the worker (behind the partition's watermark)"))
@@ -107,9 +110,9 @@ class Partition:
 def make_partition(config: Config, scorer: Scorer, number: int) -> Partition:
     f = config.features
     engine = f.engine()
-    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s,
-                    rigs=Summaries(engine, scorer, number, config.detector.rigs))
-    return Partition(number, config.scale.partitions, engine, pipe)
+    summaries = Summaries(engine, scorer, number, config.detector.rigs)
+    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s, rigs=summaries)
+    return Partition(number, config.scale.partitions, engine, pipe, summaries)
 
 
 class Worker:

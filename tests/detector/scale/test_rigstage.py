@@ -236,3 +236,52 @@ def test_a_modem_pool_across_partitions_is_found_as_the_daemon_finds_it(small_mo
     assert first_flags(worker_flags + rig_flags) == expected
     assert stage.engine.watermark == daemon.engine.watermark
     assert stage.engine.observed_from == daemon.engine.observed_from
+
+
+def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small_model, tmp_path):
+    """A box imitating people (human-like days in one cell, its SIMs calling and texting
+    each other, a fourth SIM on another carrier's cell calling two of them), its SIMs in
+    different partitions, beside people calling each other from cells of their own, a
+    family on one ID document and friends called by others: no worker sees a contact
+    between two of the box's partitions, and the rig stage joins them by number, so the
+    box is flagged SIM by SIM at the daemon's times with the daemon's words, and no one
+    else is."""
+    from detector.pipeline import Pipeline
+    from detector.rigs.book import RigBook
+    from tests.detector.rigs.test_calling_groups import _called_by_others, _calling_circle, _people_days
+
+    cfg = config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
+                                             "S", "s", partitions=8))
+    rng = np.random.default_rng(5)
+    day0 = START - 9 * 3600
+    box = [int(imsi(800 + i)) for i in range(4)]
+    apart = [int(imsi(820 + i)) for i in range(3)]
+    family = [int(imsi(840 + i)) for i in range(3)]
+    friends = [int(imsi(850 + i)) for i in range(3)]
+    everyone = box + apart + family + friends
+    assert len(set(partition_of(np.array(box, np.int64), 8))) == 4, "each of the box's SIMs in a partition of its own"
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    regs = registrations(family, "family-id", 898600000000840, "CH0001", START - 400 * 86400)
+    home = {s: "460-00-530-1" for s in box[:3]} | {box[3]: "460-11-535-1"} | \
+        {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family} | \
+        {s: "460-00-545-1" for s in friends}
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613830000000)
+    rows += _called_by_others(friends, devs, home, day0 + 10 * 3600, 8613890000000)
+    for group in (box[:3], apart, family, friends):
+        rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
+                                day0 + 9 * 3600, number)
+    rows += _calling_circle([box[3], box[0], box[1]], [devs[box[3]], devs[box[0]], devs[box[1]]],
+                            [home[box[3]], home[box[0]], home[box[1]]], day0 + 13 * 3600, number)
+    engine = cfg.features.engine()
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    daemon = Pipeline(engine, scorer, cfg.detector.scoring_interval_s,
+                      rigs=RigBook(engine, scorer, cfg.detector.rigs))   # as goipwatch score runs it
+    daemon.register(regs)
+    expected = first_flags(daemon.feed(cdr_batch(rows)).flags + daemon.score_dirty())
+    assert set(expected) == {str(s) for s in box}
+    assert all("call and text each other from the same cells" in why for _, _, why in expected.values())
+    _, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    assert first_flags(worker_flags + rig_flags) == expected
+    [rig] = stage.book.rigs()
+    assert rig.sims == {str(s) for s in box}
