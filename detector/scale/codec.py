@@ -14,7 +14,7 @@ Kinds (each on one partition's subject):
   partition scores at the same event times whatever the number of workers);
 - ``flush``: score what is pending now (the end of a finite feed);
 - ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
-  or flush, the partition's SIMs with rig-like evidence: their feature rows, the evidence
+  or flush, in one or more chunks (``chunk`` of ``chunks``), the partition's SIMs with rig-like evidence: their feature rows, the evidence
   strengths, their fixed-size records (cells renamed to a table of the message) and the
   per-SIM flags of that tick, with the partition's clock (its watermark, and the time its
   watching began); and the contacts (calls, SMS) its SIMs had since the last summary with
@@ -184,6 +184,9 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
 
         need("partition", int)
         need("at", int)
+        chunk, chunks = f.get("chunk", 0), f.get("chunks", 1)   # absent: one message per step
+        if type(chunk) is not int or type(chunks) is not int or not 0 <= chunk < chunks:
+            raise BadMessage(f"sum message: chunk {chunk!r} of {chunks!r} is not one of 0..chunks-1")
         for key in ("watermark", "observed_from"):   # the partition's clock (absent: from before it)
             if key in f and (type(f[key]) is not int or f[key] < 0):
                 raise BadMessage(f"sum message: field {key} must be a non-negative integer")

@@ -66,7 +66,8 @@ class RigStage:
         self.contacts = CrossContacts()
         self.new_contacts: dict[int, bytes] = {}     # per step key, the contacts it brought (unsaved)
         self.done: tuple[int, int] = (0, 0)           # last (event time, step) handled
-        self.pending: dict[tuple[int, int], dict[int, tuple[int, codec.Message]]] = defaultdict(dict)
+        # per step, per (partition, chunk): (stream sequence, summary)
+        self.pending: dict[tuple[int, int], dict[tuple[int, int], tuple[int, codec.Message]]] = defaultdict(dict)
         self.handled_seq = 0                          # summaries before this one are handled
         self.seen_seq = 0
         self.counters: dict[str, int] = {}
@@ -141,14 +142,21 @@ class RigStage:
         if key <= self.done:
             self.count("summaries_repeated")
             return
-        self.pending[key][int(msg.fields["partition"])] = (seq, msg)
+        self.pending[key][int(msg.fields["partition"]), int(msg.fields.get("chunk", 0))] = (seq, msg)
 
     def ready(self) -> tuple[int, int] | None:
-        """The oldest step every partition has summarised, if it is the oldest pending."""
+        """The oldest step every partition has summarised (every chunk of it), if it is the
+        oldest pending."""
         if not self.pending:
             return None
         key = min(self.pending)
-        return key if len(self.pending[key]) == self.scale.partitions else None
+        have: dict[int, int] = defaultdict(int)
+        need: dict[int, int] = {}
+        for (p, _), (_, msg) in self.pending[key].items():
+            have[p] += 1
+            need[p] = msg.fields.get("chunks", 1)
+        complete = len(need) == self.scale.partitions and all(have[p] == n for p, n in need.items())
+        return key if complete else None
 
     def step(self, key: tuple[int, int]) -> tuple[list[Flag], np.ndarray]:
         """Run the rig book on one complete step; returns the new rig flags and the slots of

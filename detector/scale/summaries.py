@@ -27,6 +27,13 @@ from detector.scale import codec
 from detector.scoring import Scorer
 
 
+# A summary's SIMs (about 1.7 KB each: record, feature values, strengths) and contacts (32
+# bytes each) per message: a chunk stays near 512 KB, within a NATS server's default
+# max_payload (1 MB) whatever the number of callers and contacts of a tick.
+CHUNK_SIMS = 300
+CHUNK_CONTACTS = 16_384
+
+
 class Summaries:
     def __init__(self, engine: FeatureEngine, scorer: Scorer, partition: int,
                  policy: RigPolicy = RigPolicy()) -> None:
@@ -66,8 +73,10 @@ class Summaries:
         self._flags += flags
         return flags
 
-    def take(self, step: str, at: int) -> bytes:
-        """The ``sum`` message of this tick (``step`` tick or flush at event time ``at``)."""
+    def take(self, step: str, at: int) -> list[bytes]:
+        """The ``sum`` messages of this tick (``step`` tick or flush at event time ``at``):
+        one, or as many chunks as keep each within :data:`CHUNK_BYTES` (the rig stage waits
+        for all of them)."""
         frames, self._frames = self._frames, []
         flags, self._flags = self._flags, []
         if frames:
@@ -82,22 +91,28 @@ class Summaries:
         else:
             sims = imsi = msisdn = at_ = activity = np.empty(0, np.int64)
             values = strengths = np.empty((0, 0))
-        records, cells = self.engine.portable_records(sims)
         contacts, self.contacts = self.contacts, Contacts.none()
-        fields = {"partition": self.partition, "step": step, "at": int(at),
-                  # the rig stage's clock is the daemon's: the newest event time, and the
-                  # time watching began (the oldest record of the first piece), not the tick's
-                  "watermark": int(self.engine.watermark), "observed_from": int(self.engine.observed_from),
-                  "cells": cells,
-                  "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,
-                             "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind,
-                             "features": dict(f.features)}   # the rig book reads a card's use from them
-                            for f in flags]}
-        return codec.encode("sum", fields, {
-            "imsi": imsi, "msisdn": msisdn, "at": at_, "activity": activity,
-            "values": values.ravel(), "strengths": strengths.ravel(),
-            "state": records, "contact_imsi": contacts.imsi, "contact_number": contacts.number,
-            "contact_peer": contacts.peer, "contact_hour": contacts.hour})
+        n_chunks = max(1, -(-len(sims) // CHUNK_SIMS), -(-len(contacts) // CHUNK_CONTACTS))
+        out = []
+        for k in range(n_chunks):
+            r = slice(k * CHUNK_SIMS, (k + 1) * CHUNK_SIMS)
+            c = slice(k * CHUNK_CONTACTS, (k + 1) * CHUNK_CONTACTS)
+            records, cells = self.engine.portable_records(sims[r])
+            fields = {"partition": self.partition, "step": step, "at": int(at), "chunk": k, "chunks": n_chunks,
+                      # the rig stage's clock is the daemon's: the newest event time, and the
+                      # time watching began (the oldest record of the first piece), not the tick's
+                      "watermark": int(self.engine.watermark), "observed_from": int(self.engine.observed_from),
+                      "cells": cells,
+                      "flags": [{"imsi": f.imsi, "msisdn": f.msisdn, "score": f.score,
+                                 "flagged_at": f.flagged_at, "reasons": list(f.reasons), "kind": f.kind,
+                                 "features": dict(f.features)}   # the rig book reads a card's use from them
+                                for f in (flags if k == 0 else [])]}
+            out.append(codec.encode("sum", fields, {
+                "imsi": imsi[r], "msisdn": msisdn[r], "at": at_[r], "activity": activity[r],
+                "values": values[r].ravel(), "strengths": strengths[r].ravel(),
+                "state": records, "contact_imsi": contacts.imsi[c], "contact_number": contacts.number[c],
+                "contact_peer": contacts.peer[c], "contact_hour": contacts.hour[c]}))
+        return out
 
 
 def silent_code_takers(engine: FeatureEngine, frame: FeatureFrame) -> np.ndarray:

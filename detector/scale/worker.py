@@ -93,11 +93,11 @@ class Partition:
                 self.count("ticks_repeated")  # a tick republished after the publisher restarted
                 return
             self.pending.flags += self.pipe.tick(at)
-            self.outbox.append(self.pipe.rigs.take("tick", at))
+            self.outbox += self.summaries.take("tick", at)
             self.count("ticks")
         else:  # flush
             self.pending.flags += self.pipe.score_dirty()
-            self.outbox.append(self.pipe.rigs.take("flush", int(msg.fields.get("watermark", 0))))
+            self.outbox += self.summaries.take("flush", int(msg.fields.get("watermark", 0)))
             self.count("flushes")
 
     def _check_partition(self, msg: codec.Message) -> None:
@@ -168,7 +168,7 @@ class Worker:
             head = codec.decode(data).fields
             acks.append(await js.publish_async(
                 self.scale.summary_subject(part.number), data, stream=self.scale.stream,
-                headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}"}))
+                headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}:{head.get('chunk', 0)}"}))
         await asyncio.gather(*acks)   # an error leaves them in the outbox for the next start
         part.outbox = []
 

@@ -190,3 +190,20 @@ def test_a_summary_without_contacts_has_none():   # summaries of the build befor
 def test_damaged_contacts_are_refused(contacts, reason):
     with pytest.raises(BadMessage, match=reason):
         decode(_with_contacts(*contacts))
+
+
+@pytest.mark.parametrize("chunk, ok", [
+    ({"chunk": 0, "chunks": 1}, True),
+    ({"chunk": 2, "chunks": 3}, True),
+    ({"chunk": 3, "chunks": 3}, False),
+    ({"chunk": -1, "chunks": 3}, False),
+    ({"chunk": "0", "chunks": 1}, False),
+    ({"chunks": 0}, False),
+])
+def test_a_summarys_chunk_is_checked(chunk, ok):
+    data = _with_header(_sum()[0], lambda h: h["fields"].update(chunk))
+    if ok:
+        assert {k: decode(data).fields[k] for k in chunk} == chunk
+    else:
+        with pytest.raises(BadMessage, match="sum message: chunk .* is not one of 0..chunks-1"):
+            decode(data)

@@ -238,16 +238,13 @@ def test_a_modem_pool_across_partitions_is_found_as_the_daemon_finds_it(small_mo
     assert stage.engine.observed_from == daemon.engine.observed_from
 
 
-def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small_model, tmp_path):
+def _box_calling_across_partitions(small_model, tmp_path):
     """A box imitating people (human-like days in one cell, its SIMs calling and texting
-    each other, a fourth SIM on another carrier's cell calling two of them), its SIMs in
-    different partitions, beside people calling each other from cells of their own, a
-    family on one ID document and friends called by others: no worker sees a contact
-    between two of the box's partitions, and the rig stage joins them by number, so the
-    box is flagged SIM by SIM at the daemon's times with the daemon's words, and no one
-    else is."""
-    from detector.pipeline import Pipeline
-    from detector.rigs.book import RigBook
+    each other, a fourth SIM on another carrier's cell calling two of them), each of its
+    SIMs in a partition of its own (8 partitions), beside people calling each other from
+    cells of their own, a family on one ID document and friends called by others
+    (tests/detector/rigs/test_calling_groups.py); returns (config, rows, registrations,
+    the box's IMSIs)."""
     from tests.detector.rigs.test_calling_groups import _called_by_others, _calling_circle, _people_days
 
     cfg = config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
@@ -273,6 +270,25 @@ def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small
                                 day0 + 9 * 3600, number)
     rows += _calling_circle([box[3], box[0], box[1]], [devs[box[3]], devs[box[0]], devs[box[1]]],
                             [home[box[3]], home[box[0]], home[box[1]]], day0 + 13 * 3600, number)
+    return cfg, rows, regs, box
+
+
+@pytest.mark.parametrize("chunk", [None, (1, 2)])
+def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small_model, tmp_path, monkeypatch,
+                                                                           chunk):
+    """No worker sees a contact between two of the box's partitions; the rig stage joins
+    them by number, so the box is flagged SIM by SIM at the daemon's times with the
+    daemon's words, and no one else is. The same when each summary is cut into chunks of
+    one SIM and two contacts (the rig stage waits for every chunk of a step)."""
+    from detector.pipeline import Pipeline
+    from detector.rigs.book import RigBook
+    from detector.scale import summaries
+
+    if chunk is not None:
+        monkeypatch.setattr(summaries, "CHUNK_SIMS", chunk[0])
+        monkeypatch.setattr(summaries, "CHUNK_CONTACTS", chunk[1])
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
     engine = cfg.features.engine()
     scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
     daemon = Pipeline(engine, scorer, cfg.detector.scoring_interval_s,
@@ -281,7 +297,49 @@ def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small
     expected = first_flags(daemon.feed(cdr_batch(rows)).flags + daemon.score_dirty())
     assert set(expected) == {str(s) for s in box}
     assert all("call and text each other from the same cells" in why for _, _, why in expected.values())
-    _, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    parts, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    if chunk is not None:
+        assert max(codec.decode(d).fields["chunks"] for p in parts for d in p.outbox) > 2
     assert first_flags(worker_flags + rig_flags) == expected
     [rig] = stage.book.rigs()
     assert rig.sims == {str(s) for s in box}
+
+
+async def test_a_restarted_rig_stage_keeps_the_contacts_between_partitions(small_model, tmp_path, pg_dsn):
+    """The rig stage restarted every few steps (its checkpoint: the contacts of the day, and
+    the SIMs it holds by their number) finds the calling group across partitions with the
+    flags and rig evidence of a stage that never stopped."""
+    from detector.scale.publisher import record_stream
+    from detector.store.db import connect
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
+    parts, calm, _, rig_flags = run_partitions(cfg, rows, regs)
+    expected = [r.summary() for r in calm.book.rigs()]
+    assert {f.imsi for f in rig_flags} == {str(s) for s in box}
+    # as the stream delivers them: step by step, the partitions' summaries of a step together
+    summaries = sorted((data for part in parts for data in part.outbox),
+                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        restarts, stage, steps = 0, None, 0
+        for seq, data in enumerate(summaries, 1):
+            if stage is None or steps >= 7 and not stage.pending:   # between two steps
+                stage = RigStage(cfg)
+                await stage.restore(pool)
+                assert stage.handled_seq == seq - 1
+                stage.book.register(regs)       # the store's registrations, as the publisher puts them
+                restarts, steps = restarts + 1, 0
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+                steps += 1
+        stored = [r["evidence"] for r in await pool.fetch("SELECT evidence FROM rigs ORDER BY first_at, id")]
+        flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
+                 for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
+    finally:
+        await pool.close()
+    assert restarts > 5
+    assert [r.summary() for r in stage.book.rigs()] == expected
+    assert stored == expected
+    assert flags == {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
