@@ -1058,20 +1058,21 @@ class FeatureEngine:
     def note_contacts(self, a: np.ndarray, b: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Remember contacts between SIMs held here that reached this engine other than as
         records (a rig stage joins the contacts between SIMs of different partitions): each
-        end keeps the other among its ``mates``, the newest :data:`st.MATES` of all (ties:
-        lowest IMSI), as :meth:`apply` would have; returns the SIMs whose records changed."""
+        SIM ``a[i]`` keeps ``b[i]`` among its ``mates``, the newest :data:`st.MATES` of all
+        (ties: lowest IMSI), as :meth:`apply` would have (which notes both ends: pass both
+        ways for that); returns the SIMs whose records changed."""
         a, b, hours = (np.asarray(x, np.int64) for x in (a, b, hours))
         keep = a != b
         a, b, hours = a[keep], b[keep], hours[keep]
         if not len(a):
             return np.empty(0, np.int64)
         s, imsi = self.sim_state, self.sims.keys_by_slot
-        touched = np.unique(np.r_[a, b])
+        touched = np.unique(a)
         held, held_hour = s["mates"][touched], s["mate_hour"][touched]
         r, c = np.nonzero(held != 0)
-        owner = np.r_[touched[r], a, b]
-        mate = np.r_[held[r, c], imsi[b], imsi[a]]
-        hour = np.r_[held_hour[r, c].astype(np.int64), hours, hours]
+        owner = np.r_[touched[r], a]
+        mate = np.r_[held[r, c], imsi[b]]
+        hour = np.r_[held_hour[r, c].astype(np.int64), hours]
         order = np.lexsort((-hour, mate, owner))              # per (owner, mate): newest first
         owner, mate, hour = owner[order], mate[order], hour[order]
         first = np.r_[True, (owner[1:] != owner[:-1]) | (mate[1:] != mate[:-1])]

@@ -44,25 +44,32 @@ class CrossContacts:
 
     def join(self, engine: FeatureEngine, sims: np.ndarray) -> np.ndarray:
         """Give ``sims`` (slots of records just taken in) their contacts of the day with SIMs
-        of other partitions, and those SIMs theirs with ``sims``; SIMs of the network not
-        held yet are held by their number. Returns the slots whose records changed."""
+        of other partitions; those SIMs not held yet are held by their number. Returns the
+        slots whose records changed (of ``sims``, and those held by number).
+
+        Only the records taken in are given their contacts: the calling groups read the
+        contacts of callers, and a caller with a new contact has a new record, so its
+        worker summarises it at that tick."""
         h = self.held
         if not len(h) or not len(sims):
             return np.empty(0, np.int64)
         mine, their_numbers = engine.imsis(sims), engine.msisdns(sims)
-        # rows reported by one of ``sims``, or naming one of their numbers as the peer
-        rows = np.flatnonzero(np.isin(h.imsi, mine) | np.isin(h.peer, their_numbers[their_numbers != 0]))
-        if not len(rows):
+        # the contacts they reported, and those that name their numbers as the peer
+        out = np.flatnonzero(np.isin(h.imsi, mine))
+        came = np.flatnonzero(np.isin(h.peer, their_numbers[their_numbers != 0]))
+        peer_imsi = self._imsis_of(engine, h.peer[out])
+        ok = peer_imsi > 0
+        a = np.r_[h.imsi[out][ok], self._imsis_of(engine, h.peer[came])]
+        b = np.r_[peer_imsi[ok], h.imsi[came]]
+        b_number = np.r_[h.peer[out][ok], h.number[came]]
+        hour = np.r_[h.hour[out][ok], h.hour[came]]
+        ok = a > 0
+        a, b, b_number, hour = a[ok], b[ok], b_number[ok], hour[ok]
+        if not len(a):
             return np.empty(0, np.int64)
-        imsi, number, peer, hour = h.imsi[rows], h.number[rows], h.peer[rows], h.hour[rows]
-        other = self._imsis_of(engine, peer)
-        ok = other > 0
-        imsi, number, peer, hour, other = imsi[ok], number[ok], peer[ok], hour[ok], other[ok]
-        if not len(imsi):
-            return np.empty(0, np.int64)
-        added = np.r_[engine.hold_numbers(imsi, number), engine.hold_numbers(other, peer)]
-        a, b = engine.sims.lookup(imsi), engine.sims.lookup(other)
-        return np.union1d(engine.note_contacts(a, b, hour), added)
+        added = engine.hold_numbers(b, b_number)
+        changed = engine.note_contacts(engine.sims.lookup(a), engine.sims.lookup(b), hour)
+        return np.union1d(changed, added)
 
     def _imsis_of(self, engine: FeatureEngine, numbers: np.ndarray) -> np.ndarray:
         """The IMSI of the SIM of the network with each number: held by the stage, or a

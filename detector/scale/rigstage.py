@@ -32,7 +32,7 @@ import numpy as np
 from detector import model as model_mod
 from detector.config import Config
 from detector.features.catalog import FEATURES
-from detector.features.engine import FeatureFrame
+from detector.features.engine import Contacts, FeatureFrame
 from detector.feedback import AllowList, load_allowlist
 from detector.flags import Flag
 from detector.records import RegistrationBatch, Rejected
@@ -176,11 +176,12 @@ class RigStage:
         flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
         n_feat = len(FEATURES)
         mine = [contacts_of(m.columns) for m in msgs]
-        for c in mine:
-            self.contacts.add(c)
+        step_contacts = Contacts(*(np.concatenate([getattr(c, k) for c in mine])
+                                   for k in ("imsi", "number", "peer", "hour")))
+        self.contacts.add(step_contacts)
         self.contacts.forget_before(self.engine.watermark // 3600 - 24)
-        if any(len(c) for c in mine):
-            self.new_contacts[key[0] * 2 + key[1]] = b"".join(contacts_bytes(c) for c in mine)
+        if len(step_contacts):
+            self.new_contacts[key[0] * 2 + key[1]] = contacts_bytes(step_contacts)
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
         if not len(imsi):
             return [], np.empty(0, np.int64)
@@ -278,16 +279,20 @@ class _StageState:
                         "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
                         "watermark": engine.watermark}))
         keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
-        if keys:
-            await conn.executemany(
-                "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
-                "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
-                [(stage.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
+        for kind, rows in (("s", zip(keys, blobs)), ("c", self.contacts.items())):
+            rows = list(rows)
+            if not rows:
+                continue
+            # thousands of records a step (every active caller): copied in, not inserted one by one
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _stage_cp (k bigint, state bytea) "
+                               "ON COMMIT DELETE ROWS")
+            await conn.copy_records_to_table("_stage_cp", records=rows)
+            await conn.execute(
+                "INSERT INTO scale_state (stream, partition, kind, key, state) "
+                "SELECT $1, $2, $3, k, state FROM _stage_cp ON CONFLICT (stream, partition, kind, key) "
+                "DO UPDATE SET state = EXCLUDED.state", stage.scale.stream, RIG_PARTITION, kind)
+            await conn.execute("TRUNCATE _stage_cp")
         if self.contacts:
-            await conn.executemany(
-                "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 'c', $3, $4) "
-                "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
-                [(stage.scale.stream, RIG_PARTITION, k, b) for k, b in self.contacts.items()])
             # a step's contacts are of its last hours: the rows of steps more than a day (and
             # the lateness) before the watermark hold none the stage keeps
             oldest = engine.watermark - 24 * 3600 - engine.lateness_s - 3600
