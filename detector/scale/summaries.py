@@ -36,8 +36,9 @@ CHUNK_CONTACTS = 16_384
 
 class Summaries:
     def __init__(self, engine: FeatureEngine, scorer: Scorer, partition: int,
-                 policy: RigPolicy = RigPolicy()) -> None:
+                 policy: RigPolicy = RigPolicy(), calling_groups: bool = True) -> None:
         self.engine = engine
+        self.calling_groups = calling_groups   # callers and contacts across partitions
         self.scorer = scorer
         self.partition = partition
         self.policy = policy
@@ -54,6 +55,8 @@ class Summaries:
     def note_contacts(self, batch: CdrBatch) -> None:
         """Keep the contacts of ``batch`` (records just applied) whose peer is no SIM of
         this partition, for the next summary."""
+        if not self.calling_groups:
+            return
         got = self.engine.contacts_elsewhere(batch)
         if len(got):
             self.contacts = merged_contacts(self.contacts, got)
@@ -63,7 +66,7 @@ class Summaries:
                ) -> list[Flag]:
         just = np.isin(frame.imsi, np.array([int(f.imsi) for f in flags], np.int64))
         # the callers: the calling groups need no evidence of a SIM's own
-        callers = frame.column("voice_out_24h") >= callers_min(self.engine)
+        callers = (frame.column("voice_out_24h") >= callers_min(self.engine)) & self.calling_groups
         keep = (self.scorer.families(strengths) >= 1) | just | callers | silent_code_takers(self.engine, frame)
         if keep.any():
             rows = np.flatnonzero(keep)

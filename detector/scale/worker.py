@@ -110,7 +110,7 @@ class Partition:
 def make_partition(config: Config, scorer: Scorer, number: int) -> Partition:
     f = config.features
     engine = f.engine()
-    summaries = Summaries(engine, scorer, number, config.detector.rigs)
+    summaries = Summaries(engine, scorer, number, config.detector.rigs, config.scale.calling_groups)
     pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s, rigs=summaries)
     return Partition(number, config.scale.partitions, engine, pipe, summaries)
 

@@ -305,6 +305,21 @@ def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small
     assert rig.sims == {str(s) for s in box}
 
 
+def test_without_calling_groups_the_stage_gets_no_callers_nor_contacts(small_model, tmp_path):
+    """``[scale] calling_groups = false``: the workers send neither their callers nor their
+    contacts with other partitions, and the box whose SIMs are in four partitions is not
+    found (its SIMs have no evidence of their own)."""
+    from dataclasses import replace
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
+    cfg = replace(cfg, scale=replace(cfg.scale, calling_groups=False))
+    parts, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    msgs = [codec.decode(d) for p in parts for d in p.outbox]
+    assert not any(len(m.columns["contact_imsi"]) for m in msgs)
+    assert len(stage.engine.sims) < len(set(r[1] for r in rows)) / 2
+    assert not {f.imsi for f in worker_flags + rig_flags} & {str(s) for s in box}
+
+
 async def test_a_restarted_rig_stage_keeps_the_contacts_between_partitions(small_model, tmp_path, pg_dsn):
     """The rig stage restarted every few steps (its checkpoint: the contacts of the day, and
     the SIMs it holds by their number) finds the calling group across partitions with the
