@@ -7,8 +7,10 @@ rows the rig logic can use (SIMs with at least one family of rig-like evidence, 
 of the calling groups, the silent code-takers and the SIMs flagged in that tick) instead of
 acting on them. As records are applied it keeps their contacts whose peer is no SIM of the
 partition: a call between SIMs of two partitions is a contact neither worker can name, and
-the rig stage joins the two ends by number. After the tick the worker turns both into one
-``sum`` message for the rig stage, which needs no other SIM of the population.
+the rig stage joins the two ends by number. After the tick the worker turns both into a
+``sum`` message (or several chunks) for the rig stage. With ``calling_groups`` false
+(``[scale] calling_groups``) it keeps neither callers nor contacts: they are most of the
+rig stage's input (docs/scaling.md).
 """
 
 from __future__ import annotations
