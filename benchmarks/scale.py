@@ -133,6 +133,7 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
     return {"workers": n, "records": records, "seconds": round(seconds, 1),
             "records_per_s": round(records / max(seconds, 1e-9)),
             "workers_seconds": round((workers_done or now) - (started or now), 1),
+            "rig_stage_finished": finished is not None,   # it handled the flush before it left
             "flags": len(flags), "sims": sims, "rig_stage_sims": stage_sims, "worker_peak_rss_mib": [round(x) for x in peaks[:-1]],
             "rig_stage_peak_rss_mib": round(peaks[-1]), "_flags": flags, "_rigs": rigs}
 

@@ -177,7 +177,7 @@ class Worker:
             msgs = await sub.fetch(self.scale.fetch_batch, timeout=0.05)
         except asyncio.TimeoutError:
             return 0
-        fresh = [m for m in msgs if m.metadata.sequence.stream > part.last_seq]
+        fresh = fresh_messages(msgs, part.last_seq)
         if fresh:
             await asyncio.to_thread(self._apply_all, part, fresh)
             await scp.save(pool, self.scale.stream, part, self.verify_policy)
@@ -191,6 +191,20 @@ class Worker:
     def _apply_all(part: Partition, msgs) -> None:
         for m in msgs:
             part.apply(m.metadata.sequence.stream, m.data)
+
+
+def fresh_messages(msgs: list, last_seq: int) -> list:
+    """The messages of a fetch to apply: each stream sequence above ``last_seq`` once, in
+    stream order. A fetch can hold a message twice: one delivered to an earlier fetch that
+    timed out waits in the subscription's queue, and when the partition's next fetch comes
+    after ``ack_wait_s`` (a worker going round many partitions on a busy machine), JetStream
+    has delivered it again too."""
+    out = []
+    for m in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
+        if m.metadata.sequence.stream > last_seq:
+            out.append(m)
+            last_seq = m.metadata.sequence.stream
+    return out
 
 
 def partitions_arg(text: str, partitions: int) -> tuple[int, ...]:
