@@ -93,7 +93,9 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
     the rig stage's last step (the flush that ends the stream)."""
     procs = [cli("worker", "--config", str(cfg), "--index", str(i), "--of", str(n), "--until-idle", "3")
              for i in range(n)]
-    procs.append(cli("rigs", "--config", str(cfg), "--until-idle", "10"))
+    # the rig stage waits for summaries while the workers start and commit: on a busy machine
+    # a worker can send none for longer than 10 s (the clock below stops at its last step)
+    procs.append(cli("rigs", "--config", str(cfg), "--until-idle", "60"))
     peaks = [0.0] * len(procs)
     started = workers_done = finished = None
     conn = None
