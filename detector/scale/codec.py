@@ -14,9 +14,10 @@ Kinds (each on one partition's subject):
   partition scores at the same event times whatever the number of workers);
 - ``flush``: score what is pending now (the end of a finite feed);
 - ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
-  or flush, in one or more chunks (``chunk`` of ``chunks``), the partition's SIMs with rig-like evidence: their feature rows, the evidence
-  strengths, their fixed-size records (cells renamed to a table of the message) and the
-  per-SIM flags of that tick, with the partition's clock (its watermark, and the time its
+  or flush, in one or more chunks (``chunk`` of ``chunks``), the partition's SIMs with
+  rig-like evidence and its callers: their feature rows, the evidence strengths, their
+  fixed-size records (cells renamed to a table of the message) and the per-SIM flags of
+  that tick, with the partition's clock (its watermark, and the time its
   watching began); and the contacts (calls, SMS) its SIMs had since the last summary with
   numbers that are no SIM of the partition (IMSI, the SIM's number, the peer's number, the
   newest hour), which the rig stage joins across partitions by number.
