@@ -21,8 +21,6 @@ import numpy as np
 from detector.features.engine import Contacts, FeatureEngine
 from detector.scale.summaries import merged_contacts
 
-_HOUR = 3600
-
 
 class CrossContacts:
     def __init__(self) -> None:

@@ -149,8 +149,6 @@ def test_a_summarys_clock_is_checked(clock, ok):
 
 def _with_contacts(imsi, number, peer, hour) -> bytes:
     """A sum message of no SIM carrying the given contacts."""
-    from detector.features.catalog import FEATURES  # noqa: F401  (the columns' widths)
-
     return encode("sum", {"partition": 0, "step": "tick", "at": 900, "cells": [], "flags": []},
                   {"imsi": np.empty(0, np.int64), "msisdn": np.empty(0, np.int64), "at": np.empty(0, np.int64),
                    "activity": np.empty(0, np.int64), "values": np.empty(0), "strengths": np.empty(0),
