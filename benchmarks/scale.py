@@ -11,7 +11,8 @@ count, it publishes the world to a stream and a fresh database of their own (tim
 publisher's records/s, the fastest of the runs) and replays that stream with that many
 ``goipwatch worker`` processes and one ``goipwatch rigs``, timed from the first checkpoint
 to the rig stage's last step (start-up excluded). Prints, per run, records/s, each
-process's peak RSS, the SIMs the rig stage holds and the comparison with ``score`` SIM by
+process's peak RSS, the SIMs the rig stage holds, the bytes of the summaries sent to it
+and the comparison with ``score`` SIM by
 SIM (each SIM's first flag: equal, missing, extra, later, earlier; rigs with the same
 members); then the feature state bytes per SIM and the machine. The streams and the
 databases are deleted at the end.
@@ -92,7 +93,9 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
     the rig stage's last step (the flush that ends the stream)."""
     procs = [cli("worker", "--config", str(cfg), "--index", str(i), "--of", str(n), "--until-idle", "3")
              for i in range(n)]
-    procs.append(cli("rigs", "--config", str(cfg), "--until-idle", "10"))
+    # the rig stage waits for summaries while the workers start and commit: on a busy machine
+    # a worker can send none for longer than 10 s (the clock below stops at its last step)
+    procs.append(cli("rigs", "--config", str(cfg), "--until-idle", "60"))
     peaks = [0.0] * len(procs)
     started = workers_done = finished = None
     conn = None
@@ -122,7 +125,7 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
         for k, v in json.loads(c).items():
             counters[k] = counters.get(k, 0) + v
     sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE kind = 's' AND partition >= 0")
-    stage_sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE partition = -1")
+    stage_sims = await conn.fetchval("SELECT count(*) FROM scale_state WHERE partition = -1 AND kind = 's'")
     flags = await first_flags(conn)
     rigs = [set(json.loads(r["members"])) for r in await conn.fetch("SELECT members FROM rigs")]
     await conn.close()
@@ -132,6 +135,7 @@ async def run_workers(cfg: Path, dsn: str, n: int, final: dict[int, int]) -> dic
     return {"workers": n, "records": records, "seconds": round(seconds, 1),
             "records_per_s": round(records / max(seconds, 1e-9)),
             "workers_seconds": round((workers_done or now) - (started or now), 1),
+            "rig_stage_finished": finished is not None,   # it handled the flush before it left
             "flags": len(flags), "sims": sims, "rig_stage_sims": stage_sims, "worker_peak_rss_mib": [round(x) for x in peaks[:-1]],
             "rig_stage_peak_rss_mib": round(peaks[-1]), "_flags": flags, "_rigs": rigs}
 
@@ -248,6 +252,10 @@ async def main() -> None:
                          args.partitions, args.fetch_batch)
             try:
                 run = await run_workers(cfg, dsn, n, final)
+                # what the workers sent the rig stage: summaries, contacts between partitions included
+                info = await js.stream_info(stream_n)
+                run["summary_bytes"] = info.state.bytes - stream_bytes
+                run["summary_bytes_per_record"] = round(run["summary_bytes"] / max(run["records"], 1), 1)
             finally:
                 await js.delete_stream(stream_n)
             run["vs_score"] = compare(single, single_rigs, run.pop("_flags"), run.pop("_rigs"))

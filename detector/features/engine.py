@@ -105,6 +105,24 @@ class Bursts:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Contacts:
+    """Contacts of SIMs with numbers, one per SIM and peer at its newest hour."""
+
+    imsi: np.ndarray     # int64, the SIM's
+    number: np.ndarray   # int64, the SIM's number (0 when unknown)
+    peer: np.ndarray     # int64, the number it called, texted or heard from
+    hour: np.ndarray     # int64, epoch hour of the newest such contact
+
+    @staticmethod
+    def none() -> Contacts:
+        e = np.empty(0, np.int64)
+        return Contacts(e, e, e, e)
+
+    def __len__(self) -> int:
+        return len(self.imsi)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FeatureFrame:
     """Feature values of some SIMs at their latest event time."""
 
@@ -470,8 +488,7 @@ class FeatureEngine:
         (same cell, same burst) also mark each other in ``talk_bits``. A box whose SIMs call
         and text each other to look like people shows itself this way; phones that happened
         to switch on together rarely know each other."""
-        contact = np.flatnonzero((b.record_type != RecordType.DATA) & (b.record_type < RecordType.SIGNAL) &
-                                 (b.peer != 0))
+        contact = np.flatnonzero(_is_contact(b))
         if not len(contact):
             return
         other = self._sims_of_numbers(b.peer[contact])
@@ -1090,6 +1107,132 @@ class FeatureEngine:
         np.maximum.at(out, r[ok], np.round(est))
         return out
 
+    # ---- across engines: what a scale-out's worker and rig stage move between them --------
+    # A worker's engine holds one partition's SIMs; the rig stage's holds the SIMs the
+    # workers summarise. The records travel whole, with their cells as names.
+
+    def sims_of_numbers(self, numbers: np.ndarray) -> np.ndarray:
+        """The slot of the SIM held here that has each number now; -1 for other numbers."""
+        return self._sims_of_numbers(np.asarray(numbers, np.int64))
+
+    def contacts_elsewhere(self, batch: CdrBatch) -> Contacts:
+        """The contacts (calls, SMS) of ``batch``, applied, whose peer is no SIM held here
+        (a scale-out worker's: a SIM of another partition, or no SIM of the network): one
+        per SIM and peer, at its newest hour, with the SIM's number."""
+        rows = np.flatnonzero(_is_contact(batch))
+        rows = rows[self._sims_of_numbers(batch.peer[rows]) < 0]
+        if not len(rows):
+            return Contacts.none()
+        sim = self.sims.lookup(batch.imsi[rows])
+        ok = sim >= 0
+        rows, sim = rows[ok], sim[ok]
+        peer, hour = batch.peer[rows], batch.ts[rows] // _HOUR
+        order = np.lexsort((-hour, peer, sim))
+        sim, peer, hour = sim[order], peer[order], hour[order]
+        first = np.r_[True, (sim[1:] != sim[:-1]) | (peer[1:] != peer[:-1])] if len(sim) else np.zeros(0, bool)
+        sim, peer, hour = sim[first], peer[first], hour[first]
+        return Contacts(self.sims.keys_by_slot[sim], self.sim_state["msisdn"][sim], peer, hour)
+
+    def note_contacts(self, a: np.ndarray, b: np.ndarray, hours: np.ndarray) -> np.ndarray:
+        """Remember contacts between SIMs held here that reached this engine other than as
+        records (a rig stage joins the contacts between SIMs of different partitions): each
+        SIM ``a[i]`` keeps ``b[i]`` among its ``mates``, the newest :data:`st.MATES` of all
+        (ties: lowest IMSI), as :meth:`apply` would have (which notes both ends: pass both
+        ways for that); returns the SIMs whose records changed."""
+        a, b, hours = (np.asarray(x, np.int64) for x in (a, b, hours))
+        keep = a != b
+        a, b, hours = a[keep], b[keep], hours[keep]
+        if not len(a):
+            return np.empty(0, np.int64)
+        s, imsi = self.sim_state, self.sims.keys_by_slot
+        touched = np.unique(a)
+        held, held_hour = s["mates"][touched], s["mate_hour"][touched]
+        r, c = np.nonzero(held != 0)
+        owner = np.r_[touched[r], a]
+        mate = np.r_[held[r, c], imsi[b]]
+        hour = np.r_[held_hour[r, c].astype(np.int64), hours]
+        order = np.lexsort((-hour, mate, owner))              # per (owner, mate): newest first
+        owner, mate, hour = owner[order], mate[order], hour[order]
+        first = np.r_[True, (owner[1:] != owner[:-1]) | (mate[1:] != mate[:-1])]
+        owner, mate, hour = owner[first], mate[first], hour[first]
+        order = np.lexsort((mate, -hour, owner))              # per owner: newest first
+        owner, mate, hour = owner[order], mate[order], hour[order]
+        start = np.r_[True, owner[1:] != owner[:-1]]
+        rank = np.arange(len(owner)) - np.maximum.accumulate(np.where(start, np.arange(len(owner)), 0))
+        fits = rank < st.MATES
+        s["mates"][touched] = 0
+        s["mate_hour"][touched] = -1
+        s["mates"][owner[fits], rank[fits]] = mate[fits]
+        s["mate_hour"][owner[fits], rank[fits]] = hour[fits]
+        self.unsaved[touched] = True
+        return touched
+
+    def hold_numbers(self, imsi: np.ndarray, msisdn: np.ndarray) -> np.ndarray:
+        """Hold SIMs known only by their number (no record of their own yet: a rig stage's
+        partners of the SIMs it holds), so that they count as SIMs of the network; SIMs
+        held already are left as they are. Returns the slots of the SIMs added."""
+        imsi, msisdn = np.asarray(imsi, np.int64), np.asarray(msisdn, np.int64)
+        new = self.sims.lookup(imsi) < 0
+        if not new.any():
+            return np.empty(0, np.int64)
+        imsi, first = np.unique(imsi[new], return_index=True)
+        slots, _ = self._sim_slots(imsi, external=False)
+        self.sim_state["msisdn"][slots] = msisdn[new][first]
+        self._index_numbers(slots)
+        self.unsaved[slots] = True
+        return slots
+
+    def portable_records(self, sims: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The records of ``sims`` as bytes for another engine (:meth:`take_records`), with
+        their cells (hourly top cells, the power-on burst's cell, the last cells it moved
+        through) as indices into the cell names returned: cell ids are each engine's own."""
+        records = self.sim_state[np.asarray(sims, np.int64)].copy()
+        top, sync, path = records["slot"]["top_cell"], records["sync_cell"], records["path_cell"]
+        synced = _has_sync_cell(records)
+        used = np.unique(np.r_[top[top >= 0], sync[synced], path[path >= 0]])
+        records["slot"]["top_cell"] = np.where(top >= 0, np.searchsorted(used, top), -1)
+        records["sync_cell"] = np.where(synced, np.searchsorted(used, sync), sync)
+        records["path_cell"] = np.where(path >= 0, np.searchsorted(used, path), -1)
+        names = self.cell_names()
+        return records.view(np.uint8).ravel().copy(), [names[i] for i in used]
+
+    @staticmethod
+    def portable_problem(data: np.ndarray, n: int, n_cells: int) -> str | None:
+        """Why ``data`` is not ``n`` records of :meth:`portable_records` with a table of
+        ``n_cells`` cells, or None."""
+        if len(data) != n * st.SIM_STATE.itemsize:
+            return f"{len(data)} bytes of records for {n} SIMs of {st.SIM_STATE.itemsize} bytes"
+        records = np.frombuffer(np.ascontiguousarray(data, np.uint8).tobytes(), st.SIM_STATE)
+        top = records["slot"]["top_cell"]
+        if len(top) and (top.min() < -1 or top.max() >= n_cells):
+            return f"a top_cell index outside its table of {n_cells} cells"
+        sync = records["sync_cell"][records["sync_ts"] > 0]
+        if len(sync) and (sync.min() < -1 or sync.max() >= n_cells):
+            return f"a sync_cell index outside its table of {n_cells} cells"
+        path = records["path_cell"]
+        if path.size and (path.min() < -1 or path.max() >= n_cells):
+            return f"a path_cell index outside its table of {n_cells} cells"
+        return None
+
+    def take_records(self, imsi: np.ndarray, data: np.ndarray, cells: list[str]) -> np.ndarray:
+        """Hold the records ``data`` of another engine's :meth:`portable_records` for SIMs
+        ``imsi`` (replacing those held), their cells renamed into this engine's table;
+        returns their slots."""
+        records = np.frombuffer(np.ascontiguousarray(data, np.uint8).tobytes(), st.SIM_STATE).copy()
+        lut = self.intern_cells(cells)
+        top = records["slot"]["top_cell"]
+        records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
+        path = records["path_cell"]
+        records["path_cell"] = lut[np.where(path >= 0, path, len(lut) - 1)]
+        synced = _has_sync_cell(records)   # an unset one stays as the engine leaves it
+        records["sync_cell"] = np.where(synced, lut[np.where(synced, records["sync_cell"], 0)],
+                                        records["sync_cell"])
+        slots, _ = self._sim_slots(np.asarray(imsi, np.int64))   # indexed when next asked
+        self.sim_state[slots] = records
+        self._index_numbers(slots)
+        self.unsaved[slots] = True
+        return slots
+
     # ---- checkpoints -------------------------------------------------------------------
 
     def take_unsaved(self) -> tuple[np.ndarray, np.ndarray]:
@@ -1145,6 +1288,16 @@ def _step_key(cell: np.ndarray, at: np.ndarray) -> np.ndarray:
     """(cell, time entered) of a step as one sortable int64 (times fit 32 bits: see
     :data:`detector.features.state.SIM_STATE`)."""
     return np.asarray(cell, np.int64) << 32 | np.asarray(at, np.int64)
+
+
+def _is_contact(b: CdrBatch) -> np.ndarray:
+    """Which records are contacts with another number: calls and SMS either way."""
+    return (b.record_type != RecordType.DATA) & (b.record_type < RecordType.SIGNAL) & (b.peer != 0)
+
+
+def _has_sync_cell(records: np.ndarray) -> np.ndarray:
+    """Which SIM records name a power-on burst's cell (unset: no burst yet, or no cell)."""
+    return (records["sync_ts"] > 0) & (records["sync_cell"] >= 0)
 
 
 def _burst_key(records: np.ndarray) -> np.ndarray:

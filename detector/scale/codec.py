@@ -14,10 +14,13 @@ Kinds (each on one partition's subject):
   partition scores at the same event times whatever the number of workers);
 - ``flush``: score what is pending now (the end of a finite feed);
 - ``sum`` (on ``<prefix>.sum.<partition>``, from a worker to the rig stage): after each tick
-  or flush, the partition's SIMs with rig-like evidence: their feature rows, the evidence
-  strengths, their fixed-size records (cells renamed to a table of the message) and the
-  per-SIM flags of that tick, with the partition's clock (its watermark, and the time its
-  watching began).
+  or flush, in one or more chunks (``chunk`` of ``chunks``), the partition's SIMs with
+  rig-like evidence and its callers: their feature rows, the evidence strengths, their
+  fixed-size records (cells renamed to a table of the message) and the per-SIM flags of
+  that tick, with the partition's clock (its watermark, and the time its
+  watching began); and the contacts (calls, SMS) its SIMs had since the last summary with
+  numbers that are no SIM of the partition (IMSI, the SIM's number, the peer's number, the
+  newest hour), which the rig stage joins across partitions by number.
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ CDR_COLUMNS = {"ts": "<i8", "imsi": "<i8", "imei": "<i8", "cell": "<i4", "peer":
 REG_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "activated_at": "<i8", "id_cards": "<i4",
                "id_key": "<i8"}
 SUM_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "at": "<i8", "activity": "<i8", "values": "<f8",
-               "strengths": "<f8", "state": "u1"}
+               "strengths": "<f8", "state": "u1", "contact_imsi": "<i8", "contact_number": "<i8",
+               "contact_peer": "<i8", "contact_hour": "<i8"}
+# columns a message may lack (a summary of a build before contacts travelled): empty
+_OPTIONAL = {"sum": ("contact_imsi", "contact_number", "contact_peer", "contact_hour")}
 _COLUMNS = {"cdr": CDR_COLUMNS, "reg": REG_COLUMNS, "tick": {}, "flush": {}, "sum": SUM_COLUMNS}
 
 
@@ -64,7 +70,7 @@ class Message:
 
 def encode(kind: str, fields: dict, columns: dict[str, np.ndarray] | None = None) -> bytes:
     spec = _COLUMNS[kind]
-    columns = columns or {}
+    columns = {name: np.empty(0, spec[name]) for name in _OPTIONAL.get(kind, ())} | (columns or {})
     if set(columns) != set(spec):
         raise ValueError(f"{kind} message needs the columns {sorted(spec)}")
     parts, layout = [], []
@@ -105,6 +111,8 @@ def decode(data: bytes) -> Message:
             raise BadMessage(f"{kind} message: column {name} runs past the end of the message")
         columns[name] = np.frombuffer(data, dtype, length, at)
         at += size
+    for name in _OPTIONAL.get(kind, ()):
+        columns.setdefault(name, np.empty(0, spec[name]))
     if set(columns) != set(spec):
         raise BadMessage(f"{kind} message: columns {sorted(set(spec) - set(columns))} missing")
     if at != len(data):
@@ -172,11 +180,14 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
         if len(columns["ts"]) and (columns["ts"].min() <= 0 or columns["duration"].min() < 0):
             raise BadMessage("cdr message: a record has no event time or a negative duration")
     if kind == "sum":
-        from detector.features import state as st
         from detector.features.catalog import FEATURES
+        from detector.features.engine import FeatureEngine
 
         need("partition", int)
         need("at", int)
+        chunk, chunks = f.get("chunk", 0), f.get("chunks", 1)   # absent: one message per step
+        if type(chunk) is not int or type(chunks) is not int or not 0 <= chunk < chunks:
+            raise BadMessage(f"sum message: chunk {chunk!r} of {chunks!r} is not one of 0..chunks-1")
         for key in ("watermark", "observed_from"):   # the partition's clock (absent: from before it)
             if key in f and (type(f[key]) is not int or f[key] < 0):
                 raise BadMessage(f"sum message: field {key} must be a non-negative integer")
@@ -185,24 +196,21 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
             raise BadMessage("sum message: needs step (tick|flush), cells and flags")
         n = len(columns["imsi"])
         if any(len(columns[k]) != n for k in ("msisdn", "at", "activity")) or \
-                len(columns["values"]) != n * len(FEATURES) or len(columns["strengths"]) != n * len(FEATURES) \
-                or len(columns["state"]) != n * st.SIM_STATE.itemsize:
+                len(columns["values"]) != n * len(FEATURES) or len(columns["strengths"]) != n * len(FEATURES):
             raise BadMessage("sum message: column lengths do not match its number of SIMs")
         if not all(isinstance(c, str) for c in cells):
             raise BadMessage("sum message: field cells must be a list of cell names")
         if (columns["imsi"] <= 0).any():
             raise BadMessage("sum message: a SIM has no IMSI")
-        # the rig stage indexes its cell table through these: each must be in the message's
-        records = np.frombuffer(columns["state"].tobytes(), st.SIM_STATE)
-        top = records["slot"]["top_cell"]
-        if len(top) and (top.min() < -1 or top.max() >= len(cells)):
-            raise BadMessage(f"sum message: a top_cell index outside its table of {len(cells)} cells")
-        sync = records["sync_cell"][records["sync_ts"] > 0]
-        if len(sync) and (sync.min() < -1 or sync.max() >= len(cells)):
-            raise BadMessage(f"sum message: a sync_cell index outside its table of {len(cells)} cells")
-        path = records["path_cell"]
-        if len(path) and (path.min() < -1 or path.max() >= len(cells)):
-            raise BadMessage(f"sum message: a path_cell index outside its table of {len(cells)} cells")
+        # the rig stage indexes its cell table through the records' cells: each must be in
+        # the message's
+        if (why := FeatureEngine.portable_problem(columns["state"], n, len(cells))) is not None:
+            raise BadMessage(f"sum message: {why}")
+        contact = [columns[k] for k in _OPTIONAL["sum"]]
+        if len({len(c) for c in contact}) > 1:
+            raise BadMessage("sum message: contact columns of different lengths")
+        if (contact[0] <= 0).any() or (contact[2] <= 0).any() or (contact[1] < 0).any() or (contact[3] < 0).any():
+            raise BadMessage("sum message: a contact without IMSI or peer, or with a negative number or hour")
         for i, flag in enumerate(flags):
             if (why := _bad_flag(flag, FEATURES)) is not None:
                 raise BadMessage(f"sum message: flag {i}: {why}")

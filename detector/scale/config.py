@@ -21,6 +21,10 @@ class ScaleConfig:
     fetch_batch: int = 256              # messages a worker takes per partition per checkpoint
     duplicate_window_s: int = 7200      # JetStream de-duplication window (Nats-Msg-Id)
     ack_wait_s: int = 60                # a message not acked by then is delivered again
+    # workers summarise every caller and their SIMs' contacts with other partitions' numbers,
+    # so that the rig stage finds calling groups across partitions (docs/scaling.md: most of
+    # the rig stage's input); false: calling groups within a partition only
+    calling_groups: bool = True
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "scale") -> "ScaleConfig":

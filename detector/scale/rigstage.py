@@ -2,11 +2,14 @@
 
 Rig evidence spans partitions (the SIMs of one gateway hash to different partitions), so no
 worker can see it. Each worker sends, after every tick, one ``sum`` message with its SIMs
-that show rig-like evidence; the rig stage waits until it has that step from every
-partition, rebuilds the step's feature frame from them (records included, their cells
-renamed into its own table) and runs the same :class:`detector.rigs.book.RigBook` as the
-single-process daemon: co-located machine-like SIMs in a cell, shared devices, bulk
-registrations (read from the store, where the publisher put them), union-find into rigs.
+that show rig-like evidence or are callers, and the contacts its SIMs had with numbers of no
+SIM of the partition; the rig stage waits until it has that step from every partition,
+rebuilds the step's feature frame from them (records included, their cells renamed into its
+own table), gives the records it takes in their contacts of the day with the SIMs of other
+partitions (:mod:`detector.scale.contacts`) and runs the same
+:class:`detector.rigs.book.RigBook` as the single-process daemon: co-located machine-like
+SIMs in a cell, shared devices, calling groups, bulk registrations (read from the store,
+where the publisher put them), union-find into rigs.
 
 It handles steps in event-time order, exactly once: each step's new flags, rigs, records and
 the summary position commit in one transaction; summaries of steps already handled are
@@ -28,9 +31,8 @@ import numpy as np
 
 from detector import model as model_mod
 from detector.config import Config
-from detector.features import state as st
 from detector.features.catalog import FEATURES
-from detector.features.engine import FeatureFrame
+from detector.features.engine import Contacts, FeatureFrame
 from detector.feedback import AllowList, load_allowlist
 from detector.flags import Flag
 from detector.records import RegistrationBatch, Rejected
@@ -38,7 +40,8 @@ from detector.rigs.book import RigBook
 from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
 from detector.scale.config import ScaleConfig
-from detector.scale.summaries import flags_of, has_sync_cell
+from detector.scale.contacts import CrossContacts, contacts_of
+from detector.scale.summaries import contacts_bytes, contacts_from, flags_of
 from detector.scoring import Scorer
 from detector.store.checkpoint import STATE_LAYOUT, Outcome, commit, first_flags
 
@@ -60,8 +63,11 @@ class RigStage:
         self.verify_policy = config.verification.policy if config.verification is not None else None
         self.allow = AllowList()
         self.flagged: dict[str, Flag] = {}
+        self.contacts = CrossContacts()
+        self.new_contacts: dict[int, bytes] = {}     # per step key, the contacts it brought (unsaved)
         self.done: tuple[int, int] = (0, 0)           # last (event time, step) handled
-        self.pending: dict[tuple[int, int], dict[int, tuple[int, codec.Message]]] = defaultdict(dict)
+        # per step, per (partition, chunk): (stream sequence, summary)
+        self.pending: dict[tuple[int, int], dict[tuple[int, int], tuple[int, codec.Message]]] = defaultdict(dict)
         self.handled_seq = 0                          # summaries before this one are handled
         self.seen_seq = 0
         self.counters: dict[str, int] = {}
@@ -85,6 +91,9 @@ class RigStage:
             rows = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
             self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
+            for r in await conn.fetch("SELECT state FROM scale_state WHERE stream = $1 AND partition = $2 "
+                                      "AND kind = 'c' ORDER BY key", self.scale.stream, RIG_PARTITION):
+                self.contacts.add(contacts_from(r["state"]))
             meta = json.loads(row["counters"])
             self.engine.restore_clock(meta.get("watermark", row["watermark"]), meta.get("observed_from"))
             self.done = (int(row["watermark"]), int(row["next_tick"]))
@@ -133,14 +142,21 @@ class RigStage:
         if key <= self.done:
             self.count("summaries_repeated")
             return
-        self.pending[key][int(msg.fields["partition"])] = (seq, msg)
+        self.pending[key][int(msg.fields["partition"]), int(msg.fields.get("chunk", 0))] = (seq, msg)
 
     def ready(self) -> tuple[int, int] | None:
-        """The oldest step every partition has summarised, if it is the oldest pending."""
+        """The oldest step every partition has summarised (every chunk of it), if it is the
+        oldest pending."""
         if not self.pending:
             return None
         key = min(self.pending)
-        return key if len(self.pending[key]) == self.scale.partitions else None
+        have: dict[int, int] = defaultdict(int)
+        need: dict[int, int] = {}
+        for (p, _), (_, msg) in self.pending[key].items():
+            have[p] += 1
+            need[p] = msg.fields.get("chunks", 1)
+        complete = len(need) == self.scale.partitions and all(have[p] == n for p, n in need.items())
+        return key if complete else None
 
     def step(self, key: tuple[int, int]) -> tuple[list[Flag], np.ndarray]:
         """Run the rig book on one complete step; returns the new rig flags and the slots of
@@ -159,13 +175,21 @@ class RigStage:
             self.engine.observed_from = min(began) if began else key[0]
         flags = sorted((f for m in msgs for f in flags_of(m)), key=lambda f: (f.flagged_at, f.imsi))
         n_feat = len(FEATURES)
+        mine = [contacts_of(m.columns) for m in msgs]
+        step_contacts = Contacts(*(np.concatenate([getattr(c, k) for c in mine])
+                                   for k in ("imsi", "number", "peer", "hour")))
+        self.contacts.add(step_contacts)
+        self.contacts.forget_before(self.engine.watermark // 3600 - 24)
+        if len(step_contacts):
+            self.new_contacts[key[0] * 2 + key[1]] = contacts_bytes(step_contacts)
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
         if not len(imsi):
             return [], np.empty(0, np.int64)
+        taken = np.concatenate([self.engine.take_records(m.columns["imsi"], m.columns["state"], m.fields["cells"])
+                                for m in msgs])
+        joined = self.contacts.join(self.engine, taken)
         order = np.argsort(imsi, kind="stable")
-        records = np.concatenate([self._renamed(m) for m in msgs])[order]
-        slots, _ = self.engine._sim_slots(imsi[order])
-        self.engine.sim_state[slots] = records
+        slots = taken[order]
         cat = lambda name: np.concatenate([m.columns[name] for m in msgs])[order]  # noqa: E731
         frame = FeatureFrame(sims=slots, imsi=imsi[order], msisdn=cat("msisdn"), at=cat("at"),
                              values=cat_2d(msgs, "values", n_feat)[order], activity=cat("activity"))
@@ -180,20 +204,7 @@ class RigStage:
                 if f.kind != "sim_anomaly":
                     new.append(f)
         self.count("rig_flags", len(new))
-        return new, slots
-
-    def _renamed(self, msg: codec.Message) -> np.ndarray:
-        """The message's SIM records with their cells renamed into this stage's table."""
-        records = np.frombuffer(msg.columns["state"].tobytes(), st.SIM_STATE).copy()
-        lut = self.engine.intern_cells(msg.fields["cells"])
-        top = records["slot"]["top_cell"]
-        records["slot"]["top_cell"] = lut[np.where(top >= 0, top, len(lut) - 1)]
-        path = records["path_cell"]
-        records["path_cell"] = lut[np.where(path >= 0, path, len(lut) - 1)]
-        synced = has_sync_cell(records)   # an unset one stays as the engine leaves it
-        records["sync_cell"] = np.where(synced, lut[np.where(synced, records["sync_cell"], 0)],
-                                        records["sync_cell"])
-        return records
+        return new, np.union1d(slots, joined)
 
     async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
         """Commit one step (or quarantined summaries): position, clock, hot-cell memory and
@@ -204,12 +215,14 @@ class RigStage:
         handled = (first_pending - 1) if first_pending is not None else self.seen_seq
         rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
         quarantine, self.quarantine = self.quarantine, []
+        contacts, self.new_contacts = self.new_contacts, {}
         try:
-            await commit(pool, _StageState(self, handled, np.unique(slots)),
+            await commit(pool, _StageState(self, handled, np.unique(slots), contacts),
                          Outcome(flags=new, rigs=rigs, quarantine=[("rig-stage", r) for r in quarantine],
                                  verify_policy=self.verify_policy))
         except BaseException:
             self.quarantine = quarantine + self.quarantine
+            self.new_contacts = contacts | self.new_contacts
             raise
         self.book.saved(rigs)
         self.handled_seq = handled
@@ -248,10 +261,11 @@ class RigStage:
 class _StageState:
     """The rig stage's side of :func:`detector.store.checkpoint.commit`: row ``partition = -1``
     of ``scale_partitions`` (position, step, cells, counters, hot-cell memory, rig evidence,
-    watching clock) and the SIM records it took in."""
+    watching clock), the SIM records it took in or changed, and the contacts between
+    partitions of the steps since the last commit (one row per step, kept for a day)."""
 
-    def __init__(self, stage: RigStage, handled: int, slots: np.ndarray) -> None:
-        self.stage, self.handled, self.slots = stage, handled, slots
+    def __init__(self, stage: RigStage, handled: int, slots: np.ndarray, contacts: dict[int, bytes]) -> None:
+        self.stage, self.handled, self.slots, self.contacts = stage, handled, slots, contacts
 
     async def write_state(self, conn: asyncpg.Connection) -> None:
         stage = self.stage
@@ -265,11 +279,25 @@ class _StageState:
                         "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
                         "watermark": engine.watermark}))
         keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
-        if keys:
-            await conn.executemany(
-                "INSERT INTO scale_state (stream, partition, kind, key, state) VALUES ($1, $2, 's', $3, $4) "
-                "ON CONFLICT (stream, partition, kind, key) DO UPDATE SET state = EXCLUDED.state",
-                [(stage.scale.stream, RIG_PARTITION, k, b) for k, b in zip(keys, blobs)])
+        for kind, rows in (("s", zip(keys, blobs)), ("c", self.contacts.items())):
+            rows = list(rows)
+            if not rows:
+                continue
+            # thousands of records a step (every active caller): copied in, not inserted one by one
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _stage_cp (k bigint, state bytea) "
+                               "ON COMMIT DELETE ROWS")
+            await conn.copy_records_to_table("_stage_cp", records=rows)
+            await conn.execute(
+                "INSERT INTO scale_state (stream, partition, kind, key, state) "
+                "SELECT $1, $2, $3, k, state FROM _stage_cp ON CONFLICT (stream, partition, kind, key) "
+                "DO UPDATE SET state = EXCLUDED.state", stage.scale.stream, RIG_PARTITION, kind)
+            await conn.execute("TRUNCATE _stage_cp")
+        if self.contacts:
+            # a step's contacts are of its last hours: the rows of steps more than a day (and
+            # the lateness) before the watermark hold none the stage keeps
+            oldest = engine.watermark - 24 * 3600 - engine.lateness_s - 3600
+            await conn.execute("DELETE FROM scale_state WHERE stream = $1 AND partition = $2 AND kind = 'c' "
+                               "AND key < $3", stage.scale.stream, RIG_PARTITION, oldest * 2)
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
         await self.stage.read_registrations(conn)

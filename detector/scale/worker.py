@@ -40,6 +40,7 @@ class Partition:
     partitions: int
     engine: FeatureEngine
     pipe: Pipeline
+    summaries: Summaries                                # the pipeline's rig pass
     last_seq: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     pending: Pending = field(default_factory=Pending)
@@ -71,6 +72,8 @@ class Partition:
             self.engine.watermark = max(self.engine.watermark, int(msg.fields["watermark"]))
             applied = self.engine.apply(batch)
             late = int(applied.late.sum())
+            # contacts with other partitions' SIMs: for the rig stage, which joins them by number
+            self.summaries.note_contacts(batch.take(~applied.late) if late else batch)
             if late:  # the publisher refuses late records: only a stale publisher gets here
                 self.pending.quarantine += [(self.probe, Rejected(batch.source, int(line),
                                              "late at the worker (behind the partition's watermark)"))
@@ -90,11 +93,11 @@ class Partition:
                 self.count("ticks_repeated")  # a tick republished after the publisher restarted
                 return
             self.pending.flags += self.pipe.tick(at)
-            self.outbox.append(self.pipe.rigs.take("tick", at))
+            self.outbox += self.summaries.take("tick", at)
             self.count("ticks")
         else:  # flush
             self.pending.flags += self.pipe.score_dirty()
-            self.outbox.append(self.pipe.rigs.take("flush", int(msg.fields.get("watermark", 0))))
+            self.outbox += self.summaries.take("flush", int(msg.fields.get("watermark", 0)))
             self.count("flushes")
 
     def _check_partition(self, msg: codec.Message) -> None:
@@ -107,9 +110,9 @@ class Partition:
 def make_partition(config: Config, scorer: Scorer, number: int) -> Partition:
     f = config.features
     engine = f.engine()
-    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s,
-                    rigs=Summaries(engine, scorer, number, config.detector.rigs))
-    return Partition(number, config.scale.partitions, engine, pipe)
+    summaries = Summaries(engine, scorer, number, config.detector.rigs, config.scale.calling_groups)
+    pipe = Pipeline(engine, scorer, config.detector.scoring_interval_s, rigs=summaries)
+    return Partition(number, config.scale.partitions, engine, pipe, summaries)
 
 
 class Worker:
@@ -165,7 +168,7 @@ class Worker:
             head = codec.decode(data).fields
             acks.append(await js.publish_async(
                 self.scale.summary_subject(part.number), data, stream=self.scale.stream,
-                headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}"}))
+                headers={"Nats-Msg-Id": f"sum:{part.number}:{head['step']}:{head['at']}:{head.get('chunk', 0)}"}))
         await asyncio.gather(*acks)   # an error leaves them in the outbox for the next start
         part.outbox = []
 
@@ -174,7 +177,7 @@ class Worker:
             msgs = await sub.fetch(self.scale.fetch_batch, timeout=0.05)
         except asyncio.TimeoutError:
             return 0
-        fresh = [m for m in msgs if m.metadata.sequence.stream > part.last_seq]
+        fresh = fresh_messages(msgs, part.last_seq)
         if fresh:
             await asyncio.to_thread(self._apply_all, part, fresh)
             await scp.save(pool, self.scale.stream, part, self.verify_policy)
@@ -188,6 +191,20 @@ class Worker:
     def _apply_all(part: Partition, msgs) -> None:
         for m in msgs:
             part.apply(m.metadata.sequence.stream, m.data)
+
+
+def fresh_messages(msgs: list, last_seq: int) -> list:
+    """The messages of a fetch to apply: each stream sequence above ``last_seq`` once, in
+    stream order. A fetch can hold a message twice: one delivered to an earlier fetch that
+    timed out waits in the subscription's queue, and when the partition's next fetch comes
+    after ``ack_wait_s`` (a worker going round many partitions on a busy machine), JetStream
+    has delivered it again too."""
+    out = []
+    for m in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
+        if m.metadata.sequence.stream > last_seq:
+            out.append(m)
+            last_seq = m.metadata.sequence.stream
+    return out
 
 
 def partitions_arg(text: str, partitions: int) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st_
 
 from detector.scale.codec import CDR_COLUMNS, BadMessage, decode, encode
 from detector.testing import cdr_batch, imei
@@ -143,4 +144,64 @@ def test_a_summarys_clock_is_checked(clock, ok):
         assert {k: decode(data).fields[k] for k in clock} == clock
     else:
         with pytest.raises(BadMessage, match="sum message: field (watermark|observed_from) must be a non-negative"):
+            decode(data)
+
+
+def _with_contacts(imsi, number, peer, hour) -> bytes:
+    """A sum message of no SIM carrying the given contacts."""
+    return encode("sum", {"partition": 0, "step": "tick", "at": 900, "cells": [], "flags": []},
+                  {"imsi": np.empty(0, np.int64), "msisdn": np.empty(0, np.int64), "at": np.empty(0, np.int64),
+                   "activity": np.empty(0, np.int64), "values": np.empty(0), "strengths": np.empty(0),
+                   "state": np.empty(0, np.uint8), "contact_imsi": np.array(imsi, np.int64),
+                   "contact_number": np.array(number, np.int64), "contact_peer": np.array(peer, np.int64),
+                   "contact_hour": np.array(hour, np.int64)})
+
+
+_POSITIVE = st_.integers(1, 2**63 - 1)
+
+
+@given(st_.lists(st_.tuples(_POSITIVE, st_.integers(0, 2**63 - 1), _POSITIVE, st_.integers(0, 2**40)),
+                 max_size=30))
+def test_a_summarys_contacts_round_trip(contacts):
+    from detector.scale.contacts import contacts_of
+
+    cols = list(zip(*contacts)) or [(), (), (), ()]
+    got = contacts_of(decode(_with_contacts(*cols)).columns)
+    assert [tuple(int(x) for x in row) for row in zip(got.imsi, got.number, got.peer, got.hour)] == contacts
+
+
+def test_a_summary_without_contacts_has_none():   # summaries of the build before they travelled
+    from detector.scale.contacts import contacts_of
+
+    data = _with_header(_sum()[0], lambda h: h.update(
+        columns=[c for c in h["columns"] if not c[0].startswith("contact_")]))
+    assert len(contacts_of(decode(data).columns)) == 0
+
+
+@pytest.mark.parametrize("contacts, reason", [
+    (([1, 2], [3], [4], [5]), "contact columns of different lengths"),
+    (([0], [3], [4], [5]), "a contact without IMSI or peer"),
+    (([1], [3], [0], [5]), "a contact without IMSI or peer"),
+    (([1], [-3], [4], [5]), "negative number or hour"),
+    (([1], [3], [4], [-5]), "negative number or hour"),
+])
+def test_damaged_contacts_are_refused(contacts, reason):
+    with pytest.raises(BadMessage, match=reason):
+        decode(_with_contacts(*contacts))
+
+
+@pytest.mark.parametrize("chunk, ok", [
+    ({"chunk": 0, "chunks": 1}, True),
+    ({"chunk": 2, "chunks": 3}, True),
+    ({"chunk": 3, "chunks": 3}, False),
+    ({"chunk": -1, "chunks": 3}, False),
+    ({"chunk": "0", "chunks": 1}, False),
+    ({"chunks": 0}, False),
+])
+def test_a_summarys_chunk_is_checked(chunk, ok):
+    data = _with_header(_sum()[0], lambda h: h["fields"].update(chunk))
+    if ok:
+        assert {k: decode(data).fields[k] for k in chunk} == chunk
+    else:
+        with pytest.raises(BadMessage, match="sum message: chunk .* is not one of 0..chunks-1"):
             decode(data)

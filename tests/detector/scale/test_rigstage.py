@@ -236,3 +236,125 @@ def test_a_modem_pool_across_partitions_is_found_as_the_daemon_finds_it(small_mo
     assert first_flags(worker_flags + rig_flags) == expected
     assert stage.engine.watermark == daemon.engine.watermark
     assert stage.engine.observed_from == daemon.engine.observed_from
+
+
+def _box_calling_across_partitions(small_model, tmp_path):
+    """A box imitating people (human-like days in one cell, its SIMs calling and texting
+    each other, a fourth SIM on another carrier's cell calling two of them), each of its
+    SIMs in a partition of its own (8 partitions), beside people calling each other from
+    cells of their own, a family on one ID document and friends called by others
+    (tests/detector/rigs/test_calling_groups.py); returns (config, rows, registrations,
+    the box's IMSIs)."""
+    from tests.detector.rigs.test_calling_groups import _called_by_others, _calling_circle, _people_days
+
+    cfg = config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
+                                             "S", "s", partitions=8))
+    rng = np.random.default_rng(5)
+    day0 = START - 9 * 3600
+    box = [int(imsi(800 + i)) for i in range(4)]
+    apart = [int(imsi(820 + i)) for i in range(3)]
+    family = [int(imsi(840 + i)) for i in range(3)]
+    friends = [int(imsi(850 + i)) for i in range(3)]
+    everyone = box + apart + family + friends
+    assert len(set(partition_of(np.array(box, np.int64), 8))) == 4, "each of the box's SIMs in a partition of its own"
+    devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
+    number = {s: 8613000000000 + s % 10**11 for s in everyone}
+    regs = registrations(family, "family-id", 898600000000840, "CH0001", START - 400 * 86400)
+    home = {s: "460-00-530-1" for s in box[:3]} | {box[3]: "460-11-535-1"} | \
+        {s: f"460-00-540-{i}" for i, s in enumerate(apart)} | {s: "460-00-550-1" for s in family} | \
+        {s: "460-00-545-1" for s in friends}
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613830000000)
+    rows += _called_by_others(friends, devs, home, day0 + 10 * 3600, 8613890000000)
+    for group in (box[:3], apart, family, friends):
+        rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group],
+                                day0 + 9 * 3600, number)
+    rows += _calling_circle([box[3], box[0], box[1]], [devs[box[3]], devs[box[0]], devs[box[1]]],
+                            [home[box[3]], home[box[0]], home[box[1]]], day0 + 13 * 3600, number)
+    return cfg, rows, regs, box
+
+
+@pytest.mark.parametrize("chunk", [None, (1, 2)])
+def test_a_calling_group_across_partitions_is_found_as_the_daemon_finds_it(small_model, tmp_path, monkeypatch,
+                                                                           chunk):
+    """No worker sees a contact between two of the box's partitions; the rig stage joins
+    them by number, so the box is flagged SIM by SIM at the daemon's times with the
+    daemon's words, and no one else is. The same when each summary is cut into chunks of
+    one SIM and two contacts (the rig stage waits for every chunk of a step)."""
+    from detector.pipeline import Pipeline
+    from detector.rigs.book import RigBook
+    from detector.scale import summaries
+
+    if chunk is not None:
+        monkeypatch.setattr(summaries, "CHUNK_SIMS", chunk[0])
+        monkeypatch.setattr(summaries, "CHUNK_CONTACTS", chunk[1])
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
+    engine = cfg.features.engine()
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    daemon = Pipeline(engine, scorer, cfg.detector.scoring_interval_s,
+                      rigs=RigBook(engine, scorer, cfg.detector.rigs))   # as goipwatch score runs it
+    daemon.register(regs)
+    expected = first_flags(daemon.feed(cdr_batch(rows)).flags + daemon.score_dirty())
+    assert set(expected) == {str(s) for s in box}
+    assert all("call and text each other from the same cells" in why for _, _, why in expected.values())
+    parts, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    if chunk is not None:
+        assert max(codec.decode(d).fields["chunks"] for p in parts for d in p.outbox) > 2
+    assert first_flags(worker_flags + rig_flags) == expected
+    [rig] = stage.book.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
+def test_without_calling_groups_the_stage_gets_no_callers_nor_contacts(small_model, tmp_path):
+    """``[scale] calling_groups = false``: the workers send neither their callers nor their
+    contacts with other partitions, and the box whose SIMs are in four partitions is not
+    found (its SIMs have no evidence of their own)."""
+    from dataclasses import replace
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
+    cfg = replace(cfg, scale=replace(cfg.scale, calling_groups=False))
+    parts, stage, worker_flags, rig_flags = run_partitions(cfg, rows, regs)
+    msgs = [codec.decode(d) for p in parts for d in p.outbox]
+    assert not any(len(m.columns["contact_imsi"]) for m in msgs)
+    assert len(stage.engine.sims) < len(set(r[1] for r in rows)) / 2
+    assert not {f.imsi for f in worker_flags + rig_flags} & {str(s) for s in box}
+
+
+async def test_a_restarted_rig_stage_keeps_the_contacts_between_partitions(small_model, tmp_path, pg_dsn):
+    """The rig stage restarted every few steps (its checkpoint: the contacts of the day, and
+    the SIMs it holds by their number) finds the calling group across partitions with the
+    flags and rig evidence of a stage that never stopped."""
+    from detector.scale.publisher import record_stream
+    from detector.store.db import connect
+
+    cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
+    parts, calm, _, rig_flags = run_partitions(cfg, rows, regs)
+    expected = [r.summary() for r in calm.book.rigs()]
+    assert {f.imsi for f in rig_flags} == {str(s) for s in box}
+    # as the stream delivers them: step by step, the partitions' summaries of a step together
+    summaries = sorted((data for part in parts for data in part.outbox),
+                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        restarts, stage, steps = 0, None, 0
+        for seq, data in enumerate(summaries, 1):
+            if stage is None or steps >= 7 and not stage.pending:   # between two steps
+                stage = RigStage(cfg)
+                await stage.restore(pool)
+                assert stage.handled_seq == seq - 1
+                stage.book.register(regs)       # the store's registrations, as the publisher puts them
+                restarts, steps = restarts + 1, 0
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+                steps += 1
+        stored = [r["evidence"] for r in await pool.fetch("SELECT evidence FROM rigs ORDER BY first_at, id")]
+        flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
+                 for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
+    finally:
+        await pool.close()
+    assert restarts > 5
+    assert [r.summary() for r in stage.book.rigs()] == expected
+    assert stored == expected
+    assert flags == {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
