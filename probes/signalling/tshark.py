@@ -166,7 +166,8 @@ class Dissection:
                 proc = subprocess.Popen(command(self.path, self.fields, self.filter, self.prefs,
                                                 self.exe),
                                         stdout=subprocess.PIPE, stderr=err, text=True,
-                                        errors="replace")
+                                        errors="replace", bufsize=PIPE_BYTES)
+                _widen(proc.stdout)
                 try:
                     for line in proc.stdout:  # _row(), inlined: this runs once per frame
                         cols = line.rstrip("\r\n").split(SEPARATOR)
@@ -189,6 +190,23 @@ class Dissection:
         if problem and not rows and _CUT_SHORT not in problem:
             raise CaptureError(f"{self.path}: {_strip_path(problem, self.path)}")
         self.error = f"{self.path}: {_strip_path(problem, self.path)}" if problem else None
+
+
+# TShark and the mapping run side by side, each on a core when the machine has them free.
+# A wide pipe lets either run ahead while the other waits for the CPU (a busy machine
+# serialises them otherwise, 64 KiB at a time) and is read in few system calls.
+PIPE_BYTES = 1 << 20
+
+
+def _widen(pipe) -> None:
+    """Grow the pipe to :data:`PIPE_BYTES` where the system allows (Linux; capped by
+    /proc/sys/fs/pipe-max-size): a narrower pipe is slower, not wrong."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def dissect(path: Path, fields: Sequence[str], display_filter: str,
