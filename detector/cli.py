@@ -303,8 +303,7 @@ def _inspect_capture(args: argparse.Namespace) -> int:
 
     capture = read_capture(args.file)
     lines = format_jsonl(capture.events) if args.jsonl else format_table(capture.events)
-    for line in lines:
-        print(line)
+    sys.stdout.writelines(f"{line}\n" for line in lines)  # print() costs twice per line
     sys.stdout.flush()
     if capture.error:  # the events above are those read before the damage
         print(f"goipwatch inspect: error: {capture.error} "

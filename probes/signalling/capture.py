@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from detector.records import SignalingEvent
 from probes.signalling import diameter, gsm_map, gtpv2, isup, s1ap, sip
-from probes.signalling.correlate import Message, correlate
+from probes.signalling.correlate import Message, Pairing
 from probes.signalling.tshark import FRAME_FIELDS, FrameInfo, Row, dissect
 
-# Each mapper: PROTOCOL, MARKER (a field present in every frame it reads), FIELDS, messages().
+# Each mapper: PROTOCOL, MARKER (a field present in every frame it reads), FIELDS, messages();
+# optionally orienter() (a forward pass, run as the rows arrive) or orient() (whole capture).
 MAPPERS = (gtpv2, diameter, sip, gsm_map, isup, s1ap)
 # Some SS7-over-IP traces (the public ISUP one) frame M3UA in the pre-RFC draft-6 format;
 # TShark's default (RFC 4666) stops there. The preference cannot be on for every file, as
@@ -48,19 +50,67 @@ def needs_m3ua_draft6(row: Row) -> bool:
         and M3UA_PROTOCOL_DATA not in row.all("m3ua.parameter_tag")
 
 
-def _map(rows) -> tuple[list[Message], bool]:
-    """Every frame's messages, as the rows arrive; and whether M3UA needs draft 6."""
-    msgs: list[Message] = []
+class _Lane:
+    """One protocol's messages on their way to events, while the rows still arrive: its
+    orientation step (``orienter()``, a forward pass), then request/answer pairing. A
+    protocol whose orientation needs the whole capture (``orient()`` alone: S1AP shares a
+    UE context's identities backwards too) holds its messages until the end. Protocols
+    never pair or orient across each other, so each lane is on its own."""
+
+    __slots__ = ("mapper", "step", "held", "pairing")
+
+    def __init__(self, mapper) -> None:
+        self.mapper = mapper
+        self.step = mapper.orienter() if hasattr(mapper, "orienter") else None
+        self.held: list[Message] | None = \
+            [] if self.step is None and hasattr(mapper, "orient") else None
+        self.pairing = Pairing()
+
+    def add(self, msgs: list[Message]) -> None:
+        if self.held is not None:
+            self.held.extend(msgs)
+            return
+        add, step = self.pairing.add, self.step
+        for m in msgs:
+            add(m if step is None else step(m))
+
+    def events(self) -> list[SignalingEvent]:
+        if self.held is not None:
+            for m in sorted(self.mapper.orient(self.held), key=_FRAME):
+                self.pairing.add(m)
+            self.held = []
+        return self.pairing.events
+
+
+_FRAME = attrgetter("frame")
+
+
+def _map(rows) -> tuple[list[SignalingEvent], bool]:
+    """Every frame's events, mapped, oriented and paired as the rows arrive (TShark writes
+    them in frame order); and whether M3UA needs draft 6."""
+    lanes = [_Lane(m) for m in MAPPERS]
     draft6 = False
+    markers: list[tuple[int, object, _Lane]] | None = None
+    m3ua_class = -1
     for row in rows:
-        draft6 = draft6 or needs_m3ua_draft6(row)
+        if markers is None:  # column positions, once: the fields are those of this run
+            index = row.index
+            markers = [(index[m.MARKER], m.messages, lane)
+                       for m, lane in zip(MAPPERS, lanes, strict=True) if m.MARKER in index]
+            m3ua_class = index.get("m3ua.message_class", -1)
+        cols = row.columns
+        if not draft6 and m3ua_class >= 0 and cols[m3ua_class]:
+            draft6 = needs_m3ua_draft6(row)
         f = FrameInfo.of(row)
         if f is None:
             continue
-        for m in MAPPERS:
-            if row.has(m.MARKER):
-                msgs.extend(m.messages(row, f))
-    return msgs, draft6
+        for i, messages, lane in markers:
+            if cols[i]:
+                lane.add(messages(row, f))
+    # Frame order across protocols; within a frame, MAPPERS order (a stable sort).
+    events = [e for lane in lanes for e in lane.events()]
+    events.sort(key=_FRAME)
+    return events, draft6
 
 
 def read_capture(path: str | Path, tshark: str = "tshark") -> Capture:
@@ -71,11 +121,8 @@ def read_capture(path: str | Path, tshark: str = "tshark") -> Capture:
     """
     path = Path(path)
     d = dissect(path, fields(), display_filter(), tshark=tshark)
-    msgs, draft6 = _map(d)
+    events, draft6 = _map(d)
     if draft6:
         d = dissect(path, fields(), display_filter(), prefs=M3UA_DRAFT6, tshark=tshark)
-        msgs, _ = _map(d)
-    for m in MAPPERS:  # whole-capture passes (dialogue orientation, UE contexts)
-        if hasattr(m, "orient"):
-            msgs = m.orient(msgs)
-    return Capture(path, correlate(msgs), d.error, d.dropped_fields)
+        events, _ = _map(d)
+    return Capture(path, events, d.error, d.dropped_fields)

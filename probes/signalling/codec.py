@@ -9,14 +9,21 @@ returns ``None`` for a value it cannot read: a probe must never stop on one odd 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from detector.ids import InvalidIdentifier, mnc_length, normalise_msisdn, parse_imei, parse_imsi
+
+# The decoders are pure, and a capture names the same subscribers, devices and cells again
+# and again (every message of a session, every retransmission): each keeps its recent
+# answers, so a repeated value costs one look-up instead of a parse and a Luhn check.
+_memo = functools.lru_cache(maxsize=1 << 16, typed=True)
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _DIGITS = re.compile(r"\d+")
 
 
+@_memo
 def tbcd(hex_value: str) -> str | None:
     """TBCD digits (3GPP TS 29.002: low nibble first, ``f`` filler) of a hex byte string."""
     v = hex_value.strip().replace(":", "")
@@ -33,6 +40,7 @@ def tbcd(hex_value: str) -> str | None:
     return "".join(out)
 
 
+@_memo
 def address_string(hex_value: str) -> str | None:
     """Digits of a MAP AddressString / ISDN-AddressString: one nature/plan octet, then TBCD."""
     v = hex_value.strip().replace(":", "")
@@ -46,6 +54,7 @@ def digits_or_none(value: str | None) -> str | None:
     return v if _DIGITS.fullmatch(v) else None
 
 
+@_memo
 def imsi(value: str | None) -> str | None:
     try:
         return parse_imsi(value).digits if value else None
@@ -53,6 +62,7 @@ def imsi(value: str | None) -> str | None:
         return None
 
 
+@_memo
 def imei(value: str | None) -> str | None:
     """15-digit IMEI (check digit included) from an IMEI or IMEISV, or None.
 
@@ -67,6 +77,7 @@ def imei(value: str | None) -> str | None:
         return None
 
 
+@_memo
 def e164(value: str | None) -> str | None:
     """An MSISDN already in international form on the wire (MAP, Diameter, GTP): digits only.
 
@@ -77,6 +88,7 @@ def e164(value: str | None) -> str | None:
     return v if v and 3 <= len(v) <= 15 else None
 
 
+@_memo
 def dialled(value: str | None) -> str | None:
     """A number as a user or a SIP/ISUP party writes it: ``+``/``00`` prefixes dropped."""
     if not value:
@@ -87,6 +99,7 @@ def dialled(value: str | None) -> str | None:
         return None
 
 
+@_memo
 def ue_equipment_value(hex_value: str | None) -> str | None:
     """Digits of a Diameter User-Equipment-Info-Value (IMEISV).
 
@@ -104,6 +117,7 @@ def ue_equipment_value(hex_value: str | None) -> str | None:
     return tbcd(v)
 
 
+@_memo
 def plmn(hex_value: str) -> tuple[str, str] | None:
     """(MCC, MNC) of a 3-octet PLMN identity (TS 24.008 10.5.1.13); MNC keeps its length."""
     v = hex_value.strip()
@@ -116,6 +130,7 @@ def plmn(hex_value: str) -> tuple[str, str] | None:
     return (mcc, mnc) if (mcc + mnc).isdigit() else None
 
 
+@_memo
 def cell(mcc: str | int, mnc: str | int, area: int, ci: int) -> str:
     """Canonical ``MCC-MNC-LAC-CI`` / ``MCC-MNC-TAC-ECI`` name (decimal area and cell).
 
@@ -129,6 +144,7 @@ def cell(mcc: str | int, mnc: str | int, area: int, ci: int) -> str:
     return f"{mcc_s}-{mnc_s}-{int(area)}-{int(ci)}"
 
 
+@_memo
 def int_or_none(value: str | None) -> int | None:
     """An integer field as TShark prints it: decimal or ``0x`` hex."""
     v = (value or "").strip()
@@ -138,6 +154,7 @@ def int_or_none(value: str | None) -> int | None:
         return None
 
 
+@_memo
 def user_location_info(hex_value: str | None) -> str | None:
     """Cell of a 3GPP-User-Location-Info (TS 29.061 16.4.7.2 / GTPv1 ULI), or None.
 
@@ -163,6 +180,7 @@ def user_location_info(hex_value: str | None) -> str | None:
     return None
 
 
+@_memo
 def cgi_fixed_length(hex_value: str | None) -> str | None:
     """Cell of a MAP CellGlobalIdOrServiceAreaIdFixedLength (PLMN, LAC, CI: 7 octets)."""
     v = (hex_value or "").strip()
@@ -172,6 +190,7 @@ def cgi_fixed_length(hex_value: str | None) -> str | None:
     return cell(*p, int(v[6:10], 16), int(v[10:14], 16)) if p else None
 
 
+@_memo
 def pani_cell(value: str | None) -> str | None:
     """Cell of a SIP P-Access-Network-Info ``utran-cell-id-3gpp`` / ``cgi-3gpp`` value.
 

@@ -10,17 +10,19 @@ captured becomes an event of its own.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from dataclasses import dataclass, replace
+from collections import deque
+from operator import attrgetter
+from typing import NamedTuple
 
 from detector.records import SignalingEvent
 
 REQUEST, ANSWER, SINGLE = "request", "answer", "single"
-_IDS = ("imsi", "msisdn", "imei", "cell_id", "peer")
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One protocol message of one frame. A named tuple rather than a frozen dataclass: one
+    is built per frame, and a tuple is built about three times faster (also immutable)."""
+
     ts: float
     frame: int
     protocol: str
@@ -53,31 +55,60 @@ class Message:
 
 
 def merge_answer(event: SignalingEvent, answer: Message) -> SignalingEvent:
-    """The request's event with the answer's identities filled in where it had none."""
-    filled = {k: getattr(answer, k) for k in _IDS
-              if getattr(event, k) is None and getattr(answer, k) is not None}
-    latency = round((answer.ts - event.ts) * 1000.0, 3)
-    return replace(event, latency_ms=latency, **filled)
+    """The request's event with the answer's identities filled in where it had none, and
+    the request-to-answer latency. (Built field by field: ``dataclasses.replace`` costs
+    twice as much, and one event in five is answered.)"""
+    return SignalingEvent(
+        ts=event.ts, kind=event.kind, protocol=event.protocol, message=event.message,
+        imsi=answer.imsi if event.imsi is None else event.imsi,
+        msisdn=answer.msisdn if event.msisdn is None else event.msisdn,
+        imei=answer.imei if event.imei is None else event.imei,
+        cell_id=answer.cell_id if event.cell_id is None else event.cell_id,
+        peer=answer.peer if event.peer is None else event.peer,
+        correlation_id=event.correlation_id,
+        latency_ms=round((answer.ts - event.ts) * 1000.0, 3), frame=event.frame)
+
+
+class Pairing:
+    """:func:`correlate` one message at a time, in frame order: a capture's messages are
+    paired while TShark still writes the rest. ``events`` grows as messages are added
+    (a request's event is replaced when its answer comes)."""
+
+    __slots__ = ("events", "_open", "_answered")
+
+    def __init__(self) -> None:
+        self.events: list[SignalingEvent] = []
+        self._open: dict[tuple, deque[int]] = {}   # (protocol, key) -> positions in events
+        self._answered: set[tuple] = set()
+
+    def add(self, m: Message) -> None:
+        if m.key is not None:
+            if m.role == ANSWER:
+                key = (m.protocol, m.key)
+                if waiting := self._open.get(key):
+                    i = waiting.popleft()
+                    self.events[i] = merge_answer(self.events[i], m)
+                    self._answered.add(key)
+                    return
+                if not m.standalone or key in self._answered:
+                    return  # meaningless alone, or a repeat of an answer already merged
+            elif m.role == REQUEST:
+                key = (m.protocol, m.key)
+                if waiting := self._open.get(key):
+                    if m.fold_repeats:
+                        return
+                    waiting.append(len(self.events))
+                else:
+                    self._open[key] = deque((len(self.events),))
+        self.events.append(m.event())
+
+
+_FRAME = attrgetter("frame")
 
 
 def correlate(messages: list[Message]) -> list[SignalingEvent]:
     """Events in frame order, answers merged into their requests."""
-    events: list[SignalingEvent | None] = []
-    open_requests: dict[tuple, deque[int]] = defaultdict(deque)
-    answered: set[tuple] = set()
-    for m in sorted(messages, key=lambda m: m.frame):
-        key = (m.protocol, m.key)
-        if m.role == ANSWER and m.key is not None:
-            if open_requests.get(key):
-                i = open_requests[key].popleft()
-                events[i] = merge_answer(events[i], m)
-                answered.add(key)
-                continue
-            if not m.standalone or key in answered:
-                continue  # meaningless alone, or a repeat of an answer already merged
-        if m.role == REQUEST and m.key is not None:
-            if m.fold_repeats and open_requests.get(key):
-                continue
-            open_requests[key].append(len(events))
-        events.append(m.event())
-    return [e for e in events if e is not None]
+    pairing = Pairing()
+    for m in sorted(messages, key=_FRAME):
+        pairing.add(m)
+    return pairing.events

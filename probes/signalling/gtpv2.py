@@ -12,7 +12,9 @@ a later message whose header TEID is one of them the session's IMSI, MSISDN and 
 
 from __future__ import annotations
 
-from dataclasses import replace
+import functools
+from collections.abc import Callable
+
 
 from probes.signalling import codec
 from probes.signalling.correlate import ANSWER, REQUEST, Message
@@ -41,15 +43,25 @@ MESSAGES = {
 
 def uli_cell(row: Row) -> str | None:
     """ECGI (with the TAI's TAC when present) or else CGI of the message's ULI IE."""
-    eci = codec.int_or_none(row.first("gtpv2.ecgi_eci"))
-    mcc, mnc = row.first("e212.ecgi.mcc"), row.first("e212.ecgi.mnc")
+    return _uli_cell(*row.firsts(_ULI))
+
+
+_ULI = ("e212.ecgi.mcc", "e212.ecgi.mnc", "gtpv2.ecgi_eci", "gtpv2.tai_tac",
+        "e212.cgi.mcc", "e212.cgi.mnc", "gtpv2.uli_cgi_lac", "gtpv2.uli_cgi_ci")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _uli_cell(mcc: str | None, mnc: str | None, eci_s: str | None, tac_s: str | None,
+              cgi_mcc: str | None, cgi_mnc: str | None, lac_s: str | None,
+              ci_s: str | None) -> str | None:
+    # Pure, and kept: the same cells come back in many sessions.
+    eci = codec.int_or_none(eci_s)
     if eci is not None and mcc and mnc:
-        tac = codec.int_or_none(row.first("gtpv2.tai_tac")) or 0
+        tac = codec.int_or_none(tac_s) or 0
         return codec.cell(int(mcc), int(mnc), tac, eci)
-    lac, ci = codec.int_or_none(row.first("gtpv2.uli_cgi_lac")), codec.int_or_none(row.first("gtpv2.uli_cgi_ci"))
-    mcc, mnc = row.first("e212.cgi.mcc"), row.first("e212.cgi.mnc")
-    if lac is not None and ci is not None and mcc and mnc:
-        return codec.cell(int(mcc), int(mnc), lac, ci)
+    lac, ci = codec.int_or_none(lac_s), codec.int_or_none(ci_s)
+    if lac is not None and ci is not None and cgi_mcc and cgi_mnc:
+        return codec.cell(int(cgi_mcc), int(cgi_mnc), lac, ci)
     return None
 
 
@@ -57,19 +69,21 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
     types = row.all("gtpv2.message_type")
     if len(types) != 1:  # piggybacked messages: identities could not be told apart
         return []
-    known = MESSAGES.get(codec.int_or_none(types[0]) or -1)
+    mtype = codec.int_or_none(types[0])
+    known = MESSAGES.get(mtype or -1)
     if known is None:
         return []
     name, kind, role = known
-    seq = row.first("gtpv2.seq") or ""
+    (_, seq, imsi, mei, msisdn, mcc, mnc, eci, tac, cgi_mcc, cgi_mnc, lac, ci, teid,
+     own) = row.firsts(FIELDS)
+    seq = seq or ""
     return [Message(
         ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=name, kind=kind, role=role,
         key=(f.hosts, seq), correlation_id=seq, fold_repeats=True,
         # (type, header TEID, the sender's own control TEID), for orient()
-        context=(codec.int_or_none(types[0]), _teid(row.first("gtpv2.teid")),
-                 _teid(row.first("gtpv2.f_teid_gre_key"))),
-        imsi=codec.imsi(row.first("e212.imsi")), imei=codec.imei(row.first("gtpv2.mei")),
-        msisdn=codec.e164(row.first("e164.msisdn")), cell_id=uli_cell(row),
+        context=(mtype, _teid(teid), _teid(own)),
+        imsi=codec.imsi(imsi), imei=codec.imei(mei), msisdn=codec.e164(msisdn),
+        cell_id=_uli_cell(mcc, mnc, eci, tac, cgi_mcc, cgi_mnc, lac, ci),
     )]
 
 
@@ -80,30 +94,36 @@ def _teid(value: str | None) -> int | None:
         return None
 
 
-_SESSION_IDS = ("imsi", "msisdn", "imei")
+
+
+def orienter() -> Callable[[Message], Message]:
+    """:func:`orient` one message at a time, in frame order (as TShark writes them)."""
+    sessions: dict[tuple, tuple] = {}      # (hosts, TEID) -> (IMSI, MSISDN, MEI)
+    creating: dict[tuple, tuple] = {}      # (hosts, seq) -> (IMSI, MSISDN, MEI)
+
+    def step(m: Message) -> Message:
+        if m.context is None or m.protocol != PROTOCOL:
+            return m
+        mtype, header, own = m.context
+        if mtype == CREATE_REQUEST and m.imsi:
+            hosts, seq = m.key
+            creating[(hosts, seq)] = ids = (m.imsi, m.msisdn, m.imei)
+            if own is not None:
+                sessions[(hosts, own)] = ids
+        elif mtype == CREATE_RESPONSE and own is not None and m.key in creating:
+            sessions[(m.key[0], own)] = creating.pop(m.key)
+        elif header and (ids := sessions.get((m.key[0], header))):
+            imsi, msisdn, imei = ids
+            if (imsi and not m.imsi) or (msisdn and not m.msisdn) or (imei and not m.imei):
+                m = m._replace(imsi=imsi if imsi and not m.imsi else m.imsi,
+                               msisdn=msisdn if msisdn and not m.msisdn else m.msisdn,
+                               imei=imei if imei and not m.imei else m.imei)
+        return m
+
+    return step
 
 
 def orient(msgs: list[Message]) -> list[Message]:
     """Give the messages of a session the identities of its Create Session Request."""
-    sessions: dict[tuple, dict[str, str]] = {}      # (hosts, TEID) -> identities
-    creating: dict[tuple, dict[str, str]] = {}      # (hosts, seq) -> identities
-    out = []
-    for m in sorted(msgs, key=lambda m: m.frame):
-        if m.protocol != PROTOCOL or m.context is None:
-            out.append(m)
-            continue
-        hosts, seq = m.key
-        mtype, header, own = m.context
-        if mtype == CREATE_REQUEST and m.imsi:
-            ids = {k: getattr(m, k) for k in _SESSION_IDS if getattr(m, k)}
-            creating[(hosts, seq)] = ids
-            if own is not None:
-                sessions[(hosts, own)] = ids
-        elif mtype == CREATE_RESPONSE and (hosts, seq) in creating and own is not None:
-            sessions[(hosts, own)] = creating.pop((hosts, seq))
-        elif header and (hosts, header) in sessions:
-            missing = {k: v for k, v in sessions[(hosts, header)].items() if not getattr(m, k)}
-            if missing:
-                m = replace(m, **missing)
-        out.append(m)
-    return out
+    step = orienter()
+    return [step(m) for m in sorted(msgs, key=lambda m: m.frame)]

@@ -9,7 +9,8 @@ stay national: the nature of address is not used to add a country code).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+
 
 from probes.signalling import codec
 from probes.signalling.correlate import ANSWER, REQUEST, SINGLE, Message
@@ -40,15 +41,22 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
                     peer=codec.dialled(row.first("isup.called")))]
 
 
-def orient(msgs: list[Message]) -> list[Message]:
-    """A REL (either side may send it) takes the numbers of its circuit's last IAM."""
+def orienter() -> Callable[[Message], Message]:
+    """:func:`orient` one message at a time, in frame order (as TShark writes them)."""
     calls: dict[str, Message] = {}
-    out = []
-    for m in msgs:
+
+    def step(m: Message) -> Message:
         if m.protocol == PROTOCOL:
             if m.message == "IAM":
                 calls[m.correlation_id] = m
             elif m.message == "REL" and (iam := calls.get(m.correlation_id)):
-                m = replace(m, msisdn=iam.msisdn, peer=iam.peer)
-        out.append(m)
-    return out
+                m = m._replace(msisdn=iam.msisdn, peer=iam.peer)
+        return m
+
+    return step
+
+
+def orient(msgs: list[Message]) -> list[Message]:
+    """A REL (either side may send it) takes the numbers of its circuit's last IAM."""
+    step = orienter()
+    return [step(m) for m in msgs]

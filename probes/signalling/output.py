@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from datetime import UTC, datetime
 
 from detector.records import SignalingEvent
 
@@ -18,18 +18,20 @@ _TABLE = (("frame", 6), ("time", 26), ("protocol", 8), ("message", 24), ("kind",
 
 
 def event_dict(e: SignalingEvent) -> dict:
-    d = asdict(e)
-    return {k: d[k] for k in JSONL_KEYS}
+    # Not dataclasses.asdict: it deep-copies every value, and the values are plain scalars.
+    return {k: getattr(e, k) for k in JSONL_KEYS}
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def format_jsonl(events: Iterable[SignalingEvent]) -> Iterator[str]:
     for e in events:
-        yield json.dumps(event_dict(e), ensure_ascii=False)
+        yield _ENCODE({k: getattr(e, k) for k in JSONL_KEYS})
 
 
 def _time(ts: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

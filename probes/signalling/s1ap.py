@@ -15,7 +15,6 @@ much longer for a SIM that sits in a remote SIM bank (Kouam et al., "SigN", 2025
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from probes.signalling import codec
 from probes.signalling.correlate import ANSWER, REQUEST, SINGLE, Message
@@ -89,6 +88,6 @@ def orient(msgs: list[Message]) -> list[Message]:
             for k in ("imsi", "imei", "cell_id"):
                 if getattr(m, k) and k not in found:
                     found[k] = getattr(m, k)
-    return [m if c is None else replace(m, key=None if m.role == SINGLE else c,
+    return [m if c is None else m._replace(key=None if m.role == SINGLE else c,
                                         **{k: getattr(m, k) or v for k, v in ids[c].items()})
             for m, c in zip(msgs, context_of, strict=True)]

@@ -15,8 +15,9 @@ responses are ignored, retransmitted requests are folded into the first.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import replace
+from collections.abc import Callable
 
 from probes.signalling import codec
 from probes.signalling.correlate import ANSWER, REQUEST, Message
@@ -32,11 +33,15 @@ FIELDS = (
 METHODS = {"REGISTER": "register", "INVITE": "call_attempt", "BYE": "call_release",
            "MESSAGE": "sms"}
 
+# Pure, and a capture repeats its numbers, identities and cells: recent answers are kept.
+_memo = functools.lru_cache(maxsize=1 << 16)
+
 _IMS_IMSI = re.compile(r"(\d{15})@ims\.mnc(\d{3})\.mcc(\d{3})\.3gppnetwork\.org", re.I)
 _PANI_CELL = re.compile(r"(?:utran-cell-id-3gpp|cgi-3gpp)=\"?([0-9A-Fa-f]+)")
 _IMEI_URN = re.compile(r"urn:gsma:imei:([\d-]+)", re.I)
 
 
+@_memo
 def uri_number(uri: str | None) -> str | None:
     """The telephone number of a ``tel:`` or ``sip:`` URI, or None (names, anonymous)."""
     if not uri:
@@ -52,6 +57,7 @@ def uri_number(uri: str | None) -> str | None:
     return codec.dialled(number.split(";", 1)[0])
 
 
+@_memo
 def ims_imsi(value: str | None) -> str | None:
     """The IMSI of an IMSI-derived IMS identity whose MCC/MNC agree with its domain."""
     m = _IMS_IMSI.search(value or "")
@@ -63,11 +69,13 @@ def ims_imsi(value: str | None) -> str | None:
     return codec.imsi(digits)
 
 
+@_memo
 def pani_cell(value: str | None) -> str | None:
     m = _PANI_CELL.search(value or "")
     return codec.pani_cell(m.group(1)) if m else None
 
 
+@_memo
 def instance_imei(params: tuple[str, ...]) -> str | None:
     for p in params:
         if m := _IMEI_URN.search(p):
@@ -79,15 +87,15 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
     cseq_methods = row.all("sip.CSeq.method")
     if len(cseq_methods) != 1:
         return []
-    method = row.first("sip.Method")
     cseq_method = cseq_methods[0]
     kind = METHODS.get(cseq_method)
     if kind is None:
         return []
-    call_id = row.first("sip.Call-ID")
-    key = (call_id, row.first("sip.CSeq.seq"), cseq_method)
+    (method, status, _, cseq, call_id, ruri, from_addr, to_addr, pani, _,
+     auth_user) = row.firsts(FIELDS)
+    key = (call_id, cseq, cseq_method)
     if method is None:  # a response
-        status = codec.int_or_none(row.first("sip.Status-Code"))
+        status = codec.int_or_none(status)
         if status is None or status < 200:
             return []
         return [Message(ts=f.ts, frame=f.frame, protocol=PROTOCOL,
@@ -95,19 +103,33 @@ def messages(row: Row, f: FrameInfo) -> list[Message]:
                         correlation_id=call_id, fold_repeats=True)]
     if method != cseq_method:
         return []
-    ruri = row.first("sip.r-uri")
-    peer = uri_number(row.first("sip.to.addr"))
+    peer = uri_number(to_addr)
     if method != "REGISTER":
         peer = peer or uri_number(ruri)
     return [Message(
         ts=f.ts, frame=f.frame, protocol=PROTOCOL, message=method, kind=kind, role=REQUEST,
         key=key, correlation_id=call_id, fold_repeats=True,
-        imsi=ims_imsi(ruri) or ims_imsi(row.first("sip.auth.username")),
-        msisdn=uri_number(row.first("sip.from.addr")),
+        imsi=ims_imsi(ruri) or ims_imsi(auth_user),
+        msisdn=uri_number(from_addr),
         peer=None if method == "REGISTER" else peer,  # REGISTER's To is the subscriber itself
-        cell_id=pani_cell(row.first("sip.P-Access-Network-Info")),
+        cell_id=pani_cell(pani),
         imei=instance_imei(row.all("sip.contact.parameter")),
     )]
+
+
+def orienter() -> Callable[[Message], Message]:
+    """:func:`orient` one message at a time, in frame order (as TShark writes them)."""
+    callers: dict[str, tuple[str | None, str | None]] = {}
+
+    def step(m: Message) -> Message:
+        if m.protocol == PROTOCOL and m.role == REQUEST:
+            if m.message == "INVITE":
+                callers.setdefault(m.correlation_id, (m.msisdn, m.peer))
+            elif (c := callers.get(m.correlation_id)) and m.msisdn and m.msisdn == c[1] != c[0]:
+                m = m._replace(msisdn=m.peer, peer=m.msisdn)
+        return m
+
+    return step
 
 
 def orient(msgs: list[Message]) -> list[Message]:
@@ -116,13 +138,5 @@ def orient(msgs: list[Message]) -> list[Message]:
     The INVITE fixes who is the served party (its From); a later request of the same
     Call-ID whose From is the INVITE's To swaps msisdn and peer.
     """
-    callers: dict[str, tuple[str | None, str | None]] = {}
-    out = []
-    for m in msgs:
-        if m.protocol == PROTOCOL and m.role == REQUEST:
-            if m.message == "INVITE":
-                callers.setdefault(m.correlation_id, (m.msisdn, m.peer))
-            elif (c := callers.get(m.correlation_id)) and m.msisdn and m.msisdn == c[1] != c[0]:
-                m = replace(m, msisdn=m.peer, peer=m.msisdn)
-        out.append(m)
-    return out
+    step = orienter()
+    return [step(m) for m in msgs]
