@@ -72,22 +72,27 @@ class RigBook:
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
         """SIMs to look at with little traffic (see :func:`detector.rigs.interface.watched`),
-        and SIMs in a device of a rig: they join it from their first record
-        (:mod:`detector.rigs.shared_devices`)."""
+        and SIMs in a port of a rig (:meth:`rig_devices`): they join it from their first
+        record (:mod:`detector.rigs.shared_devices`)."""
         out = watched(self.engine, sims, self.policy)
         if self.policy.associate:
             out |= in_devices(self.engine, sims, self.rig_devices())
         return out
 
     def rig_devices(self) -> np.ndarray:
-        """The devices (IMEIs, sorted, distinct) the SIMs of rigs used in the last day: a
-        gateway's ports, a SIM bank's slots, the phones a rig's SIMs were moved through."""
+        """The ports of rigs (IMEIs, sorted, distinct): devices that two or more SIMs of rigs
+        used in the last day, a gateway's ports or a SIM bank's slots. A device only one of
+        a rig's SIMs used may be a real phone whose IMEI a box copied: its owner is no
+        rig's."""
         if self._in_rigs is None:
             self._in_rigs = np.array([int(x) for m in self._members.values() if len(m) > 1
                                       for x in m], np.int64)
         slots = self.engine.sims.lookup(self._in_rigs)
         dev = self.engine.devices(slots[slots >= 0])
-        return np.unique(dev[dev != 0])
+        r, c = np.nonzero(dev)
+        pairs = np.unique(np.c_[r, dev[r, c]], axis=0)          # (SIM, device), each once
+        used, sims = np.unique(pairs[:, 1], return_counts=True)
+        return used[sims >= 2]
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
                flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False

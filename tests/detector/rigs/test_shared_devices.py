@@ -74,3 +74,19 @@ def test_one_record_in_the_phone_of_a_lone_suspect_is_not_enough(pipe):
     newcomer = int(imsi(451))
     t = START + 30 * HOUR
     assert run(pipe, calls([(t, newcomer, phone, "460-00-450-1", 8613900000003, 0, 0, 1, 40)])) == {}
+
+
+def test_a_phone_whose_imei_one_rig_sim_copied_is_no_port(pipe):
+    """A box that copies a real phone's IMEI onto one of its SIMs: the phone's owner, one
+    call in that device, is no rig member (a rig's port is a device two of its SIMs used)."""
+    gateway = [int(imsi(460 + i)) for i in range(4)]
+    ports = [int(imei(460 + p, tac="86000003")) for p in range(4)]
+    phone = int(imei(469, tac="35209900"))
+    rows = gateway_rows(gateway, ports, "460-00-460-1")
+    t0 = rows[0][0]
+    rows.append((t0 + 60, gateway[0], phone, "460-00-460-1", 8613900000009, 0, 0, 1, 40))
+    run(pipe, calls(sorted(rows)))
+    assert len(pipe.rigs.rigs()) == 1
+    owner = int(imsi(470))
+    t = START + 30 * HOUR
+    assert run(pipe, calls([(t, owner, phone, "460-00-461-1", 8613900000010, 0, 0, 1, 40)])) == {}
