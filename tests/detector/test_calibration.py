@@ -182,13 +182,36 @@ def test_the_blend_is_never_less_tolerant_than_the_prior(prior_rows, live_rows):
     live = dict(zip(FEATURES, live_rows))
     out = blend_reference(prior, live)
     for f in CATALOG:
-        got, p = out[f.name], prior[f.name]
+        got, p, q = out[f.name], prior[f.name], live[f.name]
         if f.family not in CALIBRATED_FAMILIES:
             assert got["source"] == "prior" and got["p99"] == p["p99"]
-        elif f.suspicious == "high":
-            assert got["p99"] == max(p["p99"], live[f.name]["p99"])
+        elif f.suspicious == "high":      # never below the prior's bar, never above the live's
+            assert p["p99"] <= got["p99"] <= max(p["p99"], q["p99"])
+            if f.count:                   # a count's tail moves with the population
+                assert got["p99"] == max(p["p99"], q["p99"])
+            elif p["p50"] > 0 and q["p50"] > 0:   # a ratio's, as far as its median moved
+                assert got["p99"] == pytest.approx(max(p["p99"], min(q["p99"], p["p99"] * q["p50"] / p["p50"])))
         elif f.suspicious == "low":
-            assert got["p01"] == min(p["p01"], live[f.name]["p01"])
+            assert max(p["p01"], q["p01"]) >= got["p01"] >= min(p["p01"], q["p01"])
+            assert got["p01"] <= p["p01"]
+            if f.count:
+                assert got["p01"] == min(p["p01"], q["p01"])
+            elif p["p50"] > 0 and q["p50"] > 0:
+                assert got["p01"] == pytest.approx(min(p["p01"], max(q["p01"], p["p01"] * q["p50"] / p["p50"])))
+
+
+def test_a_ratio_whose_tail_alone_moved_keeps_the_prior_bar():
+    """Outgoing per incoming call: the live 99th percentile at 225 (the window's gateways and
+    call-centre agents) while the median barely moved keeps the prior's bar, scaled by the
+    median's shift; a count whose body moved takes the live tail."""
+    ref = lambda p50, p99: {"p001": 0.0, "p01": 0.1, "p50": p50, "p99": p99, "p999": p99 * 2}  # noqa: E731
+    prior = {f: ref(1.0, 10.0) for f in FEATURES}
+    live = {f: ref(1.0, 10.0) for f in FEATURES}
+    prior["out_in_ratio_24h"], live["out_in_ratio_24h"] = ref(1.7, 69.0), ref(1.9, 225.0)
+    prior["voice_out_24h"], live["voice_out_24h"] = ref(3.0, 61.0), ref(120.0, 522.0)
+    out = blend_reference(prior, live)
+    assert out["out_in_ratio_24h"]["p99"] == pytest.approx(69.0 * 1.9 / 1.7)
+    assert out["voice_out_24h"]["p99"] == 522.0 and out["voice_out_24h"]["source"] == "live"
 
 
 async def test_a_restart_resumes_the_same_baseline_and_model(small_world, small_model, pg_dsn):
