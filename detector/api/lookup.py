@@ -3,26 +3,23 @@
 Sources: ``registrations`` (who registered the SIM, when, through which channel), ``flags``
 (kinds, scores, reasons, status), ``rigs`` (membership and evidence), ``feature_snapshots``
 (the feature values behind the newest flag) and ``sim_state``, the checkpointed feature state,
-which holds the SIM's last :data:`~detector.features.state.IMEI_SLOTS` devices with the hour
-each was last seen and the most used cell of each of its last 24 active hours. Device and
-cell history is therefore hourly and as of the daemon's last checkpoint; there is no
-per-event history. An IMEI finds the SIMs of the rigs that contain the device (the store has
+whose devices and hourly cells :mod:`detector.features.history` reads (the SIM's last few
+devices with the hour each was last seen, the most used cell of each of its last 24 active
+hours). Device and cell history is therefore hourly and as of the daemon's last checkpoint;
+there is no per-event history. An IMEI finds the SIMs of the rigs that contain the device (the store has
 no device → SIM index for unflagged SIMs).
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import numpy as np
-
 from detector import ids
-from detector.features import state as st
+from detector.features import history
 
 NUMBER_TYPES = ("msisdn", "imsi", "imei")
 ROLES = ("police", "analyst", "regulator", "admin")
@@ -80,52 +77,13 @@ async def _state_layout_ok(conn: asyncpg.Connection) -> bool:
     return value is not None and json.loads(value) == STATE_LAYOUT
 
 
-def _history_reader() -> tuple[struct.Struct, list[int]]:
-    """A struct that reads, from a SIM record, ``last_hour``, the ``IMEI_SLOTS`` devices, the
-    hour each was last seen and the ``SLOTS`` hourly top cells, and the order that puts its
-    values in that order: what :func:`_history` needs, without building numpy views of the
-    record for each lookup."""
-    fields = st.SIM_STATE.fields
-    parts = [(fields["last_hour"][1], fields["last_hour"][0])]
-    for name in ("imei", "imei_hour"):
-        dtype, at = fields[name][:2]
-        parts += [(at + k * dtype.base.itemsize, dtype.base) for k in range(dtype.shape[0])]
-    parts += [(at, np.dtype("<i4")) for at in _top_cell_offsets()]
-    in_record = sorted(range(len(parts)), key=lambda k: parts[k][0])
-    fmt, pos = "<", 0
-    for k in in_record:
-        at, dtype = parts[k]
-        if at < pos or dtype.str[0] not in "<|" or dtype.kind != "i" or dtype.itemsize not in (4, 8):
-            raise TypeError(f"the SIM record's layout does not suit the history reader at {at}")
-        fmt += (f"{at - pos}x" if at > pos else "") + {4: "i", 8: "q"}[dtype.itemsize]
-        pos = at + dtype.itemsize
-    position = {k: i for i, k in enumerate(in_record)}
-    return struct.Struct(fmt), [position[k] for k in range(len(parts))]
-
-
 def _history(state: bytes) -> tuple[list[dict], list[tuple[int, int]]]:
     """(devices with last seen, [(hour, global cell id)] newest first) from a SIM record."""
-    if len(state) != st.SIM_STATE.itemsize:
+    h = history.read(state)
+    if h is None:
         return [], []
-    read = _HISTORY.unpack_from(state)
-    values = [read[i] for i in _HISTORY_ORDER]
-    n = st.IMEI_SLOTS
-    last, imeis, hours, top = values[0], values[1:1 + n], values[1 + n:1 + 2 * n], values[1 + 2 * n:]
-    devices = []
-    for imei, hour in zip(imeis, hours):
-        if imei and hour >= 0:
-            devices.append({"imei": ids.imei_text(imei), "last_seen": iso(hour * 3600)})
-    devices.sort(key=lambda d: d["last_seen"], reverse=True)
-    cells = []
-    if last >= 0:
-        for back in range(st.SLOTS):
-            hour = last - back
-            if hour < 0:
-                break
-            c = top[hour % st.SLOTS]
-            if c >= 0:
-                cells.append((hour, c))
-    return devices, cells
+    return ([{"imei": ids.imei_text(imei), "last_seen": iso(hour * 3600)} for imei, hour in h.devices],
+            list(h.cells))
 
 
 async def sim_histories(conn: asyncpg.Connection, imsis: list[int]
@@ -201,18 +159,6 @@ SELECT a.imsi, a.total, r.imsi IS NOT NULL AS registered, r.msisdn, r.activated_
 _FIND_BY = {kind: _FIND.format(resolve=sql) for kind, sql in _RESOLVE.items()}
 
 
-def _top_cell_offsets() -> list[int]:
-    """Byte offsets of ``slot[k].top_cell`` (k = 0 .. SLOTS-1) in a SIM state record."""
-    slot_type, slot_at = st.SIM_STATE.fields["slot"][:2]
-    one = slot_type.base
-    cell_type, cell_at = one.fields["top_cell"][:2]
-    if cell_type != np.dtype("<i4"):
-        raise TypeError(f"slot.top_cell is {cell_type}, the lookup reads little-endian int32")
-    return [slot_at + k * one.itemsize + cell_at for k in range(slot_type.shape[0])]
-
-
-_TOP_CELL_AT = _top_cell_offsets()
-_HISTORY, _HISTORY_ORDER = _history_reader()
 _FLAG = ("msisdn", "kind", "score", "flagged_at", "rig_id", "reasons", "status")
 _RIG = ("id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence")
 _layout_seen: tuple[str, bool] = ("", False)     # the last stored layout read, and whether it is ours
@@ -233,8 +179,8 @@ async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: i
     """Everything the store holds on the SIMs behind ``number`` (normalised digits), read in
     one statement."""
     key = ids.imei_text(number) if number_type == "imei" else int(number)
-    rows = await conn.fetch(_FIND_BY[number_type], key, limit, _TOP_CELL_AT,
-                            st.SIM_STATE.itemsize)
+    rows = await conn.fetch(_FIND_BY[number_type], key, limit, history.TOP_CELL_OFFSETS,
+                            history.RECORD_BYTES)
     if not rows:
         return Found([])
     truncated = rows[0]["total"] > limit
