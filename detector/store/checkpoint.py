@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 import numpy as np
 
+from detector.features import layout as state_layout
 from detector.features import state as st
 from detector.features.engine import FeatureEngine
 from detector.feedback import load_allowlist
@@ -41,7 +43,10 @@ from detector.verify.policy import ActionPolicy
 if TYPE_CHECKING:
     from detector.supervisor import ProbeHealth
 
-# Checkpointed records are only valid for the layout that wrote them.
+log = logging.getLogger("goipwatch.checkpoint")
+
+# Checkpointed records are read as the layout that wrote them; another build's are carried
+# into this one's by field name (restore, detector.features.layout).
 STATE_LAYOUT = hashlib.sha256(
     (str(st.SIM_STATE.descr) + str(st.IMEI_STATE.descr)).encode()).hexdigest()[:16]
 
@@ -161,7 +166,8 @@ class _Daemon:
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             [("clock", json.dumps({"watermark": engine.watermark, "next_tick": self.pipe.next_tick,
                                     "observed_from": engine.observed_from})),
-             ("layout", json.dumps(STATE_LAYOUT)), ("counters", json.dumps(counters)),
+             ("layout", json.dumps(STATE_LAYOUT)), ("layout_fields", json.dumps(state_layout.describe())),
+             ("counters", json.dumps(counters)),
              ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
              ("attaches", json.dumps(engine.attaches.tolist()))])
         await save_evidence(conn, self.evidence)
@@ -361,10 +367,11 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
     async with pool.acquire() as conn:
         rows = {r["key"]: json.loads(r["value"]) for r in
                 await conn.fetch("SELECT key, value FROM engine_state")}
-        if "layout" in rows and rows["layout"] != STATE_LAYOUT:
+        carried = "layout" in rows and rows["layout"] != STATE_LAYOUT
+        if carried and "layout_fields" not in rows:
             raise CheckpointError(
-                f"the store holds feature state of layout {rows['layout']}, this build uses "
-                f"{STATE_LAYOUT}; start on an empty store or replay the feeds")
+                f"the store holds feature state of layout {rows['layout']} without its field "
+                f"list, this build uses {STATE_LAYOUT}; start on an empty store or replay the feeds")
         cells = await conn.fetch("SELECT id, name FROM cells ORDER BY id")
         for i, r in enumerate(cells):
             if r["id"] != i:
@@ -372,8 +379,13 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             engine.cells[r["name"]] = i
         sims = await conn.fetch("SELECT imsi, state FROM sim_state")
         imeis = await conn.fetch("SELECT imei, state FROM imei_state")
-        engine.import_state([r[0] for r in sims], [r[1] for r in sims],
-                            [r[0] for r in imeis], [r[1] for r in imeis])
+        sim_blobs, imei_blobs = [r[1] for r in sims], [r[1] for r in imeis]
+        if carried:
+            sim_blobs, imei_blobs = _carried(rows["layout"], rows["layout_fields"], sim_blobs,
+                                             imei_blobs)
+        engine.import_state([r[0] for r in sims], sim_blobs, [r[0] for r in imeis], imei_blobs)
+        if carried:     # the next checkpoint rewrites every record in this build's layout
+            engine.mark_unsaved(np.arange(len(sims)), np.arange(len(imeis)))
         clock = rows.get("clock", {})
         engine.restore_clock(clock.get("watermark", 0), clock.get("observed_from"))
         engine.attaches = np.array(rows.get("attaches", []), np.int64).reshape(-1, 3)
@@ -393,6 +405,27 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             if pipe.scorer is not None:
                 pipe.scorer.use(pipe.calibrator.current.model)
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
+
+
+def _carried(layout: str, fields: dict, sim_blobs: list[bytes], imei_blobs: list[bytes]
+             ) -> tuple[list[bytes], list[bytes]]:
+    """The checkpoint's records of another build's layout, carried into this build's
+    (:mod:`detector.features.layout`); :class:`CheckpointError` when they cannot be."""
+    out = []
+    for kind, blobs, new, empty in (("sim", sim_blobs, st.SIM_STATE, st.empty_sim_state),
+                                    ("imei", imei_blobs, st.IMEI_STATE, st.empty_imei_state)):
+        try:
+            records, how = state_layout.carry(blobs, state_layout.dtype_of(fields[kind]), new, empty)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"the store's {kind} records of layout {layout} cannot be carried "
+                                  f"into this build's {STATE_LAYOUT}: {e}; start on an empty store "
+                                  f"or replay the feeds") from None
+        log.warning("feature state carried into this build's layout", extra={
+            "records": kind, "count": len(records), "from_layout": layout, "to_layout": STATE_LAYOUT,
+            "fields_kept": len(how.kept), "fields_reset": list(how.reset),
+            "fields_dropped": list(how.dropped)})
+        out.append(records)
+    return out[0], out[1]
 
 
 async def stream_offsets(pool: asyncpg.Pool, probe: str) -> dict[tuple[str, int], int]:

@@ -292,3 +292,61 @@ async def test_evidence_kept_as_one_value_moves_to_its_table(pg_dsn):
         assert await conn.fetchval("SELECT count(*) FROM engine_state WHERE key = 'rig_evidence'") == 0
     finally:
         await conn.close()
+
+
+async def test_an_earlier_builds_feature_state_is_carried_into_this_layout_and_rewritten(
+        pg_dsn, small_model):
+    """A store checkpointed by a build whose SIM records lacked a field (and had one since
+    dropped): the restart keeps every SIM with what both layouts hold, starts the new field
+    empty, and its first checkpoint rewrites every record in this build's layout. A store
+    whose layout has no field list is still refused, naming what to do."""
+    import numpy as np
+    import pytest
+
+    from detector.features import state as st
+
+    pipe = fresh_pipe(small_model)
+    sims = [int(imsi(540 + i)) for i in range(4)]
+    ports = [int(imei(540 + i, tac="86000009")) for i in range(4)]
+    pipe.feed(cdr_batch(gateway_rows(sims, ports, "460-00-611-1", rotate_s=600)))
+    n = len(pipe.engine.sims)
+    written = pipe.engine.sim_state[:n].copy()
+    older = np.dtype([f for f in st.SIM_STATE.descr if f[0] != "talk_bits"] + [("retired", "<u4")])
+    as_older = np.zeros(n, older)
+    for name in st.SIM_STATE.names:
+        if name != "talk_bits":
+            as_older[name] = written[name]
+    keys = pipe.engine.sims.keys_by_slot[:n]
+
+    pool = await connect(pg_dsn)
+    try:
+        await checkpoint.save(pool, pipe.engine, pipe, checkpoint.Pending(), 0)
+        async with pool.acquire() as conn:      # the store as the earlier build left it
+            await conn.executemany("UPDATE sim_state SET state = $2 WHERE imsi = $1",
+                                   [(int(k), as_older[i].tobytes()) for i, k in enumerate(keys)])
+            await conn.execute("UPDATE engine_state SET value = $1::jsonb WHERE key = 'layout'",
+                               json.dumps("0123456789abcdef"))
+            await conn.execute("UPDATE engine_state SET value = $1::jsonb WHERE key = 'layout_fields'",
+                               json.dumps({"sim": older.descr, "imei": st.IMEI_STATE.descr}))
+        again = fresh_pipe(small_model)
+        restored = await checkpoint.restore(pool, again.engine, again)
+        assert restored.sims == n
+        slots = again.engine.sims.lookup(keys)
+        got = again.engine.sim_state[slots]
+        for name in st.SIM_STATE.names:
+            if name != "talk_bits":
+                assert np.array_equal(got[name], written[name]), name
+        assert (got["talk_bits"] == 0).all()
+
+        await checkpoint.save(pool, again.engine, again, checkpoint.Pending(), restored.cells)
+        assert await pool.fetchval("SELECT value FROM engine_state WHERE key = 'layout'") == \
+            json.dumps(checkpoint.STATE_LAYOUT)
+        assert await pool.fetchval("SELECT count(*) FROM sim_state WHERE length(state) <> $1",
+                                   st.SIM_STATE.itemsize) == 0
+
+        await pool.execute("UPDATE engine_state SET value = '\"0123456789abcdef\"' WHERE key = 'layout'")
+        await pool.execute("DELETE FROM engine_state WHERE key = 'layout_fields'")
+        with pytest.raises(checkpoint.CheckpointError, match="without its field list"):
+            await checkpoint.restore(pool, fresh_pipe(small_model).engine, fresh_pipe(small_model))
+    finally:
+        await pool.close()
