@@ -13,9 +13,10 @@ sequence and the links, a deleted tail leaves the head pointing past the last ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,12 @@ class AuditEntry:
     answer_sha256: str = ""
 
 
+@dataclass(slots=True)
+class Coming:
+    """An append announced to :meth:`AuditWriter.coming`."""
+    queued: bool = False
+
+
 class AuditWriter:
     """Appends to the chain; the head is cached in the process and appends of one process are
     serialised by a lock. The insert trigger checks that each row continues the stored head
@@ -85,25 +92,75 @@ class AuditWriter:
     and written in one pipelined round trip that commits at its end (one implicit
     transaction: every row of the group or none, one WAL flush for all). Each :meth:`append`
     returns only once its own row is committed, so an answer is never sent before its audit
-    row is durable; a group that fails fails every append in it."""
+    row is durable; a group that fails fails every append in it.
 
-    def __init__(self, pool: asyncpg.Pool, max_group: int = 256) -> None:
+    A request that will append shortly (a lookup reading the store) says so first
+    (:meth:`coming`); a group about to be written waits for the rows of such requests, at
+    most ``gather_s``, so that concurrent lookups share one statement and one commit rather
+    than each paying for its own (PostgreSQL's ``commit_delay``, decided by what is known to
+    be in flight instead of a guess). A lone request never waits: nothing else is coming."""
+
+    def __init__(self, pool: asyncpg.Pool, max_group: int = 256, gather_s: float = 0.002) -> None:
         self.pool = pool
         self.max_group = max_group
+        self.gather_s = gather_s
         self._lock = asyncio.Lock()
         self._head: tuple[int, str] | None = None
         self._queue: list[tuple[AuditEntry, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None     # the task writing the queued groups
+        self._coming = 0                              # announced appends not yet queued
+        self._moved: asyncio.Future | None = None     # set when one of them is queued or gone
 
-    async def append(self, entry: AuditEntry,
-                     conn: asyncpg.Connection | None = None) -> tuple[int, str]:
+    @contextlib.contextmanager
+    def coming(self) -> Iterator[Coming]:
+        """Announce an append that follows within the block (pass the :class:`Coming` to
+        :meth:`append`); leaving the block without appending withdraws it."""
+        ticket = Coming()
+        self._coming += 1
+        try:
+            yield ticket
+        finally:
+            if not ticket.queued:
+                self._arrived(ticket)
+
+    def _arrived(self, ticket: Coming) -> None:
+        ticket.queued = True
+        self._coming -= 1
+        if self._moved is not None and not self._moved.done():
+            self._moved.set_result(None)
+
+    async def _gather(self) -> None:
+        """Wait, at most ``gather_s``, until no announced append is still to be queued (or a
+        group is full)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gather_s
+        while self._coming > 0 and len(self._queue) < self.max_group:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._moved = loop.create_future()
+            timer = loop.call_later(left, self._moved.cancel)
+            try:
+                await asyncio.shield(self._moved)
+            except asyncio.CancelledError:
+                if not self._moved.cancelled():
+                    raise               # this task itself was cancelled
+                return
+            finally:
+                timer.cancel()
+
+    async def append(self, entry: AuditEntry, conn: asyncpg.Connection | None = None,
+                     ticket: Coming | None = None) -> tuple[int, str]:
         """Append ``entry``; returns its (seq, hash) once the row is committed. With ``conn``
         (inside the caller's transaction) the row commits or rolls back with what the caller
         changed; the head stays locked until then. Call :meth:`forget` when such a
         transaction rolls back. The cached head makes one statement of it; when another
         process appended meanwhile, the row is chained again on the head read under its row
         lock, which no other writer can move before this insert (a bounded number of
-        optimistic retries could lose every time to busy writers)."""
+        optimistic retries could lose every time to busy writers). ``ticket``: the append
+        announced by :meth:`coming`."""
+        if ticket is not None and not ticket.queued:
+            self._arrived(ticket)
         if conn is not None:
             async with self._lock:
                 return (await self._chained([entry], conn))[0]
@@ -118,6 +175,13 @@ class AuditWriter:
     async def _flush(self) -> None:
         """Write the queue in groups of at most ``max_group``, until it is empty."""
         while self._queue:
+            try:
+                await self._gather()
+            except BaseException:       # the loop is shutting down: nothing more is written
+                for _, done in self._queue:
+                    done.cancel()
+                self._queue = []
+                raise
             group, self._queue = self._queue[:self.max_group], self._queue[self.max_group:]
             try:
                 async with self._lock:

@@ -118,6 +118,32 @@ async def _date_by_event_time(app: web.Application, entry: dict[str, Any]) -> No
         entry["query"] = {**entry.get("query", {}), "event_time": lookup.iso(at)}
 
 
+async def _answer(request: web.Request, who: Identity, q: dict[str, str], found: lookup.Found,
+                  entry: dict[str, Any], ticket: audit.Coming) -> web.Response:
+    """The answer to a lookup that found subscribers, sent once its audit row is committed."""
+    app = request.app
+    answer = {
+        "request_id": request[REQUEST_ID], "case_ref": q["case_ref"],
+        "number_type": q["number_type"], "number": q["number"], "role": who.role,
+        "answered_at": lookup.iso(datetime.now(UTC)),
+        "subscribers": [with_units(lookup.project(s, who.role)) for s in found.subscribers],
+        "truncated": found.truncated,
+    }
+    raw = json.dumps(answer, ensure_ascii=False).encode()
+    await _date_by_event_time(app, entry)
+    entry.update(status=200, outcome="answered", reason="",
+                 fields=tuple(lookup.field_paths(answer)), answer_sha256=audit.digest(raw))
+    try:
+        await app[AUDIT].append(audit.AuditEntry(**entry), ticket=ticket)
+    except (OSError, asyncpg.PostgresError):
+        log.exception("audit append failed; answer withheld",
+                      extra={"request_id": request[REQUEST_ID]})
+        raise Refusal(503, "audit_unavailable",
+                      "the lookup could not be audited, so it is not answered") from None
+    return web.Response(body=raw, content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+
 async def post_lookup(request: web.Request) -> web.Response:
     """Checks in the documented order: credential (401), rate limit (429), role (403), body
     (415, 413, 400), the grounds (400, 403), the lookup (404, 200)."""
@@ -138,31 +164,13 @@ async def post_lookup(request: web.Request) -> web.Response:
         q = _validate_lookup(body, who, app[GROUNDS])
         entry.update(query={"number_type": q["number_type"], "number": q["number"]},
                      case_ref=q["case_ref"], legal_basis=q["legal_basis"], officer=q["officer"])
-        async with app[POOL].acquire() as conn:
-            found = await lookup.find(conn, q["number_type"], q["number"],
-                                      app[CONFIG].max_subscribers)
-        if not found.subscribers:
-            raise Refusal(404, "no_subscriber", "the store holds nothing on this number")
-        answer = {
-            "request_id": request[REQUEST_ID], "case_ref": q["case_ref"],
-            "number_type": q["number_type"], "number": q["number"], "role": who.role,
-            "answered_at": lookup.iso(datetime.now(UTC)),
-            "subscribers": [with_units(lookup.project(s, who.role)) for s in found.subscribers],
-            "truncated": found.truncated,
-        }
-        raw = json.dumps(answer, ensure_ascii=False).encode()
-        await _date_by_event_time(app, entry)
-        entry.update(status=200, outcome="answered", reason="",
-                     fields=tuple(lookup.field_paths(answer)), answer_sha256=audit.digest(raw))
-        try:
-            await app[AUDIT].append(audit.AuditEntry(**entry))
-        except (OSError, asyncpg.PostgresError):
-            log.exception("audit append failed; answer withheld",
-                          extra={"request_id": request[REQUEST_ID]})
-            raise Refusal(503, "audit_unavailable",
-                          "the lookup could not be audited, so it is not answered") from None
-        return web.Response(body=raw, content_type="application/json",
-                            headers={"Cache-Control": "no-store"})
+        with app[AUDIT].coming() as ticket:     # concurrent lookups share an audit commit
+            async with app[POOL].acquire() as conn:
+                found = await lookup.find(conn, q["number_type"], q["number"],
+                                          app[CONFIG].max_subscribers)
+            if not found.subscribers:
+                raise Refusal(404, "no_subscriber", "the store holds nothing on this number")
+            return await _answer(request, who, q, found, entry, ticket)
     except Refusal as r:
         if r.reason == "audit_unavailable":
             raise

@@ -290,3 +290,57 @@ async def test_a_group_that_fails_writes_none_of_its_rows_and_fails_each_append(
 def test_the_hashed_time_is_strftimes(t):
     """Rows hashed before the time was formatted directly must still verify."""
     assert audit_module._at(t) == t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class CountingPool:
+    """The pool, counting the statements the writer sends outside a transaction (one a group)."""
+
+    def __init__(self, pool) -> None:
+        self.pool, self.statements = pool, 0
+
+    def acquire(self):
+        return self.pool.acquire()
+
+    async def execute(self, *args):
+        self.statements += 1
+        return await self.pool.execute(*args)
+
+
+async def test_announced_appends_share_a_group_and_nothing_waits_for_what_is_not_coming(pool):
+    """Lookups that announce their append before reading the store are written in one group;
+    a lone lookup, or one whose announced companion leaves without appending (a refusal), is
+    written at once; a slow companion holds a group no longer than ``gather_s``."""
+    counting = CountingPool(pool)
+    writer = AuditWriter(counting, gather_s=5.0)
+    await writer.append(AuditEntry(request_id="first"))     # reads the head: its own statement
+    counting.statements = 0
+    loop = asyncio.get_running_loop()
+
+    async def lookup(i: int, reading_s: float) -> float:
+        with writer.coming() as ticket:
+            await asyncio.sleep(reading_s)                  # reading the store
+            await writer.append(AuditEntry(request_id=f"r{i}"), ticket=ticket)
+        return loop.time()
+
+    async def refused() -> None:
+        with writer.coming():
+            await asyncio.sleep(0.05)
+
+    started = loop.time()
+    await asyncio.gather(lookup(0, 0), lookup(1, 0.05), lookup(2, 0.1))
+    assert counting.statements == 1 and loop.time() - started < 2.5
+
+    started = loop.time()
+    await lookup(3, 0)
+    assert counting.statements == 2 and loop.time() - started < 2.5
+
+    started = loop.time()
+    await asyncio.gather(lookup(4, 0), refused())
+    assert counting.statements == 3 and loop.time() - started < 2.5
+
+    writer.gather_s = 0.05
+    fast, slow = await asyncio.gather(lookup(5, 0), lookup(6, 3.0))
+    assert counting.statements == 5 and slow - fast > 2.0     # the fast one did not wait for it
+
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 8
