@@ -30,9 +30,10 @@ from detector.rigs.tick import Tick
 
 # Share of a calling group's contacts (calls and SMS out, 24 h) that must go to distinct
 # numbers outside its circle. A box imitating people spends most of its day on bypass calls,
-# one victim each, and a few on its mates (the second generator's human-like boxes: 0.6-0.9
-# of their contacts when found); a carrier's network probes call one another and a few test
-# numbers round the clock (0.03-0.3 there, from their first half hour on).
+# one victim each, and a few on its mates (the second generator's human-like boxes, seed 1:
+# 0.61-0.88 of their contacts at every tick they were a group); a carrier's network probes
+# call one another and a few test numbers round the clock (0.00-0.39 there, the highest in
+# their first hour).
 PUBLIC_SHARE_MIN = 0.5
 
 
