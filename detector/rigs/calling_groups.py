@@ -143,9 +143,10 @@ def reaches_public(engine: FeatureEngine, members: np.ndarray, circles: np.ndarr
     windows went to distinct numbers outside their circle: the group's :func:`company`, the
     SIMs that called or texted one of them back, and those of ``circles`` they were in
     contact with (callers in contact with callers at one place this tick: another site's
-    probes, another circle of friends). Interconnect bypass terminates calls on the public, each on a number of its
-    own; test equipment that calls its other probes and a fixed set of test numbers, however
-    often, reaches a handful, and so does a circle that calls itself again and again."""
+    probes, another circle of friends). Interconnect bypass terminates calls on the public,
+    each on a number of its own; test equipment that calls its other probes and a fixed set
+    of test numbers, however often, reaches a handful, and so does a circle that calls
+    itself again and again."""
     row, other = engine.network_contacts(members)
     back = other[engine.contacted(other, members[row])]
     # only the numbers they were in contact with: each number masks a bit of the bitmap
