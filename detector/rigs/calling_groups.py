@@ -31,7 +31,8 @@ from detector.rigs.tick import Tick
 # Share of a calling group's contacts (calls and SMS out, 24 h) that must go to distinct
 # numbers outside its circle. A box imitating people spends most of its day on bypass calls,
 # one victim each, and a few on its mates (the second generator's human-like boxes, seed 1:
-# 0.61-0.88 of their contacts at every tick they were a group); a carrier's network probes
+# 0.61-0.88 of their contacts at every tick they were a group; the first simulator's evasive
+# gateways, default and hard seed 11: 0.59-0.91); a carrier's network probes
 # call one another and a few test numbers round the clock (0.00-0.39 there, the highest in
 # their first hour).
 PUBLIC_SHARE_MIN = 0.5
