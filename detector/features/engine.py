@@ -786,6 +786,20 @@ class FeatureEngine:
             if len(group) else np.uint32(0)
         return _popcount(heard & ~ours).astype(np.int64)
 
+    def callees_outside(self, sims: np.ndarray, circle: np.ndarray) -> np.ndarray:
+        """Per SIM, about how many numbers other than those of the ``circle`` SIMs it called or
+        texted in its 24 h window: a linear count (Whang et al. 1990) over the bits of its
+        callees' bitmap that no circle number hashes to (a number outside the circle falls on
+        one of those as often as on any bit, so their share still empty gives the count)."""
+        s = self.sim_state
+        made = np.bitwise_or.reduce(s["slot"]["callees"][sims], axis=1)
+        numbers = s["msisdn"][circle]
+        ours = np.bitwise_or.reduce(_bits(numbers[numbers != 0], st.BITS_CALLEES)) \
+            if (numbers != 0).any() else np.uint64(0)
+        free = float(st.BITS_CALLEES - int(_popcount(np.asarray([ours], np.uint64))[0]))
+        zeros = free - _popcount(made & ~ours).astype(np.float64)
+        return -st.BITS_CALLEES * np.log(np.maximum(zeros, 1.0) / max(free, 1.0))
+
     def contacted(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether SIM ``a[i]`` called or texted SIM ``b[i]``'s number in its 24 h window (its
         callees' bitmap has that number's bit; now and then a yes is another number's)."""

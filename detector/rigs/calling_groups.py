@@ -4,9 +4,13 @@ At least ``co_power_min_sims`` callers that call and text each other from one pl
 (busiest cells the same in the same hour), not on one ID document, each linked to two others
 of the group, or one more SIM each linked to one (a chain), with the callers hanging off it
 by a contact they made — a box imitating people already at work, its power-on missed
-(``rig``). Callers in contact with two of its flagged SIMs, one of them by their own call or
-text, join it, then or at any later tick, wherever they are. Before a day has been watched,
-calls are counted as a day's rate (:func:`detector.rigs.common.callers_min`).
+(``rig``), when most of its contacts reach the public (:func:`reaches_public`): a box
+terminates its bypass calls on many members of the public, one number each, while a circle
+that keeps calling itself and a fixed few numbers (a carrier's test equipment calling its
+other probes and its test lines, colleagues, friends) terminates nothing. Callers in contact
+with two of its flagged SIMs, one of them by their own call or text, join it, then or at any
+later tick, wherever they are. Before a day has been watched, calls are counted as a day's
+rate (:func:`detector.rigs.common.callers_min`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from detector.model import CALLERS_MIN_VOICE_OUT
 from detector.rigs.common import DAY_S, HOUR_S, caller_contacts, callers_min, row_flag, slots_of, watched_s
 from detector.rigs.graph import linked_groups
 from detector.rigs.tick import Tick
+
+# Share of a calling group's contacts (calls and SMS out, 24 h) that must go to distinct
+# numbers outside its circle. A box imitating people spends most of its day on bypass calls,
+# one victim each, and a few on its mates (the second generator's human-like boxes, seed 1:
+# 0.61-0.88 of their contacts at every tick they were a group; the first simulator's evasive
+# gateways, default and hard seed 11: 0.59-0.91); a carrier's network probes
+# call one another and a few test numbers round the clock (0.00-0.39 there, the highest in
+# their first hour).
+PUBLIC_SHARE_MIN = 0.5
 
 
 def find(tick: Tick) -> list[Flag]:
@@ -43,7 +56,8 @@ def new_groups(tick: Tick, callers: np.ndarray) -> list[Flag]:
     four SIMs; at a cold start a box's SIMs have a contact or two each), and called by
     no more numbers outside the group than it has links in it: a family or a company
     account calls among cards of one ID, friends are rarely all callers in one cell at one
-    hour and are called by others, and one chance contact is not a group."""
+    hour and are called by others, and one chance contact is not a group. Of those groups,
+    only the ones whose contacts mostly reach the public (:func:`reaches_public`)."""
     engine, need, taken = tick.engine, tick.policy.co_power_min_sims, tick.taken
     edges = caller_contacts(engine, callers)
     # every group has SIMs with two such contacts (all of a 2-core, a chain's inner ones):
@@ -68,6 +82,7 @@ def new_groups(tick: Tick, callers: np.ndarray) -> list[Flag]:
     apart = ~grouped[ia] & ~grouped[ib]
     groups += linked_groups(ia[apart], ib[apart], len(nodes), 1, need + 1, heard)
     groups = with_hangers(engine, groups, nodes, ia, ib, heard)
+    groups = [g for g in groups if reaches_public(engine, nodes[g], nodes)]
     out: list[Flag] = []
     names = engine.cell_names()
     for members in groups:
@@ -122,6 +137,25 @@ def with_hangers(engine: FeatureEngine, groups: list[np.ndarray], nodes: np.ndar
         if heard(np.r_[out[k], hanger])[-1] <= 1:
             out[k] = np.r_[out[k], hanger]
     return out
+
+
+def reaches_public(engine: FeatureEngine, members: np.ndarray, circles: np.ndarray) -> bool:
+    """Whether at least ``PUBLIC_SHARE_MIN`` of the contacts ``members`` made in their 24 h
+    windows went to distinct numbers outside their circle: the group's :func:`company`, the
+    SIMs that called or texted one of them back, and those of ``circles`` they were in
+    contact with (callers in contact with callers at one place this tick: another site's
+    probes, another circle of friends). Interconnect bypass terminates calls on the public,
+    each on a number of its own; test equipment that calls its other probes and a fixed set
+    of test numbers, however often, reaches a handful, and so does a circle that calls
+    itself again and again."""
+    row, other = engine.network_contacts(members)
+    back = other[engine.contacted(other, members[row])]
+    # only the numbers they were in contact with: each number masks a bit of the bitmap
+    circle = np.union1d(np.union1d(company(engine, members), back), np.intersect1d(other, circles))
+    frame = engine.features(members)
+    contacts = frame.column("voice_out_24h") + frame.column("sms_out_24h")
+    public = np.minimum(engine.callees_outside(members, circle), contacts)
+    return bool(public.sum() >= PUBLIC_SHARE_MIN * contacts.sum())
 
 
 def joiners(tick: Tick, callers: np.ndarray) -> list[Flag]:

@@ -442,6 +442,27 @@ def test_contacted_tells_who_called_or_texted_whom():
     assert e.contacted(slots(a), slots(b)).tolist() == [False]
 
 
+def test_callees_outside_counts_the_numbers_called_beyond_a_circle():
+    """A SIM that calls two mates over and over and ten numbers of the public once each has
+    called about ten numbers outside the circle of it and its mates; a mate that only calls
+    it back, none; a day later, none."""
+    e = FeatureEngine()
+    a, b, c = SIM, SIM + 1, SIM + 2
+    number = lambda s: s % 10**11 + 8613000000000    # noqa: E731
+    rows = [(60 * k, a, VOICE, MO, 30, number(b if k % 2 else c), 0, ANSWERED, PHONE) for k in range(40)]
+    rows += [(3000 + 60 * k, a, VOICE, MO, 30, 8613950000000 + 7919 * k, 0, ANSWERED, PHONE) for k in range(10)]
+    rows += [(4000 + 60 * k, b, VOICE, MO, 30, number(a), 0, ANSWERED, PHONE + 10) for k in range(5)]
+    e.apply(batch(rows))
+    slots = lambda *x: e.sims.lookup(np.array(x))   # noqa: E731
+    circle = slots(a, b, c)
+    public = e.callees_outside(slots(a, b), circle)
+    assert 8 <= public[0] <= 13            # a linear count: about ten
+    assert public[1] == 0
+    assert e.callees_outside(slots(a), slots(a))[0] >= public[0]     # its mates are public to it alone
+    e.apply(batch([(25 * 3600 + 4000, a, DATA, MO, 60, 0, 0, OK, PHONE)]))
+    assert e.callees_outside(slots(a), circle)[0] == 0
+
+
 def test_only_the_latest_mates_are_kept():
     e = FeatureEngine()
     others = [SIM + 1 + i for i in range(st.MATES + 2)]

@@ -46,6 +46,17 @@ def person_day(sim, dev, day0, cell, rng, contacts, called_back=True):
     return rows
 
 
+def box_day(sim, dev, day0, cell, rng, first_victim):
+    """A box imitating a person's day: the hours and data sessions of :func:`person_day`, but
+    each call terminates bypass traffic on a number of its own (a victim, never called again
+    and not calling back), from ``first_victim`` on."""
+    rows = []
+    for k in range(12):
+        t = day0 + 8 * HOUR + int(rng.integers(0, 10 * HOUR))
+        rows.append((t, sim, dev, cell, first_victim + k, 0, k % 4 == 3 and 2 or 0, 0, 60))
+    return rows
+
+
 def power_on(sims, devs, t0, cell):
     from detector.records import RecordType
     return [(t0 + 2 * i, s, d, cell, 0, 0, RecordType.ATTACH, 6, 0) for i, (s, d) in enumerate(zip(sims, devs))]

@@ -3,16 +3,18 @@
 import numpy as np
 
 from detector.testing import START, cdr_batch as calls, imei, imsi
-from tests.detector.rigs.cases import HOUR, new_pipe, person_day, registrations, run
+from tests.detector.rigs.cases import HOUR, box_day, new_pipe, person_day, registrations, run
 
 
 def _people_days(sims, box, devs, home, day0, rng, first_contact):
     """A human-looking day for each of ``sims`` at its ``home`` cell, each calling contacts of
-    its own from ``first_contact`` on; the ``box``'s SIMs are not called back."""
+    its own from ``first_contact`` on; the ``box``'s SIMs call victims instead, a number each
+    (:func:`box_day`)."""
     rows = []
     for s in sims:
-        rows += person_day(s, devs[s], day0, home[s], rng, first_contact + 10 * (s % 100) + np.arange(5),
-                            called_back=s not in box)
+        first = first_contact + 100 * (s % 1000)
+        rows += box_day(s, devs[s], day0, home[s], rng, first) if s in box else \
+            person_day(s, devs[s], day0, home[s], rng, first + np.arange(5))
     return rows
 
 
@@ -145,7 +147,7 @@ def test_a_sim_hanging_off_a_calling_group_by_one_link_is_of_it_only_if_it_made_
     devs = {s: int(imei(s % 1000, tac="35209900")) for s in everyone}
     number = {s: 8613000000000 + s % 10**11 for s in everyone}
     home = dict.fromkeys(everyone, "460-00-760-1")
-    rows = _people_days(everyone, everyone, devs, home, day0, rng, 8613860000000)
+    rows = _people_days(everyone, box, devs, home, day0, rng, 8613860000000)
     rows += _calling_circle(box[:4], [devs[s] for s in box[:4]], [home[s] for s in box[:4]], day0 + 9 * HOUR,
                             number)
     rows += _chain([box[4], box[1]], devs, home[box[4]], day0 + 14 * HOUR, number)
@@ -170,8 +172,7 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
     number = {s: 8613000000000 + s % 10**11 for s in box + [friend, victim]}
     rows = []
     for s in box[:3]:
-        rows += person_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 10 * (s % 100) + np.arange(5),
-                            called_back=False)
+        rows += box_day(s, devs[s], day0, "460-00-580-1", rng, 8613870000000 + 100 * (s % 100))
     rows += _calling_circle(box[:3], [devs[s] for s in box[:3]], ["460-00-580-1"] * 3, day0 + 9 * HOUR, number)
     # the network has been watched a day (callers make five calls a day, not so far)
     rows.append((day0 - 16 * HOUR, int(imsi(882)), int(imei(882)), "460-00-599-1", 8613880100000, 0, 0, 0, 60))
@@ -201,13 +202,14 @@ def test_a_caller_reaching_two_sims_of_a_flagged_calling_group_later_joins_its_r
 
 def test_at_a_first_start_calls_are_counted_over_the_time_watched(pipe, small_model):
     """A box imitating people at work when the daemon first starts: in the first hours
-    watched, each of its four SIMs calls a victim and calls and texts its mates from one cell,
-    three calls each. Three calls in four hours are a caller's rate (five a day), and its SIMs
-    are a calling group. Three friends who do the same in another cell, each called by two
-    others in those hours (a dozen a day), are not. The same hours after the network has been
-    watched for a day are three calls in a SIM's day: no callers, no group."""
+    watched, each of its four SIMs calls two victims, then the next of its mates from one
+    cell (a chain), three calls at most. Three calls in the first hours are a caller's rate
+    (five a day), and its SIMs are a calling group. Four friends who do the same in another cell,
+    each called by two others in those hours (a dozen a day), are not. The same hours after
+    the network has been watched for a day are three calls in a SIM's day: no callers, no
+    group."""
     box = [int(imsi(1000 + i)) for i in range(4)]
-    friends = [int(imsi(1005 + i)) for i in range(3)]
+    friends = [int(imsi(1005 + i)) for i in range(4)]
     devs = {s: int(imei(s % 10000, tac="35209900")) for s in box + friends}
     number = {s: 8613000000000 + s % 10**11 for s in box + friends}
     home = dict.fromkeys(box, "460-00-770-1") | dict.fromkeys(friends, "460-00-772-1")
@@ -215,9 +217,11 @@ def test_at_a_first_start_calls_are_counted_over_the_time_watched(pipe, small_mo
     def hours(t0):
         rows = []
         for group in (box, friends):
-            rows += _calling_circle(group, [devs[s] for s in group], [home[s] for s in group], t0, number)
-            rows += [(t0 + 1800 + 600 * k, s, devs[s], home[s], 8613870100000 + s % 100, 0, 0, 1, 0)
-                     for k, s in enumerate(group)]
+            rows += [(t0 + 300 * k + 60 * v, s, devs[s], home[s], 8613870100000 + 10 * (s % 100) + v,
+                      0, 0, 1, 0) for k, s in enumerate(group) for v in range(2)]
+            rows += [row for a, b in zip(group, group[1:]) for row in   # a chain, in minutes
+                     ((t0 + 1800 + 60 * (a % 10), a, devs[a], home[a], number[b], 0, 0, 0, 90),
+                      (t0 + 1800 + 60 * (a % 10), b, devs[b], home[b], number[a], 1, 0, 0, 90))]
         return rows + _called_by_others(friends, devs, home, t0 + 600, 8613870300000, calls=2)
 
     flags = run(pipe, calls(hours(START)))
@@ -242,7 +246,64 @@ def test_a_calling_group_is_not_put_to_the_supervised_layer(pipe, monkeypatch):
     number = {s: 8613000000000 + s % 10**11 for s in box}
     rows = []
     for s, d in zip(box, devs):
-        rows += person_day(s, d, day0, "460-00-560-1", rng, 8613860000000 + 10 * (s % 100) + np.arange(5),
-                            called_back=False)
+        rows += box_day(s, d, day0, "460-00-560-1", rng, 8613860000000 + 100 * (s % 100))
     rows += _calling_circle(box, devs, ["460-00-560-1"] * 3, day0 + 9 * HOUR, number)
     assert set(run(pipe, calls(rows))) == {str(s) for s in box}
+
+
+def _test_calls(probes, devs, cell, t0, hours, number, test_numbers, every_s=900):
+    """Carrier test equipment: each probe calls another probe every ``every_s`` round the
+    clock, one call in eight to one of the carrier's ``test_numbers`` instead (both ends of a
+    probe-to-probe call written), and reports over data each hour."""
+    rows = []
+    for i, (s, d) in enumerate(zip(probes, devs)):
+        for k in range(hours * HOUR // every_s):
+            t = t0 + k * every_s + 37 * i
+            if k % 8 == 7:
+                rows.append((t, s, d, cell, test_numbers[k % len(test_numbers)], 0, 0, 0, 30))
+                continue
+            mate = probes[(i + 1 + k % (len(probes) - 1)) % len(probes)]
+            rows.append((t, s, d, cell, number[mate], 0, 0, 0, 30))
+            rows.append((t, mate, devs[probes.index(mate)], cell, number[s], 1, 0, 0, 30))
+        rows += [(t0 + h * HOUR + 60 * i, s, d, cell, 0, 0, 2, 0, 20) for h in range(hours)]
+    return rows
+
+
+def test_test_equipment_calling_each_other_and_test_numbers_is_not_a_calling_group(pipe):
+    """A carrier's network probes: five GSM modules in one cell that call each other every
+    quarter of an hour round the clock and now and then one of three test numbers, called by
+    nobody else. They are callers that call each other from one place, as a box imitating
+    people is, but they terminate nothing on the public: not a group. A box imitating people
+    in another cell, whose SIMs call and text each other and call a victim each time
+    otherwise, is one."""
+    rng = np.random.default_rng(9)
+    day0 = START - 9 * HOUR
+    probes = [int(imsi(1100 + i)) for i in range(5)]
+    box = [int(imsi(1110 + i)) for i in range(4)]
+    devs = {s: int(imei(s % 10000, tac="86000100")) for s in probes + box}
+    number = {s: 8613000000000 + s % 10**11 for s in probes + box}
+    rows = _test_calls(probes, [devs[s] for s in probes], "460-00-780-1", day0, 18, number,
+                       [8610010000000 + k for k in range(3)])
+    rows += _people_days(box, box, devs, dict.fromkeys(box, "460-00-781-1"), day0, rng, 8613880000000)
+    rows += _calling_circle(box, [devs[s] for s in box], ["460-00-781-1"] * 4, day0 + 9 * HOUR, number)
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert all("call and text each other from the same cells" in f.reasons[0] for f in flags.values())
+    [rig] = pipe.rigs.rigs()
+    assert rig.sims == {str(s) for s in box}
+
+
+def test_a_box_whose_sims_call_each_other_as_often_as_probes_is_a_group_by_its_victims(pipe):
+    """A box imitating people whose four SIMs call each other every quarter of an hour, as
+    much as test equipment does, and call many more numbers of the public besides: most of
+    its contacts reach a victim each, and it is a calling group."""
+    day0 = START - 9 * HOUR
+    box = [int(imsi(1120 + i)) for i in range(4)]
+    devs = {s: int(imei(s % 10000, tac="86000100")) for s in box}
+    number = {s: 8613000000000 + s % 10**11 for s in box}
+    rows = _test_calls(box, [devs[s] for s in box], "460-00-782-1", day0, 6, number, [8610010000000])
+    rows += [(day0 + 5 * i + 120 * k, s, devs[s], "460-00-782-1", 8613890000000 + 1000 * i + k, 0, 0, 0, 60)
+             for i, s in enumerate(box) for k in range(6 * HOUR // 120)]
+    flags = run(pipe, calls(rows))
+    assert set(flags) == {str(s) for s in box}
+    assert all("call and text each other from the same cells" in f.reasons[0] for f in flags.values())
