@@ -26,6 +26,7 @@ from detector.records import CdrBatch, RegistrationBatch, Rejected, iso
 from detector.rigs.book import RigBook
 from detector.rigs.policy import RigPolicy
 from detector.scoring import Policy, Scorer
+from detector.wording import counted
 from probes.cdrfile import read_cdr_file
 from probes.csvparse import CANONICAL, Layout, read_feed_file
 from probes.feedcheck import split_reason
@@ -216,5 +217,5 @@ def report_rejected(rejected: tuple[Rejected, ...], where: Path, read: int | Non
         return
     kinds = Counter(reason_kind(r.reason) for r in rejected).most_common(top)
     of = f" of {read + len(rejected)}" if read is not None else ""
-    print(f"{len(rejected)} input row(s){of} rejected; kept with their reasons in {where}; "
+    print(f"{counted(len(rejected), 'input row')}{of} rejected; kept with their reasons in {where}; "
           "commonest: " + "; ".join(f"{k} ({n})" for k, n in kinds), file=sys.stderr)

@@ -45,6 +45,7 @@ from detector.features.catalog import CATALOG, FEATURES
 from detector.features.engine import FeatureEngine
 from detector.model import CALLERS_MIN_VOICE_OUT, ModelError, TrainedModel
 from detector.records import iso
+from detector.wording import counted
 
 if TYPE_CHECKING:
     from detector.scoring import Policy
@@ -503,7 +504,8 @@ class Calibrator:
             "next_fit": iso(self.next_fit) if self.next_fit else None,
             "drift": cal.drift,
             "drifting": alert,
-            "action": (f"{len(alert)} feature(s) of the live population lie beyond "
+            "action": (f"{counted(len(alert), 'feature')} of the live population "
+                       f"{'lies' if len(alert) == 1 else 'lie'} beyond "
                        f"{math.exp(self.policy.drift_alert):.0f}x the prior's percentiles; "
                        "the calibrated model's reference follows the live population on the "
                        "rig-like side where it is more tolerant, and the prior's otherwise")

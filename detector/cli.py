@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from detector import __version__
+from detector.wording import counted
 
 
 def _run_async(coro) -> int:
@@ -81,7 +82,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                           read=_rows_read(loaded))
     scored = batch.detect(loaded, cfg, args.model, args.seed, args.fit_on_input)
     batch.write_outputs(scored, args.out)
-    print(f"{len(scored.flags)} SIM(s) flagged in {len(scored.rigs)} rig(s), of "
+    print(f"{counted(len(scored.flags), 'SIM')} flagged in {counted(len(scored.rigs), 'rig')}, of "
           f"{len(np.unique(loaded.cdr.imsi))} seen in {len(loaded.cdr)} records; "
           f"written to {args.out}", file=sys.stderr)
     return 0
@@ -158,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     worlds = args.world
     wrong = ""
     if args.flags and len(args.flags) != len(worlds):
-        wrong = f"--flags: {len(args.flags)} file(s) for {len(worlds)} world(s); give one per world"
+        wrong = (f"--flags: {counted(len(args.flags), 'file')} for {counted(len(worlds), 'world')}; "
+                 "give one per world")
     elif args.out and len(worlds) > 1:
         wrong = "--out names one result file: with several worlds each goes to DIR/evaluation.json"
     if wrong:
@@ -272,7 +274,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             if not args.imsi:
                 raise feedback.FeedbackError("confirm and dismiss take --imsi")
             n = await feedback.judge(pool, args.imsi, args.verdict, args.by, args.note or "")
-            print(f"{args.verdict}: {n} flag(s) of {args.imsi} by {args.by}")
+            print(f"{args.verdict}: {counted(n, 'flag')} of {args.imsi} by {args.by}")
         return 0
 
     return _on_store(config_mod.load(args.config), work)
@@ -307,7 +309,7 @@ def _inspect_capture(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if capture.error:  # the events above are those read before the damage
         print(f"goipwatch inspect: error: {capture.error} "
-              f"({len(capture.events)} event(s) read before it)", file=sys.stderr)
+              f"({counted(len(capture.events), 'event')} read before it)", file=sys.stderr)
         return 1
     return 0
 
@@ -331,7 +333,7 @@ def _inspect_cdr(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     pseudo = (f"; IMSIs are pseudo IMSIs derived from the {layout.subscriber_key} "
               "(\"pseudo_imsi\" in each row)") if layout.subscriber_key != "imsi" else ""
-    print(f"goipwatch inspect: {args.file}: {fmt.replace('_', ' ')} CDRs: {rows} record(s), "
+    print(f"goipwatch inspect: {args.file}: {fmt.replace('_', ' ')} CDRs: {counted(rows, 'record')}, "
           f"{refused} refused{pseudo}", file=sys.stderr)
     return 1 if refused else 0
 
@@ -415,7 +417,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     async def work(pool) -> int:
         if args.action == "requeue":
-            print(f"{await requeue_dead(pool, args.request_id or None)} dead letter(s) queued again")
+            requeued = await requeue_dead(pool, args.request_id or None)
+            print(f"{counted(requeued, 'dead letter')} queued again")
         else:
             print(json.dumps(await outbox_summary(pool), default=str, indent=1))
         return 0
@@ -466,9 +469,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     paths = write_all(report, args.out, cfg.report)
     carriers = report.table("carriers")
     print(f"report {report.month}: {sum(carriers.column('flagged_cards'))} flagged and "
-          f"{sum(carriers.column('fraud_involved_cards'))} fraud-involved card(s) of "
-          f"{sum(carriers.column('active_subscribers'))} active, {len(carriers.rows)} carrier(s); "
-          f"{len(paths)} files in {args.out}", file=sys.stderr)
+          f"{counted(sum(carriers.column('fraud_involved_cards')), 'fraud-involved card')} of "
+          f"{sum(carriers.column('active_subscribers'))} active, {counted(len(carriers.rows), 'carrier')}; "
+          f"{counted(len(paths), 'file')} in {args.out}", file=sys.stderr)
     return 0
 
 

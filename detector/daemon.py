@@ -35,6 +35,7 @@ from detector.supervisor import ProbeHealth, Supervisor
 from detector.store import checkpoint as cp
 from detector.store.db import connect, redact, resolve_dsn
 from detector.store.embedded import EmbeddedPostgres
+from detector.wording import counted
 from probes.config import ProbeConfig
 from probes.csvparse import FeedError
 from probes.files import FileProbe
@@ -216,7 +217,7 @@ class Daemon:
                 name="verification-sender"))
         if self.notifier.watchdog_interval_s:
             helpers.append(asyncio.create_task(self._watchdog(), name="watchdog"))
-        self.notifier.ready(f"{len(self.probes)} probe(s) running")
+        self.notifier.ready(f"{counted(len(self.probes), 'probe')} running")
         log.info("daemon running", extra={"probes": [p.name for p in self.probes]})
         try:
             await self._consume(offers, probe_tasks if until_done else None)

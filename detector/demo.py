@@ -24,6 +24,7 @@ from detector.config import Config, DaemonConfig, DetectorConfig, StoreConfig
 from detector.daemon import Daemon
 from detector.ids import imsi_text
 from detector.records import iso, parse_iso
+from detector.wording import counted
 from probes.config import ProbeConfig
 
 FILE_HOURS = 1   # mediation's files are 5-60 min; no file may span more than lateness_s (1 h)
@@ -143,9 +144,9 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
         await daemon.close()
 
     labels = _labels(world)
-    print("    read: " + "; ".join(f"{r['probe']} {r['files']} file(s), {r['records']} records, "
+    print("    read: " + "; ".join(f"{r['probe']} {counted(r['files'], 'file')}, {counted(r['records'], 'record')}, "
                                   f"{r['refused']} refused" for r in read))
-    print(f"4/4 {len(rows)} SIM(s) flagged; the first ten:")
+    print(f"4/4 {counted(len(rows), 'SIM')} flagged; the first ten:")
     imsis = [imsi_text(r["imsi"]) for r in rows]
     for imsi, r in zip(imsis[:10], rows):
         truth = labels.get(imsi, {})
@@ -160,7 +161,7 @@ async def demo(state_dir: Path, *, subscribers: int = 10000, days: int = 2, seed
           f"by scenario (flagged / fraud SIMs):")
     for scen in sorted(set(fraud) | set(flagged)):
         print(f"      {scen:<16} {flagged.get(scen, 0):>5} / {fraud.get(scen, 0)}")
-    print(f"    {len(rigs)} rig(s):")
+    print(f"    {counted(len(rigs), 'rig')}:")
     for rig in rigs:
         print(f"      {rig['id']}: {rig['evidence']}")
     print(f"    flags stream: {state_dir / 'flags.jsonl'}")

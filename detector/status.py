@@ -10,6 +10,7 @@ from detector.config import Config
 from detector.records import iso
 from detector.store.db import session
 from detector.verify import outbox_summary
+from detector.wording import counted
 
 
 def print_calibration(row, policy: CalibrationPolicy) -> None:
@@ -26,7 +27,8 @@ def print_calibration(row, policy: CalibrationPolicy) -> None:
           f"({row['trimmed']} trimmed as rig-like, {row['excluded']} flagged SIMs left out); "
           f"next at {iso(row['next_fit'])}")
     if moved:
-        print(f"  drift: {len(moved)} feature(s) of the live population lie beyond "
+        print(f"  drift: {counted(len(moved), 'feature')} of the live population "
+              f"{'lies' if len(moved) == 1 else 'lie'} beyond "
               f"{math.exp(row['drift_alert']):.0f}x the prior's percentiles: " +
               ", ".join(f"{f} ({math.exp(v):.1f}x)" for v, f in moved))
         print("  the reasons' yardstick follows the live population where it is more tolerant, "
@@ -50,7 +52,7 @@ async def status(config: Config, quarantine: int = 10) -> int:
             # a failing probe is the line an operator must not miss: it says so first
             mark = "FAILING" if h["failing"] else "ok"
             print(f"  {h['probe']:<20} {mark:<8} {h['state']:<8} since {h['since']:%Y-%m-%dT%H:%M:%SZ}"
-                  f" {h['failures']:>4} failure(s)" + (f"  last error: {h['error']}" if h["error"] else ""))
+                  f" {counted(h['failures'], 'failure'):>12}" + (f"  last error: {h['error']}" if h["error"] else ""))
         counters = await pool.fetchval("SELECT value FROM engine_state WHERE key = 'counters'")
         print("counters:", json.dumps(json.loads(counters) if counters else {}))
         print("flags:", await pool.fetchval("SELECT count(*) FROM flags"))

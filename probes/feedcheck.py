@@ -17,6 +17,7 @@ from pathlib import Path
 
 from detector import ids
 from detector.records import iso
+from detector.wording import counted
 from probes import schema
 from probes.cdrfile import cdr_format, read_cdr_file
 from probes.compressed import DECOMPRESSION_ERRORS, CompressionError, open_stream
@@ -288,10 +289,11 @@ def explain(check: Check) -> list[str]:
     out = []
     top = check.reasons[0]
     if not check.mapped and len(check.reasons) == 1:
-        out.append(f"All {check.rows} row(s) are refused, every one for the same reason: "
+        out.append(f"{'The' if check.rows == 1 else 'All'} {counted(check.rows, 'row')} "
+                   f"{'is' if check.rows == 1 else 'are'} refused, every one for the same reason: "
                    f"{top.what}{_examples(top)}. How the layout reads that field does not fit this feed.")
     elif not check.mapped:
-        out.append(f"All {check.rows} row(s) are refused; the commonest reason ({top.count}): "
+        out.append(f"All {check.rows} rows are refused; the commonest reason ({top.count}): "
                    f"{top.what}{_examples(top)}.")
     for r in check.reasons[:3]:   # a cause of many refusals is the layout's, not the row's
         if 2 * r.count >= check.rows and (h := hint(r.what, check.probe.layout)) is not None:
@@ -313,7 +315,7 @@ def format_check(check: Check, top: int = 5) -> list[str]:
            f"{kind}, read with the layout of {check.probe.name!r} ({check.probe.type})"]
     if check.fmt == "csv":
         out += [f"  {n}" for n in layout_notes(check.probe.layout, check.probe.kind)]
-    out.append(f"{check.rows} row(s): {check.mapped} map, {check.refused} refused")
+    out.append(f"{counted(check.rows, 'row')}: {check.mapped} map, {check.refused} refused")
     if check.reasons:
         out.append("commonest reasons for refusal:")
         for r in check.reasons[:top]:
@@ -322,7 +324,7 @@ def format_check(check: Check, top: int = 5) -> list[str]:
                        f"{', '.join(map(str, r.lines))}{more}")
         if len(check.reasons) > top:
             rest = sum(r.count for r in check.reasons[top:])
-            out.append(f"  and {rest} row(s) for {len(check.reasons) - top} other reason(s)")
+            out.append(f"  and {counted(rest, 'row')} for {counted(len(check.reasons) - top, 'other reason')}")
     out += explain(check)
     if check.sample:
         out.append("sample of canonical rows (JSON lines):")

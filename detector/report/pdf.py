@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.report.tables import Report
+from detector.wording import counted
 
 A4 = (11.69, 8.27)
 INK, MUTED, ACCENT, WARN = "#1b1f24", "#5b6470", "#2f6690", "#c0392b"
@@ -171,8 +172,8 @@ def _summary(plt, report: Report):
         lines.append(f"• Top problem channel: {top[1]} with {top[3]} fraud-involved cards "
                      f"({_num(top[4])} per 10,000), {top[7]:+d} cards on the previous month.")
     bulk = totals["bulk_registered_cards"]
-    lines.append(f"• {bulk} flagged card(s) came from bulk registrations; "
-                 f"{totals['verification_requests']} re-verification / suspension request(s) sent.")
+    lines.append(f"• {counted(bulk, 'flagged card')} came from bulk registrations; "
+                 f"{counted(totals['verification_requests'], 're-verification / suspension request')} sent.")
     lines.append("• Rates divide by active subscribers of the same carrier; a rig spanning "
                  "carriers counts for each.")
     y = _text_block(fig, 0.05, y - 0.04, _wrap_lines(lines, 150), size=9)

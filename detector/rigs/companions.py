@@ -19,6 +19,7 @@ from detector.ids import imsi_text
 from detector.records import iso
 from detector.rigs.common import newest_cell, row_flag
 from detector.rigs.tick import Tick
+from detector.wording import counted
 
 
 def find(tick: Tick) -> list[Flag]:
@@ -54,13 +55,13 @@ def find(tick: Tick) -> list[Flag]:
         if companions[r]:
             burst = engine.bursts(frame.sims[r:r + 1])
             where = names[burst.cell[0]]
-            reason = (f"powered on within {SYNC_WINDOW_S} s of {companions[r]} flagged SIM(s) in "
+            reason = (f"powered on within {SYNC_WINDOW_S} s of {counted(companions[r], 'flagged SIM')} in "
                       f"cell {where} at {iso(burst.ts[0])} (signalling), and rig-like on its own")
             key, evidence = "power", f"SIMs power on together in cell {where}"
         else:
             where = names[cell[r]]
             reason = (f"machine-like (no data, almost no incoming calls) in cell {where} within the "
-                      f"hour of {cell_mates[r]} flagged machine-like SIM(s), and rig-like on its own")
+                      f"hour of {counted(cell_mates[r], 'flagged machine-like SIM')}, and rig-like on its own")
             key, evidence = "cell", f"machine-like SIMs active together in cell {where}"
         flag = row_flag(scorer, frame, tick.strengths, r, "rig_member", reason, vetoable=False)
         tick.keep(flag, out, key, evidence)

@@ -61,7 +61,7 @@ def test_score_keeps_bad_rows_aside(tmp_path, small_world, small_model, capsys):
     assert [(r[0], r[1]) for r in rejected[1:]] == [("bad.csv", "3"), ("bad.csv", "4")]
     err = capsys.readouterr().err
     total = sum(1 for _ in (small_world / "cdr.csv").open()) - 1 + 3
-    assert f"2 input row(s) of {total} rejected" in err
+    assert f"2 input rows of {total} rejected" in err
     assert "commonest: imsi: … must be 15 digits (1); result: … is not a result" in err
 
 

@@ -32,7 +32,7 @@ def test_when_every_row_is_refused_the_reasons_are_kept_and_counted(tmp_path, ca
     err = capsys.readouterr().err
     rejected = (tmp_path / "out" / "flags.rejected.csv").read_text().splitlines()
     assert rejected[0] == "source,line,reason,raw" and len(rejected) == 4
-    assert "3 input row(s) of 3 rejected" in err
+    assert "3 input rows of 3 rejected" in err
     assert "imsi: … must be 15 digits (2)" in err and "duration_s: …" in err
     assert "no records" in err          # and then why nothing was scored
 
@@ -104,7 +104,7 @@ def test_check_feed_counts_rows_names_reasons_with_lines_and_shows_canonical_row
     code = main(["check-feed", "--config", str(shape.config_file(tmp_path)), str(shape.write(tmp_path))])
     out = capsys.readouterr().out
     assert code == 1
-    assert f"{len(shape.rows)} row(s): {len(shape.rows) - 4} map, 4 refused" in out
+    assert f"{len(shape.rows)} rows: {len(shape.rows) - 4} map, 4 refused" in out
     assert "1 × record_type (Call_Type): … is not one of voice, sms, data (values such as 'FAX') — line 11" in out
     assert "1 × start_time (Charging_Tm): … does not match" in out and "— line 16" in out
     assert "pseudo IMSIs, MCC 999" in out and "rounded up to the next whole second" in out
@@ -122,7 +122,7 @@ def test_check_feed_exits_0_when_every_row_maps_and_picks_the_probe_by_the_heade
     assert main(["check-feed", "--config", str(cfg), str(subs)]) == 0
     out = capsys.readouterr().out
     assert "registrations, read with the layout of 'subscribers' (registrations_csv)" in out
-    assert "5 row(s): 5 map, 0 refused" in out and '"carrier": "unknown (pseudo IMSI)"' in out
+    assert "5 rows: 5 map, 0 refused" in out and '"carrier": "unknown (pseudo IMSI)"' in out
     assert main(["check-feed", "--config", str(cfg), "--probe", "nope", str(subs)]) == 2
     assert "no CSV or CDR probe is named 'nope' (they are: 'extract', 'subscribers')" in \
         capsys.readouterr().err
@@ -138,7 +138,7 @@ def test_check_feed_explains_all_rows_refused_for_one_reason(tmp_path, capsys):
                                                     and "05/10" not in r and "-3.5" not in r) + "\n")
     assert main(["check-feed", "--config", str(cfg), str(feed)]) == 1
     out = capsys.readouterr().out
-    assert "row(s) are refused, every one for the same reason: duration_s (Call_Duration): … is " \
+    assert "rows are refused, every one for the same reason: duration_s (Call_Duration): … is " \
            "not whole seconds from 0 to 86400 (values such as '0.00', '7.25'" in out
     assert "set layout.duration_rounding = 'up' or 'nearest'" in out
 

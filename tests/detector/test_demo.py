@@ -16,7 +16,7 @@ def test_demo_on_a_given_store(tmp_path, pg_dsn, capsys, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
     assert main(["demo", "--subscribers", "1000", "--dsn", pg_dsn]) == 0
     out = capsys.readouterr().out
-    assert "SIM(s) flagged" in out and "against the ground truth" in out
+    assert "SIMs flagged" in out and "against the ground truth" in out
     assert f"state in {state / 'goipwatch' / 'demo'}" in out
     assert (state / "goipwatch" / "demo" / "flags.jsonl").read_text().strip()
     assert not any(work.iterdir())
@@ -27,7 +27,7 @@ def test_demo_on_the_embedded_store(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "embedded PostgreSQL" in out and "4/4" in out
     # CDRs and capture in hour files, read in turn: nothing late
-    read = dict(re.findall(r"(\w+) \d+ file\(s\), \d+ records, (\d+) refused", out))
+    read = dict(re.findall(r"(\w+) \d+ files?, \d+ records?, (\d+) refused", out))
     assert read == {"cdr": "0", "registrations": "0", "signalling": "0"}
 
 

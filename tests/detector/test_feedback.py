@@ -127,4 +127,4 @@ def test_outbox_command_shows_and_requeues(tmp_path, pg_dsn, capsys):
     assert main(["outbox", "show", "--config", c]) == 0
     assert '"pending": 0' in capsys.readouterr().out
     assert main(["outbox", "requeue", "--config", c]) == 0
-    assert "0 dead letter(s) queued again" in capsys.readouterr().out
+    assert "0 dead letters queued again" in capsys.readouterr().out

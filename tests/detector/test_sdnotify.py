@@ -12,11 +12,11 @@ def test_notifier_speaks_sd_notify(tmp_path, monkeypatch):
         monkeypatch.setenv("WATCHDOG_USEC", "20000000")
         n = Notifier()
         assert n.enabled and n.watchdog_interval_s == 10.0
-        n.ready("2 probe(s) running")
+        n.ready("2 probes running")
         n.watchdog()
         n.stopping()
         got = [server.recv(1024).decode() for _ in range(3)]
-        assert got == ["READY=1\nSTATUS=2 probe(s) running", "WATCHDOG=1", "STOPPING=1"]
+        assert got == ["READY=1\nSTATUS=2 probes running", "WATCHDOG=1", "STOPPING=1"]
     finally:
         server.close()
 

@@ -106,12 +106,12 @@ def test_inspect_prints_a_cdr_files_canonical_rows(tmp_path, capsys):
     out, err = capsys.readouterr()
     first = out.splitlines()[0]
     assert '"record_type": "voice", "direction": "MO"' in first and f'"imsi": "{samples.IMSI}"' in first
-    assert "ber CDRs: 4 record(s), 0 refused" in err
+    assert "ber CDRs: 4 records, 0 refused" in err
     csv = write_cdr(tmp_path / "cdr.csv", rows())
     assert main(["inspect", str(csv)]) == 1            # a refused row is said
     out, err = capsys.readouterr()
     assert '"imsi": "001010000000000"' in out and '"rejected": "imsi: \'4600\' must be 15 digits"' in out
-    assert "csv CDRs: 40 record(s), 1 refused" in err
+    assert "csv CDRs: 40 records, 1 refused" in err
 
 
 @pytest.mark.captures

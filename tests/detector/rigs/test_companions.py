@@ -26,7 +26,7 @@ def test_a_card_powered_on_with_a_flagged_card_is_not_held_back_by_the_layer(pip
     flags = run(pipe, calls(rows))
     assert set(flags) == {str(pair[1])}
     assert flags[str(pair[1])].kind == "rig_member"
-    assert flags[str(pair[1])].reasons[0].startswith("powered on within 30 s of 1 flagged SIM(s) in cell 460-00-570-1")
+    assert flags[str(pair[1])].reasons[0].startswith("powered on within 30 s of 1 flagged SIM in cell 460-00-570-1")
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in pair}
 
@@ -59,6 +59,6 @@ def test_a_gateways_card_working_beside_its_flagged_cards_is_not_held_back_by_th
     assert flags[str(cards[1])].kind == "rig_member"
     assert flags[str(cards[1])].reasons[0] == ("machine-like (no data, almost no incoming calls) in cell "
                                                "460-00-590-1 within the hour of 1 flagged machine-like "
-                                               "SIM(s), and rig-like on its own")
+                                               "SIM, and rig-like on its own")
     [rig] = pipe.rigs.rigs()
     assert rig.sims == {str(s) for s in cards}

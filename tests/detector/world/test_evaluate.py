@@ -262,7 +262,7 @@ def test_cli_evaluate_several_worlds_ends_with_a_table_of_all(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--flags", "x.csv"], "--flags: 1 file(s) for 2 world(s)"),
+    (["--flags", "x.csv"], "--flags: 1 file for 2 worlds"),
     (["--out", "r.json"], "--out names one result file"),
 ])
 def test_cli_evaluate_several_worlds_refuses_ambiguous_options(tmp_path, capsys, extra, message):
