@@ -285,14 +285,17 @@ async def save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
 
 
 async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[int]:
-    """Insert ``flags`` (a SIM's flag of a kind it has already keeps the higher score),
-    each with its history row and feature snapshot; returns their ids."""
+    """Insert ``flags`` (a SIM's flag of a kind it has already keeps the higher score and
+    the earlier time: a scale-out's rig stage, judging a device over every partition, can
+    commit a SIM's flag after its worker committed a later one of the same kind), each with
+    its history row and feature snapshot; returns their ids."""
     ids = []
     for f in flags:
         flag_id = await conn.fetchval(
             "INSERT INTO flags (imsi, msisdn, kind, score, flagged_at, rig_id, reasons) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
-            "ON CONFLICT (imsi, kind) DO UPDATE SET score = GREATEST(flags.score, EXCLUDED.score) "
+            "ON CONFLICT (imsi, kind) DO UPDATE SET score = GREATEST(flags.score, EXCLUDED.score), "
+            "flagged_at = LEAST(flags.flagged_at, EXCLUDED.flagged_at) "
             "RETURNING id",
             int(f.imsi), int(f.msisdn) if f.msisdn else None, f.kind, f.score, _ts(f.flagged_at),
             f.rig_id, json.dumps(list(f.reasons)))
