@@ -6,7 +6,9 @@ that show rig-like evidence or are callers, and the contacts its SIMs had with n
 SIM of the partition; the rig stage waits until it has that step from every partition,
 rebuilds the step's feature frame from them (records included, their cells renamed into its
 own table), gives the records it takes in their contacts of the day with the SIMs of other
-partitions (:mod:`detector.scale.contacts`) and runs the same
+partitions (:mod:`detector.scale.contacts`), counts ``sims_per_imei`` over the devices'
+SIMs of every partition (each worker sends the devices its records named) and scores again
+the rows whose count its worker could not see, and runs the same
 :class:`detector.rigs.book.RigBook` as the single-process daemon: co-located machine-like
 SIMs in a cell, shared devices, calling groups, bulk registrations (read from the store,
 where the publisher put them), union-find into rigs.
@@ -218,9 +220,9 @@ class RigStage:
 
     def network_devices(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag], allowed
                         ) -> tuple[list[Flag], set[str]]:
-        """Score again, as the daemon does, the rows whose ``sims_per_imei`` counts more SIMs
-        over the devices' SIMs of every partition than their worker saw in its own (``frame``
-        and ``strengths`` are changed in place). Returns the step's flags with those the
+        """Score again, as the daemon does, the rows whose ``sims_per_imei`` over the devices'
+        SIMs of every partition is not what their worker counted over its own (``frame`` and
+        ``strengths`` are changed in place). Returns the step's flags with those the
         workers made of such rows replaced, and the SIMs this stage flags itself (no worker
         flagged them: their partition's share of the device did not show enough)."""
         values = frame.values
