@@ -123,6 +123,31 @@ class Contacts:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class DeviceUses:
+    """SIMs seen in devices: one per (device, SIM, hour)."""
+
+    imei: np.ndarray     # int64
+    imsi: np.ndarray     # int64
+    hour: np.ndarray     # int64, epoch hour
+
+    @staticmethod
+    def none() -> DeviceUses:
+        e = np.empty(0, np.int64)
+        return DeviceUses(e, e, e)
+
+    def __len__(self) -> int:
+        return len(self.imei)
+
+    def merged(self, other: DeviceUses) -> DeviceUses:
+        """Both, each (device, SIM, hour) once, ordered by device, SIM and hour."""
+        if not len(other):
+            return self
+        q = np.unique(np.stack([np.r_[self.imei, other.imei], np.r_[self.imsi, other.imsi],
+                                np.r_[self.hour, other.hour]], axis=1), axis=0)
+        return DeviceUses(q[:, 0].copy(), q[:, 1].copy(), q[:, 2].copy())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FeatureFrame:
     """Feature values of some SIMs at their latest event time."""
 
@@ -1146,6 +1171,37 @@ class FeatureEngine:
         first = np.r_[True, (sim[1:] != sim[:-1]) | (peer[1:] != peer[:-1])] if len(sim) else np.zeros(0, bool)
         sim, peer, hour = sim[first], peer[first], hour[first]
         return Contacts(self.sims.keys_by_slot[sim], self.sim_state["msisdn"][sim], peer, hour)
+
+    @staticmethod
+    def device_uses(batch: CdrBatch) -> DeviceUses:
+        """The (device, SIM, hour) of the records of ``batch`` that name a device, each once:
+        what :meth:`apply` adds to the devices' SIM bitmaps (a scale-out worker sends them
+        to the rig stage, where a device's SIMs of every partition meet)."""
+        has = batch.imei != 0
+        if not has.any():
+            return DeviceUses.none()
+        return DeviceUses.none().merged(DeviceUses(batch.imei[has], batch.imsi[has], batch.ts[has] // _HOUR))
+
+    def note_device_uses(self, uses: DeviceUses) -> np.ndarray:
+        """Add SIMs seen in devices elsewhere (other engines' :meth:`device_uses`) to the
+        devices' SIM bitmaps, as :meth:`apply` adds its records'; returns the device slots
+        changed. The SIMs' own device tables are their records' and stay as they are."""
+        if not len(uses):
+            return np.empty(0, np.int64)
+        dev, added = self.imeis.lookup_or_add(np.asarray(uses.imei, np.int64))
+        if added:
+            self.imei_state = st.grow(self.imei_state, len(self.imeis), st.empty_imei_state)
+            self.unsaved_imeis = _pad(self.unsaved_imeis, len(self.imei_state))
+        self.unsaved_imeis[dev] = True
+        self._device_sims(dev, np.asarray(uses.hour, np.int64), np.asarray(uses.imsi, np.int64))
+        return np.unique(dev)
+
+    def sims_per_imei(self, sims: np.ndarray) -> np.ndarray:
+        """The ``sims_per_imei_24h`` feature of ``sims`` from the device bitmaps held here
+        (a rig stage's hold every partition's SIMs; a worker's only its own)."""
+        s = self.sim_state[np.asarray(sims, np.int64)]
+        recent = (s["imei"] != 0) & (s["imei_hour"] > s["last_hour"].astype(np.int64)[:, None] - st.SLOTS)
+        return self._sims_per_imei(s["imei"], recent)
 
     def note_contacts(self, a: np.ndarray, b: np.ndarray, hours: np.ndarray) -> np.ndarray:
         """Remember contacts between SIMs held here that reached this engine other than as

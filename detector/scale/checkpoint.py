@@ -20,7 +20,7 @@ import numpy as np
 from detector.feedback import load_allowlist
 from detector.flags import Flag
 from detector.scale.partition import partition_of
-from detector.scale.summaries import contacts_bytes, contacts_from
+from detector.scale.summaries import contacts_bytes, contacts_from, devices_bytes, devices_from
 from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, Outcome, Pending, commit, flag_from_row
 from detector.verify.policy import ActionPolicy
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class _PartitionState:
     """A partition's side of :func:`detector.store.checkpoint.commit`: its row of
     ``scale_partitions`` (position, clock, cells, counters, outbox, recent attaches, the
-    contacts with other partitions' SIMs awaiting the next summary) and its
+    contacts with other partitions' SIMs and the device uses awaiting the next summary) and its
     changed SIM and device records in ``scale_state``."""
 
     stream: str
@@ -48,12 +48,12 @@ class _PartitionState:
         await conn.execute(
             "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
             "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-            "outbox = $10, attaches = $11, contacts = $12, updated_at = now() "
+            "outbox = $10, attaches = $11, contacts = $12, devices = $13, updated_at = now() "
             "WHERE stream = $1 AND partition = $2",
             stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
             json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
             json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes(),
-            contacts_bytes(part.summaries.contacts))
+            contacts_bytes(part.summaries.contacts), devices_bytes(part.summaries.devices))
         for kind, (keys, blobs) in (("s", engine.export_sims(self.sims)), ("i", engine.export_imeis(self.imeis))):
             if not keys:
                 continue
@@ -129,6 +129,7 @@ async def restore(pool: asyncpg.Pool, stream: str, part, flags: list[Flag] | Non
         part.counters = json.loads(row["counters"])
         part.outbox = list(row["outbox"])
         part.summaries.contacts = contacts_from(row["contacts"])
+        part.summaries.devices = devices_from(row["devices"])
         # the partition's own flags: a SIM it flagged is not flagged again
         mine = partition_of(np.array([int(f.imsi) for f in flags], np.int64), part.partitions) == part.number
         for f, ok in zip(flags, mine):

@@ -20,7 +20,9 @@ Kinds (each on one partition's subject):
   that tick, with the partition's clock (its watermark, and the time its
   watching began); and the contacts (calls, SMS) its SIMs had since the last summary with
   numbers that are no SIM of the partition (IMSI, the SIM's number, the peer's number, the
-  newest hour), which the rig stage joins across partitions by number.
+  newest hour), which the rig stage joins across partitions by number; and the devices its
+  records named since the last summary (IMEI, IMSI, hour), which the rig stage adds to its
+  devices' SIM bitmaps (a device's SIMs of every partition).
 """
 
 from __future__ import annotations
@@ -44,9 +46,13 @@ REG_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "activated_at": "<i8", "id_cards"
                "id_key": "<i8"}
 SUM_COLUMNS = {"imsi": "<i8", "msisdn": "<i8", "at": "<i8", "activity": "<i8", "values": "<f8",
                "strengths": "<f8", "state": "u1", "contact_imsi": "<i8", "contact_number": "<i8",
-               "contact_peer": "<i8", "contact_hour": "<i8"}
-# columns a message may lack (a summary of a build before contacts travelled): empty
-_OPTIONAL = {"sum": ("contact_imsi", "contact_number", "contact_peer", "contact_hour")}
+               "contact_peer": "<i8", "contact_hour": "<i8", "device_imei": "<i8", "device_imsi": "<i8",
+               "device_hour": "<i8"}
+# columns a message may lack (a summary of a build before contacts or devices travelled): empty
+_OPTIONAL = {"sum": ("contact_imsi", "contact_number", "contact_peer", "contact_hour",
+                     "device_imei", "device_imsi", "device_hour")}
+_CONTACT = ("contact_imsi", "contact_number", "contact_peer", "contact_hour")
+_DEVICE = ("device_imei", "device_imsi", "device_hour")
 _COLUMNS = {"cdr": CDR_COLUMNS, "reg": REG_COLUMNS, "tick": {}, "flush": {}, "sum": SUM_COLUMNS}
 
 
@@ -206,11 +212,16 @@ def _check_fields(kind: str, f: dict, columns: dict[str, np.ndarray]) -> None:
         # the message's
         if (why := FeatureEngine.portable_problem(columns["state"], n, len(cells))) is not None:
             raise BadMessage(f"sum message: {why}")
-        contact = [columns[k] for k in _OPTIONAL["sum"]]
+        contact = [columns[k] for k in _CONTACT]
         if len({len(c) for c in contact}) > 1:
             raise BadMessage("sum message: contact columns of different lengths")
         if (contact[0] <= 0).any() or (contact[2] <= 0).any() or (contact[1] < 0).any() or (contact[3] < 0).any():
             raise BadMessage("sum message: a contact without IMSI or peer, or with a negative number or hour")
+        device = [columns[k] for k in _DEVICE]
+        if len({len(c) for c in device}) > 1:
+            raise BadMessage("sum message: device columns of different lengths")
+        if (device[0] <= 0).any() or (device[1] <= 0).any() or (device[2] < 0).any():
+            raise BadMessage("sum message: a device use without IMEI or IMSI, or with a negative hour")
         for i, flag in enumerate(flags):
             if (why := _bad_flag(flag, FEATURES)) is not None:
                 raise BadMessage(f"sum message: flag {i}: {why}")

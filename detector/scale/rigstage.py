@@ -6,7 +6,9 @@ that show rig-like evidence or are callers, and the contacts its SIMs had with n
 SIM of the partition; the rig stage waits until it has that step from every partition,
 rebuilds the step's feature frame from them (records included, their cells renamed into its
 own table), gives the records it takes in their contacts of the day with the SIMs of other
-partitions (:mod:`detector.scale.contacts`) and runs the same
+partitions (:mod:`detector.scale.contacts`), counts ``sims_per_imei`` over the devices'
+SIMs of every partition (each worker sends the devices its records named) and scores again
+the rows whose count its worker could not see, and runs the same
 :class:`detector.rigs.book.RigBook` as the single-process daemon: co-located machine-like
 SIMs in a cell, shared devices, calling groups, bulk registrations (read from the store,
 where the publisher put them), union-find into rigs.
@@ -32,9 +34,10 @@ import numpy as np
 from detector import model as model_mod
 from detector.config import Config
 from detector.features.catalog import FEATURES
-from detector.features.engine import Contacts, FeatureFrame
+from detector.features.engine import Contacts, DeviceUses, FeatureFrame
 from detector.feedback import AllowList, load_allowlist
 from detector.flags import Flag
+from detector.ids import imsi_text
 from detector.records import RegistrationBatch, Rejected
 from detector.rigs.book import RigBook
 from detector.scale import bus, codec
@@ -48,6 +51,7 @@ from detector.store.checkpoint import STATE_LAYOUT, Outcome, commit, first_flags
 log = logging.getLogger("goipwatch.rigs")
 RIG_PARTITION = -1
 _STEP = {"tick": 0, "flush": 1}
+_SIMS_PER_IMEI = FEATURES.index("sims_per_imei_24h")
 
 
 class RigStage:
@@ -90,7 +94,10 @@ class RigStage:
                 self.engine.cells[name] = i
             rows = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
-            self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows], [], [])
+            devs = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
+                                    "AND kind = 'i'", self.scale.stream, RIG_PARTITION)
+            self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows],
+                                     [r["key"] for r in devs], [r["state"] for r in devs])
             for r in await conn.fetch("SELECT state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                       "AND kind = 'c' ORDER BY key", self.scale.stream, RIG_PARTITION):
                 self.contacts.add(contacts_from(r["state"]))
@@ -182,6 +189,10 @@ class RigStage:
         self.contacts.forget_before(self.engine.watermark // 3600 - 24)
         if len(step_contacts):
             self.new_contacts[key[0] * 2 + key[1]] = contacts_bytes(step_contacts)
+        # every partition's SIMs in each device, before any record is read: a gateway's ports
+        # carry SIMs of many partitions, and sims_per_imei counts them all as in the daemon
+        self.engine.note_device_uses(DeviceUses(*(np.concatenate([m.columns[f"device_{k}"] for m in msgs])
+                                                  for k in ("imei", "imsi", "hour"))))
         imsi = np.concatenate([m.columns["imsi"] for m in msgs])
         if not len(imsi):
             return [], np.empty(0, np.int64)
@@ -194,17 +205,44 @@ class RigStage:
         frame = FeatureFrame(sims=slots, imsi=imsi[order], msisdn=cat("msisdn"), at=cat("at"),
                              values=cat_2d(msgs, "values", n_feat)[order], activity=cat("activity"))
         strengths = cat_2d(msgs, "strengths", n_feat)[order]
-        known = dict(self.flagged)
         allowed = lambda f: self.allow.allows(f, self.engine)  # noqa: E731
+        flags, own = self.network_devices(frame, strengths, flags, allowed)
+        known = dict(self.flagged)
         out = self.book.extend(frame, strengths, flags, known, skip=allowed)
         new = []
         for f in out:
             if f.imsi not in self.flagged:
                 self.flagged[f.imsi] = f
-                if f.kind != "sim_anomaly":
+                if f.kind != "sim_anomaly" or f.imsi in own:
                     new.append(f)
         self.count("rig_flags", len(new))
         return new, np.union1d(slots, joined)
+
+    def network_devices(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag], allowed
+                        ) -> tuple[list[Flag], set[str]]:
+        """Score again, as the daemon does, the rows whose ``sims_per_imei`` over the devices'
+        SIMs of every partition is not what their worker counted over its own (``frame`` and
+        ``strengths`` are changed in place). Returns the step's flags with those the
+        workers made of such rows replaced, and the SIMs this stage flags itself (no worker
+        flagged them: their partition's share of the device did not show enough)."""
+        values = frame.values
+        network = self.engine.sims_per_imei(frame.sims)
+        wider = np.flatnonzero(network != values[:, _SIMS_PER_IMEI])
+        if not len(wider):
+            return flags, set()
+        self.count("sims_per_imei_widened", len(wider))
+        values[wider, _SIMS_PER_IMEI] = network[wider]
+        strengths[wider] = self.scorer.strengths(values[wider])
+        rescored, _ = self.scorer.assess(FeatureFrame(frame.sims[wider], frame.imsi[wider], frame.msisdn[wider],
+                                                      frame.at[wider], values[wider], frame.activity[wider]))
+        rescored = [f for f in rescored if not allowed(f)]
+        by_workers = {f.imsi for f in flags}
+        replaced = {imsi_text(i) for i in frame.imsi[wider]}
+        # a worker's flag of a widened row was judged on its partition's share: the daemon's
+        # is judged on the whole device (its words and the feature values the rig rules read)
+        out = [f for f in flags if f.imsi not in replaced] + rescored
+        out.sort(key=lambda f: (f.flagged_at, f.imsi))
+        return out, {f.imsi for f in rescored if f.imsi not in by_workers and f.imsi not in self.flagged}
 
     async def save(self, pool: asyncpg.Pool, new: list[Flag], slots: np.ndarray) -> None:
         """Commit one step (or quarantined summaries): position, clock, hot-cell memory and
@@ -216,13 +254,15 @@ class RigStage:
         rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
         quarantine, self.quarantine = self.quarantine, []
         contacts, self.new_contacts = self.new_contacts, {}
+        _, devices = self.engine.take_unsaved()   # its SIM records are saved by ``slots``
         try:
-            await commit(pool, _StageState(self, handled, np.unique(slots), contacts),
+            await commit(pool, _StageState(self, handled, np.unique(slots), contacts, devices),
                          Outcome(flags=new, rigs=rigs, quarantine=[("rig-stage", r) for r in quarantine],
                                  verify_policy=self.verify_policy))
         except BaseException:
             self.quarantine = quarantine + self.quarantine
             self.new_contacts = contacts | self.new_contacts
+            self.engine.mark_unsaved(np.empty(0, np.int64), devices)
             raise
         self.book.saved(rigs)
         self.handled_seq = handled
@@ -261,11 +301,14 @@ class RigStage:
 class _StageState:
     """The rig stage's side of :func:`detector.store.checkpoint.commit`: row ``partition = -1``
     of ``scale_partitions`` (position, step, cells, counters, hot-cell memory, rig evidence,
-    watching clock), the SIM records it took in or changed, and the contacts between
-    partitions of the steps since the last commit (one row per step, kept for a day)."""
+    watching clock), the SIM records it took in or changed, the devices whose SIM bitmaps
+    changed (every partition's SIMs in them), and the contacts between partitions of the
+    steps since the last commit (one row per step, kept for a day)."""
 
-    def __init__(self, stage: RigStage, handled: int, slots: np.ndarray, contacts: dict[int, bytes]) -> None:
+    def __init__(self, stage: RigStage, handled: int, slots: np.ndarray, contacts: dict[int, bytes],
+                 devices: np.ndarray) -> None:
         self.stage, self.handled, self.slots, self.contacts = stage, handled, slots, contacts
+        self.devices = devices
 
     async def write_state(self, conn: asyncpg.Connection) -> None:
         stage = self.stage
@@ -279,7 +322,8 @@ class _StageState:
                         "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
                         "watermark": engine.watermark}))
         keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
-        for kind, rows in (("s", zip(keys, blobs)), ("c", self.contacts.items())):
+        dev_keys, dev_blobs = engine.export_imeis(self.devices) if len(self.devices) else ([], [])
+        for kind, rows in (("s", zip(keys, blobs)), ("c", self.contacts.items()), ("i", zip(dev_keys, dev_blobs))):
             rows = list(rows)
             if not rows:
                 continue

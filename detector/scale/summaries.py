@@ -7,8 +7,11 @@ rows the rig logic can use (SIMs with at least one family of rig-like evidence, 
 of the calling groups, the silent code-takers and the SIMs flagged in that tick) instead of
 acting on them. As records are applied it keeps their contacts whose peer is no SIM of the
 partition: a call between SIMs of two partitions is a contact neither worker can name, and
-the rig stage joins the two ends by number. After the tick the worker turns both into a
-``sum`` message (or several chunks) for the rig stage. With ``calling_groups`` false
+the rig stage joins the two ends by number. It also keeps every (device, SIM, hour) of the
+records: a gateway's ports and a SIM bank's slots carry SIMs of many partitions, and the
+rig stage adds them all to its devices' SIM bitmaps, so that ``sims_per_imei`` counts a
+device's SIMs of the whole network as in the daemon. After the tick the worker turns them
+into a ``sum`` message (or several chunks) for the rig stage. With ``calling_groups`` false
 (``[scale] calling_groups``) it keeps neither callers nor contacts: they are most of the
 rig stage's input (docs/scaling.md).
 """
@@ -19,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from detector.features.engine import Contacts, FeatureEngine, FeatureFrame
+from detector.features.engine import Contacts, DeviceUses, FeatureEngine, FeatureFrame
 from detector.flags import Flag
 from detector.records import CdrBatch
 from detector.rigs.common import DAY_S, VOICE_DATA, callers_min
@@ -34,6 +37,7 @@ from detector.scoring import Scorer
 # max_payload (1 MB) whatever the number of callers and contacts of a tick.
 CHUNK_SIMS = 300
 CHUNK_CONTACTS = 16_384
+CHUNK_DEVICES = 8_192     # (device, SIM, hour): 24 bytes each
 
 
 class Summaries:
@@ -47,6 +51,7 @@ class Summaries:
         self._frames: list[tuple[FeatureFrame, np.ndarray]] = []
         self._flags: list[Flag] = []
         self.contacts = Contacts.none()   # since the last summary; in the partition's checkpoint
+        self.devices = DeviceUses.none()  # likewise
 
     def watches(self, sims: np.ndarray) -> np.ndarray:
         return watched(self.engine, sims, self.policy)
@@ -62,6 +67,13 @@ class Summaries:
         got = self.engine.contacts_elsewhere(batch)
         if len(got):
             self.contacts = merged_contacts(self.contacts, got)
+
+    def note_devices(self, batch: CdrBatch) -> None:
+        """Keep the (device, SIM, hour) of ``batch`` (records just applied) for the next
+        summary: the rig stage counts each device's SIMs over all partitions."""
+        got = self.engine.device_uses(batch)
+        if len(got):
+            self.devices = self.devices.merged(got)
 
     def extend(self, frame: FeatureFrame, strengths: np.ndarray, flags: list[Flag],
                flagged: Mapping[str, Flag], skip: Callable[[Flag], bool] = lambda f: False
@@ -97,11 +109,14 @@ class Summaries:
             sims = imsi = msisdn = at_ = activity = np.empty(0, np.int64)
             values = strengths = np.empty((0, 0))
         contacts, self.contacts = self.contacts, Contacts.none()
-        n_chunks = max(1, -(-len(sims) // CHUNK_SIMS), -(-len(contacts) // CHUNK_CONTACTS))
+        devices, self.devices = self.devices, DeviceUses.none()
+        n_chunks = max(1, -(-len(sims) // CHUNK_SIMS), -(-len(contacts) // CHUNK_CONTACTS),
+                       -(-len(devices) // CHUNK_DEVICES))
         out = []
         for k in range(n_chunks):
             r = slice(k * CHUNK_SIMS, (k + 1) * CHUNK_SIMS)
             c = slice(k * CHUNK_CONTACTS, (k + 1) * CHUNK_CONTACTS)
+            d = slice(k * CHUNK_DEVICES, (k + 1) * CHUNK_DEVICES)
             records, cells = self.engine.portable_records(sims[r])
             fields = {"partition": self.partition, "step": step, "at": int(at), "chunk": k, "chunks": n_chunks,
                       # the rig stage's clock is the daemon's: the newest event time, and the
@@ -116,7 +131,8 @@ class Summaries:
                 "imsi": imsi[r], "msisdn": msisdn[r], "at": at_[r], "activity": activity[r],
                 "values": values[r].ravel(), "strengths": strengths[r].ravel(),
                 "state": records, "contact_imsi": contacts.imsi[c], "contact_number": contacts.number[c],
-                "contact_peer": contacts.peer[c], "contact_hour": contacts.hour[c]}))
+                "contact_peer": contacts.peer[c], "contact_hour": contacts.hour[c],
+                "device_imei": devices.imei[d], "device_imsi": devices.imsi[d], "device_hour": devices.hour[d]}))
         return out
 
 
@@ -151,6 +167,16 @@ def contacts_bytes(c: Contacts) -> bytes:
 def contacts_from(data: bytes) -> Contacts:
     q = np.frombuffer(data, "<i8").astype(np.int64).reshape(-1, 4)
     return Contacts(q[:, 0].copy(), q[:, 1].copy(), q[:, 2].copy(), q[:, 3].copy())
+
+
+def devices_bytes(d: DeviceUses) -> bytes:
+    """``d`` for a checkpoint: int64 little-endian triples (IMEI, IMSI, hour)."""
+    return np.stack([d.imei, d.imsi, d.hour], axis=1).astype("<i8").tobytes()
+
+
+def devices_from(data: bytes) -> DeviceUses:
+    q = np.frombuffer(data, "<i8").astype(np.int64).reshape(-1, 3)
+    return DeviceUses(q[:, 0].copy(), q[:, 1].copy(), q[:, 2].copy())
 
 
 def flags_of(msg: codec.Message) -> list[Flag]:

@@ -72,8 +72,11 @@ class Partition:
             self.engine.watermark = max(self.engine.watermark, int(msg.fields["watermark"]))
             applied = self.engine.apply(batch)
             late = int(applied.late.sum())
-            # contacts with other partitions' SIMs: for the rig stage, which joins them by number
-            self.summaries.note_contacts(batch.take(~applied.late) if late else batch)
+            # contacts with other partitions' SIMs: for the rig stage, which joins them by number;
+            # and its devices' SIMs: for the rig stage, which counts a device's SIMs of all partitions
+            took = batch.take(~applied.late) if late else batch
+            self.summaries.note_contacts(took)
+            self.summaries.note_devices(took)
             if late:  # the publisher refuses late records: only a stale publisher gets here
                 self.pending.quarantine += [(self.probe, Rejected(batch.source, int(line),
                                              "late at the worker (behind the partition's watermark)"))

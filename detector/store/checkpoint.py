@@ -291,17 +291,27 @@ async def save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
 
 
 async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[int]:
-    """Insert ``flags`` (a SIM's flag of a kind it has already keeps the higher score),
-    each with its history row and feature snapshot; returns their ids."""
+    """Insert ``flags``, each with its history row and feature snapshot; returns their ids.
+    A SIM's flag of a kind it has already is raised once: it keeps the higher score and the
+    earlier time (its raise too), and no second history row or snapshot. A scale-out's rig
+    stage, judging a device over every partition, can commit a SIM's flag after its worker,
+    judging the partition's share, committed a later one of the same kind."""
     ids = []
     for f in flags:
-        flag_id = await conn.fetchval(
+        row = await conn.fetchrow(
             "INSERT INTO flags (imsi, msisdn, kind, score, flagged_at, rig_id, reasons) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
-            "ON CONFLICT (imsi, kind) DO UPDATE SET score = GREATEST(flags.score, EXCLUDED.score) "
-            "RETURNING id",
+            "ON CONFLICT (imsi, kind) DO UPDATE SET score = GREATEST(flags.score, EXCLUDED.score), "
+            "flagged_at = LEAST(flags.flagged_at, EXCLUDED.flagged_at) "
+            "RETURNING id, xmax = 0 AS inserted",
             int(f.imsi), int(f.msisdn) if f.msisdn else None, f.kind, f.score, _ts(f.flagged_at),
             f.rig_id, json.dumps(list(f.reasons)))
+        flag_id = row["id"]
+        ids.append(flag_id)
+        if not row["inserted"]:
+            await conn.execute("UPDATE flag_history SET event_time = LEAST(event_time, $2) "
+                               "WHERE flag_id = $1 AND event = 'raised'", flag_id, _ts(f.flagged_at))
+            continue
         await conn.execute(
             "INSERT INTO flag_history (flag_id, event, score, event_time, detail) "
             "VALUES ($1, 'raised', $2, $3, $4::jsonb)",
@@ -310,7 +320,6 @@ async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[in
             "INSERT INTO feature_snapshots (imsi, event_time, purpose, features) "
             "VALUES ($1, $2, 'flag', $3::jsonb)", int(f.imsi), _ts(f.flagged_at),
             json.dumps(f.features))
-        ids.append(flag_id)
     return ids
 
 

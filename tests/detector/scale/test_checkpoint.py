@@ -75,3 +75,34 @@ async def test_flags_are_read_once_and_each_partition_keeps_its_own(small_model,
             assert set(part.pipe.flagged) == {s for s, o in zip(sims, owner) if o == p}
     finally:
         await pool.close()
+
+
+async def test_device_uses_awaiting_a_summary_survive_a_restart(small_model, pg_dsn, tmp_path):
+    """The (device, SIM, hour) a partition applied since its last summary are in its
+    checkpoint: a worker restarted between two ticks sends the rig stage the same summary."""
+    cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=1))
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    port = int(imei(50, tac="86000003"))
+    b = cdr_batch([(START + 60 * i, int(imsi(i % 3)), port, CELL, 8613500000000 + i, 0, 0, 1, 0)
+                   for i in range(9)])
+    piece = split(b, 1)[0]
+    cdr = codec.encode("cdr", {"source": "cdr.csv", "cells": piece["cells"], "watermark": int(b.ts.max())},
+                       piece["columns"])
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        calm, crashed = make_partition(cfg, scorer, 0), make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", crashed)
+        for part in (calm, crashed):
+            part.apply(1, cdr)
+        await scp.save(pool, "S", crashed)
+        restarted = make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", restarted)
+        for part in (calm, restarted):
+            part.apply(2, codec.encode("tick", {"at": START + 3600}))
+        sent = [codec.decode(p.outbox[-1]).columns for p in (calm, restarted)]
+        assert sorted(sent[0]["device_imsi"].tolist()) == [int(imsi(i)) for i in range(3)]
+        for k in ("device_imei", "device_imsi", "device_hour"):
+            assert sent[1][k].tolist() == sent[0][k].tolist()
+    finally:
+        await pool.close()

@@ -205,3 +205,31 @@ def test_a_summarys_chunk_is_checked(chunk, ok):
     else:
         with pytest.raises(BadMessage, match="sum message: chunk .* is not one of 0..chunks-1"):
             decode(data)
+
+
+def _with_devices(imei, imsi, hour) -> bytes:
+    """A sum message of no SIM carrying the given device uses."""
+    return encode("sum", {"partition": 0, "step": "tick", "at": 900, "cells": [], "flags": []},
+                  {"imsi": np.empty(0, np.int64), "msisdn": np.empty(0, np.int64), "at": np.empty(0, np.int64),
+                   "activity": np.empty(0, np.int64), "values": np.empty(0), "strengths": np.empty(0),
+                   "state": np.empty(0, np.uint8), "device_imei": np.array(imei, np.int64),
+                   "device_imsi": np.array(imsi, np.int64), "device_hour": np.array(hour, np.int64)})
+
+
+def test_a_summarys_device_uses_round_trip_and_an_older_summary_has_none():
+    got = decode(_with_devices([860000030000001, 860000030000001], [460001, 460002], [490000, 490001])).columns
+    assert [got[k].tolist() for k in ("device_imei", "device_imsi", "device_hour")] == \
+        [[860000030000001] * 2, [460001, 460002], [490000, 490001]]
+    old = decode(_sum()[0]).columns      # a summary of the build before device uses travelled
+    assert all(len(old[k]) == 0 for k in ("device_imei", "device_imsi", "device_hour"))
+
+
+@pytest.mark.parametrize("devices, reason", [
+    (([1, 2], [3], [4]), "device columns of different lengths"),
+    (([0], [3], [4]), "a device use without IMEI or IMSI"),
+    (([1], [0], [4]), "a device use without IMEI or IMSI"),
+    (([1], [3], [-4]), "negative hour"),
+])
+def test_damaged_device_uses_are_refused(devices, reason):
+    with pytest.raises(BadMessage, match=reason):
+        decode(_with_devices(*devices))

@@ -358,3 +358,107 @@ async def test_a_restarted_rig_stage_keeps_the_contacts_between_partitions(small
     assert [r.summary() for r in stage.book.rigs()] == expected
     assert stored == expected
     assert flags == {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
+
+
+def _bank_across_partitions(small_model, tmp_path):
+    """A SIM bank: two ports, each rotating four SIMs of its own through the day (each SIM
+    is only ever in its one port; the port is the device), the SIMs of each port in at least
+    two of 4 partitions; beside people calling from phones of their own and a family phone
+    that two SIMs in two partitions take turns in. Returns (config, rows, the bank's
+    IMSIs, the family's)."""
+    cfg = config_mod.load(write_scale_config(tmp_path, "postgresql://unused/none", small_model,
+                                             "S", "s", partitions=4))
+    bank = [int(imsi(600 + i)) for i in range(8)]
+    ports = [int(imei(600 + p, tac="86000003")) for p in range(2)]
+    owner = partition_of(np.array(bank, np.int64), 4)
+    assert all(len(set(owner[4 * p:4 * p + 4])) >= 2 for p in range(2)), "each port's SIMs span partitions"
+    rows = []
+    for p, dev in enumerate(ports):
+        rows += gateway_rows(bank[4 * p:4 * p + 4], [dev], "460-00-600-1", hours=6, gap_s=90,
+                             rotate_s=1800, victim0=8613500000000 + p * 10**6)
+    rng = np.random.default_rng(3)
+    for i in range(30):     # people: a few calls and texts a day from their own phones
+        s, d = int(imsi(900 + i)), int(imei(900 + i))
+        rows += [(START + int(rng.integers(0, 6 * 3600)), s, d, f"460-00-7{i:02d}-1",
+                  8613600000000 + 100 * i + k, 0, int(k % 3 == 0), 0, 60) for k in range(12)]
+    family = [int(imsi(960)), int(imsi(961))]
+    assert len(set(partition_of(np.array(family, np.int64), 4))) == 2
+    phone = int(imei(960))
+    rows += [(START + 1800 * k + 60 * j, family[k % 2], phone, "460-00-790-1", 8613690000000 + 10 * k + j,
+              0, 0, 0, 90) for k in range(12) for j in range(2)]
+    return cfg, rows, bank, family
+
+
+def _daemon_flags(cfg, rows):
+    from detector.pipeline import Pipeline
+    from detector.rigs.book import RigBook
+
+    engine = cfg.features.engine()
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    daemon = Pipeline(engine, scorer, cfg.detector.scoring_interval_s,
+                      rigs=RigBook(engine, scorer, cfg.detector.rigs))   # as goipwatch score runs it
+    return first_flags(daemon.feed(cdr_batch(rows)).flags + daemon.score_dirty()), daemon
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_a_sim_bank_across_partitions_is_flagged_as_the_daemon_flags_it(small_model, tmp_path, monkeypatch, chunk):
+    """No worker sees more than its partition's share of a port's SIMs; the rig stage adds
+    every partition's (device, SIM, hour) to its devices and scores the rows whose
+    ``sims_per_imei`` grew again, so the bank is flagged SIM by SIM at the daemon's times
+    with the daemon's kinds and words, and the family phone is not. The same when each
+    summary's device uses are cut into chunks of one."""
+    from detector.scale import summaries
+
+    if chunk is not None:
+        monkeypatch.setattr(summaries, "CHUNK_DEVICES", chunk)
+    cfg, rows, bank, family = _bank_across_partitions(small_model, tmp_path)
+    expected, daemon = _daemon_flags(cfg, rows)
+    assert set(expected) == {str(s) for s in bank}
+    assert any("SIMs seen in the same device" in why for _, _, why in expected.values())
+    parts, stage, worker_flags, rig_flags = run_partitions(cfg, rows)
+    assert first_flags(worker_flags + rig_flags) == expected
+    assert sorted(r.sims for r in stage.book.rigs()) == sorted(r.sims for r in daemon.rigs.rigs())
+    # a port's SIMs as the stage counts them (every partition's) and as their worker does
+    sims = np.array(bank, np.int64)
+    at_stage = stage.engine.sims_per_imei(stage.engine.sims.lookup(sims))
+    at_worker = [parts[p].engine.sims_per_imei(parts[p].engine.sims.lookup(sims[i:i + 1]))[0]
+                 for i, p in enumerate(partition_of(sims, 4))]
+    assert (at_stage > at_worker).all()
+    if chunk is not None:
+        assert max(codec.decode(d).fields["chunks"] for p in parts for d in p.outbox) > 1
+
+
+async def test_a_restarted_rig_stage_keeps_the_devices_of_every_partition(small_model, tmp_path, pg_dsn):
+    """The rig stage restarted every few steps (its checkpoint: the SIM bitmaps of the
+    devices that changed) flags the SIM bank across partitions at the times and with the
+    kinds of a stage that never stopped, and stores the flags it made itself."""
+    from detector.scale.publisher import record_stream
+    from detector.store.db import connect
+
+    cfg, rows, bank, _ = _bank_across_partitions(small_model, tmp_path)
+    parts, calm, worker_flags, rig_flags = run_partitions(cfg, rows)
+    expected = [r.summary() for r in calm.book.rigs()]
+    assert {f.imsi for f in rig_flags if f.kind == "sim_anomaly"}, "the stage flags some of the bank itself"
+    summaries = sorted((data for part in parts for data in part.outbox),
+                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        restarts, stage, steps = 0, None, 0
+        for seq, data in enumerate(summaries, 1):
+            if stage is None or steps >= 5 and not stage.pending:   # between two steps
+                stage = RigStage(cfg)
+                await stage.restore(pool)
+                assert stage.handled_seq == seq - 1
+                restarts, steps = restarts + 1, 0
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+                steps += 1
+        flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
+                 for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
+    finally:
+        await pool.close()
+    assert restarts > 5
+    assert [r.summary() for r in stage.book.rigs()] == expected
+    assert flags == {(f.imsi, f.kind): f.flagged_at for f in rig_flags}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from detector import model as model_mod
 from detector.features.engine import FeatureEngine
 from detector.pipeline import Pipeline
@@ -246,6 +248,30 @@ async def test_each_sims_first_flag_is_the_earliest_whatever_order_they_were_sto
     assert (first[a].kind, first[a].flagged_at, first[a].reasons) == ("rig", START, ("early",))
     assert first[b].flagged_at == START + 7200
     assert set(until) == {a}
+
+
+async def test_a_flag_raised_again_earlier_keeps_one_raise_at_the_earlier_time(pg_dsn):
+    """In the scale-out a worker, judging its partition's share of a device, may store a
+    SIM's sim_anomaly flag before the rig stage, judging the whole device, stores the same
+    SIM's earlier one: the flag and its one raise take the earlier time and the higher
+    score; a later raise changes neither time."""
+    from detector.flags import Flag
+
+    a = imsi(592)
+    pool = await connect(pg_dsn)
+    try:
+        async with pool.acquire() as conn:
+            await checkpoint.save_flags(conn, [Flag(a, "", 0.6, START + 3600, ("share",), "sim_anomaly")])
+            await checkpoint.save_flags(conn, [Flag(a, "", 0.7, START, ("whole",), "sim_anomaly")])
+            await checkpoint.save_flags(conn, [Flag(a, "", 0.5, START + 7200, ("again",), "sim_anomaly")])
+            flags = await conn.fetch("SELECT id, score, flagged_at FROM flags WHERE imsi = $1", int(a))
+            raises = await conn.fetch("SELECT event_time FROM flag_history WHERE flag_id = $1 AND event = 'raised'",
+                                      flags[0]["id"])
+    finally:
+        await pool.close()
+    [flag] = flags
+    assert flag["score"] == pytest.approx(0.7) and int(flag["flagged_at"].timestamp()) == START
+    assert [int(r["event_time"].timestamp()) for r in raises] == [START]
 
 
 async def test_a_checkpoint_writes_the_evidence_of_the_sims_whose_evidence_changed(pg_dsn, small_model):
