@@ -9,6 +9,7 @@ from pathlib import Path
 from detector.config import Config, ConfigError
 from detector.records import Rejected
 from detector.store.checkpoint import save_quarantine
+from detector.wording import counted
 
 log = logging.getLogger("goipwatch.scale")
 
@@ -49,8 +50,8 @@ async def publish(cfg: Config, cdr: list[Path], subscribers: list[Path], flush: 
                 t = "registrations_csv" if kind == "registrations" else "cdr_csv"
                 done = await pub.publish_file(path, kind, probe, layouts.get(t, _canonical()),
                                               blocks.get(t, 32 << 20))
-                print(f"{done.name}: {done.status}, {done.records} record(s), {done.rejected} "
-                      f"rejected, {done.messages} message(s)", file=sys.stderr)
+                print(f"{done.name}: {done.status}, {counted(done.records, 'record')}, "
+                      f"{done.rejected} rejected, {counted(done.messages, 'message')}", file=sys.stderr)
             if flush:
                 await pub.flush()
     finally:
