@@ -320,35 +320,45 @@ def test_without_calling_groups_the_stage_gets_no_callers_nor_contacts(small_mod
     assert not {f.imsi for f in worker_flags + rig_flags} & {str(s) for s in box}
 
 
+async def _replayed_with_restarts(pool, cfg, parts, every: int, regs=None):
+    """The partitions' summaries through a rig stage that saves each step and is restarted
+    from its checkpoint every ``every`` steps (between two steps), as the stream delivers
+    them: step by step, the partitions' summaries of a step together. The last stage and
+    how many were started."""
+    from detector.scale.publisher import record_stream
+
+    summaries = sorted((data for part in parts for data in part.outbox),
+                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
+    await record_stream(pool, cfg.scale)
+    restarts, stage, steps = 0, None, 0
+    for seq, data in enumerate(summaries, 1):
+        if stage is None or steps >= every and not stage.pending:
+            stage = RigStage(cfg)
+            await stage.restore(pool)
+            assert stage.handled_seq == seq - 1
+            if regs is not None:
+                stage.book.register(regs)   # the store's registrations, as the publisher puts them
+            restarts, steps = restarts + 1, 0
+        stage.offer(seq, data)
+        while (key := stage.ready()) is not None:
+            await stage.save(pool, *stage.step(key))
+            steps += 1
+    return stage, restarts
+
+
 async def test_a_restarted_rig_stage_keeps_the_contacts_between_partitions(small_model, tmp_path, pg_dsn):
     """The rig stage restarted every few steps (its checkpoint: the contacts of the day, and
     the SIMs it holds by their number) finds the calling group across partitions with the
     flags and rig evidence of a stage that never stopped."""
-    from detector.scale.publisher import record_stream
     from detector.store.db import connect
 
     cfg, rows, regs, box = _box_calling_across_partitions(small_model, tmp_path)
     parts, calm, _, rig_flags = run_partitions(cfg, rows, regs)
     expected = [r.summary() for r in calm.book.rigs()]
     assert {f.imsi for f in rig_flags} == {str(s) for s in box}
-    # as the stream delivers them: step by step, the partitions' summaries of a step together
-    summaries = sorted((data for part in parts for data in part.outbox),
-                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
     pool = await connect(pg_dsn)
     try:
-        await record_stream(pool, cfg.scale)
-        restarts, stage, steps = 0, None, 0
-        for seq, data in enumerate(summaries, 1):
-            if stage is None or steps >= 7 and not stage.pending:   # between two steps
-                stage = RigStage(cfg)
-                await stage.restore(pool)
-                assert stage.handled_seq == seq - 1
-                stage.book.register(regs)       # the store's registrations, as the publisher puts them
-                restarts, steps = restarts + 1, 0
-            stage.offer(seq, data)
-            while (key := stage.ready()) is not None:
-                await stage.save(pool, *stage.step(key))
-                steps += 1
+        stage, restarts = await _replayed_with_restarts(pool, cfg, parts, every=7, regs=regs)
         stored = [r["evidence"] for r in await pool.fetch("SELECT evidence FROM rigs ORDER BY first_at, id")]
         flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
                  for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
@@ -432,29 +442,15 @@ async def test_a_restarted_rig_stage_keeps_the_devices_of_every_partition(small_
     """The rig stage restarted every few steps (its checkpoint: the SIM bitmaps of the
     devices that changed) flags the SIM bank across partitions at the times and with the
     kinds of a stage that never stopped, and stores the flags it made itself."""
-    from detector.scale.publisher import record_stream
     from detector.store.db import connect
 
     cfg, rows, bank, _ = _bank_across_partitions(small_model, tmp_path)
     parts, calm, worker_flags, rig_flags = run_partitions(cfg, rows)
     expected = [r.summary() for r in calm.book.rigs()]
     assert {f.imsi for f in rig_flags if f.kind == "sim_anomaly"}, "the stage flags some of the bank itself"
-    summaries = sorted((data for part in parts for data in part.outbox),
-                       key=lambda d: (codec.decode(d).fields["at"], codec.decode(d).fields["step"] == "flush"))
     pool = await connect(pg_dsn)
     try:
-        await record_stream(pool, cfg.scale)
-        restarts, stage, steps = 0, None, 0
-        for seq, data in enumerate(summaries, 1):
-            if stage is None or steps >= 5 and not stage.pending:   # between two steps
-                stage = RigStage(cfg)
-                await stage.restore(pool)
-                assert stage.handled_seq == seq - 1
-                restarts, steps = restarts + 1, 0
-            stage.offer(seq, data)
-            while (key := stage.ready()) is not None:
-                await stage.save(pool, *stage.step(key))
-                steps += 1
+        stage, restarts = await _replayed_with_restarts(pool, cfg, parts, every=5)
         flags = {(str(r["imsi"]), r["kind"]): int(r["flagged_at"].timestamp())
                  for r in await pool.fetch("SELECT imsi, kind, flagged_at FROM flags")}
     finally:
