@@ -384,6 +384,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     import signal
 
     from detector import config as config_mod, logs
+    from detector.api import lifecycle
     from detector.daemon import serve_api
     from detector.store.db import opened
 
@@ -398,8 +399,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         # the API leaves no session state on its connections: no reset at each release
-        async with opened(cfg.store, cfg.daemon.state_dir, reset_session=False) as (pool, dsn):
+        async with opened(cfg.store, cfg.daemon.state_dir, reset_session=False,
+                          prepare=lifecycle.prepare_connection) as (pool, dsn):
             runner = await serve_api(pool, dsn, cfg)
+            lifecycle.settle_memory()
             try:
                 await stop.wait()
             finally:

@@ -280,6 +280,17 @@ _INSERT_GROUP = ("INSERT INTO audit_log ({cols}, hash) SELECT {outs}, h "
                    for c in COLUMNS))
 
 
+async def prepare(conn: asyncpg.Connection) -> None:
+    """Plan a group's insert on ``conn`` (an empty group, in a transaction rolled back), so
+    that the first group a connection writes does not wait for it."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute(_INSERT_GROUP, [], [])
+    finally:
+        await tx.rollback()
+
+
 # One row as a caller built it (``_row``, say with a chosen time, then ``_args`` and
 # ``row_hash``): what a store's fixtures write.
 def _row(entry: AuditEntry, head_seq: int, head_hash: str) -> dict[str, Any]:

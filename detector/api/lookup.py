@@ -175,6 +175,18 @@ def _layout_is_ours(text: str | None) -> bool:
     return _layout_seen[1]
 
 
+# a number of each type that no SIM has: IMSIs and MSISDNs are positive, IMEIs 15 digits
+_NOBODY = {"imsi": 0, "msisdn": 0, "imei": ""}
+
+
+async def prepare(conn: asyncpg.Connection) -> None:
+    """Plan the lookup's statements on ``conn`` (each run once on a number that finds
+    nobody), so that no lookup waits for a connection's first planning of them."""
+    for number_type, sql in _FIND_BY.items():
+        await conn.fetch(sql, _NOBODY[number_type], 1, history.TOP_CELL_OFFSETS,
+                         history.RECORD_BYTES)
+
+
 async def find(conn: asyncpg.Connection, number_type: str, number: str, limit: int) -> Found:
     """Everything the store holds on the SIMs behind ``number`` (normalised digits), read in
     one statement."""

@@ -344,3 +344,15 @@ async def test_announced_appends_share_a_group_and_nothing_waits_for_what_is_not
 
     report = await verify_audit(pool)
     assert report.ok and report.rows == 8
+
+
+async def test_prepare_leaves_the_chain_as_it_was_and_appends_go_on(pool):
+    await _fill(pool, 2)
+    async with pool.acquire() as conn:
+        await audit_module.prepare(conn)
+        await audit_module.prepare(conn)
+        assert not conn.is_in_transaction()
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 2 and report.head_seq == 2
+    await _fill(pool, 1)
+    assert (await verify_audit(pool)).head_seq == 3

@@ -70,3 +70,15 @@ async def test_more_sims_than_the_limit_are_truncated_in_imsi_order(store):
     async with store.acquire() as conn:
         found = await lookup.find(conn, "imei", IMEI_A, 1)     # the rig of IMSI and another
     assert found.truncated and [s["imsi"] for s in found.subscribers] == [IMSI]
+
+
+async def test_prepare_plans_every_lookup_statement_and_finds_nobody(store):
+    async with store.acquire() as conn:
+        before = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements")
+        await lookup.prepare(conn)
+        planned = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements")
+        # each number type's statement now cached; a lookup afterwards reuses it
+        assert planned - before >= len(lookup.NUMBER_TYPES)
+        found = await lookup.find(conn, "imsi", str(IMSI), 50)
+        assert await conn.fetchval("SELECT count(*) FROM pg_prepared_statements") == planned
+    assert [s["imsi"] for s in found.subscribers] == [str(IMSI)]

@@ -77,3 +77,42 @@ async def test_a_pool_without_session_reset_still_rolls_back_a_transaction_left_
             assert await conn.fetchval("SHOW application_name") != "kept"
     finally:
         await default.close()
+
+
+async def test_a_prepared_pool_opens_every_connection_migrated_and_prepares_each(pg_dsn):
+    seen = []
+
+    async def prepare(conn):
+        # the schema is in place before the first connection is prepared
+        seen.append((await conn.fetchval("SELECT pg_backend_pid()"),
+                     await conn.fetchval("SELECT count(*) FROM audit_log")))
+
+    pool = await db.connect(pg_dsn, 3, prepare=prepare)
+    try:
+        assert pool.get_size() == 3 and len(seen) == 3
+        assert len({pid for pid, _ in seen}) == 3 and all(n == 0 for _, n in seen)
+        # a lost connection is replaced by one prepared in its turn
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", seen[0][0])
+        finally:
+            await admin.close()
+        for _ in range(2):      # the first use finds it lost, the next opens another
+            conns = [await pool.acquire() for _ in range(3)]
+            for conn in conns:
+                try:
+                    await conn.fetchval("SELECT 1")
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass
+                await pool.release(conn)
+        assert len(seen) == 4 and seen[3][0] not in {pid for pid, _ in seen[:3]}
+    finally:
+        await pool.close()
+
+
+async def test_a_pool_is_opened_without_prepare_as_before(pg_dsn):
+    pool = await db.connect(pg_dsn, 3)
+    try:
+        assert pool.get_size() == 1      # grows with use
+    finally:
+        await pool.close()
