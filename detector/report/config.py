@@ -42,6 +42,10 @@ class ReportConfig:
     # active subscribers a carrier, region or channel needs for its rate to be given and
     # ranked: 2 cards of 64 would read "312.5 per 10,000" and head the ranking on chance
     min_population: int = 1000
+    # a report gathered less than this long ago is answered again, with the time it was
+    # gathered (0: gather each time): a month over a million subscribers costs the store
+    # about a second of a core, taken from the lookups when a report is asked again and again
+    reuse_s: int = 60
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "report") -> "ReportConfig":
@@ -49,7 +53,7 @@ class ReportConfig:
         if not isinstance(table, dict):
             raise ValueError(f"{where}: must be a table")
         known = ("regions", "virtual_operators", "within_s", "top_channels", "trend_months",
-                 "min_population")
+                 "min_population", "reuse_s")
         values: dict[str, Any] = {}
         for key, value in table.items():
             name = f"{where}.{key}"
@@ -79,6 +83,8 @@ class ReportConfig:
             raise ValueError(f"{where}.trend_months: must be 1..36")
         if not 1 <= cfg.min_population <= 1_000_000_000:
             raise ValueError(f"{where}.min_population: must be 1..1000000000 active subscribers")
+        if not 0 <= cfg.reuse_s <= 3600:
+            raise ValueError(f"{where}.reuse_s: must be 0..3600 seconds")
         return cfg
 
     def __reduce__(self):

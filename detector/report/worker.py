@@ -24,8 +24,10 @@ import asyncio
 import json
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,12 +101,40 @@ async def _gathered(dsn: str, month: str, config: ReportConfig) -> Report:
         await pool.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Gathered:
+    dsn: str
+    month: str
+    config: ReportConfig
+    at: float           # time.monotonic() when gathered
+    report: Report
+
+
+_recent: list[_Gathered] = []     # in the worker: the reports gathered last, newest first
+_RECENT_MAX = 8
+
+
+def _report(dsn: str, month: str, config: ReportConfig, clock=time.monotonic) -> Report:
+    """The report of ``month``: one gathered less than ``config.reuse_s`` ago with the same
+    store and settings (its ``generated`` time says when), or a new one."""
+    now = clock()
+    for g in _recent:
+        if (g.dsn, g.month, g.config) == (dsn, month, config) and now - g.at < config.reuse_s:
+            return g.report
+    report = asyncio.run(_gathered(dsn, month, config))
+    _recent[:] = [_Gathered(dsn, month, config, now, report)] + [
+        g for g in _recent if (g.dsn, g.month, g.config) != (dsn, month, config)
+        and now - g.at < g.config.reuse_s][:_RECENT_MAX - 1]
+    return report
+
+
 def make(dsn: str, month: str, config: ReportConfig, fmt: str,
          table: str = "") -> tuple[bytes, list[str]]:
     """What the worker runs for :meth:`RenderPool.make` (also callable in-process): the
-    report of ``month`` read from the store at ``dsn``, as :func:`document`."""
+    report of ``month`` read from the store at ``dsn`` (or gathered there less than
+    ``config.reuse_s`` ago), as :func:`document`."""
     try:
-        report = asyncio.run(_gathered(dsn, month, config))
+        report = _report(dsn, month, config)
     except Exception as e:   # noqa: BLE001  (any driver error, as picklable text)
         raise ReportFailed(f"{type(e).__name__}: {e}") from None
     return document(report, fmt, table, config.top_channels)

@@ -196,6 +196,8 @@ async def test_an_empty_month_is_a_report_of_empty_tables(pg_dsn):
     ({"colour": 1}, "report.colour: unknown key"),
     ({"min_population": 0}, r"report.min_population: must be 1..1000000000"),
     ({"min_population": 1.5}, "report.min_population: must be an integer"),
+    ({"reuse_s": -1}, r"report.reuse_s: must be 0..3600"),
+    ({"reuse_s": 7200}, r"report.reuse_s: must be 0..3600"),
 ])
 def test_bad_report_config_is_refused_naming_the_key(table, match):
     with pytest.raises(ValueError, match=match):

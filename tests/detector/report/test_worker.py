@@ -92,3 +92,37 @@ async def test_a_store_the_worker_cannot_read_fails_the_report_not_the_worker(pg
         await renderer.make(gone, "2026-10", CONFIG, "json")
     body, _ = await renderer.make(pg_dsn, "2026-10", CONFIG, "pdf")    # the worker still serves
     assert body.startswith(b"%PDF")
+
+
+def test_a_report_gathered_lately_is_answered_again_until_reuse_s_has_passed(monkeypatch, report):
+    from dataclasses import replace
+
+    from detector.report import worker
+
+    gathered = []
+
+    async def fake_gathered(dsn, month, config):
+        gathered.append((dsn, month))
+        return report
+
+    monkeypatch.setattr(worker, "_gathered", fake_gathered)
+    monkeypatch.setattr(worker, "_recent", [])
+    now = [1000.0]
+    clock = lambda: now[0]          # noqa: E731
+    config = replace(CONFIG, reuse_s=60)
+    assert worker._report("db-a", "2026-10", config, clock) is report
+    now[0] += 59
+    worker._report("db-a", "2026-10", config, clock)
+    assert gathered == [("db-a", "2026-10")]                # within reuse_s: the same one
+    worker._report("db-a", "2026-09", config, clock)        # another month,
+    worker._report("db-b", "2026-10", config, clock)        # another store,
+    worker._report("db-a", "2026-10", replace(config, trend_months=3), clock)   # other settings
+    assert len(gathered) == 4
+    now[0] += 1
+    worker._report("db-a", "2026-10", config, clock)        # reuse_s passed: gathered anew
+    assert len(gathered) == 5
+    never = replace(CONFIG, reuse_s=0)
+    worker._report("db-a", "2026-10", never, clock)
+    worker._report("db-a", "2026-10", never, clock)
+    assert len(gathered) == 7
+    assert len(worker._recent) <= worker._RECENT_MAX
