@@ -27,7 +27,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,36 +108,41 @@ class _Gathered:
     config: ReportConfig
     at: float           # time.monotonic() when gathered
     report: Report
+    documents: dict[tuple[str, str], tuple[bytes, list[str]]] = field(default_factory=dict)
 
 
 _recent: list[_Gathered] = []     # in the worker: the reports gathered last, newest first
 _RECENT_MAX = 8
 
 
-def _report(dsn: str, month: str, config: ReportConfig, clock=time.monotonic) -> Report:
+def _gathered_lately(dsn: str, month: str, config: ReportConfig,
+                     clock: Callable[[], float] = time.monotonic) -> _Gathered:
     """The report of ``month``: one gathered less than ``config.reuse_s`` ago with the same
     store and settings (its ``generated`` time says when), or a new one."""
     now = clock()
     for g in _recent:
         if (g.dsn, g.month, g.config) == (dsn, month, config) and now - g.at < config.reuse_s:
-            return g.report
-    report = asyncio.run(_gathered(dsn, month, config))
-    _recent[:] = [_Gathered(dsn, month, config, now, report)] + [
+            return g
+    fresh = _Gathered(dsn, month, config, now, asyncio.run(_gathered(dsn, month, config)))
+    _recent[:] = [fresh] + [
         g for g in _recent if (g.dsn, g.month, g.config) != (dsn, month, config)
         and now - g.at < g.config.reuse_s][:_RECENT_MAX - 1]
-    return report
+    return fresh
 
 
 def make(dsn: str, month: str, config: ReportConfig, fmt: str,
          table: str = "") -> tuple[bytes, list[str]]:
     """What the worker runs for :meth:`RenderPool.make` (also callable in-process): the
     report of ``month`` read from the store at ``dsn`` (or gathered there less than
-    ``config.reuse_s`` ago), as :func:`document`."""
+    ``config.reuse_s`` ago, its documents made once), as :func:`document`."""
     try:
-        report = _report(dsn, month, config)
+        g = _gathered_lately(dsn, month, config)
     except Exception as e:   # noqa: BLE001  (any driver error, as picklable text)
         raise ReportFailed(f"{type(e).__name__}: {e}") from None
-    return document(report, fmt, table, config.top_channels)
+    if (fmt, table) not in g.documents:
+        g.documents[fmt, table] = document(g.report, fmt, table, config.top_channels)
+    body, fields = g.documents[fmt, table]
+    return body, list(fields)
 
 
 def seccomp_filtered(proc_status: str) -> bool:

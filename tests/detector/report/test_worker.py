@@ -110,19 +110,41 @@ def test_a_report_gathered_lately_is_answered_again_until_reuse_s_has_passed(mon
     now = [1000.0]
     clock = lambda: now[0]          # noqa: E731
     config = replace(CONFIG, reuse_s=60)
-    assert worker._report("db-a", "2026-10", config, clock) is report
+    assert worker._gathered_lately("db-a", "2026-10", config, clock).report is report
     now[0] += 59
-    worker._report("db-a", "2026-10", config, clock)
+    worker._gathered_lately("db-a", "2026-10", config, clock)
     assert gathered == [("db-a", "2026-10")]                # within reuse_s: the same one
-    worker._report("db-a", "2026-09", config, clock)        # another month,
-    worker._report("db-b", "2026-10", config, clock)        # another store,
-    worker._report("db-a", "2026-10", replace(config, trend_months=3), clock)   # other settings
+    worker._gathered_lately("db-a", "2026-09", config, clock)        # another month,
+    worker._gathered_lately("db-b", "2026-10", config, clock)        # another store,
+    worker._gathered_lately("db-a", "2026-10", replace(config, trend_months=3), clock)   # other settings
     assert len(gathered) == 4
     now[0] += 1
-    worker._report("db-a", "2026-10", config, clock)        # reuse_s passed: gathered anew
+    worker._gathered_lately("db-a", "2026-10", config, clock)        # reuse_s passed: gathered anew
     assert len(gathered) == 5
     never = replace(CONFIG, reuse_s=0)
-    worker._report("db-a", "2026-10", never, clock)
-    worker._report("db-a", "2026-10", never, clock)
+    worker._gathered_lately("db-a", "2026-10", never, clock)
+    worker._gathered_lately("db-a", "2026-10", never, clock)
     assert len(gathered) == 7
     assert len(worker._recent) <= worker._RECENT_MAX
+
+
+def test_a_report_reused_is_rendered_once_per_format(monkeypatch, report):
+    from detector.report import worker
+
+    async def fake_gathered(dsn, month, config):
+        return report
+
+    made = []
+
+    def counted(rep, fmt, table="", top_channels=20):
+        made.append((fmt, table))
+        return f"{fmt}:{table}".encode(), [fmt]
+
+    monkeypatch.setattr(worker, "_gathered", fake_gathered)
+    monkeypatch.setattr(worker, "_recent", [])
+    monkeypatch.setattr(worker, "document", counted)
+    for _ in range(3):
+        assert worker.make("db", "2026-10", CONFIG, "pdf") == (b"pdf:", ["pdf"])
+    worker.make("db", "2026-10", CONFIG, "csv", "channels")
+    worker.make("db", "2026-10", CONFIG, "csv", "carriers")
+    assert made == [("pdf", ""), ("csv", "channels"), ("csv", "carriers")]
