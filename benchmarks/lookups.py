@@ -217,7 +217,10 @@ class ApiProcess:
             f'[daemon]\nstate_dir = "{tmp / "state"}"\nlog_level = "info"\n\n'
             f'[store]\ndsn = "{dsn}"\npool_size = {pool_size}\n\n'
             f'[api]\nenabled = true\nhost = "127.0.0.1"\nport = {self.port}\n'
-            f'tokens_file = "{creds}"\nrate_per_s = 100000.0\nburst = 100000\n')
+            f'tokens_file = "{creds}"\nrate_per_s = 100000.0\nburst = 100000\n\n'
+            # every PDF drawn anew: --pdf measures what a rendering costs the lookups (a
+            # month reused is answered from the API's copy, as fast as the client asks)
+            f'[report]\nreuse_s = 0\n')
         self.log = tmp / "api.log"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}

@@ -27,7 +27,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -108,7 +108,6 @@ class _Gathered:
     config: ReportConfig
     at: float           # time.monotonic() when gathered
     report: Report
-    documents: dict[tuple[str, str], tuple[bytes, list[str]]] = field(default_factory=dict)
 
 
 _recent: list[_Gathered] = []     # in the worker: the reports gathered last, newest first
@@ -134,15 +133,12 @@ def make(dsn: str, month: str, config: ReportConfig, fmt: str,
          table: str = "") -> tuple[bytes, list[str]]:
     """What the worker runs for :meth:`RenderPool.make` (also callable in-process): the
     report of ``month`` read from the store at ``dsn`` (or gathered there less than
-    ``config.reuse_s`` ago, its documents made once), as :func:`document`."""
+    ``config.reuse_s`` ago), as :func:`document`."""
     try:
-        g = _gathered_lately(dsn, month, config)
+        report = _gathered_lately(dsn, month, config).report
     except Exception as e:   # noqa: BLE001  (any driver error, as picklable text)
         raise ReportFailed(f"{type(e).__name__}: {e}") from None
-    if (fmt, table) not in g.documents:
-        g.documents[fmt, table] = document(g.report, fmt, table, config.top_channels)
-    body, fields = g.documents[fmt, table]
-    return body, list(fields)
+    return document(report, fmt, table, config.top_channels)
 
 
 def seccomp_filtered(proc_status: str) -> bool:
@@ -177,12 +173,16 @@ def _start_worker(nice: int) -> None:
 class RenderPool:
     """Renders reports in one worker process, with at most ``queue`` renderings in flight."""
 
-    def __init__(self, queue: int = 4, nice: int = WORKER_NICE) -> None:
+    def __init__(self, queue: int = 4, nice: int = WORKER_NICE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if queue < 1:
             raise ValueError(f"RenderPool: queue must be at least 1 (got {queue})")
-        self.queue, self.nice = queue, nice
+        self.queue, self.nice, self.clock = queue, nice, clock
         self._executor: ProcessPoolExecutor | None = None
         self._in_flight = 0
+        # documents made lately, by (store, month, format, table): (settings, when, document)
+        self._made: dict[tuple[str, str, str, str],
+                         tuple[ReportConfig, float, tuple[bytes, list[str]]]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -204,10 +204,22 @@ class RenderPool:
                    table: str = "") -> tuple[bytes, list[str]]:
         """(body, field paths for the audit) of the report of ``month``, gathered and made by
         the worker (:func:`make`); :class:`RenderBusy` when ``queue`` reports are in flight
-        already."""
+        already. A document made less than ``config.reuse_s`` ago (same store, month, format,
+        table and settings) is answered again from here, without the worker: handing a
+        request to the worker and the document back goes through the executor's threads,
+        whose turns at the interpreter the lookups wait for."""
         if fmt not in DOCUMENTS:
             raise ValueError(f"make: format must be one of {', '.join(DOCUMENTS)} (got {fmt!r})")
-        return await self._run(make, dsn, month, config, fmt, table)
+        key, now = (dsn, month, fmt, table), self.clock()
+        kept = self._made.get(key)
+        if kept is not None and kept[0] == config and now - kept[1] < config.reuse_s:
+            body, fields = kept[2]
+            return body, list(fields)
+        made = await self._run(make, dsn, month, config, fmt, table)
+        self._made = {k: v for k, v in self._made.items() if now - v[1] < v[0].reuse_s}
+        if config.reuse_s > 0:
+            self._made[key] = (config, now, made)
+        return made
 
     async def render(self, fmt: str, report: Report, top_channels: int = 20) -> bytes:
         """The document of a report gathered already, rendered by the worker; as

@@ -128,23 +128,29 @@ def test_a_report_gathered_lately_is_answered_again_until_reuse_s_has_passed(mon
     assert len(worker._recent) <= worker._RECENT_MAX
 
 
-def test_a_report_reused_is_rendered_once_per_format(monkeypatch, report):
-    from detector.report import worker
+async def test_a_document_made_lately_is_answered_again_without_the_worker():
+    from dataclasses import replace
 
-    async def fake_gathered(dsn, month, config):
-        return report
+    now = [0.0]
+    pool = RenderPool(clock=lambda: now[0])
+    asked = []
 
-    made = []
+    async def worker_run(fn, *args):
+        asked.append(args)
+        return f"{args[3]}:{args[4]} #{len(asked)}".encode(), [args[3]]
 
-    def counted(rep, fmt, table="", top_channels=20):
-        made.append((fmt, table))
-        return f"{fmt}:{table}".encode(), [fmt]
-
-    monkeypatch.setattr(worker, "_gathered", fake_gathered)
-    monkeypatch.setattr(worker, "_recent", [])
-    monkeypatch.setattr(worker, "document", counted)
-    for _ in range(3):
-        assert worker.make("db", "2026-10", CONFIG, "pdf") == (b"pdf:", ["pdf"])
-    worker.make("db", "2026-10", CONFIG, "csv", "channels")
-    worker.make("db", "2026-10", CONFIG, "csv", "carriers")
-    assert made == [("pdf", ""), ("csv", "channels"), ("csv", "carriers")]
+    pool._run = worker_run
+    config = replace(CONFIG, reuse_s=60)
+    first = await pool.make("db", "2026-10", config, "pdf")
+    now[0] = 59
+    assert await pool.make("db", "2026-10", config, "pdf") == first == (b"pdf: #1", ["pdf"])
+    await pool.make("db", "2026-10", config, "csv", "channels")       # another document,
+    await pool.make("db", "2026-09", config, "pdf")                   # another month,
+    await pool.make("db", "2026-10", replace(config, top_channels=5), "pdf")  # other settings
+    assert len(asked) == 4
+    now[0] = 60.5
+    assert await pool.make("db", "2026-10", config, "pdf") == (b"pdf: #5", ["pdf"])
+    never = replace(CONFIG, reuse_s=0)
+    await pool.make("db", "2026-10", never, "xlsx")
+    await pool.make("db", "2026-10", never, "xlsx")
+    assert len(asked) == 7
