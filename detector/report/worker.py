@@ -205,9 +205,8 @@ class RenderPool:
         """(body, field paths for the audit) of the report of ``month``, gathered and made by
         the worker (:func:`make`); :class:`RenderBusy` when ``queue`` reports are in flight
         already. A document made less than ``config.reuse_s`` ago (same store, month, format,
-        table and settings) is answered again from here, without the worker: handing a
-        request to the worker and the document back goes through the executor's threads,
-        whose turns at the interpreter the lookups wait for."""
+        table and settings) is answered again from here, without a trip to the worker and
+        back (at most ``_RECENT_MAX`` of them kept)."""
         if fmt not in DOCUMENTS:
             raise ValueError(f"make: format must be one of {', '.join(DOCUMENTS)} (got {fmt!r})")
         key, now = (dsn, month, fmt, table), self.clock()
@@ -216,7 +215,9 @@ class RenderPool:
             body, fields = kept[2]
             return body, list(fields)
         made = await self._run(make, dsn, month, config, fmt, table)
-        self._made = {k: v for k, v in self._made.items() if now - v[1] < v[0].reuse_s}
+        kept_now = [(k, v) for k, v in self._made.items()
+                    if k != key and now - v[1] < v[0].reuse_s]
+        self._made = dict(kept_now[-(_RECENT_MAX - 1):])      # the newest, in insertion order
         if config.reuse_s > 0:
             self._made[key] = (config, now, made)
         return made

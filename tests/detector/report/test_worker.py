@@ -154,3 +154,6 @@ async def test_a_document_made_lately_is_answered_again_without_the_worker():
     await pool.make("db", "2026-10", never, "xlsx")
     await pool.make("db", "2026-10", never, "xlsx")
     assert len(asked) == 7
+    for m in range(1, 13):                      # a bounded number kept, the newest
+        await pool.make("db", f"2025-{m:02d}", config, "pdf")
+    assert len(pool._made) <= 8 and ("db", "2025-12", "pdf", "") in pool._made
