@@ -21,7 +21,9 @@ from detector.feedback import load_allowlist
 from detector.flags import Flag
 from detector.scale.partition import partition_of
 from detector.scale.summaries import contacts_bytes, contacts_from, devices_bytes, devices_from
-from detector.store.checkpoint import STATE_LAYOUT, CheckpointError, Outcome, Pending, commit, flag_from_row
+from detector.features import layout as state_layout
+from detector.store.checkpoint import (STATE_LAYOUT, Outcome, Pending, commit, flag_from_row,
+                                       in_this_layout)
 from detector.verify.policy import ActionPolicy
 
 if TYPE_CHECKING:
@@ -48,12 +50,14 @@ class _PartitionState:
         await conn.execute(
             "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, "
             "cells = $6::jsonb, dirty = $7, counters = $8::jsonb, layout = $9::jsonb, "
-            "outbox = $10, attaches = $11, contacts = $12, devices = $13, updated_at = now() "
+            "outbox = $10, attaches = $11, contacts = $12, devices = $13, "
+            "layout_fields = $14::jsonb, updated_at = now() "
             "WHERE stream = $1 AND partition = $2",
             stream, part.number, part.last_seq, engine.watermark, pipe.next_tick,
             json.dumps(list(engine.cells)), dirty, json.dumps(part.counters),
             json.dumps(STATE_LAYOUT), part.outbox, engine.attaches.astype("<i8").tobytes(),
-            contacts_bytes(part.summaries.contacts), devices_bytes(part.summaries.devices))
+            contacts_bytes(part.summaries.contacts), devices_bytes(part.summaries.devices),
+            LAYOUT_FIELDS)
         for kind, (keys, blobs) in (("s", engine.export_sims(self.sims)), ("i", engine.export_imeis(self.imeis))):
             if not keys:
                 continue
@@ -90,6 +94,24 @@ async def save(pool: asyncpg.Pool, stream: str, part: Partition, verify_policy: 
         raise
 
 
+LAYOUT_FIELDS = json.dumps(state_layout.describe())   # written with each partition's records
+
+
+def import_records(engine, row: asyncpg.Record, where: str, sims: list[asyncpg.Record],
+                   devices: list[asyncpg.Record]) -> None:
+    """Load a partition's SIM and device records (``scale_state`` rows) into ``engine``,
+    carried into this build's layout when its ``scale_partitions`` ``row`` says another
+    build wrote them; then every record is marked for the next checkpoint, which rewrites
+    them all in this layout."""
+    fields = row["layout_fields"]
+    sim_blobs, dev_blobs, carried = in_this_layout(
+        where, json.loads(row["layout"]), json.loads(fields) if fields is not None else None,
+        [r["state"] for r in sims], [r["state"] for r in devices])
+    engine.import_state([r["key"] for r in sims], sim_blobs, [r["key"] for r in devices], dev_blobs)
+    if carried:
+        engine.mark_unsaved(np.arange(len(sims)), np.arange(len(devices)))
+
+
 async def sim_flags(pool: asyncpg.Pool) -> list[Flag]:
     """The store's per-SIM flags, read once for all the partitions a worker restores."""
     return [flag_from_row(r) for r in await pool.fetch(
@@ -108,17 +130,13 @@ async def restore(pool: asyncpg.Pool, stream: str, part, flags: list[Flag] | Non
                            "ON CONFLICT DO NOTHING", stream, part.number, json.dumps(STATE_LAYOUT))
         row = await conn.fetchrow("SELECT * FROM scale_partitions WHERE stream = $1 AND partition = $2",
                                   stream, part.number)
-        if json.loads(row["layout"]) != STATE_LAYOUT:
-            raise CheckpointError(f"partition {part.number} of {stream} holds feature state of layout "
-                                  f"{json.loads(row['layout'])}, this build uses {STATE_LAYOUT}")
         for i, name in enumerate(json.loads(row["cells"])):
             engine.cells[name] = i
         rows = await conn.fetch("SELECT kind, key, state FROM scale_state WHERE stream = $1 AND partition = $2",
                                 stream, part.number)
         sims = [r for r in rows if r["kind"] == "s"]
         imeis = [r for r in rows if r["kind"] == "i"]
-        engine.import_state([r["key"] for r in sims], [r["state"] for r in sims],
-                            [r["key"] for r in imeis], [r["state"] for r in imeis])
+        import_records(engine, row, f"partition {part.number} of {stream}", sims, imeis)
         engine.restore_clock(row["watermark"])   # its first hours are not kept: watched
         # recent attaches: a power-on burst cut by the restart is still seen whole
         engine.attaches = np.frombuffer(row["attaches"], "<i8").astype(np.int64).reshape(-1, 3)

@@ -42,6 +42,7 @@ from detector.records import RegistrationBatch, Rejected
 from detector.rigs.book import RigBook
 from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
+from detector.scale.checkpoint import LAYOUT_FIELDS, import_records
 from detector.scale.config import ScaleConfig
 from detector.scale.contacts import CrossContacts, contacts_of
 from detector.scale.summaries import contacts_bytes, contacts_from, flags_of
@@ -96,8 +97,7 @@ class RigStage:
                                     "AND kind = 's'", self.scale.stream, RIG_PARTITION)
             devs = await conn.fetch("SELECT key, state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                     "AND kind = 'i'", self.scale.stream, RIG_PARTITION)
-            self.engine.import_state([r["key"] for r in rows], [r["state"] for r in rows],
-                                     [r["key"] for r in devs], [r["state"] for r in devs])
+            import_records(self.engine, row, f"the rig stage of {self.scale.stream}", rows, devs)
             for r in await conn.fetch("SELECT state FROM scale_state WHERE stream = $1 AND partition = $2 "
                                       "AND kind = 'c' ORDER BY key", self.scale.stream, RIG_PARTITION):
                 self.contacts.add(contacts_from(r["state"]))
@@ -254,15 +254,17 @@ class RigStage:
         rigs = self.book.unsaved_rigs()   # grown, merged, or still at work
         quarantine, self.quarantine = self.quarantine, []
         contacts, self.new_contacts = self.new_contacts, {}
-        _, devices = self.engine.take_unsaved()   # its SIM records are saved by ``slots``
+        # the SIM records saved are the step's ``slots``, and any marked unsaved (all of them
+        # once carried from another build's layout at a restart)
+        sims, devices = self.engine.take_unsaved()
         try:
-            await commit(pool, _StageState(self, handled, np.unique(slots), contacts, devices),
+            await commit(pool, _StageState(self, handled, np.union1d(slots, sims), contacts, devices),
                          Outcome(flags=new, rigs=rigs, quarantine=[("rig-stage", r) for r in quarantine],
                                  verify_policy=self.verify_policy))
         except BaseException:
             self.quarantine = quarantine + self.quarantine
             self.new_contacts = contacts | self.new_contacts
-            self.engine.mark_unsaved(np.empty(0, np.int64), devices)
+            self.engine.mark_unsaved(sims, devices)
             raise
         self.book.saved(rigs)
         self.handled_seq = handled
@@ -315,12 +317,14 @@ class _StageState:
         engine, book = stage.engine, stage.book
         await conn.execute(
             "UPDATE scale_partitions SET last_seq = $3, watermark = $4, next_tick = $5, cells = $6::jsonb, "
-            "counters = $7::jsonb, updated_at = now() WHERE stream = $1 AND partition = $2",
+            "counters = $7::jsonb, layout = $8::jsonb, layout_fields = $9::jsonb, updated_at = now() "
+            "WHERE stream = $1 AND partition = $2",
             stage.scale.stream, RIG_PARTITION, self.handled, stage.done[0], stage.done[1],
             json.dumps(list(engine.cells)),
             json.dumps({"counters": stage.counters, "hot_cells": book.recent_machines(),
                         "rig_evidence": book.evidence_by_sim(), "observed_from": engine.observed_from,
-                        "watermark": engine.watermark}))
+                        "watermark": engine.watermark}),
+            json.dumps(STATE_LAYOUT), LAYOUT_FIELDS)
         keys, blobs = engine.export_sims(self.slots) if len(self.slots) else ([], [])
         dev_keys, dev_blobs = engine.export_imeis(self.devices) if len(self.devices) else ([], [])
         for kind, rows in (("s", zip(keys, blobs)), ("c", self.contacts.items()), ("i", zip(dev_keys, dev_blobs))):

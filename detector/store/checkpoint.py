@@ -376,11 +376,6 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
     async with pool.acquire() as conn:
         rows = {r["key"]: json.loads(r["value"]) for r in
                 await conn.fetch("SELECT key, value FROM engine_state")}
-        carried = "layout" in rows and rows["layout"] != STATE_LAYOUT
-        if carried and "layout_fields" not in rows:
-            raise CheckpointError(
-                f"the store holds feature state of layout {rows['layout']} without its field "
-                f"list, this build uses {STATE_LAYOUT}; start on an empty store or replay the feeds")
         cells = await conn.fetch("SELECT id, name FROM cells ORDER BY id")
         for i, r in enumerate(cells):
             if r["id"] != i:
@@ -388,10 +383,9 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
             engine.cells[r["name"]] = i
         sims = await conn.fetch("SELECT imsi, state FROM sim_state")
         imeis = await conn.fetch("SELECT imei, state FROM imei_state")
-        sim_blobs, imei_blobs = [r[1] for r in sims], [r[1] for r in imeis]
-        if carried:
-            sim_blobs, imei_blobs = _carried(rows["layout"], rows["layout_fields"], sim_blobs,
-                                             imei_blobs)
+        sim_blobs, imei_blobs, carried = in_this_layout(
+            "the store", rows.get("layout", STATE_LAYOUT), rows.get("layout_fields"),
+            [r[1] for r in sims], [r[1] for r in imeis])
         engine.import_state([r[0] for r in sims], sim_blobs, [r[0] for r in imeis], imei_blobs)
         if carried:     # the next checkpoint rewrites every record in this build's layout
             engine.mark_unsaved(np.arange(len(sims)), np.arange(len(imeis)))
@@ -416,25 +410,33 @@ async def restore(pool: asyncpg.Pool, engine: FeatureEngine, pipe: Pipeline) -> 
     return Restored(len(sims), len(imeis), len(cells), len(flags), rows.get("counters", {}))
 
 
-def _carried(layout: str, fields: dict, sim_blobs: list[bytes], imei_blobs: list[bytes]
-             ) -> tuple[list[bytes], list[bytes]]:
-    """The checkpoint's records of another build's layout, carried into this build's
-    (:mod:`detector.features.layout`); :class:`CheckpointError` when they cannot be."""
+def in_this_layout(where: str, layout: str, fields: dict | None, sim_blobs: list[bytes],
+                   imei_blobs: list[bytes]) -> tuple[list[bytes], list[bytes], bool]:
+    """(SIM records, device records, carried) of a checkpoint written in ``layout`` with the
+    field list ``fields``: as they are when ``layout`` is this build's, else carried into it
+    by field name (:mod:`detector.features.layout`; the caller then rewrites every record at
+    its next checkpoint). :class:`CheckpointError`, naming ``where``, when they cannot be."""
+    if layout == STATE_LAYOUT:
+        return sim_blobs, imei_blobs, False
+    if fields is None:
+        raise CheckpointError(
+            f"{where} holds feature state of layout {layout} without its field list, this "
+            f"build uses {STATE_LAYOUT}; start on an empty store or replay the feeds")
     out = []
     for kind, blobs, new, empty in (("sim", sim_blobs, st.SIM_STATE, st.empty_sim_state),
                                     ("imei", imei_blobs, st.IMEI_STATE, st.empty_imei_state)):
         try:
             records, how = state_layout.carry(blobs, state_layout.dtype_of(fields[kind]), new, empty)
         except (KeyError, ValueError) as e:
-            raise CheckpointError(f"the store's {kind} records of layout {layout} cannot be carried "
-                                  f"into this build's {STATE_LAYOUT}: {e}; start on an empty store "
-                                  f"or replay the feeds") from None
+            raise CheckpointError(f"{where}: its {kind} records of layout {layout} cannot be "
+                                  f"carried into this build's {STATE_LAYOUT}: {e}; start on an "
+                                  f"empty store or replay the feeds") from None
         log.warning("feature state carried into this build's layout", extra={
-            "records": kind, "count": len(records), "from_layout": layout, "to_layout": STATE_LAYOUT,
+            "where": where, "records": kind, "count": len(records), "from_layout": layout, "to_layout": STATE_LAYOUT,
             "fields_kept": len(how.kept), "fields_reset": list(how.reset),
             "fields_dropped": list(how.dropped)})
         out.append(records)
-    return out[0], out[1]
+    return out[0], out[1], True
 
 
 async def stream_offsets(pool: asyncpg.Pool, probe: str) -> dict[tuple[str, int], int]:

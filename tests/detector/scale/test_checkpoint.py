@@ -106,3 +106,61 @@ async def test_device_uses_awaiting_a_summary_survive_a_restart(small_model, pg_
             assert sent[1][k].tolist() == sent[0][k].tolist()
     finally:
         await pool.close()
+
+
+async def test_a_partition_written_by_an_earlier_build_is_carried_into_this_layout(
+        small_model, pg_dsn, tmp_path):
+    """A partition checkpointed by a build whose SIM records lacked a field (and had one since
+    dropped) restarts with every SIM's fields that both layouts hold, the new field empty, and
+    its next checkpoint rewrites every record in this build's layout. Without a field list it
+    is refused, naming the partition."""
+    import json
+
+    import pytest
+
+    from detector.features import state as st
+    from detector.store.checkpoint import STATE_LAYOUT, CheckpointError
+
+    cfg = config_mod.load(write_scale_config(tmp_path, pg_dsn, small_model, "S", "s", partitions=1))
+    scorer = Scorer(model_mod.load(cfg.detector.model), cfg.detector.policy)
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        part = make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", part)
+        part.apply(1, attaches(range(0, 6)))
+        await scp.save(pool, "S", part)
+        n = len(part.engine.sims)
+        written, keys = part.engine.sim_state[:n].copy(), part.engine.sims.keys_by_slot[:n].copy()
+        older = np.dtype([f for f in st.SIM_STATE.descr if f[0] != "talk_bits"] + [("retired", "<u4")])
+        as_older = np.zeros(n, older)
+        for name in st.SIM_STATE.names:
+            if name != "talk_bits":
+                as_older[name] = written[name]
+        async with pool.acquire() as conn:        # the partition as the earlier build left it
+            await conn.executemany(
+                "UPDATE scale_state SET state = $2 WHERE stream = 'S' AND kind = 's' AND key = $1",
+                [(int(k), as_older[i].tobytes()) for i, k in enumerate(keys)])
+            await conn.execute(
+                "UPDATE scale_partitions SET layout = '\"0123456789abcdef\"', layout_fields = $1::jsonb "
+                "WHERE stream = 'S'", json.dumps({"sim": older.descr, "imei": st.IMEI_STATE.descr}))
+
+        again = make_partition(cfg, scorer, 0)
+        await scp.restore(pool, "S", again)
+        got = again.engine.sim_state[again.engine.sims.lookup(keys)]
+        for name in st.SIM_STATE.names:
+            if name != "talk_bits":
+                assert np.array_equal(got[name], written[name]), name
+        assert (got["talk_bits"] == 0).all()
+        await scp.save(pool, "S", again)
+        row = await pool.fetchrow("SELECT layout, layout_fields FROM scale_partitions WHERE stream = 'S'")
+        assert json.loads(row["layout"]) == STATE_LAYOUT and row["layout_fields"] is not None
+        assert await pool.fetchval("SELECT count(*) FROM scale_state WHERE kind = 's' "
+                                   "AND length(state) <> $1", st.SIM_STATE.itemsize) == 0
+
+        await pool.execute("UPDATE scale_partitions SET layout = '\"0123456789abcdef\"', "
+                           "layout_fields = NULL WHERE stream = 'S'")
+        with pytest.raises(CheckpointError, match="partition 0 of S .*without its field list"):
+            await scp.restore(pool, "S", make_partition(cfg, scorer, 0))
+    finally:
+        await pool.close()

@@ -458,3 +458,84 @@ async def test_a_restarted_rig_stage_keeps_the_devices_of_every_partition(small_
     assert restarts > 5
     assert [r.summary() for r in stage.book.rigs()] == expected
     assert flags == {(f.imsi, f.kind): f.flagged_at for f in rig_flags}
+
+
+async def test_a_rig_stage_written_by_an_earlier_build_is_carried_into_this_layout(cfg, pg_dsn):
+    """The rig stage restarted on SIM records an earlier build wrote (a field missing, one
+    since dropped) holds what a restart in this build's layout holds, but the new field,
+    rewrites every record at its next step (those of SIMs it is not sent again included) and
+    goes on to the rigs of that restart."""
+    import json
+
+    from detector.features import state as st
+    from detector.scale.publisher import record_stream
+    from detector.scale.rigstage import RIG_PARTITION
+    from detector.store.checkpoint import STATE_LAYOUT
+    from detector.store.db import connect
+
+    sims = [int(imsi(300 + i)) for i in range(8)]
+    ports = [int(imei(700 + p, tac="86000001")) for p in range(4)]
+    rows = gateway_rows(sims, ports, GATEWAY_CELL)
+    rows += [(START + 600 + 3 * i, s, ports[i % 4], BURST_CELL, 0, 0, int(RecordType.ATTACH), 0, 0)
+             for i, s in enumerate(sims)]
+    # a second box, silent after its first hour: the stage is not sent its SIMs' records
+    # again after the restart, yet rewrites them with the others
+    rows += gateway_rows([int(imsi(320 + i)) for i in range(4)],
+                         [int(imei(720 + p, tac="86000002")) for p in range(2)], GATEWAY_CELL,
+                         hours=1, victim0=8613600000000)
+    rows.sort()
+    part, _, _, _ = run(cfg, rows)
+    summaries = list(enumerate(part.outbox, 1))
+    half = len(summaries) // 2
+    older = np.dtype([f for f in st.SIM_STATE.descr if f[0] != "talk_bits"] + [("retired", "<u4")])
+
+    pool = await connect(pg_dsn)
+    try:
+        await record_stream(pool, cfg.scale)
+        stage = RigStage(cfg)
+        await stage.restore(pool)
+        for seq, data in summaries[:half]:
+            stage.offer(seq, data)
+            while (key := stage.ready()) is not None:
+                await stage.save(pool, *stage.step(key))
+        plain = RigStage(cfg)                  # restarted in this build's layout
+        await plain.restore(pool)
+        stored = await pool.fetch("SELECT key, state FROM scale_state WHERE partition = $1 "
+                                  "AND kind = 's'", RIG_PARTITION)
+        as_older = []
+        for r in stored:
+            now = np.frombuffer(r["state"], st.SIM_STATE)
+            was = np.zeros(1, older)
+            for name in st.SIM_STATE.names:
+                if name != "talk_bits":
+                    was[name] = now[name]
+            as_older.append((r["key"], was.tobytes()))
+        await pool.executemany("UPDATE scale_state SET state = $2 WHERE partition = -1 "
+                               "AND kind = 's' AND key = $1", as_older)
+        await pool.execute("UPDATE scale_partitions SET layout = '\"0123456789abcdef\"', "
+                           "layout_fields = $1::jsonb WHERE partition = -1",
+                           json.dumps({"sim": older.descr, "imei": st.IMEI_STATE.descr}))
+        carried = RigStage(cfg)                # restarted on the earlier build's records
+        await carried.restore(pool)
+        keys = np.array([r["key"] for r in stored], np.int64)
+        assert len(keys) > 8
+        a = plain.engine.sim_state[plain.engine.sims.lookup(keys)]
+        b = carried.engine.sim_state[carried.engine.sims.lookup(keys)]
+        for name in st.SIM_STATE.names:
+            if name != "talk_bits":
+                assert np.array_equal(a[name], b[name]), name
+        assert (b["talk_bits"] == 0).all()
+        for seq, data in summaries[half:]:
+            plain.offer(seq, data)
+            while (key := plain.ready()) is not None:
+                plain.step(key)
+            carried.offer(seq, data)
+            while (key := carried.ready()) is not None:
+                await carried.save(pool, *carried.step(key))
+        layout = await pool.fetchval("SELECT layout FROM scale_partitions WHERE partition = -1")
+        stale = await pool.fetchval("SELECT count(*) FROM scale_state WHERE partition = -1 AND "
+                                    "kind = 's' AND length(state) <> $1", st.SIM_STATE.itemsize)
+    finally:
+        await pool.close()
+    assert json.loads(layout) == STATE_LAYOUT and stale == 0
+    assert [r.summary() for r in carried.book.rigs()] == [r.summary() for r in plain.book.rigs()]
