@@ -464,13 +464,13 @@ async def test_a_rig_stage_written_by_an_earlier_build_is_carried_into_this_layo
     """The rig stage restarted on SIM records an earlier build wrote (a field missing, one
     since dropped) holds what a restart in this build's layout holds, but the new field,
     rewrites every record at its next step (those of SIMs it is not sent again included) and
-    goes on to the rigs of that restart."""
+    goes on to the rigs of that restart, which are those of a stage that never stopped."""
     import json
 
     from detector.features import state as st
     from detector.scale.publisher import record_stream
     from detector.scale.rigstage import RIG_PARTITION
-    from detector.store.checkpoint import STATE_LAYOUT
+    from detector.store.checkpoint import STATE_LAYOUT, save_flags
     from detector.store.db import connect
 
     sims = [int(imsi(300 + i)) for i in range(8)]
@@ -484,7 +484,7 @@ async def test_a_rig_stage_written_by_an_earlier_build_is_carried_into_this_layo
                          [int(imei(720 + p, tac="86000002")) for p in range(2)], GATEWAY_CELL,
                          hours=1, victim0=8613600000000)
     rows.sort()
-    part, _, _, _ = run(cfg, rows)
+    part, calm, worker_flags, _ = run(cfg, rows)
     summaries = list(enumerate(part.outbox, 1))
     half = len(summaries) // 2
     older = np.dtype([f for f in st.SIM_STATE.descr if f[0] != "talk_bits"] + [("retired", "<u4")])
@@ -492,6 +492,8 @@ async def test_a_rig_stage_written_by_an_earlier_build_is_carried_into_this_layo
     pool = await connect(pg_dsn)
     try:
         await record_stream(pool, cfg.scale)
+        async with pool.acquire() as conn:
+            await save_flags(conn, worker_flags)       # the workers commit their own flags
         stage = RigStage(cfg)
         await stage.restore(pool)
         for seq, data in summaries[:half]:
@@ -538,4 +540,5 @@ async def test_a_rig_stage_written_by_an_earlier_build_is_carried_into_this_layo
     finally:
         await pool.close()
     assert json.loads(layout) == STATE_LAYOUT and stale == 0
-    assert [r.summary() for r in carried.book.rigs()] == [r.summary() for r in plain.book.rigs()]
+    assert [r.summary() for r in carried.book.rigs()] == [r.summary() for r in plain.book.rigs()] \
+        == [r.summary() for r in calm.book.rigs()]
