@@ -10,6 +10,7 @@ definitions are printed with the numbers in every output.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections import Counter, defaultdict
@@ -19,9 +20,12 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import numpy as np
 
+from detector.report import lookup_counts
 from detector.report.config import NO_ACTIVITY, ReportConfig
 from detector.report.tables import Column, Report, Table
 from detector.wording import counted
+
+log = logging.getLogger("goipwatch.report")
 
 NO_REGISTRATION = "(no registration)"
 LINE_ACTIONS = ("reverify", "suspend")
@@ -317,6 +321,11 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     """The report of ``month`` (``YYYY-MM``) from the store."""
     start, end = parse_month(month)
     generated = (now or datetime.now(UTC)).replace(microsecond=0)
+    async with pool.acquire() as conn:
+        try:    # the lookups audited since the last report, counted once (a read-only
+            await lookup_counts.fold(conn)     # store leaves them to the report's scan)
+        except asyncpg.PostgresError as e:
+            log.warning("lookup counts not folded: %s", e)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         facts = await _month_facts(conn, start, end)
         cards = facts.cards
@@ -580,26 +589,9 @@ class Lookups:
                                 if o != "answered"]))
 
 
-# A lookup's date: the store's event time when it was made (the audit row's
-# query.event_time, see detector.api.event_clock), else when it was made. A month replayed
-# later counts the lookups made on its data; live, the two differ by the feeds' lag.
-LOOKUP_DATE = ("CASE WHEN query->>'event_time' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "
-               "THEN (query->>'event_time')::timestamptz ELSE at END")
-
-
 async def _lookups(conn: asyncpg.Connection, start: datetime, end: datetime) -> Lookups:
-    rows = await conn.fetch(
-        "SELECT outcome, reason, count(*) AS n FROM audit_log WHERE action = 'lookup' AND "
-        f"{LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
-    carriers = await conn.fetch(
-        "WITH q AS (SELECT query->>'number_type' AS t, query->>'number' AS num FROM audit_log "
-        f"  WHERE action = 'lookup' AND {LOOKUP_DATE} >= $1 AND {LOOKUP_DATE} < $2 "
-        "  AND query->>'number' ~ '^[0-9]{1,18}$') "
-        "SELECT r.carrier, count(*) AS n FROM q JOIN registrations r ON "
-        "  (q.t = 'msisdn' AND r.msisdn = q.num::bigint) OR (q.t = 'imsi' AND r.imsi = q.num::bigint) "
-        "GROUP BY 1", start, end)
-    return Lookups(tuple((r["outcome"], r["reason"], r["n"]) for r in rows),
-                   {r["carrier"]: r["n"] for r in carriers})
+    rows, carriers = await lookup_counts.month_lookups(conn, start, end)
+    return Lookups(tuple(rows), carriers)
 
 
 # ---- data coverage ------------------------------------------------------------------------

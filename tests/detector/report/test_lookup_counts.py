@@ -1,0 +1,107 @@
+"""The month's lookups from counts folded out of the audit log plus the rows after the fold:
+the same as counting the whole log, wherever the folds fall, and never counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from detector.api import audit
+from detector.report import lookup_counts
+from detector.report.gather import parse_month
+from detector.store.db import connect
+
+CARRIERS = ("China Mobile", "China Unicom", "Xiaomi Mobile")
+MONTHS = ("2026-09", "2026-10", "2026-11")
+OUTCOMES = (("answered", ""), ("not_found", "no_subscriber"), ("refused", "invalid_number"))
+
+
+async def _registrations(pool) -> None:
+    await pool.executemany(
+        "INSERT INTO registrations (imsi, msisdn, iccid, activated_at, id_hash, channel, carrier, "
+        "source) VALUES ($1, $2, $3, $4, 'h', 'agent', $5, 'test')",
+        [(460_001_000_000_000 + i, 8_613_800_000_000 + i, f"89860{i:014d}",
+          datetime(2026, 8, 1, tzinfo=UTC), CARRIERS[i % 3]) for i in range(12)])
+
+
+def _entry(rng: random.Random, k: int) -> audit.AuditEntry:
+    outcome, reason = rng.choice(OUTCOMES)
+    kind = rng.choice(("msisdn", "imsi", "imsi", "imei"))
+    i = rng.randrange(15)              # 12 registered, 3 not
+    number = {"msisdn": str(8_613_800_000_000 + i), "imsi": str(460_001_000_000_000 + i),
+              "imei": "35" + "0" * 13}[kind]
+    query = {"number_type": kind, "number": rng.choice((number, number, "+86 138"))}
+    if rng.random() < 0.8:             # dated by the store's event time, else by when made
+        query["event_time"] = f"{rng.choice(MONTHS)}-{rng.randint(1, 28):02d}T10:00:00Z"
+    action = "lookup" if rng.random() < 0.9 else "reports.get"
+    return audit.AuditEntry(request_id=f"r{k}", action=action, client_id="psb", identity="desk",
+                            role="police", auth="bearer", query=query, status=200,
+                            outcome=outcome, reason=reason)
+
+
+async def _scanned(conn, start, end):
+    """The whole log counted, as the report once did."""
+    date = lookup_counts.LOOKUP_DATE
+    rows = await conn.fetch(
+        "SELECT outcome, reason, count(*) AS n FROM audit_log WHERE action = 'lookup' AND "
+        f"{date} >= $1 AND {date} < $2 GROUP BY 1, 2 ORDER BY 1, 2", start, end)
+    carriers = await conn.fetch(
+        "WITH q AS (SELECT query->>'number_type' AS t, query->>'number' AS num FROM audit_log "
+        f"  WHERE action = 'lookup' AND {date} >= $1 AND {date} < $2 "
+        "  AND query->>'number' ~ '^[0-9]{1,18}$') "
+        "SELECT r.carrier, count(*) AS n FROM q JOIN registrations r ON "
+        "  (q.t = 'msisdn' AND r.msisdn = q.num::bigint) OR (q.t = 'imsi' AND r.imsi = q.num::bigint) "
+        "GROUP BY 1", start, end)
+    return ([(r["outcome"], r["reason"], r["n"]) for r in rows],
+            {r["carrier"]: r["n"] for r in carriers})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_counts_and_the_tail_equal_the_whole_log_wherever_the_folds_fall(pg_dsn, seed):
+    rng = random.Random(seed)
+    pool = await connect(pg_dsn)
+    try:
+        await _registrations(pool)
+        writer = audit.AuditWriter(pool)
+        k = 0
+        for _ in range(6):
+            for _ in range(rng.randint(0, 40)):
+                await writer.append(_entry(rng, k))
+                k += 1
+            if rng.random() < 0.6:
+                async with pool.acquire() as conn:
+                    await lookup_counts.fold(conn)
+            async with pool.acquire() as conn:
+                for month in MONTHS + ("2026-12",):
+                    start, end = parse_month(month)
+                    assert await lookup_counts.month_lookups(conn, start, end) == \
+                        await _scanned(conn, start, end), month
+    finally:
+        await pool.close()
+
+
+async def test_folds_at_once_count_each_row_once(pg_dsn):
+    rng = random.Random(7)
+    pool = await connect(pg_dsn, 4)
+    try:
+        await _registrations(pool)
+        writer = audit.AuditWriter(pool)
+        for k in range(60):
+            await writer.append(_entry(rng, k))
+
+        async def one() -> int:
+            async with pool.acquire() as conn:
+                return await lookup_counts.fold(conn)
+
+        folded = await asyncio.gather(one(), one(), one())
+        assert sorted(folded) == [0, 0, 60]
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT seq FROM lookup_counts_folded") == 60
+            start, end = parse_month("2026-10")
+            assert await lookup_counts.month_lookups(conn, start, end) == \
+                await _scanned(conn, start, end)
+    finally:
+        await pool.close()
