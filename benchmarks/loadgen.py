@@ -59,13 +59,30 @@ class Outcome:
     and when the last answer arrived (seconds after the start); the CPU time the load process
     spent (set by its caller)."""
     latencies: list[float] = field(default_factory=list)
+    due_s: list[float] = field(default_factory=list)   # each answered request's due time, from the start
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0
     last_s: float = 0.0
     cpu_s: float = 0.0
 
 
-def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float) -> dict:
+def worst_windows(due_s: Sequence[float], latencies: Sequence[float], bound_s: float,
+                  window_s: float = 0.1, most: int = 5) -> list[dict]:
+    """The ``window_s`` windows of the run (by due time) with the most requests slower than
+    ``bound_s``, most first (ties: earlier first): when the tail happened, to set beside what
+    the server and the machine did then (a few stalls, or a queue all along)."""
+    width_ms = max(1, round(window_s * 1e3))     # whole milliseconds: 2.0 s // 0.1 s is 19.0
+    over: dict[int, list[float]] = {}
+    for t, lat in zip(due_s, latencies):
+        if lat > bound_s:
+            over.setdefault(int(t * 1e3 + 1e-6) // width_ms, []).append(lat)
+    ranked = sorted(over.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:most]
+    return [{"at_s": k * width_ms / 1e3, "over": len(v), "max_ms": round(max(v) * 1e3, 1)}
+            for k, v in ranked]
+
+
+def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float,
+              bound_s: float = 0.020) -> dict:
     """The merged figures of ``outcomes``: p50/p95/p99/max latency in ms, the rate sent (the
     schedule's requests over the run: the offered rate give or take the Poisson draw), the
     achieved rate (answers per second, over the span from the start to the last answer, so a
@@ -86,6 +103,9 @@ def summarise(outcomes: Sequence[Outcome], offered_rate: float, seconds: float) 
     if lat:
         for name, q in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100)):
             out[f"{name}_ms"] = round(percentile(lat, q) * 1e3, 2)
+        out[f"over_{bound_s * 1e3:g}_ms"] = sum(1 for x in lat if x > bound_s)
+        out["worst_windows"] = worst_windows([t for o in outcomes for t in o.due_s],
+                                             [x for o in outcomes for x in o.latencies], bound_s)
     return out
 
 
@@ -144,6 +164,7 @@ async def run_open_loop(host: str, port: int, requests: Sequence[tuple[float, by
         else:
             now = time.monotonic()
             out.latencies.append(now - due)
+            out.due_s.append(due - start)
             out.statuses[status] = out.statuses.get(status, 0) + 1
             out.last_s = max(out.last_s, now - start)
         idle.put_nowait(conn)

@@ -10,7 +10,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from benchmarks.loadgen import Outcome, arrivals, http_post, percentile, run_open_loop, summarise
+from benchmarks.loadgen import (Outcome, arrivals, http_post, percentile, run_open_loop, summarise,
+                               worst_windows)
 
 
 def test_poisson_arrivals_keep_the_rate_and_are_reproducible():
@@ -80,6 +81,19 @@ def test_summary_merges_processes_and_counts_errors():
     assert s["statuses"] == {200: 91, 404: 8, 503: 1}
     assert s["rate_achieved"] == 8.0                        # 100 answers over 12.5 s
     assert (s["p50_ms"], s["p99_ms"], s["max_ms"]) == (1.0, 2.0, 500.0)
+    assert s["over_20_ms"] == 1
+
+
+def test_the_worst_windows_are_where_most_requests_were_slow():
+    due = [0.01, 0.02, 0.05, 1.31, 1.32, 1.35, 1.38, 2.0, 2.05, 2.99]
+    lat = [0.030, 0.001, 0.025, 0.080, 0.060, 0.040, 0.002, 0.021, 0.022, 0.5]
+    got = worst_windows(due, lat, bound_s=0.020, most=3)
+    assert got == [{"at_s": 1.3, "over": 3, "max_ms": 80.0},      # a stall: three slow at once
+                   {"at_s": 0.0, "over": 2, "max_ms": 30.0},      # ties: the earlier first
+                   {"at_s": 2.0, "over": 2, "max_ms": 22.0}]
+    assert worst_windows(due, lat, bound_s=1.0) == []
+    s = summarise([Outcome(latencies=lat, due_s=due, statuses={200: 10})], 10.0, 3.0)
+    assert s["worst_windows"][0] == got[0] and s["over_20_ms"] == 8
 
 
 async def _slow_server(delay_s: float):
