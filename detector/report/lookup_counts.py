@@ -25,7 +25,6 @@ LOOKUP_DATE = ("CASE WHEN query->>'event_time' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0
 _MONTH_OF = f"date_trunc('month', ({LOOKUP_DATE}) AT TIME ZONE 'UTC')::date"
 
 
-
 def _by_carrier(month: str, where: str) -> str:
     """(month, carrier, count) of the lookups of the audit rows ``where`` selects, by the
     carrier of the registration their number names (by MSISDN or by IMSI: two joins, each

@@ -21,9 +21,8 @@ from detector.feedback import load_allowlist
 from detector.flags import Flag
 from detector.scale.partition import partition_of
 from detector.scale.summaries import contacts_bytes, contacts_from, devices_bytes, devices_from
-from detector.features import layout as state_layout
-from detector.store.checkpoint import (STATE_LAYOUT, Outcome, Pending, commit, flag_from_row,
-                                       in_this_layout)
+from detector.store.checkpoint import (LAYOUT_FIELDS, STATE_LAYOUT, Outcome, Pending, commit,
+                                       flag_from_row, in_this_layout)
 from detector.verify.policy import ActionPolicy
 
 if TYPE_CHECKING:
@@ -92,9 +91,6 @@ async def save(pool: asyncpg.Pool, stream: str, part: Partition, verify_policy: 
         engine.mark_unsaved(sims, imeis)
         part.pending = pending
         raise
-
-
-LAYOUT_FIELDS = json.dumps(state_layout.describe())   # written with each partition's records
 
 
 def import_records(engine, row: asyncpg.Record, where: str, sims: list[asyncpg.Record],

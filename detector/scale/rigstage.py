@@ -42,12 +42,12 @@ from detector.records import RegistrationBatch, Rejected
 from detector.rigs.book import RigBook
 from detector.scale import bus, codec
 from detector.scale.attached import attached, stop_on_signals
-from detector.scale.checkpoint import LAYOUT_FIELDS, import_records
+from detector.scale.checkpoint import import_records
 from detector.scale.config import ScaleConfig
 from detector.scale.contacts import CrossContacts, contacts_of
 from detector.scale.summaries import contacts_bytes, contacts_from, flags_of
 from detector.scoring import Scorer
-from detector.store.checkpoint import STATE_LAYOUT, Outcome, commit, first_flags
+from detector.store.checkpoint import LAYOUT_FIELDS, STATE_LAYOUT, Outcome, commit, first_flags
 
 log = logging.getLogger("goipwatch.rigs")
 RIG_PARTITION = -1

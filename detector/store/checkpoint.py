@@ -49,6 +49,7 @@ log = logging.getLogger("goipwatch.checkpoint")
 # into this one's by field name (restore, detector.features.layout).
 STATE_LAYOUT = hashlib.sha256(
     (str(st.SIM_STATE.descr) + str(st.IMEI_STATE.descr)).encode()).hexdigest()[:16]
+LAYOUT_FIELDS = json.dumps(state_layout.describe())   # the field list stored beside it
 
 
 class CheckpointError(RuntimeError):
@@ -166,7 +167,7 @@ class _Daemon:
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             [("clock", json.dumps({"watermark": engine.watermark, "next_tick": self.pipe.next_tick,
                                     "observed_from": engine.observed_from})),
-             ("layout", json.dumps(STATE_LAYOUT)), ("layout_fields", json.dumps(state_layout.describe())),
+             ("layout", json.dumps(STATE_LAYOUT)), ("layout_fields", LAYOUT_FIELDS),
              ("counters", json.dumps(counters)),
              ("hot_cells", json.dumps(rigs.recent_machines() if rigs else {})),
              ("attaches", json.dumps(engine.attaches.tolist()))])
