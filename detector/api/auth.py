@@ -14,6 +14,8 @@ or secret in clear::
     identity = "Guangzhou PSB anti-fraud centre"
     role = "police"
     officers = ["044123", "044187"]  # the officers who may state lookups with it
+    rate_per_s = 1200.0              # optional: this client's own request rate and burst,
+    burst = 2400                     #   in place of [api] rate_per_s and burst
 
     [[clients]]                      # OAuth2 client credentials (POST /oauth/token)
     client_id = "police-platform"
@@ -54,10 +56,18 @@ class Identity:
     auth: str = "bearer"        # bearer, mtls, session
     officers: tuple[str, ...] = ()   # registered officers who may state lookups with it
     subject: str = ""           # the subject CN of the client certificate (mutual TLS)
+    # the client's own token bucket (requests per second, at most ``burst`` saved up), in
+    # place of the API's default: a police platform sending a province's lookups needs a
+    # thousand a second, a regulator fetching the monthly report a few a minute
+    rate_per_s: float | None = None
+    burst: int | None = None
 
 
 def sha256_hex(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+_RATE_KEYS = frozenset({"rate_per_s", "burst"})
 
 
 def _hex64(value: object) -> bool:
@@ -73,6 +83,21 @@ def _officers(value: object, where: str) -> tuple[str, ...]:
             isinstance(v, str) and 0 < len(v.strip()) <= 64 and v.isprintable() for v in value):
         raise ValueError(f"{where}.officers: must be a list of officer ids (1-64 printable characters)")
     return tuple(v.strip() for v in value)
+
+
+def _rate(entry: dict, where: str) -> tuple[float | None, int | None]:
+    """A credential's own ``rate_per_s`` and ``burst`` (both or neither)."""
+    rate, burst = entry.get("rate_per_s"), entry.get("burst")
+    if rate is None and burst is None:
+        return None, None
+    if rate is None or burst is None:
+        raise ValueError(f"{where}: rate_per_s and burst go together")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1e6:
+        raise ValueError(f"{where}.rate_per_s: must be a number of requests per second, "
+                         "above 0 and at most 1000000")
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 10_000_000:
+        raise ValueError(f"{where}.burst: must be a whole number from 1 to 10000000")
+    return float(rate), burst
 
 
 @dataclass(slots=True)
@@ -115,12 +140,14 @@ class Credentials:
                     raise ValueError(f"{where}.{key}: must be a non-empty string")
             if entry["role"] not in ROLES:
                 raise ValueError(f"{where}.role: must be one of {', '.join(ROLES)}")
+            rate, burst = _rate(entry, where)
             return Identity(entry["client_id"], entry["identity"], entry["role"], auth,
-                            _officers(entry.get("officers"), where))
+                            _officers(entry.get("officers"), where), rate_per_s=rate,
+                            burst=burst)
 
         for i, e in enumerate(doc.get("tokens", [])):
             where = f"{path}: tokens[{i}]"
-            extra = set(e) - {"sha256", "client_id", "identity", "role", "officers"}
+            extra = set(e) - {"sha256", "client_id", "identity", "role", "officers"} - _RATE_KEYS
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             if not _hex64(e.get("sha256")):
@@ -128,7 +155,7 @@ class Credentials:
             out.tokens[e["sha256"]] = ident(e, where, "bearer")
         for i, e in enumerate(doc.get("clients", [])):
             where = f"{path}: clients[{i}]"
-            extra = set(e) - {"secret_sha256", "client_id", "identity", "role", "officers"}
+            extra = set(e) - {"secret_sha256", "client_id", "identity", "role", "officers"} - _RATE_KEYS
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             if not _hex64(e.get("secret_sha256")):
@@ -140,7 +167,7 @@ class Credentials:
         for i, e in enumerate(doc.get("certificates", [])):
             where = f"{path}: certificates[{i}]"
             extra = set(e) - {"fingerprint_sha256", "subject_cn", "client_id", "identity", "role",
-                             "officers"}
+                             "officers"} - _RATE_KEYS
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             who = ident(e, where, "mtls")

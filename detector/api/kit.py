@@ -156,7 +156,7 @@ async def authenticate(request: web.Request) -> Identity:
     app[GUARD].succeeded(remote_of(request), who.client_id)
     request[CLIENT_ID] = who.client_id
     request[WHO] = who
-    await rate_limit(request, "client:" + who.client_id)
+    await limit_client(request, who)
     return who
 
 
@@ -215,13 +215,21 @@ def scrub_text(obj: Any) -> Any:
     return obj
 
 
-async def rate_limit(request: web.Request, key: str) -> None:
-    wait = request.app[LIMITER].take(key)
+async def rate_limit(request: web.Request, key: str, rate: float | None = None,
+                     burst: int | None = None) -> None:
+    """Take a token of ``key``'s bucket (at ``rate`` and ``burst`` when the client has its
+    own), or refuse the request (429) with when to retry."""
+    wait = request.app[LIMITER].take(key, rate, burst)
     if wait > 0:
         after = RateLimiter.retry_after(wait)
         raise Refusal(429, "rate_limited", f"too many requests; retry after {after} s",
                       {"Retry-After": after})
 
+
+
+async def limit_client(request: web.Request, who: Identity) -> None:
+    """Take a token of the client's working bucket (its own rate when its credential sets one)."""
+    await rate_limit(request, "client:" + who.client_id, who.rate_per_s, who.burst)
 
 
 async def authenticate_into(request: web.Request, entry: dict[str, Any]) -> Identity:

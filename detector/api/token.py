@@ -32,8 +32,8 @@ from detector.api.kit import (
     append_quietly,
     check_not_locked,
     failed_auth,
+    limit_client,
     log,
-    rate_limit,
     remote_of,
     scrub_text,
 )
@@ -86,7 +86,7 @@ async def post_token(request: web.Request) -> web.Response:
         app[GUARD].succeeded(remote_of(request), who.client_id)
         request[CLIENT_ID], request[WHO] = who.client_id, who
         entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-        await rate_limit(request, "client:" + who.client_id)     # its working bucket
+        await limit_client(request, who)     # its working bucket
         return await _issue(request, entry, query, who)
     except Refusal as r:
         if r.reason not in (LOCKED_OUT, "audit_unavailable"):

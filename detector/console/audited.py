@@ -23,7 +23,8 @@ import jinja2
 from aiohttp import web
 
 from detector.api import lookup
-from detector.api.kit import AUTH, CLIENT_ID, POOL, TITLES, WHO, Refusal, rate_limit, remote_of
+from detector.api.kit import (AUTH, CLIENT_ID, POOL, TITLES, WHO, Refusal, limit_client,
+                              rate_limit, remote_of)
 from detector.api.audited import Answer, Caller, audited_handler
 from detector.console import sessions
 
@@ -122,7 +123,7 @@ async def session_gate(request: web.Request, entry: dict) -> Caller:
     who = session.who
     request[CLIENT_ID], request[WHO] = who.client_id, who
     entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-    await rate_limit(request, "client:" + who.client_id)
+    await limit_client(request, who)
     return Caller(who, session=session)
 
 

@@ -26,9 +26,9 @@ from detector.api.kit import (
     append_quietly,
     check_not_locked,
     failed_auth,
-    rate_limit,
-    remote_of,
+    limit_client,
     log,
+    remote_of,
 )
 from detector.console import sessions
 from detector.console.audited import (
@@ -73,7 +73,7 @@ async def post_login(request: web.Request) -> web.Response:
         app[GUARD].succeeded(remote_of(request), who.client_id)
         request[CLIENT_ID] = who.client_id
         entry.update(client_id=who.client_id, identity=who.identity, role=who.role)
-        await rate_limit(request, "client:" + who.client_id)     # its working bucket
+        await limit_client(request, who)     # its working bucket
         if who.role not in CONSOLE_ROLES:
             raise Refusal(403, "role_forbidden",
                           f"the role {who.role!r} may not use the analysts' console")

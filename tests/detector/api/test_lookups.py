@@ -12,7 +12,8 @@ from aiohttp import web
 from detector.api import ApiConfig, verify_audit
 from tests.detector.api.conftest import (BODY, CELL_BEFORE, CELL_NOW, CLIENT_SECRET, ID_HASH, IMEI_A,
                                          IMEI_B, IMSI, MSISDN, OTHER_IMSI, RIG, ZERO_IMSI, ZERO_OTHER,
-                                         ZERO_RIG, audit_rows, auth, seed_test_plmn)
+                                         ZERO_RIG, audit_rows, auth, credentials_toml,
+                                         seed_test_plmn)
 
 PROBLEM = "application/problem+json"
 
@@ -178,6 +179,19 @@ async def test_rate_limit_per_client_with_retry_after(pool, tokens_file, make_cl
     rows = await audit_rows(pool)
     assert [r["status"] for r in rows] == [200, 200, 429, 200]
     assert rows[2]["reason"] == "rate_limited" and rows[2]["client_id"] == "police-client"
+
+
+async def test_a_client_with_its_own_rate_is_limited_by_it_not_the_default(pool, tmp_path,
+                                                                         make_client):
+    creds = tmp_path / "credentials.toml"
+    creds.write_text(credentials_toml().replace(
+        'client_id = "police-client"', 'client_id = "police-client"\nrate_per_s = 0.5\nburst = 1'))
+    config = ApiConfig.from_toml({"tokens_file": str(creds), "rate_per_s": 100.0, "burst": 100},
+                                 "api")
+    client = await make_client(pool, config)
+    statuses = [(await client.post("/v1/lookups", json=BODY, headers=auth(role))).status
+                for role in ("police", "police", "analyst", "analyst")]
+    assert statuses == [200, 429, 200, 200]          # the analyst keeps the default bucket
 
 
 async def test_client_credentials_grant_issues_short_lived_tokens(pool, client, api_config, make_client):

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+from pathlib import Path
 
 import openpyxl
 import pytest
 
 from detector.report.pdf import pdf_bytes
 from detector.report.worker import (NoTable, RenderBusy, RenderPool, ReportFailed, document,
-                                    render, seccomp_filtered)
+                                    lower_priority, render, seccomp_filtered)
 from tests.detector.report.test_gather import CONFIG, report  # noqa: F401  (the fixture)
 
 
@@ -68,6 +70,21 @@ async def test_an_unknown_format_is_refused_naming_it(report, renderer):
 ])
 def test_a_seccomp_filter_is_told_from_the_process_status(status, filtered):
     assert seccomp_filtered(status) is filtered
+
+
+async def test_the_worker_runs_only_on_a_core_the_api_leaves_idle(renderer):
+    if seccomp_filtered(Path("/proc/self/status").read_text()):
+        pytest.skip("under a seccomp filter the worker keeps the API's priority")
+    assert await renderer._run(os.sched_getscheduler, 0) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE        # the API's process is untouched
+
+
+@pytest.mark.parametrize("status, nice", [("Name:\tpython\nSeccomp:\t2\n", 10),
+                                          ("Name:\tpython\nSeccomp:\t0\n", 0)])
+def test_a_filtered_worker_or_no_lowering_asked_changes_nothing(status, nice):
+    before = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+    assert lower_priority(nice, status) == "none"
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
 async def test_the_worker_gathers_from_the_store_what_the_api_process_would(pg_dsn, report, renderer):
