@@ -37,6 +37,9 @@ class ApiConfig:
     case_ref_pattern: str = DEFAULT_CASE_REF             # what a case reference looks like
     audit_anchor_file: str = ""         # the chain's head appended here (another volume)
     audit_anchor_interval_s: int = 300  # ... this often when it moved
+    # the lookups audited lately are folded into the report's monthly counts this often
+    # (detector/api/count_folding.py); 0: only when a report is made
+    lookup_fold_interval_s: int = 15
 
     @classmethod
     def from_toml(cls, table: dict[str, Any], where: str = "api") -> "ApiConfig":
@@ -84,6 +87,8 @@ class ApiConfig:
         check_settings(self.legal_bases, self.case_ref_pattern, where)
         if not 10 <= self.audit_anchor_interval_s <= 86400:
             raise bad("audit_anchor_interval_s", "must be 10..86400 seconds")
+        if not 0 <= self.lookup_fold_interval_s <= 3600:
+            raise bad("lookup_fold_interval_s", "must be 0..3600 seconds (0: only with a report)")
 
     @property
     def grounds(self) -> GroundsPolicy:

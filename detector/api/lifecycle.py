@@ -19,11 +19,12 @@ from aiohttp import web
 
 from detector.api import anchor, audit, lookup
 from detector.api.audited import audited_handler
+from detector.api.background import Background
+from detector.api.count_folding import CountFolder
 from detector.api.kit import AUDIT, AUTH, CREDENTIALS, POOL, append_quietly, log
 from detector.api.config import ApiConfig
 from detector.api.credentials import CredentialSource, Reload
 
-ANCHOR = web.AppKey("anchor", anchor.AnchorExporter)
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
@@ -96,12 +97,15 @@ def _count(status: str) -> int:
 
 def add_background(app: web.Application, pool: asyncpg.Pool, config: ApiConfig,
                    sighup: bool = False) -> None:
-    """Start the credentials watch and the anchor export with the application, stop them
-    with it (the anchor gets the head a last time); with ``sighup``, SIGHUP reloads the
-    credentials file meanwhile (:func:`reload_on_sighup`)."""
+    """Start the credentials watch, the anchor export and the folding of the lookup counts
+    with the application, stop them with it (the anchor gets the head a last time); with
+    ``sighup``, SIGHUP reloads the credentials file meanwhile (:func:`reload_on_sighup`)."""
+    jobs: list[Background] = []
     if config.audit_anchor_file:
-        app[ANCHOR] = anchor.AnchorExporter(pool, config.audit_anchor_file,
-                                            config.audit_anchor_interval_s)
+        jobs.append(anchor.AnchorExporter(pool, config.audit_anchor_file,
+                                          config.audit_anchor_interval_s))
+    if config.lookup_fold_interval_s:
+        jobs.append(CountFolder(pool, config.lookup_fold_interval_s))
     release: list = []
 
     async def start(app: web.Application) -> None:
@@ -110,8 +114,8 @@ def add_background(app: web.Application, pool: asyncpg.Pool, config: ApiConfig,
             source.start()
             if sighup:
                 release.extend(reload_on_sighup(source))
-        if ANCHOR in app:
-            app[ANCHOR].start()
+        for job in jobs:
+            job.start()
 
     async def stop(app: web.Application) -> None:
         for undo in release:
@@ -119,8 +123,8 @@ def add_background(app: web.Application, pool: asyncpg.Pool, config: ApiConfig,
         source = app[CREDENTIALS]
         if isinstance(source, CredentialSource):
             await source.stop()
-        if ANCHOR in app:
-            await app[ANCHOR].stop()
+        for job in jobs:
+            await job.stop()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

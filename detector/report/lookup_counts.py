@@ -9,6 +9,10 @@ after the one before it committed, so once a row is visible every row before it 
 counts and the tail after ``seq`` never overlap nor leave a gap. :func:`month_lookups` reads
 the counts and that tail in the caller's snapshot, so a report is exact as of its snapshot
 while a fold scans only what was audited since the last one.
+
+:class:`~detector.api.count_folding.CountFolder` folds in the API process every few seconds
+and in bounded steps, so that a report's own fold is small and the store's share of the work
+comes evenly rather than as one scan of everything audited since the last report.
 """
 
 from __future__ import annotations
@@ -40,12 +44,15 @@ def _by_carrier(month: str, where: str) -> str:
             "  WHERE q.t = 'imsi') j GROUP BY 1, 2")
 
 
-async def fold(conn: asyncpg.Connection) -> int:
-    """Add the lookups audited since the last fold to the counts; returns the audit rows
-    folded (lookups or not)."""
+async def fold(conn: asyncpg.Connection, limit: int | None = None) -> int:
+    """Add the lookups audited since the last fold to the counts, at most the ``limit`` oldest
+    of those rows (the rest at the next fold); returns the audit rows folded (lookups or
+    not)."""
     async with conn.transaction():
         done = await conn.fetchval("SELECT seq FROM lookup_counts_folded WHERE one FOR UPDATE")
-        upto = await conn.fetchval("SELECT max(seq) FROM audit_log WHERE seq > $1", done)
+        upto = await conn.fetchval(
+            "SELECT max(seq) FROM audit_log WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $1 + $2)",
+            done, limit)
         if upto is None:
             return 0
         tail = "seq > $1 AND seq <= $2"

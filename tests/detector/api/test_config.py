@@ -32,6 +32,8 @@ def test_defaults_and_values():
     ({"host": ""}, "host"),
     ({"console": "yes"}, "console"),
     ({"console_session_ttl_s": 60}, "console_session_ttl_s"),
+    ({"lookup_fold_interval_s": -1}, "lookup_fold_interval_s"),
+    ({"lookup_fold_interval_s": 7200}, "lookup_fold_interval_s"),
 ])
 def test_bad_values_name_the_key(table, key):
     with pytest.raises(ValueError, match=rf"^config\.toml \[api\]\.{key}:"):

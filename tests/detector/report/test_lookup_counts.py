@@ -105,3 +105,53 @@ async def test_folds_at_once_count_each_row_once(pg_dsn):
                 await _scanned(conn, start, end)
     finally:
         await pool.close()
+
+
+async def test_a_bounded_fold_takes_the_oldest_rows_and_leaves_the_rest_for_the_next(pg_dsn):
+    rng = random.Random(11)
+    pool = await connect(pg_dsn)
+    try:
+        await _registrations(pool)
+        writer = audit.AuditWriter(pool)
+        for k in range(25):
+            await writer.append(_entry(rng, k))
+        async with pool.acquire() as conn:
+            assert [await lookup_counts.fold(conn, 10) for _ in range(4)] == [10, 10, 5, 0]
+            assert await conn.fetchval("SELECT seq FROM lookup_counts_folded") == 25
+            for month in MONTHS:
+                start, end = parse_month(month)
+                assert await lookup_counts.month_lookups(conn, start, end) == \
+                    await _scanned(conn, start, end), month
+    finally:
+        await pool.close()
+
+
+async def test_the_api_folds_in_steps_until_nothing_is_left_then_on_its_schedule(pg_dsn):
+    from detector.api.count_folding import CountFolder
+
+    rng = random.Random(12)
+    pool = await connect(pg_dsn)
+    try:
+        await _registrations(pool)
+        writer = audit.AuditWriter(pool)
+        for k in range(23):
+            await writer.append(_entry(rng, k))
+        folder = CountFolder(pool, interval_s=0.05, rows=5)
+        assert await folder.fold() == 23 and await folder.fold() == 0
+        for k in range(23, 30):
+            await writer.append(_entry(rng, k))
+        folder.start()
+        try:
+            for _ in range(200):
+                if await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 30:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await folder.stop()
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT seq FROM lookup_counts_folded") == 30
+            start, end = parse_month("2026-10")
+            assert await lookup_counts.month_lookups(conn, start, end) == \
+                await _scanned(conn, start, end)
+    finally:
+        await pool.close()
