@@ -45,11 +45,17 @@ class CountFolder(Background):
                 return total
 
     async def _run(self) -> None:
-        while True:
+        said = ""         # the failure said last: a store that refuses (read-only, no grant)
+        while True:       # refuses every time, and is said once until a fold succeeds
             await asyncio.sleep(self.interval_s)     # not at start: the API opens first
             try:
                 await self.fold()
+                said = ""
             except asyncio.CancelledError:
                 raise
-            except Exception:     # a lost store: said, and tried again
-                log.exception("folding the lookup counts failed")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                why = f"{type(e).__name__}: {e}"
+                if why != said:
+                    log.warning("folding the lookup counts failed; the report folds what is "
+                                "left, and this is tried again", extra={"error": why})
+                said = why

@@ -155,3 +155,28 @@ async def test_the_api_folds_in_steps_until_nothing_is_left_then_on_its_schedule
                 await _scanned(conn, start, end)
     finally:
         await pool.close()
+
+
+async def test_a_store_that_refuses_the_fold_is_said_once_and_tried_again(pg_dsn, caplog):
+    from detector.api.count_folding import CountFolder
+
+    pool = await connect(pg_dsn)
+    try:
+        await pool.execute("ALTER TABLE lookup_outcomes RENAME TO lookup_outcomes_away")
+        writer = audit.AuditWriter(pool)
+        await writer.append(_entry(random.Random(3), 0))
+        folder = CountFolder(pool, interval_s=0.01)
+        with caplog.at_level("WARNING", logger="goipwatch.api"):
+            folder.start()
+            await asyncio.sleep(0.3)
+            said = [r for r in caplog.records if "lookup counts" in r.getMessage()]
+            assert len(said) == 1 and "lookup_outcomes" in said[0].error
+            await pool.execute("ALTER TABLE lookup_outcomes_away RENAME TO lookup_outcomes")
+            for _ in range(100):
+                if await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 1:
+                    break
+                await asyncio.sleep(0.02)
+            await folder.stop()
+        assert await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 1
+    finally:
+        await pool.close()
