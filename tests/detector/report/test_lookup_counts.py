@@ -107,14 +107,18 @@ async def test_folds_at_once_count_each_row_once(pg_dsn):
         await pool.close()
 
 
+async def _audited(pool, writer: audit.AuditWriter, rng: random.Random, ks: range) -> None:
+    """The registrations (once, with the first rows) and audit rows ``ks``."""
+    if ks.start == 0:
+        await _registrations(pool)
+    for k in ks:
+        await writer.append(_entry(rng, k))
+
+
 async def test_a_bounded_fold_takes_the_oldest_rows_and_leaves_the_rest_for_the_next(pg_dsn):
-    rng = random.Random(11)
     pool = await connect(pg_dsn)
     try:
-        await _registrations(pool)
-        writer = audit.AuditWriter(pool)
-        for k in range(25):
-            await writer.append(_entry(rng, k))
+        await _audited(pool, audit.AuditWriter(pool), random.Random(11), range(25))
         async with pool.acquire() as conn:
             assert [await lookup_counts.fold(conn, 10) for _ in range(4)] == [10, 10, 5, 0]
             assert await conn.fetchval("SELECT seq FROM lookup_counts_folded") == 25
@@ -126,30 +130,32 @@ async def test_a_bounded_fold_takes_the_oldest_rows_and_leaves_the_rest_for_the_
         await pool.close()
 
 
+async def _folded_up_to(pool, seq: int, wait_s: float = 4.0) -> bool:
+    """Whether the counts reach audit row ``seq`` within ``wait_s`` (a folder at work)."""
+    for _ in range(int(wait_s / 0.02)):
+        if await pool.fetchval("SELECT seq FROM lookup_counts_folded") == seq:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 async def test_the_api_folds_in_steps_until_nothing_is_left_then_on_its_schedule(pg_dsn):
     from detector.api.count_folding import CountFolder
 
     rng = random.Random(12)
     pool = await connect(pg_dsn)
     try:
-        await _registrations(pool)
         writer = audit.AuditWriter(pool)
-        for k in range(23):
-            await writer.append(_entry(rng, k))
+        await _audited(pool, writer, rng, range(23))
         folder = CountFolder(pool, interval_s=0.05, rows=5)
         assert await folder.fold() == 23 and await folder.fold() == 0
-        for k in range(23, 30):
-            await writer.append(_entry(rng, k))
+        await _audited(pool, writer, rng, range(23, 30))
         folder.start()
         try:
-            for _ in range(200):
-                if await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 30:
-                    break
-                await asyncio.sleep(0.02)
+            assert await _folded_up_to(pool, 30)
         finally:
             await folder.stop()
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT seq FROM lookup_counts_folded") == 30
             start, end = parse_month("2026-10")
             assert await lookup_counts.month_lookups(conn, start, end) == \
                 await _scanned(conn, start, end)
@@ -172,11 +178,7 @@ async def test_a_store_that_refuses_the_fold_is_said_once_and_tried_again(pg_dsn
             said = [r for r in caplog.records if "lookup counts" in r.getMessage()]
             assert len(said) == 1 and "lookup_outcomes" in said[0].error
             await pool.execute("ALTER TABLE lookup_outcomes_away RENAME TO lookup_outcomes")
-            for _ in range(100):
-                if await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 1:
-                    break
-                await asyncio.sleep(0.02)
+            assert await _folded_up_to(pool, 1)
             await folder.stop()
-        assert await pool.fetchval("SELECT seq FROM lookup_counts_folded") == 1
     finally:
         await pool.close()
