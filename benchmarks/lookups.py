@@ -15,9 +15,9 @@ and drops it at the end only because it created it (``--keep`` keeps it and prin
 The server is ``goipwatch api --config ...`` started as a subprocess (uvloop, the configured
 pool, every lookup authenticated, checked for its grounds and audited before it is answered,
 as in production); its credentials give the benchmark's police client a rate limit of its own
-above the offered load, and its regulator the API's default. The load comes from ``--clients`` other processes (:mod:`benchmarks.loadgen`):
-Poisson arrivals at the offered rate, each latency from the request's due time, so a server
-that falls behind shows its queue. Requests are a police platform's: a case reference, one of
+above the offered load, and its regulator the API's default. The load comes from
+``--clients`` other processes (:mod:`benchmarks.loadgen`): Poisson arrivals at the offered
+rate, each latency from the request's due time, so a server that falls behind shows its queue. Requests are a police platform's: a case reference, one of
 the configured legal bases, one of the officers registered with the token; 70 % MSISDN (some
 written with +86 and spaces), 25 % IMSI, 5 % IMEI; 10 % unknown numbers (answered 404), and
 of the known ones 30 % flagged SIMs (the richest answers).
@@ -28,8 +28,9 @@ the last rate that held and the first that did not; ``--pdf`` one run without an
 regulator fetching the monthly report as a PDF over and over, as fast as its rate limit lets
 it (made off the API's event loop, and again only once ``[report] reuse_s`` has passed, as
 deployed), to show what reports cost the lookups; ``--pdf-anew`` the same with every PDF
-gathered and drawn anew (``reuse_s = 0``), the worst case. Prints p50/p95/p99/max, the achieved rate,
-errors, the CPU time of the API process per lookup, the load average and the machine.
+gathered and drawn anew (``reuse_s = 0``), the worst case. Prints p50/p95/p99/max, the
+achieved rate, errors, the CPU time of the API process per lookup, the load average and the
+machine.
 """
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ class Credentials:
             out.tokens[e["sha256"]] = ident(e, where, "bearer")
         for i, e in enumerate(doc.get("clients", [])):
             where = f"{path}: clients[{i}]"
-            extra = set(e) - {"secret_sha256", "client_id", "identity", "role", "officers"} - _RATE_KEYS
+            extra = (set(e) - {"secret_sha256", "client_id", "identity", "role", "officers"}
+                     - _RATE_KEYS)
             if extra:
                 raise ValueError(f"{where}.{sorted(extra)[0]}: unknown key")
             if not _hex64(e.get("secret_sha256")):

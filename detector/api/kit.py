@@ -226,7 +226,6 @@ async def rate_limit(request: web.Request, key: str, rate: float | None = None,
                       {"Retry-After": after})
 
 
-
 async def limit_client(request: web.Request, who: Identity) -> None:
     """Take a token of the client's working bucket (its own rate when its credential sets one)."""
     await rate_limit(request, "client:" + who.client_id, who.rate_per_s, who.burst)

@@ -26,7 +26,6 @@ from detector.api.config import ApiConfig
 from detector.api.credentials import CredentialSource, Reload
 
 
-
 async def prepare_connection(conn: asyncpg.Connection) -> None:
     """Plan, on each store connection the API opens, the statements every lookup runs (its
     read, its audit group's insert): ``goipwatch api`` opens its pool with this

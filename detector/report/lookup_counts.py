@@ -51,8 +51,8 @@ async def fold(conn: asyncpg.Connection, limit: int | None = None) -> int:
     async with conn.transaction():
         done = await conn.fetchval("SELECT seq FROM lookup_counts_folded WHERE one FOR UPDATE")
         upto = await conn.fetchval(
-            "SELECT max(seq) FROM audit_log WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $1 + $2)",
-            done, limit)
+            "SELECT max(seq) FROM audit_log "
+            "WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $1 + $2)", done, limit)
         if upto is None:
             return 0
         tail = "seq > $1 AND seq <= $2"
