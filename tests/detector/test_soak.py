@@ -3,10 +3,12 @@
 A fixed population calls for event-time days while the test watches the Python heap
 (tracemalloc, numpy's arrays included) and the process RSS. After warm-up (every SIM, device
 and cell seen) nothing may keep growing with the records: not the feature state, the pending
-checkpoint, the consumer's buffers nor the quarantine. Tolerance: the heap's median over the
-last quarter of the run may be at most 3 MiB above its median over the second quarter (a
-batch in flight swings it by ~4 MiB; keeping every micro-batch, ~80 bytes a record, fails
-it), the RSS at most 48 MiB (the allocator's arenas and librdkafka's buffers move in steps).
+checkpoint, the consumer's buffers nor the quarantine. Tolerance: the heap's floor (its 10th
+percentile) over the last quarter of the run may be at most 3 MiB above its floor over the
+second quarter (keeping every micro-batch, ~80 bytes a record, fails it), the RSS at most
+48 MiB (the allocator's arenas and librdkafka's buffers move in steps). The floor, not the
+median: a batch in flight lifts the heap by up to 10 MiB, and on a busy machine batches take
+longer, so more samples fall inside one; what memory is kept shows between batches.
 Bounded by work, not by time: 240 messages, 30 h of event time (~25 s on a quiet machine); the
 600 s limit only ends a run that hangs, so a busy machine makes the test slower, not failing.
 """
@@ -105,11 +107,11 @@ metadata_s = 1.0
     assert messages >= TARGET, f"only {messages} messages replayed in {LIMIT_S} s"
     assert len(daemon.engine.sims) == SIMS       # the population is fixed: all seen, none new
     assert daemon.engine.watermark - T0 >= 25 * 3600   # past a full day: the 24 h windows rolled
-    # warm-up is the first quarter; the second quarter's median against the last quarter's
-    # (medians, because the batch in flight makes the heap swing by a few MiB)
+    # warm-up is the first quarter; the second quarter's floor against the last quarter's
     n = len(samples)
     early, late = samples[n // 4:n // 2], samples[3 * n // 4:]
     heap = [round(s[1] / MiB, 1) for s in samples]
-    assert np.median([s[1] for s in late]) <= np.median([s[1] for s in early]) + 3 * MiB, heap
+    assert np.percentile([s[1] for s in late], 10) <= \
+        np.percentile([s[1] for s in early], 10) + 3 * MiB, heap
     assert max(s[2] for s in late) <= max(s[2] for s in early) + 48 * MiB, \
         [round(s[2] / MiB) for s in samples]
