@@ -89,12 +89,24 @@ def document(report: Report, fmt: str, table: str = "",
     raise ValueError(f"document: format must be one of {', '.join(DOCUMENTS)} (got {fmt!r})")
 
 
-async def _gathered(dsn: str, month: str, config: ReportConfig) -> Report:
+# The report's reads on one backend: over a month of a million active subscribers the store
+# plans them with parallel workers (two, by default), which on a host shared with the lookups
+# takes every core for the best part of a second. Serial, they take longer and one core.
+REPORT_SESSION = {"max_parallel_workers_per_gather": "0"}
+
+
+async def report_pool(dsn: str):
+    """The worker's connection to the store, with the report's session settings."""
     import asyncpg
 
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=1, command_timeout=600,
+                                     server_settings=REPORT_SESSION)
+
+
+async def _gathered(dsn: str, month: str, config: ReportConfig) -> Report:
     from detector.report.gather import gather
 
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, command_timeout=600)
+    pool = await report_pool(dsn)
     try:
         return await gather(pool, month, config)
     finally:

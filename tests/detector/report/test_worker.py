@@ -87,6 +87,16 @@ def test_a_filtered_worker_or_no_lowering_asked_changes_nothing(status, nice):
     assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
+async def test_the_reports_reads_run_on_one_backend_without_parallel_workers(pg_dsn):
+    from detector.report.worker import report_pool
+
+    pool = await report_pool(pg_dsn)
+    try:
+        assert await pool.fetchval("SHOW max_parallel_workers_per_gather") == "0"
+    finally:
+        await pool.close()
+
+
 async def test_the_worker_gathers_from_the_store_what_the_api_process_would(pg_dsn, report, renderer):
     body, fields = await renderer.make(pg_dsn, "2026-10", CONFIG, "json")
     made, here = json.loads(body), json.loads(document(report, "json")[0])
