@@ -7,7 +7,10 @@ GOIPWATCH_TEST_PG, filled server-side: N registrations (six carriers by market s
 channels), every SIM active in the report's month and the one before (``sim_activity``: 2 N
 rows, 5,000 cells), 0.5 % of the SIMs flagged in the month in rigs of 10, a verdict on a third
 of them, a delivered re-verification request per flagged card with an outcome on half, feed
-days for 30 files. Then times ``gather`` (best of three), the CSV/XLSX/PDF writers, and the
+days for 30 files. Then times ``gather`` (best of three) on the API's report worker's
+connection (``report_pool``: one backend, no parallel workers) and on a plain pool as
+``goipwatch report`` has (parallel workers allowed), the store's queries of one gather on the
+worker's connection (the slowest, with their times), the CSV/XLSX/PDF writers, and the
 daemon's added work per block: ``activity.summarise`` of a 1,000,000-record CDR batch.
 """
 
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import machine  # noqa: E402
 from detector.records import CdrBatch  # noqa: E402
 from detector.report import ReportConfig, gather, write_all  # noqa: E402
+from detector.report.worker import report_pool  # noqa: E402
 from detector.store import activity  # noqa: E402
 from detector.store.db import connect  # noqa: E402
 
@@ -113,6 +117,20 @@ def summarise_cost(records: int = 1_000_000, sims: int = 200_000) -> float:
     return best
 
 
+async def store_queries(dsn: str, cfg: ReportConfig) -> list[tuple[float, str]]:
+    """(seconds, the statement's first 100 characters) of each query of one ``gather`` on the
+    worker's connection, slowest first."""
+    logged: list[tuple[float, str]] = []
+    pool = await report_pool(dsn)
+    try:
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda q: logged.append((q.elapsed, " ".join(q.query.split())[:100])))
+        await gather(pool, "2026-10", cfg)
+    finally:
+        await pool.close()
+    return sorted(logged, reverse=True)
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--subscribers", type=int, default=1_000_000)
@@ -120,14 +138,16 @@ async def main() -> None:
     args = p.parse_args()
     dsn = f"{ADMIN.rsplit('/', 1)[0]}/gw_bench_report_{args.subscribers}"
     fill_s = await build(dsn, args.subscribers, args.reuse)
-    pool = await connect(dsn)
     cfg = ReportConfig.from_toml({"regions": {f"460-00-{4096 + k}-": f"district {k}" for k in range(50)}})
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        report = await gather(pool, "2026-10", cfg)
-        times.append(time.perf_counter() - t)
-    await pool.close()
+    times: dict[str, list[float]] = {"worker": [], "parallel": []}
+    for _ in range(3):          # alternated: the API's worker, then as `goipwatch report`
+        for kind, open_pool in (("worker", report_pool), ("parallel", connect)):
+            pool = await open_pool(dsn)
+            t = time.perf_counter()
+            report = await gather(pool, "2026-10", cfg)
+            times[kind].append(time.perf_counter() - t)
+            await pool.close()
+    queries = await store_queries(dsn, cfg)
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         write_all(report, Path(out), cfg)
@@ -138,7 +158,12 @@ async def main() -> None:
         "subscribers": args.subscribers, "fill_s": round(fill_s, 1),
         "flagged_cards": sum(carriers.column("flagged_cards")),
         "channels_ranked": len(report.table("channels").rows),
-        "gather_s_best_of_3": round(min(times), 2), "gather_s_all": [round(x, 2) for x in times],
+        "gather_s_best_of_3": round(min(times["worker"]), 2),
+        "gather_s_all": [round(x, 2) for x in times["worker"]],
+        "gather_parallel_s_best_of_3": round(min(times["parallel"]), 2),
+        "gather_parallel_s_all": [round(x, 2) for x in times["parallel"]],
+        "store_queries_s": round(sum(t for t, _ in queries), 2),
+        "slowest_store_queries": [{"s": round(t, 3), "sql": q} for t, q in queries[:8]],
         "write_csv_xlsx_pdf_json_s": round(write_s, 2),
         "summarise_1M_records_s": round(summarise_cost(), 3),
     }, indent=1))
