@@ -10,7 +10,8 @@ Creates a database of its own on the PostgreSQL server of GOIPWATCH_TEST_PG, nam
 ``goipwatch_benchmark_lookups_<random>`` (a prefix nothing else uses, a suffix new at each run),
 and drops it at the end only because it created it (``--keep`` keeps it and prints its name;
 ``--reuse NAME`` runs against a database kept earlier and never drops it): N registrations,
-1 % of the SIMs flagged in rigs of 10 (with feature state, snapshots, devices, cells).
+1 % of the SIMs flagged in rigs of 10 (with feature state, snapshots, devices, cells), every
+SIM active in the report's month and the one before (what a report reads).
 
 The server is ``goipwatch api --config ...`` started as a subprocess (uvloop, the configured
 pool, every lookup authenticated, checked for its grounds and audited before it is answered,
@@ -126,10 +127,18 @@ async def populate(dsn: str, n: int) -> None:
         await conn.copy_records_to_table(
             "rigs", columns=["id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence"],
             records=rigs)
+        # every subscriber active in the report's month and the one before, as a carrier's
+        # are: what a report reads of the store (docs/report.md)
+        await conn.execute(
+            "INSERT INTO sim_activity (imsi, month, first_at, last_at, events, last_cell) "
+            "SELECT imsi, m, m + (imsi % 600000) * interval '1 second', m + interval '20 days', "
+            "       50 + imsi % 100, '460-00-' || (4000 + imsi % 1000 / 100) || '-' || imsi % 1000 "
+            "FROM registrations, (VALUES ($1::date), ($2::date)) AS v(m)",
+            datetime(2026, 9, 1).date(), datetime(2026, 10, 1).date())
         # only the tables filled here: statistics of an empty audit log would tell the
         # planner of the chain's triggers that a scan of the log is cheap, for good
         await conn.execute("ANALYZE registrations, cells, engine_state, flags, feature_snapshots, "
-                           "sim_state, rigs")
+                           "sim_state, rigs, sim_activity")
     await pool.close()
     print(f"populated {n:,} subscribers ({len(flagged):,} flagged) in {time.perf_counter() - t0:.1f} s",
           flush=True)
