@@ -65,6 +65,7 @@ from detector.api import verify_audit  # noqa: E402
 from detector.api.auth import sha256_hex  # noqa: E402
 from detector.api.grounds import DEFAULT_LEGAL_BASES  # noqa: E402
 from detector.features import state as st  # noqa: E402
+from detector.report import parse_month  # noqa: E402
 from detector.store import db  # noqa: E402
 from detector.store.checkpoint import STATE_LAYOUT  # noqa: E402
 
@@ -133,8 +134,8 @@ async def populate(dsn: str, n: int) -> None:
             "INSERT INTO sim_activity (imsi, month, first_at, last_at, events, last_cell) "
             "SELECT imsi, m, m + (imsi % 600000) * interval '1 second', m + interval '20 days', "
             "       50 + imsi % 100, '460-00-' || (4000 + imsi % 1000 / 100) || '-' || imsi % 1000 "
-            "FROM registrations, (VALUES ($1::date), ($2::date)) AS v(m)",
-            datetime(2026, 9, 1).date(), datetime(2026, 10, 1).date())
+            "FROM registrations, (VALUES (($1::date - interval '1 month')::date), ($1::date)) AS v(m)",
+            parse_month(REPORT_MONTH)[0].date())
         # only the tables filled here: statistics of an empty audit log would tell the
         # planner of the chain's triggers that a scan of the log is cheap, for good
         await conn.execute("ANALYZE registrations, cells, engine_state, flags, feature_snapshots, "

@@ -2,10 +2,10 @@
 (:mod:`detector.report.lookup_counts`).
 
 A report folds the rows audited since the last fold before it reads the month. Left to the
-report alone, that fold is everything audited since the report before: at 1,000 lookups/s,
-60,000 rows a minute, scanned and joined to the registrations at the store's priority in one
-transaction, seconds of a core taken from the lookups at once. Folding a few seconds' rows at
-a time spreads the same work evenly, and the report's own fold finds little left.
+report alone, that fold is everything audited since the report before (at 1,000 lookups/s,
+60,000 rows a minute), scanned and joined to the registrations at the store's priority in one
+transaction, all at once beside the lookups. Folding a few seconds' rows at a time spreads
+the same work evenly, and the report's own fold finds little left.
 """
 
 from __future__ import annotations

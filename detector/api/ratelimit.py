@@ -15,6 +15,11 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float, float]] = {}   # key -> (tokens, at, full at)
 
+    def _params(self, rate: float | None, burst: float | None) -> tuple[float, float]:
+        """A key's own rate and burst, else the limiter's."""
+        return (self.rate if rate is None else rate,
+                self.burst if burst is None else float(burst))
+
     def _tokens(self, key: str, now: float, rate: float, burst: float) -> float:
         tokens, at, _ = self._buckets.get(key, (burst, now, now))
         return min(burst, tokens + (now - at) * rate)
@@ -23,8 +28,7 @@ class RateLimiter:
         """0 when a request of ``key`` may go ahead (one token taken), else the seconds until
         the next token (the ``Retry-After``); ``rate`` and ``burst``, when given, are the
         key's own in place of the limiter's."""
-        rate = self.rate if rate is None else rate
-        burst = self.burst if burst is None else float(burst)
+        rate, burst = self._params(rate, burst)
         now = self.clock()
         tokens = self._tokens(key, now, rate, burst)
         taken = tokens >= 1.0
@@ -39,8 +43,7 @@ class RateLimiter:
 
     def peek(self, key: str, rate: float | None = None, burst: float | None = None) -> float:
         """What :meth:`take` would answer, without taking a token."""
-        rate = self.rate if rate is None else rate
-        burst = self.burst if burst is None else float(burst)
+        rate, burst = self._params(rate, burst)
         tokens = self._tokens(key, self.clock(), rate, burst)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
 

@@ -29,10 +29,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from detector.report.config import ReportConfig
 from detector.report.tables import Report
+
+if TYPE_CHECKING:
+    import asyncpg
 
 FORMATS = ("pdf", "xlsx")                    # rendered documents
 DOCUMENTS = ("json", "csv") + FORMATS        # what :func:`document` makes
@@ -95,7 +98,7 @@ def document(report: Report, fmt: str, table: str = "",
 REPORT_SESSION = {"max_parallel_workers_per_gather": "0"}
 
 
-async def report_pool(dsn: str):
+async def report_pool(dsn: str) -> asyncpg.Pool:
     """The worker's connection to the store, with the report's session settings."""
     import asyncpg
 
