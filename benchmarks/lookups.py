@@ -50,7 +50,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -66,7 +66,7 @@ from detector.api.auth import sha256_hex  # noqa: E402
 from detector.api.grounds import DEFAULT_LEGAL_BASES  # noqa: E402
 from detector.features import state as st  # noqa: E402
 from detector.report import parse_month  # noqa: E402
-from detector.store import db  # noqa: E402
+from detector.store import activity, db  # noqa: E402
 from detector.store.checkpoint import STATE_LAYOUT  # noqa: E402
 
 ADMIN_DSN = os.environ.get("GOIPWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -129,13 +129,16 @@ async def populate(dsn: str, n: int) -> None:
             "rigs", columns=["id", "sims", "members", "devices", "cells", "first_at", "last_at", "evidence"],
             records=rigs)
         # every subscriber active in the report's month and the one before, as a carrier's
-        # are: what a report reads of the store (docs/report.md)
+        # are: what a report reads of the store (docs/report.md); versioned as the daemon's
+        # checkpoints leave them
+        month = parse_month(REPORT_MONTH)[0].date()
         await conn.execute(
             "INSERT INTO sim_activity (imsi, month, first_at, last_at, events, last_cell) "
             "SELECT imsi, m, m + (imsi % 600000) * interval '1 second', m + interval '20 days', "
             "       50 + imsi % 100, '460-00-' || (4000 + imsi % 1000 / 100) || '-' || imsi % 1000 "
             "FROM registrations, (VALUES (($1::date - interval '1 month')::date), ($1::date)) AS v(m)",
-            parse_month(REPORT_MONTH)[0].date())
+            month)
+        await activity.new_versions(conn, [month, (month - timedelta(days=1)).replace(day=1)])
         # only the tables filled here: statistics of an empty audit log would tell the
         # planner of the chain's triggers that a scan of the log is cheap, for good
         await conn.execute("ANALYZE registrations, cells, engine_state, flags, feature_snapshots, "

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 UNMAPPED = "unmapped"
 NO_ACTIVITY = "no activity"     # a card without any recorded activity up to the month
 UNLOCATED = "unlocated"         # active, but no record of it carried a cell
+NO_REGISTRATION = "(no registration)"   # the carrier and channel of a SIM without a registration
 _PREFIX = re.compile(r"\d{3}(-\d{0,6}){0,3}")   # a prefix of MCC-MNC-LAC-CI
 
 # Virtual operators of the Chinese market as the simulator spells them (config may override).

@@ -14,20 +14,19 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import numpy as np
 
-from detector.report import lookup_counts
-from detector.report.config import NO_ACTIVITY, ReportConfig
+from detector.report import active, lookup_counts
+from detector.report.config import NO_ACTIVITY, NO_REGISTRATION, ReportConfig
 from detector.report.tables import Column, Report, Table
 from detector.wording import counted
 
 log = logging.getLogger("goipwatch.report")
 
-NO_REGISTRATION = "(no registration)"
 LINE_ACTIONS = ("reverify", "suspend")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -169,23 +168,13 @@ class RigFact:
     members: tuple[int, ...]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MonthFacts:
-    active_by_carrier_channel: dict[tuple[str, str], int] = field(default_factory=dict)
-    active_by_cell: dict[str, int] = field(default_factory=dict)
-    cards: list[Card] = field(default_factory=list)
+    active: active.Active
+    cards: list[Card]
 
 
 async def _month_facts(conn: asyncpg.Connection, start: datetime, end: datetime) -> MonthFacts:
-    out = MonthFacts()
-    for r in await conn.fetch(
-            "SELECT coalesce(r.carrier, $2) AS carrier, coalesce(r.channel, $2) AS channel, "
-            "count(*) AS n FROM sim_activity a LEFT JOIN registrations r USING (imsi) "
-            "WHERE a.month = $1 GROUP BY 1, 2", start.date(), NO_REGISTRATION):
-        out.active_by_carrier_channel[(r["carrier"], r["channel"])] = r["n"]
-    for r in await conn.fetch("SELECT last_cell, count(*) AS n FROM sim_activity WHERE month = $1 "
-                              "GROUP BY 1", start.date()):
-        out.active_by_cell[r["last_cell"]] = r["n"]
     rows = await conn.fetch(
         "WITH firsts AS (SELECT imsi, min(flagged_at) AS flagged_at, array_agg(DISTINCT kind) AS kinds "
         "  FROM flags GROUP BY imsi HAVING min(flagged_at) >= $1 AND min(flagged_at) < $2) "
@@ -198,9 +187,9 @@ async def _month_facts(conn: asyncpg.Connection, start: datetime, end: datetime)
         "   ORDER BY month DESC LIMIT 1) AS cell "
         "FROM firsts f LEFT JOIN registrations r USING (imsi) ORDER BY f.imsi",
         start, end, start.date(), NO_REGISTRATION)
-    out.cards = [Card(r["imsi"], r["carrier"], r["channel"], r["cell"], r["flagged_at"],
-                      frozenset(r["kinds"]), r["verdict"] or "", r["first_activity"]) for r in rows]
-    return out
+    cards = [Card(r["imsi"], r["carrier"], r["channel"], r["cell"], r["flagged_at"],
+                  frozenset(r["kinds"]), r["verdict"] or "", r["first_activity"]) for r in rows]
+    return MonthFacts(await active.read(conn, start.date()), cards)
 
 
 async def _requests(conn: asyncpg.Connection, imsis: list[int]) -> list[Request]:
@@ -342,7 +331,9 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
             trend.append((t, prev if t == prev_start else await _month_facts(conn, t, _next_month(t))))
             t = _prev_month(t)
         lookups = await _lookups(conn, start, end)
-        coverage, notes = await _coverage(conn, start, end, bool(cards), config)
+        coverage, notes = await _coverage(conn, start, end, bool(cards), bool(facts.active.by_cell),
+                                          config)
+    await active.keep(pool, [f.active for _, f in trend] + [prev.active])
 
     def carrier_of(imsi: int) -> str:
         return card_by_imsi[imsi].carrier if imsi in card_by_imsi else places[imsi][0]
@@ -364,7 +355,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
     w = config.within_s
     # carriers
     active_carrier: Counter[str] = Counter()
-    for (carrier, _), n in facts.active_by_carrier_channel.items():
+    for (carrier, _), n in facts.active.by_carrier_channel.items():
         active_carrier[carrier] += n
     carrier_rigs = rig_groups(carrier_of)
     keys = set(active_carrier) | {c.carrier for c in cards} | set(carrier_rigs)
@@ -394,7 +385,7 @@ async def gather(pool: asyncpg.Pool, month: str, config: ReportConfig = ReportCo
 
     # regions
     active_region: Counter[str] = Counter()
-    for cell, n in facts.active_by_cell.items():
+    for cell, n in facts.active.by_cell.items():
         active_region[config.region_of(cell)] += n
     region_rigs = rig_groups(region_of)
     rkeys = set(active_region) | {region_of_cell(c.cell) for c in cards} | set(region_rigs)
@@ -471,7 +462,7 @@ def _channels(cur: MonthFacts, prev: MonthFacts, start: datetime, prev_start: da
               min_population: int) -> Table:
     def per_channel(f: MonthFacts) -> tuple[Counter, Counter]:
         active: Counter[str] = Counter()
-        for (_, ch), n in f.active_by_carrier_channel.items():
+        for (_, ch), n in f.active.by_carrier_channel.items():
             active[ch] += n
         return active, Counter(c.channel for c in f.cards if c.involved)
 
@@ -513,7 +504,7 @@ def _trend(months: list[tuple[datetime, MonthFacts]], min_population: int) -> Ta
     rows = []
     for start, f in sorted(months, key=lambda m: m[0]):
         active: Counter[str] = Counter()
-        for (carrier, _), n in f.active_by_carrier_channel.items():
+        for (carrier, _), n in f.active.by_carrier_channel.items():
             active[carrier] += n
         inv = Counter(c.carrier for c in f.cards if c.involved)
         for k in sorted(set(active) | set(inv)):
@@ -635,7 +626,8 @@ def _feed_note(probe: str, got: dict[date, int], missing: list[date], days: int,
 
 
 async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, any_cards: bool,
-                    config: ReportConfig) -> tuple[tuple[Table, ...], tuple[str, ...]]:
+                    any_active: bool, config: ReportConfig
+                    ) -> tuple[tuple[Table, ...], tuple[str, ...]]:
     d0, d1 = start.date(), end.date()
     all_days = [d0 + timedelta(days=i) for i in range((d1 - d0).days)]
     days = await conn.fetch(
@@ -685,8 +677,7 @@ async def _coverage(conn: asyncpg.Connection, start: datetime, end: datetime, an
     if not rows:
         notes.append(f"no feed delivered records for {month_name}: the tables below are empty "
                      "or hold only flags and lookups")
-    acts = await conn.fetchval("SELECT count(*) FROM sim_activity WHERE month = $1", d0)
-    if any_cards and not acts:
+    if any_cards and not any_active:
         notes.append("cards were flagged but no activity is recorded for the month (activity is "
                      "kept from migration 006 on): active subscribers and rates are missing")
     outcomes = await conn.fetchval(

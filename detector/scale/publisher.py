@@ -199,7 +199,7 @@ class Publisher:
                                "WHERE stream = $1", self.cfg.stream, clock.watermark, clock.next_tick)
             await cp.save_quarantine(conn, [(probe, r) for r in rejected])
             await _ingested(conn, cp.FileDone(probe, path.name, size, sha, "done", records, len(rejected)))
-            await activity.save(conn, facts)
+            await activity.new_versions(conn, await activity.save(conn, facts))
         self.clock = clock
         log.info("file published", extra={"file": path.name, "records": records,
                                           "rejected": len(rejected), "messages": messages})

@@ -142,10 +142,13 @@ def _ts(epoch: int) -> datetime:
     return datetime.fromtimestamp(int(epoch), UTC)
 
 
-async def save(conn: asyncpg.Connection, facts: Facts) -> None:
-    """Write ``facts`` on ``conn`` (inside the caller's checkpoint transaction)."""
+async def save(conn: asyncpg.Connection, facts: Facts) -> list[date]:
+    """Write ``facts`` on ``conn`` (inside the caller's checkpoint transaction); returns the
+    months whose activity it wrote, for :func:`new_versions` at the end of the transaction."""
     a = merge(facts.activity)
+    months: list[date] = []
     if len(a):
+        months = [_month_date(m) for m in np.unique(a.month).tolist()]
         await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _cp_activity (month date, imsi bigint, "
                            "first_at timestamptz, last_at timestamptz, events bigint, "
                            "cell_at timestamptz, last_cell text) ON COMMIT DELETE ROWS")
@@ -174,3 +177,16 @@ async def save(conn: asyncpg.Connection, facts: Facts) -> None:
             "ON CONFLICT (probe, source, day) DO UPDATE SET records = feed_days.records + EXCLUDED.records",
             [(p, s, date.fromordinal(date(1970, 1, 1).toordinal() + d), n)
              for (p, s, d), n in sorted(facts.days.items())])
+    return months
+
+
+async def new_versions(conn: asyncpg.Connection, months: list[date]) -> None:
+    """Give each of ``months`` a new activity version (migration 025): the report's kept
+    active counts of those months are stale from this transaction's commit on. Called last
+    in a checkpoint's transaction: scale-out workers that wrote the same month queue on its
+    version row from this statement to their commit, not from their activity write."""
+    if months:
+        await conn.execute(
+            "INSERT INTO activity_versions (month, version) "
+            "SELECT m, nextval('report_versions') FROM unnest($1::date[]) AS m ORDER BY m "
+            "ON CONFLICT (month) DO UPDATE SET version = EXCLUDED.version", sorted(months))

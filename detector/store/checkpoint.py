@@ -121,20 +121,21 @@ class Outcome:
 
 
 async def commit(pool: asyncpg.Pool, process: Checkpointed, outcome: Outcome) -> list[int]:
-    """One checkpoint, one transaction: ``process``'s state, then the outcome's flags (with
-    their history and feature snapshots), rigs, the flags' verification requests, quarantined
-    rows and activity, then ``process.refresh``. Returns the store ids of the flags, in order.
+    """One checkpoint, one transaction: ``process``'s state, then the outcome's activity,
+    flags (with their history and feature snapshots), rigs, the flags' verification requests
+    and quarantined rows, the new versions of the months whose activity changed, then
+    ``process.refresh``. Returns the store ids of the flags, in order.
     Either all of it is in the store or none of it: a crash before the commit replays the same
     input, one after it skips it."""
     flags, rigs = list(outcome.flags), list(outcome.rigs)
     async with pool.acquire() as conn, conn.transaction():
         await process.write_state(conn)
-        if outcome.facts is not None:
-            await activity.save(conn, outcome.facts)
+        months = [] if outcome.facts is None else await activity.save(conn, outcome.facts)
         ids = await save_flags(conn, flags)
         await save_rigs(conn, rigs)
         await verify_outbox.enqueue(conn, flags, ids, rigs, outcome.verify_policy)
         await save_quarantine(conn, outcome.quarantine)
+        await activity.new_versions(conn, months)
         await process.refresh(conn)
     return ids
 
@@ -289,6 +290,8 @@ async def save_inputs(conn: asyncpg.Connection, pending: Pending) -> None:
             "source = EXCLUDED.source, updated_at = now()",
             [(int(r.imsi), int(r.msisdn), r.iccid, _ts(r.activated_at), r.id_hash, r.channel,
               r.carrier, reg.source) for r in reg.records()])
+    if pending.registrations:    # the report's kept active counts by carrier and channel
+        await conn.execute("UPDATE registrations_version SET version = nextval('report_versions')")
 
 
 async def save_flags(conn: asyncpg.Connection, flags: Sequence[Flag]) -> list[int]:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 from detector.api import audit
+from detector.store import activity
 
 CM, XM = "China Mobile", "Xiaomi Mobile"
 S = {i: 460_00_1000000000 + i for i in range(1, 10)}      # IMSIs s1..s9
@@ -44,6 +45,7 @@ async def build(conn: asyncpg.Connection) -> None:
             "INSERT INTO sim_activity (imsi, month, first_at, last_at, events, last_cell) "
             "VALUES ($1, $2, $3::timestamptz, $3::timestamptz + interval '1 hour', 10, $4)",
             S[i], date.fromisoformat(month), t(first), cell)
+    await activity.new_versions(conn, [date(2026, 9, 1), date(2026, 10, 1)])   # as a checkpoint
     # flags: (sim, kind, flagged_at, rig)
     ids = {}
     for i, kind, at, rig in (
