@@ -92,3 +92,7 @@ LOOKUP_SECONDS = Histogram()
 # address failed too often) or "client" (a client named in too many failed attempts).
 AUTH_LOCKOUTS = Counter()
 LOCKOUT_SCOPES = ({"scope": "address"}, {"scope": "client"})
+
+# Audit groups of this process chained again because another process had appended
+# (detector/api/audit.py): several API processes, or the daemon's and an API's writers.
+AUDIT_RECHAINED = Counter()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from detector.metrics import AUTH_LOCKOUTS, LOCKOUT_SCOPES, LOOKUP_SECONDS
+from detector.metrics import AUDIT_RECHAINED, AUTH_LOCKOUTS, LOCKOUT_SCOPES, LOOKUP_SECONDS
 from detector.tomltable import typed_values
 from probes.interface import ReportsHealth, ReportsLag
 
@@ -114,6 +114,9 @@ async def metrics_text(daemon: Daemon) -> str:
     out.extend(AUTH_LOCKOUTS.exposition(
         "goipwatch_auth_lockouts_total", "authentication lockouts started, per scope (source "
         "address, named client)", LOCKOUT_SCOPES))
+    out.extend(AUDIT_RECHAINED.exposition(
+        "goipwatch_audit_rechained_total", "audit groups chained again on a head another "
+        "process had moved (then the head is locked first for a while)", ({},)))
     outbox = await pool.fetch("SELECT status, count(*) n, "
                               "extract(epoch FROM now() - min(created_at)) age "
                               "FROM verification_outbox GROUP BY status")

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from detector.metrics import AUDIT_RECHAINED
 from detector.wording import counted
 
 GENESIS = "0" * 64
@@ -85,7 +87,10 @@ class AuditWriter:
     """Appends to the chain; the head is cached in the process and appends of one process are
     serialised by a lock. The insert trigger checks that each row continues the stored head
     and moves it, so when another process appended meanwhile the insert is refused, and the
-    rows are chained again on the head read under its row lock.
+    rows are chained again on the head read under its row lock. After such a refusal the
+    writer locks the head before every group for ``contended_s``: two API processes busy
+    appending would otherwise refuse each other's every group, each group paid twice, and
+    under load the queue behind them grows until requests time out.
 
     Appends outside a caller's transaction are committed in groups: while one group is being
     written, the appends that arrive queue up, and the next group is chained in arrival order
@@ -100,10 +105,13 @@ class AuditWriter:
     than each paying for its own (PostgreSQL's ``commit_delay``, decided by what is known to
     be in flight instead of a guess). A lone request never waits: nothing else is coming."""
 
-    def __init__(self, pool: asyncpg.Pool, max_group: int = 256, gather_s: float = 0.002) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_group: int = 256, gather_s: float = 0.002,
+                 contended_s: float = 5.0) -> None:
         self.pool = pool
         self.max_group = max_group
         self.gather_s = gather_s
+        self.contended_s = contended_s
+        self._contended_until = 0.0      # till then, every group locks the head first
         self._lock = asyncio.Lock()
         self._head: tuple[int, str] | None = None
         self._queue: list[tuple[AuditEntry, asyncio.Future]] = []
@@ -204,11 +212,15 @@ class AuditWriter:
                        conn: asyncpg.Connection | None) -> list[tuple[int, str]]:
         """Insert ``entries`` chained on the cached head, or on the locked head when another
         process moved it (called under the lock)."""
-        if self._head is not None:
+        now = time.monotonic()
+        if self._head is not None and now >= self._contended_until:
             try:
                 return await self._insert(entries, self._head, conn)
             except asyncpg.IntegrityConstraintViolationError:
-                pass                     # another process appended: re-chain on its head
+                # another process appended: re-chain on its head, and take the head's lock
+                # first for a while, as busy writers would refuse each other's every group
+                AUDIT_RECHAINED.inc()
+                self._contended_until = now + self.contended_s
             except BaseException:
                 self._head = None        # unknown outcome (say, a lost connection)
                 raise

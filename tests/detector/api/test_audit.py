@@ -254,6 +254,25 @@ async def test_writers_of_several_processes_share_one_chain(pool):
     assert report.ok and report.rows == 30 and report.head_seq == 30
 
 
+async def test_busy_writers_of_two_processes_lock_the_head_instead_of_refusing_each_other(pool):
+    from detector.api.audit import AuditWriter
+    from detector.metrics import AUDIT_RECHAINED
+    import asyncio
+    writers = [AuditWriter(pool), AuditWriter(pool)]    # as two API processes would
+    before = AUDIT_RECHAINED.count()
+
+    async def burst(w, r):
+        await asyncio.gather(*[w.append(AuditEntry(request_id=f"r{r}-{i}", status=200))
+                               for i in range(10)])
+
+    for r in range(20):     # each round, both append a group on the head the other moved
+        await asyncio.gather(burst(writers[0], 2 * r), burst(writers[1], 2 * r + 1))
+    report = await verify_audit(pool)
+    assert report.ok and report.rows == 400
+    # each was refused once at most, then took the head's lock first for contended_s
+    assert AUDIT_RECHAINED.count() - before <= 2
+
+
 async def test_concurrent_appends_are_chained_in_arrival_order_and_durable_on_return(pool):
     writer = AuditWriter(pool)
 
