@@ -1,8 +1,8 @@
 """A month's active subscribers, counted from ``sim_activity`` once and kept (migration 025).
 
 Counting reads every activity row of the month (joined with the registrations for carrier
-and channel): about 2.7 s of a store core for a report over a month of a million active
-SIMs, on the store that answers the police lookups. A closed month does not change, so the
+and channel): over a million active SIMs, seconds of a store core for each report, on the
+store that answers the police lookups, where the rest of the report reads a few thousand rows. A closed month does not change, so the
 counts are kept in ``report_active`` with the versions of the month's activity and of the
 registrations they were read from, and counted again only when one of those has moved (the
 daemon gives a month a new version in every checkpoint that writes its activity, so the

@@ -1,8 +1,8 @@
 -- A month's active subscribers, counted once (detector/report/active.py): by carrier and
 -- sales channel (sim_activity joined with registrations) and by last cell. Counting them
--- reads every sim_activity row of the month: about 2.7 s of one core per report over a
--- month of a million active SIMs (two months, as the report compares with the month
--- before), on the store the police lookups share. A closed month does not change, so the
+-- reads every sim_activity row of the month (and of the month before, which the report
+-- compares): over a million active SIMs, seconds of a store core for each report, on the
+-- store the police lookups share. A closed month does not change, so the
 -- counts are kept with the versions of what they were read from and read again only when
 -- one of them has moved.
 --
