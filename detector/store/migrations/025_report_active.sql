@@ -46,20 +46,18 @@ CREATE TABLE report_active (
 -- Statement-level: a deletion is rare and moves every month at once (its rows' months are
 -- not worth a transition table). Inserts and updates are versioned by their writers, once
 -- per checkpoint, not per statement: the daemon writes registrations row by row.
-CREATE FUNCTION sim_activity_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION report_versions_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE activity_versions SET version = nextval('report_versions');
+    IF TG_TABLE_NAME = 'sim_activity' THEN
+        UPDATE activity_versions SET version = nextval('report_versions');
+    ELSE
+        UPDATE registrations_version SET version = nextval('report_versions');
+    END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER sim_activity_removed AFTER DELETE OR TRUNCATE ON sim_activity
-    FOR EACH STATEMENT EXECUTE FUNCTION sim_activity_removed();
-
-CREATE FUNCTION registrations_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE registrations_version SET version = nextval('report_versions');
-    RETURN NULL;
-END $$;
+    FOR EACH STATEMENT EXECUTE FUNCTION report_versions_moved();
 
 CREATE TRIGGER registrations_removed AFTER DELETE OR TRUNCATE ON registrations
-    FOR EACH STATEMENT EXECUTE FUNCTION registrations_removed();
+    FOR EACH STATEMENT EXECUTE FUNCTION report_versions_moved();
