@@ -2,12 +2,12 @@
 
 Counting reads every activity row of the month (joined with the registrations for carrier
 and channel): over a million active SIMs, seconds of a store core for each report, on the
-store that answers the police lookups, where the rest of the report reads a few thousand rows. A closed month does not change, so the
-counts are kept in ``report_active`` with the versions of the month's activity and of the
-registrations they were read from, and counted again only when one of those has moved (the
-daemon gives a month a new version in every checkpoint that writes its activity, so the
-month being watched is counted at every report; a month replayed later, or a registrations
-file, makes the next report count again).
+store that answers the police lookups, where the rest of the report reads a few thousand
+rows. A closed month does not change, so the counts are kept in ``report_active`` with the
+versions of the month's activity and of the registrations they were read from, and counted
+again only when one of those has moved (the daemon gives a month a new version in every
+checkpoint that writes its activity, so the month being watched is counted at every report;
+a month replayed later, or a registrations file, makes the next report count again).
 
 :func:`read` runs inside the report's read-only snapshot and says which months it counted;
 :func:`keep` stores those afterwards, in a transaction of its own. Counts and versions come
